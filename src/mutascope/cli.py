@@ -1,0 +1,221 @@
+"""The ``mutascope`` command line: a thin layer over the library.
+
+It parses options, calls the library, and renders results and progress.
+User mistakes (:class:`MutascopeError`) become one line on stderr and exit
+code 2; Ctrl-C during a screen says how to resume and exits with 130.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import MutascopeError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Map what the parameters of a large language model do.",
+)
+out = Console()
+err = Console(stderr=True)
+
+ModelOpt = typer.Option(None, "--model", "-m", help="Hub id, local directory or .gguf file (default: bundled SmolLM2-135M-Instruct).")
+DtypeOpt = typer.Option("float32", help="float32, bfloat16 or float16.")
+DeviceOpt = typer.Option("cpu", help="cpu or cuda.")
+ProbeOpt = typer.Option(..., "--probe", "-p", help="Built-in id (drosophila python java newton p53), probe file, mmlu21:SUBJECT or mmlu:SUBJECT[:N]. Repeat for several.")
+LayersOpt = typer.Option("all", help="Layers, e.g. 0-3,7 (inclusive ranges) or all.")
+MatricesOpt = typer.Option("all", help="Matrices among q,k,v,o,gate,up,down, or all.")
+RowsOpt = typer.Option("all", help="Tile rows, e.g. 0-3 (clipped to each matrix), or all.")
+ColsOpt = typer.Option("all", help="Tile columns, e.g. 0-3 (clipped to each matrix), or all.")
+KindsOpt = typer.Option("max,min", help="Mutation kinds: max, min, zero, value:X, scale:X.")
+TileOpt = typer.Option("64", help="Tile size: 64 or HxW.")
+TokensOpt = typer.Option(None, "--max-new-tokens", help="Override the new-token count of free-text probes.")
+DecodingOpt = typer.Option(None, help="Override free-text probes' decoding: greedy, sample:T or sample:T:SEED.")
+MmluOpt = typer.Option(None, "--mmlu-dir", help="MMLU-format directory for mmlu21:/mmlu: probes (or $MUTASCOPE_MMLU_DIR).")
+
+
+def _load(model: Optional[str], dtype: str, device: str):
+    from .subject import load_model
+
+    with err.status(f"loading {model or 'the default model'} ..."):
+        return load_model(model, dtype=dtype, device=device)
+
+
+def _probes(specs, subject, mmlu_dir, max_new_tokens, decoding):
+    from .probe_specs import resolve_probes
+    from .probes import Decoding
+
+    dec = Decoding.parse(decoding) if decoding else None
+    with err.status("preparing probes ..."):
+        return resolve_probes(specs, subject, mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens, decoding=dec)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    i, sep, n = text.partition("/")
+    try:
+        return (int(i), int(n)) if sep else (0, 1)
+    except ValueError:
+        raise MutascopeError(f"bad --shard {text!r}: use INDEX/COUNT, e.g. 0/4") from None
+
+
+@app.command()
+def models(model: Optional[str] = ModelOpt, dtype: str = DtypeOpt, device: str = DeviceOpt, tile: str = TileOpt) -> None:
+    """List every mutable matrix of a model with its shape and tile counts."""
+    from .mutation import TileGrid
+    from .plan import parse_tile
+
+    size = parse_tile(tile)
+    subject = _load(model, dtype, device)
+    anatomy = subject.anatomy
+    table = Table(title=f"{subject.model_id} ({anatomy.family}, {anatomy.n_layers} layers, tile {size[0]}x{size[1]})")
+    for col in ("layer", "matrix", "weight", "shape (out x in)", "tile grid", "tiles"):
+        table.add_column(col)
+    total = 0
+    for ref in anatomy.refs():
+        grid = TileGrid(ref.shape, size)
+        total += len(grid)
+        table.add_row(str(ref.layer), ref.matrix, ref.param_name, f"{ref.shape[0]}x{ref.shape[1]}",
+                      f"{grid.n_rows}x{grid.n_cols}", str(len(grid)))
+    out.print(table)
+    out.print(f"{len(anatomy.refs())} matrices, {total} tiles")
+
+
+@app.command()
+def plan(
+    probe: List[str] = ProbeOpt,
+    model: Optional[str] = ModelOpt,
+    layers: str = LayersOpt,
+    matrices: str = MatricesOpt,
+    rows: str = RowsOpt,
+    cols: str = ColsOpt,
+    kinds: str = KindsOpt,
+    tile: str = TileOpt,
+    mmlu_dir: Optional[Path] = MmluOpt,
+    dtype: str = DtypeOpt,
+    device: str = DeviceOpt,
+) -> None:
+    """Count the mutants and probe runs of a plan, before anything runs."""
+    from .plan import PlanSpec, build_plan
+    from .probe_specs import resolve_probes
+
+    spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
+    subject = _load(model, dtype, device)
+    built = build_plan(spec, subject.anatomy)
+    # mmlu21 sets are selected by running the model; count them as 21 without running.
+    n_probes = 21 * sum(s.startswith("mmlu21:") for s in probe)
+    n_probes += len(resolve_probes([s for s in probe if not s.startswith("mmlu21:")], subject, mmlu_dir=mmlu_dir))
+    table = Table(title="plan")
+    table.add_column("matrix")
+    table.add_column("mutants", justify="right")
+    for name, count in built.summary().items():
+        table.add_row(name, str(count))
+    out.print(table)
+    out.print(f"{len(built)} mutants x {n_probes} probes = {len(built) * n_probes} probe runs")
+
+
+@app.command()
+def screen(
+    probe: List[str] = ProbeOpt,
+    out_file: Path = typer.Option(..., "--out", "-o", help="Results file (DuckDB); rerun the same command to resume."),
+    model: Optional[str] = ModelOpt,
+    layers: str = LayersOpt,
+    matrices: str = MatricesOpt,
+    rows: str = RowsOpt,
+    cols: str = ColsOpt,
+    kinds: str = KindsOpt,
+    tile: str = TileOpt,
+    engine: str = typer.Option("reference", help="Screening engine."),
+    shard: str = typer.Option("0/1", help="Run only shard INDEX/COUNT of the plan."),
+    chunk_size: int = typer.Option(8, help="Mutations per committed transaction."),
+    max_new_tokens: Optional[int] = TokensOpt,
+    decoding: Optional[str] = DecodingOpt,
+    mmlu_dir: Optional[Path] = MmluOpt,
+    dtype: str = DtypeOpt,
+    device: str = DeviceOpt,
+) -> None:
+    """Run (or resume) a mutagenesis screen into a results file."""
+    from .plan import PlanSpec
+    from .screen import Screen
+    from .store import open_results
+
+    spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
+    shard_pair = _shard(shard)
+    subject = _load(model, dtype, device)
+    probes = _probes(probe, subject, mmlu_dir, max_new_tokens, decoding)
+    job = Screen(subject, probes, spec, out_file, engine=engine, shard=shard_pair, chunk_size=chunk_size)
+    with err.status("running the unmutated model on the probes ..."):
+        job.prepared()
+    columns = (TextColumn("screen"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task("screen", total=len(job.mutations))
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            summary = job.run(progress)
+        except KeyboardInterrupt:
+            bar.stop()
+            err.print(f"interrupted: finished chunks are saved in {out_file}; rerun the same command to resume")
+            raise typer.Exit(130)
+    with open_results(summary.path) as results:
+        _print_summary(results, summary)
+
+
+def _print_summary(results, summary) -> None:
+    counts = results.query(
+        "SELECT m.matrix, m.kind, count(DISTINCT m.mutation_id) AS mutants,"
+        " count(DISTINCT CASE WHEN o.nsm THEN m.mutation_id END) AS nsm_mutants"
+        " FROM mutations m JOIN outcomes o USING (mutation_id) GROUP BY ALL ORDER BY ALL"
+    )
+    table = Table(title="NSMs by matrix and kind (mutants with any NSM)")
+    for col in ("matrix", "kind", "mutants", "NSM"):
+        table.add_column(col)
+    for r in counts.itertuples():
+        table.add_row(r.matrix, r.kind, str(r.mutants), str(r.nsm_mutants))
+    out.print(table)
+    per_probe = results.query("SELECT probe_id, sum(nsm::INT) AS nsm, count(*) AS n FROM outcomes GROUP BY ALL ORDER BY ALL")
+    for r in per_probe.itertuples():
+        out.print(f"probe {r.probe_id}: {r.nsm} NSM of {r.n}")
+    out.print(
+        f"{summary.n_done}/{summary.n_mutations} mutants done ({summary.n_run_now} this run, {summary.seconds:.1f} s); "
+        f"results in {summary.path}"
+    )
+
+
+@app.command()
+def export(
+    results_file: Path = typer.Argument(..., help="A screen's results file."),
+    out_dir: Path = typer.Option(None, "--out", "-o", help="Directory for the Parquet files (default: next to the file)."),
+) -> None:
+    """Write every table of a results file as Parquet."""
+    from .store import open_results
+
+    target = out_dir or results_file.with_suffix("").with_name(results_file.stem + "_parquet")
+    with open_results(results_file) as results:
+        for path in results.export(target):
+            out.print(str(path))
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one line and exit 2."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    try:
+        app()
+    except MutascopeError as exc:
+        err.print(f"mutascope: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

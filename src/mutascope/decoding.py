@@ -1,0 +1,83 @@
+"""Deterministic decoding: the next token is a function of (logits, step) only.
+
+The paper reset one random seed before every generation so the wild type and
+every mutant shared their randomness. We make that exact: sampling is
+Gumbel-max, ``argmax(logits / T + g_t)``, where the Gumbel noise ``g_t`` for
+step ``t`` is drawn from a generator seeded by ``(seed, t)`` alone. Two models
+that produce the same logits at a step therefore choose the same token, and
+any engine (Hugging Face ``generate``, a batched teacher-forced pass) that
+computes the same scores makes the same choice.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import LogitsProcessor
+
+from .probes import Decoding
+
+_MIX_A = 0x9E3779B97F4A7C15
+_MIX_B = 0xBF58476D1CE4E5B9
+
+
+def step_seed(seed: int, step: int) -> int:
+    """A 63-bit generator seed for one decoding step, mixed from (seed, step)."""
+    x = (seed * _MIX_A + (step + 1) * _MIX_B) & 0xFFFFFFFFFFFFFFFF
+    x ^= x >> 31
+    return x & 0x7FFFFFFFFFFFFFFF
+
+
+class Decoder:
+    """Chooses tokens from logits; identical choices for identical logits.
+
+    ``scores(logits, step)`` returns float32 scores whose argmax is the token;
+    ``choose`` takes that argmax. Noise vectors are cached per step, so a
+    screen pays for them once, however many mutants it decodes.
+    """
+
+    def __init__(self, decoding: Decoding, vocab_size: int):
+        self.decoding = decoding
+        self.vocab_size = vocab_size
+        self._noise: dict[int, torch.Tensor] = {}
+
+    def noise(self, step: int) -> torch.Tensor:
+        """The Gumbel noise of ``step`` (float32, on the CPU)."""
+        cached = self._noise.get(step)
+        if cached is None:
+            gen = torch.Generator().manual_seed(step_seed(self.decoding.seed, step))
+            u = torch.rand(self.vocab_size, generator=gen, dtype=torch.float64)
+            u = u.clamp(min=1e-300, max=1.0 - 1e-16)
+            cached = (-torch.log(-torch.log(u))).to(torch.float32)
+            self._noise[step] = cached
+        return cached
+
+    def scores(self, logits: torch.Tensor, step: int) -> torch.Tensor:
+        """Float32 scores over the vocabulary whose argmax is the chosen token."""
+        logits = logits.to(torch.float32)
+        if self.decoding.method == "greedy":
+            return logits
+        vocab = logits.shape[-1]
+        noise = self.noise(step)
+        if noise.shape[0] != vocab:
+            raise ValueError(f"logits have {vocab} entries, decoder was built for {noise.shape[0]}")
+        return logits / self.decoding.temperature + noise.to(logits.device)
+
+    def choose(self, logits: torch.Tensor, step: int) -> torch.Tensor:
+        """The chosen token id(s) for ``logits`` of shape (..., vocab)."""
+        return self.scores(logits, step).argmax(dim=-1)
+
+
+class DecoderLogitsProcessor(LogitsProcessor):
+    """Plugs a :class:`Decoder` into Hugging Face ``generate`` (run greedily).
+
+    ``generate`` then takes the argmax of our scores at every step, which is
+    exactly the decoder's choice.
+    """
+
+    def __init__(self, decoder: Decoder, prompt_length: int):
+        self.decoder = decoder
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        step = input_ids.shape[1] - self.prompt_length
+        return self.decoder.scores(scores, step)

@@ -1,0 +1,158 @@
+"""A mutagenesis screen: plan -> chunks -> engine -> store, resumable.
+
+Everything a user can get wrong (model, probes, plan, output file) is checked
+before the first row is written. Chunks of mutations are committed one
+transaction at a time, so stopping a screen (an exception, Ctrl-C, a killed
+machine) loses at most the chunk in flight, and rerunning the same screen
+continues from there.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import __version__
+from .engine import PreparedProbe, make_engine, prepare_probes
+from .engine.reference import decode_text, eos_ids
+from .errors import MutascopeError
+from .plan import Plan, PlanSpec, build_plan
+from .probes import Probe
+from .store import ProbeRecord, Store
+
+Progress = Callable[[int, int], None]
+
+
+def _versions() -> dict[str, str]:
+    import duckdb
+    import torch
+    import transformers
+
+    return {
+        "mutascope": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "duckdb": duckdb.__version__,
+        "python": platform.python_version(),
+    }
+
+
+@dataclass
+class ScreenSummary:
+    """What a finished (or partly finished) screen did."""
+
+    path: Path
+    n_mutations: int
+    n_done: int
+    n_run_now: int
+    seconds: float
+
+
+class Screen:
+    """One screen of a model: a plan, a set of probes, a results file.
+
+    Args:
+        subject: the loaded model (see :func:`mutascope.load_model`).
+        probes: probes to run on every mutant.
+        spec: which mutations (a :class:`PlanSpec`).
+        out: the DuckDB results file; created, or resumed if it holds this screen.
+        engine: engine name (``"reference"``).
+        shard: ``(index, count)``: run only that contiguous part of the plan.
+        chunk_size: mutations per committed transaction.
+    """
+
+    def __init__(
+        self,
+        subject,
+        probes: Sequence[Probe],
+        spec: PlanSpec,
+        out: str | os.PathLike,
+        *,
+        engine: str = "reference",
+        shard: tuple[int, int] = (0, 1),
+        chunk_size: int = 8,
+    ):
+        if not probes:
+            raise MutascopeError("no probes given: use --probe (e.g. --probe drosophila)")
+        ids = [p.id for p in probes]
+        dup = next((i for i in ids if ids.count(i) > 1), None)
+        if dup is not None:
+            raise MutascopeError(f"probe id {dup!r} is given twice")
+        if chunk_size < 1:
+            raise MutascopeError("chunk size must be at least 1")
+        self.subject = subject
+        self.probes = list(probes)
+        self.spec = spec
+        self.out = Path(out)
+        self.engine = make_engine(engine, subject)
+        self.plan: Plan = build_plan(spec, subject.anatomy)
+        self.mutations = self.plan.shard(*shard)
+        self.shard = shard
+        self.chunk_size = chunk_size
+        self._prepared: list[PreparedProbe] | None = None
+
+    def config(self) -> dict:
+        """The identity of this screen: what must match for a file to be resumed."""
+        return {
+            "model": {"id": self.subject.model_id, "hash": self.subject.content_hash()},
+            "dtype": str(self.subject.dtype).replace("torch.", ""),
+            "device": str(self.subject.device),
+            "plan": self.spec.to_dict(),
+            "shard": f"{self.shard[0]}/{self.shard[1]}",
+            "probes": [p.to_dict() for p in self.probes],
+            "eos": eos_ids(self.subject),
+        }
+
+    def prepared(self) -> list[PreparedProbe]:
+        """Probes with their prompts and wild-type outputs (computed once)."""
+        if self._prepared is None:
+            self._prepared = prepare_probes(self.subject, self.engine, self.probes)
+        return self._prepared
+
+    def _open_store(self) -> Store:
+        config = self.config()
+        prepared = self.prepared()
+        records = [
+            ProbeRecord(
+                p.id, p.probe.kind, p.probe.text, p.probe.chat, p.probe.max_new_tokens,
+                p.probe.decoding.describe(), p.probe.answer, p.probe.group, p.prompt, p.wt_tokens,
+                decode_text(self.subject, p.wt_tokens),
+            )
+            for p in prepared
+        ]
+        decodings = sorted({p.probe.decoding.describe() for p in prepared})
+        run = {
+            "model_id": self.subject.model_id,
+            "model_hash": config["model"]["hash"],
+            "dtype": config["dtype"],
+            "device": config["device"],
+            "decoding": "; ".join(decodings),
+            "tile": self.spec.tile,
+            "shard": config["shard"],
+            "versions": _versions(),
+        }
+        return Store.open(self.out, config, run=run, probes=records, mutations=self.mutations)
+
+    def run(self, progress: Progress | None = None) -> ScreenSummary:
+        """Run (or resume) the screen; ``progress(done, total)`` after each chunk."""
+        start = time.perf_counter()
+        prepared = self.prepared()
+        with self._open_store() as store:
+            done = store.done_mutations()
+            todo = [m for m in self.mutations if m.mutation_id not in done]
+            total, finished = len(self.mutations), len(self.mutations) - len(todo)
+            if progress:
+                progress(finished, total)
+            for i in range(0, len(todo), self.chunk_size):
+                chunk = todo[i : i + self.chunk_size]
+                t0 = time.perf_counter()
+                rows = [row for per_mutation in self.engine.run(chunk, prepared) for row in per_mutation]
+                store.write_chunk(rows, engine=self.engine.name, seconds=time.perf_counter() - t0)
+                finished += len(chunk)
+                if progress:
+                    progress(finished, total)
+        return ScreenSummary(self.out, total, finished, len(todo), time.perf_counter() - start)

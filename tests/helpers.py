@@ -1,0 +1,28 @@
+"""Shared test helpers: small screens on tiny models, table comparison."""
+
+from __future__ import annotations
+
+from mutascope.probes import Decoding, Probe
+
+GREEDY = Decoding("greedy")
+SAMPLE = Decoding("sample", 0.8, 7)
+
+
+def text_probes(n_tokens: int = 8) -> list[Probe]:
+    return [
+        Probe("hello", "Hello world, the", n_tokens, GREEDY),
+        Probe("story", "Once upon a time", n_tokens, SAMPLE),
+    ]
+
+
+def tables(path) -> dict[str, list[tuple]]:
+    """Every table of a results file as sorted rows, minus wall-clock columns."""
+    from mutascope.store import open_results
+
+    with open_results(path) as r:
+        out = {
+            name: r.con.execute(f"SELECT * FROM {name} ORDER BY ALL").fetchall()
+            for name in ("probes", "mutations", "outcomes")
+        }
+        out["runs"] = r.con.execute("SELECT * EXCLUDE (created_at) FROM runs").fetchall()
+    return out

@@ -1,0 +1,91 @@
+"""The command line: bad input is one line on stderr and exit code 2."""
+
+import hashlib
+import sys
+
+import pytest
+
+from mutascope import cli
+from mutascope.testing import tiny_model
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny-llama")
+    subject = tiny_model("llama")
+    subject.model.save_pretrained(path)
+    subject.tokenizer.save_pretrained(path)
+    return path
+
+
+def run(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["mutascope", *map(str, args)])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def screen_args(model_dir, out, *extra):
+    return ["screen", "--model", model_dir, "--probe", "python", "--max-new-tokens", "3",
+            "--layers", "0", "--matrices", "q", "--rows", "0", "--out", out, *extra]
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_screen_plan_models_export(monkeypatch, capsys, model_dir, tmp_path):
+    out = tmp_path / "r.duckdb"
+    code, stdout, _ = run(monkeypatch, capsys, *screen_args(model_dir, out))
+    assert code == 0 and "results in" in stdout and out.exists()
+    code, stdout, _ = run(monkeypatch, capsys, *screen_args(model_dir, out))
+    assert code == 0 and "0 this run" in stdout
+    code, stdout, _ = run(monkeypatch, capsys, "plan", "--model", model_dir, "--probe", "python", "--probe", "newton",
+                          "--layers", "0-1", "--matrices", "q,k", "--kinds", "max,min,zero")
+    assert code == 0 and "mutants x 2 probes" in stdout
+    code, stdout, _ = run(monkeypatch, capsys, "models", "--model", model_dir)
+    assert code == 0 and "down" in stdout and "tiles" in stdout
+    code, stdout, _ = run(monkeypatch, capsys, "export", out, "--out", tmp_path / "pq")
+    assert code == 0 and (tmp_path / "pq" / "outcomes.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (["--model", "/nonexistent/model"], "not found"),
+        (["--matrices", "q,attn"], "unknown matrix"),
+        (["--layers", "40"], "out of range"),
+        (["--tile", "4096"], "larger than matrix"),
+        (["--probe", "BAD_PROBE_FILE"], "probe file"),
+        (["--rows", "99"], "plan is empty"),
+        (["--probe", "nosuchprobe"], "unknown built-in probe"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_keeps_the_file(monkeypatch, capsys, model_dir, tmp_path, change, message):
+    out = tmp_path / "r.duckdb"
+    assert run(monkeypatch, capsys, *screen_args(model_dir, out))[0] == 0
+    before = digest(out)
+    bad_file = tmp_path / "probes.yaml"
+    bad_file.write_text("- id: x\n  text: [unclosed\n")
+    args = screen_args(model_dir, out)
+    opt = change[0]
+    value = str(bad_file) if change[1] == "BAD_PROBE_FILE" else change[1]
+    if opt in args:
+        args[args.index(opt) + 1] = value
+    else:
+        args += [opt, value]
+    code, _, stderr = run(monkeypatch, capsys, *args)
+    assert code == 2
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("mutascope: error:") and message in lines[0].lower()
+    assert digest(out) == before
+
+
+def test_every_command_has_help(monkeypatch, capsys):
+    for command in ("screen", "plan", "models", "export"):
+        code, stdout, _ = run(monkeypatch, capsys, command, "--help")
+        assert code == 0 and "Usage" in stdout

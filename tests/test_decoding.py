@@ -1,0 +1,36 @@
+import torch
+
+from mutascope.decoding import Decoder
+from mutascope.probes import Decoding
+
+
+def test_greedy_is_argmax():
+    d = Decoder(Decoding("greedy"), 5)
+    logits = torch.tensor([[0.1, 2.0, -1.0, 0.0, 1.9]])
+    assert d.choose(logits, 0).tolist() == [1]
+
+
+def test_sampling_noise_depends_only_on_seed_and_step():
+    a, b = Decoder(Decoding("sample", 0.7, 3), 100), Decoder(Decoding("sample", 0.7, 3), 100)
+    assert torch.equal(a.noise(5), b.noise(5))
+    assert not torch.equal(a.noise(5), a.noise(6))
+    c = Decoder(Decoding("sample", 0.7, 4), 100)
+    assert not torch.equal(a.noise(5), c.noise(5))
+
+
+def test_sampling_is_a_deterministic_function_of_logits_and_step():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 50)
+    d = Decoder(Decoding("sample", 0.7, 0), 50)
+    first = d.choose(logits, 2)
+    torch.manual_seed(123)  # global RNG state must not matter
+    assert torch.equal(Decoder(Decoding("sample", 0.7, 0), 50).choose(logits, 2), first)
+    # batched rows decide like single rows
+    assert [int(d.choose(logits[i], 2)) for i in range(3)] == first.tolist()
+
+
+def test_sampling_follows_the_softmax_distribution():
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.2]))
+    d = Decoder(Decoding("sample", 1.0, 0), 3)
+    counts = torch.bincount(torch.stack([d.choose(logits, t) for t in range(4000)]), minlength=3).float() / 4000
+    assert torch.allclose(counts, torch.tensor([0.5, 0.3, 0.2]), atol=0.03)

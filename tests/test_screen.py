@@ -1,0 +1,190 @@
+"""Reference screens on tiny random models: exactness, restoration, resume."""
+
+import pytest
+import torch
+
+from mutascope.engine import ReferenceEngine, divergence_step, prepare_probes
+from mutascope.errors import MutascopeError
+from mutascope.plan import PlanSpec, build_plan
+from mutascope.screen import Screen
+from mutascope.store import open_results
+from mutascope.testing import TINY_FAMILIES, tiny_model
+
+from helpers import tables, text_probes
+
+
+def test_divergence_step():
+    assert divergence_step([1, 2, 3], [1, 2, 3]) is None
+    assert divergence_step([1, 5, 3], [1, 2, 3]) == 1
+    assert divergence_step([1, 2], [1, 2, 3]) == 2
+    assert divergence_step([1, 2, 3, 4], [1, 2, 3]) == 3
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "phi3"])
+def test_screen_mutates_exactly_the_intended_elements(family):
+    """During each mutant's forward passes, only its tile differs from the original, set to its value."""
+    subject = tiny_model(family)
+    anatomy = subject.anatomy
+    originals = {name: p.detach().clone() for name, p in subject.model.named_parameters()}
+    plan = build_plan(PlanSpec.parse(layers="0,2", kinds="max,min,zero,scale:-2"), anatomy)
+    mutations = plan.mutations[::7]
+    engine = ReferenceEngine(subject)
+    probes = prepare_probes(subject, engine, text_probes(2))
+    seen = []
+
+    def check(module, args):
+        m = current[0]
+        params = dict(subject.model.named_parameters())
+        ref = anatomy.ref(m.layer, m.matrix)
+        for name, p in params.items():
+            if name != ref.param_name:
+                assert torch.equal(p, originals[name]), name
+        weight = anatomy.weight(m.layer, m.matrix)
+        original = weight.clone()
+        # rebuild the unmutated canonical matrix from the saved parameter
+        stored = originals[ref.param_name]
+        canon = stored.T if ref.transposed else stored
+        original = canon[ref.offset : ref.offset + ref.shape[0]]
+        diff = weight != original
+        expected = torch.zeros_like(diff)
+        tile = original[m.r0 : m.r1, m.c0 : m.c1]
+        want = tile * m.value if m.kind.name == "scale" else torch.full_like(tile, m.value)
+        assert torch.equal(weight[m.r0 : m.r1, m.c0 : m.c1], want)
+        expected[m.r0 : m.r1, m.c0 : m.c1] = tile != want
+        assert torch.equal(diff, expected)
+        # other parts of a fused weight are untouched too
+        full = dict(subject.model.named_parameters())[ref.param_name]
+        mask = torch.ones_like(full, dtype=torch.bool)
+        view = mask.T if ref.transposed else mask
+        view[ref.offset + m.r0 : ref.offset + m.r1, m.c0 : m.c1] = False
+        assert torch.equal(full[mask], stored[mask])
+        seen.append(m.mutation_id)
+
+    current = [None]
+    handle = subject.model.register_forward_pre_hook(check)
+    try:
+        for m in mutations:
+            current[0] = m
+            list(engine.run([m], probes))
+    finally:
+        handle.remove()
+    assert set(seen) == {m.mutation_id for m in mutations}
+    for name, p in subject.model.named_parameters():
+        assert torch.equal(p, originals[name])
+
+
+@pytest.mark.parametrize("failure", [RuntimeError, KeyboardInterrupt])
+def test_weights_are_bit_identical_after_a_screen_stopped_mid_way(tmp_path, failure):
+    subject = tiny_model("llama")
+    before = subject.content_hash()
+    job = Screen(subject, text_probes(4), PlanSpec.parse(layers="1", matrices="q,gate"), tmp_path / "r.duckdb", chunk_size=3)
+    job.prepared()
+    calls = [0]
+
+    def boom(module, args):
+        calls[0] += 1
+        if calls[0] == 40:
+            raise failure("stop")
+
+    handle = subject.model.register_forward_pre_hook(boom)
+    try:
+        with pytest.raises(failure):
+            job.run()
+    finally:
+        handle.remove()
+    assert subject.content_hash() == before
+    with open_results(tmp_path / "r.duckdb") as r:
+        n = r.query("SELECT count(DISTINCT mutation_id) AS n FROM outcomes")["n"][0]
+    assert n > 0 and n % 3 == 0  # only whole chunks were committed
+
+
+def test_completed_screen_leaves_weights_untouched(tmp_path):
+    subject = tiny_model("gpt2")
+    before = subject.content_hash()
+    summary = Screen(subject, text_probes(4), PlanSpec.parse(layers="0", kinds="max,min,zero"), tmp_path / "r.duckdb").run()
+    assert summary.n_done == summary.n_mutations > 0
+    assert subject.content_hash() == before
+
+
+def test_interrupted_and_resumed_screen_equals_an_uninterrupted_one(tmp_path):
+    spec = PlanSpec.parse(layers="0,2", matrices="v,up,down", kinds="max,min")
+    subject = tiny_model("llama")
+    Screen(subject, text_probes(6), spec, tmp_path / "full.duckdb", chunk_size=4).run()
+
+    def stop_after_two_chunks(done, total):
+        if done >= 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Screen(subject, text_probes(6), spec, tmp_path / "part.duckdb", chunk_size=4).run(stop_after_two_chunks)
+    resumed = Screen(subject, text_probes(6), spec, tmp_path / "part.duckdb", chunk_size=5).run()
+    assert resumed.n_run_now == resumed.n_mutations - 8
+    again = Screen(subject, text_probes(6), spec, tmp_path / "part.duckdb").run()
+    assert again.n_run_now == 0
+    full, part = tables(tmp_path / "full.duckdb"), tables(tmp_path / "part.duckdb")
+    assert full == part
+    keys = [(row[0], row[1]) for row in part["outcomes"]]
+    assert len(keys) == len(set(keys)) == 2 * resumed.n_mutations
+
+
+def test_outcome_table_contents(tmp_path):
+    subject = tiny_model("llama")
+    spec = PlanSpec.parse(layers="0-2", matrices="all", kinds="max,min")
+    Screen(subject, text_probes(8), spec, tmp_path / "r.duckdb").run()
+    with open_results(tmp_path / "r.duckdb") as r:
+        probes = r.probes.set_index("probe_id")
+        outcomes = r.outcomes
+        assert set(outcomes.columns) >= {"mutation_id", "probe_id", "nsm", "divergence", "output_tokens", "output_text", "phenotype_id"}
+        for o in outcomes.itertuples():
+            wt = list(probes.loc[o.probe_id, "wt_tokens"])
+            assert o.nsm == (list(o.output_tokens) != wt)
+            assert (o.phenotype_id == 0) == (not o.nsm)
+            if o.nsm:
+                assert o.divergence == divergence_step(list(o.output_tokens), wt)
+        # distinct outputs get distinct phenotype ids per probe, numbered in plan order
+        for pid, group in outcomes.groupby("probe_id"):
+            by_output = group.groupby(group.output_tokens.map(tuple))["phenotype_id"].nunique()
+            assert (by_output == 1).all()
+            nsms = group[group.phenotype_id > 0].sort_values("mutation_id")
+            first_seen = nsms.drop_duplicates("phenotype_id")["phenotype_id"].tolist()
+            assert first_seen == list(range(1, len(first_seen) + 1))
+        assert outcomes.nsm.any() and (~outcomes.nsm).any()
+
+
+def test_a_different_configuration_is_refused_and_the_file_kept(tmp_path):
+    subject = tiny_model("llama")
+    path = tmp_path / "r.duckdb"
+    Screen(subject, text_probes(4), PlanSpec.parse(layers="0", matrices="q"), path).run()
+    before = tables(path)
+    with pytest.raises(MutascopeError, match=r"different screen \(differs in: plan.layers"):
+        Screen(subject, text_probes(4), PlanSpec.parse(layers="1", matrices="q"), path).run()
+    with pytest.raises(MutascopeError, match="probes"):
+        Screen(subject, text_probes(5), PlanSpec.parse(layers="0", matrices="q"), path).run()
+    assert tables(path) == before
+
+
+def test_a_file_that_is_not_a_results_file_is_refused(tmp_path):
+    path = tmp_path / "notes.duckdb"
+    path.write_text("not a database")
+    with pytest.raises(MutascopeError, match="not a readable mutascope results file"):
+        Screen(tiny_model("llama"), text_probes(2), PlanSpec.parse(layers="0", matrices="q"), path).run()
+    assert path.read_text() == "not a database"
+
+
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_every_tiny_family_screens(tmp_path, family):
+    subject = tiny_model(family)
+    summary = Screen(subject, text_probes(3), PlanSpec.parse(layers="0", rows="0", cols="0"), tmp_path / "r.duckdb").run()
+    assert summary.n_done == len(subject.anatomy.matrices) * 2
+
+
+def test_export_writes_parquet(tmp_path):
+    import pyarrow.parquet as pq
+
+    subject = tiny_model("llama")
+    Screen(subject, text_probes(3), PlanSpec.parse(layers="0", matrices="k"), tmp_path / "r.duckdb").run()
+    with open_results(tmp_path / "r.duckdb") as r:
+        files = r.export(tmp_path / "pq")
+        n = len(r.outcomes)
+    assert {f.name for f in files} == {"runs.parquet", "probes.parquet", "mutations.parquet", "outcomes.parquet", "progress.parquet"}
+    assert pq.read_table(tmp_path / "pq" / "outcomes.parquet").num_rows == n
