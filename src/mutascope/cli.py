@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from .commands.common import DeviceOpt, DtypeOpt, ModelOpt, err, load_subject, out
 from .errors import MutascopeError
 
 app = typer.Typer(
@@ -24,12 +24,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Map what the parameters of a large language model do.",
 )
-out = Console()
-err = Console(stderr=True)
-
-ModelOpt = typer.Option(None, "--model", "-m", help="Hub id, local directory or .gguf file (default: bundled SmolLM2-135M-Instruct).")
-DtypeOpt = typer.Option("float32", help="float32, bfloat16 or float16.")
-DeviceOpt = typer.Option("cpu", help="cpu or cuda.")
 ProbeOpt = typer.Option(..., "--probe", "-p", help="Built-in id (drosophila python java newton p53), probe file, mmlu21:SUBJECT or mmlu:SUBJECT[:N]. Repeat for several.")
 LayersOpt = typer.Option("all", help="Layers, e.g. 0-3,7 (inclusive ranges) or all.")
 MatricesOpt = typer.Option("all", help="Matrices among q,k,v,o,gate,up,down, or all.")
@@ -40,13 +34,6 @@ TileOpt = typer.Option("64", help="Tile size: 64 or HxW.")
 TokensOpt = typer.Option(None, "--max-new-tokens", help="Override the new-token count of free-text probes.")
 DecodingOpt = typer.Option(None, help="Override free-text probes' decoding: greedy, sample:T or sample:T:SEED.")
 MmluOpt = typer.Option(None, "--mmlu-dir", help="MMLU-format directory for mmlu21:/mmlu: probes (or $MUTASCOPE_MMLU_DIR).")
-
-
-def _load(model: Optional[str], dtype: str, device: str):
-    from .subject import load_model
-
-    with err.status(f"loading {model or 'the default model'} ..."):
-        return load_model(model, dtype=dtype, device=device)
 
 
 def _probes(specs, subject, mmlu_dir, max_new_tokens, decoding):
@@ -73,7 +60,7 @@ def models(model: Optional[str] = ModelOpt, dtype: str = DtypeOpt, device: str =
     from .plan import parse_tile
 
     size = parse_tile(tile)
-    subject = _load(model, dtype, device)
+    subject = load_subject(model, dtype, device)
     anatomy = subject.anatomy
     table = Table(title=f"{subject.model_id} ({anatomy.family}, {anatomy.n_layers} layers, tile {size[0]}x{size[1]})")
     for col in ("layer", "matrix", "weight", "shape (out x in)", "tile grid", "tiles"):
@@ -107,7 +94,7 @@ def plan(
     from .probe_specs import resolve_probes
 
     spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
-    subject = _load(model, dtype, device)
+    subject = load_subject(model, dtype, device)
     built = build_plan(spec, subject.anatomy)
     # mmlu21 sets are selected by running the model; count them as 21 without running.
     n_probes = 21 * sum(s.startswith("mmlu21:") for s in probe)
@@ -148,7 +135,7 @@ def screen(
 
     spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
     shard_pair = _shard(shard)
-    subject = _load(model, dtype, device)
+    subject = load_subject(model, dtype, device)
     probes = _probes(probe, subject, mmlu_dir, max_new_tokens, decoding)
     job = Screen(subject, probes, spec, out_file, engine=engine, shard=shard_pair, chunk_size=chunk_size)
     with err.status("running the unmutated model on the probes ..."):
