@@ -115,3 +115,26 @@ def test_overlap_jaccard():
     b = frame_from({"max": np.array([[0, 1, 1, 0]], bool)}, probe="b")
     o = overlap(pd.concat([a, b])).iloc[0]
     assert (o["intersection"], o["union"], o["jaccard"]) == (1, 3, pytest.approx(1 / 3))
+
+
+def test_analyze_writes_tables_into_the_file_and_csv(tmp_path):
+    from mutascope.analysis.run import analyze
+    from mutascope.plan import PlanSpec
+    from mutascope.screen import Screen
+    from mutascope.store import open_results
+    from mutascope.testing import tiny_model
+
+    from helpers import text_probes
+
+    path = tmp_path / "r.duckdb"
+    Screen(tiny_model("llama"), text_probes(6), PlanSpec.parse(layers="0-1", kinds="max,min"), path).run()
+    tables = analyze(path, csv_dir=tmp_path / "csv", n_perm=49)
+    assert {"counts", "bias", "enrichment", "copa", "overlap", "recurrent_axes"} <= set(tables)
+    with open_results(path) as r:
+        stored = r.query("SELECT count(*) AS n FROM analysis_counts")["n"][0]
+        total = r.query("SELECT count(*) AS n FROM outcomes")["n"][0]
+    assert stored == len(tables["counts"]) and tables["counts"]["mutants"].sum() == total
+    assert (tmp_path / "csv" / "enrichment.csv").exists()
+    analyze(path, n_perm=49)  # recomputing replaces, never duplicates
+    with open_results(path) as r:
+        assert r.query("SELECT count(*) AS n FROM analysis_counts")["n"][0] == stored

@@ -192,6 +192,11 @@ def export(
             out.print(str(path))
 
 
+from .commands.analyze import analyze  # noqa: E402
+
+app.command()(analyze)
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit 2."""
     import transformers
