@@ -9,8 +9,9 @@ PIP := $(PY) -m pip
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.mutascope-installed
 DEMO_OUT ?= runs/demo.duckdb
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo test test-fast clean chromium
 
 install: $(STAMP)
 
@@ -29,8 +30,13 @@ demo: install
 	$(VENV)/bin/mutascope screen --probe drosophila --probe python \
 		--layers 0,15,29 --rows 0 --cols 0-1 --kinds max,min \
 		--max-new-tokens 24 --out $(DEMO_OUT)
+	$(VENV)/bin/mutascope report $(DEMO_OUT)
 
-test: install
+# The report is tested in a real headless browser: Debian's chromium (root in CI).
+chromium:
+	@test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: install chromium
 	$(PY) -m pytest -q
 
 test-fast: install

@@ -192,6 +192,20 @@ def export(
             out.print(str(path))
 
 
+@app.command()
+def report(
+    results_file: Path = typer.Argument(..., dir_okay=False, help="A screen's results file."),
+    out_html: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file (default: beside the results, .html)."),
+) -> None:
+    """Write one self-contained, offline HTML report of a screen."""
+    from .report import write_report
+
+    with Progress(TextColumn("report"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as bar:
+        task = bar.add_task("report", total=5)
+        path = write_report(results_file, out_html, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    out.print(f"report: {path}")
+
+
 from .commands.analyze import analyze  # noqa: E402
 
 app.command()(analyze)

@@ -1,0 +1,35 @@
+"""Maps, figures and a one-file interactive HTML report of a screen.
+
+:func:`write_report` turns a results file into one offline HTML page
+(summary, interactive tile maps, statistics tables, figures);
+:func:`save_figures` writes the static PNG figures on their own.
+"""
+
+from .figures import (
+    TILE_CLASSES,
+    enrichment_figure,
+    figure_set,
+    overlap_figure,
+    overview_figure,
+    save_figures,
+    tile_classes,
+    tile_map_figure,
+    top_matrices,
+)
+from .html import write_report
+from .payload import build_payload, lean_frame
+
+__all__ = [
+    "TILE_CLASSES",
+    "build_payload",
+    "enrichment_figure",
+    "figure_set",
+    "lean_frame",
+    "overlap_figure",
+    "overview_figure",
+    "save_figures",
+    "tile_classes",
+    "tile_map_figure",
+    "top_matrices",
+    "write_report",
+]

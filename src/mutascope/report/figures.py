@@ -1,0 +1,270 @@
+"""Static figures of a screen (PNG via matplotlib's Agg renderer).
+
+Every function takes the site frame (:func:`mutascope.analysis.site_frame`
+or the report's :func:`~mutascope.report.payload.lean_frame`) and returns a
+:class:`matplotlib.figure.Figure`. Figures are built with the object API
+(``Figure()``, never ``pyplot``), so no global backend or figure registry is
+touched: nothing leaks in long sessions and it works without a display.
+
+Colours follow the paper's tile maps (max-only, min-only, both, silent) in
+the Okabe-Ito palette, which stays distinguishable with the common forms of
+colour blindness; continuous scales use ``cividis`` for the same reason.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from ..analysis.enrichment import enrichment
+from ..analysis.overlap import overlap
+from .payload import matrix_sort_key
+
+# class index -> (label, colour); the page's script uses the same table (see payload/html).
+TILE_CLASSES: tuple[tuple[str, str], ...] = (
+    ("not mutated", "#FFFFFF"),
+    ("silent", "#DDDDDD"),
+    ("max-only NSM", "#E69F00"),
+    ("min-only NSM", "#0072B2"),
+    ("max and min NSM", "#CC79A7"),
+    ("NSM (other kind)", "#D55E00"),
+)
+NOT_MUTATED, SILENT, MAX_ONLY, MIN_ONLY, BOTH, OTHER = range(len(TILE_CLASSES))
+CONTINUOUS_CMAP = "cividis"
+MAX_PANELS = 12  # probes shown side by side in one figure; more are left out (said in the title)
+
+
+def _matrix_frame(frame: pd.DataFrame, layer: int, matrix: str) -> pd.DataFrame:
+    sub = frame[(frame["layer"] == layer) & (frame["matrix"] == matrix)]
+    if sub.empty:
+        raise ValueError(f"no outcomes for layer {layer}, matrix {matrix!r}")
+    return sub
+
+
+def _probes(frame: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(frame["probe_id"]))  # screen order (the frame is in probe position order)
+
+
+def tile_classes(frame: pd.DataFrame, probe_id: str, layer: int, matrix: str) -> np.ndarray:
+    """Class of every tile of one matrix for one probe (rows x cols of the tile grid).
+
+    The grid spans tile rows/cols 0..max mutated; tiles without a mutation are
+    ``NOT_MUTATED``. NSMs under kinds other than max/min only count where the
+    tile has no max/min NSM.
+    """
+    sub = _matrix_frame(frame, layer, matrix)
+    shape = (int(sub["row"].max()) + 1, int(sub["col"].max()) + 1)
+    sub = sub[sub["probe_id"] == probe_id]
+    out = np.full(shape, NOT_MUTATED, dtype=np.int8)
+    if sub.empty:
+        return out
+    r, c = sub["row"].to_numpy(), sub["col"].to_numpy()
+    nsm = sub["nsm"].to_numpy(dtype=bool)
+    kind = sub["kind"].to_numpy()
+
+    def grid(mask):
+        g = np.zeros(shape, dtype=bool)
+        g[r[mask], c[mask]] = True
+        return g
+
+    mutated = grid(np.ones(len(sub), dtype=bool))
+    mx, mn = grid(nsm & (kind == "max")), grid(nsm & (kind == "min"))
+    other = grid(nsm & (kind != "max") & (kind != "min"))
+    out[mutated] = SILENT
+    out[other] = OTHER
+    out[mx] = MAX_ONLY
+    out[mn] = MIN_ONLY
+    out[mx & mn] = BOTH
+    return out
+
+
+def _legend(fig: Figure, classes: Sequence[int]) -> None:
+    handles = [Patch(facecolor=TILE_CLASSES[i][1], edgecolor="#888888", label=TILE_CLASSES[i][0]) for i in classes]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=8)
+
+
+def tile_map_figure(frame: pd.DataFrame, layer: int, matrix: str, probes: Sequence[str] | None = None) -> Figure:
+    """The paper's tile map of one matrix: one panel per probe, tiles coloured by class."""
+    sub = _matrix_frame(frame, layer, matrix)
+    probes = list(probes) if probes is not None else _probes(sub)
+    shown = probes[:MAX_PANELS]
+    grids = [tile_classes(sub, p, layer, matrix) for p in shown]
+    nrows_t, ncols_t = grids[0].shape
+    ncol = min(len(shown), 3)
+    nrow = -(-len(shown) // ncol)
+    aspect = nrows_t / max(ncols_t, 1)
+    panel_w = 3.2
+    panel_h = min(max(panel_w * aspect, 1.2), 8.0)
+    fig = Figure(figsize=(panel_w * ncol + 0.4, panel_h * nrow + 1.2), layout="constrained")
+    cmap = ListedColormap([c for _, c in TILE_CLASSES])
+    norm = BoundaryNorm(np.arange(len(TILE_CLASSES) + 1) - 0.5, len(TILE_CLASSES))
+    axes = fig.subplots(nrow, ncol, squeeze=False)
+    for ax, probe, grid in zip(axes.flat, shown, grids):
+        ax.imshow(grid, cmap=cmap, norm=norm, interpolation="nearest", aspect="equal")
+        n_nsm = int(np.isin(grid, (MAX_ONLY, MIN_ONLY, BOTH, OTHER)).sum())
+        ax.set_title(f"{probe} ({n_nsm} NSM tiles)", fontsize=9)
+        ax.set_xlabel("tile col (input features)", fontsize=8)
+        ax.set_ylabel("tile row (output features)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(shown):]:
+        ax.set_axis_off()
+    more = f" (first {MAX_PANELS} of {len(probes)} probes)" if len(probes) > MAX_PANELS else ""
+    fig.suptitle(f"Layer {layer} {matrix}: tile map{more}", fontsize=11)
+    present = sorted(set(np.unique(np.concatenate([g.ravel() for g in grids]))) | {SILENT, MAX_ONLY, MIN_ONLY, BOTH})
+    _legend(fig, [int(i) for i in present if i != NOT_MUTATED] + ([NOT_MUTATED] if NOT_MUTATED in present else []))
+    fig.get_layout_engine().set(rect=(0, 0.06, 1, 0.94))
+    return fig
+
+
+def overview_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """NSM rate (all kinds pooled) per probe, layer and matrix: the overview's numbers."""
+    out = frame.groupby(["probe_id", "layer", "matrix"], as_index=False).agg(mutants=("nsm", "size"), nsm=("nsm", "sum"))
+    out["rate"] = out["nsm"] / out["mutants"]
+    return out
+
+
+def overview_figure(frame: pd.DataFrame) -> Figure:
+    """Layer x matrix heatmap of the NSM rate, one panel per probe."""
+    table = overview_table(frame)
+    probes = _probes(frame)
+    shown = probes[:MAX_PANELS]
+    layers = sorted(table["layer"].unique())
+    matrices = sorted(table["matrix"].unique(), key=matrix_sort_key)
+    ncol = min(len(shown), 4)
+    nrow = -(-len(shown) // ncol)
+    panel_h = min(max(0.18 * len(layers) + 0.8, 1.6), 7.0)
+    fig = Figure(figsize=(2.6 * ncol + 1.0, panel_h * nrow + 0.8), layout="constrained")
+    axes = fig.subplots(nrow, ncol, squeeze=False)
+    image = None
+    for ax, probe in zip(axes.flat, shown):
+        grid = (
+            table[table["probe_id"] == probe]
+            .pivot(index="layer", columns="matrix", values="rate")
+            .reindex(index=layers, columns=matrices)
+        )
+        image = ax.imshow(grid.to_numpy(dtype=float), cmap=CONTINUOUS_CMAP, vmin=0, vmax=1, aspect="auto",
+                          interpolation="nearest")
+        ax.set_title(probe, fontsize=9)
+        ax.set_xticks(range(len(matrices)), matrices, fontsize=7, rotation=90)
+        step = max(1, len(layers) // 15)
+        ax.set_yticks(range(0, len(layers), step), [str(layers[i]) for i in range(0, len(layers), step)], fontsize=7)
+        ax.set_ylabel("layer", fontsize=8)
+    for ax in list(axes.flat)[len(shown):]:
+        ax.set_axis_off()
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="NSM rate (all kinds)")
+    more = f" (first {MAX_PANELS} of {len(probes)} probes)" if len(probes) > MAX_PANELS else ""
+    fig.suptitle(f"NSM rate by layer and matrix{more}", fontsize=11)
+    return fig
+
+
+def enrichment_figure(frame: pd.DataFrame, layer: int, matrix: str, alpha: float = 0.05) -> Figure:
+    """-log10 q of row and column enrichment along one matrix, a line per probe, threshold dashed."""
+    sub = _matrix_frame(frame, layer, matrix)
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, axis in zip(axes, ("row", "col")):
+        table = enrichment(sub, axis=axis, alpha=alpha)
+        for probe in _probes(sub)[:MAX_PANELS]:
+            t = table[table["probe_id"] == probe].sort_values("index")
+            y = -np.log10(np.clip(t["q_value"].astype(float).to_numpy(), 1e-300, 1))
+            ax.plot(t["index"], y, marker="o", markersize=3, linewidth=1, label=probe)
+        ax.axhline(-np.log10(alpha), color="#444444", linestyle="--", linewidth=1, label=f"q = {alpha}")
+        ax.set_xlabel(f"tile {axis}", fontsize=8)
+        ax.set_ylabel("-log10 q", fontsize=8)
+        ax.set_title(f"{axis} enrichment", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.set_ylim(bottom=0)
+    axes[1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.suptitle(f"Layer {layer} {matrix}: NSM enrichment along tile rows and columns", fontsize=11)
+    return fig
+
+
+def overlap_figure(frame: pd.DataFrame) -> Figure:
+    """Jaccard index of the NSM site sets of every pair of probes, as a heatmap."""
+    table = overlap(frame)
+    probes = _probes(frame)
+    n = len(probes)
+    grid = np.eye(n)
+    pos = {p: i for i, p in enumerate(probes)}
+    for r in table.itertuples():
+        grid[pos[r.probe_a], pos[r.probe_b]] = grid[pos[r.probe_b], pos[r.probe_a]] = r.jaccard
+    size = min(max(2.5, 0.55 * n + 1.8), 12)
+    fig = Figure(figsize=(size + 1, size), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(grid, cmap=CONTINUOUS_CMAP, vmin=0, vmax=1)
+    ax.set_xticks(range(n), probes, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), probes, fontsize=7)
+    if n <= 15:
+        for i in range(n):
+            for j in range(n):
+                v = grid[i, j]
+                ax.text(j, i, "" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="black" if (np.isnan(v) or v > 0.6) else "white")
+    fig.colorbar(image, ax=ax, label="Jaccard index of NSM sets")
+    ax.set_title("Cross-probe overlap of NSMs", fontsize=11)
+    return fig
+
+
+def top_matrices(frame: pd.DataFrame, n: int = 6) -> list[tuple[int, str]]:
+    """The ``n`` matrices with most NSMs (all probes and kinds), ties in layer/matrix order."""
+    counts = frame.groupby(["layer", "matrix"], as_index=False)["nsm"].sum()
+    counts["_key"] = counts["matrix"].map(matrix_sort_key)
+    counts = counts.sort_values(["nsm", "layer", "_key"], ascending=[False, True, True])
+    return [(int(r.layer), str(r.matrix)) for r in counts.head(n).itertuples()]
+
+
+def figure_set(frame: pd.DataFrame, top_n: int = 6) -> Iterator[tuple[str, str, Figure]]:
+    """``(file stem, caption, figure)`` for a bounded set: overview, overlap, and a map and an
+    enrichment profile of each of the ``top_n`` matrices with most NSMs.
+
+    Bounded on purpose: a full-genome screen has hundreds of matrices, and a
+    figure each would be thousands of files nobody opens; the report's
+    interactive map covers every matrix.
+    """
+    if frame.empty:
+        return
+    yield "overview", "NSM rate by layer and matrix, per probe", overview_figure(frame)
+    if frame["probe_id"].nunique() >= 2:
+        yield "overlap", "Cross-probe overlap (Jaccard index of NSM sets)", overlap_figure(frame)
+    for layer, matrix in top_matrices(frame, top_n):
+        stem = f"L{layer}_{_safe(matrix)}"
+        yield f"map_{stem}", f"Tile map, layer {layer} {matrix}", tile_map_figure(frame, layer, matrix)
+        yield f"enrichment_{stem}", f"Row/column enrichment, layer {layer} {matrix}", enrichment_figure(frame, layer, matrix)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes (what the report embeds)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def save_figures(frame: pd.DataFrame, out_dir: str | Path, top_n: int = 6, dpi: int = 110) -> list[Path]:
+    """Write :func:`figure_set` as PNG files into ``out_dir``; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stem, _caption, fig in figure_set(frame, top_n):
+        path = out_dir / f"{stem}.png"
+        fig.savefig(path, format="png", dpi=dpi)
+        written.append(path)
+    return written
+
+
+__all__ = [
+    "TILE_CLASSES", "enrichment_figure", "figure_set", "overlap_figure", "overview_figure",
+    "overview_table", "png_bytes", "save_figures", "tile_classes", "tile_map_figure", "top_matrices",
+]
