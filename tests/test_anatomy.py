@@ -147,3 +147,12 @@ def test_fused_split_must_match_the_config():
     s.model.config.num_key_value_heads = 1
     with pytest.raises(MutascopeError, match="cannot split fused .*qkv_proj"):
         anatomy_of(s.model)
+
+
+def test_block_path_names_the_decoder_block():
+    from mutascope.testing import tiny_model
+
+    for family, prefix in (("llama", "model.layers"), ("gpt2", "transformer.h")):
+        anatomy = tiny_model(family).anatomy
+        assert anatomy.block_path(1) == f"{prefix}.1"
+        assert anatomy.ref(1, "down").module_path.startswith(anatomy.block_path(1) + ".")

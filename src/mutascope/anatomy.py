@@ -80,9 +80,10 @@ class MatrixRef:
 class Anatomy:
     """The catalogue of a model's mutable matrices, with views into their weights."""
 
-    def __init__(self, model: torch.nn.Module, family: str, refs: list[MatrixRef]):
+    def __init__(self, model: torch.nn.Module, family: str, refs: list[MatrixRef], blocks_path: str = ""):
         self.model = model
         self.family = family
+        self.blocks_path = blocks_path
         self._refs = {(r.layer, r.matrix): r for r in refs}
         self.n_layers = 1 + max(r.layer for r in refs)
         present = {r.matrix for r in refs}
@@ -122,6 +123,12 @@ class Anatomy:
         if r.transposed:
             return param[:, r.offset : r.offset + n].T
         return param[r.offset : r.offset + n, :]
+
+    def block_path(self, layer: int) -> str:
+        """Dotted path of decoder block ``layer`` (e.g. ``model.layers.3``)."""
+        if not 0 <= layer < self.n_layers:
+            raise MutascopeError(f"layer {layer} is out of range: the model has layers 0-{self.n_layers - 1}")
+        return f"{self.blocks_path}.{layer}"
 
     def refs(self) -> list[MatrixRef]:
         """Every matrix, layer-major, then in :data:`MATRICES` order."""
@@ -164,7 +171,7 @@ def anatomy_of(model: torch.nn.Module) -> Anatomy:
                 f"{sorted(first)}; models whose layers differ are not supported yet"
             )
         refs += layer_refs
-    return Anatomy(model, family, refs)
+    return Anatomy(model, family, refs, blocks_path)
 
 
 def _match_count(block: torch.nn.Module) -> int:

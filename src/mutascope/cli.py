@@ -207,8 +207,10 @@ def report(
 
 
 from .commands.analyze import analyze  # noqa: E402
+from .commands.superweights import superweights  # noqa: E402
 
 app.command()(analyze)
+app.command()(superweights)
 
 
 def main() -> None:

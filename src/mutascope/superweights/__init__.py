@@ -1,0 +1,84 @@
+"""Super weights (arXiv 2411.07191): find them, prove what they do, export them.
+
+One idea per module:
+
+* :mod:`.detect`    spikes at ``down`` inputs/outputs, the zero-and-repeat iteration;
+* :mod:`.ablate`    zero / scale / top-weight / activation-restoring ablations,
+                    each a context manager that restores the model exactly;
+* :mod:`.evaluate`  perplexity, multiple-choice accuracy, stopword probabilities;
+* :mod:`.proof`     the ablation and quantization tables;
+* :mod:`.quantize`  round-to-nearest INT4, naive and super-weight aware;
+* :mod:`.catalogue` the paper's known coordinates and ``--check``;
+* :mod:`.export`    JSON for quantizers and screen maps;
+* :mod:`.store`     DuckDB tables.
+
+Typical use::
+
+    from mutascope import load_model
+    from mutascope import superweights as sw
+    subject = load_model()
+    found = sw.detect(subject)
+    work = sw.Workload(sw.corpus_ids(subject, sw.default_corpus(), 1024))
+    table = sw.ablation_table(subject, found.coords, work)
+"""
+
+from .ablate import Coord, activation_restored, scaled, top_weights, top_zeroed, zeroed
+from .catalogue import CATALOGUE, CheckResult, catalogue_key, check, known
+from .detect import DEFAULT_PROBE_TEXTS, Detection, SuperActivation, SuperWeight, detect
+from .evaluate import (
+    STOPWORD_PROMPTS,
+    STOPWORDS,
+    ChoiceSet,
+    choice_accuracy,
+    choice_set,
+    corpus_ids,
+    default_corpus,
+    perplexity,
+    read_corpus,
+    stopword_probs,
+)
+from .export import export_dict, write_export
+from .proof import SCALES, Measurement, Workload, ablation_table, quantization_table
+from .quantize import clip_z, quantized, rtn
+from .store import frames, write_results
+
+__all__ = [
+    "CATALOGUE",
+    "DEFAULT_PROBE_TEXTS",
+    "SCALES",
+    "STOPWORDS",
+    "STOPWORD_PROMPTS",
+    "CheckResult",
+    "ChoiceSet",
+    "Coord",
+    "Detection",
+    "Measurement",
+    "SuperActivation",
+    "SuperWeight",
+    "Workload",
+    "ablation_table",
+    "activation_restored",
+    "catalogue_key",
+    "check",
+    "choice_accuracy",
+    "choice_set",
+    "clip_z",
+    "corpus_ids",
+    "default_corpus",
+    "detect",
+    "export_dict",
+    "frames",
+    "known",
+    "perplexity",
+    "quantization_table",
+    "quantized",
+    "read_corpus",
+    "rtn",
+    "scaled",
+    "stopword_probs",
+    "top_weights",
+    "top_zeroed",
+    "write_export",
+    "write_results",
+    "zeroed",
+]

@@ -1,0 +1,169 @@
+"""The three measurements the paper reports for every ablation.
+
+* perplexity on a plain-text corpus (the project ships a few KB of original
+  English prose as the default, :func:`default_corpus`);
+* accuracy on multiple-choice questions from an MMLU-format directory
+  (standard 5-shot prompt; the answer is the letter whose token has the
+  highest next-token logit, so a broken model still gets a definite answer
+  and chance is 25 %);
+* next-token probability of stopwords after a set of prompts (the paper saw
+  "the", "." and "," become 2-10x more likely without the super weight).
+
+All are pure reads of the model under ``torch.no_grad``; they never modify it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from mutascope.errors import MutascopeError
+from mutascope.subject import Subject
+
+STOPWORDS = (" the", ".", ",")
+
+# Prompts after which a stopword is a plausible next token, so its probability
+# is well above the floor and its change can be read.
+STOPWORD_PROMPTS = (
+    "She opened the door and walked into",
+    "The results of the experiment were clear",
+    "After dinner we went for a walk along",
+    "He bought apples, pears",
+    "The capital of France is Paris",
+    "In the middle of",
+    "They waited for a long time",
+    "The meeting was moved to the end of",
+)
+
+
+def default_corpus() -> str:
+    """The shipped evaluation corpus (original public-domain-style prose)."""
+    return resources.files("mutascope").joinpath("data/corpus.txt").read_text(encoding="utf-8")
+
+
+def read_corpus(path: str | Path | None) -> str:
+    """Text of ``path``, or the shipped corpus when None."""
+    if path is None:
+        return default_corpus()
+    p = Path(path)
+    if not p.is_file():
+        raise MutascopeError(f"corpus file {p}: not found; pass a plain-text file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise MutascopeError(f"corpus file {p}: not valid UTF-8 text") from None
+    if not text.strip():
+        raise MutascopeError(f"corpus file {p}: is empty")
+    return text
+
+
+def corpus_ids(subject: Subject, text: str, max_tokens: int | None = None) -> torch.Tensor:
+    """Token ids of ``text`` (1-D), truncated to ``max_tokens``; tokenized once, reused per ablation."""
+    ids = subject.tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids[0]
+    if max_tokens is not None:
+        ids = ids[:max_tokens]
+    if len(ids) < 2:
+        raise MutascopeError("the corpus is too short: perplexity needs at least 2 tokens")
+    return ids
+
+
+def _prefix(subject: Subject) -> list[int]:
+    """BOS when the tokenizer adds one by itself, so windows look like ordinary inputs."""
+    probe = subject.tokenizer("a").input_ids
+    bos = subject.tokenizer.bos_token_id
+    return [bos] if bos is not None and probe and probe[0] == bos else []
+
+
+def perplexity(subject: Subject, ids: torch.Tensor, window: int = 256) -> float:
+    """exp(mean next-token NLL) over non-overlapping windows of ``window`` tokens.
+
+    Each window starts afresh (with BOS if the tokenizer uses one) so the
+    super activation forms at its first token as in any ordinary input.
+    """
+    if window < 2:
+        raise MutascopeError(f"perplexity window must be >= 2 tokens, got {window}")
+    prefix = _prefix(subject)
+    nll, n = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(ids) - 1, window):
+            chunk = ids[start : start + window + 1]
+            if len(chunk) < 2:
+                break
+            inp = torch.tensor(prefix + chunk[:-1].tolist())[None].to(subject.device)
+            logits = subject.model(inp).logits[0, len(prefix) :].float()
+            nll += float(torch.nn.functional.cross_entropy(logits, chunk[1:].to(logits.device), reduction="sum"))
+            n += len(chunk) - 1
+    value = math.exp(nll / n)
+    return value if math.isfinite(value) else float("inf")
+
+
+def _token_id(subject: Subject, text: str) -> int:
+    ids = subject.tokenizer(text, add_special_tokens=False).input_ids
+    if len(ids) != 1:
+        stripped = subject.tokenizer(text.strip(), add_special_tokens=False).input_ids
+        if len(stripped) != 1:
+            raise MutascopeError(f"{text!r} is not a single token for this tokenizer; pick another word")
+        ids = stripped
+    return ids[0]
+
+
+def stopword_probs(
+    subject: Subject, prompts: tuple[str, ...] | list[str] = STOPWORD_PROMPTS, words: tuple[str, ...] = STOPWORDS
+) -> dict[str, float]:
+    """Mean next-token probability of each stopword over ``prompts``.
+
+    A word the tokenizer splits into several tokens has no single next-token
+    probability; it is left out of the result rather than approximated.
+    """
+    if not prompts:
+        raise MutascopeError("stopword probabilities need at least one prompt")
+    ids = {}
+    for w in words:
+        try:
+            ids[w] = _token_id(subject, w)
+        except MutascopeError:
+            continue  # not one token here (e.g. a byte-level test tokenizer): not measurable
+    totals = dict.fromkeys(ids, 0.0)
+    with torch.no_grad():
+        for prompt in prompts:
+            inp = subject.tokenizer(prompt, return_tensors="pt").input_ids.to(subject.device)
+            probs = subject.model(inp).logits[0, -1].float().softmax(-1)
+            for w, i in ids.items():
+                totals[w] += float(probs[i])
+    return {w: v / len(prompts) for w, v in totals.items()}
+
+
+@dataclass(frozen=True)
+class ChoiceSet:
+    """Prepared multiple-choice prompts: token ids, answers, and the letters' token ids."""
+
+    prompts: tuple[torch.Tensor, ...]
+    answers: tuple[int, ...]
+    letter_ids: tuple[int, ...]
+
+
+def choice_set(subject: Subject, mmlu_dir: str | Path, mmlu_subject: str, limit: int | None = 20) -> ChoiceSet:
+    """Tokenize ``limit`` test questions of one subject with the standard 5-shot prompt."""
+    from mutascope.mmlu import LETTERS, five_shot_prompt, load_questions
+
+    dev = load_questions(mmlu_dir, mmlu_subject, "dev")
+    questions = load_questions(mmlu_dir, mmlu_subject, "test")[:limit]
+    if not questions:
+        raise MutascopeError(f"MMLU subject {mmlu_subject!r} has no test questions")
+    letters = tuple(_token_id(subject, " " + letter) for letter in LETTERS)
+    prompts = tuple(subject.tokenizer(five_shot_prompt(dev, q), return_tensors="pt").input_ids for q in questions)
+    return ChoiceSet(prompts, tuple(LETTERS.index(q.answer) for q in questions), letters)
+
+
+def choice_accuracy(subject: Subject, questions: ChoiceSet) -> float:
+    """Fraction answered right: the letter whose token has the highest logit wins."""
+    right = 0
+    with torch.no_grad():
+        for ids, answer in zip(questions.prompts, questions.answers):
+            logits = subject.model(ids.to(subject.device)).logits[0, -1]
+            right += int(int(logits[list(questions.letter_ids)].argmax()) == answer)
+    return right / len(questions.answers)

@@ -1,0 +1,147 @@
+"""The paper's evidence, as tables: each ablation and each quantization, measured.
+
+:func:`ablation_table` runs the original model and every ablation of
+:mod:`.ablate` through the measurements of :mod:`.evaluate`;
+:func:`quantization_table` compares naive and super-weight-aware INT4
+round-to-nearest with the original. Both check at the end that the model's
+content hash is what it was at the start, so a table is never computed on a
+model a bug left modified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from mutascope.errors import MutascopeError
+from mutascope.subject import Subject
+
+from . import ablate, evaluate, quantize
+from .ablate import Coord
+
+SCALES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One row: perplexity, MC accuracy (None without questions) and stopword probabilities."""
+
+    name: str
+    detail: str
+    perplexity: float
+    accuracy: float | None
+    stopwords: dict[str, float] = field(default_factory=dict)
+    n_changed: int = 0
+
+
+@dataclass
+class Workload:
+    """What every row is measured on, prepared (tokenized) once."""
+
+    corpus: torch.Tensor
+    window: int = 256
+    questions: evaluate.ChoiceSet | None = None
+    prompts: tuple[str, ...] = evaluate.STOPWORD_PROMPTS
+    words: tuple[str, ...] = evaluate.STOPWORDS
+
+    def measure(self, subject: Subject, name: str, detail: str = "", n_changed: int = 0) -> Measurement:
+        return Measurement(
+            name=name,
+            detail=detail,
+            perplexity=evaluate.perplexity(subject, self.corpus, self.window),
+            accuracy=evaluate.choice_accuracy(subject, self.questions) if self.questions else None,
+            stopwords=evaluate.stopword_probs(subject, self.prompts, self.words) if self.prompts else {},
+            n_changed=n_changed,
+        )
+
+
+def _label(c: Coord) -> str:
+    return f"L{c[0]}[{c[1]},{c[2]}]"
+
+
+def ablation_table(
+    subject: Subject,
+    weights: list[Coord],
+    work: Workload,
+    *,
+    fraction: float = 1e-6,
+    scales: tuple[float, ...] = SCALES,
+    each: bool = True,
+    restore_threshold: float = 50.0,
+    progress: Callable[[str], None] | None = None,
+) -> list[Measurement]:
+    """Original model, then: zero all super weights, zero each (``each``), zero the top
+    ``fraction`` of other weights, zero the super weights but restore the super
+    activation, and scale the super weights by each of ``scales`` (1 and 0 reuse
+    the original and zero-all rows instead of running again)."""
+    if not weights:
+        raise MutascopeError("no super weights to ablate; detection found none")
+    before = subject.content_hash()
+    originals = {c: float(subject.anatomy.weight(c[0], "down")[c[1], c[2]]) for c in weights}
+    all_label = ", ".join(map(_label, weights))
+    rows: list[Measurement] = []
+
+    def run(name, detail, manager, n=0):
+        if progress:
+            progress(name)
+        with manager as chosen:
+            count = len(chosen) if isinstance(chosen, list) else n
+            rows.append(work.measure(subject, name, detail, count))
+        return rows[-1]
+
+    original = run("original", "unmodified", contextlib.nullcontext())
+    zero_all = run("zero super weights", all_label, ablate.zeroed(subject, weights), len(weights))
+    if each and len(weights) > 1:
+        for c in weights:
+            run(f"zero {_label(c)}", _label(c), ablate.zeroed(subject, [c]), 1)
+    run(f"zero top {fraction:g} others", f"largest |w| except super weights",
+        ablate.top_zeroed(subject, fraction, exclude=weights))
+    run("zero SW, restore activation", all_label,
+        ablate.activation_restored(subject, weights, originals, restore_threshold), len(weights))
+    for s in scales:
+        if s == 1.0:
+            rows.append(Measurement(f"scale x{s:g}", all_label + " (= original)", original.perplexity,
+                                    original.accuracy, original.stopwords, 0))
+        elif s == 0.0:
+            rows.append(Measurement(f"scale x{s:g}", all_label + " (= zero super weights)", zero_all.perplexity,
+                                    zero_all.accuracy, zero_all.stopwords, len(weights)))
+        else:
+            run(f"scale x{s:g}", all_label, ablate.scaled(subject, weights, s), len(weights))
+    _same(subject, before)
+    return rows
+
+
+def quantization_table(
+    subject: Subject,
+    weights: list[Coord],
+    work: Workload,
+    *,
+    block_size: int = 64,
+    bits: int = 4,
+    clip: float = 6.0,
+    original: Measurement | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Measurement]:
+    """Original, naive RTN, and clip + RTN + super weights restored (perplexity and the rest)."""
+    before = subject.content_hash()
+    rows = [original or work.measure(subject, "original", "unmodified")]
+    cases = [
+        (f"INT{bits} RTN naive", f"block {block_size}", dict(clip=None, keep=())),
+        (f"INT{bits} RTN + SW handling", f"block {block_size}, clip z={clip:g}, {len(weights)} SW kept",
+         dict(clip=clip, keep=weights)),
+    ]
+    for name, detail, kw in cases:
+        if progress:
+            progress(name)
+        with quantize.quantized(subject, block_size, bits=bits, **kw):
+            rows.append(work.measure(subject, name, detail))
+    _same(subject, before)
+    return rows
+
+
+def _same(subject: Subject, before: str) -> None:
+    if subject.content_hash() != before:  # pragma: no cover - a restore bug
+        raise RuntimeError("the model was not restored exactly after an ablation")
