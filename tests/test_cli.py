@@ -86,6 +86,26 @@ def test_bad_input_is_one_line_exit_2_and_keeps_the_file(monkeypatch, capsys, mo
 
 
 def test_every_command_has_help(monkeypatch, capsys):
-    for command in ("screen", "plan", "models", "export"):
+    for command in ("screen", "plan", "models", "export", "phenotype", "show", "analyze", "report", "superweights"):
         code, stdout, _ = run(monkeypatch, capsys, command, "--help")
         assert code == 0 and "Usage" in stdout
+
+
+def test_phenotype_show_analyze_report_on_a_screen(monkeypatch, capsys, model_dir, tmp_path):
+    out = tmp_path / "r.duckdb"
+    args = ["screen", "--model", model_dir, "--probe", "python", "--probe", "newton", "--max-new-tokens", "6",
+            "--layers", "0-1", "--matrices", "q,down", "--kinds", "max,min", "--out", out]
+    assert run(monkeypatch, capsys, *args)[0] == 0
+    code, stdout, _ = run(monkeypatch, capsys, "phenotype", out)
+    assert code == 0 and "phenotypes stored" in stdout
+    code, stdout, _ = run(monkeypatch, capsys, "show", out, "--site", "0.q.0.0", "--kind", "min")
+    assert code == 0 and "python" in stdout
+    code, _, stderr = run(monkeypatch, capsys, "show", out, "--site", "0.attn.0.0")
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
+    code, stdout, _ = run(monkeypatch, capsys, "analyze", out, "--permutations", "49", "--csv", tmp_path / "csv")
+    assert code == 0 and "analysis_writers" in stdout and (tmp_path / "csv" / "bias.csv").exists()
+    code, stdout, _ = run(monkeypatch, capsys, "report", out)
+    html = out.with_suffix(".html")
+    assert code == 0 and str(html) in stdout and html.stat().st_size > 10_000
+    code, stdout, _ = run(monkeypatch, capsys, "export", out, "--out", tmp_path / "pq")
+    assert code == 0 and (tmp_path / "pq" / "phenotypes.parquet").exists() and (tmp_path / "pq" / "analysis_bias.parquet").exists()

@@ -21,7 +21,7 @@ from mutascope.analysis import site_frame
 from mutascope.engine import divergence_step
 from mutascope.mutation import Kind, Mutation
 from mutascope.report import figure_set, save_figures, write_report
-from mutascope.report.payload import build_payload, lean_frame, probe_infos
+from mutascope.report.payload import build_payload, probe_infos
 from mutascope.store import OutcomeRow, ProbeRecord, Store, open_results
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -101,18 +101,21 @@ def report(screen):
 
 
 # -- frame, payload, figures (no browser) ------------------------------------------
-def test_lean_frame_is_the_site_frame_without_texts(screen):
+def test_site_frame_matches_the_outcomes(screen):
+    """Text probes one row per outcome; a choice set one row per mutant, NSM = any answer changed."""
     path, _ = screen
     with open_results(path) as r:
-        lean = lean_frame(r.con)
-        full = site_frame(r)
-    cols = ["probe_id", "layer", "matrix", "row", "col", "kind", "mutation_id", "nsm"]
-    key = ["probe_id", "mutation_id"]
-    a = lean[cols].sort_values(key).reset_index(drop=True)
-    b = full[cols].sort_values(key).reset_index(drop=True)
-    assert len(a) == len(b) and set(a["probe_id"]) == {"fly", "py", "mmlu21:law"}
-    for c in cols:
-        assert a[c].astype(str).tolist() == b[c].astype(str).tolist(), c
+        frame = site_frame(r)
+        sites = r.sites().merge(r.probes[["probe_id", "kind", "probe_group"]].rename(columns={"kind": "pkind"}), on="probe_id")
+    text = sites[sites.pkind != "choice"]
+    sets = sites[sites.pkind == "choice"].groupby(["probe_group", "mutation_id"])["nsm"].any()
+    assert set(frame["probe_id"]) == {"fly", "py", "mmlu21:law"}
+    got = frame.set_index(["probe_id", "mutation_id"])["nsm"]
+    for row in text.itertuples():
+        assert got[(row.probe_id, row.mutation_id)] == row.nsm
+    for (group, mid), nsm in sets.items():
+        assert got[(group, mid)] == nsm
+    assert len(frame) == len(text) + len(sets)
 
 
 def _decode(payload, probe, kind):
@@ -150,7 +153,7 @@ def test_payload_ids_and_texts_match_the_outcomes(screen):
 def test_figures_are_written_bounded_and_non_empty(screen, tmp_path):
     path, _ = screen
     with open_results(path) as r:
-        frame = lean_frame(r.con)
+        frame = site_frame(r)
     written = save_figures(frame, tmp_path / "figs", top_n=2)
     names = sorted(p.name for p in written)
     assert len(written) == 2 + 2 * 2  # overview, overlap, a map and an enrichment profile per top matrix

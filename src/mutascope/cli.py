@@ -207,8 +207,11 @@ def report(
 
 
 from .commands.analyze import analyze  # noqa: E402
+from .commands.phenotype import phenotype, show  # noqa: E402
 from .commands.superweights import superweights  # noqa: E402
 
+app.command()(phenotype)
+app.command()(show)
 app.command()(analyze)
 app.command()(superweights)
 

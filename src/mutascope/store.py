@@ -346,10 +346,17 @@ class Results:
             self.con.close()
             raise MutascopeError(f"{self.path} holds no mutascope screen")
 
+    def table_names(self) -> list[str]:
+        """Every table in the file: the screen's, then phenotypes and analyses if computed."""
+        names = [r[0] for r in self.con.execute(
+            "SELECT table_name FROM information_schema.tables ORDER BY table_name").fetchall()]
+        return [t for t in TABLES if t in names] + [t for t in names if t not in TABLES]
+
     def table(self, name: str) -> pd.DataFrame:
-        if name not in TABLES:
-            raise MutascopeError(f"unknown table {name!r}: choose from {', '.join(TABLES)}")
-        return self.con.execute(f"SELECT * FROM {name} ORDER BY ALL").df()
+        names = self.table_names()
+        if name not in names:
+            raise MutascopeError(f"unknown table {name!r}: choose from {', '.join(names)}")
+        return self.con.execute(f'SELECT * FROM "{name}" ORDER BY ALL').df()
 
     @property
     def runs(self) -> pd.DataFrame:
@@ -385,14 +392,14 @@ class Results:
         return self.con.execute(sql, params or []).df()
 
     def export(self, directory: str | os.PathLike) -> list[Path]:
-        """Write every table as Parquet into ``directory``; returns the files."""
+        """Write every table (phenotypes and analyses too) as Parquet into ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         written = []
-        for name in TABLES:
+        for name in self.table_names():
             target = directory / f"{name}.parquet"
             escaped = str(target).replace("'", "''")
-            self.con.execute(f"COPY (SELECT * FROM {name} ORDER BY ALL) TO '{escaped}' (FORMAT PARQUET)")
+            self.con.execute(f"COPY (SELECT * FROM \"{name}\" ORDER BY ALL) TO '{escaped}' (FORMAT PARQUET)")
             written.append(target)
         return written
 

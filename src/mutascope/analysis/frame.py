@@ -1,35 +1,68 @@
 """The site frame every analysis starts from, and per-matrix tile maps.
 
 Columns: ``probe_id, layer, matrix, row, col, kind, mutation_id, nsm`` plus,
-when present, phenotype columns (``similarity, category, first_word`` ...).
+when ``mutascope phenotype`` has run, ``similarity, severity, category,
+first_word`` (text probes).
 A multiple-choice *set* (e.g. MMLU21) counts as one probe whose NSM is "any
 answer changed", as in the paper.
 """
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pandas as pd
 
-SITE_KEYS = ["probe_id", "layer", "matrix", "row", "col", "kind"]
+PHENOTYPE_COLUMNS = ("similarity", "severity", "category", "first_word")
+UNGROUPED = "choice"  # the set name of choice probes that name no group (as in the phenotype tables)
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+    ).fetchall()[0][0] > 0
+
+
+def phenotype_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The phenotype columns this file has (none before ``mutascope phenotype`` ran)."""
+    if not _has_table(con, "phenotypes"):
+        return []
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'phenotypes'"
+    ).fetchall()}
+    return [c for c in PHENOTYPE_COLUMNS if c in have]
 
 
 def site_frame(results) -> pd.DataFrame:
-    """Build the site frame from an open :class:`~mutascope.store.Results`."""
-    sites = results.sites()
-    probes = results.probes[["probe_id", "kind", "probe_group"]].rename(columns={"kind": "probe_kind"})
-    sites = sites.merge(probes, on="probe_id", how="left")
-    choice = sites["probe_kind"] == "choice"
-    text = sites[~choice].drop(columns=["probe_kind", "probe_group"])
-    if not choice.any():
-        return text.reset_index(drop=True)
-    sets = (
-        sites[choice]
-        .assign(probe_id=lambda d: d["probe_group"])
-        .groupby(["probe_id", "mutation_id", "layer", "matrix", "row", "col", "kind"], as_index=False)
-        .agg(nsm=("nsm", "any"))
-    )
-    return pd.concat([text, sets], ignore_index=True)
+    """The site frame of an open :class:`~mutascope.store.Results` (or a DuckDB connection).
+
+    Built in SQL without output texts or tokens: a full-genome screen has
+    millions of outcome rows, and no analysis needs their texts (phenotype
+    columns carry what they need).
+    """
+    con = getattr(results, "con", results)
+    ph = phenotype_columns(con)
+    ph_select = "".join(f", f.{c}" for c in ph)
+    ph_join = "LEFT JOIN phenotypes f ON f.mutation_id = o.mutation_id AND f.probe_id = o.probe_id" if ph else ""
+    text = con.execute(
+        f"SELECT o.probe_id, m.layer, m.matrix, m.row, m.col, m.kind, o.mutation_id, o.nsm{ph_select} "
+        f"FROM outcomes o JOIN mutations m USING (mutation_id) JOIN probes p USING (probe_id) {ph_join} "
+        "WHERE p.kind <> 'choice' ORDER BY o.mutation_id, p.position"
+    ).df()
+    sets = con.execute(
+        f"SELECT coalesce(p.probe_group, '{UNGROUPED}') AS probe_id, m.layer, m.matrix, m.row, m.col, m.kind, "
+        "o.mutation_id, bool_or(o.nsm) AS nsm "
+        "FROM outcomes o JOIN mutations m USING (mutation_id) JOIN probes p USING (probe_id) "
+        "WHERE p.kind = 'choice' GROUP BY ALL ORDER BY o.mutation_id, probe_id"
+    ).df()
+    if sets.empty:
+        frame = text
+    elif text.empty:
+        frame = sets
+    else:
+        frame = pd.concat([text, sets], ignore_index=True)
+    frame["nsm"] = frame["nsm"].astype(bool)
+    return frame.reset_index(drop=True)
 
 
 def tile_map(

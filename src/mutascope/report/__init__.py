@@ -17,14 +17,13 @@ from .figures import (
     top_matrices,
 )
 from .html import write_report
-from .payload import build_payload, lean_frame
+from .payload import build_payload
 
 __all__ = [
     "TILE_CLASSES",
     "build_payload",
     "enrichment_figure",
     "figure_set",
-    "lean_frame",
     "overlap_figure",
     "overview_figure",
     "save_figures",

@@ -1,7 +1,6 @@
 """Static figures of a screen (PNG via matplotlib's Agg renderer).
 
-Every function takes the site frame (:func:`mutascope.analysis.site_frame`
-or the report's :func:`~mutascope.report.payload.lean_frame`) and returns a
+Every function takes the site frame (:func:`mutascope.analysis.site_frame`) and returns a
 :class:`matplotlib.figure.Figure`. Figures are built with the object API
 (``Figure()``, never ``pyplot``), so no global backend or figure registry is
 touched: nothing leaks in long sessions and it works without a display.

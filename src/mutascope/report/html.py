@@ -40,7 +40,8 @@ from ..analysis import (
 from ..errors import MutascopeError
 from ..store import open_results
 from .figures import CONTINUOUS_CMAP, TILE_CLASSES, figure_set, png_bytes, top_matrices
-from .payload import MATRIX_ORDER, ProbeInfo, build_payload, lean_frame, probe_infos, to_script_json
+from ..analysis.frame import site_frame
+from .payload import MATRIX_ORDER, ProbeInfo, build_payload, probe_infos, to_script_json
 
 Progress = Callable[[int, int], None]
 STAGES = 5  # read, statistics, figures, payload, write
@@ -258,7 +259,7 @@ def write_report(
     with open_results(results_path) as results:
         results.con.execute("SET enable_progress_bar = false")  # library code never prints
         infos = probe_infos(results.con)
-        frame = lean_frame(results.con)
+        frame = site_frame(results)
         advance()
         summary = _summary(results, infos, frame)
         statistics = _statistics(frame, alpha=alpha, n_perm=n_perm, copa_matrices=copa_matrices)

@@ -1,12 +1,9 @@
 """What the report needs from a results file, read lean, and its compact JSON.
 
-Why not :func:`mutascope.analysis.site_frame`: it goes through
-``Results.sites()``, which loads every outcome's token list and output text.
-A full-genome screen of SmolLM2 has ~52k mutants per probe, so that is
-millions of long strings for a report that needs each *distinct* output
-once. :func:`lean_frame` builds the same site frame (same columns, same
-collapse of multiple-choice sets) in SQL without the texts, and
-:func:`build_payload` keeps the texts per probe keyed by phenotype id.
+The site frame (:func:`mutascope.analysis.site_frame`) carries no output
+texts; a full-genome screen of SmolLM2 has ~52k mutants per probe, and the
+report needs each *distinct* output once, so :func:`build_payload` keeps the
+texts per probe keyed by phenotype id.
 
 The payload the page's script reads (one JSON object):
 
@@ -37,27 +34,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from ..analysis.frame import UNGROUPED, phenotype_columns
+
 
 MATRIX_ORDER = ("q", "k", "v", "o", "gate", "up", "down")
 BASE_KINDS = ("max", "min", "zero")
-UNGROUPED = "choice"  # the set name of choice probes that name no group (as in the phenotype tables)
-PHENOTYPE_COLUMNS = ("similarity", "severity", "category", "first_word")
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-    ).fetchone()[0] > 0
-
-
-def phenotype_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The phenotype columns this file has (none before ``mutascope phenotype`` ran)."""
-    if not _has_table(con, "phenotypes"):
-        return []
-    have = {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'phenotypes'"
-    ).fetchall()}
-    return [c for c in PHENOTYPE_COLUMNS if c in have]
 
 
 def matrix_sort_key(matrix: str) -> tuple[int, str]:
@@ -69,38 +50,6 @@ def kind_order(kinds) -> list[str]:
     """``max, min, zero`` first (the paper's order), then other kinds sorted."""
     kinds = set(kinds)
     return [k for k in BASE_KINDS if k in kinds] + sorted(kinds - set(BASE_KINDS))
-
-
-def lean_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """The site frame of :func:`mutascope.analysis.site_frame`, without output texts.
-
-    Text probes give one row per (mutation, probe); each multiple-choice set
-    one row per mutation whose NSM is "any answer changed". Phenotype columns
-    (similarity, severity, category, first_word) are joined for text probes
-    when the file has them.
-    """
-    ph = phenotype_columns(con)
-    ph_select = "".join(f", f.{c}" for c in ph)
-    ph_join = "LEFT JOIN phenotypes f ON f.mutation_id = o.mutation_id AND f.probe_id = o.probe_id" if ph else ""
-    text = con.execute(
-        f"SELECT o.probe_id, m.layer, m.matrix, m.row, m.col, m.kind, o.mutation_id, o.nsm{ph_select} "
-        f"FROM outcomes o JOIN mutations m USING (mutation_id) JOIN probes p USING (probe_id) {ph_join} "
-        "WHERE p.kind <> 'choice' ORDER BY o.mutation_id, p.position"
-    ).df()
-    sets = con.execute(
-        f"SELECT coalesce(p.probe_group, '{UNGROUPED}') AS probe_id, m.layer, m.matrix, m.row, m.col, m.kind, "
-        "o.mutation_id, bool_or(o.nsm) AS nsm "
-        "FROM outcomes o JOIN mutations m USING (mutation_id) JOIN probes p USING (probe_id) "
-        "WHERE p.kind = 'choice' GROUP BY ALL ORDER BY o.mutation_id, probe_id"
-    ).df()
-    if sets.empty:
-        frame = text
-    elif text.empty:
-        frame = sets
-    else:
-        frame = pd.concat([text, sets], ignore_index=True)
-    frame["nsm"] = frame["nsm"].astype(bool)
-    return frame.reset_index(drop=True)
 
 
 @dataclass
@@ -343,5 +292,4 @@ def to_script_json(payload: dict) -> str:
     return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
-__all__ = ["ProbeInfo", "build_payload", "kind_order", "lean_frame", "matrix_sort_key",
-           "phenotype_columns", "probe_infos", "to_script_json"]
+__all__ = ["ProbeInfo", "build_payload", "kind_order", "matrix_sort_key", "probe_infos", "to_script_json"]
