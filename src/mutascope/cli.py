@@ -208,12 +208,14 @@ def report(
 
 from .commands.analyze import analyze  # noqa: E402
 from .commands.phenotype import phenotype, show  # noqa: E402
+from .commands.specialization import specialization  # noqa: E402
 from .commands.superweights import superweights  # noqa: E402
 
 app.command()(phenotype)
 app.command()(show)
 app.command()(analyze)
 app.command()(superweights)
+app.command()(specialization)
 
 
 def main() -> None:

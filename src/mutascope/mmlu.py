@@ -121,7 +121,7 @@ def format_subject(subject: str) -> str:
     return " ".join(subject.split("_"))
 
 
-def _format_question(q: Question, with_answer: bool) -> str:
+def format_question(q: Question, with_answer: bool) -> str:
     text = q.question
     for letter, choice in zip(LETTERS, q.choices):
         text += f"\n{letter}. {choice}"
@@ -139,8 +139,8 @@ def five_shot_prompt(dev: list[Question], q: Question) -> str:
         )
     prompt = f"The following are multiple choice questions (with answers) about {format_subject(q.subject)}.\n\n"
     for shot in dev[:N_SHOTS]:
-        prompt += _format_question(shot, with_answer=True)
-    return prompt + _format_question(q, with_answer=False)
+        prompt += format_question(shot, with_answer=True)
+    return prompt + format_question(q, with_answer=False)
 
 
 def choice_probes(

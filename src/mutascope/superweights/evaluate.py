@@ -101,7 +101,7 @@ def perplexity(subject: Subject, ids: torch.Tensor, window: int = 256) -> float:
     return value if math.isfinite(value) else float("inf")
 
 
-def _token_id(subject: Subject, text: str) -> int:
+def token_id(subject: Subject, text: str) -> int:
     ids = subject.tokenizer(text, add_special_tokens=False).input_ids
     if len(ids) != 1:
         stripped = subject.tokenizer(text.strip(), add_special_tokens=False).input_ids
@@ -124,7 +124,7 @@ def stopword_probs(
     ids = {}
     for w in words:
         try:
-            ids[w] = _token_id(subject, w)
+            ids[w] = token_id(subject, w)
         except MutascopeError:
             continue  # not one token here (e.g. a byte-level test tokenizer): not measurable
     totals = dict.fromkeys(ids, 0.0)
@@ -154,7 +154,7 @@ def choice_set(subject: Subject, mmlu_dir: str | Path, mmlu_subject: str, limit:
     questions = load_questions(mmlu_dir, mmlu_subject, "test")[:limit]
     if not questions:
         raise MutascopeError(f"MMLU subject {mmlu_subject!r} has no test questions")
-    letters = tuple(_token_id(subject, " " + letter) for letter in LETTERS)
+    letters = tuple(token_id(subject, " " + letter) for letter in LETTERS)
     prompts = tuple(subject.tokenizer(five_shot_prompt(dev, q), return_tensors="pt").input_ids for q in questions)
     return ChoiceSet(prompts, tuple(LETTERS.index(q.answer) for q in questions), letters)
 

@@ -1,0 +1,216 @@
+"""Parameter Specialization Score (arXiv 2505.17260): masking and scoring per concept.
+
+For every concept and every ``k``:
+
+1. rank the value vectors of all layers jointly (:mod:`.coefficients`);
+2. mask (zero) the top ``k`` and measure accuracy on the concept's questions
+   and on its controls (the "general" questions);
+3. PSS = |general accuracy after - concept accuracy after| / general accuracy
+   before. NaN when the model gets no control question right before masking
+   (the score is undefined there, not zero);
+4. the same with ``random_draws`` random masks of ``k`` vectors each
+   (:func:`.masking.random_vectors`, seeded and shared by all concepts): the
+   baseline a targeted mask has to beat.
+
+Accuracy is read by :mod:`.answers` (``cloze`` by default, or ``letter``;
+chance is 25 % for both). The model is only read, or masked inside
+:func:`.masking.masked`, which restores it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from mutascope.errors import MutascopeError
+from mutascope.subject import Subject
+
+from .answers import accuracy, check_method, prepare, prompt_ids
+from .coefficients import Ranking, answer_coefficients, rank_vectors
+from .concepts import Concept, resolve_controls
+from .masking import masked, n_vectors, random_vectors
+
+DEFAULT_KS = (10, 100, 1000)
+DEFAULT_DRAWS = 3
+
+
+def pss(general_before: float, general_after: float, concept_after: float) -> float:
+    """|general after - concept after| / general before; NaN when general before is 0."""
+    if general_before <= 0:
+        return math.nan
+    return abs(general_after - concept_after) / general_before
+
+
+@dataclass(frozen=True)
+class Score:
+    """One mask of one concept: accuracies before and after, and its PSS.
+
+    ``mask`` is ``"top"`` (the concept's top-k vectors, ``draw`` = -1) or
+    ``"random"`` (``draw`` = 0, 1, ...).
+    """
+
+    concept: str
+    k: int
+    mask: str
+    draw: int
+    concept_before: float
+    general_before: float
+    concept_after: float
+    general_after: float
+    pss: float
+
+
+@dataclass
+class ModelResult:
+    """Everything measured on one model: rankings, per-mask scores, and the model's accuracy.
+
+    ``accuracy`` is the unmasked accuracy over all concept questions pooled,
+    the "knowledge accuracy" the paper sets PSS against.
+    """
+
+    model_id: str
+    family: str
+    content_hash: str
+    method: str
+    n_layers: int
+    d_ff: int
+    accuracy: float
+    rankings: dict[str, Ranking] = field(default_factory=dict)
+    scores: list[Score] = field(default_factory=list)
+
+
+def _check_ks(ks: Sequence[int], total: int) -> list[int]:
+    if not ks:
+        raise MutascopeError("give at least one k (number of value vectors to mask)")
+    out = []
+    for k in ks:
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= total:
+            raise MutascopeError(f"k must be an integer from 1 to {total} (the model's value vectors), got {k!r}")
+        out.append(k)
+    return sorted(set(out))
+
+
+def specialization(
+    subject: Subject,
+    concepts: Sequence[Concept],
+    ks: Sequence[int] = DEFAULT_KS,
+    *,
+    random_draws: int = DEFAULT_DRAWS,
+    seed: int = 0,
+    method: str = "cloze",
+    progress: Callable[[str], None] | None = None,
+) -> ModelResult:
+    """Rank, mask and score every concept on ``subject`` for every ``k``.
+
+    Concepts without controls get them drawn from each other
+    (:func:`.concepts.resolve_controls`); resolve them beforehand against
+    the whole file to draw from concepts that are not scored.
+    """
+    if not concepts:
+        raise MutascopeError("no concepts to score")
+    if not isinstance(random_draws, int) or random_draws < 0:
+        raise MutascopeError(f"random draws must be an integer >= 0, got {random_draws!r}")
+    if any(c.controls is None for c in concepts):
+        concepts = resolve_controls(list(concepts), seed)
+    n_layers, d_ff = n_vectors(subject)
+    ks = _check_ks(ks, n_layers * d_ff)
+    check_method(method)
+    say = progress or (lambda _msg: None)
+
+    result = ModelResult(
+        subject.model_id, subject.anatomy.family, subject.content_hash(), method, n_layers, d_ff, math.nan
+    )
+
+    # Coefficients of every distinct question, once (controls are often other concepts' questions).
+    unique = list(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.controls)))
+    row = {q: i for i, q in enumerate(unique)}
+    say(f"coefficients on {len(unique)} questions")
+    coefs = answer_coefficients(subject, prompt_ids(subject, unique, method))
+
+    sets = {c.name: (prepare(subject, c.questions, method), prepare(subject, c.controls, method)) for c in concepts}
+    before: dict[str, tuple[float, float]] = {}
+    for c in concepts:
+        say(f"{c.name}: accuracy before masking")
+        concept_set, control_set = sets[c.name]
+        before[c.name] = (accuracy(subject, concept_set), accuracy(subject, control_set))
+        result.rankings[c.name] = rank_vectors(
+            coefs[[row[q] for q in c.questions]], coefs[[row[q] for q in c.controls]]
+        )
+    n_questions = sum(len(c.questions) for c in concepts)
+    result.accuracy = sum(before[c.name][0] * len(c.questions) for c in concepts) / n_questions
+
+    for k in ks:
+        masks = [("top", -1, None)] + [("random", d, random_vectors(subject, k, seed, d)) for d in range(random_draws)]
+        for c in concepts:
+            concept_set, control_set = sets[c.name]
+            c_before, g_before = before[c.name]
+            for kind, draw, vectors in masks:
+                say(f"{c.name}: k={k}, {kind} mask" + (f" {draw + 1}/{random_draws}" if kind == "random" else ""))
+                chosen = result.rankings[c.name].top(k) if vectors is None else vectors
+                with masked(subject, chosen):
+                    c_after = accuracy(subject, concept_set)
+                    g_after = accuracy(subject, control_set)
+                result.scores.append(
+                    Score(c.name, k, kind, draw, c_before, g_before, c_after, g_after, pss(g_before, g_after, c_after))
+                )
+    return result
+
+
+def summary(results: Sequence[ModelResult]):
+    """One row per model and ``k``: accuracy, mean PSS of the top-k masks, and the random baseline.
+
+    ``pss_random`` is the mean over concepts and draws; ``pss_random_sd`` the
+    standard deviation over draws of the per-draw mean over concepts (the
+    spread of the baseline). NaN PSS values (no control right) are skipped.
+    """
+    import pandas as pd
+
+    rows = []
+    for r in results:
+        frame = pd.DataFrame([s.__dict__ for s in r.scores])
+        if frame.empty:
+            continue
+        for k, group in frame.groupby("k", sort=True):
+            top = group[group["mask"] == "top"]
+            rnd = group[group["mask"] == "random"]
+            per_draw = rnd.groupby("draw")["pss"].mean()
+            rows.append(
+                dict(
+                    model_id=r.model_id,
+                    accuracy=r.accuracy,
+                    k=int(k),
+                    n_concepts=int(top["concept"].nunique()),
+                    pss=float(top["pss"].mean()),
+                    pss_random=float(rnd["pss"].mean()) if len(rnd) else math.nan,
+                    pss_random_sd=float(per_draw.std(ddof=0)) if len(per_draw) else math.nan,
+                    concept_after=float(top["concept_after"].mean()),
+                    general_after=float(top["general_after"].mean()),
+                )
+            )
+    return pd.DataFrame(
+        rows,
+        columns=["model_id", "accuracy", "k", "n_concepts", "pss", "pss_random", "pss_random_sd",
+                 "concept_after", "general_after"],
+    )
+
+
+def concept_table(result: ModelResult):
+    """One row per concept and ``k`` of one model: before/after accuracies, PSS and its random baseline."""
+    import pandas as pd
+
+    frame = pd.DataFrame([s.__dict__ for s in result.scores])
+    rows = []
+    for (concept, k), group in frame.groupby(["concept", "k"], sort=False):
+        top = group[group["mask"] == "top"].iloc[0]
+        rnd = group[group["mask"] == "random"]
+        rows.append(
+            dict(
+                concept=concept, k=int(k), concept_before=top.concept_before, general_before=top.general_before,
+                concept_after=top.concept_after, general_after=top.general_after, pss=top.pss,
+                pss_random=float(rnd["pss"].mean()) if len(rnd) else math.nan,
+            )
+        )
+    return pd.DataFrame(rows)
