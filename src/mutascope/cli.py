@@ -206,6 +206,7 @@ def report(
     out.print(f"report: {path}")
 
 
+from .commands.activation import activation  # noqa: E402
 from .commands.analyze import analyze  # noqa: E402
 from .commands.phenotype import phenotype, show  # noqa: E402
 from .commands.specialization import specialization  # noqa: E402
@@ -216,6 +217,7 @@ app.command()(show)
 app.command()(analyze)
 app.command()(superweights)
 app.command()(specialization)
+app.command()(activation)
 
 
 def main() -> None:
