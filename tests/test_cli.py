@@ -45,8 +45,8 @@ def test_screen_plan_models_export(monkeypatch, capsys, model_dir, tmp_path):
     code, stdout, _ = run(monkeypatch, capsys, *screen_args(model_dir, out))
     assert code == 0 and "0 this run" in stdout
     code, stdout, _ = run(monkeypatch, capsys, "plan", "--model", model_dir, "--probe", "python", "--probe", "newton",
-                          "--layers", "0-1", "--matrices", "q,k", "--kinds", "max,min,zero")
-    assert code == 0 and "mutants x 2 probes" in stdout
+                          "--layers", "0-1", "--matrices", "q,k", "--kinds", "max,min,zero", "--max-new-tokens", "4")
+    assert code == 0 and "mutants x 2 probes" in stdout and "estimated time" in stdout
     code, stdout, _ = run(monkeypatch, capsys, "models", "--model", model_dir)
     assert code == 0 and "down" in stdout and "tiles" in stdout
     code, stdout, _ = run(monkeypatch, capsys, "export", out, "--out", tmp_path / "pq")

@@ -85,20 +85,29 @@ def plan(
     cols: str = ColsOpt,
     kinds: str = KindsOpt,
     tile: str = TileOpt,
+    max_new_tokens: Optional[int] = TokensOpt,
+    decoding: Optional[str] = DecodingOpt,
     mmlu_dir: Optional[Path] = MmluOpt,
+    estimate: bool = typer.Option(True, help="Estimate the run time from a short calibration run of the batched engine."),
     dtype: str = DtypeOpt,
     device: str = DeviceOpt,
 ) -> None:
-    """Count the mutants and probe runs of a plan, before anything runs."""
+    """Count the mutants and probe runs of a plan, and estimate its time, before anything runs."""
     from .plan import PlanSpec, build_plan
     from .probe_specs import resolve_probes
+    from .probes import Decoding
 
     spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
     subject = load_subject(model, dtype, device)
     built = build_plan(spec, subject.anatomy)
-    # mmlu21 sets are selected by running the model; count them as 21 without running.
-    n_probes = 21 * sum(s.startswith("mmlu21:") for s in probe)
-    n_probes += len(resolve_probes([s for s in probe if not s.startswith("mmlu21:")], subject, mmlu_dir=mmlu_dir))
+    dec = Decoding.parse(decoding) if decoding else None
+    if estimate:
+        probes = _probes(probe, subject, mmlu_dir, max_new_tokens, decoding)
+        n_probes = len(probes)
+    else:  # mmlu21 sets are selected by running the model; count them as 21 without running.
+        n_probes = 21 * sum(s.startswith("mmlu21:") for s in probe)
+        n_probes += len(resolve_probes([s for s in probe if not s.startswith("mmlu21:")], subject,
+                                       mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens, decoding=dec))
     table = Table(title="plan")
     table.add_column("matrix")
     table.add_column("mutants", justify="right")
@@ -106,6 +115,20 @@ def plan(
         table.add_row(name, str(count))
     out.print(table)
     out.print(f"{len(built)} mutants x {n_probes} probes = {len(built) * n_probes} probe runs")
+    if estimate:
+        from .engine import estimate_seconds
+
+        with err.status("calibrating the batched engine on a sample of the plan ..."):
+            seconds = estimate_seconds(subject, probes, built)
+        out.print(f"estimated time with the batched engine on {subject.device}: {_duration(seconds)}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @app.command()
@@ -119,9 +142,9 @@ def screen(
     cols: str = ColsOpt,
     kinds: str = KindsOpt,
     tile: str = TileOpt,
-    engine: str = typer.Option("reference", help="Screening engine."),
+    engine: str = typer.Option("batched", help="batched (fast, identical results) or reference (the paper's loop)."),
     shard: str = typer.Option("0/1", help="Run only shard INDEX/COUNT of the plan."),
-    chunk_size: int = typer.Option(8, help="Mutations per committed transaction."),
+    chunk_size: Optional[int] = typer.Option(None, help="Mutations per committed transaction (default: the engine's)."),
     max_new_tokens: Optional[int] = TokensOpt,
     decoding: Optional[str] = DecodingOpt,
     mmlu_dir: Optional[Path] = MmluOpt,

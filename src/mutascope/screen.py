@@ -60,9 +60,9 @@ class Screen:
         probes: probes to run on every mutant.
         spec: which mutations (a :class:`PlanSpec`).
         out: the DuckDB results file; created, or resumed if it holds this screen.
-        engine: engine name (``"reference"``).
+        engine: ``"batched"`` (fast, identical results) or ``"reference"`` (the paper's loop).
         shard: ``(index, count)``: run only that contiguous part of the plan.
-        chunk_size: mutations per committed transaction.
+        chunk_size: mutations per committed transaction (default: the engine's).
     """
 
     def __init__(
@@ -72,9 +72,9 @@ class Screen:
         spec: PlanSpec,
         out: str | os.PathLike,
         *,
-        engine: str = "reference",
+        engine: str = "batched",
         shard: tuple[int, int] = (0, 1),
-        chunk_size: int = 8,
+        chunk_size: int | None = None,
     ):
         if not probes:
             raise MutascopeError("no probes given: use --probe (e.g. --probe drosophila)")
@@ -82,7 +82,7 @@ class Screen:
         dup = next((i for i in ids if ids.count(i) > 1), None)
         if dup is not None:
             raise MutascopeError(f"probe id {dup!r} is given twice")
-        if chunk_size < 1:
+        if chunk_size is not None and chunk_size < 1:
             raise MutascopeError("chunk size must be at least 1")
         self.subject = subject
         self.probes = list(probes)
@@ -92,7 +92,7 @@ class Screen:
         self.plan: Plan = build_plan(spec, subject.anatomy)
         self.mutations = self.plan.shard(*shard)
         self.shard = shard
-        self.chunk_size = chunk_size
+        self.chunk_size = chunk_size or self.engine.chunk_size
         self._prepared: list[PreparedProbe] | None = None
 
     def config(self) -> dict:

@@ -8,7 +8,10 @@ Tables (one row per thing, like deep-mutational-scanning tables):
 * ``mutations`` every mutation of the plan (site, element size, kind, value);
 * ``outcomes``  one row per (mutation, probe): NSM call, divergence step,
                 output tokens and text, phenotype id (distinct outputs per
-                probe, numbered in plan order, the WT output being 0);
+                probe, numbered in plan order, the WT output being 0), and
+                the batched engine's effect sizes (top-1/top-2 margin at the
+                divergence step, smallest margin, drop in log-probability of
+                the WT output, whether a near tie was re-checked);
 * ``progress``  one row per committed chunk of mutations (bookkeeping).
 
 A chunk's outcomes and its progress row are written in one transaction, so a
@@ -34,6 +37,15 @@ from .errors import MutascopeError
 from .mutation import Mutation
 
 SCHEMA_VERSION = 1
+# Measurements an engine may report beside the NSM call (the batched engine's
+# teacher-forced pass does; the reference engine leaves them null).
+EFFECT_COLUMNS = {
+    "margin": pa.float64(),
+    "min_margin": pa.float64(),
+    "logprob_drop": pa.float64(),
+    "logprob_drop_per_token": pa.float64(),
+    "rechecked": pa.bool_(),
+}
 TABLES = ("runs", "probes", "mutations", "outcomes", "progress")
 
 _DDL = """
@@ -56,6 +68,8 @@ CREATE TABLE mutations (
 CREATE TABLE outcomes (
     mutation_id INTEGER, probe_id VARCHAR, nsm BOOLEAN, divergence INTEGER,
     output_tokens INTEGER[], output_text VARCHAR, phenotype_id INTEGER,
+    margin DOUBLE, min_margin DOUBLE, logprob_drop DOUBLE, logprob_drop_per_token DOUBLE,
+    rechecked BOOLEAN,
     PRIMARY KEY (mutation_id, probe_id)
 );
 CREATE TABLE progress (
@@ -266,6 +280,10 @@ class Store:
                 "output_tokens": pa.array([list(o.tokens) for o in outcomes], pa.list_(pa.int32())),
                 "output_text": [o.text for o in outcomes],
                 "phenotype_id": pa.array(phenotype_ids, pa.int32()),
+                **{
+                    name: pa.array([getattr(o, name, None) for o in outcomes], kind)
+                    for name, kind in EFFECT_COLUMNS.items()
+                },
             }
         )
         ids = [o.mutation_id for o in outcomes]
@@ -299,7 +317,7 @@ def _insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
     """Append an Arrow table to ``name`` (columns in table order)."""
     con.register("_incoming", table)
     try:
-        con.execute(f"INSERT INTO {name} SELECT * FROM _incoming")
+        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _incoming")
     finally:
         con.unregister("_incoming")
 

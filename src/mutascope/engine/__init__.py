@@ -5,9 +5,10 @@ reference engine is the paper's loop and the ground truth for faster ones.
 """
 
 from .base import Engine, PreparedProbe, divergence_step, prepare_probes
+from .batched import BatchedEngine, BatchedOutcomeRow, estimate_seconds
 from .reference import ReferenceEngine
 
-ENGINES = {"reference": ReferenceEngine}
+ENGINES = {"batched": BatchedEngine, "reference": ReferenceEngine}
 
 
 def make_engine(name: str, subject) -> Engine:
@@ -21,4 +22,15 @@ def make_engine(name: str, subject) -> Engine:
     return cls(subject)
 
 
-__all__ = ["ENGINES", "Engine", "PreparedProbe", "ReferenceEngine", "divergence_step", "make_engine", "prepare_probes"]
+__all__ = [
+    "ENGINES",
+    "BatchedEngine",
+    "BatchedOutcomeRow",
+    "Engine",
+    "PreparedProbe",
+    "ReferenceEngine",
+    "divergence_step",
+    "estimate_seconds",
+    "make_engine",
+    "prepare_probes",
+]

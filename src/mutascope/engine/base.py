@@ -43,6 +43,7 @@ class Engine(Protocol):
     """Runs mutants on prepared probes."""
 
     name: str
+    chunk_size: int  # default mutations per committed chunk
 
     def generate(self, probe: PreparedProbe) -> tuple[int, ...]:
         """The unmutated model's output tokens for ``probe``."""

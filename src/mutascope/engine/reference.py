@@ -34,6 +34,7 @@ class ReferenceEngine:
     """Mutate in place, ``generate``, restore."""
 
     name = "reference"
+    chunk_size = 8  # mutations per committed chunk: a few seconds of work each
 
     def __init__(self, subject):
         self.subject = subject

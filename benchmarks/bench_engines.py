@@ -1,0 +1,123 @@
+"""Reference vs batched engine on SmolLM2-135M: speed, agreement, memory, efficiency.
+
+Usage:
+    .venv/bin/python benchmarks/bench_engines.py [--mutations 64] [--tokens 48] [--probe drosophila]
+
+Both engines run the same random plan (mutations drawn across all layers and
+matrices). Printed: mutants per second for each engine and their ratio, how
+many outcomes agree (tokens, text and divergence step), peak memory above the
+loaded model during each engine's run, and the fraction of this machine's
+measured float32 matrix-multiply throughput that the batched engine achieves
+(matmul FLOPs counted by ``torch.utils.flop_counter`` in a separate, untimed run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+import threading
+import time
+
+import psutil
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from mutascope.engine import BatchedEngine, ReferenceEngine, prepare_probes
+from mutascope.plan import PlanSpec, build_plan
+from mutascope.probes import builtin_probe
+from mutascope.subject import load_model
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the block runs (sampled every 10 ms)."""
+
+    def __enter__(self):
+        self.proc = psutil.Process()
+        self.base = self.proc.memory_info().rss
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """This machine's float32 matmul throughput (best of a few timed runs)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    best = 0.0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = max(best, 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def timed_run(engine, mutations, probes):
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        rows = [r for rs in engine.run(mutations, probes) for r in rs]
+        seconds = time.perf_counter() - t0
+    return rows, seconds, mem.peak - mem.base
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mutations", type=int, default=64)
+    parser.add_argument("--tokens", type=int, default=48)
+    parser.add_argument("--probe", default="drosophila")
+    parser.add_argument("--kinds", default="max,min")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    subject = load_model()
+    probe = dataclasses.replace(builtin_probe(args.probe), max_new_tokens=args.tokens)
+    reference = ReferenceEngine(subject)
+    probes = prepare_probes(subject, reference, [probe])
+    plan = build_plan(PlanSpec.parse(kinds=args.kinds), subject.anatomy)
+    mutations = sorted(random.Random(args.seed).sample(plan.mutations, args.mutations), key=lambda m: m.mutation_id)
+    print(f"model {subject.model_id} ({subject.dtype}, {torch.get_num_threads()} threads); probe {probe.id} "
+          f"({probe.decoding.describe()}), {len(probes[0].prompt)} prompt + {len(probes[0].wt_tokens)} WT tokens; "
+          f"{len(mutations)} mutations in {len({m.layer for m in mutations})} layers, "
+          f"{len({m.matrix for m in mutations})} matrices, kinds {args.kinds}")
+
+    batched = BatchedEngine(subject, batch_size=args.batch_size)
+    fast_rows, fast_s, fast_mem = timed_run(batched, mutations, probes)
+    ref_rows, ref_s, ref_mem = timed_run(reference, mutations, probes)
+
+    key = lambda r: (r.mutation_id, r.probe_id, r.tokens, r.text, r.divergence)  # noqa: E731
+    agree = sum(key(a) == key(b) for a, b in zip(fast_rows, ref_rows))
+    nsm = sum(r.nsm for r in ref_rows)
+    with FlopCounterMode(display=False) as counter:
+        list(BatchedEngine(subject, batch_size=args.batch_size).run(mutations, probes))
+    flops = counter.get_total_flops()
+    peak = matmul_gflops()
+    achieved = flops / fast_s / 1e9
+
+    n = len(mutations)
+    print(f"NSMs: {nsm}/{len(ref_rows)}; divergence steps: {sorted(r.divergence for r in ref_rows if r.nsm)}")
+    print(f"rechecked near ties: {sum(r.rechecked for r in fast_rows)}; smallest margins: "
+          f"{sorted(round(r.min_margin, 5) for r in fast_rows)[:5]}")
+    print(f"reference: {n / ref_s:8.3f} mutants/s ({ref_s / n:.3f} s/mutant), peak memory +{ref_mem / 2**20:.0f} MiB")
+    print(f"batched:   {n / fast_s:8.3f} mutants/s ({fast_s / n:.3f} s/mutant), peak memory +{fast_mem / 2**20:.0f} MiB")
+    print(f"ratio:     {ref_s / fast_s:8.1f}x")
+    print(f"agreement: {agree}/{len(ref_rows)} outcomes identical")
+    print(f"batched matmul throughput: {achieved:.1f} GFLOP/s = {achieved / peak:.0%} of measured "
+          f"{peak:.1f} GFLOP/s ({flops / n / 1e9:.2f} GFLOP per mutant)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,364 @@
+"""The fast exact engine: many mutants per forward pass, same outcomes as the reference.
+
+For each probe, once: a wild-type (WT) teacher-forced pass over
+``prompt + WT[:-1]`` captures every decoder layer's input and keys/values
+(:mod:`.prefix`). Then, for batches of mutations grouped by layer:
+
+1. **Detection.** One parallel teacher-forced pass of the WT tokens through
+   the batch, one mutant per row (:mod:`.deltas`), starting at the batch's
+   lowest mutated layer. Decoding is a deterministic function of
+   (logits, step), so a mutant is silent exactly when the decoder picks the WT
+   token at every step; otherwise the first step where it does not is its
+   divergence point. The same pass gives every mutant its effect size: the
+   drop in log-probability of the WT continuation.
+2. **Continuation.** NSMs are decoded from the divergence step on, batched,
+   starting from the detection pass's keys/values (valid up to that step).
+3. **Near ties.** Floating-point results of a batched pass differ from the
+   reference's ``generate`` in the last bits. A decision whose top-1/top-2
+   score margin is below ``tie_tolerance`` could flip, so every (mutation,
+   probe) with such a decision is recomputed by the reference engine itself.
+   Every other decision had a margin far above the numerical noise, so it is
+   the reference's decision too.
+
+Outcomes therefore equal the reference's, and do not depend on the batch size
+or on which mutants share a batch (only the recorded margins and effect
+sizes vary, in their last bits).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+from transformers import DynamicCache
+
+from ..mutation import Mutation
+from ..store import OutcomeRow
+from .base import PreparedProbe
+from .continuation import RowState, Seed, continue_seeds
+from .deltas import TileDelta, row_deltas
+from .prefix import WildTypePass, capture_wild_type, decoder_blocks, skipping_below
+from .reference import ReferenceEngine, decode_text, eos_ids
+from .scoring import LogitHead, score_steps
+
+# Decisions whose top-1/top-2 decoder-score margin is below this fraction of
+# the largest |score| at that step are re-checked with the reference engine.
+# Measured on SmolLM2-135M in float32, a batched pass and ``generate`` differ in
+# that margin by at most 1.0e-6 of the largest |score| (max 3.4e-5 absolute);
+# the float32 default leaves a factor 20. Low-precision defaults are guesses
+# scaled by the unit roundoff (2^-8 for bfloat16, 2^-11 for float16).
+DEFAULT_TIE_TOLERANCE = {torch.float32: 2e-5, torch.float64: 1e-12, torch.bfloat16: 2e-2, torch.float16: 3e-3}
+
+# Throughput stops improving well before memory runs out on a CPU.
+MAX_BATCH = {"cpu": 64, "cuda": 512}
+
+
+@dataclass(frozen=True)
+class BatchedOutcomeRow(OutcomeRow):
+    """An outcome plus what the batched engine measures on the way.
+
+    ``margin``: top-1 minus top-2 decoder score at the divergence step (NSMs
+    only). ``min_margin``: the smallest such margin over every step whose
+    decision made the outcome (a near-tie indicator). ``logprob_drop``: summed
+    over the WT output tokens, log p_WT - log p_mutant when the WT tokens are
+    fed to both (teacher-forced); ``logprob_drop_per_token`` is its mean.
+    ``rechecked``: the outcome was recomputed by the reference engine because
+    a decision was within ``tie_tolerance`` of a tie (then ``tokens``, ``text``
+    and ``divergence`` are the reference's; the other fields stay this
+    engine's measurements).
+    """
+
+    margin: float | None = None
+    min_margin: float | None = None
+    logprob_drop: float = 0.0
+    logprob_drop_per_token: float = 0.0
+    rechecked: bool = False
+
+
+@dataclass
+class _ProbeState:
+    """A probe's WT pass and WT log-probabilities, computed once per engine."""
+
+    ids: torch.Tensor  # (1, T): prompt + WT[:-1]
+    wt: WildTypePass
+    wt_logprob: float
+    wt_min_margin: float
+
+
+class BatchedEngine:
+    """Batched teacher-forced detection + batched continuation; exact w.r.t. the reference.
+
+    Args:
+        subject: the loaded model.
+        batch_size: mutants per forward pass; ``None`` picks one from free memory.
+        tie_tolerance: a decision whose top-1/top-2 margin is below this
+            fraction of the largest |score| at its step is re-checked with the
+            reference engine; ``None`` uses a default for the model's dtype.
+        prefix_reuse: skip the unmutated layers below each batch's lowest
+            mutated layer (off only for testing the engine against itself).
+    """
+
+    name = "batched"
+    chunk_size = 256  # mutations per committed chunk: enough to fill batches of every layer
+
+    def __init__(
+        self,
+        subject,
+        *,
+        batch_size: int | None = None,
+        tie_tolerance: float | None = None,
+        prefix_reuse: bool = True,
+    ):
+        self.subject = subject
+        self.model = subject.model
+        self.decoder_model = self.model.get_decoder()
+        self.blocks = decoder_blocks(subject)
+        self.head = LogitHead(self.model)
+        self.eos = set(eos_ids(subject))
+        self.device = next(self.model.parameters()).device
+        self.dtype = next(self.model.parameters()).dtype
+        self.reference = ReferenceEngine(subject)
+        self.batch_size = batch_size
+        self.tie_tolerance = DEFAULT_TIE_TOLERANCE.get(self.dtype, 0.5) if tie_tolerance is None else tie_tolerance
+        self.prefix_reuse = prefix_reuse
+        self._states: dict[tuple, _ProbeState] = {}
+        self.stats: dict[str, float] = dict.fromkeys(
+            ("outcomes", "rechecked", "continued", "wild_type_s", "detect_s", "continue_s", "recheck_s"), 0
+        )
+
+    # -- the Engine interface ------------------------------------------------
+
+    def generate(self, probe: PreparedProbe) -> tuple[int, ...]:
+        """The WT output, computed exactly as the reference engine does."""
+        return self.reference.generate(probe)
+
+    def run(self, mutations: Sequence[Mutation], probes: Sequence[PreparedProbe]) -> Iterator[list[OutcomeRow]]:
+        """Yield, per mutation in order, its rows for every probe.
+
+        All mutations are run first (probe by probe), then yielded in order;
+        pass chunks of a few hundred mutations at a time.
+        """
+        mutations = list(mutations)
+        results: list[list[OutcomeRow | None]] = [[None] * len(probes) for _ in mutations]
+        with torch.inference_mode():
+            for p_index, probe in enumerate(probes):
+                for i, row in self._run_probe(mutations, probe):
+                    results[i][p_index] = row
+        for rows in results:
+            yield rows  # type: ignore[misc]
+
+    # -- one probe -----------------------------------------------------------
+
+    def _run_probe(self, mutations: list[Mutation], probe: PreparedProbe) -> Iterator[tuple[int, BatchedOutcomeRow]]:
+        """Detection batch by batch (one layer each); NSMs pooled and continued in full batches."""
+        state = self._state(probe)
+        size = self.batch_size or auto_batch_size(self.subject, len(probe.prompt) + probe.probe.max_new_tokens)
+        states: dict[int, RowState] = {}
+        pool: list[Seed] = []
+        for batch in self._detection_batches(mutations, size):
+            deltas = [TileDelta.of(self.subject.anatomy, mutations[i]) for i in batch]
+            layer = min(mutations[i].layer for i in batch) if self.prefix_reuse else 0
+            t0 = time.perf_counter()
+            for i, row_state, seed in self._detect(probe, state, batch, deltas, layer):
+                states[i] = row_state
+                if seed is not None:
+                    pool.append(seed)
+            self.stats["detect_s"] += time.perf_counter() - t0
+            if len(pool) >= size:
+                self._continue(probe, state, pool[:size])
+                pool = pool[size:]
+        if pool:
+            self._continue(probe, state, pool)
+        for i, row_state in sorted(states.items()):
+            yield i, self._outcome(mutations[i], probe, row_state)
+
+    def _detection_batches(self, mutations: list[Mutation], size: int) -> list[list[int]]:
+        """Indices of ``mutations`` in batches of one layer each (of at most ``size``).
+
+        With prefix reuse a batch costs its rows times the layers from its lowest
+        one up, so mixing layers wastes work; small batches cost little here
+        because every row already spans all positions of the probe.
+        """
+        by_layer: dict[int, list[int]] = {}
+        for i, m in enumerate(mutations):
+            by_layer.setdefault(m.layer if self.prefix_reuse else 0, []).append(i)
+        return [ids[j : j + size] for _, ids in sorted(by_layer.items()) for j in range(0, len(ids), size)]
+
+    def _outcome(self, mutation: Mutation, probe: PreparedProbe, s: RowState) -> BatchedOutcomeRow:
+        row = BatchedOutcomeRow(
+            mutation.mutation_id, probe.id, tuple(s.tokens), decode_text(self.subject, s.tokens), s.divergence,
+            margin=s.margin, min_margin=s.min_margin, logprob_drop=s.logprob_drop,
+            logprob_drop_per_token=s.logprob_drop / len(probe.wt_tokens),
+        )
+        self.stats["outcomes"] += 1
+        if s.min_relative < self.tie_tolerance:
+            row = self._recheck(mutation, probe, row)
+        return row
+
+    def _recheck(self, mutation: Mutation, probe: PreparedProbe, row: BatchedOutcomeRow) -> BatchedOutcomeRow:
+        """Recompute a near-tie outcome with the reference engine (exact by definition)."""
+        t0 = time.perf_counter()
+        (exact,) = next(iter(self.reference.run([mutation], [probe])))
+        self.stats["recheck_s"] += time.perf_counter() - t0
+        self.stats["rechecked"] += 1
+        return BatchedOutcomeRow(
+            row.mutation_id, row.probe_id, exact.tokens, exact.text, exact.divergence,
+            margin=row.margin if exact.divergence == row.divergence else None,
+            min_margin=row.min_margin, logprob_drop=row.logprob_drop,
+            logprob_drop_per_token=row.logprob_drop_per_token, rechecked=True,
+        )
+
+    # -- the WT pass ---------------------------------------------------------
+
+    def _state(self, probe: PreparedProbe) -> _ProbeState:
+        key = (probe.prompt, probe.wt_tokens, probe.probe.decoding)
+        state = self._states.get(key)
+        if state is None:
+            t0 = time.perf_counter()
+            state = self._states[key] = self._wild_type(probe)
+            self.stats["wild_type_s"] += time.perf_counter() - t0
+        return state
+
+    def _wild_type(self, probe: PreparedProbe) -> _ProbeState:
+        """Teacher-force the WT output through the unmutated model once."""
+        if not probe.wt_tokens:
+            raise ValueError(f"probe {probe.id!r} has no wild-type output: prepare it first")
+        ids = torch.tensor([probe.prompt + probe.wt_tokens[:-1]], dtype=torch.long, device=self.device)
+        with torch.inference_mode():
+            wt = capture_wild_type(self.decoder_model, self.blocks, ids)
+            targets = torch.tensor(probe.wt_tokens, device=self.device)
+            scores = score_steps(wt.last_hidden[:, len(probe.prompt) - 1 :], self.head, probe.decoder, 0, targets)
+        return _ProbeState(ids, wt, float(scores.logprobs.sum()), float(scores.margins.min()))
+
+    # -- detection -----------------------------------------------------------
+
+    def _detect(
+        self, probe: PreparedProbe, state: _ProbeState, batch: list[int], deltas: list[TileDelta], layer: int
+    ) -> Iterator[tuple[int, RowState, Seed | None]]:
+        """Teacher-force the WT tokens through every mutant of the batch at once.
+
+        Yields each row's state and, for NSMs that need more tokens, a seed
+        holding its keys/values for the continuation.
+        """
+        b = len(deltas)
+        p, wt = len(probe.prompt), probe.wt_tokens
+        need_cache = probe.probe.max_new_tokens > 1
+        cache = DynamicCache() if need_cache else None
+        hidden = state.wt.hidden_in[layer].expand(b, -1, -1).contiguous() if layer > 0 else None
+        with row_deltas(self.model, deltas), skipping_below(self.blocks, layer, hidden, state.wt.returns_tuple):
+            out = self.decoder_model(input_ids=state.ids.expand(b, -1), past_key_values=cache, use_cache=need_cache)
+        targets = torch.tensor(wt, device=self.device)
+        scores = score_steps(out.last_hidden_state[:, p - 1 :], self.head, probe.decoder, 0, targets)
+        del out
+        mismatch = scores.tokens != targets
+        diverged = mismatch.any(dim=1)
+        first = torch.where(diverged, mismatch.int().argmax(dim=1), len(wt))
+        steps = torch.arange(len(wt), device=self.device)
+        undecided = steps > first[:, None]  # teacher-forced steps after the divergence decide nothing
+        min_margin = scores.margins.masked_fill(undecided, math.inf).amin(dim=1).tolist()
+        min_relative = scores.relative.masked_fill(undecided, math.inf).amin(dim=1).tolist()
+        drops = (state.wt_logprob - scores.logprobs.sum(dim=1)).tolist()
+        for row, i in enumerate(batch):
+            if not bool(diverged[row]):
+                yield i, RowState(None, list(wt), None, min_margin[row], min_relative[row], drops[row]), None
+                continue
+            d = int(first[row])
+            token = int(scores.tokens[row, d])
+            tokens = list(wt[:d]) + [token]
+            done = token in self.eos or len(tokens) >= probe.probe.max_new_tokens
+            s = RowState(d, tokens, float(scores.margins[row, d]), min_margin[row], min_relative[row], drops[row], done)
+            seed = None
+            if not done:
+                n = p + d  # positions whose keys/values the mutant shares with this pass
+                keys = [None if l < layer else c.keys[row : row + 1, :, :n].clone() for l, c in enumerate(cache.layers)]
+                values = [None if l < layer else c.values[row : row + 1, :, :n].clone() for l, c in enumerate(cache.layers)]
+                seed = Seed(s, deltas[row], layer, keys, values)
+            yield i, s, seed
+
+    def _continue(self, probe: PreparedProbe, state: _ProbeState, seeds: list[Seed]) -> None:
+        """Decode pooled NSMs from their divergence steps on."""
+        t0 = time.perf_counter()
+        continue_seeds(
+            self.model, self.decoder_model, self.head, probe.decoder, state.wt, len(probe.prompt),
+            probe.probe.max_new_tokens, self.eos, seeds,
+        )
+        self.stats["continue_s"] += time.perf_counter() - t0
+        self.stats["continued"] += len(seeds)
+
+
+# -- sizing and planning -------------------------------------------------------
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for this process's tensors on ``device``."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def row_bytes(subject, seq_len: int) -> int:
+    """A generous estimate of the memory one batch row needs at ``seq_len`` positions."""
+    config = subject.model.config.get_text_config()
+    itemsize = torch.finfo(subject.dtype).bits // 8
+    hidden = config.hidden_size
+    inter = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * hidden
+    heads = config.num_attention_heads
+    layers = subject.anatomy.n_layers
+    activations = seq_len * (8 * hidden + 3 * inter) * itemsize
+    attention = heads * seq_len * seq_len * 4
+    cache = layers * 2 * 2 * hidden * seq_len * itemsize  # detection cache + its left-aligned copy
+    vocab = subject.model.get_output_embeddings().weight.shape[0]
+    logits = 3 * 4 * vocab * 4  # a few steps of float32 logits and scores
+    return activations + attention + cache + logits
+
+
+def auto_batch_size(subject, seq_len: int, fraction: float = 0.3) -> int:
+    """The batch size that fits ``fraction`` of free memory, capped where speed saturates."""
+    device = next(subject.model.parameters()).device
+    cap = MAX_BATCH.get(device.type, 64)
+    fits = int(fraction * available_memory(device)) // max(1, row_bytes(subject, seq_len))
+    return max(1, min(cap, fits))
+
+
+def estimate_seconds(
+    subject,
+    probes,
+    plan,
+    *,
+    sample: int = 16,
+    batch_size: int | None = None,
+    seed: int = 0,
+) -> float:
+    """Estimated wall-clock seconds for the batched engine to run ``plan`` on ``probes``.
+
+    Runs a short calibration: prepares the probes (the WT outputs, a one-off
+    cost counted once), then times ``sample`` mutations drawn at random from
+    the plan (so layers, matrices and kinds are represented as in the plan)
+    and scales to the plan's size. ``probes`` are :class:`Probe` objects or
+    already prepared probes; ``plan`` is a :class:`Plan` or a sequence of
+    mutations.
+    """
+    from .base import prepare_probes
+
+    engine = BatchedEngine(subject, batch_size=batch_size)
+    mutations = list(plan)
+    t0 = time.perf_counter()
+    if probes and not isinstance(probes[0], PreparedProbe):
+        probes = prepare_probes(subject, engine, probes)
+    for probe in probes:
+        with torch.inference_mode():
+            engine._state(probe)
+    setup = time.perf_counter() - t0
+    chosen = sorted(random.Random(seed).sample(range(len(mutations)), min(sample, len(mutations))))
+    t0 = time.perf_counter()
+    for _ in engine.run([mutations[i] for i in chosen], probes):
+        pass
+    per_mutation = (time.perf_counter() - t0) / max(1, len(chosen))
+    return setup + per_mutation * len(mutations)

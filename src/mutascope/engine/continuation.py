@@ -1,0 +1,163 @@
+"""Decoding NSMs from their divergence step on, many mutants per step.
+
+A mutant that diverges from the wild type (WT) at step ``d`` produced the WT
+tokens before ``d``, so the keys/values its detection pass computed for the
+first ``prompt + d`` positions are exactly those it would have computed while
+generating. Rows that diverged at different steps (and come from different
+detection batches) are left-padded to a common length and masked, as in
+batched generation, and decoded together, each with its own tile delta.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+from ..decoding import Decoder
+from .deltas import TileDelta, row_deltas
+from .prefix import WildTypePass
+from .scoring import LogitHead, decide
+
+
+@dataclass
+class RowState:
+    """One mutant on one probe: its output so far and what its decisions looked like."""
+
+    divergence: int | None
+    tokens: list[int]
+    margin: float | None  # top-1/top-2 score margin at the divergence step
+    min_margin: float  # smallest margin over the steps decided so far
+    min_relative: float  # smallest margin / largest |score| over those steps
+    logprob_drop: float
+    finished: bool = True
+
+
+@dataclass
+class Seed:
+    """An NSM waiting to be continued: its state, its delta, and its keys/values.
+
+    ``keys[l]``/``values[l]`` (1, heads, >= prompt + d, head_dim) are the
+    row's own for layers ``>= layer``; below ``layer`` the WT's are used.
+    """
+
+    state: RowState
+    delta: TileDelta
+    layer: int
+    keys: list[torch.Tensor | None]
+    values: list[torch.Tensor | None]
+
+
+class _BufferLayer(DynamicLayer):
+    """A cache layer writing new positions into a preallocated buffer.
+
+    ``DynamicLayer`` concatenates on every step, copying the whole cache; for a
+    batch of dozens of rows that copy costs as much as the step itself.
+    """
+
+    def __init__(self, buffer: torch.Tensor, vbuffer: torch.Tensor, length: int):
+        super().__init__()
+        self.kbuf, self.vbuf, self.length = buffer, vbuffer, length
+        self.dtype, self.device = buffer.dtype, buffer.device
+        self.is_initialized = True
+        self._views()
+
+    def _views(self) -> None:
+        self.keys = self.kbuf[:, :, : self.length]
+        self.values = self.vbuf[:, :, : self.length]
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        n = key_states.shape[-2]
+        self.kbuf[:, :, self.length : self.length + n] = key_states
+        self.vbuf[:, :, self.length : self.length + n] = value_states
+        self.length += n
+        self._views()
+        return self.keys, self.values
+
+    def select_rows(self, index: torch.Tensor) -> None:
+        self.kbuf, self.vbuf = self.kbuf[index], self.vbuf[index]
+        self._views()
+
+
+def _cache_for(seeds: list[Seed], wt: WildTypePass, lengths: list[int], room: int) -> tuple[DynamicCache, torch.Tensor]:
+    """A cache holding each seed's first ``lengths[i]`` positions, right-aligned, with ``room`` free slots.
+
+    Returns the cache and the (rows, width) 0/1 attention mask of its filled part.
+    """
+    width = max(lengths)
+    rows = len(seeds)
+    device = wt.keys[0].device
+    layers = []
+    for l, (wk, wv) in enumerate(zip(wt.keys, wt.values)):
+        kbuf = wk.new_zeros(rows, wk.shape[1], width + room, wk.shape[3])
+        vbuf = wv.new_zeros(rows, wv.shape[1], width + room, wv.shape[3])
+        for i, (seed, n) in enumerate(zip(seeds, lengths)):
+            k, v = (seed.keys[l], seed.values[l]) if l >= seed.layer else (wk, wv)
+            kbuf[i, :, width - n : width] = k[0, :, :n]
+            vbuf[i, :, width - n : width] = v[0, :, :n]
+        layers.append(_BufferLayer(kbuf, vbuf, width))
+    cache = DynamicCache()
+    cache.layers = layers
+    mask = torch.zeros(rows, width, dtype=torch.long, device=device)
+    for i, n in enumerate(lengths):
+        mask[i, width - n :] = 1
+    return cache, mask
+
+
+def decide_rows(logits: torch.Tensor, decoder: Decoder, states: list[RowState], eos: set[int], max_new: int) -> None:
+    """Append each row's next token; rows may be at different steps (grouped by step)."""
+    by_step: dict[int, list[int]] = {}
+    for i, s in enumerate(states):
+        by_step.setdefault(len(s.tokens), []).append(i)
+    for step, members in by_step.items():
+        index = torch.tensor(members, device=logits.device)
+        tokens, margins, relative = decide(logits[index], decoder, step)
+        for i, token, margin, rel in zip(members, tokens.tolist(), margins.tolist(), relative.tolist()):
+            s = states[i]
+            s.tokens.append(token)
+            s.min_margin = min(s.min_margin, margin)
+            s.min_relative = min(s.min_relative, rel)
+            s.finished = token in eos or len(s.tokens) >= max_new
+
+
+def continue_seeds(
+    model: torch.nn.Module,
+    decoder_model: torch.nn.Module,
+    head: LogitHead,
+    decoder: Decoder,
+    wt: WildTypePass,
+    prompt_len: int,
+    max_new: int,
+    eos: set[int],
+    seeds: list[Seed],
+) -> None:
+    """Decode every seed to end-of-sequence or ``max_new`` tokens, updating its state."""
+    device = wt.keys[0].device
+    lengths = [prompt_len + s.state.divergence for s in seeds]  # type: ignore[operator]
+    room = max_new - min(s.state.divergence for s in seeds)  # type: ignore[type-var]
+    cache, mask = _cache_for(seeds, wt, lengths, room)
+    rows = list(seeds)  # in cache order; finished rows stay until compaction
+    while True:
+        live = [i for i, s in enumerate(rows) if not s.state.finished]
+        if not live:
+            return
+        if len(rows) - len(live) >= max(1, len(rows) // 4):  # drop finished rows once a quarter are
+            index = torch.tensor(live, device=device)
+            for layer in cache.layers:
+                layer.select_rows(index)
+            mask = mask[index]
+            rows = [rows[i] for i in live]
+            live = list(range(len(rows)))
+        feed = torch.tensor([[s.state.tokens[-1]] for s in rows], device=device)
+        pos = torch.tensor([[prompt_len + len(s.state.tokens) - 1] for s in rows], device=device)
+        mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+        with row_deltas(model, [s.delta for s in rows]):
+            out = decoder_model(
+                input_ids=feed, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True
+            )
+        logits = head(out.last_hidden_state[:, -1]).to(torch.float32)
+        del out
+        index = torch.tensor(live, device=device)
+        decide_rows(logits[index], decoder, [rows[i].state for i in live], eos, max_new)

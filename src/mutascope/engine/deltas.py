@@ -1,0 +1,91 @@
+"""Per-row tile deltas: many different mutants in one forward pass, no weight written.
+
+A mutation changes tile ``r0:r1, c0:c1`` of a canonical ``(out, in)`` matrix
+``W`` from ``W_t`` to ``V``. For any input ``x`` the mutated projection is
+``x @ W.T + x[..., c0:c1] @ (V - W_t).T`` added into output features
+``offset + r0 : offset + r1`` (``offset`` places a part inside a fused
+q|k|v or gate|up weight). That identity holds whatever the storage (Linear
+or GPT-2's transposed Conv1D), so a forward hook on the module can give each
+batch row its own mutant while every row shares the unmutated weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+
+from ..anatomy import Anatomy
+from ..mutation import Mutation, mutated_tile
+
+
+@dataclass(frozen=True)
+class TileDelta:
+    """What one mutant adds at one module: ``x[..., cols] @ delta.T`` into ``rows``."""
+
+    module_path: str
+    out0: int  # first output feature of the module touched (offset + r0)
+    out1: int
+    c0: int
+    c1: int
+    delta: torch.Tensor  # (out1 - out0, c1 - c0), float32
+
+    @classmethod
+    def of(cls, anatomy: Anatomy, mutation: Mutation) -> "TileDelta":
+        """The delta of ``mutation``, with the mutated tile rounded to the weight's dtype.
+
+        The tile is built with :func:`mutated_tile` in the weight's own dtype,
+        exactly as the reference engine writes it, so both engines mutate to
+        the same numbers; only the difference is then taken in float32.
+        """
+        ref = anatomy.ref(mutation.layer, mutation.matrix)
+        original = anatomy.weight(mutation.layer, mutation.matrix)[mutation.r0 : mutation.r1, mutation.c0 : mutation.c1]
+        new = mutated_tile(original, mutation.kind, mutation.value)
+        delta = new.to(torch.float32) - original.to(torch.float32)
+        return cls(ref.module_path, ref.offset + mutation.r0, ref.offset + mutation.r1, mutation.c0, mutation.c1, delta)
+
+
+def _add_deltas(entries: list[tuple[int, TileDelta]], batch: int):
+    """A forward hook adding each row's delta into the module's output, in place.
+
+    Inputs and outputs are viewed as (batch, positions, features): some models
+    (OPT's MLP) flatten batch and positions before a projection.
+    """
+
+    def hook(module, args, output):
+        x = args[0].reshape(batch, -1, args[0].shape[-1])
+        out = output.view(batch, -1, output.shape[-1])
+        for row, d in entries:
+            y = out[row, :, d.out0 : d.out1]
+            extra = x[row, :, d.c0 : d.c1].to(torch.float32) @ d.delta.T
+            if y.dtype == torch.float32:
+                y.add_(extra)
+            else:  # add in float32, round once
+                y.copy_(y.to(torch.float32) + extra)
+        return output
+
+    return hook
+
+
+@contextlib.contextmanager
+def row_deltas(model: torch.nn.Module, deltas: Sequence[TileDelta | None]) -> Iterator[None]:
+    """While active, batch row ``b`` of every forward pass runs mutant ``deltas[b]``.
+
+    ``None`` rows run the unmutated model. Hooks are removed on exit, whatever
+    happens; no parameter is ever touched.
+    """
+    by_module: dict[str, list[tuple[int, TileDelta]]] = {}
+    for row, d in enumerate(deltas):
+        if d is not None:
+            by_module.setdefault(d.module_path, []).append((row, d))
+    handles = []
+    try:
+        for path, entries in by_module.items():
+            handles.append(model.get_submodule(path).register_forward_hook(_add_deltas(entries, len(deltas))))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+

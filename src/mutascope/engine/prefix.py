@@ -1,0 +1,111 @@
+"""Reusing the unmutated computation below a mutated layer.
+
+A mutant in decoder layer ``L`` computes exactly the wild type's hidden states
+and keys/values in layers ``< L`` on the wild type's tokens. One wild-type
+pass per probe captures, for every layer, the hidden state entering it and its
+keys/values; a batch of mutants in layers ``>= L`` then skips layers ``< L``.
+
+The mechanism is architecture-generic: it never re-implements a model's
+forward. The model's own forward runs (embeddings, position embeddings, Gemma's
+embedding scaling, masks...); blocks ``< L`` are temporarily replaced by a
+pass-through, the last of which returns the captured hidden state entering
+``L``. Whatever a model does before its first block is thus computed but
+discarded, and what layer ``L`` sees is bit-identical to the wild type's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from transformers import DynamicCache
+
+
+def decoder_blocks(subject) -> torch.nn.ModuleList:
+    """The model's list of decoder blocks, as the anatomy found it."""
+    return subject.model.get_submodule(subject.anatomy.blocks_path)
+
+
+def _hidden_arg(args: tuple, kwargs: dict) -> torch.Tensor:
+    return args[0] if args else kwargs["hidden_states"]
+
+
+@dataclass
+class WildTypePass:
+    """What one teacher-forced wild-type pass over ``prompt + WT[:-1]`` leaves behind.
+
+    ``hidden_in[l]`` is the (1, T, d) hidden state entering block ``l``;
+    ``keys[l]``/``values[l]`` its (1, heads, T, head_dim) cache entries;
+    ``last_hidden`` the (1, T, d) final hidden state (before the LM head);
+    ``returns_tuple`` whether blocks return tuples (so pass-throughs mimic them).
+    """
+
+    hidden_in: list[torch.Tensor]
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    last_hidden: torch.Tensor
+    returns_tuple: bool
+
+
+def capture_wild_type(decoder: torch.nn.Module, blocks: torch.nn.ModuleList, ids: torch.Tensor) -> WildTypePass:
+    """Run the unmutated decoder once on ``ids`` (1, T) and keep each layer's input and cache."""
+    hidden_in: list[torch.Tensor | None] = [None] * len(blocks)
+    returns_tuple = [False]
+
+    def pre(index):
+        def hook(module, args, kwargs):
+            hidden_in[index] = _hidden_arg(args, kwargs).detach().clone()
+
+        return hook
+
+    def post(module, args, output):
+        returns_tuple[0] = isinstance(output, tuple)
+
+    handles = [b.register_forward_pre_hook(pre(i), with_kwargs=True) for i, b in enumerate(blocks)]
+    handles.append(blocks[0].register_forward_hook(post))
+    cache = DynamicCache()
+    try:
+        out = decoder(input_ids=ids, past_key_values=cache, use_cache=True)
+    finally:
+        for h in handles:
+            h.remove()
+    keys = [layer.keys for layer in cache.layers]
+    values = [layer.values for layer in cache.layers]
+    if any(h is None for h in hidden_in) or len(keys) != len(blocks):
+        raise RuntimeError("the wild-type pass did not run every decoder block once")
+    return WildTypePass(hidden_in, keys, values, out.last_hidden_state, returns_tuple[0])  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def skipping_below(
+    blocks: torch.nn.ModuleList, layer: int, hidden: torch.Tensor, returns_tuple: bool
+) -> Iterator[None]:
+    """While active, blocks ``< layer`` do nothing and block ``layer`` receives ``hidden``.
+
+    Blocks are patched per instance (``forward`` attribute), so their other
+    attributes (e.g. ``attention_type``, read by some models' loops) stay.
+    Skipped blocks write no cache entries; callers fill those from the
+    wild-type pass when they need them.
+    """
+    if layer == 0:
+        yield
+        return
+
+    def passthrough(result=None):
+        def forward(*args, **kwargs):
+            out = _hidden_arg(args, kwargs) if result is None else result
+            return (out,) if returns_tuple else out
+
+        return forward
+
+    patched = []
+    try:
+        for i in range(layer):
+            blocks[i].forward = passthrough(hidden if i == layer - 1 else None)
+            patched.append(blocks[i])
+        yield
+    finally:
+        for block in patched:
+            del block.forward
