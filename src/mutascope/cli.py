@@ -194,7 +194,7 @@ def _print_summary(results, summary) -> None:
     out.print(table)
     per_probe = results.query("SELECT probe_id, sum(nsm::INT) AS nsm, count(*) AS n FROM outcomes GROUP BY ALL ORDER BY ALL")
     for r in per_probe.itertuples():
-        out.print(f"probe {r.probe_id}: {r.nsm} NSM of {r.n}")
+        out.print(f"probe {r.probe_id}: {int(r.nsm)} NSM of {int(r.n)}")
     out.print(
         f"{summary.n_done}/{summary.n_mutations} mutants done ({summary.n_run_now} this run, {summary.seconds:.1f} s); "
         f"results in {summary.path}"

@@ -332,16 +332,19 @@ def estimate_seconds(
     probes,
     plan,
     *,
-    sample: int = 16,
+    sample: int = 48,
+    blocks: int = 2,
     batch_size: int | None = None,
     seed: int = 0,
 ) -> float:
     """Estimated wall-clock seconds for the batched engine to run ``plan`` on ``probes``.
 
     Runs a short calibration: prepares the probes (the WT outputs, a one-off
-    cost counted once), then times ``sample`` mutations drawn at random from
-    the plan (so layers, matrices and kinds are represented as in the plan)
-    and scales to the plan's size. ``probes`` are :class:`Probe` objects or
+    cost counted once), then times ``blocks`` runs of ``sample`` consecutive
+    mutations starting at random places in the plan, and scales to the plan's
+    size. Consecutive runs are what a screen feeds the engine (a chunk shares a
+    layer and fills batches); scattered single mutations would each pay for a
+    batch of one and overestimate. ``probes`` are :class:`Probe` objects or
     already prepared probes; ``plan`` is a :class:`Plan` or a sequence of
     mutations.
     """
@@ -356,9 +359,14 @@ def estimate_seconds(
         with torch.inference_mode():
             engine._state(probe)
     setup = time.perf_counter() - t0
-    chosen = sorted(random.Random(seed).sample(range(len(mutations)), min(sample, len(mutations))))
+    rng = random.Random(seed)
+    runs = [mutations] if len(mutations) <= sample * blocks else [
+        mutations[start : start + sample]
+        for start in sorted(rng.sample(range(len(mutations) - sample + 1), blocks))
+    ]
     t0 = time.perf_counter()
-    for _ in engine.run([mutations[i] for i in chosen], probes):
-        pass
-    per_mutation = (time.perf_counter() - t0) / max(1, len(chosen))
+    for run in runs:
+        for _ in engine.run(run, probes):
+            pass
+    per_mutation = (time.perf_counter() - t0) / max(1, sum(len(r) for r in runs))
     return setup + per_mutation * len(mutations)
