@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mutascope.errors import MutascopeError
+from mutascope.textfile import read_text_file
 
 __all__ = [
     "BUILTIN_PROBES",
@@ -320,14 +321,7 @@ def load_probe_file(path: str | Path) -> list[Probe]:
     suffix = path.suffix.lower()
     if suffix not in (".yaml", ".yml", ".jsonl"):
         raise MutascopeError(f"probe file {path}: unsupported extension {path.suffix or '(none)'!r}; use .yaml, .yml or .jsonl")
-    if not path.is_file():
-        raise MutascopeError(f"probe file {path}: not found (or not a file)")
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise MutascopeError(f"probe file {path}: not valid UTF-8 text") from None
-    except OSError as e:
-        raise MutascopeError(_one_line(f"probe file {path}: cannot be read: {e.strerror or e}")) from None
+    raw = read_text_file(path, "probe file")
 
     entries = _read_yaml_entries(path, raw) if suffix in (".yaml", ".yml") else _read_jsonl_entries(path, raw)
     if not entries:

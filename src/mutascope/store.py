@@ -330,6 +330,34 @@ def existing_runs(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute("SELECT count(*) FROM runs").fetchone()[0] if has else 0
 
 
+def write_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame]) -> Path:
+    """Write DataFrames into the DuckDB file at ``path`` (created if needed), replacing
+    tables of the same names, all in one transaction.
+
+    Every analysis (statistics of a screen, super weights, activation patterns,
+    specialization) keeps its tables this way, so its results are one file too.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(p))
+    except duckdb.Error as exc:
+        raise MutascopeError(f"cannot open {p} as a DuckDB file: {str(exc).splitlines()[0]}") from None
+    try:
+        con.begin()
+        for name, df in tables.items():
+            con.register("_frame", df)
+            con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _frame')
+            con.unregister("_frame")
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    finally:
+        con.close()
+    return p
+
+
 def _connect_read(path: Path) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(str(path), read_only=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mutascope.errors import MutascopeError
+from mutascope.textfile import read_text_file
 
 __all__ = ["ALL", "Domain", "mmlu_texts", "parse_domain", "read_texts"]
 
@@ -35,12 +36,7 @@ class Domain:
 def read_texts(path: str | Path) -> list[str]:
     """Inputs of a text file: paragraphs separated by blank lines, else one per non-empty line."""
     p = Path(path)
-    if not p.is_file():
-        raise MutascopeError(f"domain file {p}: not found; pass a text file or mmlu:DIR:SUBJECT")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise MutascopeError(f"domain file {p}: not valid UTF-8 text") from None
+    text = read_text_file(p, "domain file", "pass a text file or mmlu:DIR:SUBJECT")
     if re.search(r"\n[ \t]*\n", text.strip()):
         chunks = re.split(r"\n[ \t]*\n", text)
     else:

@@ -8,7 +8,6 @@ several probes are the paper's "sensitive across probes" axes.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 from scipy.stats import binom
 

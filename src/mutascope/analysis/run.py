@@ -12,11 +12,10 @@ import os
 from pathlib import Path
 from typing import Callable
 
-import duckdb
 import pandas as pd
 
 from ..errors import MutascopeError
-from ..store import open_results
+from ..store import open_results, write_tables
 from .bias import bias
 from .copa import copa
 from .counts import nsm_counts
@@ -61,19 +60,7 @@ def analyze(
     if progress:
         progress("computing statistics")
     tables = analysis_tables(frame, alpha=alpha, n_perm=n_perm)
-    con = duckdb.connect(str(path))
-    try:
-        con.begin()
-        for name, table in tables.items():
-            con.register("_table", table)
-            con.execute(f"CREATE OR REPLACE TABLE analysis_{name} AS SELECT * FROM _table")
-            con.unregister("_table")
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
-    finally:
-        con.close()
+    write_tables(path, {f"analysis_{name}": table for name, table in tables.items()})
     if csv_dir is not None:
         directory = Path(csv_dir)
         directory.mkdir(parents=True, exist_ok=True)

@@ -52,11 +52,12 @@ def specialization(
             raise MutascopeError(f"every --k exceeds the {n_layers * d_ff} value vectors of {subject.model_id}")
         if len(ks) < len(k):
             err.print(f"{subject.model_id} has {n_layers * d_ff} value vectors: k > that skipped")
-        status = err.status(f"{subject.model_id}: starting ...")
+        name = subject.model_id
+        status = err.status(f"{name}: starting ...")
         with status:
             result = sp.specialization(
                 subject, chosen, ks, random_draws=random_draws, seed=seed, method=method,
-                progress=lambda msg: status.update(f"{subject.model_id}: {msg} ..."),
+                progress=lambda msg: status.update(f"{name}: {msg} ..."),
             )
         results.append(result)
         _print_concepts(result)

@@ -32,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 
 from mutascope.errors import MutascopeError
+from mutascope.textfile import read_text_file
 from mutascope.mmlu import LETTERS, Question
 
 
@@ -56,12 +57,7 @@ def load_concepts(path: str | Path | None = None) -> list[Concept]:
     bad file fails at load and not in the middle of a model run.
     """
     p = default_concepts_path() if path is None else Path(path)
-    if not p.is_file():
-        raise MutascopeError(f"concept file {p}: not found; pass a .yaml or .jsonl file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise MutascopeError(f"concept file {p}: not valid UTF-8 text") from None
+    text = read_text_file(p, "concept file", "pass a .yaml or .jsonl file")
     if p.suffix.lower() == ".jsonl":
         concepts = _from_jsonl(p, text)
     elif p.suffix.lower() in (".yaml", ".yml"):

@@ -23,7 +23,6 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import torch
 
 from mutascope.errors import MutascopeError
 from mutascope.subject import Subject

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from mutascope.errors import MutascopeError
+from mutascope.textfile import read_text_file
 from mutascope.subject import Subject
 
 STOPWORDS = (" the", ".", ",")
@@ -50,12 +51,7 @@ def read_corpus(path: str | Path | None) -> str:
     if path is None:
         return default_corpus()
     p = Path(path)
-    if not p.is_file():
-        raise MutascopeError(f"corpus file {p}: not found; pass a plain-text file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise MutascopeError(f"corpus file {p}: not valid UTF-8 text") from None
+    text = read_text_file(p, "corpus file", "pass a plain-text file")
     if not text.strip():
         raise MutascopeError(f"corpus file {p}: is empty")
     return text

@@ -97,7 +97,7 @@ def ablation_table(
     if each and len(weights) > 1:
         for c in weights:
             run(f"zero {_label(c)}", _label(c), ablate.zeroed(subject, [c]), 1)
-    run(f"zero top {fraction:g} others", f"largest |w| except super weights",
+    run(f"zero top {fraction:g} others", "largest |w| except super weights",
         ablate.top_zeroed(subject, fraction, exclude=weights))
     run("zero SW, restore activation", all_label,
         ablate.activation_restored(subject, weights, originals, restore_threshold), len(weights))

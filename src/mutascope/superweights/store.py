@@ -18,10 +18,10 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
-from mutascope.errors import MutascopeError
+from ..store import write_tables
+
 from mutascope.subject import Subject
 
 from .detect import Detection
@@ -73,21 +73,4 @@ def frames(subject: Subject, detection: Detection, ablations=None, quantization=
 
 def write_results(path: str | os.PathLike, tables: dict[str, pd.DataFrame]) -> Path:
     """Write ``tables`` into the DuckDB file at ``path`` (created if needed), replacing them."""
-    p = Path(path)
-    if p.parent and not p.parent.exists():
-        p.parent.mkdir(parents=True)
-    try:
-        con = duckdb.connect(str(p))
-    except duckdb.Error as exc:
-        raise MutascopeError(f"cannot open {p} as a DuckDB file: {str(exc).splitlines()[0]}") from None
-    try:
-        with con.cursor() as cur:
-            cur.begin()
-            for name, df in tables.items():
-                cur.register("_frame", df)
-                cur.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _frame")
-                cur.unregister("_frame")
-            cur.commit()
-    finally:
-        con.close()
-    return p
+    return write_tables(path, tables)
