@@ -138,3 +138,17 @@ def test_analyze_writes_tables_into_the_file_and_csv(tmp_path):
     analyze(path, n_perm=49)  # recomputing replaces, never duplicates
     with open_results(path) as r:
         assert r.query("SELECT count(*) AS n FROM analysis_counts")["n"][0] == stored
+
+
+def test_reordered_table_ranks_rows_and_columns_by_balance():
+    from mutascope.analysis.reorder import reordered_table
+
+    grid_max = np.zeros((4, 4), bool)
+    grid_max[2, :] = True
+    grid_min = np.zeros((4, 4), bool)
+    grid_min[0, :] = True
+    t = reordered_table(frame_from({"max": grid_max, "min": grid_min}, matrix="gate"))
+    assert len(t) == 16
+    assert t.loc[t["row"] == 2, "row_rank"].unique().tolist() == [0]
+    assert t.loc[t["row"] == 0, "row_rank"].unique().tolist() == [3]
+    assert (t.loc[t["row"] == 2, "balance"] == 1).all() and (t.loc[t["row"] == 0, "balance"] == -1).all()

@@ -156,8 +156,10 @@ def test_figures_are_written_bounded_and_non_empty(screen, tmp_path):
         frame = site_frame(r)
     written = save_figures(frame, tmp_path / "figs", top_n=2)
     names = sorted(p.name for p in written)
-    assert len(written) == 2 + 2 * 2  # overview, overlap, a map and an enrichment profile per top matrix
+    # overview, overlap, a map and an enrichment profile per top matrix, the re-ordered gate view
+    assert len(written) == 2 + 2 * 2 + 1
     assert "overview.png" in names and "overlap.png" in names
+    assert any(n.startswith("reordered_L") and n.endswith("_gate.png") for n in names)
     assert any(n.startswith("map_L") for n in names) and any(n.startswith("enrichment_L") for n in names)
     for p in written:
         data = p.read_bytes()
@@ -268,7 +270,7 @@ def test_page_loads_offline_and_clicking_a_tile_shows_its_outputs(screen, report
         assert page.locator("#tilemap").get_attribute("data-layer") == "0"
         assert page.locator("#tilemap").get_attribute("data-matrix") == "q"
         assert page.evaluate("window.__pwned === undefined") and w.dialogs == []
-        assert page.locator("figure img").count() == 2 + 2 * FAST["top_n"]
+        assert page.locator("figure img").count() == 2 + 2 * FAST["top_n"] + 1  # + the re-ordered gate view
         assert w.external_requests() == [], w.external_requests()
         assert w.errors == [], w.errors
     finally:

@@ -28,3 +28,23 @@ def reordered_map(frame: pd.DataFrame, probe_id: str, layer: int, matrix: str) -
     row_order = np.argsort(-balance.sum(axis=1), kind="stable")
     col_order = np.argsort(-balance.sum(axis=0), kind="stable")
     return pd.DataFrame(balance[np.ix_(row_order, col_order)], index=rows[row_order], columns=cols[col_order])
+
+
+def reordered_table(frame: pd.DataFrame, matrix: str = "gate") -> pd.DataFrame:
+    """The re-ordered view of every ``matrix`` (per probe and layer) as a long table:
+    tile row/col, their ranks in the sorted view, and the tile's max-min balance."""
+    parts = []
+    for (probe, layer), g in frame[frame["matrix"] == matrix].groupby(["probe_id", "layer"]):
+        if not {"max", "min"} <= set(g["kind"]):
+            continue
+        view = reordered_map(g, probe, layer, matrix)
+        ranks_r = {r: i for i, r in enumerate(view.index)}
+        ranks_c = {c: i for i, c in enumerate(view.columns)}
+        long = view.stack().rename("balance").reset_index()
+        long.columns = ["row", "col", "balance"]
+        long["row_rank"] = long["row"].map(ranks_r)
+        long["col_rank"] = long["col"].map(ranks_c)
+        long[["probe_id", "layer", "matrix"]] = [probe, layer, matrix]
+        parts.append(long)
+    cols = ["probe_id", "layer", "matrix", "row", "col", "row_rank", "col_rank", "balance"]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)

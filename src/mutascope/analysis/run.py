@@ -22,6 +22,7 @@ from .counts import nsm_counts
 from .enrichment import enrichment, recurrent_axes
 from .frame import site_frame
 from .overlap import overlap
+from .reorder import reordered_table
 from .severity import severity_distribution
 from .writers import writer_groups
 
@@ -38,6 +39,7 @@ def analysis_tables(frame: pd.DataFrame, *, alpha: float = 0.05, n_perm: int = 9
         "copa": copa(frame, n_perm=n_perm),
         "overlap": overlap(frame),
     }
+    tables["reordered_gate"] = reordered_table(frame, "gate")
     if {"severity", "first_word", "category"} <= set(frame.columns):
         tables["severity"] = severity_distribution(frame)
         tables["writers"] = writer_groups(frame)

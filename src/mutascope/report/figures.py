@@ -25,6 +25,7 @@ from matplotlib.patches import Patch
 
 from ..analysis.enrichment import enrichment
 from ..analysis.overlap import overlap
+from ..analysis.reorder import reordered_map
 from .payload import matrix_sort_key
 
 # class index -> (label, colour); the page's script uses the same table (see payload/html).
@@ -187,6 +188,27 @@ def enrichment_figure(frame: pd.DataFrame, layer: int, matrix: str, alpha: float
     return fig
 
 
+def reordered_figure(frame: pd.DataFrame, layer: int, matrix: str) -> Figure:
+    """The re-ordered balance view (max NSM - min NSM per tile, rows and columns sorted
+    by their balance), a panel per probe: the view that shows Gate's 2-D asymmetry."""
+    sub = _matrix_frame(frame, layer, matrix)
+    probes = _probes(sub)[:MAX_PANELS]
+    fig = Figure(figsize=(3.2 * len(probes) + 1, 3.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(probes)))
+    image = None
+    for ax, probe in zip(axes, probes):
+        view = reordered_map(sub, probe, layer, matrix)
+        image = ax.imshow(view.to_numpy(), cmap="PuOr", vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
+        ax.set_title(probe, fontsize=9)
+        ax.set_xlabel("tile columns, sorted", fontsize=8)
+        ax.set_ylabel("tile rows, sorted", fontsize=8)
+        ax.tick_params(labelsize=6)
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="max NSM - min NSM")
+    fig.suptitle(f"Layer {layer} {matrix}, rows and columns re-ordered by max-min balance", fontsize=11)
+    return fig
+
+
 def overlap_figure(frame: pd.DataFrame) -> Figure:
     """Jaccard index of the NSM site sets of every pair of probes, as a heatmap."""
     table = overlap(frame)
@@ -238,6 +260,11 @@ def figure_set(frame: pd.DataFrame, top_n: int = 6) -> Iterator[tuple[str, str, 
         stem = f"L{layer}_{_safe(matrix)}"
         yield f"map_{stem}", f"Tile map, layer {layer} {matrix}", tile_map_figure(frame, layer, matrix)
         yield f"enrichment_{stem}", f"Row/column enrichment, layer {layer} {matrix}", enrichment_figure(frame, layer, matrix)
+    gates = top_matrices(frame[frame["matrix"] == "gate"], 1)
+    if gates and frame["kind"].isin(["max"]).any() and frame["kind"].isin(["min"]).any():
+        layer, matrix = gates[0]
+        yield (f"reordered_L{layer}_gate", f"Re-ordered balance view, layer {layer} gate (2-D asymmetry)",
+               reordered_figure(frame, layer, matrix))
 
 
 def _safe(name: str) -> str:
@@ -265,5 +292,5 @@ def save_figures(frame: pd.DataFrame, out_dir: str | Path, top_n: int = 6, dpi: 
 
 __all__ = [
     "TILE_CLASSES", "enrichment_figure", "figure_set", "overlap_figure", "overview_figure",
-    "overview_table", "png_bytes", "save_figures", "tile_classes", "tile_map_figure", "top_matrices",
+    "overview_table", "png_bytes", "reordered_figure", "save_figures", "tile_classes", "tile_map_figure", "top_matrices",
 ]
