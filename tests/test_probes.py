@@ -195,19 +195,6 @@ BAD_YAML = {
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_YAML))
-def test_yaml_file_malformed(tmp_path, case):
-    content, expected = BAD_YAML[case]
-    path = tmp_path / "bad.yaml"
-    path.write_text(content)
-    with pytest.raises(MutascopeError) as e:
-        load_probe_file(path)
-    msg = str(e.value)
-    assert "\n" not in msg
-    assert msg.startswith(f"probe file {path}:")
-    assert expected in msg
-
-
 BAD_JSONL = {
     "empty": ("", "no probes"),
     "blank lines only": ("\n\n", "no probes"),
@@ -221,10 +208,12 @@ BAD_JSONL = {
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_JSONL))
-def test_jsonl_file_malformed(tmp_path, case):
-    content, expected = BAD_JSONL[case]
-    path = tmp_path / "bad.jsonl"
+BAD_FILES = [("yaml", case, *BAD_YAML[case]) for case in BAD_YAML] + [("jsonl", case, *BAD_JSONL[case]) for case in BAD_JSONL]
+
+
+@pytest.mark.parametrize("suffix, case, content, expected", BAD_FILES, ids=[f"{s}-{c}" for s, c, _, _ in BAD_FILES])
+def test_probe_file_malformed(tmp_path, suffix, case, content, expected):
+    path = tmp_path / f"bad.{suffix}"
     path.write_text(content)
     with pytest.raises(MutascopeError) as e:
         load_probe_file(path)

@@ -29,17 +29,13 @@ def _mmlu_dir(mmlu_dir: str | os.PathLike | None) -> Path:
 
 def _wt_answer(subject):
     """A function giving the unmutated model's one-token answer to a probe."""
-    from .engine import PreparedProbe, ReferenceEngine
-    from .decoding import Decoder
+    from .engine import ReferenceEngine, prepare_probes
     from .engine.reference import decode_text
-    from .probes import encode_probe
 
     engine = ReferenceEngine(subject)
-    vocab = subject.model.get_output_embeddings().weight.shape[0]
 
     def answer(probe: Probe) -> str:
-        prepared = PreparedProbe(probe, tuple(encode_probe(subject.tokenizer, probe)), Decoder(probe.decoding, vocab))
-        return decode_text(subject, engine.generate(prepared))
+        return decode_text(subject, prepare_probes(subject, engine, [probe])[0].wt_tokens)
 
     return answer
 
