@@ -39,6 +39,7 @@ class Decoder:
         self.decoding = decoding
         self.vocab_size = vocab_size
         self._noise: dict[int, torch.Tensor] = {}
+        self._tables: dict = {}  # noise of steps 0..S-1, stacked, per device
 
     def noise(self, step: int) -> torch.Tensor:
         """The Gumbel noise of ``step`` (float32, on the CPU)."""
@@ -61,6 +62,57 @@ class Decoder:
         if noise.shape[0] != vocab:
             raise ValueError(f"logits have {vocab} entries, decoder was built for {noise.shape[0]}")
         return logits / self.decoding.temperature + noise.to(logits.device)
+
+    def _table(self, steps: torch.Tensor) -> torch.Tensor:
+        """The noise of steps 0..S-1 stacked (S, vocab) on ``steps``' device, S > max(steps)."""
+        need = int(steps.max()) + 1 if steps.numel() else 0
+        table = self._tables.get(steps.device)
+        if table is None or table.shape[0] < need:
+            table = torch.stack([self.noise(s) for s in range(max(need, 64))]).to(steps.device)
+            self._tables[steps.device] = table
+        return table
+
+    def scaled_noise_rows(self, steps: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Write ``temperature * noise`` of each row's step into ``out`` (N, vocab); zeros for greedy.
+
+        Scores times the temperature are ``logits + T * noise``: one addition
+        ranks a whole vocabulary (used to pre-select candidates, never to decide).
+        """
+        if self.decoding.method == "greedy":
+            return out.zero_()
+        key = (steps.device, "scaled")
+        table = self._tables.get(key)
+        if table is None or table.shape[0] <= int(steps.max()):
+            table = self._tables[key] = self._table(steps) * self.decoding.temperature
+        return torch.index_select(table, 0, steps, out=out)
+
+    def noise_bound(self, steps: torch.Tensor) -> torch.Tensor:
+        """max |noise| over the vocabulary at each row's step (N,); zeros for greedy."""
+        if self.decoding.method == "greedy":
+            return torch.zeros(len(steps), device=steps.device)
+        key = (steps.device, "bound")
+        table = self._tables.get(key)
+        if table is None or table.shape[0] <= int(steps.max()):
+            table = self._tables[key] = self._table(steps).abs().amax(dim=-1)
+        return table[steps]
+
+    def scores_rows(self, logits: torch.Tensor, steps: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`scores` for rows at different ``steps`` (N,), optionally at vocabulary ``index`` (N, K) only.
+
+        Element by element the same float32 operations as :meth:`scores`, so
+        a score computed here is bit-identical to the one ``scores`` gives.
+        """
+        logits = logits.to(torch.float32)
+        if self.decoding.method == "greedy":
+            return logits
+        table = self._table(steps)
+        if index is not None:
+            noise = table[steps[:, None], index]
+        elif table.shape[1] != logits.shape[-1]:
+            raise ValueError(f"logits have {logits.shape[-1]} entries, decoder was built for {table.shape[1]}")
+        else:
+            noise = table[steps]
+        return logits / self.decoding.temperature + noise
 
     def choose(self, logits: torch.Tensor, step: int) -> torch.Tensor:
         """The chosen token id(s) for ``logits`` of shape (..., vocab)."""

@@ -36,9 +36,9 @@ from typing import Iterator, Sequence
 import torch
 from transformers import DynamicCache
 
-from ..mutation import Mutation
+from ..mutation import Mutation, applied
 from ..store import OutcomeRow
-from .base import PreparedProbe
+from .base import PreparedProbe, divergence_step
 from .continuation import RowState, Seed, continue_seeds
 from .deltas import TileDelta, row_deltas
 from .prefix import WildTypePass, capture_wild_type, decoder_blocks, skipping_below
@@ -100,6 +100,8 @@ class BatchedEngine:
             reference engine; ``None`` uses a default for the model's dtype.
         prefix_reuse: skip the unmutated layers below each batch's lowest
             mutated layer (off only for testing the engine against itself).
+        fast_head: decide from bfloat16 logits plus float32 candidates
+            (:mod:`.scoring`); ``None`` uses it where bfloat16 is faster.
     """
 
     name = "batched"
@@ -112,12 +114,13 @@ class BatchedEngine:
         batch_size: int | None = None,
         tie_tolerance: float | None = None,
         prefix_reuse: bool = True,
+        fast_head: bool | None = None,
     ):
         self.subject = subject
         self.model = subject.model
         self.decoder_model = self.model.get_decoder()
         self.blocks = decoder_blocks(subject)
-        self.head = LogitHead(self.model)
+        self.head = LogitHead(self.model, fast=fast_head)
         self.eos = set(eos_ids(subject))
         self.device = next(self.model.parameters()).device
         self.dtype = next(self.model.parameters()).dtype
@@ -195,19 +198,29 @@ class BatchedEngine:
             logprob_drop_per_token=s.logprob_drop / len(probe.wt_tokens),
         )
         self.stats["outcomes"] += 1
-        if s.min_relative < self.tie_tolerance:
-            row = self._recheck(mutation, probe, row)
+        if s.tie_step is not None:
+            row = self._recheck(mutation, probe, row, s.tie_step)
         return row
 
-    def _recheck(self, mutation: Mutation, probe: PreparedProbe, row: BatchedOutcomeRow) -> BatchedOutcomeRow:
-        """Recompute a near-tie outcome with the reference engine (exact by definition)."""
+    def _recheck(self, mutation: Mutation, probe: PreparedProbe, row: BatchedOutcomeRow, tie_step: int) -> BatchedOutcomeRow:
+        """Re-decide a near-tie outcome with the reference engine (exact by definition).
+
+        The reference first generates only up to ``tie_step``, the last
+        decision within the tolerance: if it agrees there, every later
+        decision (made on the same tokens, with a margin above the tolerance)
+        is the reference's too. Otherwise the whole output is regenerated.
+        """
         t0 = time.perf_counter()
-        (exact,) = next(iter(self.reference.run([mutation], [probe])))
+        anatomy = self.subject.anatomy
+        with applied(anatomy.weight(mutation.layer, mutation.matrix), mutation):
+            head = self.reference.generate(probe, max_new_tokens=tie_step + 1)
+            tokens = row.tokens if head == row.tokens[: tie_step + 1] else self.reference.generate(probe)
         self.stats["recheck_s"] += time.perf_counter() - t0
         self.stats["rechecked"] += 1
+        divergence = divergence_step(tokens, probe.wt_tokens)
         return BatchedOutcomeRow(
-            row.mutation_id, row.probe_id, exact.tokens, exact.text, exact.divergence,
-            margin=row.margin if exact.divergence == row.divergence else None,
+            row.mutation_id, row.probe_id, tokens, decode_text(self.subject, tokens), divergence,
+            margin=row.margin if divergence == row.divergence else None,
             min_margin=row.min_margin, logprob_drop=row.logprob_drop,
             logprob_drop_per_token=row.logprob_drop_per_token, rechecked=True,
         )
@@ -231,7 +244,10 @@ class BatchedEngine:
         with torch.inference_mode():
             wt = capture_wild_type(self.decoder_model, self.blocks, ids)
             targets = torch.tensor(probe.wt_tokens, device=self.device)
-            scores = score_steps(wt.last_hidden[:, len(probe.prompt) - 1 :], self.head, probe.decoder, 0, targets)
+            scores = score_steps(
+                wt.last_hidden[:, len(probe.prompt) - 1 :], self.head, probe.decoder, 0, targets,
+                tolerance=self.tie_tolerance,
+            )
         return _ProbeState(ids, wt, float(scores.logprobs.sum()), float(scores.margins.min()))
 
     # -- detection -----------------------------------------------------------
@@ -252,7 +268,9 @@ class BatchedEngine:
         with row_deltas(self.model, deltas), skipping_below(self.blocks, layer, hidden, state.wt.returns_tuple):
             out = self.decoder_model(input_ids=state.ids.expand(b, -1), past_key_values=cache, use_cache=need_cache)
         targets = torch.tensor(wt, device=self.device)
-        scores = score_steps(out.last_hidden_state[:, p - 1 :], self.head, probe.decoder, 0, targets)
+        scores = score_steps(
+            out.last_hidden_state[:, p - 1 :], self.head, probe.decoder, 0, targets, tolerance=self.tie_tolerance
+        )
         del out
         mismatch = scores.tokens != targets
         diverged = mismatch.any(dim=1)
@@ -260,17 +278,19 @@ class BatchedEngine:
         steps = torch.arange(len(wt), device=self.device)
         undecided = steps > first[:, None]  # teacher-forced steps after the divergence decide nothing
         min_margin = scores.margins.masked_fill(undecided, math.inf).amin(dim=1).tolist()
-        min_relative = scores.relative.masked_fill(undecided, math.inf).amin(dim=1).tolist()
+        near = (scores.relative < self.tie_tolerance) & ~undecided
+        tie_steps = torch.where(near, steps, -1).amax(dim=1).tolist()
+        tie_steps = [None if t < 0 else t for t in tie_steps]
         drops = (state.wt_logprob - scores.logprobs.sum(dim=1)).tolist()
         for row, i in enumerate(batch):
             if not bool(diverged[row]):
-                yield i, RowState(None, list(wt), None, min_margin[row], min_relative[row], drops[row]), None
+                yield i, RowState(None, list(wt), None, min_margin[row], tie_steps[row], drops[row]), None
                 continue
             d = int(first[row])
             token = int(scores.tokens[row, d])
             tokens = list(wt[:d]) + [token]
             done = token in self.eos or len(tokens) >= probe.probe.max_new_tokens
-            s = RowState(d, tokens, float(scores.margins[row, d]), min_margin[row], min_relative[row], drops[row], done)
+            s = RowState(d, tokens, float(scores.margins[row, d]), min_margin[row], tie_steps[row], drops[row], done)
             seed = None
             if not done:
                 n = p + d  # positions whose keys/values the mutant shares with this pass
@@ -284,7 +304,7 @@ class BatchedEngine:
         t0 = time.perf_counter()
         continue_seeds(
             self.model, self.decoder_model, self.head, probe.decoder, state.wt, len(probe.prompt),
-            probe.probe.max_new_tokens, self.eos, seeds,
+            probe.probe.max_new_tokens, self.eos, seeds, self.tie_tolerance,
         )
         self.stats["continue_s"] += time.perf_counter() - t0
         self.stats["continued"] += len(seeds)

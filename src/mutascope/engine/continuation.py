@@ -30,7 +30,7 @@ class RowState:
     tokens: list[int]
     margin: float | None  # top-1/top-2 score margin at the divergence step
     min_margin: float  # smallest margin over the steps decided so far
-    min_relative: float  # smallest margin / largest |score| over those steps
+    tie_step: int | None  # the last step decided within the tie tolerance (None: none was)
     logprob_drop: float
     finished: bool = True
 
@@ -106,20 +106,24 @@ def _cache_for(seeds: list[Seed], wt: WildTypePass, lengths: list[int], room: in
     return cache, mask
 
 
-def decide_rows(logits: torch.Tensor, decoder: Decoder, states: list[RowState], eos: set[int], max_new: int) -> None:
-    """Append each row's next token; rows may be at different steps (grouped by step)."""
-    by_step: dict[int, list[int]] = {}
-    for i, s in enumerate(states):
-        by_step.setdefault(len(s.tokens), []).append(i)
-    for step, members in by_step.items():
-        index = torch.tensor(members, device=logits.device)
-        tokens, margins, relative = decide(logits[index], decoder, step)
-        for i, token, margin, rel in zip(members, tokens.tolist(), margins.tolist(), relative.tolist()):
-            s = states[i]
-            s.tokens.append(token)
-            s.min_margin = min(s.min_margin, margin)
-            s.min_relative = min(s.min_relative, rel)
-            s.finished = token in eos or len(s.tokens) >= max_new
+def decide_rows(
+    hidden: torch.Tensor,
+    head: LogitHead,
+    decoder: Decoder,
+    states: list[RowState],
+    eos: set[int],
+    max_new: int,
+    tolerance: float,
+) -> None:
+    """Append each row's next token from its final hidden state; rows may be at different steps."""
+    steps = torch.tensor([len(s.tokens) for s in states], device=hidden.device)
+    decided = decide(hidden, head, decoder, steps, tolerance=tolerance)
+    for s, token, margin, rel in zip(states, decided.tokens.tolist(), decided.margins.tolist(), decided.relative.tolist()):
+        if rel < tolerance:
+            s.tie_step = len(s.tokens)
+        s.tokens.append(token)
+        s.min_margin = min(s.min_margin, margin)
+        s.finished = token in eos or len(s.tokens) >= max_new
 
 
 def continue_seeds(
@@ -132,6 +136,7 @@ def continue_seeds(
     max_new: int,
     eos: set[int],
     seeds: list[Seed],
+    tolerance: float = 0.0,
 ) -> None:
     """Decode every seed to end-of-sequence or ``max_new`` tokens, updating its state."""
     device = wt.keys[0].device
@@ -157,7 +162,8 @@ def continue_seeds(
             out = decoder_model(
                 input_ids=feed, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True
             )
-        logits = head(out.last_hidden_state[:, -1]).to(torch.float32)
+        hidden = out.last_hidden_state[:, -1]
         del out
-        index = torch.tensor(live, device=device)
-        decide_rows(logits[index], decoder, [rows[i].state for i in live], eos, max_new)
+        if len(live) < len(rows):
+            hidden = hidden[torch.tensor(live, device=device)]
+        decide_rows(hidden, head, decoder, [rows[i].state for i in live], eos, max_new, tolerance)

@@ -41,13 +41,14 @@ class ReferenceEngine:
         self.eos = eos_ids(subject)
 
     @torch.inference_mode()
-    def generate(self, probe: PreparedProbe) -> tuple[int, ...]:
+    def generate(self, probe: PreparedProbe, max_new_tokens: int | None = None) -> tuple[int, ...]:
+        """The current model's output for ``probe`` (its first ``max_new_tokens`` tokens if given)."""
         model = self.subject.model
         device = next(model.parameters()).device
         ids = torch.tensor([probe.prompt], dtype=torch.long, device=device)
         pad = self.subject.tokenizer.pad_token_id
         config = GenerationConfig(
-            max_new_tokens=probe.probe.max_new_tokens,
+            max_new_tokens=probe.probe.max_new_tokens if max_new_tokens is None else max_new_tokens,
             min_new_tokens=0,
             do_sample=False,
             num_beams=1,
