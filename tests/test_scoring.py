@@ -5,7 +5,7 @@ import torch
 
 from mutascope.decoding import Decoder
 from mutascope.engine import scoring
-from mutascope.engine.scoring import LogitHead, decide, score_steps
+from mutascope.engine.scoring import LogitHead, decide, teacher_forced
 from mutascope.probes import Decoding
 from mutascope.testing import tiny_model
 
@@ -91,16 +91,25 @@ def test_rows_with_too_many_candidates_still_decide_exactly(head, decoding, monk
     assert torch.allclose(fast.margins, exact.margins, rtol=1e-4, atol=1e-5)
 
 
-def test_score_steps_shapes_and_slices(head, monkeypatch):
+@pytest.mark.parametrize("fast", [True, False])
+def test_teacher_forced_decides_up_to_the_first_disagreement(head, monkeypatch, fast):
     monkeypatch.setattr(scoring, "LOGITS_BUDGET", 4 * 4 * head.vocab_size * 5)  # five rows per slice
+    head.fast = fast
     hidden = hidden_states(head.lm_head.weight.shape[1], n=4 * 9).view(4, 9, -1)
     decoder = Decoder(DECODINGS[1], head.vocab_size)
-    targets = torch.arange(9)
-    got = score_steps(hidden, head, decoder, 2, targets, tolerance=2e-5)
+    # Targets: row 0's own choices, so row 0 agrees everywhere and the others disagree somewhere.
+    targets = decide(hidden[0], head, decoder, torch.arange(9), tolerance=2e-5).tokens
+    got = teacher_forced(hidden, head, decoder, targets, tolerance=2e-5, chunk=2)
     assert got.tokens.shape == got.margins.shape == got.logprobs.shape == (4, 9)
     for b in range(4):
-        one = decide(hidden[b], head, decoder, 2 + torch.arange(9), tolerance=2e-5, targets=targets)
-        assert torch.equal(got.tokens[b], one.tokens)
+        one = decide(hidden[b], head, decoder, torch.arange(9), tolerance=2e-5, targets=targets)
+        assert torch.allclose(got.logprobs[b], one.logprobs, atol=1e-5)
+        differ = (one.tokens != targets).nonzero().flatten().tolist()
+        end = (differ[0] // 2 + 1) * 2 if differ else 9  # the end of the chunk holding the disagreement
+        assert torch.equal(got.tokens[b, :end], one.tokens[:end])
+        assert bool((got.tokens[b, end:] == targets[end:]).all())  # undecided reads as agreeing
+    assert not bool((got.tokens[0] != targets).any())
+    assert bool((got.tokens[1:] != targets).any(dim=1).all())
 
 
 def test_non_float32_heads_are_never_fast():

@@ -43,7 +43,7 @@ from .continuation import RowState, Seed, continue_seeds
 from .deltas import TileDelta, row_deltas
 from .prefix import WildTypePass, capture_wild_type, decoder_blocks, skipping_below
 from .reference import ReferenceEngine, decode_text, eos_ids
-from .scoring import LogitHead, score_steps
+from .scoring import LogitHead, teacher_forced
 
 # Decisions whose top-1/top-2 decoder-score margin is below this fraction of
 # the largest |score| at that step are re-checked with the reference engine.
@@ -244,8 +244,8 @@ class BatchedEngine:
         with torch.inference_mode():
             wt = capture_wild_type(self.decoder_model, self.blocks, ids)
             targets = torch.tensor(probe.wt_tokens, device=self.device)
-            scores = score_steps(
-                wt.last_hidden[:, len(probe.prompt) - 1 :], self.head, probe.decoder, 0, targets,
+            scores = teacher_forced(
+                wt.last_hidden[:, len(probe.prompt) - 1 :], self.head, probe.decoder, targets,
                 tolerance=self.tie_tolerance,
             )
         return _ProbeState(ids, wt, float(scores.logprobs.sum()), float(scores.margins.min()))
@@ -268,8 +268,8 @@ class BatchedEngine:
         with row_deltas(self.model, deltas), skipping_below(self.blocks, layer, hidden, state.wt.returns_tuple):
             out = self.decoder_model(input_ids=state.ids.expand(b, -1), past_key_values=cache, use_cache=need_cache)
         targets = torch.tensor(wt, device=self.device)
-        scores = score_steps(
-            out.last_hidden_state[:, p - 1 :], self.head, probe.decoder, 0, targets, tolerance=self.tie_tolerance
+        scores = teacher_forced(
+            out.last_hidden_state[:, p - 1 :], self.head, probe.decoder, targets, tolerance=self.tie_tolerance
         )
         del out
         mismatch = scores.tokens != targets

@@ -249,30 +249,68 @@ def decide(
     return StepScores(token, margin, relative, logprob)
 
 
-def score_steps(
+def logprobs(hidden: torch.Tensor, head: LogitHead, targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) under the model's own softmax for rows ``hidden`` (N, d), no decision."""
+    if head.fast:
+        low = hidden.to(torch.bfloat16) @ head.low
+        return head.exact_at(hidden, targets[:, None]).squeeze(1) - _refined_logsumexp(head, hidden, low)
+    logits = head(hidden).to(torch.float32)
+    return logits.gather(1, targets[:, None]).squeeze(1) - torch.logsumexp(logits, dim=-1)
+
+
+def _rows_per_slice(head: LogitHead) -> int:
+    return max(1, LOGITS_BUDGET // (4 * 4 * head.vocab_size))
+
+
+def teacher_forced(
     hidden: torch.Tensor,
     head: LogitHead,
     decoder: Decoder,
-    first_step: int,
-    targets: torch.Tensor | None = None,
+    targets: torch.Tensor,
     *,
     tolerance: float = 0.0,
+    chunk: int = 8,
 ) -> StepScores:
-    """Decide every position of ``hidden`` (B, n, d); position ``j`` is step ``first_step + j``.
+    """Decisions and log p(target) at every position of ``hidden`` (B, n, d); position ``j`` is step ``j``.
 
-    ``targets`` (n,) are the tokens whose log-probability is wanted per step.
+    The target tokens were fed, so a row's decisions matter only up to its
+    first disagreement with them: steps are decided ``chunk`` at a time and a
+    row that has disagreed gets only its log-probabilities afterwards. Steps
+    left undecided read as agreeing (token = target, margin = inf).
     Results are (B, n).
     """
     b, n, d = hidden.shape
-    flat = hidden.reshape(b * n, d)
-    steps = (first_step + torch.arange(n, device=hidden.device)).repeat(b)
-    flat_targets = None if targets is None else targets.to(hidden.device).repeat(b)
-    per_slice = max(1, LOGITS_BUDGET // (4 * 4 * head.vocab_size))
-    parts = []
-    for s0 in range(0, b * n, per_slice):
-        s1 = min(b * n, s0 + per_slice)
-        parts.append(decide(flat[s0:s1], head, decoder, steps[s0:s1], tolerance=tolerance,
-                            targets=None if flat_targets is None else flat_targets[s0:s1]))
-    joined = [torch.cat([getattr(p, f) for p in parts]).view(b, n) for f in ("tokens", "margins", "relative")]
-    logprobs = None if targets is None else torch.cat([p.logprobs for p in parts]).view(b, n)
-    return StepScores(*joined, logprobs)
+    device = hidden.device
+    targets = targets.to(device)
+    tokens = targets.expand(b, n).clone()
+    margins = torch.full((b, n), torch.inf, device=device)
+    relative = torch.full((b, n), torch.inf, device=device)
+    out_logprobs = torch.empty(b, n, device=device)
+    active = torch.ones(b, dtype=torch.bool, device=device)
+    per_slice = _rows_per_slice(head)
+    for s0 in range(0, n, chunk):
+        s1 = min(n, s0 + chunk)
+        width = s1 - s0
+        deciding = active.nonzero().flatten()
+        for rows, decides in ((deciding, True), ((~active).nonzero().flatten(), False)):
+            if not len(rows):
+                continue
+            flat = hidden[rows, s0:s1].reshape(-1, d)
+            steps = torch.arange(s0, s1, device=device).repeat(len(rows))
+            want = targets[s0:s1].repeat(len(rows))
+            parts = []
+            for r0 in range(0, len(flat), per_slice):
+                part = slice(r0, r0 + per_slice)
+                if decides:
+                    parts.append(decide(flat[part], head, decoder, steps[part], tolerance=tolerance, targets=want[part]))
+                else:
+                    parts.append(StepScores(None, None, None, logprobs(flat[part], head, want[part])))  # type: ignore[arg-type]
+            out_logprobs[rows, s0:s1] = torch.cat([p.logprobs for p in parts]).view(len(rows), width)
+            if decides:
+                tokens[rows, s0:s1] = torch.cat([p.tokens for p in parts]).view(len(rows), width)
+                margins[rows, s0:s1] = torch.cat([p.margins for p in parts]).view(len(rows), width)
+                relative[rows, s0:s1] = torch.cat([p.relative for p in parts]).view(len(rows), width)
+        if len(deciding):
+            disagree = (tokens[deciding, s0:s1] != targets[s0:s1]).any(dim=1)
+            active[deciding[disagree]] = False
+    return StepScores(tokens, margins, relative, out_logprobs)
