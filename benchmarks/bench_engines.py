@@ -2,13 +2,19 @@
 
 Usage:
     .venv/bin/python benchmarks/bench_engines.py [--mutations 64] [--tokens 48] [--probe drosophila]
+        [--chunk 256] [--device cuda] [--dtype bfloat16]
 
 Both engines run the same random plan (mutations drawn across all layers and
 matrices). Printed: mutants per second for each engine and their ratio, how
 many outcomes agree (tokens, text and divergence step), peak memory above the
-loaded model during each engine's run, and the fraction of this machine's
-measured float32 matrix-multiply throughput that the batched engine achieves
-(matmul FLOPs counted by ``torch.utils.flop_counter`` in a separate, untimed run).
+loaded model during each engine's run, where the batched engine's time goes,
+and the fraction of this machine's measured matrix-multiply throughput (in the
+model's dtype) that the batched engine achieves (matmul FLOPs counted by
+``torch.utils.flop_counter`` in a separate, untimed run).
+
+``--chunk N`` also times the batched engine alone on N consecutive mutations
+of the plan (what a screen feeds it: one layer and matrix at a time) and
+compares that rate with the reference's rate measured above.
 """
 
 from __future__ import annotations
@@ -51,26 +57,39 @@ class PeakRSS:
         self.peak = max(self.peak, self.proc.memory_info().rss)
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
-    """This machine's float32 matmul throughput (best of a few timed runs)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_gflops(device, dtype, n: int = 2048, repeats: int = 10) -> float:
+    """This machine's matmul throughput in ``dtype`` (best of a few timed runs)."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
     best = 0.0
     for _ in range(3):
+        synchronize(device)
         t0 = time.perf_counter()
         for _ in range(repeats):
             a @ b
+        synchronize(device)
         best = max(best, 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9)
     return best
 
 
+def synchronize(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
 def timed_run(engine, mutations, probes):
+    device = next(engine.subject.model.parameters()).device
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
     with PeakRSS() as mem:
         t0 = time.perf_counter()
         rows = [r for rs in engine.run(mutations, probes) for r in rs]
+        synchronize(device)
         seconds = time.perf_counter() - t0
-    return rows, seconds, mem.peak - mem.base
+    peak = torch.cuda.max_memory_allocated(device) - base if device.type == "cuda" else mem.peak - mem.base
+    return rows, seconds, peak
 
 
 def main() -> None:
@@ -81,9 +100,12 @@ def main() -> None:
     parser.add_argument("--kinds", default="max,min")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chunk", type=int, default=0, help="also time N consecutive plan mutations")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
     args = parser.parse_args()
 
-    subject = load_model()
+    subject = load_model(device=args.device, dtype=args.dtype)
     probe = dataclasses.replace(builtin_probe(args.probe), max_new_tokens=args.tokens)
     reference = ReferenceEngine(subject)
     probes = prepare_probes(subject, reference, [probe])
@@ -104,19 +126,32 @@ def main() -> None:
     with FlopCounterMode(display=False) as counter:
         list(BatchedEngine(subject, batch_size=args.batch_size).run(mutations, probes))
     flops = counter.get_total_flops()
-    peak = matmul_gflops()
+    peak = matmul_gflops(args.device, subject.dtype)
     achieved = flops / fast_s / 1e9
 
     n = len(mutations)
     print(f"NSMs: {nsm}/{len(ref_rows)}; divergence steps: {sorted(r.divergence for r in ref_rows if r.nsm)}")
     print(f"rechecked near ties: {sum(r.rechecked for r in fast_rows)}; smallest margins: "
           f"{sorted(round(r.min_margin, 5) for r in fast_rows)[:5]}")
+    st = batched.stats
+    print(f"batched time: wild type {st['wild_type_s']:.2f} s, detection {st['detect_s']:.2f} s, "
+          f"continuation {st['continue_s']:.2f} s ({st['continued']:.0f} NSMs), "
+          f"re-checks {st['recheck_s']:.2f} s ({st['rechecked']:.0f} outcomes); "
+          f"fast head: {batched.head.fast}")
     print(f"reference: {n / ref_s:8.3f} mutants/s ({ref_s / n:.3f} s/mutant), peak memory +{ref_mem / 2**20:.0f} MiB")
     print(f"batched:   {n / fast_s:8.3f} mutants/s ({fast_s / n:.3f} s/mutant), peak memory +{fast_mem / 2**20:.0f} MiB")
     print(f"ratio:     {ref_s / fast_s:8.1f}x")
     print(f"agreement: {agree}/{len(ref_rows)} outcomes identical")
     print(f"batched matmul throughput: {achieved:.1f} GFLOP/s = {achieved / peak:.0%} of measured "
           f"{peak:.1f} GFLOP/s ({flops / n / 1e9:.2f} GFLOP per mutant)")
+    if args.chunk:
+        start = random.Random(args.seed + 1).randrange(len(plan.mutations) - args.chunk)
+        chunk = plan.mutations[start : start + args.chunk]
+        _, chunk_s, chunk_mem = timed_run(BatchedEngine(subject, batch_size=args.batch_size), chunk, probes)
+        where = sorted({(m.layer, m.matrix) for m in chunk})
+        print(f"chunk of {len(chunk)} consecutive mutations {where}: batched {len(chunk) / chunk_s:.3f} mutants/s, "
+              f"{ref_s / n / (chunk_s / len(chunk)):.1f}x the reference's rate above, "
+              f"peak memory +{chunk_mem / 2**20:.0f} MiB")
 
 
 if __name__ == "__main__":

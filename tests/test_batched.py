@@ -1,5 +1,6 @@
 """The batched engine against the reference: identical outcomes, whatever the batching."""
 
+import dataclasses
 import math
 import random
 
@@ -76,6 +77,26 @@ def test_without_prefix_reuse_and_with_every_outcome_rechecked(case):
     rows = [r for rs in exact.run(few, probes) for r in rs]
     assert all(r.rechecked for r in rows)
     assert [outcome(r) for r in rows] == want
+
+
+def test_a_near_tie_recheck_generates_up_to_the_tie_step_then_all_if_it_disagrees(case):
+    subject, probes, mutations, _ = case
+    engine = BatchedEngine(subject, batch_size=8)
+    m, probe = mutations[0], probes[0]
+    (want,) = next(iter(ReferenceEngine(subject).run([m], [probe])))
+    assert len(want.tokens) >= 3
+    ours = BatchedOutcomeRow(m.mutation_id, probe.id, want.tokens, want.text, want.divergence)
+    kept = engine._recheck(m, probe, ours, tie_step=1)
+    assert outcome(kept) == outcome(want) and kept.rechecked
+    flipped = list(want.tokens)
+    flipped[1] = (flipped[1] + 1) % subject.model.config.vocab_size  # we decided the near tie otherwise
+    fixed = engine._recheck(m, probe, dataclasses.replace(ours, tokens=tuple(flipped), text="?"), tie_step=1)
+    assert outcome(fixed) == outcome(want)
+    # Decisions after the tie step had margins above the tolerance: the re-check does not revisit them.
+    later = list(want.tokens)
+    later[2] = (later[2] + 1) % subject.model.config.vocab_size
+    trusted = engine._recheck(m, probe, dataclasses.replace(ours, tokens=tuple(later)), tie_step=1)
+    assert trusted.tokens == tuple(later)
 
 
 @pytest.mark.parametrize("family", TINY_FAMILIES)
