@@ -33,6 +33,7 @@ from .tiles import pool_tiles, screen_correlation, screen_nsm_rates, tile_frame
 
 __all__ = [
     "ALL",
+    "store",
     "DEFAULT_GAMMAS",
     "PAPER_GAMMAS",
     "ActivationAccumulator",
