@@ -63,6 +63,7 @@ def test_screen_plan_models_export(monkeypatch, capsys, model_dir, tmp_path):
         (["--probe", "BAD_PROBE_FILE"], "probe file"),
         (["--rows", "99"], "plan is empty"),
         (["--probe", "nosuchprobe"], "unknown built-in probe"),
+        (["--batch-size", "0"], "batch size must be at least 1"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_keeps_the_file(monkeypatch, capsys, model_dir, tmp_path, change, message):
@@ -83,6 +84,21 @@ def test_bad_input_is_one_line_exit_2_and_keeps_the_file(monkeypatch, capsys, mo
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("mutascope: error:") and message in lines[0].lower()
     assert digest(out) == before
+
+
+def test_batched_engine_options(monkeypatch, capsys, model_dir, tmp_path):
+    from mutascope.store import open_results
+
+    plain, tuned = tmp_path / "plain.duckdb", tmp_path / "tuned.duckdb"
+    assert run(monkeypatch, capsys, *screen_args(model_dir, plain))[0] == 0
+    assert run(monkeypatch, capsys, *screen_args(model_dir, tuned, "--batch-size", "3", "--float32-head"))[0] == 0
+    query = "SELECT mutation_id, output_tokens, divergence FROM outcomes ORDER BY mutation_id"
+    with open_results(plain) as a, open_results(tuned) as b:
+        first, second = a.query(query), b.query(query)
+    assert len(first) > 0 and first.astype(str).equals(second.astype(str))
+    code, _, stderr = run(monkeypatch, capsys, *screen_args(model_dir, tmp_path / "x.duckdb", "--engine", "reference",
+                                                            "--batch-size", "4"))
+    assert code == 2 and "only apply to the batched engine" in stderr and len(stderr.strip().splitlines()) == 1
 
 
 def test_every_command_has_help(monkeypatch, capsys):

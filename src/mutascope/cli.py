@@ -145,6 +145,10 @@ def screen(
     engine: str = typer.Option("batched", help="batched (fast, identical results) or reference (the paper's loop)."),
     shard: str = typer.Option("0/1", help="Run only shard INDEX/COUNT of the plan."),
     chunk_size: Optional[int] = typer.Option(None, help="Mutations per committed transaction (default: the engine's)."),
+    batch_size: Optional[int] = typer.Option(None, help="Batched engine: mutants per forward pass (default: from free memory)."),
+    float32_head: bool = typer.Option(
+        False, "--float32-head", help="Batched engine: float32 LM head throughout (exact effect sizes, slower)."
+    ),
     max_new_tokens: Optional[int] = TokensOpt,
     decoding: Optional[str] = DecodingOpt,
     mmlu_dir: Optional[Path] = MmluOpt,
@@ -160,7 +164,10 @@ def screen(
     shard_pair = _shard(shard)
     subject = load_subject(model, dtype, device)
     probes = _probes(probe, subject, mmlu_dir, max_new_tokens, decoding)
-    job = Screen(subject, probes, spec, out_file, engine=engine, shard=shard_pair, chunk_size=chunk_size)
+    options = {"batch_size": batch_size, "fast_head": False if float32_head else None}
+    job = Screen(
+        subject, probes, spec, out_file, engine=engine, shard=shard_pair, chunk_size=chunk_size, engine_options=options
+    )
     with err.status("running the unmutated model on the probes ..."):
         job.prepared()
     columns = (TextColumn("screen"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())

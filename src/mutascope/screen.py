@@ -63,6 +63,7 @@ class Screen:
         engine: ``"batched"`` (fast, identical results) or ``"reference"`` (the paper's loop).
         shard: ``(index, count)``: run only that contiguous part of the plan.
         chunk_size: mutations per committed transaction (default: the engine's).
+        engine_options: passed to the batched engine (``batch_size``, ``fast_head``).
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class Screen:
         engine: str = "batched",
         shard: tuple[int, int] = (0, 1),
         chunk_size: int | None = None,
+        engine_options: dict | None = None,
     ):
         if not probes:
             raise MutascopeError("no probes given: use --probe (e.g. --probe drosophila)")
@@ -88,7 +90,7 @@ class Screen:
         self.probes = list(probes)
         self.spec = spec
         self.out = Path(out)
-        self.engine = make_engine(engine, subject)
+        self.engine = make_engine(engine, subject, **(engine_options or {}))
         self.plan: Plan = build_plan(spec, subject.anatomy)
         self.mutations = self.plan.shard(*shard)
         self.shard = shard

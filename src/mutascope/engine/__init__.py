@@ -11,15 +11,24 @@ from .reference import ReferenceEngine
 ENGINES = {"batched": BatchedEngine, "reference": ReferenceEngine}
 
 
-def make_engine(name: str, subject) -> Engine:
-    """Build the engine called ``name`` for ``subject``."""
+def make_engine(name: str, subject, **options) -> Engine:
+    """Build the engine called ``name`` for ``subject``; ``options`` go to the batched engine.
+
+    Batched options: ``batch_size`` (rows per pass, at least 1; default from
+    free memory) and ``fast_head`` (``False``: float32 LM head throughout).
+    """
     from ..errors import MutascopeError
 
     try:
         cls = ENGINES[name]
     except KeyError:
         raise MutascopeError(f"unknown engine {name!r}: choose from {', '.join(ENGINES)}") from None
-    return cls(subject)
+    options = {k: v for k, v in options.items() if v is not None}
+    if options and cls is not BatchedEngine:
+        raise MutascopeError(f"{', '.join(sorted(options))} only apply to the batched engine, not {name!r}")
+    if options.get("batch_size", 1) < 1:
+        raise MutascopeError(f"batch size must be at least 1, got {options['batch_size']}")
+    return cls(subject, **options)
 
 
 __all__ = [

@@ -168,7 +168,10 @@ def _fast(hidden, head, decoder, steps, targets, tolerance):
     low = hidden.to(torch.bfloat16) @ head.low  # (N, V) bfloat16, pre-bias
     z, upper_all = head.workspace(n)
     decoder.scaled_noise_rows(steps, out=z)
-    z.add_(low if head.plain else head.approx_logits(low))
+    if head.plain:
+        z.add_(upper_all.copy_(low))  # convert first: a mixed-dtype in-place add takes a slow path
+    else:
+        z.add_(head.approx_logits(low))
     zmax, best = z.max(dim=-1)
     gain = abs(head.scale) if head.scale is not None else 1.0
     scale = (zmax.abs() / temperature).clamp(min=1.0)  # ~ largest |score|
