@@ -34,3 +34,17 @@ def test_sampling_follows_the_softmax_distribution():
     d = Decoder(Decoding("sample", 1.0, 0), 3)
     counts = torch.bincount(torch.stack([d.choose(logits, t) for t in range(4000)]), minlength=3).float() / 4000
     assert torch.allclose(counts, torch.tensor([0.5, 0.3, 0.2]), atol=0.03)
+
+
+def test_row_scores_are_bit_identical_to_per_step_scores():
+    from mutascope.decoding import Decoder
+    from mutascope.probes import Decoding
+
+    decoder = Decoder(Decoding(method="sample", temperature=0.7, seed=5), 50)
+    logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(0))
+    steps = torch.tensor([0, 3, 3, 70, 130, 1])  # past the first table size: the table grows
+    rows = decoder.scores_rows(logits, steps)
+    for i, step in enumerate(steps.tolist()):
+        assert torch.equal(rows[i], decoder.scores(logits[i : i + 1], step)[0])
+    index = torch.tensor([[1, 7], [0, 49], [2, 2], [5, 6], [9, 8], [3, 4]])
+    assert torch.equal(decoder.scores_rows(logits.gather(1, index), steps, index), rows.gather(1, index))

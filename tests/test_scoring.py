@@ -115,3 +115,21 @@ def test_teacher_forced_decides_up_to_the_first_disagreement(head, monkeypatch, 
 def test_non_float32_heads_are_never_fast():
     model = tiny_model("llama", dtype="bfloat16").model
     assert not LogitHead(model, fast=True).fast
+
+
+@pytest.mark.parametrize("decoding", DECODINGS, ids=str)
+def test_heads_with_bias_scale_and_softcap(decoding):
+    """The error bound carries through a bias, a logit scale and a final soft-cap (1-Lipschitz)."""
+    model = tiny_model("llama").model
+    d, vocab = model.config.hidden_size, model.config.vocab_size
+    model.lm_head = torch.nn.Linear(d, vocab, bias=True)
+    torch.nn.init.normal_(model.lm_head.bias, std=3.0, generator=torch.Generator().manual_seed(5))
+    model.config.logit_scale = 0.7
+    model.config.final_logit_softcapping = 15.0
+    head = LogitHead(model, fast=True)
+    assert not head.plain
+    hidden = hidden_states(d)
+    targets = torch.randint(0, vocab, (len(hidden),), generator=torch.Generator().manual_seed(1))
+    fast, exact = both(head, hidden, decoding, targets=targets)
+    assert_same_decisions(fast, exact)
+    assert torch.allclose(fast.logprobs, exact.logprobs, atol=1e-3, rtol=1e-4)

@@ -68,7 +68,8 @@ class Decoder:
         need = int(steps.max()) + 1 if steps.numel() else 0
         table = self._tables.get(steps.device)
         if table is None or table.shape[0] < need:
-            table = torch.stack([self.noise(s) for s in range(max(need, 64))]).to(steps.device)
+            size = max(need, 64, 2 * (0 if table is None else table.shape[0]))  # grow geometrically
+            table = torch.stack([self.noise(s) for s in range(size)]).to(steps.device)
             self._tables[steps.device] = table
         return table
 

@@ -215,8 +215,8 @@ class BatchedEngine:
         t0 = time.perf_counter()
         anatomy = self.subject.anatomy
         with applied(anatomy.weight(mutation.layer, mutation.matrix), mutation):
-            head = self.reference.generate(probe, max_new_tokens=tie_step + 1)
-            tokens = row.tokens if head == row.tokens[: tie_step + 1] else self.reference.generate(probe)
+            prefix = self.reference.generate(probe, max_new_tokens=tie_step + 1)
+            tokens = row.tokens if prefix == row.tokens[: tie_step + 1] else self.reference.generate(probe)
         self.stats["recheck_s"] += time.perf_counter() - t0
         self.stats["rechecked"] += 1
         divergence = divergence_step(tokens, probe.wt_tokens)

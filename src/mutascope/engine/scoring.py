@@ -17,8 +17,11 @@ of the float32 one (rounding of ``h`` and ``w_v``, float32 accumulation over
 ``sum_i |h_i w_vi|``). A token whose upper bound falls below the lower bound
 of the approximate winner cannot be chosen, so the decision, its margin and
 the target's logit are computed in float32 on the few tokens left (typically
-a dozen), exactly as the decoder would score them. Rows whose candidates do
-not fit in ``MAX_CANDIDATES`` take the full float32 head. The log-sum-exp of a
+a dozen), exactly as the decoder would score them. A row with more than
+``MAX_CANDIDATES`` candidates scores all of them, on its own. Candidates also
+include every token that could come within the tie tolerance of winning, so a
+margin below the tolerance is exact and the engine's near-tie re-check sees
+it. The log-sum-exp of a
 log-probability (an effect size, not a decision) takes its 32 largest terms in
 float32 and the tail from the bfloat16 logits.
 """
@@ -36,7 +39,7 @@ from ..decoding import Decoder
 
 # Bytes of float32 vocabulary-wide temporaries held at once per scoring slice.
 LOGITS_BUDGET = 128 * 2**20
-# Most candidates one decision may need before its row falls back to the full float32 head.
+# Candidates per row in the batched float32 rescoring; a row needing more is rescored on its own.
 MAX_CANDIDATES = 64
 _U = 2.0**-8  # bfloat16 unit roundoff
 
@@ -84,7 +87,8 @@ class LogitHead:
         self.scale = getattr(config, "logit_scale", None)
         weight = self.lm_head.weight
         self.vocab_size = int(weight.shape[0])
-        self.bias = getattr(self.lm_head, "bias", None)
+        bias = getattr(self.lm_head, "bias", None)
+        self.bias = None if bias is None else bias.detach()  # the head never needs gradients
         usable = isinstance(self.lm_head, torch.nn.Linear) and weight.dtype == torch.float32
         self.fast = usable and (bf16_is_faster(weight.device.type) if fast is None else fast)
         if self.fast:
@@ -122,7 +126,7 @@ class LogitHead:
 
     def exact_at(self, hidden: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Float32 logits of tokens ``index`` (N, K) for rows ``hidden`` (N, d)."""
-        w = self.lm_head.weight[index]  # (N, K, d)
+        w = self.lm_head.weight.detach()[index]  # (N, K, d)
         pre = torch.bmm(w, hidden.to(w.dtype).unsqueeze(-1)).squeeze(-1)
         if self.bias is not None:
             pre = pre + self.bias[index]
