@@ -96,6 +96,8 @@ def test_batched_engine_options(monkeypatch, capsys, model_dir, tmp_path):
     with open_results(plain) as a, open_results(tuned) as b:
         first, second = a.query(query), b.query(query)
     assert len(first) > 0 and first.astype(str).equals(second.astype(str))
+    with open_results(tuned) as b:
+        assert set(b.query("SELECT engine FROM progress")["engine"]) == {"batched (float32 head)"}
     code, _, stderr = run(monkeypatch, capsys, *screen_args(model_dir, tmp_path / "x.duckdb", "--engine", "reference",
                                                             "--batch-size", "4"))
     assert code == 2 and "only apply to the batched engine" in stderr and len(stderr.strip().splitlines()) == 1

@@ -153,7 +153,7 @@ class Screen:
                 chunk = todo[i : i + self.chunk_size]
                 t0 = time.perf_counter()
                 rows = [row for per_mutation in self.engine.run(chunk, prepared) for row in per_mutation]
-                store.write_chunk(rows, engine=self.engine.name, seconds=time.perf_counter() - t0)
+                store.write_chunk(rows, engine=self.engine.description, seconds=time.perf_counter() - t0)
                 finished += len(chunk)
                 if progress:
                     progress(finished, total)

@@ -43,6 +43,7 @@ class Engine(Protocol):
     """Runs mutants on prepared probes."""
 
     name: str
+    description: str  # the name plus options that change measurements (stored per committed chunk)
     chunk_size: int  # default mutations per committed chunk
 
     def generate(self, probe: PreparedProbe) -> tuple[int, ...]:

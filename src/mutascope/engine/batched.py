@@ -123,6 +123,7 @@ class BatchedEngine:
         self.decoder_model = self.model.get_decoder()
         self.blocks = decoder_blocks(subject)
         self.head = LogitHead(self.model, fast=fast_head)
+        self.description = f"batched ({'bfloat16-candidate' if self.head.fast else 'float32'} head)"
         self.eos = set(eos_ids(subject))
         self.device = next(self.model.parameters()).device
         self.dtype = next(self.model.parameters()).dtype

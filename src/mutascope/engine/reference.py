@@ -33,7 +33,7 @@ def decode_text(subject, tokens: Sequence[int]) -> str:
 class ReferenceEngine:
     """Mutate in place, ``generate``, restore."""
 
-    name = "reference"
+    name = description = "reference"
     chunk_size = 8  # mutations per committed chunk: a few seconds of work each
 
     def __init__(self, subject):
