@@ -39,7 +39,7 @@ class Decoder:
         self.decoding = decoding
         self.vocab_size = vocab_size
         self._noise: dict[int, torch.Tensor] = {}
-        self._tables: dict = {}  # noise of steps 0..S-1, stacked, per device
+        self._tables: dict[torch.device, dict[str, torch.Tensor]] = {}  # per-step tables, per device
 
     def noise(self, step: int) -> torch.Tensor:
         """The Gumbel noise of ``step`` (float32, on the CPU)."""
@@ -63,15 +63,22 @@ class Decoder:
             raise ValueError(f"logits have {vocab} entries, decoder was built for {noise.shape[0]}")
         return logits / self.decoding.temperature + noise.to(logits.device)
 
-    def _table(self, steps: torch.Tensor) -> torch.Tensor:
-        """The noise of steps 0..S-1 stacked (S, vocab) on ``steps``' device, S > max(steps)."""
+    def _table(self, steps: torch.Tensor, view: str = "noise") -> torch.Tensor:
+        """A per-step table covering ``steps`` on their device: ``noise`` (S, vocab), or derived from it.
+
+        ``scaled``: temperature * noise (S, vocab); ``bound``: max |noise| (S,).
+        Grown geometrically and rebuilt together, so the derived views always
+        cover what the noise table covers.
+        """
         need = int(steps.max()) + 1 if steps.numel() else 0
-        table = self._tables.get(steps.device)
-        if table is None or table.shape[0] < need:
-            size = max(need, 64, 2 * (0 if table is None else table.shape[0]))  # grow geometrically
-            table = torch.stack([self.noise(s) for s in range(size)]).to(steps.device)
-            self._tables[steps.device] = table
-        return table
+        tables = self._tables.get(steps.device)
+        if tables is None or tables["noise"].shape[0] < need:
+            have = 0 if tables is None else tables["noise"].shape[0]
+            size = max(need, 64, 2 * have)
+            noise = torch.stack([self.noise(s) for s in range(size)]).to(steps.device)
+            tables = {"noise": noise, "scaled": noise * self.decoding.temperature, "bound": noise.abs().amax(dim=-1)}
+            self._tables[steps.device] = tables
+        return tables[view]
 
     def scaled_noise_rows(self, steps: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """Write ``temperature * noise`` of each row's step into ``out`` (N, vocab); zeros for greedy.
@@ -81,21 +88,13 @@ class Decoder:
         """
         if self.decoding.method == "greedy":
             return out.zero_()
-        key = (steps.device, "scaled")
-        table = self._tables.get(key)
-        if table is None or table.shape[0] <= int(steps.max()):
-            table = self._tables[key] = self._table(steps) * self.decoding.temperature
-        return torch.index_select(table, 0, steps, out=out)
+        return torch.index_select(self._table(steps, "scaled"), 0, steps, out=out)
 
     def noise_bound(self, steps: torch.Tensor) -> torch.Tensor:
         """max |noise| over the vocabulary at each row's step (N,); zeros for greedy."""
         if self.decoding.method == "greedy":
             return torch.zeros(len(steps), device=steps.device)
-        key = (steps.device, "bound")
-        table = self._tables.get(key)
-        if table is None or table.shape[0] <= int(steps.max()):
-            table = self._tables[key] = self._table(steps).abs().amax(dim=-1)
-        return table[steps]
+        return self._table(steps, "bound")[steps]
 
     def scores_rows(self, logits: torch.Tensor, steps: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """:meth:`scores` for rows at different ``steps`` (N,), optionally at vocabulary ``index`` (N, K) only.

@@ -123,7 +123,6 @@ class BatchedEngine:
         self.decoder_model = self.model.get_decoder()
         self.blocks = decoder_blocks(subject)
         self.head = LogitHead(self.model, fast=fast_head)
-        self.description = f"batched ({'bfloat16-candidate' if self.head.fast else 'float32'} head)"
         self.eos = set(eos_ids(subject))
         self.device = next(self.model.parameters()).device
         self.dtype = next(self.model.parameters()).dtype
@@ -137,6 +136,11 @@ class BatchedEngine:
         )
 
     # -- the Engine interface ------------------------------------------------
+
+    @property
+    def description(self) -> str:
+        """The name plus the head, which sets the effect sizes' precision (stored per chunk)."""
+        return f"batched ({'bfloat16-candidate' if self.head.fast else 'float32'} head)"
 
     def generate(self, probe: PreparedProbe) -> tuple[int, ...]:
         """The WT output, computed exactly as the reference engine does."""
