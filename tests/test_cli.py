@@ -72,7 +72,8 @@ def test_bad_input_is_one_line_exit_2_and_keeps_the_file(monkeypatch, capsys, mo
     before = digest(out)
     bad_file = tmp_path / "probes.yaml"
     bad_file.write_text("- id: x\n  text: [unclosed\n")
-    args = screen_args(model_dir, out)
+    fresh = tmp_path / "new.duckdb"
+    args = screen_args(model_dir, fresh)
     opt = change[0]
     value = str(bad_file) if change[1] == "BAD_PROBE_FILE" else change[1]
     if opt in args:
@@ -83,7 +84,7 @@ def test_bad_input_is_one_line_exit_2_and_keeps_the_file(monkeypatch, capsys, mo
     assert code == 2
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("mutascope: error:") and message in lines[0].lower()
-    assert digest(out) == before
+    assert digest(out) == before and not fresh.exists()
 
 
 def test_batched_engine_options(monkeypatch, capsys, model_dir, tmp_path):

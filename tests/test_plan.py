@@ -53,13 +53,20 @@ def test_row_and_column_selection_clip_to_each_matrix(subject):
         assert [m.row for m in plan if m.matrix == matrix] == list(range(1, grid.n_rows))
 
 
-def test_shards_partition_the_plan_contiguously(subject):
-    plan = build_plan(PlanSpec.parse(layers="all", matrices="all", kinds="max,min"), subject.anatomy)
+def test_shards_partition_the_plan_contiguously_in_whole_blocks(subject):
+    from mutascope.plan import SHARD_BLOCK
+
+    plan = build_plan(PlanSpec.parse(layers="all", matrices="all", kinds="max,min", tile=16), subject.anatomy)
+    assert len(plan) > 5 * SHARD_BLOCK
     shards = [plan.shard(i, 5) for i in range(5)]
     assert [m for s in shards for m in s] == list(plan.mutations)
-    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+    assert max(map(len, shards)) - min(map(len, shards)) <= SHARD_BLOCK
+    assert all(s[0].mutation_id % SHARD_BLOCK == 0 for s in shards)  # the chunk grid of an unsharded screen
     with pytest.raises(MutascopeError):
         plan.shard(5, 5)
+    small = build_plan(PlanSpec.parse(layers="0", matrices="q"), subject.anatomy)
+    with pytest.raises(MutascopeError, match="too many"):
+        small.shard(1, 2)
 
 
 @pytest.mark.parametrize(

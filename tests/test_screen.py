@@ -220,5 +220,5 @@ def test_export_writes_parquet(tmp_path):
     with open_results(tmp_path / "r.duckdb") as r:
         files = r.export(tmp_path / "pq")
         n = len(r.outcomes)
-    assert {f.name for f in files} == {"runs.parquet", "probes.parquet", "mutations.parquet", "outcomes.parquet", "progress.parquet"}
+    assert {f.name for f in files} == {"runs.parquet", "probes.parquet", "mutations.parquet", "outcomes.parquet", "progress.parquet", "fills.parquet"}
     assert pq.read_table(tmp_path / "pq" / "outcomes.parquet").num_rows == n

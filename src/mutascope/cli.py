@@ -15,7 +15,18 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .commands.common import DeviceOpt, DtypeOpt, ModelOpt, err, load_subject, out
+from .commands.common import (
+    DeviceOpt,
+    DtypeOpt,
+    ModelOpt,
+    ThreadsOpt,
+    err,
+    load_subject,
+    out,
+    progress_bar,
+    resumable,
+    set_threads,
+)
 from .errors import MutascopeError
 
 app = typer.Typer(
@@ -46,11 +57,15 @@ def _probes(specs, subject, mmlu_dir, max_new_tokens, decoding):
 
 
 def _shard(text: str) -> tuple[int, int]:
-    i, sep, n = text.partition("/")
+    """``INDEX/COUNT`` with ``0 <= INDEX < COUNT``; anything else is a one-line error."""
+    i, sep, n = text.strip().partition("/")
     try:
-        return (int(i), int(n)) if sep else (0, 1)
+        index, count = int(i), int(n)
     except ValueError:
-        raise MutascopeError(f"bad --shard {text!r}: use INDEX/COUNT, e.g. 0/4") from None
+        index = count = -1
+    if not sep or count < 1 or not 0 <= index < count:
+        raise MutascopeError(f"bad --shard {text!r}: use INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4")
+    return index, count
 
 
 @app.command()
@@ -120,7 +135,8 @@ def plan(
 
         with err.status("calibrating the batched engine on a sample of the plan ..."):
             seconds = estimate_seconds(subject, probes, built)
-        out.print(f"estimated time with the batched engine on {subject.device}: {_duration(seconds)}")
+        out.print(f"estimated time with the batched engine on {subject.device}: {_duration(seconds['full'])} "
+                  f"(--outputs full), {_duration(seconds['calls'])} (--outputs calls)")
 
 
 def _duration(seconds: float) -> str:
@@ -129,6 +145,13 @@ def _duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+OutputsOpt = typer.Option(
+    "full", "--outputs",
+    help="full: decode every NSM's output; calls: NSM calls, divergence steps and effect sizes only "
+         "(several times faster; `mutascope fill` computes chosen outputs later).",
+)
 
 
 @app.command()
@@ -142,8 +165,9 @@ def screen(
     cols: str = ColsOpt,
     kinds: str = KindsOpt,
     tile: str = TileOpt,
+    outputs: str = OutputsOpt,
     engine: str = typer.Option("batched", help="batched (fast, identical results) or reference (the paper's loop)."),
-    shard: str = typer.Option("0/1", help="Run only shard INDEX/COUNT of the plan."),
+    shard: str = typer.Option("0/1", help="Run only shard INDEX/COUNT of the plan (one file per shard; `mutascope merge` joins them)."),
     chunk_size: Optional[int] = typer.Option(None, help="Mutations per committed transaction (default: the engine's)."),
     batch_size: Optional[int] = typer.Option(None, help="Batched engine: mutants per forward pass (default: from free memory)."),
     float32_head: bool = typer.Option(
@@ -154,37 +178,62 @@ def screen(
     mmlu_dir: Optional[Path] = MmluOpt,
     dtype: str = DtypeOpt,
     device: str = DeviceOpt,
+    threads: Optional[int] = ThreadsOpt,
 ) -> None:
     """Run (or resume) a mutagenesis screen into a results file."""
+    from .engine.batched import check_outputs
     from .plan import PlanSpec
     from .screen import Screen
     from .store import open_results
 
     spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
     shard_pair = _shard(shard)
-    subject = load_subject(model, dtype, device)
-    probes = _probes(probe, subject, mmlu_dir, max_new_tokens, decoding)
-    options = {"batch_size": batch_size, "fast_head": False if float32_head else None}
-    job = Screen(
-        subject, probes, spec, out_file, engine=engine, shard=shard_pair, chunk_size=chunk_size, engine_options=options
-    )
-    with err.status("running the unmutated model on the probes ..."):
-        job.prepared()
-    columns = (TextColumn("screen"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task("screen", total=len(job.mutations))
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        try:
-            summary = job.run(progress)
-        except KeyboardInterrupt:
-            bar.stop()
-            err.print(f"interrupted: finished chunks are saved in {out_file}; rerun the same command to resume")
-            raise typer.Exit(130)
+    check_outputs(outputs)
+    _check_out_early(out_file, model, dtype, device, spec, shard_pair, probe, mmlu_dir, max_new_tokens, decoding)
+    set_threads(threads)
+    with resumable(out_file):
+        subject = load_subject(model, dtype, device)
+        probes = _probes(probe, subject, mmlu_dir, max_new_tokens, decoding)
+        options = {"batch_size": batch_size, "fast_head": False if float32_head else None}
+        job = Screen(
+            subject, probes, spec, out_file, engine=engine, shard=shard_pair, chunk_size=chunk_size,
+            engine_options=options, outputs=outputs,
+        )
+        with err.status("running the unmutated model on the probes ..."):
+            job.prepared()
+        columns = (TextColumn("screen"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
+                   TimeRemainingColumn())
+        with progress_bar(*columns, label="screen") as bar:
+            task = bar.add_task("screen", total=len(job.mutations))
+            summary = job.run(lambda done, total: bar.update(task, completed=done, total=total))
     with open_results(summary.path) as results:
         _print_summary(results, summary)
+
+
+def _check_out_early(out_file, model, dtype, device, spec, shard, probe_specs, mmlu_dir, max_new_tokens, decoding):
+    """Refuse an ``--out`` file that cannot take this screen before the model loads.
+
+    What is known without the model (its id, dtype, device, plan, shard and,
+    unless an MMLU21 set needs the model to pick its questions, the probes)
+    is compared with the file; the rest is checked again when the screen opens it.
+    """
+    from .probe_specs import resolve_probes
+    from .probes import Decoding
+    from .store import check_target
+    from .subject import model_id_of, parse_device, parse_dtype
+
+    partial = {
+        "model": {"id": model_id_of(model)},
+        "dtype": str(parse_dtype(dtype)).replace("torch.", ""),
+        "device": str(parse_device(device)),
+        "plan": spec.to_dict(),
+        "shard": f"{shard[0]}/{shard[1]}",
+    }
+    if not any(s.startswith("mmlu21:") for s in probe_specs):
+        dec = Decoding.parse(decoding) if decoding else None
+        found = resolve_probes(probe_specs, None, mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens, decoding=dec)
+        partial["probes"] = [p.to_dict() for p in found]
+    check_target(out_file, partial)
 
 
 def _print_summary(results, summary) -> None:

@@ -16,6 +16,10 @@ from .anatomy import MATRICES, Anatomy
 from .errors import MutascopeError
 from .mutation import Kind, Mutation, TileGrid, kind_value
 
+# Shard boundaries are multiples of this many plan positions: the batched
+# engine's default chunk size, and a multiple of every other engine's.
+SHARD_BLOCK = 256
+
 
 def parse_indices(text: str | int | Sequence[int] | None, what: str) -> tuple[int, ...] | None:
     """Parse ``"0-3,7,10-12"`` (inclusive ranges) into sorted unique indices.
@@ -159,12 +163,22 @@ class Plan:
         """Shard ``index`` of ``count``: a contiguous run of mutation ids.
 
         Contiguous shards keep mutations of one layer together, which the
-        batched engine exploits; sizes differ by at most one.
+        batched engine exploits. Boundaries fall on multiples of
+        :data:`SHARD_BLOCK` plan positions, the chunk grid every screen uses,
+        so a shard's chunks are exactly the unsharded screen's and merged
+        shards record bit-identical numbers; sizes differ by at most one block.
         """
         if count < 1 or not 0 <= index < count:
             raise MutascopeError(f"bad shard {index}/{count}: need 0 <= index < count")
         n = len(self.mutations)
-        lo, hi = n * index // count, n * (index + 1) // count
+        blocks = -(-n // SHARD_BLOCK)
+        if count > blocks:
+            raise MutascopeError(
+                f"{count} shards is too many for {n} mutants: shards are whole blocks of {SHARD_BLOCK}, "
+                f"so use at most {blocks}"
+            )
+        lo = min(n, blocks * index // count * SHARD_BLOCK)
+        hi = min(n, blocks * (index + 1) // count * SHARD_BLOCK)
         return self.mutations[lo:hi]
 
     def summary(self) -> dict[str, int]:

@@ -3,8 +3,10 @@
 Everything a user can get wrong (model, probes, plan, output file) is checked
 before the first row is written. Chunks of mutations are committed one
 transaction at a time, so stopping a screen (an exception, Ctrl-C, a killed
-machine) loses at most the chunk in flight, and rerunning the same screen
-continues from there.
+machine) loses at most the chunks in flight, and rerunning the same screen
+continues from there. Chunks are a fixed grid over the plan, so a resumed or
+distributed screen batches every mutant exactly as an uninterrupted one does.
+Where chunks run is the backend's business (:mod:`mutascope.backends`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
+from .backends import Backend, LocalBackend, Task, chunk_grid
 from .engine import PreparedProbe, make_engine, prepare_probes
+from .engine.batched import check_outputs
 from .engine.reference import decode_text, eos_ids
 from .errors import MutascopeError
 from .plan import Plan, PlanSpec, build_plan
@@ -64,6 +68,10 @@ class Screen:
         shard: ``(index, count)``: run only that contiguous part of the plan.
         chunk_size: mutations per committed transaction (default: the engine's).
         engine_options: passed to the batched engine (``batch_size``, ``fast_head``).
+        outputs: ``"full"`` (every output) or ``"calls"`` (NSM calls and
+            effect sizes only; ``mutascope fill`` computes outputs later).
+            Not part of the screen's identity: a file may be resumed in either.
+        backend: where chunks run (default: this process, with ``engine``).
     """
 
     def __init__(
@@ -77,6 +85,8 @@ class Screen:
         shard: tuple[int, int] = (0, 1),
         chunk_size: int | None = None,
         engine_options: dict | None = None,
+        outputs: str = "full",
+        backend: Backend | None = None,
     ):
         if not probes:
             raise MutascopeError("no probes given: use --probe (e.g. --probe drosophila)")
@@ -86,11 +96,15 @@ class Screen:
             raise MutascopeError(f"probe id {dup!r} is given twice")
         if chunk_size is not None and chunk_size < 1:
             raise MutascopeError("chunk size must be at least 1")
+        self.outputs = check_outputs(outputs)
+        if outputs == "calls" and engine != "batched":
+            raise MutascopeError("--outputs calls needs the batched engine (the reference engine always decodes in full)")
         self.subject = subject
         self.probes = list(probes)
         self.spec = spec
         self.out = Path(out)
         self.engine = make_engine(engine, subject, **(engine_options or {}))
+        self.backend = backend or LocalBackend(self.engine)
         self.plan: Plan = build_plan(spec, subject.anatomy)
         self.mutations = self.plan.shard(*shard)
         self.shard = shard
@@ -144,17 +158,21 @@ class Screen:
         start = time.perf_counter()
         prepared = self.prepared()
         with self._open_store() as store:
-            done = store.done_mutations()
-            todo = [m for m in self.mutations if m.mutation_id not in done]
-            total, finished = len(self.mutations), len(self.mutations) - len(todo)
+            tasks = [
+                Task(t.index, t.mutations, None, self.outputs)
+                for t in chunk_grid(self.mutations, self.chunk_size, store.done_mutations())
+            ]
+            total, n_todo = len(self.mutations), sum(len(t.mutations) for t in tasks)
+            finished = total - n_todo
             if progress:
                 progress(finished, total)
-            for i in range(0, len(todo), self.chunk_size):
-                chunk = todo[i : i + self.chunk_size]
-                t0 = time.perf_counter()
-                rows = [row for per_mutation in self.engine.run(chunk, prepared) for row in per_mutation]
-                store.write_chunk(rows, engine=self.engine.description, seconds=time.perf_counter() - t0)
-                finished += len(chunk)
+            suffix = "; calls only" if self.outputs == "calls" else ""
+            for task, rows, seconds in self.backend.run(tasks, prepared):
+                store.write_chunk(rows, engine=self.backend.description + suffix, seconds=seconds)
+                finished += len(task.mutations)
                 if progress:
                     progress(finished, total)
-        return ScreenSummary(self.out, total, finished, len(todo), time.perf_counter() - start)
+            # Canonical phenotype ids even if chunks arrived out of order, in this run or
+            # an interrupted earlier one (a no-op update when they already are).
+            store.renumber_phenotypes()
+        return ScreenSummary(self.out, total, finished, n_todo, time.perf_counter() - start)

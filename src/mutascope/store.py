@@ -12,12 +12,25 @@ Tables (one row per thing, like deep-mutational-scanning tables):
                 the batched engine's effect sizes (top-1/top-2 margin at the
                 divergence step, smallest margin, drop in log-probability of
                 the WT output, whether a near tie was re-checked);
-* ``progress``  one row per committed chunk of mutations (bookkeeping).
+                ``filled`` is false for an NSM of a calls-only screen whose
+                output is not computed yet (output tokens, text and
+                phenotype id are then null until ``mutascope fill``);
+* ``progress``  one row per committed chunk of mutations (bookkeeping);
+* ``fills``     one row per committed chunk of ``mutascope fill``.
 
 A chunk's outcomes and its progress row are written in one transaction, so a
 stopped screen leaves only whole chunks behind and a rerun of the same
 command continues after them without duplicating a row (the primary key of
 ``outcomes`` enforces it). A different configuration is refused.
+
+**Phenotype ids** number each probe's distinct outputs in plan order: an
+output's id is its rank among the probe's distinct non-WT outputs ordered by
+the first mutation (lowest id) that produced it. A screen committing chunks
+in plan order assigns exactly these ids as it goes; a screen whose chunks
+arrive in another order (several workers) and ``mutascope fill`` renumber
+once at the end (:meth:`Store.renumber_phenotypes`), so a finished file
+never depends on the order its rows were written in. After a partial fill
+the ids number the outputs filled so far.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -36,7 +50,7 @@ import pyarrow as pa
 from .errors import MutascopeError
 from .mutation import Mutation
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: outcomes.filled (calls-only screens) and the fills table
 # Measurements an engine may report beside the NSM call (the batched engine's
 # teacher-forced pass does; the reference engine leaves them null).
 EFFECT_COLUMNS = {
@@ -46,7 +60,7 @@ EFFECT_COLUMNS = {
     "logprob_drop_per_token": pa.float64(),
     "rechecked": pa.bool_(),
 }
-TABLES = ("runs", "probes", "mutations", "outcomes", "progress")
+TABLES = ("runs", "probes", "mutations", "outcomes", "progress", "fills")
 
 _DDL = """
 CREATE TABLE runs (
@@ -69,13 +83,30 @@ CREATE TABLE outcomes (
     mutation_id INTEGER, probe_id VARCHAR, nsm BOOLEAN, divergence INTEGER,
     output_tokens INTEGER[], output_text VARCHAR, phenotype_id INTEGER,
     margin DOUBLE, min_margin DOUBLE, logprob_drop DOUBLE, logprob_drop_per_token DOUBLE,
-    rechecked BOOLEAN,
+    rechecked BOOLEAN, filled BOOLEAN,
     PRIMARY KEY (mutation_id, probe_id)
 );
 CREATE TABLE progress (
     first_mutation_id INTEGER, last_mutation_id INTEGER, n_mutations INTEGER,
     engine VARCHAR, seconds DOUBLE, finished_at TIMESTAMP DEFAULT current_timestamp
 );
+"""
+_FILLS_DDL = """
+CREATE TABLE IF NOT EXISTS fills (
+    first_mutation_id INTEGER, last_mutation_id INTEGER, n_outcomes INTEGER,
+    engine VARCHAR, seconds DOUBLE, finished_at TIMESTAMP DEFAULT current_timestamp
+);
+"""
+# One statement renumbers every probe's distinct NSM outputs in plan order (see the
+# module docstring); silent rows keep 0. An NSM's output always differs from WT's.
+_RENUMBER = """
+UPDATE outcomes SET phenotype_id = r.new_id
+FROM (
+    SELECT probe_id, output_tokens, row_number() OVER (PARTITION BY probe_id ORDER BY min(mutation_id)) AS new_id
+    FROM outcomes WHERE nsm AND output_tokens IS NOT NULL GROUP BY probe_id, output_tokens
+) r
+WHERE outcomes.nsm AND outcomes.probe_id = r.probe_id AND outcomes.output_tokens = r.output_tokens
+  AND outcomes.phenotype_id IS DISTINCT FROM r.new_id
 """
 
 
@@ -98,17 +129,25 @@ def _diff_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 @dataclass(frozen=True)
 class OutcomeRow:
-    """One (mutation, probe) result as an engine reports it."""
+    """One (mutation, probe) result as an engine reports it.
+
+    ``tokens``/``text`` are None for an NSM whose output was not computed (a
+    calls-only screen); the call (``divergence``) is always known.
+    """
 
     mutation_id: int
     probe_id: str
-    tokens: tuple[int, ...]
-    text: str
+    tokens: tuple[int, ...] | None
+    text: str | None
     divergence: int | None
 
     @property
     def nsm(self) -> bool:
         return self.divergence is not None
+
+    @property
+    def filled(self) -> bool:
+        return self.tokens is not None
 
 
 @dataclass(frozen=True)
@@ -156,29 +195,44 @@ class Store:
         path = Path(path)
         digest = config_hash(config)
         if path.exists():
-            existing = _read_config(path)
-            if existing is not None and existing[0] != digest:
-                changed = ", ".join(_diff_keys(existing[1], config)) or "configuration"
-                raise MutascopeError(
-                    f"{path} holds a different screen (differs in: {changed}); "
-                    "use a new --out file or rerun the original command to resume"
-                )
+            check_target(path, config)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path))
-        store = cls(path, con)
-        if existing_runs(con) == 0:
-            store._create(config, digest, run, probes, mutations)
-        else:
-            store._check_probes(probes)
+        con = connect(path)
+        try:
+            if existing_runs(con) == 0:
+                store = cls(path, con)
+                store._create(config, digest, run, probes, mutations)
+            else:
+                _migrate(con)
+                store = cls(path, con)
+                store._check_probes(probes)
+                store._check_mutations(mutations)
+        except BaseException:
+            con.close()
+            raise
         store._load_phenotypes()
         return store
+
+    @classmethod
+    def open_existing(cls, path: str | os.PathLike) -> "Store":
+        """Open a results file that holds a screen for writing (``mutascope fill``, ``merge``)."""
+        path = Path(path)
+        Results(path).close()  # one-line errors for a missing, foreign or locked file
+        con = connect(path)
+        try:
+            _migrate(con)
+            return cls(path, con)
+        except BaseException:
+            con.close()
+            raise
 
     def _create(self, config, digest, run, probes, mutations) -> None:
         con = self.con
         con.begin()
         try:
             con.execute(_DDL)
+            con.execute(_FILLS_DDL)
             con.execute(
                 "INSERT INTO runs (schema_version, config_hash, config, model_id, model_hash, dtype, device,"
                 " decoding, tile_h, tile_w, n_mutations, shard, versions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -205,22 +259,7 @@ class Store:
                 }
             )
             _insert(con, "probes", probe_table)
-            mutation_table = pa.table(
-                {
-                    "mutation_id": pa.array([m.mutation_id for m in mutations], pa.int32()),
-                    "layer": pa.array([m.layer for m in mutations], pa.int32()),
-                    "matrix": [m.matrix for m in mutations],
-                    "row": pa.array([m.row for m in mutations], pa.int32()),
-                    "col": pa.array([m.col for m in mutations], pa.int32()),
-                    "height": pa.array([m.height for m in mutations], pa.int32()),
-                    "width": pa.array([m.width for m in mutations], pa.int32()),
-                    "kind": [str(m.kind) for m in mutations],
-                    "value": pa.array([m.value for m in mutations], pa.float64()),
-                    "r0": pa.array([m.r0 for m in mutations], pa.int32()),
-                    "c0": pa.array([m.c0 for m in mutations], pa.int32()),
-                }
-            )
-            _insert(con, "mutations", mutation_table)
+            _insert(con, "mutations", mutation_table(mutations))
             con.commit()
         except BaseException:
             con.rollback()
@@ -239,6 +278,17 @@ class Store:
                     "the model or its numerics changed, so this screen cannot be resumed here"
                 )
 
+    def _check_mutations(self, mutations: Sequence[Mutation]) -> None:
+        """On resume, the plan (or shard) must hold exactly the stored mutations."""
+        n, lo, hi = self.con.execute("SELECT count(*), min(mutation_id), max(mutation_id) FROM mutations").fetchone()
+        ids = [m.mutation_id for m in mutations]
+        if (n, lo, hi) != (len(ids), min(ids, default=None), max(ids, default=None)):
+            raise MutascopeError(
+                f"{self.path} holds mutations {lo}-{hi} ({n}) but this screen's plan has "
+                f"{min(ids, default=0)}-{max(ids, default=0)} ({len(ids)}): it was written by a mutascope "
+                "that split shards differently; rerun it with that version or start a new --out file"
+            )
+
     def _load_phenotypes(self) -> None:
         self._phenotypes = {}
         if existing_runs(self.con) == 0:
@@ -256,36 +306,49 @@ class Store:
         """Ids of mutations whose outcomes are committed."""
         return {r[0] for r in self.con.execute("SELECT DISTINCT mutation_id FROM outcomes").fetchall()}
 
-    def write_chunk(self, outcomes: Iterable[OutcomeRow], *, engine: str, seconds: float) -> None:
-        """Commit one chunk of outcomes and its progress row, all or nothing."""
-        outcomes = list(outcomes)
-        if not outcomes:
-            return
+    def _phenotype_ids(self, outcomes: Sequence[OutcomeRow]) -> tuple[list[int | None], dict]:
+        """Ids for the outputs of ``outcomes`` (new outputs numbered after the known ones)."""
         pending: dict[str, dict[tuple[int, ...], int]] = {}
-        phenotype_ids = []
+        ids: list[int | None] = []
         for o in outcomes:
+            if o.tokens is None:
+                ids.append(None)
+                continue
             known = self._phenotypes[o.probe_id]
             new = pending.setdefault(o.probe_id, {})
             ph = known.get(o.tokens, new.get(o.tokens))
             if ph is None:
                 ph = len(known) + len(new)
                 new[o.tokens] = ph
-            phenotype_ids.append(ph)
-        table = pa.table(
+            ids.append(ph)
+        return ids, pending
+
+    def _outcome_table(self, outcomes: Sequence[OutcomeRow], phenotype_ids: list[int | None]) -> pa.Table:
+        return pa.table(
             {
                 "mutation_id": pa.array([o.mutation_id for o in outcomes], pa.int32()),
                 "probe_id": [o.probe_id for o in outcomes],
                 "nsm": [o.nsm for o in outcomes],
                 "divergence": pa.array([o.divergence for o in outcomes], pa.int32()),
-                "output_tokens": pa.array([list(o.tokens) for o in outcomes], pa.list_(pa.int32())),
-                "output_text": [o.text for o in outcomes],
+                "output_tokens": pa.array(
+                    [None if o.tokens is None else list(o.tokens) for o in outcomes], pa.list_(pa.int32())),
+                "output_text": pa.array([o.text for o in outcomes], pa.string()),
                 "phenotype_id": pa.array(phenotype_ids, pa.int32()),
                 **{
                     name: pa.array([getattr(o, name, None) for o in outcomes], kind)
                     for name, kind in EFFECT_COLUMNS.items()
                 },
+                "filled": [o.filled for o in outcomes],
             }
         )
+
+    def write_chunk(self, outcomes: Iterable[OutcomeRow], *, engine: str, seconds: float) -> None:
+        """Commit one chunk of outcomes and its progress row, all or nothing."""
+        outcomes = list(outcomes)
+        if not outcomes:
+            return
+        phenotype_ids, pending = self._phenotype_ids(outcomes)
+        table = self._outcome_table(outcomes, phenotype_ids)
         ids = [o.mutation_id for o in outcomes]
         con = self.con
         con.begin()
@@ -303,6 +366,60 @@ class Store:
         for pid, new in pending.items():
             self._phenotypes[pid].update(new)
 
+    def fill_chunk(self, outcomes: Iterable[OutcomeRow], *, engine: str, seconds: float) -> int:
+        """Write the outputs of unfilled outcomes (and a ``fills`` row), all or nothing.
+
+        Only output columns change (tokens, text, phenotype id, ``filled``):
+        the call and the effect sizes stay as the screen measured them. A row
+        that is already filled is left alone, so filling twice changes
+        nothing. Returns the number of rows filled.
+        """
+        outcomes = [o for o in outcomes if o.tokens is not None]
+        if not outcomes:
+            return 0
+        phenotype_ids, pending = self._phenotype_ids(outcomes)
+        table = self._outcome_table(outcomes, phenotype_ids)
+        con = self.con
+        con.begin()
+        try:
+            con.register("_filled", table)
+            n = con.execute(
+                "UPDATE outcomes SET output_tokens = f.output_tokens, output_text = f.output_text, "
+                "phenotype_id = f.phenotype_id, filled = true FROM _filled f "
+                "WHERE outcomes.mutation_id = f.mutation_id AND outcomes.probe_id = f.probe_id "
+                "AND NOT outcomes.filled"
+            ).fetchone()[0]
+            con.unregister("_filled")
+            ids = [o.mutation_id for o in outcomes]
+            con.execute(
+                "INSERT INTO fills (first_mutation_id, last_mutation_id, n_outcomes, engine, seconds) VALUES (?,?,?,?,?)",
+                [min(ids), max(ids), int(n), engine, seconds],
+            )
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        for pid, new in pending.items():
+            self._phenotypes[pid].update(new)
+        return int(n)
+
+    def renumber_phenotypes(self) -> int:
+        """Give every output its canonical phenotype id (plan order; module docstring).
+
+        One transaction; returns the number of rows whose id changed (0 when
+        rows were committed in plan order).
+        """
+        con = self.con
+        con.begin()
+        try:
+            changed = con.execute(_RENUMBER).fetchone()[0]
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        self._load_phenotypes()
+        return int(changed)
+
     def close(self) -> None:
         self.con.close()
 
@@ -311,6 +428,45 @@ class Store:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def mutation_table(mutations: Sequence[Mutation]) -> pa.Table:
+    """The ``mutations`` rows of a plan (or shard) as Arrow."""
+    return pa.table(
+        {
+            "mutation_id": pa.array([m.mutation_id for m in mutations], pa.int32()),
+            "layer": pa.array([m.layer for m in mutations], pa.int32()),
+            "matrix": [m.matrix for m in mutations],
+            "row": pa.array([m.row for m in mutations], pa.int32()),
+            "col": pa.array([m.col for m in mutations], pa.int32()),
+            "height": pa.array([m.height for m in mutations], pa.int32()),
+            "width": pa.array([m.width for m in mutations], pa.int32()),
+            "kind": [str(m.kind) for m in mutations],
+            "value": pa.array([m.value for m in mutations], pa.float64()),
+            "r0": pa.array([m.r0 for m in mutations], pa.int32()),
+            "c0": pa.array([m.c0 for m in mutations], pa.int32()),
+        }
+    )
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a file written by an older mutascope up to :data:`SCHEMA_VERSION` (before writing to it).
+
+    Version 1 files lack ``outcomes.filled`` (every output there is complete)
+    and the ``fills`` table.
+    """
+    version = con.execute("SELECT max(schema_version) FROM runs").fetchone()[0]
+    if version is not None and version >= SCHEMA_VERSION:
+        return
+    con.begin()
+    try:
+        con.execute("ALTER TABLE outcomes ADD COLUMN IF NOT EXISTS filled BOOLEAN DEFAULT true")
+        con.execute(_FILLS_DDL)
+        con.execute("UPDATE runs SET schema_version = ?", [SCHEMA_VERSION])
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
 
 
 def _insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
@@ -339,10 +495,7 @@ def write_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame]) -> Pa
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        con = duckdb.connect(str(p))
-    except duckdb.Error as exc:
-        raise MutascopeError(f"cannot open {p} as a DuckDB file: {str(exc).splitlines()[0]}") from None
+    con = connect(p, purpose="DuckDB file")
     try:
         con.begin()
         for name, df in tables.items():
@@ -358,12 +511,41 @@ def write_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame]) -> Pa
     return p
 
 
-def _connect_read(path: Path) -> duckdb.DuckDBPyConnection:
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def open_error(path: Path, exc: BaseException, purpose: str = "mutascope results file") -> MutascopeError:
+    """The one-line error for a DuckDB file that cannot be opened.
+
+    A file locked by another process (a running screen) says so, with the
+    process id when DuckDB names it; anything else is "not readable as ...".
+    """
+    first = _first_line(exc)
+    if "lock" in first.lower():
+        pid = re.search(r"PID (\d+)", first)
+        who = f"process {pid.group(1)}" if pid else "another process"
+        return MutascopeError(
+            f"{path} is in use by {who} (a running screen or another mutascope command); "
+            "wait for it to finish or stop it, then retry"
+        )
+    if path.is_dir():
+        return MutascopeError(f"{path} is a directory, not a {purpose}")
+    return MutascopeError(f"{path} is not a readable {purpose} ({first})")
+
+
+def connect(path: str | os.PathLike, *, read_only: bool = False, purpose: str = "mutascope results file"):
+    """A DuckDB connection to ``path``, or a one-line :class:`MutascopeError` saying why not."""
+    path = Path(path)
     try:
-        return duckdb.connect(str(path), read_only=True)
+        return duckdb.connect(str(path), read_only=read_only)
     except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MutascopeError(f"{path} is not a readable mutascope results file ({first})") from None
+        raise open_error(path, exc, purpose) from None
+
+
+def _connect_read(path: Path) -> duckdb.DuckDBPyConnection:
+    return connect(path, read_only=True)
 
 
 def _read_config(path: Path) -> tuple[str, dict] | None:
@@ -378,6 +560,47 @@ def _read_config(path: Path) -> tuple[str, dict] | None:
         return digest, json.loads(blob)
     finally:
         con.close()
+
+
+def _partial_diff(stored: dict, expected: dict, prefix: str = "") -> list[str]:
+    """Keys of ``expected`` (recursively) whose values differ in ``stored``."""
+    keys = []
+    for key, want in expected.items():
+        have = stored.get(key)
+        if isinstance(want, dict) and isinstance(have, dict):
+            keys += _partial_diff(have, want, f"{prefix}{key}.")
+        elif have != want:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def check_target(path: str | os.PathLike, config: dict) -> None:
+    """Refuse an output file that cannot take this screen, touching nothing.
+
+    ``config`` may be partial (what is known before the model is loaded:
+    model id, dtype, plan, shard, probes): only the keys it has are compared,
+    so a command can check its ``--out`` file before any slow work. A missing
+    file or an empty database is fine; a locked file, a file that is not
+    DuckDB, one holding no screen, or one holding a different screen is a
+    one-line error.
+    """
+    path = Path(path)
+    if not path.exists():
+        if path.parent.exists() and not path.parent.is_dir():
+            raise MutascopeError(f"cannot create {path}: {path.parent} is not a directory")
+        return
+    if path.is_dir():
+        raise MutascopeError(f"{path} is a directory; give a file name for the results, e.g. {path / 'screen.duckdb'}")
+    existing = _read_config(path)
+    if existing is None:
+        return
+    full = set(config) >= {"model", "plan", "probes", "shard", "dtype", "device", "eos"}
+    changed = _diff_keys(existing[1], config) if full else _partial_diff(existing[1], config)
+    if (full and existing[0] != config_hash(config)) or changed:
+        raise MutascopeError(
+            f"{path} holds a different screen (differs in: {', '.join(changed) or 'configuration'}); "
+            "use a new --out file or rerun the original command to resume"
+        )
 
 
 class Results:
@@ -438,16 +661,26 @@ class Results:
         return self.con.execute(sql, params or []).df()
 
     def export(self, directory: str | os.PathLike) -> list[Path]:
-        """Write every table (phenotypes and analyses too) as Parquet into ``directory``."""
-        directory = Path(directory)
+        """Write every table (phenotypes and analyses too) as Parquet into ``directory``.
+
+        Each file is written beside its target and renamed into place (see
+        :mod:`mutascope.outfiles`); a DuckDB file in the way is refused.
+        """
+        from .outfiles import check_output_dir, check_output_file
+
+        directory = check_output_dir(directory, inputs=[self.path], what="export directory")
+        targets = [check_output_file(directory / f"{name}.parquet") for name in self.table_names()]
         directory.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name in self.table_names():
-            target = directory / f"{name}.parquet"
-            escaped = str(target).replace("'", "''")
-            self.con.execute(f"COPY (SELECT * FROM \"{name}\" ORDER BY ALL) TO '{escaped}' (FORMAT PARQUET)")
-            written.append(target)
-        return written
+        for name, target in zip(self.table_names(), targets):
+            tmp = target.with_name(f".{target.name}.tmp")
+            escaped = str(tmp).replace("'", "''")
+            try:
+                self.con.execute(f"COPY (SELECT * FROM \"{name}\" ORDER BY ALL) TO '{escaped}' (FORMAT PARQUET)")
+                os.replace(tmp, target)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        return targets
 
     def close(self) -> None:
         self.con.close()

@@ -141,6 +141,12 @@ def _looks_like_path(s: str) -> bool:
     )
 
 
+def model_id_of(source: str | os.PathLike | None) -> str:
+    """The ``model_id`` :func:`load_model` will give ``source``, without loading it
+    (a missing path is already an error here)."""
+    return _resolve(source)[0]
+
+
 def _resolve(source) -> tuple[str, Path | None]:
     """(model_id, local path or None for a hub id)."""
     if source is None or str(source).lower() in _DEFAULT_ALIASES:

@@ -15,6 +15,7 @@ from typing import Callable
 import pandas as pd
 
 from ..errors import MutascopeError
+from ..outfiles import atomic_file, check_output_dir
 from ..store import open_results, write_tables
 from .bias import bias
 from .copa import copa
@@ -55,6 +56,8 @@ def analyze(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Compute all tables for the screen in ``path``; store them in the file (and CSV)."""
+    if csv_dir is not None:
+        check_output_dir(csv_dir, inputs=[path], what="--csv directory")
     with open_results(path) as results:
         frame = site_frame(results)
     if frame.empty:
@@ -67,5 +70,6 @@ def analyze(
         directory = Path(csv_dir)
         directory.mkdir(parents=True, exist_ok=True)
         for name, table in tables.items():
-            table.to_csv(directory / f"{name}.csv", index=False)
+            with atomic_file(directory / f"{name}.csv", "w", encoding="utf-8", newline="") as f:
+                table.to_csv(f, index=False)
     return tables

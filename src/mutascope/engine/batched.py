@@ -23,10 +23,20 @@ For each probe, once: a wild-type (WT) teacher-forced pass over
 Outcomes therefore equal the reference's, and do not depend on the batch size
 or on which mutants share a batch (only the recorded margins and effect
 sizes vary, in their last bits).
+
+**Calls only.** The detection pass alone decides every NSM call and
+divergence step and measures every effect size; continuing NSMs is most of
+the cost. With ``outputs="calls"`` the engine stops there: an NSM's output
+is left unknown (``tokens=None``) unless detection already finished it (it
+diverged at its last step or into end-of-sequence) or a near-tie re-check
+regenerated it. Call re-checks still run, so calls equal the reference's;
+``mutascope fill`` later computes the outputs a user wants, identical to a
+full screen's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -36,12 +46,13 @@ from typing import Iterator, Sequence
 import torch
 from transformers import DynamicCache
 
+from ..errors import MutascopeError
 from ..mutation import Mutation, applied
 from ..store import OutcomeRow
 from .base import PreparedProbe, divergence_step
 from .continuation import RowState, Seed, continue_seeds
 from .deltas import TileDelta, row_deltas
-from .prefix import WildTypePass, capture_wild_type, decoder_blocks, skipping_below
+from .prefix import WildTypePass, cache_kwargs, capture_wild_type, decoder_blocks, skipping_below
 from .reference import ReferenceEngine, decode_text, eos_ids
 from .scoring import LogitHead, teacher_forced
 
@@ -57,6 +68,15 @@ DEFAULT_TIE_TOLERANCE = {torch.float32: 2e-5, torch.float64: 1e-12, torch.bfloat
 # SmolLM2-135M, 2 cores: a 256-mutation chunk runs 14% faster at 128 than at 64,
 # mostly because each decoding step streams the weights once for more rows).
 MAX_BATCH = {"cpu": 128, "cuda": 512}
+# What a run computes: every output ("full"), or the NSM calls and effect sizes only ("calls").
+OUTPUTS = ("full", "calls")
+
+
+def check_outputs(outputs: str) -> str:
+    """``outputs`` if it names a mode of :data:`OUTPUTS`, else a one-line error."""
+    if outputs not in OUTPUTS:
+        raise MutascopeError(f"unknown --outputs {outputs!r}: choose full or calls")
+    return outputs
 
 
 @dataclass(frozen=True)
@@ -64,14 +84,16 @@ class BatchedOutcomeRow(OutcomeRow):
     """An outcome plus what the batched engine measures on the way.
 
     ``margin``: top-1 minus top-2 decoder score at the divergence step (NSMs
-    only). ``min_margin``: the smallest such margin over every step whose
-    decision made the outcome (a near-tie indicator). ``logprob_drop``: summed
-    over the WT output tokens, log p_WT - log p_mutant when the WT tokens are
-    fed to both (teacher-forced); ``logprob_drop_per_token`` is its mean.
-    ``rechecked``: the outcome was recomputed by the reference engine because
-    a decision was within ``tie_tolerance`` of a tie (then ``tokens``, ``text``
-    and ``divergence`` are the reference's; the other fields stay this
-    engine's measurements).
+    only). ``min_margin``: the smallest such margin over the decisions that
+    made the call (every step of a silent mutant; up to the divergence step
+    of an NSM): a near-tie indicator. ``logprob_drop``: summed over the WT
+    output tokens, log p_WT - log p_mutant when the WT tokens are fed to both
+    (teacher-forced); ``logprob_drop_per_token`` is its mean. ``rechecked``:
+    a decision of the call was within ``tie_tolerance`` of a tie, so the
+    reference engine re-decided it (``divergence``, and ``tokens``/``text``
+    where they were regenerated, are then the reference's; the other fields
+    stay this engine's measurements). All of these come from the detection
+    pass, so a calls-only run records them exactly as a full run does.
     """
 
     margin: float | None = None
@@ -132,7 +154,8 @@ class BatchedEngine:
         self.prefix_reuse = prefix_reuse
         self._states: dict[tuple, _ProbeState] = {}
         self.stats: dict[str, float] = dict.fromkeys(
-            ("outcomes", "rechecked", "continued", "wild_type_s", "detect_s", "continue_s", "recheck_s"), 0
+            ("outcomes", "rechecked", "continued", "wild_type_s", "detect_s", "continue_s", "recheck_s",
+             "recheck_call_s"), 0
         )
 
     # -- the Engine interface ------------------------------------------------
@@ -146,34 +169,41 @@ class BatchedEngine:
         """The WT output, computed exactly as the reference engine does."""
         return self.reference.generate(probe)
 
-    def run(self, mutations: Sequence[Mutation], probes: Sequence[PreparedProbe]) -> Iterator[list[OutcomeRow]]:
+    def run(
+        self, mutations: Sequence[Mutation], probes: Sequence[PreparedProbe], outputs: str = "full"
+    ) -> Iterator[list[OutcomeRow]]:
         """Yield, per mutation in order, its rows for every probe.
 
         All mutations are run first (probe by probe), then yielded in order;
-        pass chunks of a few hundred mutations at a time.
+        pass chunks of a few hundred mutations at a time. ``outputs="calls"``
+        skips the continuation of NSMs (see the module docstring).
         """
+        check_outputs(outputs)
         mutations = list(mutations)
         results: list[list[OutcomeRow | None]] = [[None] * len(probes) for _ in mutations]
         with torch.inference_mode():
             for p_index, probe in enumerate(probes):
-                for i, row in self._run_probe(mutations, probe):
+                for i, row in self._run_probe(mutations, probe, outputs):
                     results[i][p_index] = row
         for rows in results:
             yield rows  # type: ignore[misc]
 
     # -- one probe -----------------------------------------------------------
 
-    def _run_probe(self, mutations: list[Mutation], probe: PreparedProbe) -> Iterator[tuple[int, BatchedOutcomeRow]]:
+    def _run_probe(
+        self, mutations: list[Mutation], probe: PreparedProbe, outputs: str = "full"
+    ) -> Iterator[tuple[int, BatchedOutcomeRow]]:
         """Detection batch by batch (one layer each); NSMs pooled and continued in full batches."""
         state = self._state(probe)
         size = self.batch_size or auto_batch_size(self.subject, len(probe.prompt) + probe.probe.max_new_tokens)
+        full = outputs == "full"
         states: dict[int, RowState] = {}
         pool: list[Seed] = []
         for batch in self._detection_batches(mutations, size):
             deltas = [TileDelta.of(self.subject.anatomy, mutations[i]) for i in batch]
             layer = min(mutations[i].layer for i in batch) if self.prefix_reuse else 0
             t0 = time.perf_counter()
-            for i, row_state, seed in self._detect(probe, state, batch, deltas, layer):
+            for i, row_state, seed in self._detect(probe, state, batch, deltas, layer, seeds=full):
                 states[i] = row_state
                 if seed is not None:
                     pool.append(seed)
@@ -184,7 +214,7 @@ class BatchedEngine:
         if pool:
             self._continue(probe, state, pool)
         for i, row_state in sorted(states.items()):
-            yield i, self._outcome(mutations[i], probe, row_state)
+            yield i, self._outcome(mutations[i], probe, row_state, full)
 
     def _detection_batches(self, mutations: list[Mutation], size: int) -> list[list[int]]:
         """Indices of ``mutations`` in batches of one layer each (of at most ``size``).
@@ -198,39 +228,55 @@ class BatchedEngine:
             by_layer.setdefault(m.layer if self.prefix_reuse else 0, []).append(i)
         return [ids[j : j + size] for _, ids in sorted(by_layer.items()) for j in range(0, len(ids), size)]
 
-    def _outcome(self, mutation: Mutation, probe: PreparedProbe, s: RowState) -> BatchedOutcomeRow:
+    def _outcome(self, mutation: Mutation, probe: PreparedProbe, s: RowState, full: bool = True) -> BatchedOutcomeRow:
+        """The row of one mutant: re-checked if a decision was near a tie; without
+        its output when only the call was computed and the output is unfinished."""
         row = BatchedOutcomeRow(
-            mutation.mutation_id, probe.id, tuple(s.tokens), decode_text(self.subject, s.tokens), s.divergence,
+            mutation.mutation_id, probe.id, tuple(s.tokens), None, s.divergence,
             margin=s.margin, min_margin=s.min_margin, logprob_drop=s.logprob_drop,
-            logprob_drop_per_token=s.logprob_drop / len(probe.wt_tokens),
+            logprob_drop_per_token=s.logprob_drop / len(probe.wt_tokens), rechecked=s.call_tie is not None,
         )
         self.stats["outcomes"] += 1
-        if s.tie_step is not None:
-            row = self._recheck(mutation, probe, row, s.tie_step)
-        return row
+        complete = s.divergence is None or s.finished
+        ties = [t for t in (s.call_tie, s.output_tie if full else None) if t is not None]
+        if ties:
+            row, regenerated = self._recheck(mutation, probe, row, max(ties), call=s.call_tie is not None)
+            complete = complete or regenerated
+        if not complete:  # a calls-only NSM: its output is computed by `mutascope fill`
+            return dataclasses.replace(row, tokens=None, text=None)
+        return dataclasses.replace(row, text=decode_text(self.subject, row.tokens))
 
-    def _recheck(self, mutation: Mutation, probe: PreparedProbe, row: BatchedOutcomeRow, tie_step: int) -> BatchedOutcomeRow:
+    def _recheck(
+        self, mutation: Mutation, probe: PreparedProbe, row: BatchedOutcomeRow, tie_step: int, call: bool = True
+    ) -> tuple[BatchedOutcomeRow, bool]:
         """Re-decide a near-tie outcome with the reference engine (exact by definition).
 
         The reference first generates only up to ``tie_step``, the last
         decision within the tolerance: if it agrees there, every later
         decision (made on the same tokens, with a margin above the tolerance)
         is the reference's too. Otherwise the whole output is regenerated.
+        ``row.tokens`` may be partial (a calls-only NSM ends at its divergence
+        step, which is at or after every call decision). Returns the row and
+        whether its tokens are now the reference's whole output.
         """
         t0 = time.perf_counter()
         anatomy = self.subject.anatomy
         with applied(anatomy.weight(mutation.layer, mutation.matrix), mutation):
             prefix = self.reference.generate(probe, max_new_tokens=tie_step + 1)
-            tokens = row.tokens if prefix == row.tokens[: tie_step + 1] else self.reference.generate(probe)
-        self.stats["recheck_s"] += time.perf_counter() - t0
+            agrees = prefix == row.tokens[: tie_step + 1]
+            tokens = row.tokens if agrees else self.reference.generate(probe)
+        seconds = time.perf_counter() - t0
+        self.stats["recheck_s"] += seconds
+        if call:
+            self.stats["recheck_call_s"] += seconds
         self.stats["rechecked"] += 1
+        if agrees:
+            return row, False
         divergence = divergence_step(tokens, probe.wt_tokens)
-        return BatchedOutcomeRow(
-            row.mutation_id, row.probe_id, tokens, decode_text(self.subject, tokens), divergence,
+        return dataclasses.replace(
+            row, tokens=tokens, text=None, divergence=divergence,
             margin=row.margin if divergence == row.divergence else None,
-            min_margin=row.min_margin, logprob_drop=row.logprob_drop,
-            logprob_drop_per_token=row.logprob_drop_per_token, rechecked=True,
-        )
+        ), True
 
     # -- the WT pass ---------------------------------------------------------
 
@@ -260,20 +306,23 @@ class BatchedEngine:
     # -- detection -----------------------------------------------------------
 
     def _detect(
-        self, probe: PreparedProbe, state: _ProbeState, batch: list[int], deltas: list[TileDelta], layer: int
+        self, probe: PreparedProbe, state: _ProbeState, batch: list[int], deltas: list[TileDelta], layer: int,
+        seeds: bool = True,
     ) -> Iterator[tuple[int, RowState, Seed | None]]:
         """Teacher-force the WT tokens through every mutant of the batch at once.
 
-        Yields each row's state and, for NSMs that need more tokens, a seed
-        holding its keys/values for the continuation.
+        Yields each row's state and, for NSMs that need more tokens (when
+        ``seeds``), a seed holding its keys/values for the continuation.
         """
         b = len(deltas)
         p, wt = len(probe.prompt), probe.wt_tokens
-        need_cache = probe.probe.max_new_tokens > 1
+        need_cache = seeds and probe.probe.max_new_tokens > 1
         cache = DynamicCache() if need_cache else None
         hidden = state.wt.hidden_in[layer].expand(b, -1, -1).contiguous() if layer > 0 else None
         with row_deltas(self.model, deltas), skipping_below(self.blocks, layer, hidden, state.wt.returns_tuple):
-            out = self.decoder_model(input_ids=state.ids.expand(b, -1), past_key_values=cache, use_cache=need_cache)
+            out = self.decoder_model(
+                input_ids=state.ids.expand(b, -1), use_cache=need_cache, **cache_kwargs(self.decoder_model, cache)
+            )
         targets = torch.tensor(wt, device=self.device)
         scores = teacher_forced(
             out.last_hidden_state[:, p - 1 :], self.head, probe.decoder, targets, tolerance=self.tie_tolerance
@@ -299,7 +348,7 @@ class BatchedEngine:
             done = token in self.eos or len(tokens) >= probe.probe.max_new_tokens
             s = RowState(d, tokens, float(scores.margins[row, d]), min_margin[row], tie_steps[row], drops[row], done)
             seed = None
-            if not done:
+            if not done and need_cache:
                 n = p + d  # positions whose keys/values the mutant shares with this pass
                 keys = [None if l < layer else c.keys[row : row + 1, :, :n].clone() for l, c in enumerate(cache.layers)]
                 values = [None if l < layer else c.values[row : row + 1, :, :n].clone() for l, c in enumerate(cache.layers)]
@@ -363,17 +412,19 @@ def estimate_seconds(
     blocks: int = 2,
     batch_size: int | None = None,
     seed: int = 0,
-) -> float:
-    """Estimated wall-clock seconds for the batched engine to run ``plan`` on ``probes``.
+) -> dict[str, float]:
+    """Estimated wall-clock seconds for the batched engine to run ``plan`` on ``probes``,
+    per outputs mode: ``{"full": ..., "calls": ...}``.
 
     Runs a short calibration: prepares the probes (the WT outputs, a one-off
     cost counted once), then times ``blocks`` runs of ``sample`` consecutive
     mutations starting at random places in the plan, and scales to the plan's
     size. Consecutive runs are what a screen feeds the engine (a chunk shares a
     layer and fills batches); scattered single mutations would each pay for a
-    batch of one and overestimate. ``probes`` are :class:`Probe` objects or
-    already prepared probes; ``plan`` is a :class:`Plan` or a sequence of
-    mutations.
+    batch of one and overestimate. The calls-only figure is the same run less
+    the time spent continuing NSMs and re-checking their continuations (the
+    engine times each part). ``probes`` are :class:`Probe` objects or already
+    prepared probes; ``plan`` is a :class:`Plan` or a sequence of mutations.
     """
     from .base import prepare_probes
 
@@ -391,9 +442,13 @@ def estimate_seconds(
         mutations[start : start + sample]
         for start in sorted(rng.sample(range(len(mutations) - sample + 1), blocks))
     ]
+    before = dict(engine.stats)
     t0 = time.perf_counter()
     for run in runs:
         for _ in engine.run(run, probes):
             pass
-    per_mutation = (time.perf_counter() - t0) / max(1, sum(len(r) for r in runs))
-    return setup + per_mutation * len(mutations)
+    elapsed = time.perf_counter() - t0
+    spent = {k: engine.stats[k] - before[k] for k in ("continue_s", "recheck_s", "recheck_call_s")}
+    calls = max(0.0, elapsed - spent["continue_s"] - (spent["recheck_s"] - spent["recheck_call_s"]))
+    n = max(1, sum(len(r) for r in runs))
+    return {"full": setup + elapsed / n * len(mutations), "calls": setup + calls / n * len(mutations)}

@@ -18,21 +18,30 @@ from transformers.cache_utils import DynamicLayer
 
 from ..decoding import Decoder
 from .deltas import TileDelta, row_deltas
-from .prefix import WildTypePass
+from .prefix import WildTypePass, cache_kwargs
 from .scoring import LogitHead, decide
 
 
 @dataclass
 class RowState:
-    """One mutant on one probe: its output so far and what its decisions looked like."""
+    """One mutant on one probe: its output so far and what its decisions looked like.
+
+    The *call* (NSM or not, divergence step) is made by the decisions up to
+    and including the divergence step, all taken in the detection pass;
+    ``margin``, ``min_margin`` and ``call_tie`` describe those decisions only,
+    so a calls-only screen records them exactly as a full one does. Decisions
+    of the continuation only shape the output text; their near ties are in
+    ``output_tie``.
+    """
 
     divergence: int | None
     tokens: list[int]
     margin: float | None  # top-1/top-2 score margin at the divergence step
-    min_margin: float  # smallest margin over the steps decided so far
-    tie_step: int | None  # the last step decided within the tie tolerance (None: none was)
+    min_margin: float  # smallest margin over the decisions that made the call
+    call_tie: int | None  # the last call decision within the tie tolerance (None: none was)
     logprob_drop: float
     finished: bool = True
+    output_tie: int | None = None  # the last continuation decision within the tie tolerance
 
 
 @dataclass
@@ -118,11 +127,10 @@ def decide_rows(
     """Append each row's next token from its final hidden state; rows may be at different steps."""
     steps = torch.tensor([len(s.tokens) for s in states], device=hidden.device)
     decided = decide(hidden, head, decoder, steps, tolerance=tolerance)
-    for s, token, margin, rel in zip(states, decided.tokens.tolist(), decided.margins.tolist(), decided.relative.tolist()):
+    for s, token, rel in zip(states, decided.tokens.tolist(), decided.relative.tolist()):
         if rel < tolerance:
-            s.tie_step = len(s.tokens)
+            s.output_tie = len(s.tokens)
         s.tokens.append(token)
-        s.min_margin = min(s.min_margin, margin)
         s.finished = token in eos or len(s.tokens) >= max_new
 
 
@@ -160,7 +168,7 @@ def continue_seeds(
         mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
         with row_deltas(model, [s.delta for s in rows]):
             out = decoder_model(
-                input_ids=feed, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True
+                input_ids=feed, attention_mask=mask, position_ids=pos, use_cache=True, **cache_kwargs(decoder_model, cache)
             )
         hidden = out.last_hidden_state[:, -1]
         del out

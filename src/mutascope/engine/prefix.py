@@ -16,6 +16,8 @@ discarded, and what layer ``L`` sees is bit-identical to the wild type's.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -26,6 +28,21 @@ from transformers import DynamicCache
 def decoder_blocks(subject) -> torch.nn.ModuleList:
     """The model's list of decoder blocks, as the anatomy found it."""
     return subject.model.get_submodule(subject.anatomy.blocks_path)
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_keyword(forward_type: type) -> str:
+    names = inspect.signature(forward_type.forward).parameters
+    return "cache" if "cache" in names else "past_key_values"
+
+
+def cache_kwargs(decoder: torch.nn.Module, cache) -> dict:
+    """The keyword a decoder's forward takes its key/value cache by.
+
+    Recent transformers name it ``cache`` and warn about ``past_key_values``;
+    older ones (down to the pinned floor) only know ``past_key_values``.
+    """
+    return {_cache_keyword(type(decoder)): cache}
 
 
 def _hidden_arg(args: tuple, kwargs: dict) -> torch.Tensor:
@@ -67,7 +84,7 @@ def capture_wild_type(decoder: torch.nn.Module, blocks: torch.nn.ModuleList, ids
     handles.append(blocks[0].register_forward_hook(post))
     cache = DynamicCache()
     try:
-        out = decoder(input_ids=ids, past_key_values=cache, use_cache=True)
+        out = decoder(input_ids=ids, use_cache=True, **cache_kwargs(decoder, cache))
     finally:
         for h in handles:
             h.remove()

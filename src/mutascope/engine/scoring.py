@@ -49,22 +49,26 @@ def bf16_is_faster(device_type: str) -> bool:
     """Whether bfloat16 matrix products beat float32 here (AMX/AVX512-BF16 CPUs, recent GPUs).
 
     Timed once per process on a head-sized product; either answer gives the
-    same decisions, only the speed differs.
+    same decisions, only the speed differs. A CPU without bfloat16 units
+    emulates it thousands of times slower, so a small product is timed first
+    and the answer is "no" at once when even that is slow.
     """
     if device_type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device_type != "cpu":
         return False
-    a, b = torch.randn(256, 512), torch.randn(512, 4096)
-    seconds = {}
-    for dtype in (torch.float32, torch.bfloat16):
-        x, y = a.to(dtype), b.to(dtype)
-        x @ y
+
+    def seconds(m: int, k: int, n: int, dtype: torch.dtype, reps: int) -> float:
+        x, y = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
+        x @ y  # first call: kernel selection, JIT
         t0 = time.perf_counter()
-        for _ in range(5):
+        for _ in range(reps):
             x @ y
-        seconds[dtype] = time.perf_counter() - t0
-    return seconds[torch.bfloat16] * 1.5 < seconds[torch.float32]
+        return (time.perf_counter() - t0) / reps
+
+    if seconds(32, 256, 1024, torch.bfloat16, 1) > 3 * seconds(32, 256, 1024, torch.float32, 3):
+        return False
+    return seconds(256, 512, 4096, torch.bfloat16, 5) * 1.5 < seconds(256, 512, 4096, torch.float32, 5)
 
 
 class LogitHead:

@@ -40,9 +40,8 @@ import duckdb
 import pyarrow as pa
 
 from .. import __version__
-from ..errors import MutascopeError
 from ..mmlu import answer_letter
-from ..store import open_results
+from ..store import connect, open_results
 from .categories import categorize, first_word
 from .choice import MALIGNANT_MAX_SCORE, MALIGNANT_MAX_SIMILARITY, NO_ANSWER
 from .similarity import EmbeddingCache, as_embedder, severity_band, token_edit_distance
@@ -203,12 +202,8 @@ class _NoEmbedder:
 
 
 def _connect_write(path: Path) -> duckdb.DuckDBPyConnection:
-    open_results(path).close()  # one-line errors for a missing or foreign file
-    try:
-        return duckdb.connect(str(path))
-    except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MutascopeError(f"{path} cannot be opened for writing (is a screen still running on it?): {first}") from None
+    open_results(path).close()  # one-line errors for a missing, foreign or locked file
+    return connect(path)
 
 
 def phenotype_results(

@@ -38,6 +38,7 @@ from ..analysis import (
     writer_groups,
 )
 from ..errors import MutascopeError
+from ..outfiles import check_output_file, write_text
 from ..store import open_results
 from .figures import CONTINUOUS_CMAP, TILE_CLASSES, figure_set, png_bytes, top_matrices
 from ..analysis.frame import site_frame
@@ -247,7 +248,8 @@ def write_report(
             first); its permutation null is the costly statistic.
     """
     results_path = Path(results_path)
-    out = Path(out_path) if out_path is not None else results_path.with_suffix(".html")
+    out = check_output_file(out_path if out_path is not None else results_path.with_suffix(".html"),
+                            inputs=[results_path], what="report")
     step = 0
 
     def advance():
@@ -287,9 +289,6 @@ def write_report(
     }
     # one pass over the template only: text inserted (probe prompts, outputs) is never scanned for fields
     page = re.sub(r"@@([A-Z]+)@@", lambda m: values[m.group(1)], _asset("template.html"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
+    write_text(out, page)
     advance()
     return out

@@ -1,0 +1,46 @@
+"""The local backend: one engine in this process, tasks in order."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator, Sequence
+
+from ..engine.base import Engine, PreparedProbe
+from ..store import OutcomeRow
+from .base import Task
+
+
+def select_probes(probes: Sequence[PreparedProbe], ids: tuple[str, ...] | None) -> list[PreparedProbe]:
+    """The prepared probes a task asks for (all when ``ids`` is None), in screen order."""
+    return list(probes) if ids is None else [p for p in probes if p.id in set(ids)]
+
+
+def run_task(engine: Engine, task: Task, probes: Sequence[PreparedProbe]) -> tuple[list[OutcomeRow], float]:
+    """Run one task on ``engine``: its rows (mutation order, then probe order) and seconds."""
+    t0 = time.perf_counter()
+    chosen = select_probes(probes, task.probe_ids)
+    if task.outputs == "full":
+        per_mutation = engine.run(task.mutations, chosen)
+    else:
+        per_mutation = engine.run(task.mutations, chosen, outputs=task.outputs)  # type: ignore[call-arg]
+    rows = [row for rows in per_mutation for row in rows]
+    return rows, time.perf_counter() - t0
+
+
+class LocalBackend:
+    """Runs every task on one engine, in the order given."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @property
+    def description(self) -> str:
+        return self.engine.description
+
+    def run(self, tasks: Sequence[Task], probes: Sequence[PreparedProbe]) -> Iterator[tuple[Task, list[OutcomeRow], float]]:
+        for task in tasks:
+            rows, seconds = run_task(self.engine, task, probes)
+            yield task, rows, seconds
+
+    def close(self) -> None:
+        pass
