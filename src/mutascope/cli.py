@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .commands.common import (
@@ -277,11 +277,16 @@ def report(
     out_html: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file (default: beside the results, .html)."),
 ) -> None:
     """Write one self-contained, offline HTML report of a screen."""
+    from .outfiles import check_output_file
     from .report import write_report
+    from .store import open_results
 
-    with Progress(TextColumn("report"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as bar:
+    target = out_html if out_html is not None else results_file.with_suffix(".html")
+    check_output_file(target, inputs=[results_file], what="report")
+    open_results(results_file).close()  # one line if it is missing, foreign or in use
+    with progress_bar(TextColumn("report"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), label="report") as bar:
         task = bar.add_task("report", total=5)
-        path = write_report(results_file, out_html, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        path = write_report(results_file, target, progress=lambda done, total: bar.update(task, completed=done, total=total))
     out.print(f"report: {path}")
 
 

@@ -49,7 +49,7 @@ class _LogProgress:
     def __init__(self, label: str, every: float = 30.0):
         self.label, self.every = label, every
         self.start = time.monotonic()
-        self.last = -every
+        self.last = self.start  # the first line after ``every`` seconds: a quick command prints none
         self.first_done: tuple[float, int] | None = None
         self.tasks: dict[int, dict] = {}
 
