@@ -73,6 +73,16 @@ CORE_CASES = [
     case("fill-unknown-probe", "fill {results} --all --probe nope", "unknown probe"),
     case("fill-not-results", "fill {text} --all", "not a readable"),
     case("fill-chunk-zero", "fill {results} --all --chunk-size 0", "--chunk-size"),
+    case("unknown-option", SCREEN + " --foo", "no such option"),
+    case("missing-option", "screen --out {tmp}/x.duckdb", "missing option"),
+    case("not-a-number", "analyze {results} --alpha abc", "invalid value"),
+    case("unknown-command", "nosuch", "no such command"),
+    case("workers-zero", SCREEN + " --workers 0", "--workers"),
+    case("threads-per-worker-zero", SCREEN + " --workers 2 --threads-per-worker 0", "--threads-per-worker"),
+    case("workers-with-reference", SCREEN + " --workers 2 --engine reference", "batched engine"),
+    case("merge-over-existing", "merge {results} {results}", "already exists"),
+    case("merge-not-results", "merge {tmp}/m.duckdb {text}", "not a readable"),
+    case("merge-incomplete-set", "merge {tmp}/m.duckdb {results} {results}", "given twice"),
 ]
 
 # -- phenotype / analysis / report options (issue 13) ---------------------------------

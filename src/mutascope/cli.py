@@ -20,11 +20,16 @@ from .commands.common import (
     DeviceOpt,
     DtypeOpt,
     ModelOpt,
+    RayAddressOpt,
     ThreadsOpt,
+    ThreadsPerWorkerOpt,
+    WorkersOpt,
     err,
     load_subject,
     out,
+    check_workers,
     progress_bar,
+    ray_backend,
     resumable,
     set_threads,
 )
@@ -180,6 +185,9 @@ def screen(
     dtype: str = DtypeOpt,
     device: str = DeviceOpt,
     threads: Optional[int] = ThreadsOpt,
+    workers: Optional[int] = WorkersOpt,
+    ray_address: Optional[str] = RayAddressOpt,
+    threads_per_worker: int = ThreadsPerWorkerOpt,
 ) -> None:
     """Run (or resume) a mutagenesis screen into a results file."""
     from .engine.batched import check_outputs
@@ -190,23 +198,29 @@ def screen(
     spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
     shard_pair = _shard(shard)
     check_outputs(outputs)
+    check_workers(workers, threads_per_worker)
     _check_out_early(out_file, model, dtype, device, spec, shard_pair, probe, mmlu_dir, max_new_tokens, decoding)
     set_threads(threads)
     with resumable(out_file):
         subject = load_subject(model, dtype, device)
         probes = _probes(probe, subject, mmlu_dir, max_new_tokens, decoding)
         options = {"batch_size": batch_size, "fast_head": False if float32_head else None}
-        job = Screen(
-            subject, probes, spec, out_file, engine=engine, shard=shard_pair, chunk_size=chunk_size,
-            engine_options=options, outputs=outputs,
-        )
-        with err.status("running the unmutated model on the probes ..."):
-            job.prepared()
-        columns = (TextColumn("screen"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
-                   TimeRemainingColumn())
-        with progress_bar(*columns, label="screen") as bar:
-            task = bar.add_task("screen", total=len(job.mutations))
-            summary = job.run(lambda done, total: bar.update(task, completed=done, total=total))
+        backend = ray_backend(model, subject, workers, ray_address, threads_per_worker, options, engine)
+        try:
+            job = Screen(
+                subject, probes, spec, out_file, engine=engine, shard=shard_pair, chunk_size=chunk_size,
+                engine_options=options, outputs=outputs, backend=backend,
+            )
+            with err.status("running the unmutated model on the probes ..."):
+                job.prepared()
+            columns = (TextColumn("screen"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       TextColumn("eta"), TimeRemainingColumn())
+            with progress_bar(*columns, label="screen") as bar:
+                task = bar.add_task("screen", total=len(job.mutations))
+                summary = job.run(lambda done, total: bar.update(task, completed=done, total=total))
+        finally:
+            if backend is not None:
+                backend.close()
     with open_results(summary.path) as results:
         _print_summary(results, summary)
 
@@ -273,6 +287,22 @@ def export(
 
 
 @app.command()
+def merge(
+    out_file: Path = typer.Argument(..., help="The merged results file to write (must not exist)."),
+    shards: List[Path] = typer.Argument(..., help="Every shard file of one screen (screen --shard I/N)."),
+) -> None:
+    """Merge the shard files of one screen into the file an unsharded screen would have written."""
+    from .merge import merge as run_merge
+    from .store import open_results
+
+    with err.status("merging ..."):
+        path = run_merge(out_file, shards)
+    with open_results(path) as results:
+        n = results.query("SELECT count(DISTINCT mutation_id) AS n FROM outcomes")["n"][0]
+    out.print(f"merged {len(shards)} shards ({n} mutants) into {path}")
+
+
+@app.command()
 def report(
     results_file: Path = typer.Argument(..., dir_okay=False, help="A screen's results file."),
     out_html: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file (default: beside the results, .html)."),
@@ -307,6 +337,21 @@ app.command()(specialization)
 app.command()(activation)
 
 
+def _click_errors() -> tuple[type, type]:
+    """The usage-error and abort exception types of the click that typer runs on
+    (recent typer vendors its own copy; older ones use click itself)."""
+    try:
+        from typer._click.exceptions import UsageError
+    except ImportError:
+        from click.exceptions import UsageError
+    return UsageError, typer.Abort
+
+
+def _shown_help(exc: Exception) -> bool:
+    """``mutascope`` alone prints the help (as a usage error, in recent typer): not a failure."""
+    return type(exc).__name__ == "NoArgsIsHelpError"
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit 2.
 
@@ -318,14 +363,26 @@ def main() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
+    usage_error, abort = _click_errors()
     try:
-        app()
+        code = app(standalone_mode=False)
+    except usage_error as exc:  # an unknown option, a missing argument: one line too
+        if _shown_help(exc):
+            sys.exit(0)
+        where = exc.ctx.command_path if exc.ctx is not None else "mutascope"
+        message = " ".join(exc.format_message().split())
+        err.print(f"mutascope: error: {message} (see `{where} --help`)", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except abort:
+        err.print("mutascope: interrupted", markup=False, highlight=False)
+        sys.exit(130)
     except MutascopeError as exc:
         err.print(f"mutascope: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("mutascope: interrupted", markup=False, highlight=False)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ ModelOpt = typer.Option(None, "--model", "-m", help="Hub id, local directory or 
 DtypeOpt = typer.Option("float32", help="float32, bfloat16 or float16.")
 DeviceOpt = typer.Option("cpu", help="cpu or cuda.")
 ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for torch in this process (default: torch's choice, usually one per core).")
+WorkersOpt = typer.Option(None, "--workers", help="Run chunks on N Ray workers, each with its own model replica (a local Ray instance unless --ray-address).")
+RayAddressOpt = typer.Option(None, "--ray-address", help="Join an existing Ray cluster (auto, or HOST:PORT of `ray start --head`).")
+ThreadsPerWorkerOpt = typer.Option(1, "--threads-per-worker", help="torch threads (and Ray CPUs) per CPU worker.")
 
 
 def set_threads(threads: Optional[int]) -> None:
@@ -102,6 +105,41 @@ def progress_bar(*columns, label: str = "progress", **kwargs) -> Iterator:
         except BaseException:
             bar.live.transient = True  # stop() then clears the bar instead of leaving its last frame
             raise
+
+
+def check_workers(workers: Optional[int], threads_per_worker: int) -> None:
+    """One-line errors for bad ``--workers``/``--threads-per-worker``, before any slow work."""
+    from ..errors import MutascopeError
+
+    if workers is not None and workers < 1:
+        raise MutascopeError(f"--workers must be at least 1, got {workers}")
+    if threads_per_worker < 1:
+        raise MutascopeError(f"--threads-per-worker must be at least 1, got {threads_per_worker}")
+
+
+def ray_backend(model: Optional[str], subject, workers, address, threads_per_worker, options, engine="batched"):
+    """The Ray backend for ``--workers``/``--ray-address`` (None when neither is given).
+
+    Workers load the model from the same source as this process: a local path
+    is made absolute first, since Ray workers do not share the driver's
+    working directory.
+    """
+    import os
+
+    from ..errors import MutascopeError
+
+    if workers is None and address is None:
+        return None
+    if engine != "batched":
+        raise MutascopeError("--workers and --ray-address run the batched engine; drop --engine reference")
+    from ..backends.ray import RayBackend
+
+    source = str(Path(model).expanduser().resolve()) if model and os.path.exists(os.path.expanduser(model)) else model
+    with err.status(f"starting {workers or 'the cluster'}'s Ray workers (each loads the model) ..."):
+        return RayBackend(
+            source, subject.content_hash(), dtype=str(subject.dtype).replace("torch.", ""), device=str(subject.device),
+            workers=workers, address=address, threads_per_worker=threads_per_worker, engine_options=options,
+        )
 
 
 @contextlib.contextmanager

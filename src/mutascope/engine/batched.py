@@ -36,6 +36,7 @@ full screen's.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import random
@@ -290,11 +291,18 @@ class BatchedEngine:
         return state
 
     def _wild_type(self, probe: PreparedProbe) -> _ProbeState:
-        """Teacher-force the WT output through the unmutated model once."""
+        """Teacher-force the WT output through the unmutated model once.
+
+        On one thread: a single sequence gives torch's reductions too few rows
+        to split across threads, so with several threads they split inside a
+        row and the WT log-probability (every effect size's reference) would
+        depend on the thread count in its last bits. Workers with different
+        thread counts must record identical effect sizes.
+        """
         if not probe.wt_tokens:
             raise ValueError(f"probe {probe.id!r} has no wild-type output: prepare it first")
         ids = torch.tensor([probe.prompt + probe.wt_tokens[:-1]], dtype=torch.long, device=self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), _one_thread():
             wt = capture_wild_type(self.decoder_model, self.blocks, ids)
             targets = torch.tensor(probe.wt_tokens, device=self.device)
             scores = teacher_forced(
@@ -364,6 +372,16 @@ class BatchedEngine:
         )
         self.stats["continue_s"] += time.perf_counter() - t0
         self.stats["continued"] += len(seeds)
+
+
+@contextlib.contextmanager
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 # -- sizing and planning -------------------------------------------------------
