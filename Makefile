@@ -11,7 +11,7 @@ STAMP := $(VENV)/.mutascope-installed
 DEMO_OUT ?= runs/demo.duckdb
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install demo test test-fast clean chromium
+.PHONY: install demo test test-fast clean chromium atlas atlas-run
 
 install: $(STAMP)
 
@@ -34,6 +34,49 @@ demo: install
 	$(VENV)/bin/mutascope phenotype $(DEMO_OUT)
 	$(VENV)/bin/mutascope analyze $(DEMO_OUT) --permutations 199
 	$(VENV)/bin/mutascope report $(DEMO_OUT)
+
+# The full-genome atlas of SmolLM2-135M-Instruct (docs/atlas.md): every 64x64 tile of
+# every matrix, max and min, on two probes (greedy, 48 tokens), calls only; then the
+# outputs of the strongest NSMs, phenotypes, statistics with the super-weight
+# overlay, the report and the doc's figures. About 3 hours of 2 cores; rerunning
+# continues where it stopped. The screen runs as 4 shards in two parallel
+# single-thread queues, balanced by cost (early layers cost more: a mutant is
+# run from its layer up), then `mutascope merge` joins them. Every ATLAS_*
+# variable scales it down (the test runs it on a tiny model).
+MUTASCOPE ?= $(VENV)/bin/mutascope
+ATLAS_DIR ?= runs/atlas
+ATLAS_FIGURES ?= docs/atlas
+ATLAS_MODEL ?=
+ATLAS_LAYERS ?= all
+ATLAS_MATRICES ?= all
+ATLAS_TILE ?= 64
+ATLAS_TOKENS ?= 48
+ATLAS_TOP ?= 2000
+ATLAS_OPT = $(if $(ATLAS_MODEL),--model $(ATLAS_MODEL))
+ATLAS_SCREEN = $(MUTASCOPE) screen $(ATLAS_OPT) --probe drosophila --probe python --decoding greedy \
+	--max-new-tokens $(ATLAS_TOKENS) --kinds max,min --layers $(ATLAS_LAYERS) --matrices $(ATLAS_MATRICES) \
+	--tile $(ATLAS_TILE) --outputs calls --threads 1
+ATLAS_SHARD = $(ATLAS_SCREEN) --shard $(1)/4 --out $(ATLAS_DIR)/shard$(1).duckdb >> $(ATLAS_DIR)/shard$(1).log 2>&1
+
+atlas: install
+	$(MAKE) atlas-run
+
+atlas-run:
+	mkdir -p $(ATLAS_DIR) $(ATLAS_FIGURES)
+	@if [ ! -f $(ATLAS_DIR)/atlas.duckdb ]; then \
+		echo "screening 4 shards in 2 queues (logs: $(ATLAS_DIR)/shard*.log)"; \
+		($(call ATLAS_SHARD,0) && $(call ATLAS_SHARD,3)) & a=$$!; \
+		($(call ATLAS_SHARD,1) && $(call ATLAS_SHARD,2)) & b=$$!; \
+		wait $$a && wait $$b && \
+		$(MUTASCOPE) merge $(ATLAS_DIR)/atlas.duckdb $(foreach i,0 1 2 3,$(ATLAS_DIR)/shard$(i).duckdb); \
+	fi
+	$(MUTASCOPE) fill $(ATLAS_DIR)/atlas.duckdb --top $(ATLAS_TOP)
+	test -f $(ATLAS_DIR)/superweights.duckdb || $(MUTASCOPE) superweights $(ATLAS_OPT) --detect-only \
+		--tile $(ATLAS_TILE) --out $(ATLAS_DIR)/superweights.duckdb --export $(ATLAS_DIR)/superweights.json
+	$(MUTASCOPE) phenotype $(ATLAS_DIR)/atlas.duckdb
+	$(MUTASCOPE) analyze $(ATLAS_DIR)/atlas.duckdb --superweights $(ATLAS_DIR)/superweights.duckdb \
+		--csv $(ATLAS_DIR)/tables
+	$(MUTASCOPE) report $(ATLAS_DIR)/atlas.duckdb --out $(ATLAS_DIR)/atlas.html --figures $(ATLAS_FIGURES)
 
 # The report is tested in a real headless browser: Debian's chromium (root in CI).
 # Not root: the browser tests skip with a reason instead.

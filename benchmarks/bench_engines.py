@@ -12,9 +12,14 @@ and the fraction of this machine's measured matrix-multiply throughput (in the
 model's dtype) that the batched engine achieves (matmul FLOPs counted by
 ``torch.utils.flop_counter`` in a separate, untimed run).
 
+The batched engine also runs the same plan calls only (``--outputs calls``:
+detection and call re-checks, no continuation of NSMs): its rate beside the
+full one, and whether every call, divergence step and effect size equals the
+full run's.
+
 ``--chunk N`` also times the batched engine alone on N consecutive mutations
-of the plan (what a screen feeds it: one layer and matrix at a time) and
-compares that rate with the reference's rate measured above.
+of the plan (what a screen feeds it: one layer and matrix at a time), full
+and calls only, and compares those rates with the reference's rate above.
 """
 
 from __future__ import annotations
@@ -78,14 +83,15 @@ def synchronize(device) -> None:
         torch.cuda.synchronize()
 
 
-def timed_run(engine, mutations, probes):
+def timed_run(engine, mutations, probes, outputs="full"):
     device = next(engine.subject.model.parameters()).device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
     with PeakRSS() as mem:
         t0 = time.perf_counter()
-        rows = [r for rs in engine.run(mutations, probes) for r in rs]
+        run = engine.run(mutations, probes) if outputs == "full" else engine.run(mutations, probes, outputs=outputs)
+        rows = [r for rs in run for r in rs]
         synchronize(device)
         seconds = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated(device) - base if device.type == "cuda" else mem.peak - mem.base
@@ -118,6 +124,8 @@ def main() -> None:
 
     batched = BatchedEngine(subject, batch_size=args.batch_size)
     fast_rows, fast_s, fast_mem = timed_run(batched, mutations, probes)
+    calls_rows, calls_s, calls_mem = timed_run(BatchedEngine(subject, batch_size=args.batch_size), mutations, probes,
+                                               "calls")
     ref_rows, ref_s, ref_mem = timed_run(reference, mutations, probes)
 
     key = lambda r: (r.mutation_id, r.probe_id, r.tokens, r.text, r.divergence)  # noqa: E731
@@ -141,17 +149,25 @@ def main() -> None:
     print(f"reference: {n / ref_s:8.3f} mutants/s ({ref_s / n:.3f} s/mutant), peak memory +{ref_mem / 2**20:.0f} MiB")
     print(f"batched:   {n / fast_s:8.3f} mutants/s ({fast_s / n:.3f} s/mutant), peak memory +{fast_mem / 2**20:.0f} MiB")
     print(f"ratio:     {ref_s / fast_s:8.1f}x")
+    print(f"calls only:{n / calls_s:8.3f} mutants/s ({calls_s / n:.3f} s/mutant), peak memory +{calls_mem / 2**20:.0f} "
+          f"MiB; {fast_s / calls_s:.1f}x the full batched rate, {ref_s / calls_s:.1f}x the reference")
     print(f"agreement: {agree}/{len(ref_rows)} outcomes identical")
+    call = lambda r: (r.mutation_id, r.probe_id, r.divergence, r.margin, r.min_margin, r.logprob_drop, r.rechecked)  # noqa: E731
+    same = sum(call(a) == call(b) for a, b in zip(calls_rows, fast_rows))
+    print(f"calls only vs full: {same}/{len(fast_rows)} calls, divergence steps and effect sizes identical; "
+          f"{sum(r.tokens is None for r in calls_rows)} NSM outputs left to `mutascope fill`")
     print(f"batched matmul throughput: {achieved:.1f} GFLOP/s = {achieved / peak:.0%} of measured "
           f"{peak:.1f} GFLOP/s ({flops / n / 1e9:.2f} GFLOP per mutant)")
     if args.chunk:
         start = random.Random(args.seed + 1).randrange(len(plan.mutations) - args.chunk)
         chunk = plan.mutations[start : start + args.chunk]
         _, chunk_s, chunk_mem = timed_run(BatchedEngine(subject, batch_size=args.batch_size), chunk, probes)
+        _, chunk_calls_s, _ = timed_run(BatchedEngine(subject, batch_size=args.batch_size), chunk, probes, "calls")
         where = sorted({(m.layer, m.matrix) for m in chunk})
         print(f"chunk of {len(chunk)} consecutive mutations {where}: batched {len(chunk) / chunk_s:.3f} mutants/s, "
               f"{ref_s / n / (chunk_s / len(chunk)):.1f}x the reference's rate above, "
-              f"peak memory +{chunk_mem / 2**20:.0f} MiB")
+              f"peak memory +{chunk_mem / 2**20:.0f} MiB; calls only {len(chunk) / chunk_calls_s:.3f} mutants/s "
+              f"({chunk_s / chunk_calls_s:.1f}x full)")
 
 
 if __name__ == "__main__":

@@ -116,3 +116,21 @@ def test_without_ray_the_options_say_how_to_install_it(model_dir, tmp_path):
                           capture_output=True, text=True, timeout=300)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1 and "pip install 'mutascope[ray]'" in lines[0], done.stderr
+
+
+@pytest.mark.real_model
+def test_smollm2_with_two_workers_is_identical_to_the_local_run(cluster, tmp_path):
+    from mutascope.probes import Decoding, Probe
+    from mutascope.subject import DEFAULT_MODEL
+
+    subject = load_model()
+    probes = [Probe("greedy", "The life cycle of Drosophila:", 12, Decoding("greedy")),
+              Probe("sampled", "The life cycle of Drosophila:", 12, Decoding("sample", 0.7, 0))]
+    spec = PlanSpec.parse(layers="28-29", matrices="v,o", kinds="max,min")
+    Screen(subject, probes, spec, tmp_path / "local.duckdb", chunk_size=16).run()
+    backend = RayBackend(DEFAULT_MODEL, subject.content_hash(), workers=2)
+    try:
+        Screen(subject, probes, spec, tmp_path / "ray.duckdb", chunk_size=16, backend=backend).run()
+    finally:
+        backend.close()
+    assert tables(tmp_path / "ray.duckdb") == tables(tmp_path / "local.duckdb")

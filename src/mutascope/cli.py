@@ -306,6 +306,7 @@ def merge(
 def report(
     results_file: Path = typer.Argument(..., dir_okay=False, help="A screen's results file."),
     out_html: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file (default: beside the results, .html)."),
+    figures: Optional[Path] = typer.Option(None, "--figures", help="Also write the report's figures as PNG files into this directory."),
 ) -> None:
     """Write one self-contained, offline HTML report of a screen."""
     from .outfiles import check_output_file
@@ -314,11 +315,23 @@ def report(
 
     target = out_html if out_html is not None else results_file.with_suffix(".html")
     check_output_file(target, inputs=[results_file], what="report")
+    if figures is not None:
+        from .outfiles import check_output_dir
+
+        check_output_dir(figures, inputs=[results_file], what="--figures directory")
     open_results(results_file).close()  # one line if it is missing, foreign or in use
     with progress_bar(TextColumn("report"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), label="report") as bar:
         task = bar.add_task("report", total=5)
         path = write_report(results_file, target, progress=lambda done, total: bar.update(task, completed=done, total=total))
     out.print(f"report: {path}")
+    if figures is not None:
+        from .analysis import site_frame
+        from .report import save_figures
+
+        with open_results(results_file) as results:
+            frame = site_frame(results)
+        paths = save_figures(frame, figures)
+        out.print(f"{len(paths)} figures in {figures}")
 
 
 from .commands.activation import activation  # noqa: E402

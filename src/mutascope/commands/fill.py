@@ -8,7 +8,20 @@ from typing import List, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .common import DeviceOpt, ThreadsOpt, err, load_subject, out, progress_bar, resumable, set_threads
+from .common import (
+    DeviceOpt,
+    RayAddressOpt,
+    ThreadsOpt,
+    ThreadsPerWorkerOpt,
+    WorkersOpt,
+    check_workers,
+    load_subject,
+    out,
+    progress_bar,
+    ray_backend,
+    resumable,
+    set_threads,
+)
 
 
 def fill(
@@ -24,6 +37,9 @@ def fill(
     chunk_size: int = typer.Option(64, help="NSMs per committed transaction."),
     batch_size: Optional[int] = typer.Option(None, help="Mutants per forward pass (default: from free memory)."),
     threads: Optional[int] = ThreadsOpt,
+    workers: Optional[int] = WorkersOpt,
+    ray_address: Optional[str] = RayAddressOpt,
+    threads_per_worker: int = ThreadsPerWorkerOpt,
 ) -> None:
     """Complete the outputs of chosen NSMs, identical to a full screen's (resumable, idempotent)."""
     from ..fill import Selection, fill as run_fill
@@ -34,6 +50,7 @@ def fill(
         from ..errors import MutascopeError
 
         raise MutascopeError(f"--chunk-size must be at least 1, got {chunk_size}")
+    check_workers(workers, threads_per_worker)
     from ..fill import select_rows
 
     with open_results(results_file) as results:
@@ -46,14 +63,20 @@ def fill(
     set_threads(threads)
     with resumable(results_file):
         subject = load_subject(model or model_id, dtype, device)
+        options = {"batch_size": batch_size}
+        backend = ray_backend(model or model_id, subject, workers, ray_address, threads_per_worker, options)
         columns = (TextColumn("fill"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
                    TimeRemainingColumn())
-        with progress_bar(*columns, label="fill") as bar:
-            task = bar.add_task("fill", total=None)
-            summary = run_fill(
-                results_file, subject, selection, chunk_size=chunk_size, engine_options={"batch_size": batch_size},
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
+        try:
+            with progress_bar(*columns, label="fill") as bar:
+                task = bar.add_task("fill", total=None)
+                summary = run_fill(
+                    results_file, subject, selection, chunk_size=chunk_size, engine_options=options, backend=backend,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+        finally:
+            if backend is not None:
+                backend.close()
     out.print(
         f"{summary.selected} NSMs selected, {summary.already} already filled, {summary.filled_now} filled now "
         f"({summary.seconds:.1f} s); {summary.unfilled_left} NSMs in {results_file} have no output yet"

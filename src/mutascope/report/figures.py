@@ -26,6 +26,7 @@ from matplotlib.patches import Patch
 from ..analysis.enrichment import enrichment
 from ..analysis.overlap import overlap
 from ..analysis.reorder import reordered_map
+from ..outfiles import save_figure
 from .payload import matrix_sort_key
 
 # class index -> (label, colour); the page's script uses the same table (see payload/html).
@@ -284,9 +285,7 @@ def save_figures(frame: pd.DataFrame, out_dir: str | Path, top_n: int = 6, dpi: 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for stem, _caption, fig in figure_set(frame, top_n):
-        path = out_dir / f"{stem}.png"
-        fig.savefig(path, format="png", dpi=dpi)
-        written.append(path)
+        written.append(save_figure(fig, out_dir / f"{stem}.png", dpi=dpi))
     return written
 
 
