@@ -10,6 +10,8 @@ from rich.table import Table
 
 from .common import err, out
 
+MIN_WIDTH = 40  # two columns of at least 20 characters, as render_show lays them out
+
 
 def phenotype(
     results_file: Path = typer.Argument(..., dir_okay=False, help="A screen's results file."),
@@ -49,6 +51,10 @@ def show(
     width: int = typer.Option(100, help="Total width of the side-by-side view."),
 ) -> None:
     """Show one mutant: WT and mutant outputs side by side, divergence, similarity, category, scores."""
+    from ..errors import MutascopeError
     from ..phenotype import render_show, show_mutant
+
+    if width < MIN_WIDTH:
+        raise MutascopeError(f"--width must be at least {MIN_WIDTH} characters, got {width}")
 
     typer.echo(render_show(show_mutant(results_file, site, kind), width=width), nl=False)

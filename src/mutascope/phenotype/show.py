@@ -57,6 +57,7 @@ class ProbeView:
     severity: str | None = None
     malignant: bool | None = None
     key: str | None = None  # choice probes: the correct letter
+    filled: bool = True  # False: an NSM of a calls-only screen whose output is not computed yet
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,13 @@ def show_mutant(path: str | os.PathLike, site: str, kind: str = "max") -> Mutant
     groups: dict[str, list[tuple[str, str, str]]] = {}
     for pid, pkind, group, answer, wt_tokens, wt_text, nsm, divergence, tokens, text in rows:
         sim, severity, malignant = stored.get(pid, (None, None, None))
+        if tokens is None:  # the call and divergence are known, the output is not (yet)
+            probes.append(ProbeView(
+                probe_id=pid, kind=pkind, group=group, nsm=bool(nsm), divergence=divergence, wt_text=wt_text,
+                text="", diff_at=None, edit_distance=0, category="", wt_category=categorize(wt_text),
+                first_word=None, key=answer, filled=False,
+            ))
+            continue
         probes.append(
             ProbeView(
                 probe_id=pid, kind=pkind, group=group, nsm=bool(nsm), divergence=divergence,
@@ -292,9 +300,15 @@ def render_show(view: MutantView, width: int = 100) -> str:
     if not view.phenotyped and any(p.kind != "choice" for p in view.probes):
         lines.append("similarity not computed for this mutant: run `mutascope phenotype FILE` first")
     for p in view.probes:
-        if p.kind != "choice":
+        if p.kind != "choice" and p.filled:
             lines.append("")
             lines += _text_probe(p, width)
+    unfilled = [p for p in view.probes if not p.filled]
+    if unfilled:
+        site = f"{view.layer}.{view.matrix}.{view.row}.{view.col}"
+        lines.append("")
+        lines.append(f"probe(s) {', '.join(p.probe_id for p in unfilled)}: NSM whose output is not filled "
+                     f"(a calls-only screen); compute it with `mutascope fill {view.path} --site {site}`")
     for score in view.scores:
         members = [p for p in view.probes if p.kind == "choice" and (p.group or UNGROUPED) == score.group]
         lines.append("")
