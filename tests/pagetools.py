@@ -1,15 +1,14 @@
 """A real headless browser for the report's tests: Debian's Chromium through Python Playwright.
 
-``browser`` is a module-scoped fixture (import it into a test module to use
-it); :class:`Watched` opens a page and records every request, console error,
-page error and dialog, so a test can assert the page stayed offline and quiet.
+The ``browser`` fixture (``conftest.py``) launches it; :class:`Watched` opens
+a page and records every request, console error, page error and dialog, so a
+test can assert the page stayed offline and quiet; the pixel helpers read
+the colours a user would see.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -17,17 +16,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 # Chromium's hint when a canvas is read back pixel by pixel: only the tests' pixel() does that
 READBACK_HINT = "Canvas2D: Multiple readback operations"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (`apt-get install -y chromium`; `make test` does)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Python Playwright is not installed (test extra)")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 class Watched:

@@ -24,7 +24,7 @@ from mutascope.report import figure_set, save_figures, write_report
 from mutascope.report.payload import build_payload, probe_infos
 from mutascope.store import OutcomeRow, ProbeRecord, Store, open_results
 
-from pagetools import Watched, browser  # noqa: F401  (browser is a fixture)
+from pagetools import Watched
 
 # hostile outputs: markup, a fake template field, a script end tag, non-ASCII and a line separator
 HOSTILE = '</script><img src=x onerror="window.__pwned=1">@@DATA@@ ünïcødé \u2028 end'

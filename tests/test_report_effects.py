@@ -24,7 +24,7 @@ from mutascope.mutation import Kind, Mutation
 from mutascope.report import write_report
 from mutascope.store import ProbeRecord, Store, open_results
 
-from pagetools import Watched, browser, lightness, pixel, tile_pixel  # noqa: F401  (browser is a fixture)
+from pagetools import Watched, lightness, pixel, tile_pixel
 
 RUN = dict(model_id="synthetic-effects", model_hash="e" * 64, dtype="float32", device="cpu", decoding="greedy",
            tile=(64, 64), shard="0/1", versions={"test": "1"})

@@ -9,7 +9,10 @@ Why a canvas drawn from compact data rather than an SVG or a table per
 matrix: a full-genome screen has ~26k tiles per probe and kind in SmolLM2
 (1.6M in a 7B model); one DOM node per tile makes the page take seconds to
 lay out. The page draws only the selected matrix, from the per-tile
-phenotype ids of :mod:`.payload`.
+phenotype ids and effect sizes of :mod:`.payload`, in one of two readouts:
+the paper's NSM classes, or the effect size on a log colour scale (the view
+that still shows structure where the NSM call is saturated, as it is on
+small models).
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from ..analysis import findings, nsm_counts, saturation_note
