@@ -30,7 +30,9 @@ class Case:
 
 
 def case(id, args, message, files=()):
-    return pytest.param(Case(id, tuple(args.split()), message, tuple(files)), id=id)
+    """``args`` split at spaces; ``''`` stands for an empty argument."""
+    words = tuple("" if w == "''" else w for w in args.split())
+    return pytest.param(Case(id, words, message, tuple(files)), id=id)
 
 
 SCREEN = "screen --model {model} --probe python --max-new-tokens 3 --layers 0 --matrices q --rows 0 --out {tmp}/new.duckdb"
@@ -45,7 +47,32 @@ CORE_CASES = [
          files=("other.duckdb@results",)),
     case("report-into-a-directory", "report {results} --out {tmp}/adir", "is a directory", files=("adir/",)),
     case("export-into-a-file", "export {results} --out {text}", "not a directory"),
+    case("export-over-its-results", "export {results} --out {results}", "input of this command"),
     case("analyze-csv-into-a-file", "analyze {results} --csv {text}", "not a directory"),
+    case("layers-empty", SCREEN.replace("--layers 0", "--layers ''"), "selection '' is empty"),
+    case("matrices-empty", SCREEN.replace("--matrices q", "--matrices ''"), "matrix selection"),
+    case("matrices-comma", SCREEN.replace("--matrices q", "--matrices ,"), "matrix selection"),
+    case("rows-empty", SCREEN.replace("--rows 0", "--rows ''"), "row selection"),
+    case("cols-empty", SCREEN + " --cols ''", "column selection"),
+    case("layers-blank-item", SCREEN.replace("--layers 0", "--layers 0,,1"), "empty item"),
+    case("plan-layers-empty", "plan --model {model} --probe python --layers '' --no-estimate", "is empty"),
+    case("threads-zero", SCREEN + " --threads 0", "--threads"),
+    case("outputs-unknown", SCREEN + " --outputs some", "--outputs"),
+    case("outputs-calls-reference", SCREEN + " --outputs calls --engine reference", "batched engine"),
+    case("screen-out-is-a-directory", SCREEN.replace("{tmp}/new.duckdb", "{tmp}/adir"), "is a directory",
+         files=("adir/",)),
+    case("screen-out-is-a-text-file", SCREEN.replace("{tmp}/new.duckdb", "{text}"), "not a readable"),
+    # the file is checked before the model loads: the model "directory" here is empty and would fail to load
+    case("screen-out-checked-before-loading", "screen --model {tmp}/empty --probe python --out {results}",
+         "different screen", files=("empty/",)),
+    case("gguf-that-is-text", "models --model {tmp}/fake.gguf", "fake.gguf is not a GGUF", files=("fake.gguf",)),
+    case("show-width-negative", "show {results} --site 0.q.0.0 --width -5", "--width"),
+    case("fill-nothing-chosen", "fill {results}", "choose what to fill"),
+    case("fill-top-zero", "fill {results} --top 0", "--top"),
+    case("fill-layers-empty", "fill {results} --all --layers ''", "is empty"),
+    case("fill-unknown-probe", "fill {results} --all --probe nope", "unknown probe"),
+    case("fill-not-results", "fill {text} --all", "not a readable"),
+    case("fill-chunk-zero", "fill {results} --all --chunk-size 0", "--chunk-size"),
 ]
 
 # -- phenotype / analysis / report options (issue 13) ---------------------------------
@@ -59,7 +86,6 @@ ANALYSIS_CASES: list = [
     case("analyze-superweights-not-json", "analyze {results} --superweights {text}", "neither DuckDB nor JSON"),
     case("analyze-superweights-a-results-file", "analyze {results} --superweights {results}",
          "not a superweights file"),
-    case("show-negative-width", "show {results} --site 0.q.0.0 --width -5", "--width must be at least"),
     case("probe-unknown-suffix", SCREEN + " --probe drosophila@raw", "unknown suffix @raw"),
     case("probe-chat-suffix-on-a-non-builtin", SCREEN + " --probe bubbles@chat", "applies to the built-in probes"),
 ]
@@ -90,14 +116,10 @@ def run(args: list[str]) -> tuple[int, str, str]:
     import io
     from contextlib import redirect_stderr, redirect_stdout
 
-    from mutascope.commands import common
-
-    out, err = io.StringIO(), io.StringIO()
+    out, err = io.StringIO(), io.StringIO()  # the CLI's rich consoles write to whatever sys.stdout/stderr are
     saved = sys.argv
     sys.argv = ["mutascope", *args]
     code = 0
-    old_out, old_err = common.out.file, common.err.file
-    common.out.file, common.err.file = out, err
     try:
         with redirect_stdout(out), redirect_stderr(err):
             cli.main()
@@ -105,7 +127,6 @@ def run(args: list[str]) -> tuple[int, str, str]:
         code = exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.argv = saved
-        common.out.file, common.err.file = old_out, old_err
     return code, out.getvalue(), err.getvalue()
 
 
@@ -142,3 +163,103 @@ def test_bad_input_is_one_line_exit_2_and_no_file_changes(c: Case, tmp_path, mod
     after = digests(tmp_path)
     assert {k: v for k, v in after.items() if k in before} == before  # nothing that existed changed
     assert set(after) == set(before), f"files appeared: {sorted(set(after) - set(before))}"
+
+
+# -- cases that need another process: a lock held elsewhere, signals ---------------------
+
+def _cli(*args, **kwargs):
+    import subprocess
+
+    return subprocess.Popen([sys.executable, "-m", "mutascope", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@pytest.fixture
+def locked(tmp_path, results_file):
+    """A copy of the results file held open for writing by another process (as a running screen holds it)."""
+    import subprocess
+
+    path = tmp_path / "busy.duckdb"
+    shutil.copy(results_file, path)
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('ready', flush=True); time.sleep(600)", str(path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "ready"
+    yield path, holder.pid
+    holder.kill()
+    holder.wait()
+
+
+@pytest.mark.parametrize("args", [
+    ["report", "{path}", "--out", "{tmp}/r.html"], ["analyze", "{path}"], ["phenotype", "{path}"],
+    ["export", "{path}", "--out", "{tmp}/pq"], ["show", "{path}", "--site", "0.q.0.0"], ["fill", "{path}", "--all"],
+    ["screen", "--model", "{model}", "--probe", "python", "--max-new-tokens", "4", "--layers", "0-1",
+     "--matrices", "q,down", "--out", "{path}"],
+], ids=lambda a: a[0])
+def test_a_file_in_use_says_so_and_names_the_process(locked, args, tmp_path, model_dir):
+    path, pid = locked
+    before = digests(tmp_path)
+    code, _, err = run([a.format(path=path, tmp=tmp_path, model=model_dir) for a in args])
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, err
+    assert "in use by process" in lines[0] and str(pid) in lines[0], lines[0]
+    assert digests(tmp_path) == before
+
+
+def test_an_error_after_the_progress_bar_started_is_still_one_line(tmp_path, model_dir):
+    """Same model path, same plan, but other weights: found only when the screen opens its file."""
+    other = tmp_path / "model"
+    shutil.copytree(model_dir, other)
+    out = tmp_path / "r.duckdb"
+    args = ["screen", "--model", str(other), "--probe", "python", "--max-new-tokens", "3", "--layers", "0",
+            "--matrices", "q", "--rows", "0", "--out", str(out)]
+    assert run(args)[0] == 0
+    changed = tiny_model("llama", seed=3)
+    changed.model.save_pretrained(other)
+    before = digests(tmp_path)
+    code, _, err = run(args)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "model.hash" in lines[0], err
+    assert digests(tmp_path)["r.duckdb"] == before["r.duckdb"]
+
+
+def test_sigterm_mid_screen_and_sigint_while_loading_are_one_line(tmp_path, model_dir):
+    import signal
+    import time
+
+    out = tmp_path / "r.duckdb"
+    args = ["screen", "--model", model_dir, "--probe", "python", "--max-new-tokens", "8", "--tile", "16",
+            "--chunk-size", "8", "--out", out]
+    proc = _cli(*args)
+    deadline = time.monotonic() + 120
+    while not out.exists() and time.monotonic() < deadline:  # the file is created when the screen starts
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130, err
+    assert len(lines) == 1 and lines[0].startswith("interrupted: finished chunks are saved in") and "resume" in lines[0]
+    from mutascope.store import open_results
+
+    with open_results(out) as r:
+        done = r.query("SELECT count(DISTINCT mutation_id) AS n FROM outcomes")["n"][0]
+        total = r.runs["n_mutations"][0]
+    assert done < total  # stopped mid-screen; the rerun resumes it
+    proc = _cli(*args)
+    time.sleep(0.3)  # still importing or loading the model
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130 and len(lines) == 1 and "interrupted" in lines[0], err
+
+
+def test_a_normal_run_prints_no_warning(tmp_path, model_dir):
+    out = tmp_path / "r.duckdb"
+    for args in (["plan", "--model", model_dir, "--probe", "python", "--layers", "0", "--matrices", "q",
+                  "--max-new-tokens", "3"],
+                 ["screen", "--model", model_dir, "--probe", "python", "--layers", "0", "--matrices", "q",
+                  "--max-new-tokens", "3", "--out", out]):
+        proc = _cli(*args)
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert "warning" not in err.lower(), err

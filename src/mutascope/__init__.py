@@ -8,42 +8,55 @@ The public API, in the order data flows::
     spec = ms.PlanSpec.parse(layers="0-1", matrices="down", kinds="max,min")
     ms.Screen(subject, probes, spec, "runs/demo.duckdb").run()
     results = ms.open_results("runs/demo.duckdb")  # tidy tables as DataFrames
+
+Names are imported on first use (PEP 562), so ``import mutascope.cli`` and
+``mutascope --help`` do not pay for importing torch, and Ctrl-C during
+start-up reaches the command line's handler.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-from .anatomy import MATRICES, Anatomy, MatrixRef, anatomy_of  # noqa: E402
-from .errors import MutascopeError  # noqa: E402
-from .mutation import Kind, Mutation, TileGrid  # noqa: E402
-from .plan import Plan, PlanSpec, build_plan  # noqa: E402
-from .probe_specs import resolve_probes  # noqa: E402
-from .probes import BUILTIN_PROBES, Decoding, Probe, load_probe_file  # noqa: E402
-from .screen import Screen, ScreenSummary  # noqa: E402
-from .store import Results, open_results  # noqa: E402
-from .subject import DEFAULT_MODEL, Subject, load_model  # noqa: E402
+# public name -> the module that defines it
+_EXPORTS = {
+    "MATRICES": "anatomy", "Anatomy": "anatomy", "MatrixRef": "anatomy", "anatomy_of": "anatomy",
+    "MutascopeError": "errors",
+    "Kind": "mutation", "Mutation": "mutation", "TileGrid": "mutation",
+    "Plan": "plan", "PlanSpec": "plan", "build_plan": "plan",
+    "resolve_probes": "probe_specs",
+    "BUILTIN_PROBES": "probes", "Decoding": "probes", "Probe": "probes", "load_probe_file": "probes",
+    "Screen": "screen", "ScreenSummary": "screen",
+    "Results": "store", "open_results": "store",
+    "DEFAULT_MODEL": "subject", "Subject": "subject", "load_model": "subject",
+}
 
-__all__ = [
-    "BUILTIN_PROBES",
-    "DEFAULT_MODEL",
-    "MATRICES",
-    "Anatomy",
-    "Decoding",
-    "Kind",
-    "MatrixRef",
-    "Mutation",
-    "MutascopeError",
-    "Plan",
-    "PlanSpec",
-    "Probe",
-    "Results",
-    "Screen",
-    "ScreenSummary",
-    "Subject",
-    "TileGrid",
-    "anatomy_of",
-    "build_plan",
-    "load_model",
-    "load_probe_file",
-    "open_results",
-    "resolve_probes",
-]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mutascope' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # for type checkers and editors: the eager imports
+    from .anatomy import MATRICES, Anatomy, MatrixRef, anatomy_of  # noqa: F401
+    from .errors import MutascopeError  # noqa: F401
+    from .mutation import Kind, Mutation, TileGrid  # noqa: F401
+    from .plan import Plan, PlanSpec, build_plan  # noqa: F401
+    from .probe_specs import resolve_probes  # noqa: F401
+    from .probes import BUILTIN_PROBES, Decoding, Probe, load_probe_file  # noqa: F401
+    from .screen import Screen, ScreenSummary  # noqa: F401
+    from .store import Results, open_results  # noqa: F401
+    from .subject import DEFAULT_MODEL, Subject, load_model  # noqa: F401

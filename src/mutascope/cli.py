@@ -7,6 +7,7 @@ code 2; Ctrl-C during a screen says how to resume and exits with 130.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -292,12 +293,14 @@ def report(
 
 from .commands.activation import activation  # noqa: E402
 from .commands.analyze import analyze  # noqa: E402
+from .commands.fill import fill  # noqa: E402
 from .commands.phenotype import phenotype, show  # noqa: E402
 from .commands.probes import probes  # noqa: E402
 from .commands.specialization import specialization  # noqa: E402
 from .commands.superweights import superweights  # noqa: E402
 
 app.command()(probes)
+app.command()(fill)
 app.command()(phenotype)
 app.command()(show)
 app.command()(analyze)
@@ -307,15 +310,24 @@ app.command()(activation)
 
 
 def main() -> None:
-    """Entry point: run the app, turning user errors into one line and exit 2."""
-    import transformers
+    """Entry point: run the app, turning user errors into one line and exit 2.
 
-    transformers.logging.set_verbosity_error()
+    SIGTERM (what batch schedulers send first) is handled like Ctrl-C: commands
+    that write results say how to resume (``commands.common.resumable``); any
+    other interruption, even while importing or loading, is one line and exit 130.
+    """
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         app()
     except MutascopeError as exc:
         err.print(f"mutascope: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("mutascope: interrupted", markup=False, highlight=False)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -24,20 +24,29 @@ SHARD_BLOCK = 256
 def parse_indices(text: str | int | Sequence[int] | None, what: str) -> tuple[int, ...] | None:
     """Parse ``"0-3,7,10-12"`` (inclusive ranges) into sorted unique indices.
 
-    ``None``, ``""`` and ``"all"`` mean everything and return ``None``.
+    ``None`` and ``"all"`` mean everything and return ``None``. An empty or
+    blank selection (``""``, ``","``) is an error, never "everything": a
+    script that builds an empty list by mistake must not screen a whole model.
     """
     if text is None:
         return None
     if isinstance(text, int):
         return (text,)
     if not isinstance(text, str):
-        return tuple(sorted(set(int(i) for i in text)))
+        items = tuple(sorted(set(int(i) for i in text)))
+        if not items:
+            raise MutascopeError(f"the {what} selection is empty: name at least one, or use all")
+        return items
     text = text.strip()
-    if text in ("", "all", "*"):
+    if text in ("all", "*"):
         return None
+    if not text.replace(",", "").strip():
+        raise MutascopeError(f"the {what} selection {text!r} is empty: name at least one {what}, e.g. 0-3, or all")
     out: set[int] = set()
     for part in text.split(","):
         part = part.strip()
+        if not part:
+            raise MutascopeError(f"bad {what} selection {text!r}: an empty item between commas")
         lo, sep, hi = part.partition("-")
         try:
             if sep:
@@ -58,7 +67,9 @@ def parse_names(text: str | Sequence[str] | None) -> tuple[str, ...] | None:
         return None
     items = [t.strip() for t in text.split(",")] if isinstance(text, str) else [str(t) for t in text]
     items = [t for t in items if t]
-    if not items or items == ["all"]:
+    if not items:
+        raise MutascopeError(f"the matrix selection {text!r} is empty: name at least one of {', '.join(MATRICES)}, or all")
+    if items == ["all"]:
         return None
     unknown = [t for t in items if t not in MATRICES]
     if unknown:

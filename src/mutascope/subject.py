@@ -181,13 +181,16 @@ def _gguf_cache(gguf: Path) -> Path:
     in a temp dir and renamed so a crash or a concurrent loader never sees half
     a model.
     """
+    with open(gguf, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise MutascopeError(f"{gguf} is not a GGUF model file (it lacks the GGUF header); pass a .gguf model file")
     target = _cache_root() / "gguf" / _file_sha256(gguf)[:16]
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        model, tokenizer = _from_pretrained(str(gguf.parent), torch.float32, gguf_file=gguf.name)
+        model, tokenizer = _from_pretrained(str(gguf.parent), torch.float32, label=str(gguf), gguf_file=gguf.name)
         # The weights are already dense; the GGUF "quantizer" only blocks saving and
         # leaves a quantization_config behind. Drop both so the cache loads as a plain model.
         quantizer = getattr(model, "hf_quantizer", None)
@@ -228,8 +231,8 @@ def _quiet(stderr: bool = False):
             hf_logging.enable_progress_bar()
 
 
-def _from_pretrained(name: str, dtype: torch.dtype, **kwargs):
-    """Model and tokenizer via transformers, with load failures as one-line errors."""
+def _from_pretrained(name: str, dtype: torch.dtype, label: str | None = None, **kwargs):
+    """Model and tokenizer via transformers, with load failures as one-line errors naming ``label`` (or ``name``)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
@@ -241,5 +244,5 @@ def _from_pretrained(name: str, dtype: torch.dtype, **kwargs):
             tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise MutascopeError(f"could not load model {name!r}: {first}") from e
+        raise MutascopeError(f"could not load model {label or name!r}: {first}") from e
     return model, tokenizer

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import time
 from pathlib import Path
 from typing import Iterator, Optional
@@ -35,8 +34,13 @@ def set_threads(threads: Optional[int]) -> None:
 
 
 def load_subject(model: Optional[str], dtype: str, device: str):
-    """Load a model with a spinner on stderr."""
+    """Load a model with a spinner on stderr (transformers' own warnings silenced: a
+    normal run shows none)."""
+    import transformers
+
     from ..subject import load_model
+
+    transformers.logging.set_verbosity_error()
 
     with err.status(f"loading {model or 'the default model'} ..."):
         return load_model(model, dtype=dtype, device=device)
@@ -102,17 +106,11 @@ def progress_bar(*columns, label: str = "progress", **kwargs) -> Iterator:
 
 @contextlib.contextmanager
 def resumable(path: Path) -> Iterator[None]:
-    """Ctrl-C and SIGTERM (what batch schedulers send first) stop the command with one
-    line saying the file is resumable, and exit code 130."""
-    def terminate(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, terminate)
+    """Ctrl-C and SIGTERM (``cli.main`` turns it into Ctrl-C) stop the command with one
+    line saying the file is resumable, and exit code 130; also while the model loads."""
     try:
         yield
     except KeyboardInterrupt:
         err.print(f"interrupted: finished chunks are saved in {path}; rerun the same command to resume",
                   markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .common import err, out
-
-MIN_WIDTH = 40  # two columns of at least 20 characters, as render_show lays them out
+from .common import out, progress_bar
 
 
 def phenotype(
@@ -21,7 +19,7 @@ def phenotype(
     from ..phenotype import phenotype_results
 
     columns = (TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err) as bar:
+    with progress_bar(*columns, label="embedding") as bar:
         task = bar.add_task("embed", total=None)
         summary = phenotype_results(
             results_file, batch_size=batch_size, progress=lambda done, total: bar.update(task, completed=done, total=total)
@@ -39,6 +37,9 @@ def phenotype(
             for key, n in counts.items():
                 table.add_row(str(key), str(n))
             out.print(table)
+    if summary.n_unfilled:
+        out.print(f"{summary.n_unfilled} NSMs have no output yet (a calls-only screen); they are phenotyped once "
+                  f"`mutascope fill {results_file} ...` computes them")
     if summary.n_malignant is not None:
         out.print(f"malignant NSMs (similarity <= 0.5 and MMLU21 score <= 8): {summary.n_malignant}")
     out.print(f"phenotypes stored in {results_file}")
@@ -54,7 +55,6 @@ def show(
     from ..errors import MutascopeError
     from ..phenotype import render_show, show_mutant
 
-    if width < MIN_WIDTH:
-        raise MutascopeError(f"--width must be at least {MIN_WIDTH} characters, got {width}")
-
+    if width < 40:
+        raise MutascopeError(f"--width must be at least 40 characters, got {width}")
     typer.echo(render_show(show_mutant(results_file, site, kind), width=width), nl=False)

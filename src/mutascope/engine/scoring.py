@@ -48,16 +48,24 @@ _U = 2.0**-8  # bfloat16 unit roundoff
 def bf16_is_faster(device_type: str) -> bool:
     """Whether bfloat16 matrix products beat float32 here (AMX/AVX512-BF16 CPUs, recent GPUs).
 
-    Timed once per process on a head-sized product; either answer gives the
-    same decisions, only the speed differs. A CPU without bfloat16 units
-    emulates it thousands of times slower, so a small product is timed first
-    and the answer is "no" at once when even that is slow.
+    Either answer gives the same decisions, only the speed differs. On a CPU
+    the answer comes from its instruction set: without bfloat16 units
+    (AVX2-only machines) torch emulates bfloat16 products hundreds of times
+    slower than float32. Timing is only the fallback where torch cannot say,
+    because a timed probe is unreliable on a busy machine.
     """
     if device_type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device_type != "cpu":
         return False
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    if amx is not None and avx512_bf16 is not None:
+        return bool(amx() or avx512_bf16())
+    return _timed_bf16_is_faster()
 
+
+def _timed_bf16_is_faster() -> bool:
     def seconds(m: int, k: int, n: int, dtype: torch.dtype, reps: int) -> float:
         x, y = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
         x @ y  # first call: kernel selection, JIT

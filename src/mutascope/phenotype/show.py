@@ -47,17 +47,16 @@ class ProbeView:
     nsm: bool
     divergence: int | None  # first generated token that differs (None: silent)
     wt_text: str
-    text: str
+    text: str | None  # None: an NSM of a calls-only screen whose output is not filled yet
     diff_at: int | None  # first differing character of text vs wt_text (None: same text)
-    edit_distance: int
-    category: str
+    edit_distance: int | None
+    category: str | None
     wt_category: str
     first_word: str | None
     similarity: float | None = None  # None: not phenotyped yet, or a choice probe
     severity: str | None = None
     malignant: bool | None = None
     key: str | None = None  # choice probes: the correct letter
-    filled: bool = True  # False: an NSM of a calls-only screen whose output is not computed yet
 
 
 @dataclass(frozen=True)
@@ -171,11 +170,11 @@ def show_mutant(path: str | os.PathLike, site: str, kind: str = "max") -> Mutant
     groups: dict[str, list[tuple[str, str, str]]] = {}
     for pid, pkind, group, answer, wt_tokens, wt_text, nsm, divergence, tokens, text in rows:
         sim, severity, malignant = stored.get(pid, (None, None, None))
-        if tokens is None:  # the call and divergence are known, the output is not (yet)
+        if tokens is None:  # a calls-only NSM: its output is computed by `mutascope fill`
             probes.append(ProbeView(
-                probe_id=pid, kind=pkind, group=group, nsm=bool(nsm), divergence=divergence, wt_text=wt_text,
-                text="", diff_at=None, edit_distance=0, category="", wt_category=categorize(wt_text),
-                first_word=None, key=answer, filled=False,
+                probe_id=pid, kind=pkind, group=group, nsm=True, divergence=divergence, wt_text=wt_text,
+                text=None, diff_at=None, edit_distance=None, category=None, wt_category=categorize(wt_text),
+                first_word=None, key=answer,
             ))
             continue
         probes.append(
@@ -251,7 +250,11 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def _text_probe(p: ProbeView, width: int) -> list[str]:
+def _text_probe(p: ProbeView, width: int, fill_hint: str = "") -> list[str]:
+    if p.text is None:
+        return [f"probe {p.probe_id} ({p.kind}): NSM, diverges at generated token {p.divergence}",
+                f"  output not filled yet (a calls-only screen): run {fill_hint or '`mutascope fill FILE --site ...`'}",
+                "  wild type:"] + ["  " + line for line in _column(p.wt_text, None, width - 2)]
     if not p.nsm:
         head = f"probe {p.probe_id} ({p.kind}): silent, output identical to WT"
         lines = [head, f"  category {p.category}"]
@@ -297,18 +300,13 @@ def render_show(view: MutantView, width: int = 100) -> str:
         f"tile row {view.row} col {view.col} (elements [{r0}:{r1}, {c0}:{c1}]), "
         f"kind {view.kind} (value {view.value:.6g})",
     ]
-    if not view.phenotyped and any(p.kind != "choice" for p in view.probes):
+    if not view.phenotyped and any(p.kind != "choice" and p.text is not None for p in view.probes):
         lines.append("similarity not computed for this mutant: run `mutascope phenotype FILE` first")
+    hint = f"`mutascope fill {view.path} --site {view.layer}.{view.matrix}.{view.row}.{view.col}`"
     for p in view.probes:
-        if p.kind != "choice" and p.filled:
+        if p.kind != "choice":
             lines.append("")
-            lines += _text_probe(p, width)
-    unfilled = [p for p in view.probes if not p.filled]
-    if unfilled:
-        site = f"{view.layer}.{view.matrix}.{view.row}.{view.col}"
-        lines.append("")
-        lines.append(f"probe(s) {', '.join(p.probe_id for p in unfilled)}: NSM whose output is not filled "
-                     f"(a calls-only screen); compute it with `mutascope fill {view.path} --site {site}`")
+            lines += _text_probe(p, width, hint)
     for score in view.scores:
         members = [p for p in view.probes if p.kind == "choice" and (p.group or UNGROUPED) == score.group]
         lines.append("")

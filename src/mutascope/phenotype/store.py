@@ -89,6 +89,7 @@ class PhenotypeSummary:
     categories: dict[str, int] = field(default_factory=dict)  # text NSMs per category
     choice_changed: dict[str, int] = field(default_factory=dict)  # group -> mutants with an answer changed
     n_malignant: int | None = None  # None: the screen lacks a text probe or an MMLU21 set
+    n_unfilled: int = 0  # NSMs of a calls-only screen without outputs yet (not phenotyped until filled)
     embedding_model: str = ""
     seconds: float = 0.0
 
@@ -278,6 +279,7 @@ def _summarize(con, path, cache, n_distinct, model_name, malignant_applies, star
             "SELECT probe_group, count(*) FILTER (WHERE changed) FROM choice_scores GROUP BY 1 ORDER BY 1"
         ).fetchall()
     )
+    n_unfilled = con.execute("SELECT count(*) FROM outcomes WHERE nsm AND output_tokens IS NULL").fetchall()[0][0]
     n_malignant = None
     if malignant_applies:
         n_malignant = con.execute(
@@ -294,6 +296,7 @@ def _summarize(con, path, cache, n_distinct, model_name, malignant_applies, star
         categories=categories,
         choice_changed=changed,
         n_malignant=n_malignant,
+        n_unfilled=n_unfilled,
         embedding_model=model_name,
         seconds=time.perf_counter() - start,
     )

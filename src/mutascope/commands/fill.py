@@ -1,0 +1,60 @@
+"""`mutascope fill FILE`: compute the outputs of chosen NSMs of a calls-only screen, in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .common import DeviceOpt, ThreadsOpt, err, load_subject, out, progress_bar, resumable, set_threads
+
+
+def fill(
+    results_file: Path = typer.Argument(..., dir_okay=False, help="A screen's results file (written in place)."),
+    all_nsms: bool = typer.Option(False, "--all", help="Fill every NSM that has no output yet."),
+    top: Optional[int] = typer.Option(None, "--top", help="Fill the N NSMs of each probe with the largest effect (logprob_drop)."),
+    site: Optional[List[str]] = typer.Option(None, "--site", help="Fill every kind at tile LAYER.MATRIX.ROW.COL, e.g. 3.down.0.5 (repeatable)."),
+    layers: Optional[str] = typer.Option(None, help="Only NSMs in these layers, e.g. 0-3,7."),
+    matrices: Optional[str] = typer.Option(None, help="Only NSMs in these matrices, e.g. q,down."),
+    probe: Optional[List[str]] = typer.Option(None, "--probe", "-p", help="Only NSMs of this probe id (repeatable)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Where to load the screen's model from (default: the model id stored in the file)."),
+    device: str = DeviceOpt,
+    chunk_size: int = typer.Option(64, help="NSMs per committed transaction."),
+    batch_size: Optional[int] = typer.Option(None, help="Mutants per forward pass (default: from free memory)."),
+    threads: Optional[int] = ThreadsOpt,
+) -> None:
+    """Complete the outputs of chosen NSMs, identical to a full screen's (resumable, idempotent)."""
+    from ..fill import Selection, fill as run_fill
+    from ..store import open_results
+
+    selection = Selection.parse(all=all_nsms, top=top, sites=site or (), layers=layers, matrices=matrices, probes=probe or ())
+    if chunk_size < 1:
+        from ..errors import MutascopeError
+
+        raise MutascopeError(f"--chunk-size must be at least 1, got {chunk_size}")
+    from ..fill import select_rows
+
+    with open_results(results_file) as results:
+        run = results.runs.iloc[0]
+        model_id, dtype = run["model_id"], run["dtype"]
+        chosen = select_rows(results.con, selection)
+    if chosen["filled"].all():  # nothing to compute: no need to load the model
+        out.print(f"{len(chosen)} NSMs selected, all already filled; nothing to do")
+        return
+    set_threads(threads)
+    with resumable(results_file):
+        subject = load_subject(model or model_id, dtype, device)
+        columns = (TextColumn("fill"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
+                   TimeRemainingColumn())
+        with progress_bar(*columns, label="fill") as bar:
+            task = bar.add_task("fill", total=None)
+            summary = run_fill(
+                results_file, subject, selection, chunk_size=chunk_size, engine_options={"batch_size": batch_size},
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    out.print(
+        f"{summary.selected} NSMs selected, {summary.already} already filled, {summary.filled_now} filled now "
+        f"({summary.seconds:.1f} s); {summary.unfilled_left} NSMs in {results_file} have no output yet"
+    )
