@@ -96,6 +96,11 @@ def probability(rng, shared: np.ndarray, base: float) -> np.ndarray:
     return 1 / (1 + np.exp(-(shared + base + rng.normal(0, 0.8, len(shared)))))
 
 
+def _effects(rng, nsm: np.ndarray) -> np.ndarray:
+    """Effect sizes as a screen records them: orders of magnitude, larger for NSMs, a few negative."""
+    return np.exp(rng.normal(0.0, 2.0, len(nsm))) * np.where(nsm, 10.0, 1.0) - 0.2
+
+
 def synthesize(path: Path, n_layers: int = 30, n_text: int = 5, n_mmlu: int = 21, n_distinct: int = 300,
                seed: int = 0) -> dict:
     """Write a results file of the given shape; returns counts."""
@@ -138,6 +143,7 @@ def synthesize(path: Path, n_layers: int = 30, n_text: int = 5, n_mmlu: int = 21
                 "mutation_id": pa.array(ids), "probe_id": pa.array([pid] * n), "nsm": pa.array(nsm),
                 "divergence": pa.array(np.where(nsm, div, 0).astype(np.int32), mask=~nsm),
                 "output_tokens": pc.take(tokens, idx), "output_text": pc.take(texts, idx), "phenotype_id": idx,
+                "logprob_drop": pa.array(_effects(rng, nsm)),
             }))
         damage = rng.random(n) < probability(rng, shared, base=-0.5)
         for i in range(n_mmlu):
@@ -151,6 +157,7 @@ def synthesize(path: Path, n_layers: int = 30, n_text: int = 5, n_mmlu: int = 21
                 "divergence": pa.array(np.zeros(n, np.int32), mask=~flip),
                 "output_tokens": pa.array([[330 + int(a)] for a in answer], pa.list_(pa.int32())),
                 "output_text": pa.array(texts.tolist()), "phenotype_id": pa.array(ph),
+                "logprob_drop": pa.array(_effects(rng, flip)),
             }))
         table = pa.concat_tables(parts)
         store.con.begin()

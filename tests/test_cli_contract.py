@@ -86,7 +86,19 @@ CORE_CASES = [
 ]
 
 # -- phenotype / analysis / report options (issue 13) ---------------------------------
-ANALYSIS_CASES: list = []
+ANALYSIS_CASES: list = [
+    case("analyze-alpha-above-1", "analyze {results} --alpha 2", "--alpha must be between 0 and 1"),
+    case("analyze-alpha-zero", "analyze {results} --alpha 0", "--alpha must be between 0 and 1"),
+    case("analyze-no-permutations", "analyze {results} --permutations 0", "--permutations must be at least 1"),
+    case("analyze-negative-permutations", "analyze {results} --permutations -1", "--permutations must be at least 1"),
+    case("analyze-unknown-effect", "analyze {results} --effect margin", "not an effect-size column"),
+    case("analyze-superweights-missing", "analyze {results} --superweights {tmp}/sw.json", "not found"),
+    case("analyze-superweights-not-json", "analyze {results} --superweights {text}", "neither DuckDB nor JSON"),
+    case("analyze-superweights-a-results-file", "analyze {results} --superweights {results}",
+         "not a superweights file"),
+    case("probe-unknown-suffix", SCREEN + " --probe drosophila@raw", "unknown suffix @raw"),
+    case("probe-chat-suffix-on-a-non-builtin", SCREEN + " --probe bubbles@chat", "applies to the built-in probes"),
+]
 
 # -- superweights, activation, specialization (issue 17) -------------------------------
 METHOD_CASES: list = []

@@ -67,8 +67,32 @@ def test_two_workers_give_the_local_tables_even_when_one_is_killed(cluster, mode
         Screen(subject, text_probes(6), SPEC, tmp_path / "killed.duckdb", chunk_size=8, backend=backend).run(kill_a_worker)
         assert killed and backend.failures >= 1 and killed[0] not in backend.worker_pids()
         assert tables(tmp_path / "killed.duckdb") == tables(local_file)
+
+        def ctrl_c(done, total):
+            if done >= 16:
+                raise KeyboardInterrupt
+
+        pids = backend.worker_pids()
+        with pytest.raises(KeyboardInterrupt):  # Ctrl-C: the file keeps what was committed ...
+            Screen(subject, text_probes(6), SPEC, tmp_path / "stopped.duckdb", chunk_size=8, backend=backend).run(ctrl_c)
     finally:
         backend.close()
+    deadline = time.monotonic() + 60  # closing killed the workers
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(_alive(pid) for pid in pids)
+    # ... and resumes locally to the same tables
+    Screen(subject, text_probes(6), SPEC, tmp_path / "stopped.duckdb", chunk_size=8).run()
+    assert tables(tmp_path / "stopped.duckdb") == tables(local_file)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"  # a zombie is dead too
+    except (ProcessLookupError, FileNotFoundError):
+        return False
 
 
 def test_a_worker_with_other_weights_is_refused_naming_its_node(cluster, model_dir, tmp_path):

@@ -24,9 +24,8 @@ from mutascope.report import figure_set, save_figures, write_report
 from mutascope.report.payload import build_payload, probe_infos
 from mutascope.store import OutcomeRow, ProbeRecord, Store, open_results
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from pagetools import Watched
+
 # hostile outputs: markup, a fake template field, a script end tag, non-ASCII and a line separator
 HOSTILE = '</script><img src=x onerror="window.__pwned=1">@@DATA@@ ünïcødé \u2028 end'
 TEXT_WT = {"fly": "The life cycle of Drosophila has four stages", "py": "def bubble_sort(xs):"}
@@ -179,52 +178,6 @@ def test_report_is_one_file_with_no_external_reference(screen, report):
 
 
 # -- in a real browser ------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (`apt-get install -y chromium`; `make test` does)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Python Playwright is not installed (test extra)")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-class Watched:
-    """A page whose requests, console errors, page errors and dialogs are recorded."""
-
-    def __init__(self, browser, html: Path):
-        self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        self.requests, self.errors, self.dialogs = [], [], []
-        self.page.on("request", lambda r: self.requests.append(r.url))
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type in ("error", "warning") else None)
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
-        self.url = html.as_uri()
-        self.page.goto(self.url, wait_until="load")
-        self.page.wait_for_function("document.body.dataset.ready === '1'", timeout=10_000)
-
-    def select(self, probe: str, layer: int, matrix: str) -> None:
-        page = self.page
-        index = page.evaluate("""([probe, layer, matrix]) => {
-            const D = JSON.parse(document.getElementById('mutascope-data').textContent);
-            return [D.probes.findIndex(p => p.id === probe),
-                    D.matrices.findIndex(m => m.layer === layer && m.matrix === matrix)]; }""", [probe, layer, matrix])
-        page.select_option("#probe-select", str(index[0]))
-        page.select_option("#matrix-select", str(index[1]))
-
-    def tile_point(self, row: int, col: int) -> tuple[float, float]:
-        canvas = self.page.locator("#tilemap")
-        canvas.scroll_into_view_if_needed()
-        box = canvas.bounding_box()
-        cell = int(canvas.get_attribute("data-cell"))
-        scale = box["width"] / int(canvas.get_attribute("width"))
-        return box["x"] + (col + 0.5) * cell * scale, box["y"] + (row + 0.5) * cell * scale
-
-    def external_requests(self) -> list[str]:
-        return [u for u in self.requests if u != self.url and not u.startswith("data:")]
-
-
 def _expected(path: Path, outputs: dict, probe: str, layer: int, matrix: str, row: int, col: int) -> dict[str, str]:
     with open_results(path) as r:
         ms = r.query("SELECT mutation_id, kind FROM mutations WHERE layer = ? AND matrix = ? AND row = ? AND col = ?",

@@ -41,7 +41,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Map what the parameters of a large language model do.",
 )
-ProbeOpt = typer.Option(..., "--probe", "-p", help="Built-in id (drosophila python java newton p53), probe file, mmlu21:SUBJECT or mmlu:SUBJECT[:N]. Repeat for several.")
+ProbeOpt = typer.Option(..., "--probe", "-p", help="Built-in id (drosophila python java newton p53; ID@chat applies the chat template; `mutascope probes` lists them), probe file, mmlu21:SUBJECT or mmlu:SUBJECT[:N]. Repeat for several.")
 LayersOpt = typer.Option("all", help="Layers, e.g. 0-3,7 (inclusive ranges) or all.")
 MatricesOpt = typer.Option("all", help="Matrices among q,k,v,o,gate,up,down, or all.")
 RowsOpt = typer.Option("all", help="Tile rows, e.g. 0-3 (clipped to each matrix), or all.")
@@ -338,9 +338,11 @@ from .commands.activation import activation  # noqa: E402
 from .commands.analyze import analyze  # noqa: E402
 from .commands.fill import fill  # noqa: E402
 from .commands.phenotype import phenotype, show  # noqa: E402
+from .commands.probes import probes  # noqa: E402
 from .commands.specialization import specialization  # noqa: E402
 from .commands.superweights import superweights  # noqa: E402
 
+app.command()(probes)
 app.command()(fill)
 app.command()(phenotype)
 app.command()(show)

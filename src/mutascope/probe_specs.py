@@ -1,6 +1,7 @@
 """Turn what a user types after ``--probe`` into probes.
 
-A spec is a built-in id (``drosophila``), a probe file (``.yaml``, ``.yml``,
+A spec is a built-in id (``drosophila``; ``drosophila@chat`` with the
+model's chat template), a probe file (``.yaml``, ``.yml``,
 ``.jsonl``), ``mmlu21:SUBJECT`` (the paper's 21-question set, selected by
 running the unmutated model) or ``mmlu:SUBJECT[:N]`` (the first N questions,
 all kept). Multiple-choice specs read an MMLU-format directory.
@@ -80,6 +81,8 @@ def resolve_probes(
             if not Path(spec).exists():
                 raise MutascopeError(f"probe file not found: {spec}")
             found = load_probe_file(spec)
+        elif "@" in spec:
+            found = [builtin_probe(spec)]  # drosophila@chat, or a one-line error for another suffix
         else:
             builtin_probe(spec)  # raises with the list of valid ids
             continue

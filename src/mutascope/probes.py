@@ -25,6 +25,7 @@ __all__ = [
     "PROBE_KINDS",
     "Decoding",
     "Probe",
+    "CHAT_SUFFIX",
     "builtin_probe",
     "encode_probe",
     "load_probe_file",
@@ -33,7 +34,7 @@ __all__ = [
 DECODING_METHODS = ("greedy", "sample")
 PROBE_KINDS = ("text", "choice")
 
-_ID_RE = re.compile(r"[A-Za-z0-9_.:-]+")
+_ID_RE = re.compile(r"[A-Za-z0-9_.:@-]+")
 _DECODING_KEYS = ("method", "temperature", "seed")
 
 
@@ -149,7 +150,7 @@ class Probe:
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _ID_RE.fullmatch(self.id):
             raise MutascopeError(
-                f"probe id {self.id!r} is invalid; use letters, digits and _ . : - only"
+                f"probe id {self.id!r} is invalid; use letters, digits and _ . : @ - only"
             )
         where = f"probe {self.id!r}"
         if not isinstance(self.text, str) or not self.text.strip():
@@ -228,13 +229,35 @@ BUILTIN_PROBES: dict[str, Probe] = {
 }
 
 
+# A built-in id with this suffix (``drosophila@chat``) is the same probe with the
+# model's chat template applied: small instruct models answer a user turn, not
+# raw text. The paper's settings (raw text) stay what the plain id means.
+CHAT_SUFFIX = "@chat"
+
+
 def builtin_probe(probe_id: str) -> Probe:
-    """Return one of the paper's probes by id."""
+    """Return one of the paper's probes by id; ``ID@chat`` applies the chat template to it."""
+    if isinstance(probe_id, str) and "@" in probe_id:
+        base, _, suffix = probe_id.partition("@")
+        if f"@{suffix}" != CHAT_SUFFIX:
+            raise MutascopeError(
+                f"probe {probe_id!r}: unknown suffix @{suffix}; the only suffix is {CHAT_SUFFIX} "
+                f"(apply the model's chat template), e.g. drosophila{CHAT_SUFFIX}"
+            )
+        if base not in BUILTIN_PROBES:
+            raise MutascopeError(
+                f"probe {probe_id!r}: {CHAT_SUFFIX} applies to the built-in probes ({', '.join(BUILTIN_PROBES)}); "
+                "in a probe file set chat: true"
+            )
+        plain = BUILTIN_PROBES[base]
+        return Probe(id=probe_id, text=plain.text, max_new_tokens=plain.max_new_tokens, decoding=plain.decoding,
+                     chat=True)
     try:
         return BUILTIN_PROBES[probe_id]
     except (KeyError, TypeError):
         raise MutascopeError(
-            f"unknown built-in probe {probe_id!r}; choose one of {', '.join(BUILTIN_PROBES)} or pass a probe file"
+            f"unknown built-in probe {probe_id!r}; choose one of {', '.join(BUILTIN_PROBES)} (or ID{CHAT_SUFFIX}) "
+            "or pass a probe file"
         ) from None
 
 

@@ -1,10 +1,23 @@
 """The site frame every analysis starts from, and per-matrix tile maps.
 
-Columns: ``probe_id, layer, matrix, row, col, kind, mutation_id, nsm`` plus,
-when ``mutascope phenotype`` has run, ``similarity, severity, category,
-first_word`` (text probes).
+Columns: ``probe_id, layer, matrix, row, col, kind, mutation_id, nsm, effect,
+filled`` plus, when ``mutascope phenotype`` has run, ``similarity, severity,
+category, first_word`` (text probes).
+
+* ``nsm`` is the paper's binary call (the output tokens differ from WT's);
+* ``effect`` is the continuous readout: by default ``logprob_drop``, the
+  drop in log-probability of the WT output under the mutant (teacher-forced,
+  summed over the WT tokens). It is null where the screen did not measure it
+  (the reference engine, files written before effect sizes existed);
+* ``filled`` says whether the outcome's output is stored: an NSM of a
+  calls-only screen (``--outputs calls``) has its call and effect but no
+  output until ``mutascope fill``. Files of schema version 1 have no
+  ``filled`` column, so it is read as ``output_tokens IS NOT NULL``, which
+  means the same in every version.
+
 A multiple-choice *set* (e.g. MMLU21) counts as one probe whose NSM is "any
-answer changed", as in the paper.
+answer changed", as in the paper; its effect is the sum over its questions
+(null unless every question has one) and it is filled when every question is.
 """
 
 from __future__ import annotations
@@ -13,8 +26,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from ..errors import MutascopeError
+
 PHENOTYPE_COLUMNS = ("similarity", "severity", "category", "first_word")
 UNGROUPED = "choice"  # the set name of choice probes that name no group (as in the phenotype tables)
+# outcome columns that can serve as the continuous readout (both additive over tokens and questions)
+EFFECT_CHOICES = ("logprob_drop", "logprob_drop_per_token")
+DEFAULT_EFFECT = "logprob_drop"
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -23,17 +41,34 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     ).fetchall()[0][0] > 0
 
 
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+    ).fetchall()}
+
+
 def phenotype_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
     """The phenotype columns this file has (none before ``mutascope phenotype`` ran)."""
     if not _has_table(con, "phenotypes"):
         return []
-    have = {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'phenotypes'"
-    ).fetchall()}
+    have = _columns(con, "phenotypes")
     return [c for c in PHENOTYPE_COLUMNS if c in have]
 
 
-def site_frame(results) -> pd.DataFrame:
+def check_effect(effect: str) -> str:
+    """``effect`` if it names a continuous readout, else a one-line error."""
+    if effect not in EFFECT_CHOICES:
+        raise MutascopeError(f"effect {effect!r} is not an effect-size column; use one of {', '.join(EFFECT_CHOICES)}")
+    return effect
+
+
+def effect_sql(con: duckdb.DuckDBPyConnection, effect: str = DEFAULT_EFFECT) -> str:
+    """SQL for the effect of outcome ``o`` (NULL in files that predate effect sizes)."""
+    check_effect(effect)
+    return f"o.{effect}" if effect in _columns(con, "outcomes") else "CAST(NULL AS DOUBLE)"
+
+
+def site_frame(results, effect: str = DEFAULT_EFFECT) -> pd.DataFrame:
     """The site frame of an open :class:`~mutascope.store.Results` (or a DuckDB connection).
 
     Built in SQL without output texts or tokens: a full-genome screen has
@@ -41,17 +76,21 @@ def site_frame(results) -> pd.DataFrame:
     columns carry what they need).
     """
     con = getattr(results, "con", results)
+    eff = effect_sql(con, effect)
     ph = phenotype_columns(con)
     ph_select = "".join(f", f.{c}" for c in ph)
     ph_join = "LEFT JOIN phenotypes f ON f.mutation_id = o.mutation_id AND f.probe_id = o.probe_id" if ph else ""
     text = con.execute(
-        f"SELECT o.probe_id, m.layer, m.matrix, m.row, m.col, m.kind, o.mutation_id, o.nsm{ph_select} "
+        f"SELECT o.probe_id, m.layer, m.matrix, m.row, m.col, m.kind, o.mutation_id, o.nsm, "
+        f"{eff} AS effect, o.output_tokens IS NOT NULL AS filled{ph_select} "
         f"FROM outcomes o JOIN mutations m USING (mutation_id) JOIN probes p USING (probe_id) {ph_join} "
         "WHERE p.kind <> 'choice' ORDER BY o.mutation_id, p.position"
     ).df()
     sets = con.execute(
         f"SELECT coalesce(p.probe_group, '{UNGROUPED}') AS probe_id, m.layer, m.matrix, m.row, m.col, m.kind, "
-        "o.mutation_id, bool_or(o.nsm) AS nsm "
+        f"o.mutation_id, bool_or(o.nsm) AS nsm, "
+        f"CASE WHEN count({eff}) = count(*) THEN sum({eff}) END AS effect, "
+        "bool_and(o.output_tokens IS NOT NULL) AS filled "
         "FROM outcomes o JOIN mutations m USING (mutation_id) JOIN probes p USING (probe_id) "
         "WHERE p.kind = 'choice' GROUP BY ALL ORDER BY o.mutation_id, probe_id"
     ).df()
@@ -62,6 +101,8 @@ def site_frame(results) -> pd.DataFrame:
     else:
         frame = pd.concat([text, sets], ignore_index=True)
     frame["nsm"] = frame["nsm"].astype(bool)
+    frame["filled"] = frame["filled"].astype(bool)
+    frame["effect"] = frame["effect"].astype(float)
     return frame.reset_index(drop=True)
 
 

@@ -9,99 +9,67 @@ Why a canvas drawn from compact data rather than an SVG or a table per
 matrix: a full-genome screen has ~26k tiles per probe and kind in SmolLM2
 (1.6M in a 7B model); one DOM node per tile makes the page take seconds to
 lay out. The page draws only the selected matrix, from the per-tile
-phenotype ids of :mod:`.payload`.
+phenotype ids and effect sizes of :mod:`.payload`, in one of two readouts:
+the paper's NSM classes, or the effect size on a log colour scale (the view
+that still shows structure where the NSM call is saturated, as it is on
+small models).
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as _dt
-import html
 import json
-import math
 import re
 from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
-from ..analysis import (
-    bias,
-    copa,
-    enrichment,
-    nsm_counts,
-    overlap,
-    recurrent_axes,
-    severity_distribution,
-    writer_groups,
-)
-from ..errors import MutascopeError
+from ..analysis import findings, nsm_counts, saturation_note
+from ..analysis.findings import UNITS
+from ..analysis.frame import DEFAULT_EFFECT, site_frame
 from ..outfiles import check_output_file, write_text
 from ..store import open_results
-from .figures import CONTINUOUS_CMAP, TILE_CLASSES, figure_set, png_bytes, top_matrices
-from ..analysis.frame import site_frame
+from .figures import CONTINUOUS_CMAP, TILE_CLASSES, figure_set, png_bytes
 from .payload import MATRIX_ORDER, ProbeInfo, build_payload, probe_infos, to_script_json
+from .statistics import report_tables, statistics_section
+from .tables import esc, section, table_html
 
 Progress = Callable[[int, int], None]
 STAGES = 5  # read, statistics, figures, payload, write
-MAX_TABLE_ROWS = 200  # per statistics table; the full tables are one `mutascope` analysis call away
+# the colours of the effect mode that are not on the log scale (see payload.effect_payload)
+EFFECT_COLOURS = {"nonpositive": "#F4A6B8", "unmeasured": "#DDDDDD"}
 
 
 def _asset(name: str) -> str:
     return resources.files("mutascope.report").joinpath("assets", name).read_text(encoding="utf-8")
 
 
-def _esc(x) -> str:
-    return html.escape("" if x is None else str(x), quote=True)
+_esc = esc
 
 
-def _fmt(x) -> tuple[str, str | None, bool]:
-    """Cell text, sort value, whether numeric."""
-    if x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)):
-        return "", None, False
-    if isinstance(x, (bool, np.bool_)):
-        return ("yes" if x else "no"), None, False
-    if isinstance(x, (int, np.integer)):
-        return str(int(x)), str(int(x)), True
-    if isinstance(x, (float, np.floating)):
-        f = float(x)
-        text = f"{f:.2e}" if f != 0 and abs(f) < 1e-3 else f"{f:.3g}" if abs(f) < 1e4 else f"{f:.0f}"
-        return text, repr(f), True
-    return str(x), None, False
+def _filled_line(frame: pd.DataFrame) -> str:
+    """How many NSMs have their output stored (a calls-only screen has none until ``mutascope fill``)."""
+    nsm = frame[frame["nsm"]] if len(frame) else frame
+    n, done = len(nsm), int(nsm["filled"].sum()) if len(nsm) else 0
+    more = "; run `mutascope fill` for more" if done < n else ""
+    return f"{done:,} of {n:,}{more}"
 
 
-def table_html(frame: pd.DataFrame, *, max_rows: int = MAX_TABLE_ROWS, total: int | None = None) -> str:
-    """A sortable, escaped HTML table of at most ``max_rows`` rows, with a note if cut."""
-    total = len(frame) if total is None else total
-    if total == 0 or frame.empty:
-        return '<p class="note">Nothing to show.</p>'
-    shown = frame.head(max_rows)
-    head = "".join(f"<th>{_esc(c)}</th>" for c in shown.columns)
-    rows = []
-    for rec in shown.itertuples(index=False):
-        cells = []
-        for value in rec:
-            text, key, numeric = _fmt(value)
-            attrs = (' class="num"' if numeric else "") + (f' data-v="{_esc(key)}"' if key is not None else "")
-            cells.append(f"<td{attrs}>{_esc(text)}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    note = f'<p class="note">Showing {len(shown)} of {total} rows.</p>' if total > len(shown) else ""
-    return (f'<div class="tablebox"><table class="stats"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div>{note}')
-
-
-def _section(anchor: str, title: str, body: str) -> str:
-    return f'<section id="{anchor}"><h2>{_esc(title)}</h2>{body}</section>'
-
-
-def _block(title: str, intro: str, body: str) -> str:
-    return f"<details open><summary>{_esc(title)}</summary><p class=\"note\">{_esc(intro)}</p>{body}</details>"
+def _findings_html(tables: dict[str, pd.DataFrame], alpha: float, effect: str) -> str:
+    sentences = findings(tables, alpha, effect)
+    note = saturation_note(tables.get("saturation"))
+    body = (f'<ul id="findings">{"".join(f"<li>{_esc(x)}</li>" for x in sentences)}</ul>' if sentences else
+            f'<p class="note" id="findings">No test survives the false discovery rate {alpha}.</p>')
+    if note:
+        body += f'<p class="notice" id="saturation-summary">{_esc(note)}</p>'
+    return f"<h3>Findings (BH q &lt; {_esc(alpha)})</h3>" + body
 
 
 # -- summary ------------------------------------------------------------------
-def _summary(results, infos: list[ProbeInfo], frame: pd.DataFrame) -> str:
+def _summary(results, infos: list[ProbeInfo], frame: pd.DataFrame, findings_html: str) -> str:
     run = results.runs.iloc[0]
     config = results.config
     n_done = results.query("SELECT count(DISTINCT mutation_id) AS n FROM outcomes")["n"].iloc[0]
@@ -116,6 +84,7 @@ def _summary(results, infos: list[ProbeInfo], frame: pd.DataFrame) -> str:
         ("plan", ", ".join(f"{k}={v}" for k, v in (config.get("plan") or {}).items()) or "(not recorded)"),
         ("shard", run["shard"]),
         ("mutants done", f"{n_done} of {n_mut}" + (" (partial screen)" if n_done < n_mut else "")),
+        ("NSMs with outputs", _filled_line(frame)),
         ("config hash", run["config_hash"]),
         ("created", run["created_at"]),
         ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),
@@ -134,68 +103,12 @@ def _summary(results, infos: list[ProbeInfo], frame: pd.DataFrame) -> str:
         "and an NSM is any changed answer.</p>"
     )
     counts = nsm_counts(frame, by=("probe_id", "kind")) if len(frame) else pd.DataFrame()
-    return _section(
+    return section(
         "summary",
         "Run summary",
-        facts_html + "<h3>Probes</h3>" + probes_html + "<h3>NSM counts by probe and kind</h3>" + table_html(counts),
+        facts_html + findings_html + "<h3>Probes</h3>" + probes_html + "<h3>NSM counts by probe and kind</h3>"
+        + table_html(counts),
     )
-
-
-# -- statistics ---------------------------------------------------------------
-def _statistics(frame: pd.DataFrame, *, alpha: float, n_perm: int, copa_matrices: int) -> str:
-    blocks = []
-    if frame.empty:
-        return _section("statistics", "Statistics", '<p class="note">No outcomes yet.</p>')
-    b = bias(frame, alpha=alpha)
-    called = b[b["bias"] != "none"].sort_values("q_value")
-    blocks.append(_block(
-        "Max/min bias",
-        f"Matrices whose NSMs come mostly from max or from min (two-sided binomial, BH q < {alpha}); "
-        f"{len(called)} of {len(b)} probe x matrix pairs.",
-        table_html(called, total=len(called)),
-    ))
-    enr = pd.concat([enrichment(frame, "row", alpha), enrichment(frame, "col", alpha)], ignore_index=True)
-    hits = enr[enr["enriched"]].sort_values("q_value")
-    blocks.append(_block(
-        "Row and column enrichment",
-        f"Tile rows/columns with more NSMs than their matrix's rate (one-sided binomial, BH q < {alpha} within "
-        f"the matrix); {len(hits)} of {len(enr)} axes.",
-        table_html(hits.drop(columns="enriched"), total=len(hits)),
-    ))
-    if frame["probe_id"].nunique() >= 2:
-        rec = recurrent_axes(enr, min_probes=2)
-        blocks.append(_block("Recurrent axes", "Rows/columns enriched in at least two probes.", table_html(rec)))
-    # COPA's permutation null costs ~0.1 s per matrix and probe: bounded to the matrices with most NSMs
-    chosen = top_matrices(frame, copa_matrices)
-    keys = pd.MultiIndex.from_tuples(chosen, names=["layer", "matrix"])
-    in_top = pd.MultiIndex.from_frame(frame[["layer", "matrix"]]).isin(keys)
-    cp = copa(frame[in_top], n_perm=n_perm)
-    n_all = frame.groupby(["layer", "matrix"]).ngroups
-    scope = "every matrix" if len(chosen) >= n_all else f"the {len(chosen)} matrices (of {n_all}) with most NSMs"
-    if len(cp):
-        cp = cp.sort_values(["p_value", "copa"], na_position="last")
-        n_sig = int((cp["p_value"] < alpha).sum())
-        blocks.append(_block(
-            "COPA (complementary max/min patterns)",
-            f"Correlation across rows (columns) of the max-NSM and min-NSM rates; p from {n_perm} within-matrix "
-            f"permutations (low = complementary), for {scope}. {n_sig} of {len(cp)} below {alpha}.",
-            table_html(cp),
-        ))
-    if frame["probe_id"].nunique() >= 2:
-        blocks.append(_block("Cross-probe overlap", "Jaccard index of NSM mutation sets.",
-                             table_html(overlap(frame).sort_values("jaccard", ascending=False))))
-    for title, intro, fn in (
-        ("Writer groups", "NSMs grouped by their output's first word and category, with the most shared row/column.",
-         lambda: writer_groups(frame, n_draws=999)),
-        ("Severity", "NSMs per similarity band to the WT output.", lambda: severity_distribution(frame)),
-    ):
-        try:
-            table = fn()
-        except MutascopeError as exc:
-            blocks.append(_block(title, str(exc), ""))
-            continue
-        blocks.append(_block(title, intro, table_html(table)))
-    return _section("statistics", "Statistics", "".join(blocks))
 
 
 def _figures(frame: pd.DataFrame, top_n: int) -> str:
@@ -208,7 +121,7 @@ def _figures(frame: pd.DataFrame, top_n: int) -> str:
         )
     note = (f'<p class="note">The overview, the overlap and the {top_n} matrices with most NSMs; '
             "every matrix is in the interactive maps above.</p>")
-    return _section("figures", "Figures", note + ("".join(parts) or '<p class="note">No outcomes yet.</p>'))
+    return section("figures", "Figures", note + ("".join(parts) or '<p class="note">No outcomes yet.</p>'))
 
 
 def _cmap_lut(n: int = 33) -> list[str]:
@@ -245,7 +158,13 @@ def write_report(
         n_perm: permutations of the COPA null (fewer than the analysis
             default, to keep full-genome reports quick).
         copa_matrices: COPA is computed for this many matrices (most NSMs
-            first); its permutation null is the costly statistic.
+            first, and largest median effect first for the effect's COPA);
+            its permutation null is the costly statistic.
+
+    The effect size is ``logprob_drop`` (the default of ``mutascope
+    analyze``); super-weight markers come from the
+    ``analysis_superweight_tiles`` table when ``mutascope analyze
+    --superweights`` has stored it.
     """
     results_path = Path(results_path)
     out = check_output_file(out_path if out_path is not None else results_path.with_suffix(".html"),
@@ -261,14 +180,23 @@ def write_report(
     with open_results(results_path) as results:
         results.con.execute("SET enable_progress_bar = false")  # library code never prints
         infos = probe_infos(results.con)
-        frame = site_frame(results)
+        frame = site_frame(results, DEFAULT_EFFECT)
+        marks = (results.table("analysis_superweight_tiles")
+                 if "analysis_superweight_tiles" in results.table_names() else None)
         advance()
-        summary = _summary(results, infos, frame)
-        statistics = _statistics(frame, alpha=alpha, n_perm=n_perm, copa_matrices=copa_matrices)
+        tables, scope = report_tables(frame, alpha=alpha, n_perm=n_perm, copa_matrices=copa_matrices,
+                                      superweight_tiles=marks)
+        summary = _summary(results, infos, frame, _findings_html(tables, alpha, DEFAULT_EFFECT))
+        statistics = statistics_section(frame, tables, scope, alpha=alpha, n_perm=n_perm, effect=DEFAULT_EFFECT)
         advance()
         figures = _figures(frame, top_n)
         advance()
-        payload = build_payload(results.con, infos, max_texts=max_texts, max_chars=max_chars)
+        payload = build_payload(results.con, infos, max_texts=max_texts, max_chars=max_chars, frame=frame,
+                                marks=marks)
+        payload["file"] = str(results_path)
+        payload["effect_name"] = DEFAULT_EFFECT
+        payload["effect_unit"] = UNITS[DEFAULT_EFFECT]
+        payload["effect_colours"] = EFFECT_COLOURS
         payload["classes"] = [list(c) for c in TILE_CLASSES]
         payload["cmap"] = _cmap_lut()
         payload["matrix_order"] = list(MATRIX_ORDER) + sorted(

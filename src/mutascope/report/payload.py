@@ -20,7 +20,24 @@ The payload the page's script reads (one JSON object):
   for each distinct output kept (the most frequent ``max_texts``, each cut to
   ``max_chars``); ``omitted[probe]`` counts the distinct outputs left out;
 * ``counts[probe][kind]``: NSMs per matrix, and ``mutants[kind]`` per matrix,
-  for the overview and the matrix list.
+  for the overview and the matrix list; ``filled[probe]`` counts the NSMs
+  whose output is stored and all NSMs (a calls-only screen stores none
+  until ``mutascope fill``); an unfilled NSM's id is ``unfilled``;
+* ``effects[probe][kind]``: base64 of little-endian float16, the effect size
+  of every tile in the same order (NaN: not mutated or not measured), for
+  the effect colour mode and the tooltip. Two bytes a tile like the ids;
+  float16 keeps three significant digits, which is what a colour and a
+  tooltip show (values beyond float16's 65504 are clipped there).
+  ``effect_scale[probe]`` is ``[floor, top]`` of the log colour scale,
+  shared by every matrix and kind of the probe: the top is the largest
+  effect, the floor the 1st percentile of the positive ones (smaller
+  positive effects are drawn at the floor; zero and negative ones, where
+  the mutant made the WT output no less likely, get their own colour);
+* ``saturated[probe]``: per matrix, ``"high"``/``"low"`` where the NSM rate
+  of max/min mutants is above 0.9 / below 0.1 (else ``""``), ``nsm_rate``
+  the rate itself;
+* ``marks``: axes marked by super weights (``analysis_superweight_tiles``):
+  matrix index, axis, tile index and why.
 """
 
 from __future__ import annotations
@@ -34,10 +51,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ..analysis.frame import UNGROUPED, phenotype_columns
+from ..analysis.frame import UNGROUPED, phenotype_columns, site_frame
 
 
 MATRIX_ORDER = ("q", "k", "v", "o", "gate", "up", "down")
+UNFILLED_PH = -2  # in the outcome table: an NSM whose output is not stored (calls-only screen)
+FLOAT16_MAX = 65504.0
 BASE_KINDS = ("max", "min", "zero")
 
 
@@ -128,7 +147,8 @@ def _outcome_table(
     """
     text = con.execute(
         "SELECT o.probe_id, o.mutation_id, m.layer, m.matrix, m.row, m.col, m.kind, "
-        "coalesce(o.phenotype_id, CASE WHEN o.nsm THEN -1 ELSE 0 END) AS ph "
+        f"CASE WHEN o.output_tokens IS NULL AND o.nsm THEN {UNFILLED_PH} "
+        "ELSE coalesce(o.phenotype_id, CASE WHEN o.nsm THEN -1 ELSE 0 END) END AS ph "
         "FROM outcomes o JOIN mutations m USING (mutation_id) JOIN probes p USING (probe_id) "
         "WHERE p.kind <> 'choice'"
     ).df()
@@ -137,7 +157,8 @@ def _outcome_table(
     answers = con.execute(
         f"SELECT coalesce(p.probe_group, '{UNGROUPED}') AS probe_id, o.mutation_id, m.layer, m.matrix, m.row, m.col, m.kind, "
         "string_agg(CASE WHEN trim(coalesce(o.output_text, '')) = '' THEN '∅' "
-        "ELSE replace(trim(o.output_text), ' ', '_') END, ' ' ORDER BY p.position) AS answers "
+        "ELSE replace(trim(o.output_text), ' ', '_') END, ' ' ORDER BY p.position) AS answers, "
+        "bool_or(o.nsm AND o.output_tokens IS NULL) AS unfilled "
         "FROM outcomes o JOIN mutations m USING (mutation_id) JOIN probes p USING (probe_id) "
         "WHERE p.kind = 'choice' GROUP BY ALL"
     ).df()
@@ -146,8 +167,10 @@ def _outcome_table(
     for name, g in answers.groupby("probe_id", sort=False):
         # the WT answer string is id 0; the others numbered by first appearance in plan order
         g = g.sort_values("mutation_id")
-        codes, uniques = pd.factorize(pd.concat([pd.Series([wt[name]]), g["answers"]], ignore_index=True))
-        g = g.drop(columns="answers").assign(ph=codes[1:])
+        unfilled = g["unfilled"].fillna(False).to_numpy(dtype=bool)
+        answers = g["answers"].where(~unfilled, None)  # an answer string with a question not filled is unknown
+        codes, uniques = pd.factorize(pd.concat([pd.Series([wt[name]]), answers], ignore_index=True))
+        g = g.drop(columns=["answers", "unfilled"]).assign(ph=np.where(unfilled, UNFILLED_PH, codes[1:]))
         parts.append(g)
         strings[name] = [str(u) for u in uniques]
     return pd.concat(parts, ignore_index=True), strings
@@ -159,8 +182,15 @@ def build_payload(
     *,
     max_texts: int = 2000,
     max_chars: int = 600,
+    frame: pd.DataFrame | None = None,
+    marks: pd.DataFrame | None = None,
 ) -> dict:
-    """The compact JSON object the report's script draws from (see module docstring)."""
+    """The compact JSON object the report's script draws from (see module docstring).
+
+    ``frame`` is the screen's site frame (read here when not given); it
+    carries the effect sizes. ``marks`` is the ``analysis_superweight_tiles``
+    table, when ``mutascope analyze --superweights`` has run.
+    """
     table, choice_strings = _outcome_table(con, infos)
     extents = con.execute(
         "SELECT layer, matrix, max(row) + 1 AS nrows, max(col) + 1 AS ncols, "
@@ -174,22 +204,20 @@ def build_payload(
     kinds = kind_order(con.execute("SELECT DISTINCT kind FROM mutations").df()["kind"])
 
     max_ph = int(table["ph"].max()) if len(table) else 0
-    width = 2 if max_ph < 65534 else 4  # two ids reserved: none, unknown
+    width = 2 if max_ph < 65533 else 4  # three ids reserved: none, unknown, unfilled
     dtype = "<u2" if width == 2 else "<u4"
     none = 65535 if width == 2 else 4294967295
+    special = {-1: none - 1, UNFILLED_PH: none - 2}
 
-    mat = _matrix_index(table, extents)
-    ncols = extents["ncols"].to_numpy(dtype=np.int64)
-    table = table.assign(
-        _mat=mat,
-        _tile=offsets[mat] + table["row"].to_numpy(dtype=np.int64) * ncols[mat] + table["col"].to_numpy(dtype=np.int64),
-    )
+    mat, tile = _tile_index(table, extents, offsets)
+    table = table.assign(_mat=mat, _tile=tile)
 
     ids: dict[str, dict[str, str]] = {}
     counts: dict[str, dict[str, list[int]]] = {}
     texts: dict[str, dict[str, list]] = {}
     omitted: dict[str, int] = {}
     mutants: dict[str, dict[str, list[int]]] = {}
+    filled: dict[str, list[int]] = {}
     text_meta = _text_meta(con)
     for info in infos:
         p = table[table["probe_id"] == info.probe_id]
@@ -198,11 +226,14 @@ def build_payload(
             pk = p[p["kind"] == kind]
             arr = np.full(n_tiles, none, dtype=np.int64)
             ph = pk["ph"].to_numpy(dtype=np.int64)
-            arr[pk["_tile"].to_numpy(dtype=np.int64)] = np.where(ph < 0, none - 1, ph)
+            arr[pk["_tile"].to_numpy(dtype=np.int64)] = np.where(ph == UNFILLED_PH, special[UNFILLED_PH],
+                                                                 np.where(ph < 0, special[-1], ph))
             ids[info.probe_id][kind] = _encode(arr, dtype)
             mats = pk["_mat"].to_numpy(dtype=np.int64)
             counts[info.probe_id][kind] = np.bincount(mats[ph != 0], minlength=len(extents)).tolist()
             mutants[info.probe_id][kind] = np.bincount(mats, minlength=len(extents)).tolist()
+        ph_all = p["ph"].to_numpy(dtype=np.int64)
+        filled[info.probe_id] = [int(np.sum((ph_all != 0) & (ph_all != UNFILLED_PH))), int(np.sum(ph_all != 0))]
         freq = p.loc[p["ph"] > 0, "ph"].value_counts()
         keep = set(freq.index[:max_texts].tolist()) | {0}
         omitted[info.probe_id] = int(max(0, len(freq) - max_texts))
@@ -224,6 +255,8 @@ def build_payload(
         "width": width,
         "none": none,
         "unknown": none - 1,
+        "unfilled": none - 2,
+        "filled": filled,
         "ids": ids,
         "counts": counts,
         "mutants": mutants,
@@ -231,6 +264,8 @@ def build_payload(
         "omitted": omitted,
         "max_chars": max_chars,
         "max_texts": max_texts,
+        **effect_payload(frame if frame is not None else site_frame(con), infos, kinds, extents, offsets, n_tiles),
+        "marks": _marks(marks, extents),
     }
 
 
@@ -239,6 +274,70 @@ def _matrix_index(table: pd.DataFrame, extents: pd.DataFrame) -> np.ndarray:
     key = extents[["layer", "matrix"]].assign(_i=np.arange(len(extents)))
     merged = table[["layer", "matrix"]].merge(key, on=["layer", "matrix"], how="left")
     return merged["_i"].to_numpy(dtype=np.int64)
+
+
+def _tile_index(table: pd.DataFrame, extents: pd.DataFrame, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Matrix index and global tile index of each row of ``table`` (layer, matrix, row, col)."""
+    mat = _matrix_index(table, extents)
+    ncols = extents["ncols"].to_numpy(dtype=np.int64)
+    tile = offsets[mat] + table["row"].to_numpy(dtype=np.int64) * ncols[mat] + table["col"].to_numpy(dtype=np.int64)
+    return mat, tile
+
+
+def effect_scale(effects: np.ndarray) -> list[float] | None:
+    """``[floor, top]`` of a probe's log colour scale (module docstring), None without positive effects."""
+    positive = effects[np.isfinite(effects) & (effects > 0)]
+    if not len(positive):
+        return None
+    top = float(min(positive.max(), FLOAT16_MAX))
+    floor = float(min(np.quantile(positive, 0.01), top))
+    if not floor < top:
+        floor = top / 10
+    return [floor, top]
+
+
+def effect_payload(frame: pd.DataFrame, infos: list[ProbeInfo], kinds: list[str], extents: pd.DataFrame,
+                   offsets: np.ndarray, n_tiles: int) -> dict:
+    """``effects``, ``effect_scale`` and ``saturated`` (module docstring) from the site frame."""
+    from ..analysis.saturation import saturation
+
+    effects: dict[str, dict[str, str]] = {}
+    scales: dict[str, list[float] | None] = {}
+    measured = frame[frame["effect"].notna()] if "effect" in frame.columns else frame.iloc[0:0]
+    if len(measured):
+        mat, tile = _tile_index(measured, extents, offsets)
+        measured = measured.assign(_tile=tile)
+        for info in infos:
+            p = measured[measured["probe_id"] == info.probe_id]
+            effects[info.probe_id] = {}
+            for kind in kinds:
+                pk = p[p["kind"] == kind]
+                arr = np.full(n_tiles, np.nan, dtype=np.float32)
+                arr[pk["_tile"].to_numpy(dtype=np.int64)] = np.clip(pk["effect"].to_numpy(dtype=float),
+                                                                    -FLOAT16_MAX, FLOAT16_MAX)
+                effects[info.probe_id][kind] = _encode(arr, "<f2")
+            scales[info.probe_id] = effect_scale(p["effect"].to_numpy(dtype=float))
+    saturated: dict[str, list[str]] = {}
+    rates: dict[str, list[float | None]] = {}
+    sat = saturation(frame)
+    if len(sat):
+        sat = sat.assign(mat_index=_matrix_index(sat, extents))
+    for info in infos:
+        flags, rate = [""] * len(extents), [None] * len(extents)
+        for r in sat[sat["probe_id"] == info.probe_id].itertuples() if len(sat) else ():
+            flags[r.mat_index], rate[r.mat_index] = r.direction, round(float(r.rate), 4)
+        saturated[info.probe_id], rates[info.probe_id] = flags, rate
+    return {"effects": effects, "effect_scale": scales, "saturated": saturated, "nsm_rate": rates}
+
+
+def _marks(marks: pd.DataFrame | None, extents: pd.DataFrame) -> list[dict]:
+    """Distinct marked axes as ``{m, axis, index, reason}`` (m: index into ``matrices``)."""
+    if marks is None or marks.empty:
+        return []
+    key = extents[["layer", "matrix"]].assign(mat_index=np.arange(len(extents)))
+    distinct = marks[["layer", "matrix", "axis", "index", "reason"]].drop_duplicates().merge(key, on=["layer", "matrix"])
+    return [{"m": int(r.mat_index), "axis": str(r.axis), "index": int(r.index), "reason": str(r.reason)}
+            for r in distinct.itertuples()]
 
 
 def _text_meta(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:

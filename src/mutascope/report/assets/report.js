@@ -1,15 +1,23 @@
 // mutascope report: interactive tile maps drawn from the embedded payload.
 // Vanilla JS, no network: everything it needs is in <script id="mutascope-data">.
-// Only the selected matrix is drawn; each probe x kind id array is decoded on
-// first use and cached, so large screens open quickly.
+// Only the selected matrix is drawn; each probe x kind id (and effect) array is
+// decoded on first use and cached, so large screens open quickly.
+// Colour modes: "paper" (max/min NSM classes), a kind (NSM under that kind), or
+// "effect:KIND" (the effect size on a log scale shared by all matrices of a probe).
+// Beside the map, two marginal strips summarise each tile row and column in the
+// current mode (NSM rate, or median effect); super-weight axes are marked.
 (function () {
   "use strict";
   var D = JSON.parse(document.getElementById("mutascope-data").textContent);
   var CLASSES = D.classes; // [[label, colour], ...]: not mutated, silent, max-only, min-only, both, other
   var NOT_MUTATED = 0, SILENT = 1, MAX_ONLY = 2, MIN_ONLY = 3, BOTH = 4, OTHER = 5;
-  var NONE = D.none, UNKNOWN = D.unknown;
+  var NONE = D.none, UNKNOWN = D.unknown, UNFILLED = D.unfilled;
   var hasMaxMin = D.kinds.indexOf("max") >= 0 && D.kinds.indexOf("min") >= 0;
-  var cache = {};
+  var EFFECT_KINDS = D.kinds.filter(function (k) {
+    return D.probes.some(function (p) { return D.effects[p.id] && D.effects[p.id][k]; });
+  });
+  var MARK_COLOUR = "#000000";
+  var cache = {}, fcache = {}, HALF = null;
   var state = { probe: 0, matrix: 0, mode: hasMaxMin ? "paper" : D.kinds[0], tile: -1, cell: 10 };
 
   function $(id) { return document.getElementById(id); }
@@ -31,6 +39,57 @@
     return a;
   }
   function isNsm(v) { return v !== NONE && v !== 0; }
+
+  // Effect sizes of every tile for one probe and kind: float16 (little-endian) decoded
+  // through a 65536-entry table; null when the screen recorded none.
+  function halfTable() {
+    if (HALF) return HALF;
+    HALF = new Float32Array(65536);
+    for (var h = 0; h < 65536; h++) {
+      var sign = (h & 0x8000) ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+      HALF[h] = e === 0 ? sign * f * Math.pow(2, -24) : e === 31 ? (f ? NaN : sign * Infinity) :
+        sign * (1 + f / 1024) * Math.pow(2, e - 15);
+    }
+    return HALF;
+  }
+  function effects(p, kind) {
+    var probe = D.probes[p].id, enc = D.effects[probe] && D.effects[probe][kind];
+    if (!enc) return null;
+    var key = p + "\u0000" + kind, a = fcache[key];
+    if (a) return a;
+    var bin = atob(enc), n = bin.length, buf = new Uint8Array(n);
+    for (var i = 0; i < n; i++) buf[i] = bin.charCodeAt(i);
+    var u = new Uint16Array(buf.buffer), table = halfTable();
+    a = new Float32Array(u.length);
+    for (var j = 0; j < u.length; j++) a[j] = table[u[j]];
+    fcache[key] = a;
+    return a;
+  }
+  function effectAt(p, kind, t) { var a = effects(p, kind); return a ? a[t] : NaN; }
+  function isEffectMode() { return state.mode.indexOf("effect:") === 0; }
+  function modeKind() { return isEffectMode() ? state.mode.slice(7) : state.mode; }
+  function fmtEffect(v) {
+    if (v !== v) return "not measured";
+    var a = Math.abs(v), text = a >= 1000 ? v.toFixed(0) : a >= 0.01 || a === 0 ? v.toPrecision(3) : v.toExponential(1);
+    return text + " " + D.effect_unit;
+  }
+  // Log colour of an effect on the probe's shared scale [floor, top]; zero and
+  // negative effects, and unmeasured ones, have their own colours.
+  function effectColour(p, v) {
+    if (v !== v) return D.effect_colours.unmeasured;
+    if (v <= 0) return D.effect_colours.nonpositive;
+    var sc = D.effect_scale[D.probes[p].id];
+    if (!sc) return D.effect_colours.unmeasured;
+    var lo = Math.log(sc[0]), hi = Math.log(sc[1]);
+    return cmap((Math.log(Math.max(v, sc[0])) - lo) / (hi - lo));
+  }
+  function median(values) {
+    if (!values.length) return NaN;
+    values.sort(function (a, b) { return a - b; });
+    var h = values.length >> 1;
+    return values.length % 2 ? values[h] : (values[h - 1] + values[h]) / 2;
+  }
+  function marksOf(m) { return (D.marks || []).filter(function (k) { return k.m === m; }); }
 
   function tileClass(p, t) {
     if (state.mode !== "paper") {
@@ -138,16 +197,34 @@
     var ctx = canvas.getContext("2d"), gap = cell >= 6 ? 1 : 0;
     ctx.fillStyle = "#ffffff";
     ctx.fillRect(0, 0, canvas.width, canvas.height);
-    var present = {};
+    var present = {}, effectMode = isEffectMode(), kind = modeKind();
+    canvas.dataset.mode = state.mode;
     for (var r = 0; r < x.rows; r++) {
       for (var c = 0; c < x.cols; c++) {
-        var cls = tileClass(state.probe, x.offset + r * x.cols + c);
-        present[cls] = true;
-        if (cls === NOT_MUTATED) continue;
-        ctx.fillStyle = CLASSES[cls][1];
+        var t = x.offset + r * x.cols + c;
+        if (effectMode) {
+          if (ids(state.probe, kind)[t] === NONE) continue;
+          ctx.fillStyle = effectColour(state.probe, effectAt(state.probe, kind, t));
+        } else {
+          var cls = tileClass(state.probe, t);
+          present[cls] = true;
+          if (cls === NOT_MUTATED) continue;
+          ctx.fillStyle = CLASSES[cls][1];
+        }
         ctx.fillRect(c * cell, r * cell, cell - gap, cell - gap);
       }
     }
+    var marks = marksOf(state.matrix);
+    canvas.dataset.marks = marks.map(function (k) { return k.axis + ":" + k.index; }).join(";");
+    ctx.save();
+    ctx.setLineDash([Math.max(2, cell / 3), Math.max(2, cell / 4)]);
+    ctx.strokeStyle = MARK_COLOUR;
+    ctx.lineWidth = 2;
+    marks.forEach(function (k) {
+      if (k.axis === "col" && k.index < x.cols) ctx.strokeRect(k.index * cell + 1, 1, cell - 2, x.rows * cell - 2);
+      if (k.axis === "row" && k.index < x.rows) ctx.strokeRect(1, k.index * cell + 1, x.cols * cell - 2, cell - 2);
+    });
+    ctx.restore();
     if (state.tile >= 0) {
       var t = state.tile - x.offset, tr = Math.floor(t / x.cols), tc = t % x.cols;
       ctx.strokeStyle = "#000";
@@ -158,7 +235,108 @@
     $("map-title").textContent = "Layer " + x.layer + " " + x.matrix + ": " + x.rows + " x " + x.cols +
       " tiles of " + D.tile[0] + " x " + D.tile[1] + " (matrix " + x.height + " x " + x.width +
       "), " + c2[0] + " NSM of " + c2[1] + " mutants for " + D.probes[state.probe].id;
-    drawLegend(present);
+    if (effectMode) drawEffectLegend(); else drawLegend(present);
+    drawStrips(x, cell, marks);
+    showNotice();
+  }
+
+  // -- marginal strips: one value per tile row (right) and column (below) -------
+  function axisValue(x, axis, i) {
+    var kind = modeKind(), n = axis === "row" ? x.cols : x.rows, values = [], nsm = 0, mutated = 0;
+    var kinds = state.mode === "paper" ? D.kinds : [kind];
+    for (var j = 0; j < n; j++) {
+      var t = x.offset + (axis === "row" ? i * x.cols + j : j * x.cols + i);
+      kinds.forEach(function (k) {
+        var v = ids(state.probe, k)[t];
+        if (v === NONE) return;
+        mutated++;
+        if (v !== 0) nsm++;
+        if (isEffectMode()) { var e = effectAt(state.probe, k, t); if (e === e) values.push(e); }
+      });
+    }
+    if (isEffectMode()) return { value: median(values), n: values.length, effect: true };
+    return { value: mutated ? nsm / mutated : NaN, n: mutated, nsm: nsm, effect: false };
+  }
+  function stripColour(a) {
+    if (a.effect) return a.n ? effectColour(state.probe, a.value) : "#FFFFFF";
+    return a.n ? cmap(a.value) : "#FFFFFF";
+  }
+  function drawStrips(x, cell, marks) {
+    var rows = $("strip-rows"), cols = $("strip-cols"), w = Math.max(8, Math.min(cell, 16));
+    rows.width = w; rows.height = x.rows * cell;
+    cols.width = x.cols * cell; cols.height = w;
+    rows.dataset.cell = cols.dataset.cell = String(cell);
+    var rc = rows.getContext("2d"), cc = cols.getContext("2d");
+    rc.fillStyle = cc.fillStyle = "#FFFFFF";
+    rc.fillRect(0, 0, rows.width, rows.height);
+    cc.fillRect(0, 0, cols.width, cols.height);
+    for (var r = 0; r < x.rows; r++) { rc.fillStyle = stripColour(axisValue(x, "row", r)); rc.fillRect(0, r * cell, w, cell); }
+    for (var c = 0; c < x.cols; c++) { cc.fillStyle = stripColour(axisValue(x, "col", c)); cc.fillRect(c * cell, 0, cell, w); }
+    marks.forEach(function (k) {  // a black wedge at each marked axis
+      var ctx = k.axis === "row" ? rc : cc, mid = (k.index + 0.5) * cell, s = Math.max(3, w / 2);
+      ctx.fillStyle = MARK_COLOUR;
+      ctx.beginPath();
+      if (k.axis === "row") { ctx.moveTo(0, mid - s); ctx.lineTo(s, mid); ctx.lineTo(0, mid + s); }
+      else { ctx.moveTo(mid - s, 0); ctx.lineTo(mid, s); ctx.lineTo(mid + s, 0); }
+      ctx.closePath();
+      ctx.fill();
+    });
+    rows.dataset.label = cols.dataset.label = isEffectMode() ? "median effect" : "NSM rate";
+  }
+  function stripTooltip(ev, axis) {
+    var canvas = $(axis === "row" ? "strip-rows" : "strip-cols"), rect = canvas.getBoundingClientRect();
+    var x = D.matrices[state.matrix], tip = $("tooltip");
+    var pos = axis === "row" ? (ev.clientY - rect.top) * canvas.height / rect.height : (ev.clientX - rect.left) * canvas.width / rect.width;
+    var i = Math.floor(pos / state.cell);
+    if (i < 0 || i >= (axis === "row" ? x.rows : x.cols)) { tip.style.display = "none"; return; }
+    var a = axisValue(x, axis, i), lines = [];
+    lines.push("L" + x.layer + " " + x.matrix + " tile " + (axis === "row" ? "row " : "column ") + i);
+    lines.push(a.effect ? "median effect (" + modeKind() + "): " + fmtEffect(a.value) + " over " + a.n + " tiles" :
+      "NSM rate: " + (a.n ? (100 * a.value).toFixed(0) + "% (" + a.nsm + " of " + a.n + ")" : "not mutated"));
+    marksOf(state.matrix).forEach(function (k) { if (k.axis === axis && k.index === i) lines.push("super weights: " + k.reason); });
+    tipLines(ev, lines);
+  }
+
+  // -- the saturation notice ----------------------------------------------------
+  function showNotice() {
+    var box = $("saturation-notice"), probe = D.probes[state.probe].id;
+    var flag = D.saturated[probe] ? D.saturated[probe][state.matrix] : "";
+    box.textContent = "";
+    if (!flag || isEffectMode()) { box.style.display = "none"; box.dataset.saturated = ""; return; }
+    var rate = D.nsm_rate[probe][state.matrix];
+    box.dataset.saturated = flag;
+    box.style.display = "block";
+    box.appendChild(document.createTextNode("The NSM call is saturated in this matrix: " + Math.round(100 * rate) +
+      "% of its max/min mutants are NSMs for " + probe + " (" + (flag === "high" ? "above 90%" : "below 10%") +
+      "), so the NSM map is nearly flat and says little. "));
+    if (EFFECT_KINDS.length) {
+      var b = el("button", { type: "button", id: "to-effect" }, "Show effect sizes");
+      b.addEventListener("click", function () { setMode("effect:" + EFFECT_KINDS[0]); });
+      box.appendChild(document.createTextNode("The effect size still ranks its tiles: "));
+      box.appendChild(b);
+    } else {
+      box.appendChild(document.createTextNode("This screen has no effect sizes (reference engine)."));
+    }
+  }
+  function setMode(mode) { state.mode = mode; $("mode-select").value = mode; draw(); }
+
+  function drawEffectLegend() {
+    var box = $("legend"), probe = D.probes[state.probe].id, sc = D.effect_scale[probe];
+    box.textContent = "";
+    if (sc) {
+      var bar = el("canvas", { id: "colorbar", width: "160", height: "12" }), ctx = bar.getContext("2d");
+      for (var i = 0; i < 160; i++) { ctx.fillStyle = cmap(i / 159); ctx.fillRect(i, 0, 1, 12); }
+      box.appendChild(document.createTextNode(fmtEffect(sc[0]) + " "));
+      box.appendChild(bar);
+      box.appendChild(document.createTextNode(" " + fmtEffect(sc[1]) + " (" + D.effect_name + " under " + modeKind() +
+        ", log scale shared by every matrix of " + probe + "; smaller positive effects drawn at the floor)"));
+    }
+    [["nonpositive", "\u2264 0 (WT output no less likely)"], ["unmeasured", "not measured"]].forEach(function (c) {
+      var sw = el("span", { "class": "sw" });
+      sw.style.background = D.effect_colours[c[0]];
+      box.appendChild(sw);
+      box.appendChild(document.createTextNode(c[1]));
+    });
   }
 
   function drawLegend(present) {
@@ -191,7 +369,18 @@
     return "elements [" + r0 + ":" + Math.min(r0 + D.tile[0], x.height) + ", " + c0 + ":" + Math.min(c0 + D.tile[1], x.width) + "]";
   }
 
-  function describe(v) { return v === NONE ? "not mutated" : v === 0 ? "silent" : v === UNKNOWN ? "NSM" : "NSM #" + v; }
+  function describe(v) {
+    return v === NONE ? "not mutated" : v === 0 ? "silent" : v === UNKNOWN ? "NSM" :
+      v === UNFILLED ? "NSM (output not filled)" : "NSM #" + v;
+  }
+  function tipLines(ev, lines) {
+    var tip = $("tooltip");
+    tip.textContent = "";
+    lines.forEach(function (l, i) { if (i) tip.appendChild(el("br")); tip.appendChild(document.createTextNode(l)); });
+    tip.style.display = "block";
+    tip.style.left = (ev.clientX + 14) + "px";
+    tip.style.top = (ev.clientY + 14) + "px";
+  }
 
   function showTooltip(ev) {
     var hit = tileAt(ev), tip = $("tooltip");
@@ -206,13 +395,15 @@
         if (w !== NONE) mutated++;
         if (isNsm(w)) across++;
       }
-      lines.push(kind + ": " + describe(v) + (mutated ? "; NSM in " + across + " of " + mutated + " probes" : ""));
+      var e = v === NONE ? NaN : effectAt(state.probe, kind, hit.t);
+      lines.push(kind + ": " + describe(v) + (e === e ? ", effect " + fmtEffect(e) : "") +
+        (mutated ? "; NSM in " + across + " of " + mutated + " probes" : ""));
     });
-    tip.textContent = "";
-    lines.forEach(function (l, i) { if (i) tip.appendChild(el("br")); tip.appendChild(document.createTextNode(l)); });
-    tip.style.display = "block";
-    tip.style.left = (ev.clientX + 14) + "px";
-    tip.style.top = (ev.clientY + 14) + "px";
+    marksOf(state.matrix).forEach(function (k) {
+      if ((k.axis === "row" && k.index === hit.r) || (k.axis === "col" && k.index === hit.c))
+        lines.push("super weights (" + k.axis + " " + k.index + "): " + k.reason);
+    });
+    tipLines(ev, lines);
   }
 
   function textOf(p, v) {
@@ -234,9 +425,16 @@
     D.kinds.forEach(function (kind) {
       var v = ids(state.probe, kind)[hit.t];
       if (v === NONE) return;
-      var div = el("div", { "class": "mutant" });
-      div.appendChild(el("h4", null, kind + " mutant: " + (v === 0 ? "silent (output identical to WT)" : "NSM")));
-      if (v !== 0) {
+      var div = el("div", { "class": "mutant" }), e = effectAt(state.probe, kind, hit.t);
+      div.appendChild(el("h4", null, kind + " mutant: " + (v === 0 ? "silent (output identical to WT)" :
+        v === UNFILLED ? "NSM (output not filled)" : "NSM")));
+      if (e === e) div.appendChild(el("div", { "class": "meta effect", "data-kind": kind }, "effect (" + D.effect_name + "): " + fmtEffect(e)));
+      if (v === UNFILLED) {
+        var site = x.layer + "." + x.matrix + "." + hit.r + "." + hit.c;
+        div.appendChild(el("p", { "class": "unfilled", "data-kind": kind }, "This NSM's output is not filled: the " +
+          "screen stored its call and effect size only (--outputs calls). Compute it with:"));
+        div.appendChild(el("pre", { "class": "out fill-command", "data-kind": kind }, "mutascope fill " + D.file + " --site " + site));
+      } else if (v !== 0) {
         var rec = v === UNKNOWN ? null : textOf(state.probe, v);
         var meta = [];
         if (v !== UNKNOWN) meta.push("phenotype #" + v);
@@ -273,6 +471,7 @@
     var ms = $("mode-select");
     if (hasMaxMin) ms.appendChild(el("option", { value: "paper" }, "max / min (paper colouring)"));
     D.kinds.forEach(function (k) { ms.appendChild(el("option", { value: k }, "NSM under " + k)); });
+    EFFECT_KINDS.forEach(function (k) { ms.appendChild(el("option", { value: "effect:" + k }, "effect size under " + k + " (log)")); });
     ms.value = state.mode;
     // start on the matrix with most NSMs over all probes and kinds
     var best = 0, bestN = -1;
@@ -298,6 +497,11 @@
     var canvas = $("tilemap");
     canvas.addEventListener("mousemove", showTooltip);
     canvas.addEventListener("mouseleave", function () { $("tooltip").style.display = "none"; });
+    ["row", "col"].forEach(function (axis) {
+      var strip = $(axis === "row" ? "strip-rows" : "strip-cols");
+      strip.addEventListener("mousemove", function (ev) { stripTooltip(ev, axis); });
+      strip.addEventListener("mouseleave", function () { $("tooltip").style.display = "none"; });
+    });
     canvas.addEventListener("click", function (ev) { var hit = tileAt(ev); if (hit) showDetail(hit); });
     window.addEventListener("resize", draw);
     selectMatrix(best);

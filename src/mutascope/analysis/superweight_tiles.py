@@ -1,0 +1,196 @@
+"""Super weights on the screen's map: which tiles touch them, and how sensitive those are.
+
+The paper on Llama-2-7B found the ``v`` matrix's column tile 39 sensitive
+across probes and noticed by eye that 2533 // 64 = 39, where 2533 is the
+model's super-activation channel (the hidden channel a super weight in
+layer 1's ``down`` drives to a huge value, which then rides the residual
+stream through every later layer). This module makes that link a test:
+
+* in the super weight's own ``down`` matrix, the row tile of its row and the
+  column tile of its column are marked;
+* in every later layer, the matrices that read the hidden state (``q k v
+  gate up``) have the column tile holding each super-activation channel
+  marked, and ``o``, which writes into it, the row tile holding it;
+* each marked axis gets its median effect and NSM rate, ranked among the
+  axes of the same kind (rows or columns) of its matrix, as a percentile
+  (100 = the most sensitive axis of that matrix).
+
+A super-weights file is what ``mutascope superweights`` writes: its DuckDB
+``--out`` file (tables ``superweights``, ``superactivations``,
+``superweight_runs``) or its JSON ``--export``. It must describe the
+screened model: the content hash is compared with the screen's (when the
+dtypes differ the hashes cannot match, and the model ids are compared).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import MutascopeError
+from ..outfiles import is_duckdb_file
+from ..textfile import read_text_file
+
+READS = ("q", "k", "v", "gate", "up")  # input columns are hidden (residual) channels
+WRITES = ("o",)  # output rows are hidden channels (down is marked through its super weights)
+MARK_COLUMNS = ["layer", "matrix", "axis", "index", "reason"]
+COLUMNS = ["probe_id", "layer", "matrix", "axis", "index", "reason", "mutants", "median_effect", "effect_rank",
+           "effect_percentile", "nsm_rate", "nsm_rank", "nsm_percentile", "axes", "effect_q_value"]
+HOW = "write one with `mutascope superweights --out SW.duckdb` or `--export SW.json`"
+
+
+@dataclass(frozen=True)
+class SuperWeights:
+    """What a super-weights file says about a model."""
+
+    path: Path
+    model_id: str
+    content_hash: str | None
+    dtype: str | None
+    weights: tuple[tuple[int, int, int], ...]  # (layer, row, col) of down, canonical orientation
+    activations: tuple[tuple[int, int], ...]  # (channel, first layer)
+
+
+def read_superweights(path: str | os.PathLike) -> SuperWeights:
+    """Read a ``mutascope superweights`` DuckDB file or JSON export (one-line errors)."""
+    p = Path(path)
+    if not p.exists():
+        raise MutascopeError(f"superweights file {p}: not found; {HOW}")
+    if p.is_dir():
+        raise MutascopeError(f"superweights file {p} is a directory; {HOW}")
+    return _read_duckdb(p) if is_duckdb_file(p) else _read_json(p)
+
+
+def _read_duckdb(p: Path) -> SuperWeights:
+    from ..store import connect
+
+    con = connect(p, read_only=True, purpose="superweights file")
+    try:
+        names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        missing = [t for t in ("superweight_runs", "superweights", "superactivations") if t not in names]
+        if missing:
+            raise MutascopeError(f"superweights file {p} has no table {missing[0]}: it is not a superweights file; {HOW}")
+        run = con.execute("SELECT model_id, content_hash, dtype FROM superweight_runs LIMIT 1").fetchone()
+        if run is None:
+            raise MutascopeError(f"superweights file {p}: superweight_runs is empty; {HOW}")
+        weights = con.execute(
+            'SELECT layer, "row", col FROM superweights WHERE kind = \'creator\' ORDER BY ALL').fetchall()
+        acts = con.execute("SELECT DISTINCT channel, first_layer FROM superactivations ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+    return SuperWeights(p, str(run[0]), run[1], run[2], tuple(map(tuple, weights)), tuple(map(tuple, acts)))
+
+
+def _read_json(p: Path) -> SuperWeights:
+    text = read_text_file(p, "superweights file", HOW)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise MutascopeError(f"superweights file {p}: neither DuckDB nor JSON ({e.msg} at line {e.lineno}); {HOW}") from None
+    if not isinstance(data, dict) or not str(data.get("format", "")).startswith("mutascope-superweights/"):
+        raise MutascopeError(f"superweights file {p}: not a mutascope super-weights export (no format field); {HOW}")
+    try:
+        weights = tuple((int(w["layer"]), int(w["row"]), int(w["col"])) for w in data.get("super_weights", []))
+        acts = tuple(sorted({(int(a["channel"]), int(a["first_layer"])) for a in data.get("super_activations", [])}))
+        model_id = str(data["model_id"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise MutascopeError(f"superweights file {p}: malformed entry ({type(e).__name__}: {e}); {HOW}") from None
+    return SuperWeights(p, model_id, data.get("content_hash"), data.get("dtype"), weights, acts)
+
+
+def check_same_model(sw: SuperWeights, run: dict, screen: str | os.PathLike) -> None:
+    """Refuse super weights of another model than the screen's (``run``: the screen's ``runs`` row)."""
+    if sw.content_hash and sw.content_hash == run.get("model_hash"):
+        return
+    if sw.dtype and run.get("dtype") and sw.dtype != run.get("dtype"):
+        from ..superweights.catalogue import catalogue_key  # hashes differ across dtypes: compare the ids
+
+        if catalogue_key(sw.model_id) == catalogue_key(str(run.get("model_id"))):
+            return
+    theirs = f"{sw.model_id} (weights {str(sw.content_hash or '?')[:12]}, {sw.dtype or '?'})"
+    ours = f"{run.get('model_id')} (weights {str(run.get('model_hash'))[:12]}, {run.get('dtype')})"
+    raise MutascopeError(f"superweights file {sw.path} describes {theirs}, but {screen} screened {ours}; "
+                         "detect the super weights of the screened model")
+
+
+def marked_axes(sw: SuperWeights, matrices: Iterable[tuple[int, str]], tile: tuple[int, int]) -> pd.DataFrame:
+    """The axes to mark in the screened ``matrices`` ((layer, matrix) pairs), with why.
+
+    One row per (layer, matrix, axis, index); several reasons are joined with "; ".
+    """
+    h, w = tile
+    present = set(matrices)
+    marks: dict[tuple, list[str]] = {}
+
+    def mark(layer, matrix, axis, index, reason):
+        if (layer, matrix) in present:
+            marks.setdefault((layer, matrix, axis, index), []).append(reason)
+
+    for layer, row, col in sw.weights:
+        where = f"L{layer} [{row}, {col}]"
+        mark(layer, "down", "row", row // h, f"super weight {where}: its row")
+        mark(layer, "down", "col", col // w, f"super weight {where}: its column")
+    layers = sorted({layer for layer, _ in present})
+    for channel, first in sw.activations:
+        reason = f"super-activation channel {channel} (from layer {first})"
+        for layer in (x for x in layers if x > first):
+            for matrix in READS:
+                mark(layer, matrix, "col", channel // w, reason)
+            for matrix in WRITES:
+                mark(layer, matrix, "row", channel // h, reason)
+    rows = [(*key, "; ".join(dict.fromkeys(reasons))) for key, reasons in sorted(marks.items())]
+    return pd.DataFrame(rows, columns=MARK_COLUMNS)
+
+
+def _percentile(values: pd.Series) -> pd.Series:
+    """100 for the largest value of the group, 0 for the smallest (ties share a mid-rank)."""
+    n = values.notna().sum()
+    if n < 2:
+        return pd.Series(np.nan, index=values.index)
+    return 100 * (values.rank(method="average") - 1) / (n - 1)
+
+
+def _axis_profiles(frame: pd.DataFrame, axis: str) -> pd.DataFrame:
+    """Median effect and NSM rate per (probe, layer, matrix, index along ``axis``), with ranks."""
+    keys = ["probe_id", "layer", "matrix"]
+    g = frame.groupby(keys + [axis]).agg(mutants=("nsm", "size"), nsm_rate=("nsm", "mean"),
+                                         median_effect=("effect", "median")).reset_index()
+    g = g.rename(columns={axis: "index"})
+    by = g.groupby(keys)
+    g["effect_rank"] = by["median_effect"].rank(ascending=False, method="min")
+    g["nsm_rank"] = by["nsm_rate"].rank(ascending=False, method="min")
+    g["effect_percentile"] = by["median_effect"].transform(_percentile)
+    g["nsm_percentile"] = by["nsm_rate"].transform(_percentile)
+    g["axes"] = by["index"].transform("size")
+    g["axis"] = axis
+    return g
+
+
+def superweight_tiles(frame: pd.DataFrame, marks: pd.DataFrame,
+                      effect_enrichment: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each marked axis for each probe, with its effect and NSM rank within its matrix.
+
+    ``effect_enrichment`` (the ``analysis_effect_enrichment`` table), when
+    given, adds the axis's q-value from the rank test against the rest of
+    its matrix.
+    """
+    if marks.empty or frame.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    profiles = pd.concat([_axis_profiles(frame, axis) for axis in ("row", "col")], ignore_index=True)
+    probes = pd.DataFrame({"probe_id": list(dict.fromkeys(frame["probe_id"]))})
+    out = probes.merge(marks, how="cross").merge(
+        profiles, on=["probe_id", "layer", "matrix", "axis", "index"], how="left")
+    out["mutants"] = out["mutants"].fillna(0).astype(int)
+    if effect_enrichment is not None and len(effect_enrichment):
+        q = effect_enrichment[["probe_id", "layer", "matrix", "axis", "index", "q_value"]].rename(
+            columns={"q_value": "effect_q_value"})
+        out = out.merge(q, on=["probe_id", "layer", "matrix", "axis", "index"], how="left")
+    else:
+        out["effect_q_value"] = np.nan
+    return out[COLUMNS].reset_index(drop=True)
