@@ -261,3 +261,26 @@ def test_readme_activation_example_runs_without_arguments():
     section = readme[readme.index("## Parameter activation patterns"):readme.index("## Parameter specialization")]
     first_block = re.search(r"```\n(.*?)```", section, re.S).group(1)
     assert first_block.splitlines()[0].strip() == "mutascope activation"
+
+
+def test_cli_prints_accuracy_beside_perplexity_for_mixed_domains(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from mutascope.commands.activation import activation
+
+    subject = tiny_model("llama")
+    subject.model.save_pretrained(tmp_path / "model")
+    subject.tokenizer.save_pretrained(tmp_path / "model")
+    mmlu = _mmlu(tmp_path / "mmlu", n=4)
+    (tmp_path / "ab.txt").write_text("\n".join("ab" * n for n in range(20, 24)))
+    app = typer.Typer()
+    app.command()(activation)
+    app.command("noop")(lambda: None)
+    result = CliRunner().invoke(app, [
+        "activation", "--model", str(tmp_path / "model"), "-d", f"astro=mmlu:{mmlu}:astronomy",
+        "-d", f"ab={tmp_path / 'ab.txt'}", "-n", "2", "--prune-calibration", "--gamma", "2e-6",
+        "--similarity-inputs", "0", "--window", "64", "--corpus-tokens", "64"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())  # rich wraps titles
+    assert "held-out perplexity / accuracy" in flat and "the diagonal wins on" in flat

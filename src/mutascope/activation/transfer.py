@@ -218,6 +218,7 @@ def calibration_transfer(
         raise RuntimeError("calibration transfer left the model modified")
     frame = pd.DataFrame(rows, columns=["calibration_domain", "eval_domain", "method", "target_sparsity",
                                         "sparsity", "perplexity", "accuracy", "n_tokens", "n_questions"])
+    frame["accuracy"] = frame["accuracy"].astype("float64")  # NaN where the domain is not multiple choice
     dense = frame[frame["method"] == DENSE].set_index("eval_domain")["perplexity"]
     frame["x_dense"] = frame["perplexity"] / frame["eval_domain"].map(dense)
     frame["diagonal"] = frame["calibration_domain"] == frame["eval_domain"]

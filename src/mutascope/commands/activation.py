@@ -181,6 +181,8 @@ def activation(
 
 
 def _print_transfer(frame, summary) -> None:
+    import pandas as pd
+
     from ..activation.transfer import DENSE
 
     dense = frame[frame["method"] == DENSE].set_index("eval_domain")
@@ -195,7 +197,7 @@ def _print_transfer(frame, summary) -> None:
         cells = {(r.calibration_domain, r.eval_domain): r for r in part.itertuples()}
 
         def fmt(r, diag=False):
-            text = f"{r.perplexity:.4g}" + (f" / {r.accuracy:.2f}" if mc and r.accuracy == r.accuracy else "")
+            text = f"{r.perplexity:.4g}" + (f" / {r.accuracy:.2f}" if mc and pd.notna(r.accuracy) else "")
             return f"[{text}]" if diag else text
 
         table.add_row("(dense)", *(fmt(_row(dense, e)) for e in evals))
