@@ -53,3 +53,29 @@ def test_smollm2_activation_fractions_and_layerwise_pruning():
     assert np.isfinite(ppl).all()
     assert ppl["uniform"] > ppl["dense"] and ppl["layerwise"] > ppl["dense"]
     assert subject.content_hash() == before
+
+
+@pytest.mark.real_model
+def test_smollm2_calibration_transfer_and_semantic_pairs_small():
+    """Each new experiment once, small: two shipped domains (2 inputs, 2 held-out texts each) pruned
+    uniformly on each in turn (layer-wise runs the same code with other ratios), and 4 shipped pairs."""
+    from mutascope import load_model
+    from mutascope.activation.pairs import semantic_correlation
+
+    subject = load_model()
+    before = subject.content_hash()
+    domains = [d for d in act.default_domains(2, 2) if d.name in ("biology", "python")]
+    result = act.calibration_transfer(subject, domains, {}, methods=("uniform",), max_tokens=48, window=128)
+    frame = result.frame()
+    assert len(frame) == 2 + 2 * 2
+    assert np.isfinite(frame["perplexity"]).all()
+    assert (frame[frame.method != "dense"]["x_dense"] > 1).all()  # half the weights gone: worse everywhere
+    assert set(result.summary()["eval_domain"]) == {"biology", "python", "all"}
+    assert subject.content_hash() == before
+
+    pairs = sorted(act.shipped_pairs(), key=lambda p: p.score)[::12]  # 4 pairs spread over 0..5
+    cos = act.pair_cosines(subject, pairs, max_tokens=24)
+    assert cos.shape == (4, 30) and ((cos > 0) & (cos <= 1 + 1e-9)).all()
+    table = semantic_correlation(cos, [p.score for p in pairs], permutations=200)
+    assert table["spearman_rho"].between(-1, 1).all() and table["p_value"].between(0, 1).all()
+    assert subject.content_hash() == before

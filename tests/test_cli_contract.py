@@ -101,7 +101,50 @@ ANALYSIS_CASES: list = [
 ]
 
 # -- superweights, activation, specialization (issue 17) -------------------------------
-METHOD_CASES: list = []
+SW = "superweights --model {model}"
+ACT = "activation --model {model}"
+METHOD_CASES: list = [
+    case("sw-export-over-its-out-file", SW + " --out {tmp}/v.duckdb --export {tmp}/v.duckdb", "is the --out file",
+         files=("v.duckdb@results",)),
+    case("sw-export-over-a-results-file", SW + " --export {results}", "duckdb file"),
+    case("sw-export-into-a-directory", SW + " --export {tmp}/adir", "is a directory", files=("adir/",)),
+    case("sw-out-over-a-text-file", SW + " --out {text}", "not a duckdb file"),
+    case("sw-out-is-a-directory", SW + " --out {tmp}/adir", "is a directory", files=("adir/",)),
+    case("sw-block-size-zero", SW + " --quantize --block-size 0", "at least 1"),
+    case("sw-block-size-negative", SW + " --quantize --block-size=-64", "at least 1"),
+    case("sw-block-size-word", SW + " --quantize --block-size abc", "bad --block-size"),
+    case("sw-block-size-empty", SW + " --quantize --block-size=", "bad --block-size"),
+    case("sw-block-size-empty-item", SW + " --quantize --block-size 64,,128", "bad --block-size"),
+    case("sw-block-size-per-column", SW + " --quantize --block-size 64,per-column", "bad --block-size"),
+    case("sw-bits-too-many", SW + " --quantize --bits 9", "--bits"),
+    case("sw-bits-word", SW + " --quantize --bits four", "--bits"),
+    case("sw-activation-bits-one", SW + " --quantize-activations --activation-bits 1", "--activation-bits"),
+    case("sw-figure-without-quantize", SW + " --figure {tmp}/f.png", "add --quantize"),
+    case("sw-figure-over-a-results-file", SW + " --quantize --figure {results}", "duckdb file"),
+    case("sw-figure-is-the-export", SW + " --quantize --figure {tmp}/f.png --export {tmp}/f.png", "same file"),
+    case("act-figures-is-a-results-file", ACT + " --figures {results}", "not a directory"),
+    case("act-figures-is-a-text-file", ACT + " --figures {text}", "not a directory"),
+    case("act-figures-is-the-out-file", ACT + " --figures {tmp}/o.duckdb --out {tmp}/o.duckdb", "is the --out file"),
+    case("act-figure-over-a-duckdb-file", ACT + " --figures {tmp}/figs", "duckdb file",
+         files=("figs/", "figs/similarity.png@results")),
+    case("act-figure-is-a-directory", ACT + " --figures {tmp}/figs", "is a directory",
+         files=("figs/", "figs/activated_fraction.png/")),
+    case("act-out-over-a-text-file", ACT + " --out {text}", "not a duckdb file"),
+    case("act-out-is-a-directory", ACT + " --out {tmp}/adir", "is a directory", files=("adir/",)),
+    case("act-pairs-without-score-column", ACT + " --pairs {tmp}/bad.tsv", "no score column", files=("bad.tsv",)),
+    case("act-pairs-missing", ACT + " --semantic-pairs --pairs {tmp}/none.tsv", "not found"),
+    case("act-permutations-zero", ACT + " --semantic-pairs --permutations 0", "--permutations"),
+    case("act-max-pairs-too-few", ACT + " --semantic-pairs --max-pairs 2", "--max-pairs"),
+    case("act-heldout-zero", ACT + " --prune-calibration --heldout 0", "--heldout"),
+    case("act-prune-calibration-without-heldout", ACT + " --prune-calibration -d a={text} -d b={text}",
+         "no held-out text"),
+    case("act-prune-calibration-one-domain", ACT + " --prune-calibration -d a={text}", "two domains"),
+    case("act-prune-calibration-no-sparsity", ACT + " --prune-calibration --prune-sparsity 0", "--prune-sparsity"),
+    case("spec-figure-over-a-results-file", "specialization --model tiny --figure {results}", "duckdb file"),
+    case("spec-figure-is-a-directory", "specialization --model tiny --figure {tmp}/adir", "is a directory",
+         files=("adir/",)),
+    case("spec-out-over-a-text-file", "specialization --model tiny --out {text}", "not a duckdb file"),
+]
 
 
 @pytest.fixture(scope="module")

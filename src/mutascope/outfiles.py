@@ -15,7 +15,10 @@ CSV, a figure, a JSON list):
 
 DuckDB outputs (``--out`` of ``superweights``, ``activation``,
 ``specialization``) are databases that commands add tables to; they go
-through :func:`mutascope.store.write_tables` instead.
+through :func:`mutascope.store.write_tables` instead, and
+:func:`check_tables_file` checks them before any slow work: a directory, or
+an existing file that is not a DuckDB database (a text file, a figure), is
+refused rather than overwritten.
 """
 
 from __future__ import annotations
@@ -89,6 +92,35 @@ def check_output_dir(path: str | os.PathLike, *, inputs: Iterable[str | os.PathL
     return p
 
 
+def check_tables_file(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (),
+                      what: str = "--out file") -> Path:
+    """Validate ``path`` as a DuckDB file a command may add its tables to (created if missing).
+
+    Refuses one-line: one of ``inputs``, a directory, an existing file that is
+    not a DuckDB database, a path whose parent is a file, and a DuckDB file
+    that another process holds (opened read-only to find out, which changes
+    nothing in it).
+    """
+    p = Path(path)
+    for source in inputs:
+        if source is not None and _same(p, Path(source)):
+            raise MutascopeError(f"{what} {p} is also an input of this command; write it somewhere else")
+    if p.is_dir():
+        raise MutascopeError(f"{what} {p} is a directory; give a DuckDB file name")
+    if p.exists() and not is_duckdb_file(p):
+        raise MutascopeError(f"{what} {p} exists and is not a DuckDB file; refusing to write tables over it")
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise MutascopeError(f"cannot write {what} {p}: {parent} is a file, not a directory")
+    if p.exists():
+        from .store import connect
+
+        connect(p, read_only=True, purpose="DuckDB file").close()
+    return p
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[IO]:
     """Open a temporary file beside ``path`` for writing; on success rename it over ``path``.
@@ -146,6 +178,7 @@ __all__ = [
     "atomic_file",
     "check_output_dir",
     "check_output_file",
+    "check_tables_file",
     "is_duckdb_file",
     "save_figure",
     "write_bytes",

@@ -486,9 +486,10 @@ def existing_runs(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute("SELECT count(*) FROM runs").fetchone()[0] if has else 0
 
 
-def write_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame]) -> Path:
+def write_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame], *, drop: Iterable[str] = ()) -> Path:
     """Write DataFrames into the DuckDB file at ``path`` (created if needed), replacing
-    tables of the same names, all in one transaction.
+    tables of the same names, all in one transaction; tables named in ``drop`` are
+    removed in it too (a command's tables that its latest run did not produce).
 
     Every analysis (statistics of a screen, super weights, activation patterns,
     specialization) keeps its tables this way, so its results are one file too.
@@ -498,6 +499,8 @@ def write_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame]) -> Pa
     con = connect(p, purpose="DuckDB file")
     try:
         con.begin()
+        for name in drop:
+            con.execute(f'DROP TABLE IF EXISTS "{name}"')
         for name, df in tables.items():
             con.register("_frame", df)
             con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _frame')

@@ -11,7 +11,16 @@
 * ``activation_tiles``       mean A per tile (joins a screen's ``mutations`` on layer, matrix, row, col);
 * ``activation_screen``      Spearman rho of tile activation vs NSM rate (with ``--screen``);
 * ``pruning_layers``         N_i, N'_i and the uniform / layer-wise ratio per layer;
-* ``pruning_perplexity``     dense, uniform and layer-wise Wanda perplexity.
+* ``pruning_perplexity``     dense, uniform and layer-wise Wanda perplexity;
+* ``activation_calibration_transfer``  (``--prune-calibration``) perplexity (and MC accuracy for
+                             MMLU domains) of every calibration domain x evaluation domain x method,
+                             with the dense model's rows (``method='dense'``);
+* ``activation_calibration_summary``   per method and evaluation domain: the diagonal against the
+                             other calibration domains (``eval_domain='all'`` pools them);
+* ``activation_calibration_layers``    the layer-wise ratios each calibration domain's counts gave;
+* ``activation_semantic_pairs``        (``--semantic-pairs``) per layer: Spearman rho of the pairs'
+                             pattern cosine vs their score, permutation p-value;
+* ``activation_semantic_cosines``      every pair's cosine per layer, with its score.
 """
 
 from __future__ import annotations
@@ -28,7 +37,9 @@ __all__ = ["TABLES", "run_frame", "write_tables"]
 
 TABLES = ("activation_runs", "activation_inputs", "activation_fractions", "activation_similarity",
           "activation_pairs", "activation_findings", "activation_tiles", "activation_screen",
-          "pruning_layers", "pruning_perplexity")
+          "pruning_layers", "pruning_perplexity", "activation_calibration_transfer",
+          "activation_calibration_summary", "activation_calibration_layers", "activation_semantic_pairs",
+          "activation_semantic_cosines")
 
 
 def run_frame(subject: Subject, settings: dict) -> pd.DataFrame:
@@ -46,4 +57,4 @@ def write_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame]) -> Pa
     unknown = set(tables) - set(TABLES)
     if unknown:  # pragma: no cover - a programming error, not a user one
         raise ValueError(f"unknown activation tables: {sorted(unknown)}")
-    return write_results(path, tables)
+    return write_results(path, tables, owned=TABLES)

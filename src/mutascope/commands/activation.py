@@ -15,7 +15,7 @@ from .common import DeviceOpt, DtypeOpt, ModelOpt, err, load_subject, out
 
 
 def activation(
-    domain: List[str] = typer.Option(..., "--domain", "-d", help="NAME=FILE (one input per paragraph, or per line) or NAME=mmlu:DIR:SUBJECT[:5] (zero-shot, or 5-shot, question prompts). Repeat for several domains."),
+    domain: Optional[List[str]] = typer.Option(None, "--domain", "-d", help="NAME=FILE (one input per paragraph, or per line) or NAME=mmlu:DIR:SUBJECT[:5] (zero-shot, or 5-shot, question prompts). Repeat for several domains. Default: the shipped biology, law and python domains."),
     model: Optional[str] = ModelOpt,
     dtype: str = DtypeOpt,
     device: str = DeviceOpt,
@@ -32,12 +32,20 @@ def activation(
     corpus: Optional[Path] = typer.Option(None, help="Plain-text corpus for perplexity (default: the shipped corpus)."),
     corpus_tokens: int = typer.Option(1024, "--corpus-tokens", help="Corpus tokens used for perplexity."),
     window: int = typer.Option(256, help="Perplexity window in tokens."),
+    prune_calibration: bool = typer.Option(False, "--prune-calibration", help="Wanda-prune (uniform and layer-wise) on each domain's inputs in turn and evaluate each pruned model on every domain's held-out text."),
+    heldout: int = typer.Option(8, "--heldout", help="Held-out texts per domain for --prune-calibration: the texts after a domain's inputs in its source."),
+    semantic_pairs: bool = typer.Option(False, "--semantic-pairs", help="Correlate per layer the activation-pattern cosine of sentence pairs with their similarity score."),
+    pairs: Optional[Path] = typer.Option(None, "--pairs", help="Sentence pairs in the STS-B TSV layout (header with score, sentence1, sentence2; STS-B and SICK files as they come). Implies --semantic-pairs. Default: the 48 shipped pairs."),
+    max_pairs: Optional[int] = typer.Option(None, "--max-pairs", help="Use only the first this many pairs (default: all)."),
+    permutations: int = typer.Option(1000, "--permutations", help="Score shuffles for the semantic pairs' permutation p-values."),
     out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="DuckDB file for the tables (activation_*, pruning_*)."),
     figures: Optional[Path] = typer.Option(None, "--figures", help="Directory for PNG figures."),
 ) -> None:
     """Map which parameters each input activates (arXiv 2405.17799) and prune layer-wise by it."""
     from .. import activation as act
+    from ..activation.figures import FIGURES
     from ..errors import MutascopeError
+    from ..outfiles import check_output_dir, check_output_file, check_tables_file
     from ..plan import parse_tile
 
     size = parse_tile(tile)
@@ -48,7 +56,36 @@ def activation(
         gammas = tuple(sorted(set(gammas) | {prune_gamma}))
     if inputs_per_domain < 1:
         raise MutascopeError(f"--inputs-per-domain must be >= 1, got {inputs_per_domain}")
-    domains = [act.parse_domain(spec, inputs_per_domain) for spec in domain]
+    if heldout < 1:
+        raise MutascopeError(f"--heldout must be >= 1, got {heldout}")
+    if prune_calibration and not prune_sparsity:
+        raise MutascopeError("--prune-calibration prunes: give a --prune-sparsity in (0, 1), not 0")
+    semantic_pairs = semantic_pairs or pairs is not None
+    if max_pairs is not None and max_pairs < 3:
+        raise MutascopeError(f"--max-pairs must be >= 3 (a rank correlation), got {max_pairs}")
+    if permutations < 1:
+        raise MutascopeError(f"--permutations must be >= 1, got {permutations}")
+    inputs = [p for p in (corpus, pairs, screen) if p is not None]
+    if out_file is not None:
+        check_tables_file(out_file, inputs=[p for p in inputs if p is not screen])
+    if figures is not None:
+        check_output_dir(figures, inputs=inputs, what="--figures directory")
+        if out_file is not None and figures.resolve() == out_file.resolve():
+            raise MutascopeError(f"--figures {figures} is the --out file; give a directory")
+        for name in FIGURES.values():
+            check_output_file(figures / name, what="figure")
+    if domain:
+        domains = [act.parse_domain(spec, inputs_per_domain, heldout) for spec in domain]
+    else:
+        domains = act.default_domains(inputs_per_domain, heldout)
+    if prune_calibration:
+        if len(domains) < 2:
+            raise MutascopeError("--prune-calibration needs at least two domains")
+        act.check_heldout(domains)
+    pair_set = None
+    if semantic_pairs:
+        pair_set = act.read_pairs(pairs) if pairs is not None else act.shipped_pairs()
+        pair_set = pair_set[:max_pairs] if max_pairs else pair_set
     text = None
     if prune_sparsity:
         from ..superweights.evaluate import read_corpus
@@ -81,11 +118,12 @@ def activation(
         tables["activation_screen"] = corr
         _print_screen(corr)
 
-    result = None
+    result = transfer = semantic = None
     if prune_sparsity:
         from ..superweights.evaluate import corpus_ids
 
         counts = acc.layer_counts(prune_gamma)
+        domain_counts = {d.name: acc.layer_counts(prune_gamma, d.name) for d in domains} if prune_calibration else {}
         del acc  # the sums and kept maps are not needed for pruning; free them first
         calibration = [act.encode(subject, t, max_tokens) for d in domains for t in d.texts]
         eval_ids = corpus_ids(subject, text, corpus_tokens)
@@ -97,8 +135,34 @@ def activation(
         tables["pruning_perplexity"] = result.frame()
         _print_pruning(result, prune_gamma)
 
+    if prune_calibration:
+        with err.status("calibration transfer ...") as st:
+            transfer = act.calibration_transfer(
+                subject, domains, domain_counts, sparsity=prune_sparsity, alpha=alpha, beta=beta,
+                max_tokens=max_tokens, window=window, progress=lambda msg: st.update(f"calibration transfer: {msg} ..."))
+        summary = transfer.summary()
+        tables["activation_calibration_transfer"] = transfer.frame()
+        tables["activation_calibration_summary"] = summary
+        tables["activation_calibration_layers"] = transfer.layers
+        _print_transfer(transfer.frame(), summary)
+
+    if pair_set is not None:
+        from ..activation.pairs import cosine_frame, depth_summary, pair_cosines, semantic_correlation
+
+        status = err.status("semantic pairs ...")
+        with status:
+            cosines = pair_cosines(subject, pair_set, max_tokens=max_tokens,
+                                   progress=lambda done, total: status.update(f"semantic pairs: {done}/{total} ..."))
+        semantic = semantic_correlation(cosines, [p.score for p in pair_set], permutations=permutations)
+        tables["activation_semantic_pairs"] = semantic
+        tables["activation_semantic_cosines"] = cosine_frame(pair_set, cosines)
+        _print_semantic(semantic, depth_summary(semantic))
+
     if out_file is not None:
         settings = dict(domains={d.name: d.source for d in domains}, inputs_per_domain=inputs_per_domain,
+                        prune_calibration=prune_calibration, heldout=heldout if prune_calibration else None,
+                        pairs=(str(pairs) if pairs else "shipped") if semantic_pairs else None,
+                        n_pairs=len(pair_set) if pair_set else None, permutations=permutations if semantic_pairs else None,
                         max_tokens=max_tokens, gammas=list(gammas), similarity_inputs=similarity_inputs,
                         tile=list(size), screen=str(screen) if screen else None, prune_sparsity=prune_sparsity,
                         prune_gamma=prune_gamma, alpha=alpha, beta=beta, corpus=str(corpus or "shipped"),
@@ -111,8 +175,61 @@ def activation(
     if figures is not None:
         from ..activation.figures import write_figures
 
-        paths = write_figures(figures, fractions, similarity, result.layers.frame() if result else None)
+        paths = write_figures(figures, fractions, similarity, result.layers.frame() if result else None,
+                              transfer.frame() if transfer else None, semantic)
         out.print(f"figures: {', '.join(str(p) for p in paths)}")
+
+
+def _print_transfer(frame, summary) -> None:
+    import pandas as pd
+
+    from ..activation.transfer import DENSE
+
+    dense = frame[frame["method"] == DENSE].set_index("eval_domain")
+    evals = list(dense.index)
+    mc = frame["accuracy"].notna().any()
+    for method, part in frame[frame["method"] != DENSE].groupby("method", sort=False):
+        table = Table(title=f"{method} Wanda: held-out perplexity{' / accuracy' if mc else ''} "
+                            "(rows: calibrated on; [ ] the diagonal)")
+        table.add_column("calibrated on")
+        for e in evals:
+            table.add_column(e, justify="right")
+        cells = {(r.calibration_domain, r.eval_domain): r for r in part.itertuples()}
+
+        def fmt(r, diag=False):
+            text = f"{r.perplexity:.4g}" + (f" / {r.accuracy:.2f}" if mc and pd.notna(r.accuracy) else "")
+            return f"[{text}]" if diag else text
+
+        table.add_row("(dense)", *(fmt(_row(dense, e)) for e in evals))
+        for c in dict.fromkeys(part["calibration_domain"]):
+            table.add_row(c, *(fmt(cells[(c, e)], c == e) if (c, e) in cells else "-" for e in evals))
+        out.print(table)
+    lines = []
+    for r in summary[summary["eval_domain"] == "all"].itertuples():
+        lines.append(f"{r.method}: the diagonal wins on {r.n_wins}/{r.n_domains} domains; models calibrated on "
+                     f"another domain have {abs(100 * r.advantage):.1f} % {'higher' if r.advantage >= 0 else 'lower'} "
+                     "held-out perplexity than the one calibrated on the domain itself (geometric mean)")
+    out.print("\n".join(lines))
+
+
+def _row(frame, key):
+    """One row of an indexed frame as a namedtuple-like object."""
+    import types
+
+    return types.SimpleNamespace(**frame.loc[key].to_dict())
+
+
+def _print_semantic(table, depth) -> None:
+    view = Table(title=f"semantic pairs: Spearman of pattern cosine vs score by layer ({int(table['n_pairs'].iloc[0])} "
+                       f"pairs, {int(table['permutations'].iloc[0])} permutations)")
+    for col in ("layer", "rho", "p", "mean cosine"):
+        view.add_column(col, justify="right")
+    for r in table.itertuples():
+        view.add_row(str(r.layer), f"{r.spearman_rho:.3f}", f"{r.p_value:.3g}", f"{r.cosine_mean:.3f}")
+    out.print(view)
+    shallow, deep = depth
+    out.print(f"mean rho: shallow third {shallow:.3f}, deep third {deep:.3f} "
+              f"(the paper: higher in deep layers) -> {'deep higher' if deep > shallow else 'deep not higher'}")
 
 
 def _key_gammas(gammas) -> list[float]:

@@ -39,9 +39,18 @@ def specialization(
     from ..errors import MutascopeError
     from ..testing import tiny_model
 
+    from ..outfiles import check_output_file, check_tables_file
+
     sp.answers.check_method(method)
     if random_draws < 0:
         raise MutascopeError(f"--random-draws must be >= 0, got {random_draws}")
+    inputs = [concepts] if concepts is not None else []
+    if out_file is not None:
+        check_tables_file(out_file, inputs=inputs)
+    if figure is not None:
+        if out_file is not None and figure.resolve() == out_file.resolve():
+            raise MutascopeError(f"--figure {figure} is the --out file; give the figure another name")
+        check_output_file(figure, inputs=inputs, what="--figure")
     chosen = sp.select(sp.resolve_controls(sp.load_concepts(concepts), seed), concept)
     results = []
     for name in dict.fromkeys(model):

@@ -31,22 +31,45 @@ def superweights(
     questions: int = typer.Option(20, help="MMLU test questions used."),
     fraction: float = typer.Option(1e-6, help="Fraction of all mutable weights (largest |w|, super weights excluded) zeroed for comparison."),
     check: bool = typer.Option(False, "--check", help="Compare the finds with the catalogue of known coordinates."),
-    quantize: bool = typer.Option(False, "--quantize", help="Also compare naive and super-weight-aware INT4 round-to-nearest."),
-    block_size: int = typer.Option(64, "--block-size", help="Quantization block size (weights per block along a row)."),
+    quantize: bool = typer.Option(False, "--quantize", help="Also compare naive and super-weight-aware round-to-nearest weight quantization."),
+    block_size: str = typer.Option("64", "--block-size", help="Quantization block size(s): weights per block along a row, per-row or per-tensor; comma-separate to sweep, e.g. 64,128,256,512,per-row,per-tensor."),
+    bits: str = typer.Option("4", "--bits", help="Weight bit width(s) for --quantize, 2-8; comma-separate to sweep, e.g. 4,3."),
     clip: float = typer.Option(6.0, "--clip-z", help="Clipping z-score for super-weight-aware quantization."),
-    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="DuckDB file for the tables (superweights, superactivations, ablations, quantization)."),
+    quantize_activations: bool = typer.Option(False, "--quantize-activations", help="Also compare per-tensor activation round-to-nearest (W16A8) with and without the super activation held."),
+    activation_bits: str = typer.Option("8", "--activation-bits", help="Activation bit width(s) for --quantize-activations, 2-16; comma-separate, e.g. 8,6."),
+    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="DuckDB file for the tables (superweights, superactivations, ablations, quantization, superweight_quant_sweep, superweight_activation_quant)."),
     export: Optional[Path] = typer.Option(None, "--export", help="JSON file listing the super weights and their tiles."),
+    figure: Optional[Path] = typer.Option(None, "--figure", help="PNG of perplexity against block size (with --quantize)."),
     tile: str = typer.Option("64", help="Tile size for the export: 64 or HxW."),
 ) -> None:
     """Find super weights (arXiv 2411.07191) and measure what removing them does."""
     from .. import superweights as sw
     from ..errors import MutascopeError
+    from ..outfiles import check_output_file, check_tables_file
     from ..plan import parse_tile
+    from ..superweights.quantize import parse_bits, parse_blocks
 
     size = parse_tile(tile)
     if max_tokens < 2:
         raise MutascopeError(f"--max-tokens must be >= 2, got {max_tokens}")
-    text = sw.read_corpus(corpus) if not detect_only or quantize else None
+    blocks = parse_blocks(block_size)
+    widths = parse_bits(bits)
+    act_widths = parse_bits(activation_bits, "--activation-bits", 2, 16)
+    if figure is not None and not quantize:
+        raise MutascopeError("--figure draws the quantization sweep: add --quantize")
+    inputs = [p for p in (corpus,) if p is not None]
+    if out_file is not None:
+        check_tables_file(out_file, inputs=inputs)
+    for path, what in ((export, "--export"), (figure, "--figure")):
+        if path is None:
+            continue
+        if out_file is not None and _same_path(path, out_file):
+            raise MutascopeError(f"{what} {path} is the --out file; give the {what} file another name")
+        check_output_file(path, inputs=inputs, what=what)
+    if export is not None and figure is not None and _same_path(export, figure):
+        raise MutascopeError(f"--export and --figure are the same file {export}; give them different names")
+    measuring = not detect_only or quantize or quantize_activations
+    text = sw.read_corpus(corpus) if measuring else None
     subject = load_subject(model, dtype, device)
     with err.status("detecting super weights ..."):
         found = sw.detect(subject, threshold=threshold, relative=relative, weight_z=weight_z, max_iterations=max_iterations)
@@ -54,8 +77,8 @@ def superweights(
     if check:
         _print_check(sw.check(subject.model_id, found.coords), subject.model_id)
 
-    ablations = quant = None
-    if found.weights and (not detect_only or quantize):
+    ablations = quant = act_quant = None
+    if found.weights and measuring:
         work = sw.Workload(sw.corpus_ids(subject, text, max_tokens), window)
         if mmlu_dir is not None and not detect_only:
             work.questions = sw.choice_set(subject, mmlu_dir, subject_name, questions)
@@ -66,24 +89,60 @@ def superweights(
                 ablations = sw.ablation_table(subject, found.coords, work, fraction=fraction,
                                               restore_threshold=threshold or 1.0, progress=say)
                 _print_measurements("ablations", ablations)
+            base = ablations[0] if ablations else None
             if quantize:
-                base = ablations[0] if ablations else None
-                quant = sw.quantization_table(subject, found.coords, work, block_size=block_size, clip=clip,
-                                              original=base, progress=say)
+                quant = sw.quantization_table(subject, found.coords, work, block_size=list(blocks), bits=list(widths),
+                                              clip=clip, original=base, progress=say)
+                base = quant[0]
+            if quantize_activations:
+                act_quant = sw.activation_quant_table(subject, found.coords, work, bits=list(act_widths),
+                                                      channels=tuple(a.channel for a in found.activations),
+                                                      original=base, progress=say)
         if quant:
-            _print_measurements("quantization", quant)
+            _print_sweep(sw.store.sweep_frame(quant), quant[0].perplexity)
+        if act_quant:
+            _print_measurements("activation quantization (per tensor)", act_quant)
     elif not found.weights:
         out.print("no super weights found: nothing to ablate")
 
     if out_file is not None:
         settings = dict(corpus=str(corpus or "shipped"), max_tokens=max_tokens, window=window, fraction=fraction,
-                        mmlu_dir=str(mmlu_dir) if mmlu_dir else None, subject=subject_name, block_size=block_size,
-                        clip_z=clip)
-        sw.write_results(out_file, sw.frames(subject, found, ablations, quant, settings))
+                        mmlu_dir=str(mmlu_dir) if mmlu_dir else None, subject=subject_name,
+                        block_size=[str(b) for b in blocks], bits=list(widths), clip_z=clip,
+                        activation_bits=list(act_widths) if quantize_activations else None)
+        sw.write_results(out_file, sw.frames(subject, found, ablations, quant, settings, act_quant))
         out.print(f"tables written to {out_file}")
     if export is not None:
         sw.write_export(export, subject, found, size)
         out.print(f"super weights exported to {export}")
+    if figure is not None and quant:
+        from ..superweights.figures import write_figure
+
+        write_figure(figure, sw.store.sweep_frame(quant), quant[0].perplexity)
+        out.print(f"figure written to {figure}")
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
+
+
+def _print_sweep(sweep, original: float) -> None:
+    """Perplexity by block size, one column pair per bit width, and naive / aware (the gap)."""
+    table = Table(title=f"weight quantization: perplexity by block size (unquantized {original:.4g}; "
+                        "naive / aware > 1: keeping the super weights helps)")
+    table.add_column("block", justify="right")
+    widths = list(dict.fromkeys(sweep["bits"]))
+    for b in widths:
+        for col in (f"INT{b} naive", f"INT{b} SW-aware", "naive / aware"):
+            table.add_column(col, justify="right")
+    cell = {(r.bits, r.block_size, r.method): r.perplexity for r in sweep.itertuples()}
+    for block in dict.fromkeys(sweep.sort_values("block_index")["block_size"]):
+        row = [str(block)]
+        for b in widths:
+            naive, aware = cell.get((b, block, "naive")), cell.get((b, block, "sw-aware"))
+            row += [f"{naive:.4g}", f"{aware:.4g}", f"{naive / aware:.3g}" if aware else "-"]
+        table.add_row(*row)
+    out.print(table)
 
 
 def _print_detection(found) -> None:

@@ -48,8 +48,8 @@ def pss_figure(table: pd.DataFrame) -> Figure:
 
 
 def write_figure(path: str | os.PathLike, table: pd.DataFrame) -> Path:
-    """Render :func:`pss_figure` to a PNG file at ``path`` (parent folders created)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    pss_figure(table).savefig(p, format="png")
-    return p
+    """Render :func:`pss_figure` to a PNG file at ``path`` by the output-file rule of
+    :mod:`mutascope.outfiles` (parent folders created; never over a DuckDB file; atomic)."""
+    from mutascope.outfiles import save_figure
+
+    return save_figure(pss_figure(table), Path(path), format="png")

@@ -7,7 +7,9 @@ One idea per module:
                     each a context manager that restores the model exactly;
 * :mod:`.evaluate`  perplexity, multiple-choice accuracy, stopword probabilities;
 * :mod:`.proof`     the ablation and quantization tables;
-* :mod:`.quantize`  round-to-nearest INT4, naive and super-weight aware;
+* :mod:`.quantize`  round-to-nearest weights (INT4, INT3, any block size), naive and super-weight aware;
+* :mod:`.actquant`  per-tensor activation quantization, the super activation held or not;
+* :mod:`.figures`   perplexity against block size;
 * :mod:`.catalogue` the paper's known coordinates and ``--check``;
 * :mod:`.export`    JSON for quantizers and screen maps;
 * :mod:`.store`     DuckDB tables.
@@ -38,12 +40,16 @@ from .evaluate import (
     stopword_probs,
 )
 from .export import export_dict, write_export
-from .proof import SCALES, Measurement, Workload, ablation_table, quantization_table
-from .quantize import clip_z, quantized, rtn
+from . import store
+from .actquant import activations_quantized, hold_channels, quantize_activation
+from .proof import SCALES, Measurement, Workload, ablation_table, activation_quant_table, quantization_table
+from .quantize import PER_ROW, PER_TENSOR, clip_z, parse_bits, parse_blocks, quantized, rtn
 from .store import frames, write_results
 
 __all__ = [
     "CATALOGUE",
+    "PER_ROW",
+    "PER_TENSOR",
     "DEFAULT_PROBE_TEXTS",
     "SCALES",
     "STOPWORDS",
@@ -57,6 +63,8 @@ __all__ = [
     "SuperWeight",
     "Workload",
     "ablation_table",
+    "activation_quant_table",
+    "activations_quantized",
     "activation_restored",
     "catalogue_key",
     "check",
@@ -68,14 +76,19 @@ __all__ = [
     "detect",
     "export_dict",
     "frames",
+    "hold_channels",
     "known",
+    "parse_bits",
+    "parse_blocks",
     "perplexity",
     "quantization_table",
+    "quantize_activation",
     "quantized",
     "read_corpus",
     "rtn",
     "scaled",
     "stopword_probs",
+    "store",
     "top_weights",
     "top_zeroed",
     "write_export",

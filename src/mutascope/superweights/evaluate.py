@@ -74,16 +74,18 @@ def _prefix(subject: Subject) -> list[int]:
     return [bos] if bos is not None and probe and probe[0] == bos else []
 
 
-def perplexity(subject: Subject, ids: torch.Tensor, window: int = 256) -> float:
-    """exp(mean next-token NLL) over non-overlapping windows of ``window`` tokens.
+def nll(subject: Subject, ids: torch.Tensor, window: int = 256) -> tuple[float, int]:
+    """Summed next-token negative log-likelihood of ``ids`` and how many tokens it covers,
+    over non-overlapping windows of ``window`` tokens.
 
     Each window starts afresh (with BOS if the tokenizer uses one) so the
     super activation forms at its first token as in any ordinary input.
+    Sums (not means) so that several texts can be pooled into one perplexity.
     """
     if window < 2:
         raise MutascopeError(f"perplexity window must be >= 2 tokens, got {window}")
     prefix = _prefix(subject)
-    nll, n = 0.0, 0
+    total, n = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(ids) - 1, window):
             chunk = ids[start : start + window + 1]
@@ -91,10 +93,23 @@ def perplexity(subject: Subject, ids: torch.Tensor, window: int = 256) -> float:
                 break
             inp = torch.tensor(prefix + chunk[:-1].tolist())[None].to(subject.device)
             logits = subject.model(inp).logits[0, len(prefix) :].float()
-            nll += float(torch.nn.functional.cross_entropy(logits, chunk[1:].to(logits.device), reduction="sum"))
+            total += float(torch.nn.functional.cross_entropy(logits, chunk[1:].to(logits.device), reduction="sum"))
             n += len(chunk) - 1
-    value = math.exp(nll / n)
+    return total, n
+
+
+def pooled_perplexity(parts: list[tuple[float, int]]) -> float:
+    """exp(summed NLL / summed tokens) of several :func:`nll` results; inf when it overflows."""
+    total, n = sum(t for t, _ in parts), sum(k for _, k in parts)
+    if n == 0:
+        raise MutascopeError("perplexity needs at least one predicted token")
+    value = math.exp(total / n) if total / n < 709 else float("inf")
     return value if math.isfinite(value) else float("inf")
+
+
+def perplexity(subject: Subject, ids: torch.Tensor, window: int = 256) -> float:
+    """exp(mean next-token NLL) over non-overlapping windows of ``window`` tokens (see :func:`nll`)."""
+    return pooled_perplexity([nll(subject, ids, window)])
 
 
 def token_id(subject: Subject, text: str) -> int:
@@ -150,9 +165,19 @@ def choice_set(subject: Subject, mmlu_dir: str | Path, mmlu_subject: str, limit:
     questions = load_questions(mmlu_dir, mmlu_subject, "test")[:limit]
     if not questions:
         raise MutascopeError(f"MMLU subject {mmlu_subject!r} has no test questions")
+    return choice_prompts(subject, [five_shot_prompt(dev, q) for q in questions],
+                          [LETTERS.index(q.answer) for q in questions])
+
+
+def choice_prompts(subject: Subject, prompts: list[str], answers: list[int]) -> ChoiceSet:
+    """A :class:`ChoiceSet` from prompts that end where the answer letter is due (``Answer:``)."""
+    from mutascope.mmlu import LETTERS
+
+    if len(prompts) != len(answers) or not prompts:
+        raise MutascopeError("multiple-choice accuracy needs one answer per prompt, and at least one prompt")
     letters = tuple(token_id(subject, " " + letter) for letter in LETTERS)
-    prompts = tuple(subject.tokenizer(five_shot_prompt(dev, q), return_tensors="pt").input_ids for q in questions)
-    return ChoiceSet(prompts, tuple(LETTERS.index(q.answer) for q in questions), letters)
+    ids = tuple(subject.tokenizer(p, return_tensors="pt").input_ids for p in prompts)
+    return ChoiceSet(ids, tuple(int(a) for a in answers), letters)
 
 
 def choice_accuracy(subject: Subject, questions: ChoiceSet) -> float:

@@ -66,9 +66,8 @@ def export_dict(subject: Subject, detection: Detection, tile: tuple[int, int] = 
 
 
 def write_export(path: str | os.PathLike, subject: Subject, detection: Detection, tile: tuple[int, int] = (64, 64)) -> Path:
-    """Write :func:`export_dict` as indented JSON; returns the path."""
-    p = Path(path)
-    if p.parent and not p.parent.exists():
-        p.parent.mkdir(parents=True)
-    p.write_text(json.dumps(export_dict(subject, detection, tile), indent=2) + "\n", encoding="utf-8")
-    return p
+    """Write :func:`export_dict` as indented JSON by the output-file rule (never over a DuckDB
+    file; an existing file is replaced atomically); returns the path."""
+    from mutascope.outfiles import write_text
+
+    return write_text(Path(path), json.dumps(export_dict(subject, detection, tile), indent=2) + "\n")

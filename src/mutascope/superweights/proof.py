@@ -2,10 +2,13 @@
 
 :func:`ablation_table` runs the original model and every ablation of
 :mod:`.ablate` through the measurements of :mod:`.evaluate`;
-:func:`quantization_table` compares naive and super-weight-aware INT4
-round-to-nearest with the original. Both check at the end that the model's
-content hash is what it was at the start, so a table is never computed on a
-model a bug left modified.
+:func:`quantization_table` compares naive and super-weight-aware
+round-to-nearest weight quantization with the original, for every bit width
+and block size asked for (the paper's block-size sweep);
+:func:`activation_quant_table` does the same for per-tensor activation
+quantization with and without the super activation held. Each checks at the
+end that the model's content hash is what it was at the start, so a table
+is never computed on a model a bug left modified.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class Measurement:
     accuracy: float | None
     stopwords: dict[str, float] = field(default_factory=dict)
     n_changed: int = 0
+    config: dict = field(default_factory=dict)  # what was varied (bits, block, method ...), for tidy tables
 
 
 @dataclass
@@ -47,7 +51,8 @@ class Workload:
     prompts: tuple[str, ...] = evaluate.STOPWORD_PROMPTS
     words: tuple[str, ...] = evaluate.STOPWORDS
 
-    def measure(self, subject: Subject, name: str, detail: str = "", n_changed: int = 0) -> Measurement:
+    def measure(self, subject: Subject, name: str, detail: str = "", n_changed: int = 0,
+                config: dict | None = None) -> Measurement:
         return Measurement(
             name=name,
             detail=detail,
@@ -55,6 +60,7 @@ class Workload:
             accuracy=evaluate.choice_accuracy(subject, self.questions) if self.questions else None,
             stopwords=evaluate.stopword_probs(subject, self.prompts, self.words) if self.prompts else {},
             n_changed=n_changed,
+            config=dict(config or {}),
         )
 
 
@@ -114,30 +120,87 @@ def ablation_table(
     return rows
 
 
+NAIVE, SW_AWARE, SA_HELD = "naive", "sw-aware", "sa-held"
+
+
+def _values(x) -> tuple:
+    return tuple(x) if isinstance(x, (list, tuple)) else (x,)
+
+
 def quantization_table(
     subject: Subject,
     weights: list[Coord],
     work: Workload,
     *,
-    block_size: int = 64,
-    bits: int = 4,
+    block_size=64,
+    bits=4,
     clip: float = 6.0,
     original: Measurement | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[Measurement]:
-    """Original, naive RTN, and clip + RTN + super weights restored (perplexity and the rest)."""
+    """Original, then for every bit width and block size: naive RTN, and clip + RTN + super weights restored.
+
+    ``block_size`` and ``bits`` are one value or a sequence (the sweep);
+    block sizes are those of :func:`.quantize.rtn`. Each row's ``config``
+    holds ``bits``, ``block_size`` and ``method`` (:data:`NAIVE` or
+    :data:`SW_AWARE`).
+    """
     before = subject.content_hash()
+    blocks, widths = _values(block_size), _values(bits)
+    for b in blocks:
+        quantize._check_block(b)
     rows = [original or work.measure(subject, "original", "unmodified")]
-    cases = [
-        (f"INT{bits} RTN naive", f"block {block_size}", dict(clip=None, keep=())),
-        (f"INT{bits} RTN + SW handling", f"block {block_size}, clip z={clip:g}, {len(weights)} SW kept",
-         dict(clip=clip, keep=weights)),
-    ]
-    for name, detail, kw in cases:
-        if progress:
-            progress(name)
-        with quantize.quantized(subject, block_size, bits=bits, **kw):
-            rows.append(work.measure(subject, name, detail))
+    for width in widths:
+        for block in blocks:
+            label = quantize.block_label(block)
+            suffix = f", block {label}" if len(blocks) > 1 else ""  # one block size: the names as before sweeps
+            cases = [
+                (f"INT{width} RTN naive{suffix}", f"block {label}", NAIVE, dict(clip=None, keep=())),
+                (f"INT{width} RTN + SW handling{suffix}",
+                 f"block {label}, clip z={clip:g}, {len(weights)} SW kept", SW_AWARE, dict(clip=clip, keep=weights)),
+            ]
+            for name, detail, method, kw in cases:
+                if progress:
+                    progress(name)
+                with quantize.quantized(subject, block, bits=width, **kw):
+                    rows.append(work.measure(subject, name, detail,
+                                             config=dict(bits=width, block_size=label, method=method)))
+    _same(subject, before)
+    return rows
+
+
+def activation_quant_table(
+    subject: Subject,
+    weights: list[Coord],
+    work: Workload,
+    *,
+    bits=8,
+    channels: tuple[int, ...] = (),
+    original: Measurement | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Measurement]:
+    """Original, then for every bit width: per-tensor activation RTN naive, and with the super activation held.
+
+    ``weights`` and ``channels`` say where super activations can sit
+    (:func:`.actquant.hold_channels`). ``config`` holds ``bits``, ``method``
+    (:data:`NAIVE` or :data:`SA_HELD`) and the held / quantized element counts
+    over the whole measurement.
+    """
+    from .actquant import activations_quantized, hold_channels
+
+    before = subject.content_hash()
+    hold = hold_channels(subject, weights, channels)
+    rows = [original or work.measure(subject, "original", "unmodified")]
+    for width in _values(bits):
+        for name, method, h in ((f"W16A{width} RTN naive", NAIVE, None),
+                                (f"W16A{width} RTN, super activation held", SA_HELD, hold)):
+            if progress:
+                progress(name)
+            with activations_quantized(subject, width, h) as stats:
+                m = work.measure(subject, name, f"per-tensor activations, {width} bits")
+            rows.append(Measurement(m.name, m.detail, m.perplexity, m.accuracy, m.stopwords, 0,
+                                    dict(bits=width, method=method, held_elements=stats.held,
+                                         quantized_elements=stats.elements, quantized_tensors=stats.tensors)))
     _same(subject, before)
     return rows
 

@@ -8,7 +8,11 @@ Tables (replaced on every run, so a file holds one run's results):
 * ``superactivations``  one row per super activation and later layer, with its
                         magnitude there (long format, ready to plot);
 * ``ablations``         one row per ablation (perplexity, accuracy, stopwords);
-* ``quantization``      one row per quantization variant.
+* ``quantization``      one row per weight-quantization variant (all details);
+* ``superweight_quant_sweep``  the same, tidy: bits x block size x method -> perplexity
+                        (``method`` naive or sw-aware; ``block_index`` orders the block sizes);
+* ``superweight_activation_quant``  per-tensor activation RTN: bits x method (naive or
+                        sa-held) -> perplexity, with how many elements were held.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from mutascope.subject import Subject
 from .detect import Detection
 from .proof import Measurement
 
-TABLES = ("superweight_runs", "superweights", "superactivations", "ablations", "quantization")
+TABLES = ("superweight_runs", "superweights", "superactivations", "ablations", "quantization",
+          "superweight_quant_sweep", "superweight_activation_quant")
 
 
 def _measurements(rows: list[Measurement]) -> pd.DataFrame:
@@ -40,7 +45,31 @@ def _measurements(rows: list[Measurement]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
-def frames(subject: Subject, detection: Detection, ablations=None, quantization=None, settings=None) -> dict[str, pd.DataFrame]:
+def sweep_frame(quantization: list[Measurement]) -> pd.DataFrame:
+    """``superweight_quant_sweep``: one row per (bits, block size, method), perplexity against the original."""
+    base = quantization[0].perplexity
+    rows = [dict(bits=m.config["bits"], block_size=m.config["block_size"], method=m.config["method"],
+                 perplexity=m.perplexity, x_original=m.perplexity / base, accuracy=m.accuracy)
+            for m in quantization if m.config]
+    frame = pd.DataFrame(rows, columns=["bits", "block_size", "method", "perplexity", "x_original", "accuracy"])
+    order = {b: i for i, b in enumerate(dict.fromkeys(frame["block_size"]))}
+    frame.insert(2, "block_index", frame["block_size"].map(order).astype("int64"))
+    return frame
+
+
+def activation_quant_frame(rows: list[Measurement]) -> pd.DataFrame:
+    """``superweight_activation_quant``: one row per (bits, method), perplexity against the original."""
+    base = rows[0].perplexity
+    records = [dict(bits=m.config["bits"], method=m.config["method"], perplexity=m.perplexity,
+                    x_original=m.perplexity / base, accuracy=m.accuracy, held_elements=m.config["held_elements"],
+                    quantized_elements=m.config["quantized_elements"], quantized_tensors=m.config["quantized_tensors"])
+               for m in rows if m.config]
+    return pd.DataFrame(records, columns=["bits", "method", "perplexity", "x_original", "accuracy", "held_elements",
+                                          "quantized_elements", "quantized_tensors"])
+
+
+def frames(subject: Subject, detection: Detection, ablations=None, quantization=None, settings=None,
+           activation_quant=None) -> dict[str, pd.DataFrame]:
     """Every table as a DataFrame (empty tables keep their columns)."""
     sw_cols = ["kind", "layer", "module_path", "param_name", "row", "col", "value", "rank",
                "input_spike", "output_spike", "text_index", "token", "iteration"]
@@ -68,9 +97,13 @@ def frames(subject: Subject, detection: Detection, ablations=None, quantization=
         out["ablations"] = _measurements(ablations)
     if quantization is not None:
         out["quantization"] = _measurements(quantization)
+        out["superweight_quant_sweep"] = sweep_frame(quantization)
+    if activation_quant is not None:
+        out["superweight_activation_quant"] = activation_quant_frame(activation_quant)
     return out
 
 
-def write_results(path: str | os.PathLike, tables: dict[str, pd.DataFrame]) -> Path:
-    """Write ``tables`` into the DuckDB file at ``path`` (created if needed), replacing them."""
-    return write_tables(path, tables)
+def write_results(path: str | os.PathLike, tables: dict[str, pd.DataFrame], *, owned: tuple[str, ...] = TABLES) -> Path:
+    """Write ``tables`` into the DuckDB file at ``path`` (created if needed), replacing them; tables of
+    ``owned`` that this run did not produce are dropped, so the file holds one run's results."""
+    return write_tables(path, tables, drop=[t for t in owned if t not in tables])
