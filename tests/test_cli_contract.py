@@ -299,7 +299,7 @@ def test_sigterm_mid_screen_and_sigint_while_loading_are_one_line(tmp_path, mode
         total = r.runs["n_mutations"][0]
     assert done < total  # stopped mid-screen; the rerun resumes it
     proc = _cli(*args)
-    time.sleep(0.3)  # still importing or loading the model
+    time.sleep(2.0)  # importing torch or loading the model (after the interpreter itself started)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     lines = [line for line in err.splitlines() if line.strip()]

@@ -52,16 +52,15 @@ def test_bad_suffixes_are_one_line_errors(spec, message):
         resolve_probes([spec])
 
 
-def test_probes_command_lists_the_builtins_with_their_settings():
+def test_probes_command_lists_the_builtins_with_their_settings(monkeypatch):
     from mutascope.commands import common
     from mutascope.commands.probes import probes
 
-    saved = common.out.file
-    common.out.file = buf = io.StringIO()
-    try:
-        probes()
-    finally:
-        common.out.file = saved
+    buf = io.StringIO()
+    # The private attribute: the public ``file`` reads back sys.stdout of the moment,
+    # and setting that back would pin the console to it for every later test.
+    monkeypatch.setattr(common.out, "_file", buf)
+    probes()
     text = buf.getvalue()
     for pid in BUILTIN_PROBES:
         assert pid in text

@@ -33,7 +33,7 @@ from .commands.common import (
     resumable,
     set_threads,
 )
-from .errors import MutascopeError
+from .errors import Interrupted, MutascopeError
 
 app = typer.Typer(
     add_completion=False,
@@ -394,9 +394,12 @@ def main() -> None:
     except MutascopeError as exc:
         err.print(f"mutascope: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        err.print("mutascope: interrupted", markup=False, highlight=False)
+    except Interrupted:  # the command already printed how to resume
         sys.exit(130)
+    except KeyboardInterrupt:
+        code = 130
+    if code == 130:  # typer returns a Ctrl-C it caught as exit code 130, without a word
+        err.print("mutascope: interrupted", markup=False, highlight=False)
     sys.exit(code if isinstance(code, int) else 0)
 
 

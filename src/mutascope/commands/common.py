@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from ..errors import Interrupted
+
 out = Console()
 err = Console(stderr=True)
 
@@ -151,4 +153,4 @@ def resumable(path: Path) -> Iterator[None]:
     except KeyboardInterrupt:
         err.print(f"interrupted: finished chunks are saved in {path}; rerun the same command to resume",
                   markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(130) from None
+        raise Interrupted() from None
