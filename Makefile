@@ -86,11 +86,15 @@ chromium:
 	@test -x $(CHROMIUM) || [ "$$(id -u)" != 0 ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	@test -x $(CHROMIUM) || echo "note: $(CHROMIUM) not found and not root: the report's browser tests will be skipped"
 
+# Two pytest-xdist workers (one torch thread each; the Ray tests stay on one worker).
+TEST_WORKERS ?= 2
+PYTEST = $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+
 test: install chromium
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 test-fast: install
-	$(PY) -m pytest -q -m "not real_model"
+	$(PYTEST) -m "not real_model"
 
 clean:
 	rm -rf $(VENV) runs *.egg-info src/*.egg-info

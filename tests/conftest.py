@@ -1,4 +1,6 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures shared by several test modules, and one torch thread per pytest-xdist worker."""
+
+import os
 
 import pytest
 
@@ -14,3 +16,12 @@ def browser():
         b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+def pytest_configure(config):
+    # `make test` runs two xdist workers on two cores: one torch thread each, so that two tests
+    # share the machine instead of four threads fighting over it (results never depend on it).
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)

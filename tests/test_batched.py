@@ -211,12 +211,12 @@ def test_estimate_seconds():
 
 @pytest.mark.real_model
 def test_smollm2_hundred_random_mutations_identical_to_the_reference():
-    """SmolLM2-135M, 100 random mutations across layers and matrices, greedy + sampled, 16 tokens."""
+    """SmolLM2-135M, 100 random mutations across layers and matrices, greedy + sampled, 8 tokens."""
     from mutascope.subject import load_model
 
     subject = load_model()
     text = "The life cycle of Drosophila:"
-    probes = [Probe("greedy", text, 16, Decoding("greedy")), Probe("sampled", text, 16, Decoding("sample", 0.7, 0))]
+    probes = [Probe("greedy", text, 8, Decoding("greedy")), Probe("sampled", text, 8, Decoding("sample", 0.7, 0))]
     reference = ReferenceEngine(subject)
     prepared = prepare_probes(subject, reference, probes)
     plan = build_plan(PlanSpec.parse(kinds="max,min,zero"), subject.anatomy)

@@ -151,17 +151,25 @@ def test_fill_site_and_bad_selections(screens, tmp_path):
 
 @pytest.mark.real_model
 def test_smollm2_calls_only_and_fill_equal_a_full_screen(tmp_path):
-    """SmolLM2-135M: 100+ random mutations, greedy and sampled probes; calls-only + fill --all == full."""
+    """SmolLM2-135M: 120 random mutations, greedy and sampled probes; calls-only + fill --all == full."""
+    import random
+
     from mutascope.probes import Decoding, Probe
     from mutascope.subject import load_model
 
     subject = load_model()
     text = "The life cycle of Drosophila:"
     probes = [Probe("greedy", text, 16, Decoding("greedy")), Probe("sampled", text, 16, Decoding("sample", 0.7, 0))]
-    spec = PlanSpec.parse(layers="3,17,28", matrices="q,v,gate,down", cols="0-2", kinds="max,min")
-    full = Screen(subject, probes, spec, tmp_path / "full.duckdb").run()
-    assert full.n_mutations >= 100
-    Screen(subject, probes, spec, tmp_path / "calls.duckdb", outputs="calls").run()
+    spec = PlanSpec.parse(kinds="max,min")
+    # 120 random mutants of the whole genome, the same in both files (a screen runs what its list
+    # holds), in one chunk so that they are batched together as in a dense screen.
+    screens = {mode: Screen(subject, probes, spec, tmp_path / f"{mode}.duckdb", outputs=mode, chunk_size=2**16)
+               for mode in ("full", "calls")}
+    picked = sorted(random.Random(3).sample(screens["full"].mutations, 120), key=lambda m: m.mutation_id)
+    assert len({m.layer for m in picked}) > 15 and len({m.matrix for m in picked}) == 7
+    for job in screens.values():
+        job.mutations = picked
+        job.run()
     shared = ("mutation_id", "probe_id", "nsm", "divergence", "margin", "min_margin", "logprob_drop",
               "logprob_drop_per_token", "rechecked")
     query = f"SELECT {', '.join(shared)} FROM outcomes ORDER BY mutation_id, probe_id"

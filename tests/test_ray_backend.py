@@ -19,6 +19,9 @@ from mutascope.testing import tiny_model  # noqa: E402
 
 from helpers import tables, text_probes  # noqa: E402
 
+# Under pytest-xdist every test of this module runs on one worker, beside at most one other test.
+pytestmark = pytest.mark.xdist_group("ray")
+
 SPEC = PlanSpec.parse(layers="0,2", matrices="q,v,down", kinds="max,min")
 
 
@@ -150,7 +153,7 @@ def test_smollm2_with_two_workers_is_identical_to_the_local_run(cluster, tmp_pat
     subject = load_model()
     probes = [Probe("greedy", "The life cycle of Drosophila:", 12, Decoding("greedy")),
               Probe("sampled", "The life cycle of Drosophila:", 12, Decoding("sample", 0.7, 0))]
-    spec = PlanSpec.parse(layers="28-29", matrices="v,o", kinds="max,min")
+    spec = PlanSpec.parse(layers="28-29", matrices="v", kinds="max,min")  # 108 mutants, 7 chunks
     Screen(subject, probes, spec, tmp_path / "local.duckdb", chunk_size=16).run()
     backend = RayBackend(DEFAULT_MODEL, subject.content_hash(), workers=2)
     try:

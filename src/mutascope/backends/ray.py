@@ -28,6 +28,7 @@ instance from one call, and a cluster of GPU machines is ``ray start`` away.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import socket
@@ -253,8 +254,10 @@ class RayBackend:
                     idle.append(actor)
                     yield task, rows, seconds
         finally:
+            # Best effort (Ray refuses force=True for actor tasks): close() kills the actors anyway.
             for ref in in_flight:
-                ray.cancel(ref, force=True)
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref)
 
     def _check_wild_type(self, actor, probes_ref) -> None:
         bad = self.ray.get(actor.wild_type_mismatches.remote(probes_ref))
