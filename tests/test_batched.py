@@ -209,6 +209,24 @@ def test_estimate_seconds():
     assert 0 < seconds["calls"] < seconds["full"] < 600
 
 
+def test_estimate_times_blocks_spread_over_the_plan(monkeypatch):
+    """A mutant's cost depends on its layer, so the timed blocks cover the plan evenly, early to late."""
+    subject = tiny_model("llama")
+    plan = build_plan(PlanSpec.parse(kinds="max,min"), subject.anatomy)
+    timed = []
+    run = BatchedEngine.run
+
+    def recording(self, mutations, probes, **kwargs):
+        timed.append([m.mutation_id for m in mutations])
+        return run(self, mutations, probes, **kwargs)
+
+    monkeypatch.setattr(BatchedEngine, "run", recording)
+    estimate_seconds(subject, text_probes(2), plan, sample=4, blocks=4)
+    starts = [ids[0] for ids in timed]
+    quarter = len(plan.mutations) / 4
+    assert [int(s // quarter) for s in starts] == [0, 1, 2, 3] and all(len(ids) == 4 for ids in timed)
+
+
 @pytest.mark.real_model
 def test_smollm2_hundred_random_mutations_identical_to_the_reference():
     """SmolLM2-135M, 100 random mutations across layers and matrices, greedy + sampled, 8 tokens."""
