@@ -38,10 +38,10 @@ demo: install
 	$(VENV)/bin/mutascope report $(DEMO_OUT)
 
 # The full-genome atlas of SmolLM2-135M-Instruct (docs/atlas.md): every 64x64 tile of
-# every matrix, max and min, on two probes (greedy, 48 tokens), calls only; then the
+# every matrix, max and min, on two probes (greedy, 24 tokens), calls only; then the
 # outputs of the strongest NSMs, phenotypes, statistics with the super-weight
-# overlay, the report and the doc's figures. About 3 hours of 2 cores; rerunning
-# continues where it stopped. The screen runs as 4 shards in two parallel
+# overlay, the report and the doc's figures. About an hour of 2 cores (ATLAS_TOKENS=48,
+# the demo's length, about doubles it); rerunning continues where it stopped. The screen runs as 4 shards in two parallel
 # single-thread queues, balanced by cost (early layers cost more: a mutant is
 # run from its layer up), then `mutascope merge` joins them. Every ATLAS_*
 # variable scales it down (the test runs it on a tiny model).
@@ -52,7 +52,7 @@ ATLAS_MODEL ?=
 ATLAS_LAYERS ?= all
 ATLAS_MATRICES ?= all
 ATLAS_TILE ?= 64
-ATLAS_TOKENS ?= 48
+ATLAS_TOKENS ?= 24
 ATLAS_TOP ?= 2000
 ATLAS_OPT = $(if $(ATLAS_MODEL),--model $(ATLAS_MODEL))
 ATLAS_SCREEN = $(MUTASCOPE) screen $(ATLAS_OPT) --probe drosophila --probe python --decoding greedy \
