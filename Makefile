@@ -41,9 +41,10 @@ demo: install
 # every matrix, max and min, on two probes (greedy, 24 tokens), calls only; then the
 # outputs of the strongest NSMs, phenotypes, statistics with the super-weight
 # overlay, the report and the doc's figures. About an hour of 2 cores (ATLAS_TOKENS=48,
-# the demo's length, about doubles it); rerunning continues where it stopped. The screen runs as 4 shards in two parallel
-# single-thread queues, balanced by cost (early layers cost more: a mutant is
-# run from its layer up), then `mutascope merge` joins them. Every ATLAS_*
+# the demo's length, about doubles it); rerunning continues where it stopped. The
+# screen runs as 4 shards in two parallel single-thread queues, balanced by cost
+# (early layers cost more: a mutant is run from its layer up), then `mutascope
+# merge` joins them. Every ATLAS_*
 # variable scales it down (the test runs it on a tiny model).
 MUTASCOPE ?= $(VENV)/bin/mutascope
 ATLAS_DIR ?= runs/atlas

@@ -103,8 +103,8 @@ def test_teacher_forced_decides_up_to_the_first_disagreement(head, monkeypatch, 
     assert got.tokens.shape == got.margins.shape == got.logprobs.shape == (4, 9)
     for b in range(4):
         one = decide(hidden[b], head, decoder, torch.arange(9), tolerance=2e-5, targets=targets)
-        # Exact head: identical. Fast head: the bfloat16 tail of the log-sum-exp depends on the
-        # product's shape, so equal up to float32 rounding of logits this large (an effect size).
+        # Exact head: equal up to float32 rounding. Fast head: the bfloat16 tail of the log-sum-exp
+        # depends on the product's shape, so equal up to rounding of logits this large (an effect size).
         assert torch.allclose(got.logprobs[b], one.logprobs, atol=1e-4 if fast else 1e-5, rtol=1e-4 if fast else 1e-5)
         differ = (one.tokens != targets).nonzero().flatten().tolist()
         end = (differ[0] // 2 + 1) * 2 if differ else 9  # the end of the chunk holding the disagreement
