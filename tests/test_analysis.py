@@ -14,7 +14,7 @@ from mutascope.analysis import (
     reordered_map,
     writer_groups,
 )
-from mutascope.analysis.stats import bh_adjust
+from mutascope.analysis.exact import bh as bh_adjust
 
 
 def frame_from(maps: dict, probe="p", layer=0, matrix="down") -> pd.DataFrame:
@@ -48,10 +48,10 @@ def test_counts_and_rates():
 def test_planted_enriched_column_is_found_and_random_map_gives_none():
     grid = random_map(1, rate=0.1)
     grid[:, 7] = np.random.default_rng(2).random(24) < 0.8
-    e = enrichment(frame_from({"max": grid}), axis="col")
+    e = enrichment(frame_from({"max": grid}), axes=("col",))
     assert e.loc[e["enriched"], "index"].tolist() == [7]
     for seed in range(5):
-        rand = enrichment(frame_from({"max": random_map(10 + seed)}), axis="col")
+        rand = enrichment(frame_from({"max": random_map(10 + seed)}), axes=("col",))
         assert not rand["enriched"].any()
 
 
@@ -61,7 +61,7 @@ def test_enriched_rows_across_probes():
         grid = random_map(20 + i, rate=0.1)
         grid[3, :] = True
         parts.append(frame_from({"max": grid}, probe=probe))
-    e = enrichment(pd.concat(parts), axis="row")
+    e = enrichment(pd.concat(parts), axes=("row",))
     rec = recurrent_axes(e, min_probes=3)
     assert rec[["axis", "index", "probes"]].values.tolist() == [["row", 3, 3]]
 
@@ -85,12 +85,14 @@ def test_planted_complementary_pattern_gives_negative_copa_and_random_does_not()
     assert r.loc["row", "p_value"] > 0.05 and r.loc["col", "p_value"] > 0.05
 
 
-def test_reordered_map_sorts_by_balance():
+def test_reordered_map_sorts_by_the_other_probes_balance():
     grid_max = np.zeros((4, 4), bool)
     grid_max[2, :] = True
     grid_min = np.zeros((4, 4), bool)
     grid_min[0, :] = True
-    view = reordered_map(frame_from({"max": grid_max, "min": grid_min}), "p", 0, "down")
+    both = pd.concat([frame_from({"max": grid_max, "min": grid_min}, probe=p) for p in ("p", "q")])
+    view = reordered_map(both, "p", 0, "down")
+    assert view.attrs["order_from"] == "q"
     assert view.index[0] == 2 and view.index[-1] == 0
     assert (view.iloc[0] == 1).all() and (view.iloc[-1] == -1).all()
 
@@ -147,8 +149,10 @@ def test_reordered_table_ranks_rows_and_columns_by_balance():
     grid_max[2, :] = True
     grid_min = np.zeros((4, 4), bool)
     grid_min[0, :] = True
-    t = reordered_table(frame_from({"max": grid_max, "min": grid_min}, matrix="gate"))
-    assert len(t) == 16
+    both = pd.concat([frame_from({"max": grid_max, "min": grid_min}, probe=p, matrix="gate") for p in ("p", "q")])
+    t = reordered_table(both)
+    assert len(t) == 32 and set(t["order_from"]) == {"p", "q"}
+    t = t[t["probe_id"] == "p"]
     assert t.loc[t["row"] == 2, "row_rank"].unique().tolist() == [0]
     assert t.loc[t["row"] == 0, "row_rank"].unique().tolist() == [3]
     assert (t.loc[t["row"] == 2, "balance"] == 1).all() and (t.loc[t["row"] == 0, "balance"] == -1).all()

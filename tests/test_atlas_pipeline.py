@@ -45,5 +45,8 @@ def test_scaled_down_atlas_runs_and_resumes(tmp_path):
     assert {"phenotypes", "analysis_effect_enrichment", "analysis_superweight_tiles"} <= names
     assert (out / "atlas.html").stat().st_size > 10_000 and list(figures.glob("*.png"))
     assert (out / "tables" / "effect_bias.csv").exists()
-    again = make()  # resumes: the merged screen is kept and the chosen NSMs are already filled
-    assert "screening 4 shards" not in again and "nothing to do" in again
+    bias = __import__("pandas").read_csv(out / "tables" / "effect_bias.csv")
+    assert set(bias["pair"]) == {"max/min", "sym:1/sym:-1"}  # the size-matched control screen joined the tables
+    assert (out / "control.duckdb").exists() and (figures / "tables" / "tiles.parquet").exists()
+    again = make()  # resumes: the merged screens are kept and the chosen NSMs are already filled
+    assert "screening" not in again and "nothing to do" in again

@@ -14,7 +14,7 @@ from mutascope.testing import TINY_FAMILIES, tiny_model
 
 from helpers import GREEDY, tables, text_probes
 
-KINDS = "max,min,zero,value:0.5,scale:-2"
+KINDS = "max,min,zero,value:0.5,scale:-2,sym:1,sym:-0.5,noise:0.5"
 
 
 def outcome(row):

@@ -60,3 +60,25 @@ def test_applied_restores_after_an_exception():
             assert bool((w == 0).all())
             raise KeyboardInterrupt
     assert torch.equal(w, before)
+
+
+def test_control_kinds_size_matched_and_noise():
+    from mutascope.mutation import noise_tile
+    from mutascope.plan import parse_kinds
+
+    w = torch.tensor([[1.0, -3.0], [7.5, 0.25]])  # a = max(|7.5|, |-3|) = 7.5
+    assert kind_value(Kind.parse("sym:1"), w) == 7.5 and kind_value(Kind.parse("sym:-1"), w) == -7.5
+    assert kind_value(Kind.parse("sym:0.5"), w) == 3.75 and kind_value(Kind.parse("noise:0.1"), w) == 0.75
+    assert parse_kinds("max,sym") == (Kind("max"), Kind("sym", 1.0), Kind("sym", -1.0))
+    for bad in ("noise:0", "noise:-1", "sym:x"):
+        with pytest.raises(MutascopeError):
+            Kind.parse(bad)
+    tile = torch.zeros(64, 64)
+    kind = Kind.parse("noise:1")
+    a = mutated_tile(tile, kind, 2.0, (3, "down", 1, 2))
+    assert torch.equal(a, mutated_tile(tile, kind, 2.0, (3, "down", 1, 2)))  # a pure function of the site
+    assert not torch.equal(a, mutated_tile(tile, kind, 2.0, (3, "down", 1, 3)))
+    assert float(a.pow(2).mean().sqrt()) == pytest.approx(2.0, rel=1e-6)  # matched norm: RMS = value exactly
+    assert abs(float(a.mean())) < 0.1 and torch.equal(noise_tile((64, 64), 2.0, (3, "down", 1, 2), kind), a)
+    with pytest.raises(ValueError):
+        mutated_tile(tile, kind, 2.0)  # noise needs its site

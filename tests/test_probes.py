@@ -17,7 +17,7 @@ from mutascope.probes import (
 )
 
 # ---------------------------------------------------------------------------
-# Built-in probes: the paper's five prompts, verbatim (METHODS.md section 1.3)
+# Built-in probes: the paper's five prompts, verbatim (docs/methods.md, "1. The mutagenesis screen")
 
 PAPER_TEXTS = {
     "drosophila": "The life cycle of Drosophila:",

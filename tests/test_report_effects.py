@@ -115,9 +115,15 @@ def test_planted_screen_tables(effect_screen):
     hit = enr[(enr.probe_id == "fly") & (enr.layer == 1) & (enr.matrix == "v") & enr.enriched]
     assert hit[["axis", "index"]].values.tolist() == [["col", 3]]
     sw = tables["superweight_tiles"]
-    assert sorted(set(map(tuple, sw[["layer", "matrix", "axis", "index"]].values.tolist()))) == [
+    marked = sw[sw["role"] == "super activation"]
+    assert sorted(set(map(tuple, marked[["layer", "matrix", "axis", "index"]].values.tolist()))) == [
         (1, "o", "row", 3), (1, "v", "col", 3)]
-    v = sw[(sw.matrix == "v") & (sw.probe_id == "fly")].iloc[0]
+    before = sw[sw["role"] == "before"]  # the same axes where the super activation does not exist yet: a control
+    assert sorted(set(map(tuple, before[["layer", "matrix", "axis", "index"]].values.tolist()))) == [
+        (0, "o", "row", 3), (0, "v", "col", 3)]
+    summary = tables["superweight_summary"].set_index(["probe_id", "matrix", "role"])
+    assert summary.loc[("fly", "v", "super activation"), "layers"] == 1
+    v = marked[(marked.matrix == "v") & (marked.probe_id == "fly")].iloc[0]
     assert v["effect_rank"] == 1 and v["effect_percentile"] == 100 and v["effect_q_value"] < 0.05
     assert "super-activation channel 200" in v["reason"]
     page = html.read_text(encoding="utf-8")

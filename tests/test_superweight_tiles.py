@@ -32,7 +32,10 @@ def test_llama2_super_activation_marks_v_column_tile_39():
     # the super weight's own down matrix: its row tile and its column tile (7890 // 64 = 123)
     assert marks.loc[(1, "down", "row"), "index"] == 39 and marks.loc[(1, "down", "col"), "index"] == 123
     # before and in the layer that creates it, nothing reads the super activation
-    assert not any(layer <= 1 and m != "down" for layer, m, _ in marks.index)
+    activation = marks[marks["role"] == "super activation"]
+    assert not any(layer <= 1 and m != "down" for layer, m, _ in activation.index)
+    before = marks[marks["role"] == "before"]  # there the same axes are marked as a control
+    assert sorted({layer for layer, _, _ in before.index}) == [0, 1] and (before["index"] == 39).all()
     assert "super-activation channel 2533 (from layer 1)" in marks.loc[(2, "v", "col"), "reason"]
 
 
@@ -49,8 +52,8 @@ def test_a_sensitive_column_at_the_marked_tile_ranks_at_the_top():
     assert table["effect_rank"] == 1 and table["effect_percentile"] == 100 and table["axes"] == 48
     assert table["mutants"] == 16 and 0 <= table["nsm_percentile"] <= 100
     # an unremarkable column ranks where chance puts it
-    plain = superweight_tiles(frame, pd.DataFrame([(2, "v", "col", 5, "test")],
-                                                  columns=["layer", "matrix", "axis", "index", "reason"])).iloc[0]
+    plain = superweight_tiles(frame, pd.DataFrame([(2, "v", "col", 5, "super activation", "test")],
+                                                  columns=["layer", "matrix", "axis", "index", "role", "reason"])).iloc[0]
     assert plain["effect_percentile"] < 100
 
 

@@ -276,13 +276,15 @@ def _print_summary(results, summary) -> None:
 def export(
     results_file: Path = typer.Argument(..., help="A screen's results file."),
     out_dir: Path = typer.Option(None, "--out", "-o", help="Directory for the Parquet files (default: next to the file)."),
+    compact: bool = typer.Option(False, "--compact", help="Only what the statistics read: one row per mutant and probe "
+                                 "without output texts (table tiles), runs, probes and the analysis tables."),
 ) -> None:
     """Write every table of a results file as Parquet."""
     from .store import open_results
 
     target = out_dir or results_file.with_suffix("").with_name(results_file.stem + "_parquet")
     with open_results(results_file) as results:
-        for path in results.export(target):
+        for path in results.export(target, compact=compact):
             out.print(str(path))
 
 
@@ -307,6 +309,8 @@ def report(
     results_file: Path = typer.Argument(..., dir_okay=False, help="A screen's results file."),
     out_html: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file (default: beside the results, .html)."),
     figures: Optional[Path] = typer.Option(None, "--figures", help="Also write the report's figures as PNG files into this directory."),
+    control: List[Path] = typer.Option([], "--control", help="A control screen of the same model, probes and tiles "
+                                       "(as `mutascope analyze --control`): its kinds join the statistics."),
 ) -> None:
     """Write one self-contained, offline HTML report of a screen."""
     from .outfiles import check_output_file
@@ -319,19 +323,15 @@ def report(
         from .outfiles import check_output_dir
 
         check_output_dir(figures, inputs=[results_file], what="--figures directory")
-    open_results(results_file).close()  # one line if it is missing, foreign or in use
+    for path in [results_file, *control]:
+        open_results(path).close()  # one line if it is missing, foreign or in use
     with progress_bar(TextColumn("report"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), label="report") as bar:
         task = bar.add_task("report", total=5)
-        path = write_report(results_file, target, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        path = write_report(results_file, target, figures_dir=figures, controls=control,
+                            progress=lambda done, total: bar.update(task, completed=done, total=total))
     out.print(f"report: {path}")
     if figures is not None:
-        from .analysis import site_frame
-        from .report import save_figures
-
-        with open_results(results_file) as results:
-            frame = site_frame(results)
-        paths = save_figures(frame, figures)
-        out.print(f"{len(paths)} figures in {figures}")
+        out.print(f"figures: {figures}")
 
 
 from .commands.activation import activation  # noqa: E402

@@ -147,6 +147,7 @@ def fill(
 ) -> FillSummary:
     """Fill the outputs of the NSMs ``selection`` names, in place; see the module docstring."""
     from .engine import make_engine
+    from .engine.base import wild_type_logprob
 
     start = time.perf_counter()
     path = Path(path)
@@ -167,6 +168,7 @@ def fill(
                     f"{path}: the unmutated model's output for probe {p.id!r} differs from the stored one; "
                     "the numerics of this machine differ from the screen's, so its outputs cannot be filled here"
                 )
+        store.record_wt_logprobs({p.id: wild_type_logprob(subject, p) for p in probes})
         mutations = stored_mutations(store.con, sorted(set(todo["mutation_id"])))
         tasks = fill_tasks(todo, mutations, [p.id for p in probes], chunk_size)
         stored_calls = store.con.execute("SELECT mutation_id, probe_id, divergence FROM outcomes WHERE nsm").fetchall()

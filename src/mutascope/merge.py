@@ -151,7 +151,7 @@ def _write(target: Path, shards: list[_Shard], config: dict) -> None:
             con.execute("UPDATE runs SET shard = '0/1', n_mutations = ?, config = ?, config_hash = ?, schema_version = ?",
                         [sum(s.n_mutations for s in shards), json.dumps(config, sort_keys=True), config_hash(config),
                          SCHEMA_VERSION])
-            con.execute("INSERT INTO probes SELECT * FROM s0.probes")
+            con.execute("INSERT INTO probes BY NAME SELECT * FROM s0.probes")
             for name in ("mutations", "outcomes", "progress", "fills"):
                 for i in range(len(shards)):
                     if _has(con, f"s{i}", name):

@@ -4,11 +4,26 @@ A mutation sets every element of one tile of one matrix to a value (``max``,
 ``min``, ``zero``, ``value:X``) or scales it (``scale:X``). ``max`` and
 ``min`` are taken from the whole *unmutated* matrix, once. Tiles are aligned
 ``h x w`` blocks; those at a ragged edge are smaller, never dropped.
+
+Two families of kinds are controls for what the screen's kinds confound
+(docs/methods.md, "Controls"). With ``a = max(|max|, |min|)`` of the matrix:
+
+* ``sym:X`` writes ``X * a``: ``sym:1`` and ``sym:-1`` are the size-matched
+  pair (the two signs of one size, where ``max`` and ``min`` differ in size
+  as well as in sign), and ``sym:X`` over several X is a dose-response
+  sweep of the written value. ``sym`` alone in a kind list means both.
+* ``noise:X`` *adds* a random Gaussian tile scaled to root-mean-square
+  ``X * a`` exactly (the Frobenius norm of a constant tile of ``X * a``):
+  ``noise:1`` is a random tile of matched norm, a small X (``noise:0.001``)
+  the noise floor of the NSM call. The noise is a pure function of the
+  mutation's site and kind (seeded by their hash), so every engine, worker
+  and rerun writes the same numbers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Iterator
@@ -18,11 +33,13 @@ import torch
 from .errors import MutascopeError
 
 BASE_KINDS = ("max", "min", "zero")
+PARAMETRIC = ("value", "scale", "sym", "noise")  # kinds written NAME:X
 
 
 @dataclass(frozen=True, order=True)
 class Kind:
-    """What a mutation writes: ``max``, ``min``, ``zero``, ``value:X`` or ``scale:X``."""
+    """What a mutation writes: ``max``, ``min``, ``zero``, ``value:X``, ``scale:X``, or the
+    controls ``sym:X`` and ``noise:X`` (module docstring)."""
 
     name: str
     x: float | None = None
@@ -33,15 +50,17 @@ class Kind:
         if text in BASE_KINDS:
             return cls(text)
         head, sep, arg = text.partition(":")
-        if sep and head in ("value", "scale"):
+        if sep and head in PARAMETRIC:
             try:
                 x = float(arg)
             except ValueError:
                 raise MutascopeError(f"kind {text!r}: {arg!r} is not a number") from None
             if not math.isfinite(x):
                 raise MutascopeError(f"kind {text!r}: the number must be finite")
+            if head == "noise" and x <= 0:
+                raise MutascopeError(f"kind {text!r}: the noise scale must be above 0, e.g. noise:0.001")
             return cls(head, x)
-        raise MutascopeError(f"unknown kind {text!r}: use max, min, zero, value:X or scale:X")
+        raise MutascopeError(f"unknown kind {text!r}: use max, min, zero, value:X, scale:X, sym:X or noise:X")
 
     def __str__(self) -> str:
         return self.name if self.x is None else f"{self.name}:{self.x:g}"
@@ -111,7 +130,7 @@ class Mutation:
 
 
 def kind_value(kind: Kind, weight: torch.Tensor) -> float:
-    """The number a kind writes into (or scales) a tile of ``weight``."""
+    """The number a kind writes into (or scales, or the noise's RMS for) a tile of ``weight``."""
     if kind.name == "max":
         return float(weight.max().item())
     if kind.name == "min":
@@ -119,13 +138,31 @@ def kind_value(kind: Kind, weight: torch.Tensor) -> float:
     if kind.name == "zero":
         return 0.0
     assert kind.x is not None
+    if kind.name in ("sym", "noise"):
+        return kind.x * max(abs(float(weight.max().item())), abs(float(weight.min().item())))
     return kind.x
 
 
-def mutated_tile(original: torch.Tensor, kind: Kind, value: float) -> torch.Tensor:
-    """The new contents of a tile whose unmutated contents are ``original``."""
+def noise_tile(shape: tuple[int, ...], rms: float, site: tuple[int, str, int, int], kind: Kind) -> torch.Tensor:
+    """The ``noise:X`` perturbation of one tile: Gaussian, scaled to root-mean-square ``rms``
+    exactly, seeded by the site and kind alone (float32, on the CPU)."""
+    key = hashlib.sha256(f"{site[0]}.{site[1]}.{site[2]}.{site[3]}:{kind}".encode()).digest()
+    gen = torch.Generator().manual_seed(int.from_bytes(key[:8], "little") & (2**63 - 1))
+    z = torch.randn(shape, generator=gen, dtype=torch.float64)
+    return (z * (rms * math.sqrt(z.numel()) / float(z.norm()))).to(torch.float32)
+
+
+def mutated_tile(original: torch.Tensor, kind: Kind, value: float,
+                 site: tuple[int, str, int, int] | None = None) -> torch.Tensor:
+    """The new contents of a tile whose unmutated contents are ``original`` (``site``, the
+    mutation's (layer, matrix, row, col), seeds ``noise:X``)."""
     if kind.name == "scale":
         return original * value
+    if kind.name == "noise":
+        if site is None:
+            raise ValueError("noise kinds need the mutation's site to seed their noise")
+        noise = noise_tile(tuple(original.shape), value, site, kind).to(original.device)
+        return (original.to(torch.float32) + noise).to(original.dtype)
     return torch.full_like(original, value)
 
 
@@ -139,7 +176,7 @@ def applied(weight: torch.Tensor, mutation: Mutation) -> Iterator[None]:
     tile = weight[mutation.r0 : mutation.r1, mutation.c0 : mutation.c1]
     saved = tile.clone()
     try:
-        tile.copy_(mutated_tile(saved, mutation.kind, mutation.value))
+        tile.copy_(mutated_tile(saved, mutation.kind, mutation.value, mutation.site))
         yield
     finally:
         tile.copy_(saved)

@@ -78,8 +78,9 @@ def parse_names(text: str | Sequence[str] | None) -> tuple[str, ...] | None:
 
 
 def parse_kinds(text: str | Sequence[str]) -> tuple[Kind, ...]:
-    """Parse ``"max,min"`` into kinds, in the given order."""
+    """Parse ``"max,min"`` into kinds, in the given order (``sym`` alone: ``sym:1,sym:-1``)."""
     items = text.split(",") if isinstance(text, str) else list(text)
+    items = [x for t in items for x in (("sym:1", "sym:-1") if str(t).strip() == "sym" else (t,))]
     kinds = tuple(Kind.parse(t) if not isinstance(t, Kind) else t for t in items if str(t).strip())
     if not kinds:
         raise MutascopeError("no mutation kinds given: use e.g. --kinds max,min")

@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 from . import __version__
 from .backends import Backend, LocalBackend, Task, chunk_grid
 from .engine import PreparedProbe, make_engine, prepare_probes
+from .engine.base import wild_type_logprob
 from .engine.batched import check_outputs
 from .engine.reference import decode_text, eos_ids
 from .errors import MutascopeError
@@ -136,7 +137,7 @@ class Screen:
             ProbeRecord(
                 p.id, p.probe.kind, p.probe.text, p.probe.chat, p.probe.max_new_tokens,
                 p.probe.decoding.describe(), p.probe.answer, p.probe.group, p.prompt, p.wt_tokens,
-                decode_text(self.subject, p.wt_tokens),
+                decode_text(self.subject, p.wt_tokens), wild_type_logprob(self.subject, p),
             )
             for p in prepared
         ]

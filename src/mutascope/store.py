@@ -4,7 +4,9 @@ Tables (one row per thing, like deep-mutational-scanning tables):
 
 * ``runs``      the screen's configuration (model id and content hash, dtype,
                 device, tile, plan, probes, versions) and its hash;
-* ``probes``    each probe's text, prompt tokens and wild-type (WT) output;
+* ``probes``    each probe's text, prompt tokens and wild-type (WT) output, and
+                the WT output's log-likelihood under the unmutated model
+                (``wt_logprob``, the scale its effect sizes are drops from);
 * ``mutations`` every mutation of the plan (site, element size, kind, value);
 * ``outcomes``  one row per (mutation, probe): NSM call, divergence step,
                 output tokens and text, phenotype id (distinct outputs per
@@ -50,7 +52,7 @@ import pyarrow as pa
 from .errors import MutascopeError
 from .mutation import Mutation
 
-SCHEMA_VERSION = 2  # 2: outcomes.filled (calls-only screens) and the fills table
+SCHEMA_VERSION = 3  # 2: outcomes.filled (calls-only screens) and the fills table; 3: probes.wt_logprob
 # Measurements an engine may report beside the NSM call (the batched engine's
 # teacher-forced pass does; the reference engine leaves them null).
 EFFECT_COLUMNS = {
@@ -72,7 +74,7 @@ CREATE TABLE runs (
 CREATE TABLE probes (
     probe_id VARCHAR PRIMARY KEY, position INTEGER, kind VARCHAR, text VARCHAR,
     chat BOOLEAN, max_new_tokens INTEGER, decoding VARCHAR, answer VARCHAR,
-    probe_group VARCHAR, prompt_tokens INTEGER[], wt_tokens INTEGER[], wt_text VARCHAR
+    probe_group VARCHAR, prompt_tokens INTEGER[], wt_tokens INTEGER[], wt_text VARCHAR, wt_logprob DOUBLE
 );
 CREATE TABLE mutations (
     mutation_id INTEGER PRIMARY KEY, layer INTEGER, matrix VARCHAR,
@@ -165,6 +167,7 @@ class ProbeRecord:
     prompt_tokens: tuple[int, ...]
     wt_tokens: tuple[int, ...]
     wt_text: str
+    wt_logprob: float | None = None
 
 
 class Store:
@@ -208,6 +211,7 @@ class Store:
                 store = cls(path, con)
                 store._check_probes(probes)
                 store._check_mutations(mutations)
+                store.record_wt_logprobs({p.probe_id: p.wt_logprob for p in probes})
         except BaseException:
             con.close()
             raise
@@ -256,6 +260,7 @@ class Store:
                     "prompt_tokens": pa.array([list(p.prompt_tokens) for p in probes], pa.list_(pa.int32())),
                     "wt_tokens": pa.array([list(p.wt_tokens) for p in probes], pa.list_(pa.int32())),
                     "wt_text": [p.wt_text for p in probes],
+                    "wt_logprob": pa.array([p.wt_logprob for p in probes], pa.float64()),
                 }
             )
             _insert(con, "probes", probe_table)
@@ -288,6 +293,23 @@ class Store:
                 f"{min(ids, default=0)}-{max(ids, default=0)} ({len(ids)}): it was written by a mutascope "
                 "that split shards differently; rerun it with that version or start a new --out file"
             )
+
+    def record_wt_logprobs(self, values: dict[str, float | None]) -> None:
+        """Store the probes' WT log-likelihoods where the file has none (files written before
+        they were recorded); a value already stored is never changed."""
+        values = {k: v for k, v in values.items() if v is not None}
+        if not values:
+            return
+        con = self.con
+        con.begin()
+        try:
+            for probe_id, value in values.items():
+                con.execute("UPDATE probes SET wt_logprob = ? WHERE probe_id = ? AND wt_logprob IS NULL",
+                            [value, probe_id])
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
 
     def _load_phenotypes(self) -> None:
         self._phenotypes = {}
@@ -453,7 +475,8 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     """Bring a file written by an older mutascope up to :data:`SCHEMA_VERSION` (before writing to it).
 
     Version 1 files lack ``outcomes.filled`` (every output there is complete)
-    and the ``fills`` table.
+    and the ``fills`` table; versions 1 and 2 lack ``probes.wt_logprob`` (null
+    until a command that loads the model records it: a resumed screen, ``fill``).
     """
     version = con.execute("SELECT max(schema_version) FROM runs").fetchone()[0]
     if version is not None and version >= SCHEMA_VERSION:
@@ -462,6 +485,7 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     try:
         con.execute("ALTER TABLE outcomes ADD COLUMN IF NOT EXISTS filled BOOLEAN DEFAULT true")
         con.execute(_FILLS_DDL)
+        con.execute("ALTER TABLE probes ADD COLUMN IF NOT EXISTS wt_logprob DOUBLE")
         con.execute("UPDATE runs SET schema_version = ?", [SCHEMA_VERSION])
         con.commit()
     except BaseException:
@@ -663,22 +687,39 @@ class Results:
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
         return self.con.execute(sql, params or []).df()
 
-    def export(self, directory: str | os.PathLike) -> list[Path]:
+    def export(self, directory: str | os.PathLike, compact: bool = False) -> list[Path]:
         """Write every table (phenotypes and analyses too) as Parquet into ``directory``.
 
+        ``compact``: only what the statistics read, small enough to publish: ``tiles``
+        (one row per mutation and probe: site, kind, value, the call, divergence step,
+        margins and effect sizes, without output tokens or texts), ``runs``, ``probes``
+        (without token arrays) and every ``analysis_`` table.
         Each file is written beside its target and renamed into place (see
         :mod:`mutascope.outfiles`); a DuckDB file in the way is refused.
         """
         from .outfiles import check_output_dir, check_output_file
 
+        queries = {name: f'SELECT * FROM "{name}" ORDER BY ALL' for name in self.table_names()}
+        if compact:
+            have = {r[0] for r in self.con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'outcomes'").fetchall()}
+            effects = "".join(f", o.{c}" for c in EFFECT_COLUMNS if c in have)
+            queries = {
+                "runs": "SELECT * FROM runs",
+                "probes": "SELECT * EXCLUDE (prompt_tokens, wt_tokens) FROM probes ORDER BY position",
+                "tiles": "SELECT o.mutation_id, o.probe_id, m.layer, m.matrix, m.row, m.col, m.kind, m.value, "
+                         f"o.nsm, o.divergence{effects} FROM outcomes o JOIN mutations m USING (mutation_id) "
+                         "ORDER BY o.mutation_id, o.probe_id",
+                **{n: q for n, q in queries.items() if n.startswith("analysis_")},
+            }
         directory = check_output_dir(directory, inputs=[self.path], what="export directory")
-        targets = [check_output_file(directory / f"{name}.parquet") for name in self.table_names()]
+        targets = [check_output_file(directory / f"{name}.parquet") for name in queries]
         directory.mkdir(parents=True, exist_ok=True)
-        for name, target in zip(self.table_names(), targets):
+        for (name, query), target in zip(queries.items(), targets):
             tmp = target.with_name(f".{target.name}.tmp")
             escaped = str(tmp).replace("'", "''")
             try:
-                self.con.execute(f"COPY (SELECT * FROM \"{name}\" ORDER BY ALL) TO '{escaped}' (FORMAT PARQUET)")
+                self.con.execute(f"COPY ({query}) TO '{escaped}' (FORMAT PARQUET, COMPRESSION ZSTD)")
                 os.replace(tmp, target)
             except BaseException:
                 tmp.unlink(missing_ok=True)

@@ -1,6 +1,6 @@
 """Layer-wise pruning ratios from activation counts, applied with Wanda.
 
-Ratios (METHODS.md section 3): with N_i the activated parameters of layer i
+Ratios (docs/methods.md, "3. Activation patterns"): with N_i the activated parameters of layer i
 (1-based i), ``N'_i = sigmoid((N_i - mean N) / std N + alpha / i)`` and
 ``S_i = S + beta * S * (1 - N'_i * L / sum N')``. Averaged over the L layers
 the bracket is ``1 - (L / sum N') * (sum N' / L) = 0``, so the S_i average to

@@ -11,10 +11,12 @@ and COPA take a ``readout``: ``"nsm"`` (the paper's binary call) or
 from .bias import bias
 from .copa import copa
 from .counts import nsm_counts
-from .enrichment import enrichment, recurrent_axes
+from .enrichment import enrichment
 from .findings import findings, saturation_note
 from .frame import site_frame, tile_map
 from .overlap import overlap
+from .recurrence import recurrence, recurrent_axes
+from .registry import STATISTICS
 from .reorder import reordered_map
 from .saturation import saturation
 from .severity import severity_distribution
@@ -24,6 +26,7 @@ from .writers import writer_groups
 
 __all__ = [
     "READOUTS",
+    "STATISTICS",
     "bias",
     "copa",
     "enrichment",
@@ -32,6 +35,7 @@ __all__ = [
     "nsm_counts",
     "overlap",
     "read_superweights",
+    "recurrence",
     "recurrent_axes",
     "reordered_map",
     "saturation",

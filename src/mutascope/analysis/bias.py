@@ -1,80 +1,168 @@
-"""Max/min bias: is a matrix sensitive mostly to ``max`` or to ``min``?
+"""Max/min bias: is a matrix more sensitive to one sign of the written value?
 
-Two readouts (see :mod:`.stats`):
+**Unit**: the tile. Its two mutants (``max`` and ``min``, or a size-matched
+``sym:x`` and ``sym:-x``) are one paired observation (:mod:`.tile_scores`).
+**Tests** (exact, :mod:`.exact`): for the NSM call, McNemar's test on the
+tiles that are NSMs under one kind only; for the effect size, Wilcoxon's
+signed-rank test of the paired differences (first kind minus second).
+**Effect size**: the discordant counts (NSM), or the median paired
+difference with its distribution-free 95 % interval and the rank-biserial
+correlation (effect). **Family**: every matrix of a probe, per kind pair and
+readout; ``q_value`` is BH over it, ``p_floor`` the smallest p the tiles allow.
 
-* ``nsm``: among NSMs of the two kinds, the share caused by ``max`` is
-  compared with the share of ``max`` among the mutants (0.5 for a plain
-  max,min screen) by a two-sided exact binomial test;
-* ``effect``: the max and min mutants of the same tile form a pair, and a
-  Wilcoxon signed-rank test asks whether their effect sizes differ. Pairing
-  by site removes what the two kinds share (how sensitive that tile is), so
-  what is left is the kind; ranks keep a few huge effects from deciding it.
-
-q-values are Benjamini-Hochberg across the matrices of a probe; ``bias`` is
-the call (``max``, ``min`` or ``none``) at the given FDR.
+**Size of the written value.** ``max`` and ``min`` of a matrix are rarely
+equal in size, and a larger value is a larger perturbation: a bias towards
+the kind with the larger |value| may be nothing but size. Every row carries
+``size_ratio`` = |value of the first kind| / |value of the second| and the
+kind whose value is larger; ``size_verdict`` says, for a called bias,
+whether it is *explained by size* (a size-matched pair ``sym:1``/``sym:-1``
+of the same matrix and probe shows no bias), *survives size matching* (that
+pair is biased the same way: the sign matters, not only the size), or, with
+no size-matched pair in the screen, whether it points *towards* or *against*
+the larger value (only the latter excludes size as the explanation).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest, rankdata, wilcoxon
 
-from .stats import bh_by, check_readout, effect_rows
+from .exact import bh, mcnemar, signed_rank
+from .stats import check_readout, effect_rows
+from .tile_scores import MATRIX_KEYS, kind_pairs, kind_values, paired
 
-KEYS = ["probe_id", "layer", "matrix"]
-NSM_COLUMNS = KEYS + ["max_mutants", "max_nsm", "min_mutants", "min_nsm", "max_share", "p_value"]
-EFFECT_COLUMNS = KEYS + ["pairs", "median_max", "median_min", "median_difference", "signed_rank_sum", "p_value"]
+PAIR = ["pair", "kind_a", "kind_b", "value_a", "value_b", "size_ratio", "larger"]
+NSM_COLUMNS = MATRIX_KEYS + PAIR + ["tiles", "both", "a_only", "b_only", "neither", "p_value", "p_floor"]
+EFFECT_COLUMNS = MATRIX_KEYS + PAIR + ["tiles", "median_a", "median_b", "median_difference", "ci_low", "ci_high",
+                                       "rank_biserial", "median_difference_per_token", "p_value", "p_floor"]
+CALL = ["q_value", "bias", "size_verdict"]
+SIZE_MATCHED = ("sym:1", "sym:-1")
 
 
 def bias(frame: pd.DataFrame, alpha: float = 0.05, readout: str = "nsm") -> pd.DataFrame:
-    """One row per (probe, layer, matrix): the test's inputs, p, q and the call."""
+    """One row per (probe, layer, matrix, kind pair): the paired test, q and the call."""
     check_readout(readout)
-    sub = frame[frame["kind"].isin(["max", "min"])]
-    if readout == "nsm":
-        out = _nsm_bias(sub)
-        expected = out["max_mutants"] / (out["max_mutants"] + out["min_mutants"])
-        direction = np.where(out["max_share"] > expected, "max", "min")
-    else:
-        out = _effect_bias(sub)
-        direction = np.where(out["signed_rank_sum"] > 0, "max", "min")
-    out["q_value"] = bh_by(out, ["probe_id"])
-    out["bias"] = np.where(out["q_value"] < alpha, direction, "none")
+    source = frame if readout == "nsm" else effect_rows(frame)
+    columns = (NSM_COLUMNS if readout == "nsm" else EFFECT_COLUMNS) + CALL
+    parts = [_pair_tests(source, pair, readout) for pair in kind_pairs(source)]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(parts, ignore_index=True)
+    out = _with_values(out, kind_values(frame))
+    out["q_value"] = np.nan
+    for _, idx in out.groupby(["probe_id", "pair"], sort=False).indices.items():
+        out.loc[out.index[idx], "q_value"] = bh(out["p_value"].to_numpy()[idx])
+    first_larger = out["a_only"] > out["b_only"] if readout == "nsm" else out["rank_biserial"] > 0
+    out["bias"] = np.where(out["q_value"] < alpha, np.where(first_larger, out["kind_a"], out["kind_b"]), "none")
+    out["size_verdict"] = _size_verdicts(out)
+    return out[columns]
+
+
+def _pair_tests(frame: pd.DataFrame, pair: tuple[str, str], readout: str) -> pd.DataFrame:
+    column = "nsm" if readout == "nsm" else "effect"
+    wide = paired(frame, pair, column)
+    if readout == "effect" and "effect_per_token" in frame.columns:
+        per_token = paired(frame, pair, "effect_per_token")
+        wide = wide.merge(per_token, on=list(wide.columns[:5]), how="left", suffixes=("", "_tok"))
+    rows = []
+    for key, g in wide.groupby(MATRIX_KEYS, sort=True):
+        a, b = g["a"].to_numpy(dtype=float), g["b"].to_numpy(dtype=float)
+        if readout == "nsm":
+            a, b = a.astype(bool), b.astype(bool)
+            first, second = int((a & ~b).sum()), int((~a & b).sum())
+            p, floor = mcnemar(first, second)
+            rows.append((*key, len(g), int((a & b).sum()), first, second, int((~a & ~b).sum()), p, floor))
+        else:
+            t = signed_rank(a - b)
+            tok = (g["a_tok"] - g["b_tok"]).median() if "a_tok" in g else np.nan
+            rows.append((*key, len(g), float(np.median(a)), float(np.median(b)), t["median_difference"],
+                         t["ci_low"], t["ci_high"], t["rank_biserial"], float(tok), t["p_value"], t["p_floor"]))
+    names = [c for c in (NSM_COLUMNS if readout == "nsm" else EFFECT_COLUMNS) if c not in PAIR]
+    out = pd.DataFrame(rows, columns=names)
+    out["pair"], out["kind_a"], out["kind_b"] = f"{pair[0]}/{pair[1]}", pair[0], pair[1]
     return out
 
 
-def _nsm_bias(sub: pd.DataFrame) -> pd.DataFrame:
-    counts = sub.groupby(KEYS + ["kind"])["nsm"].agg(["size", "sum"]).unstack("kind", fill_value=0)
+def _with_values(out: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:
+    """The value each kind of the pair writes, their size ratio and the larger kind."""
+    v = values.set_index(["layer", "matrix", "kind"])["value"]
+
+    def look(kinds):
+        idx = pd.MultiIndex.from_arrays([out["layer"], out["matrix"], kinds])
+        return v.reindex(idx).to_numpy(dtype=float) if len(v) else np.full(len(out), np.nan)
+
+    out["value_a"], out["value_b"] = look(out["kind_a"]), look(out["kind_b"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["size_ratio"] = np.abs(out["value_a"]) / np.abs(out["value_b"])
+    out["larger"] = np.where(out["size_ratio"] > 1, out["kind_a"],
+                             np.where(out["size_ratio"] < 1, out["kind_b"], "equal"))
+    return out
+
+
+def _size_verdicts(out: pd.DataFrame) -> np.ndarray:
+    matched = out[out["pair"] == "/".join(SIZE_MATCHED)].set_index(MATRIX_KEYS)["bias"]
+    verdicts = []
+    for r in out.itertuples(index=False):
+        if r.bias == "none":
+            verdicts.append("")
+        elif r.kind_a == r.kind_b or r.pair == "/".join(SIZE_MATCHED) or r.larger == "equal":
+            verdicts.append("size-matched" if r.larger == "equal" else "")
+        elif (r.probe_id, r.layer, r.matrix) in matched.index:
+            control = matched.loc[(r.probe_id, r.layer, r.matrix)]
+            same = (control == SIZE_MATCHED[0]) == (r.bias == r.kind_a)
+            verdicts.append("explained by size" if control == "none" else
+                            "survives size matching" if same else "reversed when size-matched")
+        else:
+            verdicts.append("towards the larger value" if r.bias == r.larger else "against the larger value")
+    return np.array(verdicts, dtype=object)
+
+
+SIZE_COLUMNS = ["probe_id", "pair", "matrices", "called", "towards_larger", "against_larger", "p_direction",
+                "spearman_size", "p_spearman", "p_floor_spearman"]
+
+
+def bias_size(table: pd.DataFrame, permutations: int = 9999, seed: int = 0) -> pd.DataFrame:
+    """Does the bias follow the size of the written values? One row per probe and kind pair.
+
+    ``towards_larger``/``against_larger``: called biases in the direction of the kind with
+    the larger |value| or against it, with the exact two-sided binomial p of that split
+    (``p_direction``, 1/2 under "size does not matter"). ``spearman_size``: Spearman's
+    correlation over the matrices between log(size ratio) and the bias statistic
+    (rank-biserial for the effect; (a_only - b_only) / discordant for the NSM call), with a
+    permutation p (``permutations`` shuffles, floor stated).
+    """
     rows = []
-    for (probe, layer, matrix), r in counts.iterrows():
-        n_max, n_min = int(r.get(("size", "max"), 0)), int(r.get(("size", "min"), 0))
-        k_max, k_min = int(r.get(("sum", "max"), 0)), int(r.get(("sum", "min"), 0))
-        total = k_max + k_min
-        expected = n_max / (n_max + n_min) if n_max + n_min else np.nan
-        p = binomtest(k_max, total, expected).pvalue if total and 0 < expected < 1 else np.nan
-        rows.append((probe, layer, matrix, n_max, k_max, n_min, k_min, k_max / total if total else np.nan, p))
-    return pd.DataFrame(rows, columns=NSM_COLUMNS)
+    if table.empty:
+        return pd.DataFrame(columns=SIZE_COLUMNS)
+    rng = np.random.default_rng(seed)
+    for (probe, pair), g in table.groupby(["probe_id", "pair"], sort=False):
+        called = g[g["bias"] != "none"]
+        towards = int((called["bias"] == called["larger"]).sum())
+        against = int(((called["larger"] != "equal") & (called["bias"] != called["larger"])).sum())
+        p_dir = mcnemar(towards, against)[0]
+        if "rank_biserial" in g:
+            stat = g["rank_biserial"].to_numpy(dtype=float)
+        else:
+            disc = (g["a_only"] + g["b_only"]).to_numpy(dtype=float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                stat = (g["a_only"] - g["b_only"]).to_numpy(dtype=float) / disc
+        size = np.log(g["size_ratio"].to_numpy(dtype=float))
+        ok = np.isfinite(stat) & np.isfinite(size)
+        rho, p_rho, floor = _spearman_permutation(size[ok], stat[ok], permutations, rng)
+        rows.append((probe, pair, len(g), len(called), towards, against, p_dir, rho, p_rho, floor))
+    return pd.DataFrame(rows, columns=SIZE_COLUMNS)
 
 
-def _effect_bias(sub: pd.DataFrame) -> pd.DataFrame:
-    sub = effect_rows(sub)
-    rows = []
-    if not sub.empty:
-        paired = sub.pivot_table(index=KEYS + ["row", "col"], columns="kind", values="effect", aggfunc="first")
-        if {"max", "min"} <= set(paired.columns):
-            paired = paired[["max", "min"]].dropna()
-            for (probe, layer, matrix), g in paired.groupby(level=[0, 1, 2], sort=True):
-                mx, mn = g["max"].to_numpy(), g["min"].to_numpy()
-                rows.append((probe, layer, matrix, len(g), float(np.median(mx)), float(np.median(mn)),
-                             *_signed_rank(mx - mn)))
-    return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
-
-
-def _signed_rank(d: np.ndarray) -> tuple[float, float, float]:
-    """Median difference, the sum of signed ranks (> 0: max larger) and the two-sided p-value."""
-    median = float(np.median(d))
-    nonzero = d[d != 0]
-    if len(nonzero) < 2:
-        return median, 0.0, np.nan
-    signed = float(np.sum(np.sign(nonzero) * rankdata(np.abs(nonzero))))
-    return median, signed, float(wilcoxon(nonzero).pvalue)
+def _spearman_permutation(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator):
+    """Spearman's rho with a two-sided permutation p (all shuffles at once) and its floor."""
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return np.nan, np.nan, np.nan
+    rx = pd.Series(x).rank().to_numpy()
+    ry = pd.Series(y).rank().to_numpy()
+    rx, ry = (rx - rx.mean()) / np.linalg.norm(rx - rx.mean()), (ry - ry.mean()) / np.linalg.norm(ry - ry.mean())
+    rho = float(rx @ ry)
+    shuffled = np.argsort(rng.random((n, len(ry))), axis=1)
+    null = ry[shuffled] @ rx
+    p = (1 + int(np.sum(np.abs(null) >= abs(rho) - 1e-12))) / (n + 1)
+    return rho, p, 1 / (n + 1)

@@ -1,23 +1,23 @@
 """COPA: correlative complementary patterns of max and min mutations.
 
 The paper shows max-NSMs and min-NSMs occupying complementary rows/columns
-but gives no formula. Ours (METHODS.md, project decisions): per matrix and
-probe, the Pearson correlation across rows (or columns) between the max
-profile and the min profile. Complementary means significantly negative
-against a permutation null that shuffles the min map's tiles within the
-matrix. The null is computed for all permutations at once (vectorised), so a
-full-genome screen's ~200 matrices take seconds.
+but gives no formula. Ours (docs/methods.md, "COPA"): per matrix and probe,
+the Pearson correlation across tile rows (or columns) between the max
+profile and the min profile; complementary = significantly negative.
 
-The profile depends on the readout (see :mod:`.stats`):
+**Profiles**: the mean per-kind score along each row (column), by readout
+(:mod:`.tile_scores`): the NSM rate, or the mean effect percentile within
+the matrix and kind (a Spearman-like correlation that a few huge effects
+cannot dominate; the permutation null is exact for any per-kind transform).
+**Null**: the min map's tiles permuted *within columns* for the row profile
+(within rows for the column profile), which scrambles the profile under
+test and keeps the rest of the map's structure. **Permutations**: chosen
+from the family (:func:`.exact.permutations_for`: at least 4 m / alpha for
+m tests, so that a test at the floor survives BH on its own), and stated in
+``permutations`` with the floor ``p_floor`` = 1 / (permutations + 1).
+**Family**: every matrix x axis of a probe, per readout.
 
-* ``nsm``: the NSM rate of each row (column);
-* ``effect``: the mean, over the row's (column's) tiles, of each tile's
-  effect-size rank within its matrix and kind (scaled to 0-1). Ranks make
-  the correlation a Spearman-like one that a few huge effects cannot
-  dominate, and negative effects need no special case; the permutation
-  null is exact for any such per-kind transform.
-
-q-values are Benjamini-Hochberg across the matrices of a probe, per axis.
+Claims about a matrix type over layers are :func:`copa_by_type`'s.
 """
 
 from __future__ import annotations
@@ -27,15 +27,21 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from .exact import bh, permutations_for
 from .frame import tile_map
-from .stats import bh_by, check_readout, effect_rows
+from .layers import sign_test_over_layers
+from .stats import check_readout
+from .tile_scores import MATRIX_KEYS, kind_scores
 
-COLUMNS = ["probe_id", "layer", "matrix", "axis", "copa", "null_mean", "p_value", "q_value"]
+COLUMNS = MATRIX_KEYS + ["axis", "copa", "null_mean", "permutations", "p_value", "p_floor", "q_value"]
+BLOCK = 2000  # permutations drawn at once (bounds memory on large grids)
 
 
 def _profile(grids: np.ndarray, axis: int) -> np.ndarray:
     """Mean value along rows (axis 0) or columns (axis 1) of (..., R, C) maps."""
-    return np.nanmean(grids, axis=-1 if axis == 0 else -2)
+    with warnings.catch_warnings():  # a row may hold only unmeasured tiles
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(grids, axis=-1 if axis == 0 else -2)
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -47,45 +53,66 @@ def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (b @ a) / np.where(den > 0, den, 1), np.nan)
 
 
-def _values(frame: pd.DataFrame, readout: str) -> pd.DataFrame:
-    """Max/min rows with the per-tile ``value`` whose row/column means are the profiles."""
-    sub = frame[frame["kind"].isin(["max", "min"])]
-    if readout == "nsm":
-        return sub.assign(value=sub["nsm"].astype(float))
-    sub = effect_rows(sub)
-    ranks = sub.groupby(["probe_id", "layer", "matrix", "kind"])["effect"].rank(pct=True)
-    return sub.assign(value=ranks)
+def _permuted(grid: np.ndarray, axis: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` copies of ``grid`` with values shuffled along ``axis`` independently in each
+    line across it (axis 0: rows shuffled within each column)."""
+    keys = rng.random((n, *grid.shape))
+    order = np.argsort(keys, axis=1 + axis)
+    if axis == 0:
+        return grid[order, np.arange(grid.shape[1])[None, None, :]]
+    return grid[np.arange(grid.shape[0])[None, :, None], order]
 
 
-def copa(frame: pd.DataFrame, n_perm: int = 999, seed: int = 0, readout: str = "nsm") -> pd.DataFrame:
-    """One row per (probe, layer, matrix, axis): correlation, null mean, p-value (one-sided, low), q."""
-    check_readout(readout)
-    rng = np.random.default_rng(seed)
-    rows = []
-    for (probe, layer, matrix), m in _values(frame, readout).groupby(["probe_id", "layer", "matrix"]):
+def _matrices(scored: pd.DataFrame):
+    for key, m in scored.groupby(MATRIX_KEYS, sort=True):
         mx, mn = m[m["kind"] == "max"], m[m["kind"] == "min"]
         if mx.empty or mn.empty:
             continue
-        row_idx, col_idx = pd.Index(sorted(m["row"].unique())), pd.Index(sorted(m["col"].unique()))
-        grid_max = tile_map(mx, "value", rows=row_idx, cols=col_idx)[0]
-        grid_min = tile_map(mn, "value", rows=row_idx, cols=col_idx)[0]
-        flat = grid_min.ravel()
-        shuffled = np.stack([rng.permutation(flat) for _ in range(n_perm)]).reshape(n_perm, *grid_min.shape)
+        rows, cols = pd.Index(sorted(m["row"].unique())), pd.Index(sorted(m["col"].unique()))
+        yield key, tile_map(mx, "score", rows=rows, cols=cols)[0], tile_map(mn, "score", rows=rows, cols=cols)[0]
+
+
+def copa(frame: pd.DataFrame, n_perm: int = 999, seed: int = 0, readout: str = "nsm",
+         alpha: float = 0.05) -> pd.DataFrame:
+    """One row per (probe, layer, matrix, axis): correlation, null mean, p (one-sided, low), q.
+
+    ``n_perm`` is the least number of permutations; the family may ask for more.
+    """
+    check_readout(readout)
+    rng = np.random.default_rng(seed)
+    scored = kind_scores(frame, readout, ["max", "min"])
+    matrices = list(_matrices(scored))
+    per_probe = pd.Series([k[0] for k, _, _ in matrices]).value_counts()
+    rows = []
+    for (probe, layer, matrix), grid_max, grid_min in matrices:
+        n = permutations_for(2 * int(per_probe[probe]), alpha, n_perm)
         for axis_name, axis in (("row", 0), ("col", 1)):
             a, b = _profile(grid_max, axis), _profile(grid_min, axis)
             ok = ~(np.isnan(a) | np.isnan(b))
             observed = float(_corr(a[ok], b[ok][None])[0]) if ok.sum() > 2 else float("nan")
             if np.isnan(observed):
-                rows.append((probe, layer, matrix, axis_name, observed, np.nan, np.nan))
+                rows.append((probe, layer, matrix, axis_name, observed, np.nan, n, np.nan, np.nan))
                 continue
-            with warnings.catch_warnings():  # a shuffled row may hold only unmeasured tiles
-                warnings.simplefilter("ignore", RuntimeWarning)
-                null_profiles = _profile(shuffled, axis)
-            null_ok = ~np.isnan(null_profiles).any(axis=0) & ok
-            null = _corr(a[null_ok], null_profiles[:, null_ok])
-            null = null[~np.isnan(null)]
-            p = (1 + np.sum(null <= observed)) / (1 + len(null))
-            rows.append((probe, layer, matrix, axis_name, observed, float(null.mean()) if len(null) else np.nan, p))
+            below, total, null_sum = 0, 0, 0.0
+            for start in range(0, n, BLOCK):
+                null_profiles = _profile(_permuted(grid_min, axis, min(BLOCK, n - start), rng), axis)
+                null_ok = ~np.isnan(null_profiles).any(axis=0) & ok
+                null = _corr(a[null_ok], null_profiles[:, null_ok])
+                null = null[~np.isnan(null)]
+                below += int(np.sum(null <= observed + 1e-12))
+                total += len(null)
+                null_sum += float(null.sum())
+            p = (1 + below) / (1 + total)
+            rows.append((probe, layer, matrix, axis_name, observed, null_sum / total if total else np.nan, n, p,
+                         1 / (1 + total)))
     out = pd.DataFrame(rows, columns=COLUMNS[:-1])
-    out["q_value"] = bh_by(out, ["probe_id", "axis"])
+    out["q_value"] = np.nan
+    for _, idx in out.groupby("probe_id", sort=False).indices.items():
+        out.loc[out.index[idx], "q_value"] = bh(out["p_value"].to_numpy()[idx])
     return out
+
+
+def copa_by_type(table: pd.DataFrame) -> pd.DataFrame:
+    """Per probe, matrix type and axis: the sign of the COPA correlation over layers
+    (negative = complementary), exact sign test, BH over the table's groups."""
+    return sign_test_over_layers(table, "copa", ["probe_id", "matrix", "axis"])

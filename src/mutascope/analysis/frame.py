@@ -1,7 +1,7 @@
 """The site frame every analysis starts from, and per-matrix tile maps.
 
-Columns: ``probe_id, layer, matrix, row, col, kind, mutation_id, nsm, effect,
-filled`` plus, when ``mutascope phenotype`` has run, ``similarity, severity,
+Columns: ``probe_id, layer, matrix, row, col, kind, value, mutation_id, nsm,
+effect, effect_per_token, filled`` plus, when ``mutascope phenotype`` has run, ``similarity, severity,
 category, first_word`` (text probes).
 
 * ``nsm`` is the paper's binary call (the output tokens differ from WT's);
@@ -9,6 +9,8 @@ category, first_word`` (text probes).
   drop in log-probability of the WT output under the mutant (teacher-forced,
   summed over the WT tokens). It is null where the screen did not measure it
   (the reference engine, files written before effect sizes existed);
+  ``effect_per_token`` is the same divided by the WT output's length, so
+  probes (or screens) of different lengths can be set side by side;
 * ``filled`` says whether the outcome's output is stored: an NSM of a
   calls-only screen (``--outputs calls``) has its call and effect but no
   output until ``mutascope fill``. Files of schema version 1 have no
@@ -77,19 +79,23 @@ def site_frame(results, effect: str = DEFAULT_EFFECT) -> pd.DataFrame:
     """
     con = getattr(results, "con", results)
     eff = effect_sql(con, effect)
+    per_token = effect_sql(con, "logprob_drop_per_token")
+    summed = effect_sql(con, "logprob_drop")
     ph = phenotype_columns(con)
     ph_select = "".join(f", f.{c}" for c in ph)
     ph_join = "LEFT JOIN phenotypes f ON f.mutation_id = o.mutation_id AND f.probe_id = o.probe_id" if ph else ""
     text = con.execute(
-        f"SELECT o.probe_id, m.layer, m.matrix, m.row, m.col, m.kind, o.mutation_id, o.nsm, "
-        f"{eff} AS effect, o.output_tokens IS NOT NULL AS filled{ph_select} "
+        f"SELECT o.probe_id, m.layer, m.matrix, m.row, m.col, m.kind, m.value, o.mutation_id, o.nsm, "
+        f"{eff} AS effect, {per_token} AS effect_per_token, o.output_tokens IS NOT NULL AS filled{ph_select} "
         f"FROM outcomes o JOIN mutations m USING (mutation_id) JOIN probes p USING (probe_id) {ph_join} "
         "WHERE p.kind <> 'choice' ORDER BY o.mutation_id, p.position"
     ).df()
     sets = con.execute(
         f"SELECT coalesce(p.probe_group, '{UNGROUPED}') AS probe_id, m.layer, m.matrix, m.row, m.col, m.kind, "
-        f"o.mutation_id, bool_or(o.nsm) AS nsm, "
+        f"m.value, o.mutation_id, bool_or(o.nsm) AS nsm, "
         f"CASE WHEN count({eff}) = count(*) THEN sum({eff}) END AS effect, "
+        f"CASE WHEN count({per_token}) = count(*) THEN sum({summed}) / sum(len(p.wt_tokens)) END "
+        "AS effect_per_token, "
         "bool_and(o.output_tokens IS NOT NULL) AS filled "
         "FROM outcomes o JOIN mutations m USING (mutation_id) JOIN probes p USING (probe_id) "
         "WHERE p.kind = 'choice' GROUP BY ALL ORDER BY o.mutation_id, probe_id"
@@ -103,7 +109,24 @@ def site_frame(results, effect: str = DEFAULT_EFFECT) -> pd.DataFrame:
     frame["nsm"] = frame["nsm"].astype(bool)
     frame["filled"] = frame["filled"].astype(bool)
     frame["effect"] = frame["effect"].astype(float)
+    frame["effect_per_token"] = frame["effect_per_token"].astype(float)
     return frame.reset_index(drop=True)
+
+
+def probe_context(results) -> pd.DataFrame:
+    """Per probe of the site frame (a multiple-choice set as one): the length of its WT
+    output (``new_tokens``, summed over a set's questions) and the WT output's own
+    log-likelihood under the unmutated model (``wt_logprob``; null in files written
+    before it was recorded). Effect sizes of probes with different lengths or
+    likelihoods are not on one scale: the tables carry these beside their effects."""
+    con = getattr(results, "con", results)
+    wt = "p.wt_logprob" if "wt_logprob" in _columns(con, "probes") else "CAST(NULL AS DOUBLE)"
+    return con.execute(
+        f"SELECT CASE WHEN p.kind = 'choice' THEN coalesce(p.probe_group, '{UNGROUPED}') ELSE p.probe_id END "
+        f"AS probe_id, sum(len(p.wt_tokens)) AS new_tokens, "
+        f"CASE WHEN count({wt}) = count(*) THEN sum({wt}) END AS wt_logprob, min(p.position) AS _pos "
+        "FROM probes p GROUP BY 1 ORDER BY _pos"
+    ).df().drop(columns="_pos")
 
 
 def tile_map(

@@ -1,15 +1,12 @@
 """Run every analysis of a screen and keep the tables.
 
-``analyze()`` reads a results file, computes each table, writes them back
-into the file as ``analysis_<name>`` tables (replacing older ones) and, when
-asked, as CSV files. Tables needing phenotypes are skipped until
-``mutascope phenotype`` has been run.
-
-Each statistic is computed twice, once per readout (see :mod:`.stats`): the
-paper's NSM call (``bias``, ``enrichment``, ``copa``, ``recurrent_axes``) and
-the effect size (``effect_bias``, ``effect_enrichment``, ``effect_copa``,
-``effect_recurrent_axes``). A screen without effect sizes (the reference
-engine) gets the effect tables empty, with their columns.
+``analyze()`` reads a results file, computes every statistic of
+:data:`~.registry.STATISTICS` that the screen allows, writes them back into
+the file as ``analysis_<name>`` tables (replacing older ones, and dropping
+``analysis_`` tables this run did not produce) and, when asked, as CSV
+files. Tables needing phenotypes are skipped until ``mutascope phenotype``
+has been run; a screen without effect sizes (the reference engine) gets the
+effect tables empty, with their columns.
 """
 
 from __future__ import annotations
@@ -23,18 +20,10 @@ import pandas as pd
 from ..errors import MutascopeError
 from ..outfiles import atomic_file, check_output_dir
 from ..store import open_results, write_tables
-from .bias import bias
-from .copa import copa
-from .counts import nsm_counts
-from .enrichment import enrichment, recurrent_axes
 from .findings import findings
-from .frame import DEFAULT_EFFECT, check_effect, site_frame
-from .overlap import overlap
-from .reorder import reordered_table
-from .saturation import saturation
-from .severity import severity_distribution
-from .superweight_tiles import check_same_model, marked_axes, read_superweights, superweight_tiles
-from .writers import writer_groups
+from .frame import DEFAULT_EFFECT, check_effect, probe_context, site_frame
+from .registry import Context, compute_all
+from .superweight_tiles import check_same_model, marked_axes, read_superweights
 
 
 def check_options(alpha: float, n_perm: int) -> None:
@@ -45,42 +34,45 @@ def check_options(alpha: float, n_perm: int) -> None:
         raise MutascopeError(f"--permutations must be at least 1, got {n_perm}")
 
 
-def both_axes(frame: pd.DataFrame, alpha: float, readout: str) -> pd.DataFrame:
-    """Row and column enrichment in one table."""
-    return pd.concat([enrichment(frame, "row", alpha, readout), enrichment(frame, "col", alpha, readout)],
-                     ignore_index=True)
-
-
 def analysis_tables(frame: pd.DataFrame, *, alpha: float = 0.05, n_perm: int = 999,
-                    marks: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+                    marks: pd.DataFrame | None = None, probes: pd.DataFrame | None = None,
+                    effect: str = DEFAULT_EFFECT, progress: Callable[[str], None] | None = None,
+                    ) -> dict[str, pd.DataFrame]:
     """Every analysis table of a site frame, by name.
 
     ``marks`` (from :func:`~.superweight_tiles.marked_axes`) adds the
-    ``superweight_tiles`` table.
+    super-weight tables; ``probes`` (:func:`~.frame.probe_context`) joins the
+    probes' WT length and likelihood to the tables with effect sizes;
+    ``n_perm`` is the least number of permutations (families may need more).
     """
-    enr = both_axes(frame, alpha, "nsm")
-    effect_enr = both_axes(frame, alpha, "effect")
-    tables = {
-        "counts": nsm_counts(frame),
-        "counts_by_matrix": nsm_counts(frame, by=("probe_id", "matrix", "kind")),
-        "bias": bias(frame, alpha),
-        "enrichment": enr,
-        "recurrent_axes": recurrent_axes(enr),
-        "copa": copa(frame, n_perm=n_perm),
-        "overlap": overlap(frame),
-        "saturation": saturation(frame),
-        "effect_bias": bias(frame, alpha, readout="effect"),
-        "effect_enrichment": effect_enr,
-        "effect_recurrent_axes": recurrent_axes(effect_enr),
-        "effect_copa": copa(frame, n_perm=n_perm, readout="effect"),
-    }
-    tables["reordered_gate"] = reordered_table(frame, "gate")
-    if {"severity", "first_word", "category"} <= set(frame.columns):
-        tables["severity"] = severity_distribution(frame)
-        tables["writers"] = writer_groups(frame)
-    if marks is not None:
-        tables["superweight_tiles"] = superweight_tiles(frame, marks, effect_enr)
-    return tables
+    ctx = Context(frame=frame, alpha=alpha, n_perm=n_perm, effect=effect, marks=marks, probes=probes)
+    return compute_all(ctx, progress)
+
+
+def control_frames(results, controls, effect: str, frame: pd.DataFrame) -> list[pd.DataFrame]:
+    """The site frames of control screens, checked to be of the same model, probes and tiles,
+    with mutation ids moved past the main file's (they are another file's ids)."""
+    run = results.runs.iloc[0]
+    wt = results.probes.set_index("probe_id")["wt_tokens"].map(tuple).to_dict()
+    out, offset = [], int(frame["mutation_id"].max()) + 1 if len(frame) else 0
+    for control in controls:
+        with open_results(control) as c:
+            other = c.runs.iloc[0]
+            for key, what in (("model_hash", "model weights"), ("dtype", "dtype"), ("tile_h", "tile"),
+                              ("tile_w", "tile")):
+                if other[key] != run[key]:
+                    raise MutascopeError(f"control {control} differs from {results.path} in its {what}; "
+                                         "a control must screen the same model with the same tiles")
+            theirs = c.probes.set_index("probe_id")["wt_tokens"].map(tuple).to_dict()
+            if theirs != wt:
+                raise MutascopeError(f"control {control} has other probes (or WT outputs) than {results.path}; "
+                                     "screen the control with the same --probe options")
+            part = site_frame(c, effect)
+        part = part[~part["kind"].isin(set(frame["kind"]))]
+        part = part.assign(mutation_id=part["mutation_id"] + offset)
+        offset = int(part["mutation_id"].max()) + 1 if len(part) else offset
+        out.append(part)
+    return out
 
 
 def screen_marks(results, frame: pd.DataFrame, superweights: str | os.PathLike) -> pd.DataFrame:
@@ -100,27 +92,35 @@ def analyze(
     n_perm: int = 999,
     effect: str = DEFAULT_EFFECT,
     superweights: str | os.PathLike | None = None,
+    controls: list[str | os.PathLike] = (),
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Compute all tables for the screen in ``path``; store them in the file (and CSV).
 
     ``effect`` names the outcome column read as the effect size;
     ``superweights`` (a ``mutascope superweights`` DuckDB file or JSON
-    export of the same model) adds ``analysis_superweight_tiles``.
+    export of the same model) adds ``analysis_superweight_tiles``;
+    ``controls`` are screens of control kinds (``sym:X``, ``noise:X``) of the
+    same model, probes and tiles, whose mutants join the site frame (kinds
+    the main file has are taken from the main file).
     """
     check_options(alpha, n_perm)
     check_effect(effect)
     if csv_dir is not None:
-        check_output_dir(csv_dir, inputs=[path] + ([superweights] if superweights else []), what="--csv directory")
+        inputs = [path, *controls] + ([superweights] if superweights else [])
+        check_output_dir(csv_dir, inputs=inputs, what="--csv directory")
     with open_results(path) as results:
         frame = site_frame(results, effect)
+        frame = pd.concat([frame, *control_frames(results, controls, effect, frame)], ignore_index=True)
+        probes = probe_context(results)
         marks = screen_marks(results, frame, superweights) if superweights is not None else None
+        stale = [t for t in results.table_names() if t.startswith("analysis_")]
     if frame.empty:
         raise MutascopeError(f"{path} has no outcomes yet: run the screen first")
-    if progress:
-        progress("computing statistics")
-    tables = analysis_tables(frame, alpha=alpha, n_perm=n_perm, marks=marks)
-    write_tables(path, {f"analysis_{name}": _storable(table) for name, table in tables.items()})
+    tables = analysis_tables(frame, alpha=alpha, n_perm=n_perm, marks=marks, probes=probes, effect=effect,
+                             progress=progress)
+    stored = {f"analysis_{name}": _storable(table) for name, table in tables.items()}
+    write_tables(path, stored, drop=[t for t in stale if t not in stored])
     if csv_dir is not None:
         directory = Path(csv_dir)
         directory.mkdir(parents=True, exist_ok=True)
@@ -137,4 +137,4 @@ def _storable(table: pd.DataFrame) -> pd.DataFrame:
     return table.astype({c: "string" for c in table.columns if table[c].dtype == object})
 
 
-__all__ = ["analysis_tables", "analyze", "both_axes", "check_options", "findings", "screen_marks"]
+__all__ = ["analysis_tables", "analyze", "check_options", "findings", "screen_marks"]

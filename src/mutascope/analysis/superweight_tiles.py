@@ -7,13 +7,26 @@ layer 1's ``down`` drives to a huge value, which then rides the residual
 stream through every later layer). This module makes that link a test:
 
 * in the super weight's own ``down`` matrix, the row tile of its row and the
-  column tile of its column are marked;
+  column tile of its column are marked (role ``super weight``); the
+  detector's cancellers (late ``down`` weights that remove the super
+  activation again) are marked the same way (role ``canceller``);
 * in every later layer, the matrices that read the hidden state (``q k v
   gate up``) have the column tile holding each super-activation channel
-  marked, and ``o``, which writes into it, the row tile holding it;
+  marked, and ``o``, which writes into it, the row tile holding it (role
+  ``super activation``);
+* the same axes in the layers up to and including the one that creates the
+  super activation are marked as a control (role ``before``): a channel
+  that is sensitive there too is sensitive for another reason than the
+  super activation riding the residual stream;
 * each marked axis gets its median effect and NSM rate, ranked among the
   axes of the same kind (rows or columns) of its matrix, as a percentile
   (100 = the most sensitive axis of that matrix).
+
+:func:`superweight_summary` tests the link over layers: per probe, matrix
+and role, how many layers rank the marked axis first by median effect,
+against the number expected if its rank were uniform among its matrix's
+axes (exact Poisson-binomial tail; the denominator is the layers marked,
+never all layers).
 
 A super-weights file is what ``mutascope superweights`` writes: its DuckDB
 ``--out`` file (tables ``superweights``, ``superactivations``,
@@ -36,11 +49,14 @@ import pandas as pd
 from ..errors import MutascopeError
 from ..outfiles import is_duckdb_file
 from ..textfile import read_text_file
+from .exact import poisson_binomial_tail
+from .tile_scores import main_kinds
 
 READS = ("q", "k", "v", "gate", "up")  # input columns are hidden (residual) channels
 WRITES = ("o",)  # output rows are hidden channels (down is marked through its super weights)
-MARK_COLUMNS = ["layer", "matrix", "axis", "index", "reason"]
-COLUMNS = ["probe_id", "layer", "matrix", "axis", "index", "reason", "mutants", "median_effect", "effect_rank",
+MARK_COLUMNS = ["layer", "matrix", "axis", "index", "role", "reason"]
+ROLES = ("super weight", "canceller", "super activation", "before")
+COLUMNS = ["probe_id", "layer", "matrix", "axis", "index", "role", "reason", "mutants", "median_effect", "effect_rank",
            "effect_percentile", "nsm_rate", "nsm_rank", "nsm_percentile", "axes", "effect_q_value"]
 HOW = "write one with `mutascope superweights --out SW.duckdb` or `--export SW.json`"
 
@@ -55,6 +71,7 @@ class SuperWeights:
     dtype: str | None
     weights: tuple[tuple[int, int, int], ...]  # (layer, row, col) of down, canonical orientation
     activations: tuple[tuple[int, int], ...]  # (channel, first layer)
+    cancellers: tuple[tuple[int, int, int], ...] = ()  # (layer, row, col) of down
 
 
 def read_superweights(path: str | os.PathLike) -> SuperWeights:
@@ -79,12 +96,14 @@ def _read_duckdb(p: Path) -> SuperWeights:
         run = con.execute("SELECT model_id, content_hash, dtype FROM superweight_runs LIMIT 1").fetchone()
         if run is None:
             raise MutascopeError(f"superweights file {p}: superweight_runs is empty; {HOW}")
-        weights = con.execute(
-            'SELECT layer, "row", col FROM superweights WHERE kind = \'creator\' ORDER BY ALL').fetchall()
+        weights, cancellers = (con.execute(
+            f'SELECT layer, "row", col FROM superweights WHERE kind = \'{kind}\' ORDER BY ALL').fetchall()
+            for kind in ("creator", "canceller"))
         acts = con.execute("SELECT DISTINCT channel, first_layer FROM superactivations ORDER BY ALL").fetchall()
     finally:
         con.close()
-    return SuperWeights(p, str(run[0]), run[1], run[2], tuple(map(tuple, weights)), tuple(map(tuple, acts)))
+    return SuperWeights(p, str(run[0]), run[1], run[2], tuple(map(tuple, weights)), tuple(map(tuple, acts)),
+                        tuple(map(tuple, cancellers)))
 
 
 def _read_json(p: Path) -> SuperWeights:
@@ -96,12 +115,13 @@ def _read_json(p: Path) -> SuperWeights:
     if not isinstance(data, dict) or not str(data.get("format", "")).startswith("mutascope-superweights/"):
         raise MutascopeError(f"superweights file {p}: not a mutascope super-weights export (no format field); {HOW}")
     try:
-        weights = tuple((int(w["layer"]), int(w["row"]), int(w["col"])) for w in data.get("super_weights", []))
+        weights, cancellers = (tuple((int(w["layer"]), int(w["row"]), int(w["col"])) for w in data.get(key, []))
+                               for key in ("super_weights", "cancellers"))
         acts = tuple(sorted({(int(a["channel"]), int(a["first_layer"])) for a in data.get("super_activations", [])}))
         model_id = str(data["model_id"])
     except (KeyError, TypeError, ValueError) as e:
         raise MutascopeError(f"superweights file {p}: malformed entry ({type(e).__name__}: {e}); {HOW}") from None
-    return SuperWeights(p, model_id, data.get("content_hash"), data.get("dtype"), weights, acts)
+    return SuperWeights(p, model_id, data.get("content_hash"), data.get("dtype"), weights, acts, cancellers)
 
 
 def check_same_model(sw: SuperWeights, run: dict, screen: str | os.PathLike) -> None:
@@ -122,28 +142,32 @@ def check_same_model(sw: SuperWeights, run: dict, screen: str | os.PathLike) -> 
 def marked_axes(sw: SuperWeights, matrices: Iterable[tuple[int, str]], tile: tuple[int, int]) -> pd.DataFrame:
     """The axes to mark in the screened ``matrices`` ((layer, matrix) pairs), with why.
 
-    One row per (layer, matrix, axis, index); several reasons are joined with "; ".
+    One row per (layer, matrix, axis, index, role); several reasons of one role are joined
+    with "; ".
     """
     h, w = tile
     present = set(matrices)
     marks: dict[tuple, list[str]] = {}
 
-    def mark(layer, matrix, axis, index, reason):
+    def mark(layer, matrix, axis, index, role, reason):
         if (layer, matrix) in present:
-            marks.setdefault((layer, matrix, axis, index), []).append(reason)
+            marks.setdefault((layer, matrix, axis, index, role), []).append(reason)
 
-    for layer, row, col in sw.weights:
-        where = f"L{layer} [{row}, {col}]"
-        mark(layer, "down", "row", row // h, f"super weight {where}: its row")
-        mark(layer, "down", "col", col // w, f"super weight {where}: its column")
+    for role, found in (("super weight", sw.weights), ("canceller", sw.cancellers)):
+        for layer, row, col in found:
+            where = f"L{layer} [{row}, {col}]"
+            mark(layer, "down", "row", row // h, role, f"{role} {where}: its row")
+            mark(layer, "down", "col", col // w, role, f"{role} {where}: its column")
     layers = sorted({layer for layer, _ in present})
     for channel, first in sw.activations:
-        reason = f"super-activation channel {channel} (from layer {first})"
-        for layer in (x for x in layers if x > first):
+        for layer in layers:
+            role = "super activation" if layer > first else "before"
+            reason = (f"super-activation channel {channel} (from layer {first})" if layer > first else
+                      f"channel {channel} before its super activation (made in layer {first})")
             for matrix in READS:
-                mark(layer, matrix, "col", channel // w, reason)
+                mark(layer, matrix, "col", channel // w, role, reason)
             for matrix in WRITES:
-                mark(layer, matrix, "row", channel // h, reason)
+                mark(layer, matrix, "row", channel // h, role, reason)
     rows = [(*key, "; ".join(dict.fromkeys(reasons))) for key, reasons in sorted(marks.items())]
     return pd.DataFrame(rows, columns=MARK_COLUMNS)
 
@@ -157,8 +181,10 @@ def _percentile(values: pd.Series) -> pd.Series:
 
 
 def _axis_profiles(frame: pd.DataFrame, axis: str) -> pd.DataFrame:
-    """Median effect and NSM rate per (probe, layer, matrix, index along ``axis``), with ranks."""
+    """Median effect and NSM rate per (probe, layer, matrix, index along ``axis``), with ranks
+    (main kinds only: controls such as ``noise:X`` are not part of the map)."""
     keys = ["probe_id", "layer", "matrix"]
+    frame = frame[frame["kind"].isin(main_kinds(frame))]
     g = frame.groupby(keys + [axis]).agg(mutants=("nsm", "size"), nsm_rate=("nsm", "mean"),
                                          median_effect=("effect", "median")).reset_index()
     g = g.rename(columns={axis: "index"})
@@ -186,6 +212,7 @@ def superweight_tiles(frame: pd.DataFrame, marks: pd.DataFrame,
     probes = pd.DataFrame({"probe_id": list(dict.fromkeys(frame["probe_id"]))})
     out = probes.merge(marks, how="cross").merge(
         profiles, on=["probe_id", "layer", "matrix", "axis", "index"], how="left")
+    out = out[out["mutants"].notna()]
     out["mutants"] = out["mutants"].fillna(0).astype(int)
     if effect_enrichment is not None and len(effect_enrichment):
         q = effect_enrichment[["probe_id", "layer", "matrix", "axis", "index", "q_value"]].rename(
@@ -194,3 +221,27 @@ def superweight_tiles(frame: pd.DataFrame, marks: pd.DataFrame,
     else:
         out["effect_q_value"] = np.nan
     return out[COLUMNS].reset_index(drop=True)
+
+
+SUMMARY_COLUMNS = ["probe_id", "matrix", "axis", "role", "layers", "top_layers", "expected_top", "p_value",
+                   "p_floor", "median_percentile", "median_effect"]
+
+
+def superweight_summary(tiles: pd.DataFrame) -> pd.DataFrame:
+    """Per probe, matrix, axis and role: in how many of its marked layers the marked axis is
+    its matrix's most sensitive by median effect (rank 1), against chance (rank uniform among
+    the matrix's axes of that kind), with the exact one-sided p (Poisson-binomial)."""
+    if tiles.empty or tiles["effect_rank"].isna().all():
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    rows = []
+    for (probe, matrix, axis, role), g in tiles.dropna(subset=["effect_rank"]).groupby(
+            ["probe_id", "matrix", "axis", "role"], sort=False):
+        chance = 1 / g["axes"].to_numpy(dtype=float)
+        tail = poisson_binomial_tail(chance)
+        top = int((g["effect_rank"] == 1).sum())
+        rows.append((probe, matrix, axis, role, len(g), top, float(chance.sum()), float(tail[top]),
+                     float(tail[len(g)]), float(g["effect_percentile"].median()), float(g["median_effect"].median())))
+    order = {r: i for i, r in enumerate(ROLES)}
+    out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    return out.sort_values(["probe_id", "role", "matrix"], key=lambda s: s.map(order) if s.name == "role" else s,
+                           ignore_index=True)

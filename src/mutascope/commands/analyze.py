@@ -15,35 +15,44 @@ def analyze(
     results_file: Path = typer.Argument(..., help="A screen's results file."),
     csv_dir: Optional[Path] = typer.Option(None, "--csv", help="Also write each table as CSV into this directory (default: next to the file)."),
     alpha: float = typer.Option(0.05, help="False discovery rate for enrichment and bias calls."),
-    permutations: int = typer.Option(999, help="Permutations for the COPA null."),
+    permutations: int = typer.Option(999, help="Least number of permutations (COPA) and draws (writers); a family of m tests gets at least 4m/alpha."),
     effect: str = typer.Option("logprob_drop", help="Effect-size column: logprob_drop (summed over the WT output) or logprob_drop_per_token."),
     superweights: Optional[Path] = typer.Option(
         None, "--superweights",
         help="Super weights of the screened model (the --out DuckDB file or --export JSON of `mutascope superweights`): "
              "mark their tiles and rank them (table analysis_superweight_tiles).",
     ),
+    control: list[Path] = typer.Option(
+        [], "--control",
+        help="A control screen of the same model, probes and tiles (e.g. --kinds sym, or noise:0.001), analysed "
+             "with this one: its kinds join the tables (the size-matched pair decides which biases size explains).",
+    ),
 ) -> None:
-    """Compute counts, max/min bias, enrichment, COPA, overlap (and writers, severity), for NSMs and effect sizes."""
+    """Compute every statistic (counts, bias and its size control, enrichment, recurrence, COPA, the
+    cross-validated re-ordering, overlap, writers, super-weight tiles), for NSMs and effect sizes;
+    each table's unit, family and test are printed with it."""
     from ..analysis.findings import findings, saturation_note
+    from ..analysis.registry import STATISTICS
     from ..analysis.run import analyze as run_analyze
 
     target = csv_dir or results_file.with_name(results_file.stem + "_analysis")
-    with err.status("analysing ..."):
+    with err.status("analysing ...") as status:
         tables = run_analyze(results_file, csv_dir=target, alpha=alpha, n_perm=permutations, effect=effect,
-                             superweights=superweights)
+                             superweights=superweights, controls=control,
+                             progress=lambda name: status.update(f"analysing: {name} ..."))
     summary = Table(title=f"analysis of {results_file}")
     summary.add_column("table")
     summary.add_column("rows", justify="right")
-    for name, table in tables.items():
-        summary.add_row(f"analysis_{name}", str(len(table)))
+    summary.add_column("hits", justify="right")
+    summary.add_column("unit; family; test")
+    for stat in STATISTICS:
+        if stat.name not in tables:
+            continue
+        table = tables[stat.name]
+        q = [c for c in table.columns if c == "q_value" or c.startswith("q_")]
+        hits = str(int((table[q].astype(float) < alpha).any(axis=1).sum())) if q and len(table) else ""
+        summary.add_row(f"analysis_{stat.name}", str(len(table)), hits, stat.describe().split(": ", 1)[1])
     out.print(summary)
-    bias = tables["bias"]
-    called = bias[bias["bias"] != "none"]
-    if len(called):
-        out.print(f"matrices with a max/min NSM bias (q < {alpha}): {len(called)} of {len(bias)}")
-    recurrent = tables["recurrent_axes"]
-    if len(recurrent):
-        out.print(f"rows/columns enriched in several probes: {len(recurrent)}")
     if tables["effect_enrichment"].empty:
         out.print("no effect sizes in this screen (reference engine?): the effect_* tables are empty")
     note = saturation_note(tables["saturation"])

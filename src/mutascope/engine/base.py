@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
 from typing import Iterator, Protocol, Sequence
+
+import torch
 
 from ..decoding import Decoder
 from ..mutation import Mutation
@@ -61,3 +64,29 @@ def prepare_probes(subject, engine: Engine, probes: Sequence[Probe]) -> list[Pre
         p = PreparedProbe(probe, tuple(encode_probe(subject.tokenizer, probe)), Decoder(probe.decoding, vocab))
         prepared.append(replace(p, wt_tokens=engine.generate(p)))
     return prepared
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run torch on one thread inside the block (reductions then never split inside a row)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def wild_type_logprob(subject, probe: PreparedProbe) -> float:
+    """log p(WT output | prompt) under the unmutated model: the scale every effect size of the
+    probe is a drop from. Teacher-forced, float32 log-softmax at temperature 1 (what
+    ``logprob_drop`` measures), on one thread so that it never depends on the thread count."""
+    wt = list(probe.wt_tokens)
+    if not wt:
+        return 0.0
+    device = next(subject.model.parameters()).device
+    ids = torch.tensor([list(probe.prompt) + wt[:-1]], dtype=torch.long, device=device)
+    with torch.inference_mode(), one_thread():
+        logits = subject.model(input_ids=ids, logits_to_keep=len(wt)).logits[0].float()
+        targets = torch.tensor(wt, device=device)
+        return float(torch.log_softmax(logits, dim=-1).gather(1, targets[:, None]).sum())

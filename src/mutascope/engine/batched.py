@@ -36,7 +36,6 @@ full screen's.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import random
@@ -50,7 +49,7 @@ from transformers import DynamicCache
 from ..errors import MutascopeError
 from ..mutation import Mutation, applied
 from ..store import OutcomeRow
-from .base import PreparedProbe, divergence_step
+from .base import PreparedProbe, divergence_step, one_thread
 from .continuation import RowState, Seed, continue_seeds
 from .deltas import TileDelta, row_deltas
 from .prefix import WildTypePass, cache_kwargs, capture_wild_type, decoder_blocks, skipping_below
@@ -302,7 +301,7 @@ class BatchedEngine:
         if not probe.wt_tokens:
             raise ValueError(f"probe {probe.id!r} has no wild-type output: prepare it first")
         ids = torch.tensor([probe.prompt + probe.wt_tokens[:-1]], dtype=torch.long, device=self.device)
-        with torch.inference_mode(), _one_thread():
+        with torch.inference_mode(), one_thread():
             wt = capture_wild_type(self.decoder_model, self.blocks, ids)
             targets = torch.tensor(probe.wt_tokens, device=self.device)
             scores = teacher_forced(
@@ -372,16 +371,6 @@ class BatchedEngine:
         )
         self.stats["continue_s"] += time.perf_counter() - t0
         self.stats["continued"] += len(seeds)
-
-
-@contextlib.contextmanager
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 # -- sizing and planning -------------------------------------------------------

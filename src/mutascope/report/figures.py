@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from ..analysis.enrichment import enrichment
+from ..analysis.frame import tile_map
 from ..analysis.overlap import overlap
 from ..analysis.reorder import reordered_map
 from ..outfiles import save_figure
@@ -167,15 +168,25 @@ def overview_figure(frame: pd.DataFrame) -> Figure:
     return fig
 
 
-def enrichment_figure(frame: pd.DataFrame, layer: int, matrix: str, alpha: float = 0.05) -> Figure:
-    """-log10 q of row and column enrichment along one matrix, a line per probe, threshold dashed."""
+def enrichment_figure(frame: pd.DataFrame, layer: int, matrix: str, alpha: float = 0.05,
+                      table: pd.DataFrame | None = None, readout: str | None = None) -> Figure:
+    """-log10 q of row and column enrichment along one matrix, a line per probe, threshold dashed.
+
+    ``table`` is an enrichment table of the screen's whole family (q-values as ``analyze``
+    computes them); without it the matrix is tested on its own. The readout is the effect
+    size where the screen has one, else the NSM call.
+    """
     sub = _matrix_frame(frame, layer, matrix)
+    if readout is None:
+        readout = "effect" if sub["effect"].notna().any() else "nsm"
+    if table is None:
+        table = enrichment(sub, readout, alpha)
+    table = table[(table["layer"] == layer) & (table["matrix"] == matrix)]
     fig = Figure(figsize=(9, 3.2), layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, axis in zip(axes, ("row", "col")):
-        table = enrichment(sub, axis=axis, alpha=alpha)
         for probe in _probes(sub)[:MAX_PANELS]:
-            t = table[table["probe_id"] == probe].sort_values("index")
+            t = table[(table["probe_id"] == probe) & (table["axis"] == axis)].sort_values("index")
             y = -np.log10(np.clip(t["q_value"].astype(float).to_numpy(), 1e-300, 1))
             ax.plot(t["index"], y, marker="o", markersize=3, linewidth=1, label=probe)
         ax.axhline(-np.log10(alpha), color="#444444", linestyle="--", linewidth=1, label=f"q = {alpha}")
@@ -185,28 +196,77 @@ def enrichment_figure(frame: pd.DataFrame, layer: int, matrix: str, alpha: float
         ax.tick_params(labelsize=7)
         ax.set_ylim(bottom=0)
     axes[1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.suptitle(f"Layer {layer} {matrix}: NSM enrichment along tile rows and columns", fontsize=11)
+    what = "effect-size" if readout == "effect" else "NSM"
+    fig.suptitle(f"Layer {layer} {matrix}: {what} enrichment along tile rows and columns (exact, tile as unit)",
+                 fontsize=11)
     return fig
 
 
-def reordered_figure(frame: pd.DataFrame, layer: int, matrix: str) -> Figure:
-    """The re-ordered balance view (max NSM - min NSM per tile, rows and columns sorted
-    by their balance), a panel per probe: the view that shows Gate's 2-D asymmetry."""
+def effect_map_figure(frame: pd.DataFrame, layer: int, matrix: str, probes: Sequence[str] | None = None) -> Figure:
+    """Effect sizes of one matrix on a log colour scale: a panel per probe and kind (max, min).
+
+    Zero and negative effects (the mutant made the WT output no less likely) are drawn in
+    the lowest colour; the scale is shared by a probe's panels.
+    """
+    from matplotlib.colors import LogNorm
+
+    sub = _matrix_frame(frame, layer, matrix)
+    probes = list(probes) if probes is not None else _probes(sub)
+    probes = probes[:MAX_PANELS // 2]
+    kinds = [k for k in ("max", "min") if k in set(sub["kind"])] or list(dict.fromkeys(sub["kind"]))[:2]
+    rows = pd.Index(range(int(sub["row"].max()) + 1))
+    cols = pd.Index(range(int(sub["col"].max()) + 1))
+    aspect = len(rows) / max(len(cols), 1)
+    panel_w = 3.0
+    panel_h = min(max(panel_w * aspect, 1.2), 8.0)
+    fig = Figure(figsize=(panel_w * len(kinds) * len(probes) + 1.2, panel_h + 1.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(kinds) * len(probes), squeeze=False)[0])
+    for p_i, probe in enumerate(probes):
+        p = sub[sub["probe_id"] == probe]
+        positive = p["effect"][p["effect"] > 0]
+        if positive.empty:
+            continue
+        norm = LogNorm(vmin=max(float(positive.quantile(0.01)), 1e-6), vmax=float(positive.max()))
+        image = None
+        for k_i, kind in enumerate(kinds):
+            ax = axes[p_i * len(kinds) + k_i]
+            grid = tile_map(p[p["kind"] == kind], "effect", rows=rows, cols=cols)[0]
+            grid = np.where(np.isfinite(grid), np.maximum(grid, norm.vmin), np.nan)
+            image = ax.imshow(grid, cmap=CONTINUOUS_CMAP, norm=norm, interpolation="nearest", aspect="equal")
+            ax.set_title(f"{probe}, {kind}", fontsize=9)
+            ax.set_xlabel("tile col (input features)", fontsize=8)
+            ax.set_ylabel("tile row (output features)", fontsize=8)
+            ax.tick_params(labelsize=7)
+        if image is not None:
+            fig.colorbar(image, ax=axes[p_i * len(kinds): (p_i + 1) * len(kinds)].tolist(), shrink=0.8,
+                         label=f"effect ({probe}), log scale")
+    fig.suptitle(f"Layer {layer} {matrix}: effect size (logprob_drop) per tile", fontsize=11)
+    return fig
+
+
+def reordered_figure(frame: pd.DataFrame, layer: int, matrix: str, readout: str = "nsm") -> Figure:
+    """The cross-validated re-ordered balance view (max - min score per tile), a panel per
+    probe: rows and columns sorted by the balance of the *other* probe (or of the other half
+    of the tiles, for a single probe), so a gradient that appears is shared structure, not
+    the sorting of noise."""
     sub = _matrix_frame(frame, layer, matrix)
     probes = _probes(sub)[:MAX_PANELS]
-    fig = Figure(figsize=(3.2 * len(probes) + 1, 3.4), layout="constrained")
+    fig = Figure(figsize=(3.2 * len(probes) + 1, 3.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(probes)))
     image = None
     for ax, probe in zip(axes, probes):
-        view = reordered_map(sub, probe, layer, matrix)
+        view = reordered_map(sub, probe, layer, matrix, readout=readout)
+        source = view.attrs.get("order_from")
         image = ax.imshow(view.to_numpy(), cmap="PuOr", vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
-        ax.set_title(probe, fontsize=9)
+        learnt = "odd tiles, order from the even ones" if source == "halves" else f"order learnt on {source}"
+        ax.set_title(f"{probe} ({learnt})", fontsize=8)
         ax.set_xlabel("tile columns, sorted", fontsize=8)
         ax.set_ylabel("tile rows, sorted", fontsize=8)
         ax.tick_params(labelsize=6)
     if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.8, label="max NSM - min NSM")
-    fig.suptitle(f"Layer {layer} {matrix}, rows and columns re-ordered by max-min balance", fontsize=11)
+        label = "max NSM - min NSM" if readout == "nsm" else "max - min effect percentile"
+        fig.colorbar(image, ax=axes, shrink=0.8, label=label)
+    fig.suptitle(f"Layer {layer} {matrix}, re-ordered by max-min balance learnt on held-out data", fontsize=10)
     return fig
 
 
@@ -244,28 +304,56 @@ def top_matrices(frame: pd.DataFrame, n: int = 6) -> list[tuple[int, str]]:
     return [(int(r.layer), str(r.matrix)) for r in counts.head(n).itertuples()]
 
 
-def figure_set(frame: pd.DataFrame, top_n: int = 6) -> Iterator[tuple[str, str, Figure]]:
-    """``(file stem, caption, figure)`` for a bounded set: overview, overlap, and a map and an
-    enrichment profile of each of the ``top_n`` matrices with most NSMs.
+def structured_matrices(table: pd.DataFrame, n: int = 6) -> list[tuple[int, str]]:
+    """The ``n`` matrices with the most enriched axes in an enrichment table (over probes),
+    ties broken by the smallest q: the matrices whose maps have structure to show."""
+    hits = table[table["enriched"].astype(bool)] if len(table) else table
+    if hits.empty:
+        return []
+    g = hits.groupby(["layer", "matrix"], as_index=False).agg(hits=("index", "size"), q=("q_value", "min"))
+    g["_key"] = g["matrix"].map(matrix_sort_key)
+    g = g.sort_values(["hits", "q", "layer", "_key"], ascending=[False, True, True, True])
+    return [(int(r.layer), str(r.matrix)) for r in g.head(n).itertuples()]
 
-    Bounded on purpose: a full-genome screen has hundreds of matrices, and a
-    figure each would be thousands of files nobody opens; the report's
-    interactive map covers every matrix.
+
+def figure_set(frame: pd.DataFrame, top_n: int = 6, tables: dict[str, pd.DataFrame] | None = None,
+               alpha: float = 0.05) -> Iterator[tuple[str, str, Figure]]:
+    """``(file stem, caption, figure)`` for a bounded set: overview, overlap, and for each of
+    the ``top_n`` matrices with the most enriched axes (effect size where measured, else
+    the NSM call; the most NSMs where nothing is enriched) its map and its enrichment profile,
+    then the cross-validated re-ordered ``gate``.
+
+    Effect maps where the screen has effect sizes: NSM maps of small models are one flat
+    colour. Bounded on purpose: a full-genome screen has hundreds of matrices, and a
+    figure each would be thousands of files nobody opens; the report's interactive map
+    covers every matrix. ``tables`` (from the analysis) gives the family-wide q-values.
     """
     if frame.empty:
         return
+    tables = tables or {}
+    has_effect = bool(frame["effect"].notna().any())
+    readout = "effect" if has_effect else "nsm"
+    enr = tables.get(f"{'effect_' if has_effect else ''}enrichment")
+    if enr is None:
+        enr = enrichment(frame, readout, alpha)
     yield "overview", "NSM rate by layer and matrix, per probe", overview_figure(frame)
     if frame["probe_id"].nunique() >= 2:
         yield "overlap", "Cross-probe overlap (Jaccard index of NSM sets)", overlap_figure(frame)
-    for layer, matrix in top_matrices(frame, top_n):
+    chosen = structured_matrices(enr, top_n) or top_matrices(frame, top_n)
+    for layer, matrix in chosen:
         stem = f"L{layer}_{_safe(matrix)}"
-        yield f"map_{stem}", f"Tile map, layer {layer} {matrix}", tile_map_figure(frame, layer, matrix)
-        yield f"enrichment_{stem}", f"Row/column enrichment, layer {layer} {matrix}", enrichment_figure(frame, layer, matrix)
+        if has_effect:
+            yield f"effect_{stem}", f"Effect-size map, layer {layer} {matrix}", effect_map_figure(frame, layer, matrix)
+        else:
+            yield f"map_{stem}", f"Tile map, layer {layer} {matrix}", tile_map_figure(frame, layer, matrix)
+        yield (f"enrichment_{stem}", f"Row/column enrichment, layer {layer} {matrix}",
+               enrichment_figure(frame, layer, matrix, alpha, table=enr, readout=readout))
     gates = top_matrices(frame[frame["matrix"] == "gate"], 1)
     if gates and frame["kind"].isin(["max"]).any() and frame["kind"].isin(["min"]).any():
         layer, matrix = gates[0]
-        yield (f"reordered_L{layer}_gate", f"Re-ordered balance view, layer {layer} gate (2-D asymmetry)",
-               reordered_figure(frame, layer, matrix))
+        yield (f"reordered_L{layer}_gate",
+               f"Re-ordered balance view, layer {layer} gate, order learnt on held-out data (2-D asymmetry)",
+               reordered_figure(frame, layer, matrix, readout))
 
 
 def _safe(name: str) -> str:
@@ -279,17 +367,18 @@ def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
     return buf.getvalue()
 
 
-def save_figures(frame: pd.DataFrame, out_dir: str | Path, top_n: int = 6, dpi: int = 110) -> list[Path]:
+def save_figures(frame: pd.DataFrame, out_dir: str | Path, top_n: int = 6, dpi: int = 110,
+                 tables: dict[str, pd.DataFrame] | None = None) -> list[Path]:
     """Write :func:`figure_set` as PNG files into ``out_dir``; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for stem, _caption, fig in figure_set(frame, top_n):
+    for stem, _caption, fig in figure_set(frame, top_n, tables):
         written.append(save_figure(fig, out_dir / f"{stem}.png", dpi=dpi))
     return written
 
 
 __all__ = [
-    "TILE_CLASSES", "enrichment_figure", "figure_set", "overlap_figure", "overview_figure",
+    "TILE_CLASSES", "effect_map_figure", "enrichment_figure", "structured_matrices", "figure_set", "overlap_figure", "overview_figure",
     "overview_table", "png_bytes", "reordered_figure", "save_figures", "tile_classes", "tile_map_figure", "top_matrices",
 ]

@@ -29,12 +29,13 @@ import pandas as pd
 
 from ..analysis import findings, nsm_counts, saturation_note
 from ..analysis.findings import UNITS
-from ..analysis.frame import DEFAULT_EFFECT, site_frame
-from ..outfiles import check_output_file, write_text
+from ..analysis.frame import DEFAULT_EFFECT, probe_context, site_frame
+from ..analysis.run import control_frames
+from ..outfiles import check_output_file, save_figure, write_text
 from ..store import open_results
 from .figures import CONTINUOUS_CMAP, TILE_CLASSES, figure_set, png_bytes
 from .payload import MATRIX_ORDER, ProbeInfo, build_payload, probe_infos, to_script_json
-from .statistics import report_tables, statistics_section
+from .statistics import STORED, report_tables, statistics_section
 from .tables import esc, section, table_html
 
 Progress = Callable[[int, int], None]
@@ -111,16 +112,22 @@ def _summary(results, infos: list[ProbeInfo], frame: pd.DataFrame, findings_html
     )
 
 
-def _figures(frame: pd.DataFrame, top_n: int) -> str:
+def _figures(frame: pd.DataFrame, top_n: int, tables: dict[str, pd.DataFrame], alpha: float,
+             figures_dir: Path | None = None) -> str:
     parts = []
-    for stem, caption, fig in figure_set(frame, top_n):
+    for stem, caption, fig in figure_set(frame, top_n, tables, alpha):
+        if figures_dir is not None:
+            save_figure(fig, figures_dir / f"{stem}.png")
         data = base64.b64encode(png_bytes(fig)).decode("ascii")
         parts.append(
             f'<figure id="fig-{_esc(stem)}"><img alt="{_esc(caption)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{_esc(caption)}</figcaption></figure>"
         )
-    note = (f'<p class="note">The overview, the overlap and the {top_n} matrices with most NSMs; '
-            "every matrix is in the interactive maps above.</p>")
+    note = (f'<p class="note">The overview, the overlap and the {top_n} matrices with the most enriched axes '
+            "(effect size where measured), each as a map and an enrichment profile, and the re-ordered gate with "
+            "its order learnt on held-out data (the other probe, or the other half of the tiles): sorting a map "
+            "by its own balance draws a gradient from pure noise. Every matrix is in the interactive maps "
+            "above.</p>")
     return section("figures", "Figures", note + ("".join(parts) or '<p class="note">No outcomes yet.</p>'))
 
 
@@ -143,6 +150,8 @@ def write_report(
     alpha: float = 0.05,
     n_perm: int = 199,
     copa_matrices: int = 12,
+    figures_dir: str | Path | None = None,
+    controls: list[str | Path] = (),
 ) -> Path:
     """Write the screen's report as one offline HTML file; returns its path.
 
@@ -160,6 +169,9 @@ def write_report(
         copa_matrices: COPA is computed for this many matrices (most NSMs
             first, and largest median effect first for the effect's COPA);
             its permutation null is the costly statistic.
+        figures_dir: also write the report's static figures there as PNG files.
+        controls: control screens of the same model, probes and tiles whose kinds
+            join the statistics (as ``mutascope analyze --control``).
 
     The effect size is ``logprob_drop`` (the default of ``mutascope
     analyze``); super-weight markers come from the
@@ -181,15 +193,20 @@ def write_report(
         results.con.execute("SET enable_progress_bar = false")  # library code never prints
         infos = probe_infos(results.con)
         frame = site_frame(results, DEFAULT_EFFECT)
-        marks = (results.table("analysis_superweight_tiles")
-                 if "analysis_superweight_tiles" in results.table_names() else None)
+        names = results.table_names()
+        stored = {name: results.table(f"analysis_{name}") for name in STORED if f"analysis_{name}" in names}
+        marks = stored.get("superweight_tiles")
         advance()
-        tables, scope = report_tables(frame, alpha=alpha, n_perm=n_perm, copa_matrices=copa_matrices,
-                                      superweight_tiles=marks)
+        with_controls = pd.concat([frame, *control_frames(results, controls, DEFAULT_EFFECT, frame)],
+                                  ignore_index=True) if controls else frame
+        tables, scope = report_tables(with_controls, alpha=alpha, n_perm=n_perm, copa_matrices=copa_matrices,
+                                      stored=stored, probes=probe_context(results))
         summary = _summary(results, infos, frame, _findings_html(tables, alpha, DEFAULT_EFFECT))
         statistics = statistics_section(frame, tables, scope, alpha=alpha, n_perm=n_perm, effect=DEFAULT_EFFECT)
         advance()
-        figures = _figures(frame, top_n)
+        if figures_dir is not None:
+            Path(figures_dir).mkdir(parents=True, exist_ok=True)
+        figures = _figures(frame, top_n, tables, alpha, Path(figures_dir) if figures_dir is not None else None)
         advance()
         payload = build_payload(results.con, infos, max_texts=max_texts, max_chars=max_chars, frame=frame,
                                 marks=marks)

@@ -331,9 +331,12 @@ def effect_payload(frame: pd.DataFrame, infos: list[ProbeInfo], kinds: list[str]
 
 
 def _marks(marks: pd.DataFrame | None, extents: pd.DataFrame) -> list[dict]:
-    """Distinct marked axes as ``{m, axis, index, reason}`` (m: index into ``matrices``)."""
+    """Distinct marked axes as ``{m, axis, index, reason}`` (m: index into ``matrices``); the
+    control axes (role ``before``: the channel before its super activation exists) are not drawn."""
     if marks is None or marks.empty:
         return []
+    if "role" in marks.columns:
+        marks = marks[marks["role"] != "before"]
     key = extents[["layer", "matrix"]].assign(mat_index=np.arange(len(extents)))
     distinct = marks[["layer", "matrix", "axis", "index", "reason"]].drop_duplicates().merge(key, on=["layer", "matrix"])
     return [{"m": int(r.mat_index), "axis": str(r.axis), "index": int(r.index), "reason": str(r.reason)}

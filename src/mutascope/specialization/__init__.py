@@ -1,4 +1,4 @@
-"""Parameter specialization for knowledge (arXiv 2505.17260, METHODS.md section 4).
+"""Parameter specialization for knowledge (arXiv 2505.17260; docs/methods.md, "4. Parameter specialization").
 
 How concentrated a model's knowledge of a concept is in a few value vectors
 (columns of ``down``): rank them by how much more active they are on the

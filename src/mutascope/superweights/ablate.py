@@ -5,8 +5,8 @@ back in ``finally``, so the weights are bit-identical afterwards even after
 an exception or Ctrl-C (the :func:`mutascope.mutation.applied` pattern).
 Coordinates are ``(layer, row, col)`` of the canonical ``down`` matrix.
 
-Top-weight ablation rule (METHODS.md says "the top 1e-6 fraction of |w| in
-every matrix"): per matrix that rounds to zero elements for all but 7B-class
+Top-weight ablation rule (docs/methods.md, "2. Super weights", says "zero the top 1e-6
+fraction of |w| in every matrix"): per matrix that rounds to zero elements for all but 7B-class
 matrices, so the project zeroes the ``k = ceil(fraction * N)`` weights of
 largest magnitude across *all* mutable matrices together (``N`` = their total
 element count, embeddings / lm_head / norms excluded, as everywhere), leaving

@@ -1,7 +1,7 @@
 """Known super-weight coordinates, as data, and the ``--check`` comparison.
 
 Entries are ``(layer, row, col)`` of ``layers[L].mlp.down_proj.weight[row, col]``.
-The paper's entries are copied from METHODS.md section 2 (arXiv 2411.07191);
+The paper's entries are from arXiv 2411.07191 (docs/methods.md, "2. Super weights");
 the SmolLM2 entry was measured by this project (``mutascope superweights``
 with default settings: the two super weights of the unmodified model,
 iteration 0). Models are matched on the basename of the id (the part after

@@ -28,17 +28,16 @@ def export_dict(subject: Subject, detection: Detection, tile: tuple[int, int] = 
     """The export as plain data."""
     h, w = tile
     anatomy = subject.anatomy
-    weights = []
-    for sw in detection.weights:
+    def entry(sw):
         ref = anatomy.ref(sw.layer, "down")
         stored = (sw.col, ref.offset + sw.row) if ref.transposed else (ref.offset + sw.row, sw.col)
-        weights.append(
-            dict(
-                layer=sw.layer, matrix="down", module_path=sw.module_path, param_name=sw.param_name,
-                row=sw.row, col=sw.col, stored_index=list(stored), value=sw.value, rank=sw.rank,
-                iteration=sw.iteration, tile=dict(layer=sw.layer, matrix="down", row=sw.row // h, col=sw.col // w),
-            )
+        return dict(
+            layer=sw.layer, matrix="down", module_path=sw.module_path, param_name=sw.param_name,
+            row=sw.row, col=sw.col, stored_index=list(stored), value=sw.value, rank=sw.rank,
+            iteration=sw.iteration, tile=dict(layer=sw.layer, matrix="down", row=sw.row // h, col=sw.col // w),
         )
+
+    weights = [entry(sw) for sw in detection.weights]
     channels = sorted({(a.channel, a.layer) for a in detection.activations})
     activations = []
     for channel, layer in channels:
@@ -61,6 +60,7 @@ def export_dict(subject: Subject, detection: Detection, tile: tuple[int, int] = 
                        weight_z=detection.weight_z, iterations=detection.iterations),
         tile=[h, w],
         super_weights=weights,
+        cancellers=[entry(sw) for sw in detection.cancellers],
         super_activations=activations,
     )
 
