@@ -178,3 +178,26 @@ def test_noise_calls_stay_below_the_fdr(readout):
     assert _called_share([enrichment(f, readout) for f in frames]) <= 0.05
     assert _called_share([bias(f, readout=readout) for f in frames]) <= 0.05
     assert _called_share([copa(f, readout=readout, n_perm=99) for f in frames[:4]]) <= 0.05
+
+
+def test_noise_stays_below_the_fdr_in_the_tests_over_layers_probes_and_groups():
+    from mutascope.analysis.layers import bias_by_type
+    from mutascope.analysis.writers import writer_groups
+
+    layered = [noise_frame(200 + i, layers=tuple(range(6)), matrices=("gate", "v")) for i in range(4)]
+    assert _called_share([bias_by_type(bias(f, readout="effect")) for f in layered]) <= 0.05
+    # COPA's null is "max and min maps unrelated": tiles sensitive to both kinds (tile_corr > 0) are
+    # co-location, which the two-sided sign test over layers rightly calls
+    unrelated = [noise_frame(250 + i, layers=tuple(range(6)), matrices=("gate", "v"), tile_corr=0.0) for i in range(4)]
+    assert _called_share([copa_by_type(copa(f, readout="effect", n_perm=99)) for f in unrelated]) <= 0.05
+    assert _called_share([recurrence(enrichment(f, "effect")) for f in layered]) <= 0.05
+    rng = np.random.default_rng(0)
+    shares = []
+    for i in range(4):
+        f = noise_frame(300 + i)
+        nsm = f[f["nsm"]].copy()
+        nsm["first_word"] = rng.choice(["the", "a", "in", "it", "of"], len(nsm))
+        nsm["category"] = "other"
+        w = writer_groups(nsm, n_draws=99)
+        shares.append(float(((w["q_row"] < 0.05) | (w["q_col"] < 0.05)).mean()))
+    assert np.mean(shares) <= 0.05
