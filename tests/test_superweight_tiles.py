@@ -52,8 +52,8 @@ def test_a_sensitive_column_at_the_marked_tile_ranks_at_the_top():
     assert table["effect_rank"] == 1 and table["effect_percentile"] == 100 and table["axes"] == 48
     assert table["mutants"] == 16 and 0 <= table["nsm_percentile"] <= 100
     # an unremarkable column ranks where chance puts it
-    plain = superweight_tiles(frame, pd.DataFrame([(2, "v", "col", 5, "super activation", "test")],
-                                                  columns=["layer", "matrix", "axis", "index", "role", "reason"])).iloc[0]
+    plain = superweight_tiles(frame, pd.DataFrame([(2, "v", "col", 5, "super activation", 320, "test")],
+                                                  columns=["layer", "matrix", "axis", "index", "role", "channel", "reason"])).iloc[0]
     assert plain["effect_percentile"] < 100
 
 

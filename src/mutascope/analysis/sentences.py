@@ -165,12 +165,14 @@ def superweights(table: pd.DataFrame, ctx) -> list[str]:
     for r in table.sort_values("p_value").itertuples() if len(table) else ():
         if r.p_value >= ctx.alpha or r.role == "before":
             continue
-        out.append(f"The {AXIS_WORD[r.axis]} tile marked by a {r.role} is the most sensitive of its {r.matrix} "
-                   f"matrix in {r.top_layers} of {r.layers} layers for probe {r.probe_id} ({num(r.expected_top)} "
-                   f"expected by chance, p = {q_text(r.p_value)}; median percentile {r.median_percentile:.0f}).")
+        out.append(f"The {r.matrix} {AXIS_WORD[r.axis]} tile of channel {r.channel} ({r.role}) is the most sensitive "
+                   f"of its matrix in {r.top_layers} of {r.layers} marked layers for probe {r.probe_id} "
+                   f"({num(r.expected_top)} expected by chance, p = {q_text(r.p_value)}; median percentile "
+                   f"{r.median_percentile:.0f}).")
     before = table[table["role"] == "before"] if len(table) else table
     for r in before.itertuples() if len(before) else ():
         if r.top_layers:
-            out.append(f"The same {r.matrix} {AXIS_WORD[r.axis]} tile is already the most sensitive in {r.top_layers} "
-                       f"of the {r.layers} layers before the super activation exists (probe {r.probe_id}).")
+            out.append(f"The same {r.matrix} {AXIS_WORD[r.axis]} tile of channel {r.channel} is already the most "
+                       f"sensitive in {r.top_layers} of the {r.layers} layers before its super activation exists "
+                       f"(probe {r.probe_id}).")
     return out[:LIMIT + 1]

@@ -54,9 +54,9 @@ from .tile_scores import main_kinds
 
 READS = ("q", "k", "v", "gate", "up")  # input columns are hidden (residual) channels
 WRITES = ("o",)  # output rows are hidden channels (down is marked through its super weights)
-MARK_COLUMNS = ["layer", "matrix", "axis", "index", "role", "reason"]
+MARK_COLUMNS = ["layer", "matrix", "axis", "index", "role", "channel", "reason"]
 ROLES = ("super weight", "canceller", "super activation", "before")
-COLUMNS = ["probe_id", "layer", "matrix", "axis", "index", "role", "reason", "mutants", "median_effect", "effect_rank",
+COLUMNS = ["probe_id", "layer", "matrix", "axis", "index", "role", "channel", "reason", "mutants", "median_effect", "effect_rank",
            "effect_percentile", "nsm_rate", "nsm_rank", "nsm_percentile", "axes", "effect_q_value"]
 HOW = "write one with `mutascope superweights --out SW.duckdb` or `--export SW.json`"
 
@@ -142,32 +142,38 @@ def check_same_model(sw: SuperWeights, run: dict, screen: str | os.PathLike) -> 
 def marked_axes(sw: SuperWeights, matrices: Iterable[tuple[int, str]], tile: tuple[int, int]) -> pd.DataFrame:
     """The axes to mark in the screened ``matrices`` ((layer, matrix) pairs), with why.
 
-    One row per (layer, matrix, axis, index, role); several reasons of one role are joined
-    with "; ".
+    One row per (layer, matrix, axis, index, role, channel); several reasons of one role are
+    joined with "; ". ``channel`` is the residual channel involved: the super activation's,
+    or a (super or cancelling) weight's output row. A channel made by several super weights
+    counts from the first of them: the layers up to it are its ``before`` control.
     """
     h, w = tile
     present = set(matrices)
     marks: dict[tuple, list[str]] = {}
 
-    def mark(layer, matrix, axis, index, role, reason):
+    def mark(layer, matrix, axis, index, role, channel, reason):
         if (layer, matrix) in present:
-            marks.setdefault((layer, matrix, axis, index, role), []).append(reason)
+            marks.setdefault((layer, matrix, axis, index, role, channel), []).append(reason)
 
     for role, found in (("super weight", sw.weights), ("canceller", sw.cancellers)):
         for layer, row, col in found:
             where = f"L{layer} [{row}, {col}]"
-            mark(layer, "down", "row", row // h, role, f"{role} {where}: its row")
-            mark(layer, "down", "col", col // w, role, f"{role} {where}: its column")
+            mark(layer, "down", "row", row // h, role, row, f"{role} {where}: its row")
+            mark(layer, "down", "col", col // w, role, row, f"{role} {where}: its column")
     layers = sorted({layer for layer, _ in present})
+    made: dict[int, list[int]] = {}
     for channel, first in sw.activations:
+        made.setdefault(channel, []).append(first)
+    for channel, firsts in sorted(made.items()):
+        first, where = min(firsts), ", ".join(map(str, sorted(firsts)))
         for layer in layers:
             role = "super activation" if layer > first else "before"
-            reason = (f"super-activation channel {channel} (from layer {first})" if layer > first else
-                      f"channel {channel} before its super activation (made in layer {first})")
+            reason = (f"super-activation channel {channel} (from layer {where})" if layer > first else
+                      f"channel {channel} before its super activation (made in layer {where})")
             for matrix in READS:
-                mark(layer, matrix, "col", channel // w, role, reason)
+                mark(layer, matrix, "col", channel // w, role, channel, reason)
             for matrix in WRITES:
-                mark(layer, matrix, "row", channel // h, role, reason)
+                mark(layer, matrix, "row", channel // h, role, channel, reason)
     rows = [(*key, "; ".join(dict.fromkeys(reasons))) for key, reasons in sorted(marks.items())]
     return pd.DataFrame(rows, columns=MARK_COLUMNS)
 
@@ -223,25 +229,26 @@ def superweight_tiles(frame: pd.DataFrame, marks: pd.DataFrame,
     return out[COLUMNS].reset_index(drop=True)
 
 
-SUMMARY_COLUMNS = ["probe_id", "matrix", "axis", "role", "layers", "top_layers", "expected_top", "p_value",
-                   "p_floor", "median_percentile", "median_effect"]
+SUMMARY_COLUMNS = ["probe_id", "matrix", "axis", "role", "channel", "layers", "top_layers", "expected_top",
+                   "p_value", "p_floor", "median_percentile", "median_effect"]
 
 
 def superweight_summary(tiles: pd.DataFrame) -> pd.DataFrame:
-    """Per probe, matrix, axis and role: in how many of its marked layers the marked axis is
-    its matrix's most sensitive by median effect (rank 1), against chance (rank uniform among
-    the matrix's axes of that kind), with the exact one-sided p (Poisson-binomial)."""
+    """Per probe, matrix, axis, role and channel: in how many of its marked layers the marked
+    axis is its matrix's most sensitive by median effect (rank 1), against chance (rank uniform
+    among the matrix's axes of that kind), with the exact one-sided p (Poisson-binomial).
+    ``layers`` counts marked axes (a layer with two super weights marks two columns)."""
     if tiles.empty or tiles["effect_rank"].isna().all():
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     rows = []
-    for (probe, matrix, axis, role), g in tiles.dropna(subset=["effect_rank"]).groupby(
-            ["probe_id", "matrix", "axis", "role"], sort=False):
+    for (probe, matrix, axis, role, channel), g in tiles.dropna(subset=["effect_rank"]).groupby(
+            ["probe_id", "matrix", "axis", "role", "channel"], sort=False):
         chance = 1 / g["axes"].to_numpy(dtype=float)
         tail = poisson_binomial_tail(chance)
         top = int((g["effect_rank"] == 1).sum())
-        rows.append((probe, matrix, axis, role, len(g), top, float(chance.sum()), float(tail[top]),
+        rows.append((probe, matrix, axis, role, int(channel), len(g), top, float(chance.sum()), float(tail[top]),
                      float(tail[len(g)]), float(g["effect_percentile"].median()), float(g["median_effect"].median())))
     order = {r: i for i, r in enumerate(ROLES)}
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    return out.sort_values(["probe_id", "role", "matrix"], key=lambda s: s.map(order) if s.name == "role" else s,
-                           ignore_index=True)
+    return out.sort_values(["probe_id", "role", "channel", "matrix"],
+                           key=lambda s: s.map(order) if s.name == "role" else s, ignore_index=True)
