@@ -101,6 +101,8 @@ def enrichment(table: pd.DataFrame, ctx, readout: str) -> list[str]:
 def recurrence(table: pd.DataFrame, ctx, readout: str) -> list[str]:
     out = []
     for r in table.itertuples() if len(table) else ():
+        if r.shared == 0 and r.expected == 0:
+            continue  # nothing enriched in one of the two probes: nothing to compare
         out.append(f"{'NSM' if readout == 'nsm' else 'Effect'}-enriched axes shared by {r.probe_a} and {r.probe_b}: "
                    f"{r.shared} observed against {num(r.expected)} expected from their hit rates within each matrix "
                    f"({num(r.ratio)}x, exact p = {q_text(r.p_value)}).")

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from .common import err, out
 
@@ -40,19 +39,14 @@ def analyze(
         tables = run_analyze(results_file, csv_dir=target, alpha=alpha, n_perm=permutations, effect=effect,
                              superweights=superweights, controls=control,
                              progress=lambda name: status.update(f"analysing: {name} ..."))
-    summary = Table(title=f"analysis of {results_file}")
-    summary.add_column("table")
-    summary.add_column("rows", justify="right")
-    summary.add_column("hits", justify="right")
-    summary.add_column("unit; family; test")
+    out.print(f"analysis of {results_file} (q below {alpha} counted as hits):")
     for stat in STATISTICS:
         if stat.name not in tables:
             continue
         table = tables[stat.name]
         q = [c for c in table.columns if c == "q_value" or c.startswith("q_")]
-        hits = str(int((table[q].astype(float) < alpha).any(axis=1).sum())) if q and len(table) else ""
-        summary.add_row(f"analysis_{stat.name}", str(len(table)), hits, stat.describe().split(": ", 1)[1])
-    out.print(summary)
+        hits = f", {int((table[q].astype(float) < alpha).any(axis=1).sum())} hits" if q and len(table) else ""
+        out.print(f"  {stat.describe()} ({len(table)} rows{hits})", markup=False, highlight=False, soft_wrap=True)
     if tables["effect_enrichment"].empty:
         out.print("no effect sizes in this screen (reference engine?): the effect_* tables are empty")
     note = saturation_note(tables["saturation"])
