@@ -2,6 +2,8 @@
 
 import os
 
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # as `import mutascope` sets it, before any test imports torch
+
 import pytest
 
 from pagetools import CHROMIUM, CHROMIUM_ARGS
