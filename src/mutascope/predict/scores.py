@@ -1,0 +1,159 @@
+"""Predicted effects and cheap scores of every mutant of a plan, from one backward pass per probe.
+
+For each probe (docs/methods.md, "Predicted maps"):
+
+* ``predicted``: the first-order estimate of the mutant's ``logprob_drop``,
+  -sum over the tile of g * (V - W) with g the gradient of log p(WT output)
+  (teacher-forced, summed over the WT tokens, temperature 1: what
+  ``logprob_drop`` measures). It is exact for an infinitesimal change and
+  says nothing of the curvature: a max/min tile writes values far outside
+  the matrix's typical range, so the estimate is a ranking aid, not a
+  substitute for the screen. ``noise:X`` kinds get no estimate (their
+  first-order term is a random projection of g).
+* ``magnitude``: sum of |W| over the tile (the weights the mutation removes);
+* ``change``: sum of |V - W| over the tile (how far the mutation moves them);
+* ``wanda``: the Wanda score pooled per tile, sum of |W_ij| ||X_j||_2, with
+  X the matrix's inputs on the probe's teacher-forced sequence;
+* ``activation``: the activation-pattern score of arXiv 2405.17799 pooled per
+  tile, sum of |W * dD/dW| with D the largest logit at the prompt's last
+  position;
+* ``superweight``: whether the tile lies on an axis a super-weights file
+  marks (null without one).
+
+All but ``magnitude`` and ``change`` depend on the probe; every score is a
+deterministic function of the model, the probe and the plan (one thread).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..engine.base import PreparedProbe, one_thread
+from ..mutation import Mutation, noise_tile
+from .tilesums import GradientSums, gradient_sums, tile_sums
+
+SCORES = ("predicted", "magnitude", "change", "wanda", "activation", "superweight")
+COLUMNS = ["mutation_id", "probe_id", *SCORES]
+Progress = Callable[[str], None]
+
+
+def _sequence(subject, probe: PreparedProbe) -> torch.Tensor:
+    device = next(subject.model.parameters()).device
+    return torch.tensor([list(probe.prompt) + list(probe.wt_tokens[:-1])], dtype=torch.long, device=device)
+
+
+def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+def wt_loglik(subject, probe: PreparedProbe) -> Callable[[], torch.Tensor]:
+    """The objective log p(WT output | prompt), teacher-forced at temperature 1."""
+    def objective():
+        wt = list(probe.wt_tokens)
+        logits = subject.model(input_ids=_sequence(subject, probe), logits_to_keep=len(wt), use_cache=False).logits[0]
+        targets = torch.tensor(wt, device=logits.device)
+        return torch.log_softmax(_at_least_float32(logits), dim=-1).gather(1, targets[:, None]).sum()
+    return objective
+
+
+def top_logit(subject, probe: PreparedProbe) -> Callable[[], torch.Tensor]:
+    """The objective D of arXiv 2405.17799: the largest logit at the prompt's last position."""
+    def objective():
+        ids = _sequence(subject, probe)[:, : len(probe.prompt)]
+        logits = subject.model(input_ids=ids, logits_to_keep=1, use_cache=False).logits[0, -1]
+        return _at_least_float32(logits).max()
+    return objective
+
+
+def input_norms(subject, probe: PreparedProbe, keys: set) -> dict:
+    """||X_j||_2 of each matrix's input features over the probe's teacher-forced sequence."""
+    anatomy = subject.anatomy
+    squares: dict[str, torch.Tensor] = {}
+    paths = {anatomy.ref(*key).module_path for key in keys}
+    handles = []
+
+    def hook(path):
+        def record(module, args):
+            x = args[0].detach().to(torch.float64)
+            squares[path] = squares.get(path, 0) + x.reshape(-1, x.shape[-1]).pow(2).sum(dim=0)
+        return record
+
+    try:
+        for path in paths:
+            handles.append(subject.model.get_submodule(path).register_forward_pre_hook(hook(path)))
+        with torch.inference_mode(), one_thread():
+            subject.model(input_ids=_sequence(subject, probe), logits_to_keep=1, use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    return {key: squares[anatomy.ref(*key).module_path].sqrt() for key in keys}
+
+
+@dataclass
+class ProbeSums:
+    """What one probe contributes: the log-likelihood's and D's gradient sums, and input norms."""
+
+    loglik: GradientSums
+    top: GradientSums
+    norms: dict
+
+
+def probe_sums(subject, probe: PreparedProbe, keys: set, tile: tuple[int, int]) -> ProbeSums:
+    """One forward and backward pass for each objective, and one forward for the input norms."""
+    return ProbeSums(gradient_sums(subject, wt_loglik(subject, probe), tile, keys),
+                     gradient_sums(subject, top_logit(subject, probe), tile, keys),
+                     input_norms(subject, probe, keys))
+
+
+def first_order(m: Mutation, g: float, gw: float) -> float:
+    """-sum g (V - W) over the tile: c * sum g - sum g W for a constant c, (x - 1) sum g W for scale:x."""
+    name = m.kind.name
+    if name == "noise":
+        return math.nan
+    if name == "scale":
+        return -(m.value - 1.0) * gw
+    return -(m.value * g - gw)
+
+
+def _change(m: Mutation, tile_w: torch.Tensor) -> float:
+    """sum |V - W| over the tile (for noise:X, the noise tile itself)."""
+    if m.kind.name == "scale":
+        return float((tile_w * (m.value - 1.0)).abs().sum())
+    if m.kind.name == "noise":
+        return float(noise_tile(tuple(tile_w.shape), m.value, m.site, m.kind).abs().sum())
+    return float((m.value - tile_w).abs().sum())
+
+
+def predictions(subject, mutations: Sequence[Mutation], probes: Sequence[PreparedProbe], tile: tuple[int, int],
+                marked: set | None = None, progress: Progress | None = None) -> pd.DataFrame:
+    """Every score of :data:`SCORES` for every (mutation, probe), in plan order.
+
+    ``marked``: the (layer, matrix, axis, index) axes a super-weights file marks.
+    """
+    keys = {(m.layer, m.matrix) for m in mutations}
+    weights = {key: subject.anatomy.weight(*key).detach().to(torch.float64) for key in keys}
+    magnitude = {key: tile_sums(w.abs(), tile) for key, w in weights.items()}
+    fixed = [(magnitude[(m.layer, m.matrix)][m.row, m.col], _change(m, weights[(m.layer, m.matrix)][m.r0:m.r1, m.c0:m.c1]),
+              None if marked is None else float((m.layer, m.matrix, "row", m.row) in marked
+                                                or (m.layer, m.matrix, "col", m.col) in marked))
+             for m in mutations]
+    rows = []
+    for probe in probes:
+        if progress:
+            progress(probe.id)
+        sums = probe_sums(subject, probe, keys, tile)
+        wanda = {key: tile_sums(w.abs() * sums.norms[key].to(w.device)[None, :], tile) for key, w in weights.items()}
+        for m, (mag, change, mark) in zip(mutations, fixed):
+            key, at = (m.layer, m.matrix), (m.row, m.col)
+            rows.append((m.mutation_id, probe.id, first_order(m, sums.loglik.g[key][at], sums.loglik.gw[key][at]),
+                         mag, change, wanda[key][at], sums.top.agw[key][at], mark))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+__all__ = ["COLUMNS", "SCORES", "first_order", "predictions", "probe_sums"]

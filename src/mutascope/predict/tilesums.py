@@ -1,0 +1,104 @@
+"""Gradients reduced to tile sums as they arrive: a first-order map of the whole model.
+
+The first-order change of a differentiable objective L when tile T of a
+matrix W is set to new contents V is
+
+    dL ~ sum over T of g * (V - W),    g = dL/dW,
+
+and for every kind mutascope writes, V is a constant c (``max min zero
+value sym``) or x * W (``scale``), so per tile and objective two sums are
+all it needs: ``sum g`` and ``sum g * W`` (the constant's term is
+c * sum g - sum g * W, the scale's (x - 1) * sum g * W). A third,
+``sum |g * W|``, is the activation score of arXiv 2405.17799 pooled per tile.
+
+Each weight's gradient is reduced to these tile sums the moment autograd has
+accumulated it (a post-accumulate-grad hook) and then dropped, so the whole
+model's gradients are never held at once: peak memory is an inference pass's
+plus the activations one backward pass keeps, plus one matrix's gradient.
+Only the parameters holding the catalogued matrices are differentiated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..activation.gradients import gradients_on
+from ..engine.base import one_thread
+
+Key = tuple[int, str]
+
+
+def tile_sums(t: torch.Tensor, tile: tuple[int, int]) -> np.ndarray:
+    """Sums of ``t`` (out, in) over each aligned ``tile`` block (ragged edge blocks hold
+    what is there), in float64, as a (tile rows, tile cols) array."""
+    h, w = tile
+    rows, cols = t.shape
+    nr, nc = -(-rows // h), -(-cols // w)
+    padded = torch.zeros(nr * h, nc * w, dtype=torch.float64, device=t.device)
+    padded[:rows, :cols] = t
+    return padded.reshape(nr, h, nc, w).sum(dim=(1, 3)).cpu().numpy()
+
+
+def canonical(ref, tensor: torch.Tensor) -> torch.Tensor:
+    """The canonical (out, in) part of a tensor shaped like ``ref``'s parameter."""
+    n = ref.shape[0]
+    if ref.transposed:
+        return tensor[:, ref.offset : ref.offset + n].T
+    return tensor[ref.offset : ref.offset + n]
+
+
+@dataclass
+class GradientSums:
+    """Per (layer, matrix): tile sums of g, g * W and |g * W| for one objective."""
+
+    g: dict[Key, np.ndarray] = field(default_factory=dict)
+    gw: dict[Key, np.ndarray] = field(default_factory=dict)
+    agw: dict[Key, np.ndarray] = field(default_factory=dict)
+    value: float = 0.0  # the objective's value
+
+
+def gradient_sums(subject, objective: Callable[[], torch.Tensor], tile: tuple[int, int],
+                  matrices: set[Key] | None = None) -> GradientSums:
+    """Run ``objective()`` (a scalar built by a forward pass) backward once, reducing each
+    matrix's gradient to :class:`GradientSums` as it is accumulated.
+
+    On one thread, so that the sums never depend on the thread count; every
+    ``requires_grad`` flag and ``.grad`` is restored afterwards.
+    """
+    anatomy = subject.anatomy
+    by_param: dict[str, list] = {}
+    for ref in anatomy.refs():
+        if matrices is None or (ref.layer, ref.matrix) in matrices:
+            by_param.setdefault(ref.param_name, []).append(ref)
+    out = GradientSums()
+
+    def reduce(param: torch.Tensor, refs) -> None:
+        grad = param.grad.detach()
+        for ref in refs:
+            g = canonical(ref, grad).to(torch.float64)
+            w = canonical(ref, param.detach()).to(torch.float64)
+            gw = g * w
+            key = (ref.layer, ref.matrix)
+            out.g[key], out.gw[key], out.agw[key] = tile_sums(g, tile), tile_sums(gw, tile), tile_sums(gw.abs(), tile)
+        param.grad = None  # the next matrix's gradient reuses the memory
+
+    handles = []
+    with gradients_on(subject) as params, torch.enable_grad(), one_thread():
+        try:
+            for name, p in params.items():
+                if name in by_param:
+                    handles.append(p.register_post_accumulate_grad_hook(
+                        lambda param, refs=by_param[name]: reduce(param, refs)))
+                else:
+                    p.requires_grad_(False)
+            value = objective()
+            value.backward()
+            out.value = float(value.detach())
+        finally:
+            for h in handles:
+                h.remove()
+    return out
