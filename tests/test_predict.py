@@ -128,3 +128,39 @@ def test_scores_are_deterministic_and_cover_every_mutant(case):
     assert noise.loc[noise["kind"] != "noise:0.1", "predicted"].notna().all()
     assert (a["magnitude"] > 0).all() and (a["change"] > 0).all() and (a["wanda"] > 0).all()
     assert (a["activation"] >= 0).all() and a["superweight"].isna().all()
+
+
+def test_agreement_measures_skill_and_chance_with_tile_bootstrap_intervals():
+    import pandas as pd
+
+    from mutascope.analysis.synthetic import noise_frame
+    from mutascope.predict.agreement import agreement, recall_curve
+
+    f = noise_frame(0, probes=("a",), layers=(0, 1, 2))
+    rng = np.random.default_rng(1)
+    pred = pd.DataFrame({"mutation_id": f["mutation_id"], "probe_id": f["probe_id"],
+                         "predicted": np.log(f["effect"]) + rng.normal(0, 0.3, len(f)),  # informative
+                         "magnitude": rng.random(len(f))})  # no skill
+    a = agreement(f, pred).set_index(["score", "matrix"])
+    good, chance = a.loc[("predicted", "all")], a.loc[("magnitude", "all")]
+    assert good["spearman"] > 0.9 and good["auc"] > 0.8 and good["recall_10"] > 0.6
+    assert good["spearman_low"] < good["spearman"] < good["spearman_high"]
+    assert abs(chance["spearman"]) < 0.1 and abs(chance["auc"] - 0.5) < 0.05 and chance["recall_10"] < 0.25
+    assert chance["spearman_low"] < 0 < chance["spearman_high"]
+    assert set(a.index.get_level_values("matrix")) == {"all", *f["matrix"].unique()}
+    effect = f["effect"].to_numpy()
+    best = recall_curve(effect, np.argsort(-effect))
+    assert best["found"].iloc[0] == 0 and best.loc[best["screened"] >= 0.01, "found"].iloc[0] == 1.0
+    plan = recall_curve(effect, np.arange(len(effect)))
+    assert plan["found"].iloc[-1] == 1.0 and 0.2 < plan.loc[50, "found"] < 0.8
+
+
+def test_predicted_order_keeps_the_chunks_and_runs_the_strongest_first():
+    import pandas as pd
+
+    from mutascope.predict.order import predicted_order
+
+    chunks = [[0, 1], [2, 3], [4, 5], [6]]
+    pred = pd.DataFrame({"mutation_id": [0, 1, 2, 3, 4, 5, 0, 1], "probe_id": list("aaaaaabb"),
+                         "predicted": [0.1, -0.2, 5.0, 0.0, -3.0, 1.0, 0.1, 0.1]})
+    assert predicted_order(chunks, pred) == [1, 2, 0, 3]  # 5.0 > 4.0 > 0.5 > (unpredicted, last)
