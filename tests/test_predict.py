@@ -119,7 +119,9 @@ def test_the_predicted_effect_is_the_directional_derivative_in_every_family(case
 def test_scores_are_deterministic_and_cover_every_mutant(case):
     subject, probes = case
     plan = build_plan(PlanSpec.parse(layers="1", kinds="max,min,noise:0.1", tile=16), subject.anatomy)
+    before = subject.content_hash()
     a = predictions(subject, plan.mutations, probes, (16, 16))
+    assert subject.content_hash() == before  # no weight is ever written (float64 models alias their copies)
     b = predictions(subject, plan.mutations, probes, (16, 16))
     assert len(a) == len(plan) * len(probes) and a.equals(b)
     noise = a.merge(__import__("pandas").DataFrame(

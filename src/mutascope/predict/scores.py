@@ -134,25 +134,38 @@ def predictions(subject, mutations: Sequence[Mutation], probes: Sequence[Prepare
                 marked: set | None = None, progress: Progress | None = None) -> pd.DataFrame:
     """Every score of :data:`SCORES` for every (mutation, probe), in plan order.
 
-    ``marked``: the (layer, matrix, axis, index) axes a super-weights file marks.
+    ``marked``: the (layer, matrix, axis, index) axes a super-weights file marks. Matrices
+    are read in float64 one at a time, so memory stays an inference pass's plus one matrix.
     """
-    keys = {(m.layer, m.matrix) for m in mutations}
-    weights = {key: subject.anatomy.weight(*key).detach().to(torch.float64) for key in keys}
-    magnitude = {key: tile_sums(w.abs(), tile) for key, w in weights.items()}
-    fixed = [(magnitude[(m.layer, m.matrix)][m.row, m.col], _change(m, weights[(m.layer, m.matrix)][m.r0:m.r1, m.c0:m.c1]),
-              None if marked is None else float((m.layer, m.matrix, "row", m.row) in marked
-                                                or (m.layer, m.matrix, "col", m.col) in marked))
-             for m in mutations]
-    rows = []
+    by_key: dict[tuple[int, str], list[Mutation]] = {}
+    for m in mutations:
+        by_key.setdefault((m.layer, m.matrix), []).append(m)
+
+    def weight(key) -> torch.Tensor:
+        return subject.anatomy.weight(*key).detach().to(torch.float64)
+
+    fixed: dict[int, tuple] = {}
+    for key, ms in by_key.items():
+        w = weight(key)
+        magnitude = tile_sums(w.abs(), tile)
+        for m in ms:
+            mark = None if marked is None else float(
+                (m.layer, m.matrix, "row", m.row) in marked or (m.layer, m.matrix, "col", m.col) in marked)
+            fixed[m.mutation_id] = (magnitude[m.row, m.col], _change(m, w[m.r0 : m.r1, m.c0 : m.c1]), mark)
+    scores: dict[tuple[int, str], tuple] = {}
     for probe in probes:
         if progress:
             progress(probe.id)
-        sums = probe_sums(subject, probe, keys, tile)
-        wanda = {key: tile_sums(w.abs() * sums.norms[key].to(w.device)[None, :], tile) for key, w in weights.items()}
-        for m, (mag, change, mark) in zip(mutations, fixed):
-            key, at = (m.layer, m.matrix), (m.row, m.col)
-            rows.append((m.mutation_id, probe.id, first_order(m, sums.loglik.g[key][at], sums.loglik.gw[key][at]),
-                         mag, change, wanda[key][at], sums.top.agw[key][at], mark))
+        sums = probe_sums(subject, probe, set(by_key), tile)
+        for key, ms in by_key.items():
+            wanda = tile_sums(weight(key).abs() * sums.norms[key][None, :], tile)
+            for m in ms:
+                at = (m.row, m.col)
+                scores[(m.mutation_id, probe.id)] = (first_order(m, sums.loglik.g[key][at], sums.loglik.gw[key][at]),
+                                                     wanda[at], sums.top.agw[key][at])
+    rows = [(m.mutation_id, p.id, predicted, *fixed[m.mutation_id][:2], wanda, activation, fixed[m.mutation_id][2])
+            for p in probes for m in mutations
+            for predicted, wanda, activation in [scores[(m.mutation_id, p.id)]]]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

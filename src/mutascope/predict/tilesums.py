@@ -34,13 +34,26 @@ Key = tuple[int, str]
 
 def tile_sums(t: torch.Tensor, tile: tuple[int, int]) -> np.ndarray:
     """Sums of ``t`` (out, in) over each aligned ``tile`` block (ragged edge blocks hold
-    what is there), in float64, as a (tile rows, tile cols) array."""
+    what is there), accumulated in float64 without a float64 copy of ``t``, as a
+    (tile rows, tile cols) array."""
     h, w = tile
     rows, cols = t.shape
     nr, nc = -(-rows // h), -(-cols // w)
-    padded = torch.zeros(nr * h, nc * w, dtype=torch.float64, device=t.device)
-    padded[:rows, :cols] = t
-    return padded.reshape(nr, h, nc, w).sum(dim=(1, 3)).cpu().numpy()
+    out = np.zeros((nr, nc))
+    fr, fc = rows // h, cols // w  # the full tiles, then the ragged last row and column of tiles
+    for r_slice, c_slice, r_out, c_out in (
+        (slice(0, fr * h), slice(0, fc * w), slice(0, fr), slice(0, fc)),
+        (slice(fr * h, rows), slice(0, fc * w), slice(fr, nr), slice(0, fc)),
+        (slice(0, fr * h), slice(fc * w, cols), slice(0, fr), slice(fc, nc)),
+        (slice(fr * h, rows), slice(fc * w, cols), slice(fr, nr), slice(fc, nc)),
+    ):
+        block = t[r_slice, c_slice]
+        if block.numel() == 0:
+            continue
+        nrows, ncols = r_out.stop - r_out.start, c_out.stop - c_out.start
+        bh, bw = block.shape[0] // nrows, block.shape[1] // ncols
+        out[r_out, c_out] = block.reshape(nrows, bh, ncols, bw).sum(dim=(1, 3), dtype=torch.float64).cpu().numpy()
+    return out
 
 
 def canonical(ref, tensor: torch.Tensor) -> torch.Tensor:
@@ -79,11 +92,12 @@ def gradient_sums(subject, objective: Callable[[], torch.Tensor], tile: tuple[in
     def reduce(param: torch.Tensor, refs) -> None:
         grad = param.grad.detach()
         for ref in refs:
-            g = canonical(ref, grad).to(torch.float64)
-            w = canonical(ref, param.detach()).to(torch.float64)
-            gw = g * w
+            g = canonical(ref, grad)
+            gw = g * canonical(ref, param.detach())  # one temporary in the weight's dtype; sums in float64
             key = (ref.layer, ref.matrix)
-            out.g[key], out.gw[key], out.agw[key] = tile_sums(g, tile), tile_sums(gw, tile), tile_sums(gw.abs(), tile)
+            out.g[key], out.gw[key] = tile_sums(g, tile), tile_sums(gw, tile)
+            out.agw[key] = tile_sums(gw.abs_(), tile)
+            del gw
         param.grad = None  # the next matrix's gradient reuses the memory
 
     handles = []
