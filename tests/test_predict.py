@@ -166,3 +166,20 @@ def test_predicted_order_keeps_the_chunks_and_runs_the_strongest_first():
     pred = pd.DataFrame({"mutation_id": [0, 1, 2, 3, 4, 5, 0, 1], "probe_id": list("aaaaaabb"),
                          "predicted": [0.1, -0.2, 5.0, 0.0, -3.0, 1.0, 0.1, 0.1]})
     assert predicted_order(chunks, pred) == [1, 2, 0, 3]  # 5.0 > 4.0 > 0.5 > (unpredicted, last)
+
+
+def test_recall_curves_and_figures_of_a_predicted_map():
+    import pandas as pd
+
+    from mutascope.analysis.synthetic import noise_frame
+    from mutascope.report.prediction_figures import prediction_scatter, recall_curves, recall_figure
+
+    f = noise_frame(2, layers=tuple(range(6)))
+    pred = pd.DataFrame({"mutation_id": f["mutation_id"], "probe_id": f["probe_id"], "predicted": f["effect"] * 1.1})
+    curves = recall_curves(f, pred)
+    assert set(curves["order"]) == {"predicted (each mutant)", "predicted (chunks, as screened)", "plan order",
+                                    "random order"}
+    at10 = curves[curves["screened"].round(2) == 0.10].set_index(["probe_id", "order"])["found"]
+    assert at10[("a", "predicted (each mutant)")] == 1.0  # a perfect prediction finds the whole top 1 % first
+    assert at10[("a", "predicted (chunks, as screened)")] >= at10[("a", "plan order")]
+    assert prediction_scatter(f, pred).axes and recall_figure(f, pred).axes
