@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from mutascope.probes import Decoding, Probe
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+# MMLU-format data, when the machine has it: $MUTASCOPE_MMLU_DIR, or the shared checkout beside the repository.
+MMLU_DIR = Path(os.environ.get("MUTASCOPE_MMLU_DIR") or ROOT / ".." / "shared" / "data" / "mmlu")
 
 GREEDY = Decoding("greedy")
 SAMPLE = Decoding("sample", 0.8, 7)

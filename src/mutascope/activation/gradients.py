@@ -22,8 +22,8 @@ from typing import Iterator
 
 import torch
 
-from mutascope.errors import MutascopeError
-from mutascope.subject import Subject
+from ..errors import MutascopeError
+from ..model.subject import Subject
 
 __all__ = ["InputMaps", "activation_maps", "encode", "gradients_on", "map_dtype", "matrix_params"]
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mutascope.errors import MutascopeError
+from ..errors import MutascopeError
 
 from .inputs import ALL
 from .stats import ActivationAccumulator
@@ -67,8 +67,8 @@ def screen_nsm_rates(results_path: str | os.PathLike, *, tile: tuple[int, int] |
     Refuses a screen of another model (content hash) or another tile size,
     since a join on tile coordinates would then pair unrelated weights.
     """
-    from mutascope.analysis.frame import site_frame
-    from mutascope.store import open_results
+    from ..analysis.frame import site_frame
+    from ..store import open_results
 
     with open_results(results_path) as results:
         runs = results.runs

@@ -20,7 +20,7 @@ from .registry import STATISTICS
 from .reorder import reordered_map
 from .saturation import saturation
 from .severity import severity_distribution
-from .stats import READOUTS
+from .readouts import READOUTS
 from .superweight_tiles import marked_axes, read_superweights, superweight_tiles
 from .writers import writer_groups
 

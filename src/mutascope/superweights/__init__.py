@@ -5,7 +5,7 @@ One idea per module:
 * :mod:`.detect`    spikes at ``down`` inputs/outputs, the zero-and-repeat iteration;
 * :mod:`.ablate`    zero / scale / top-weight / activation-restoring ablations,
                     each a context manager that restores the model exactly;
-* :mod:`.evaluate`  perplexity, multiple-choice accuracy, stopword probabilities;
+* :mod:`.stopwords` stopword probabilities (perplexity and accuracy: :mod:`mutascope.evaluate`);
 * :mod:`.proof`     the ablation and quantization tables;
 * :mod:`.quantize`  round-to-nearest weights (INT4, INT3, any block size), naive and super-weight aware;
 * :mod:`.actquant`  per-tensor activation quantization, the super activation held or not;
@@ -27,18 +27,8 @@ Typical use::
 from .ablate import Coord, activation_restored, scaled, top_weights, top_zeroed, zeroed
 from .catalogue import CATALOGUE, CheckResult, catalogue_key, check, known
 from .detect import DEFAULT_PROBE_TEXTS, Detection, SuperActivation, SuperWeight, detect
-from .evaluate import (
-    STOPWORD_PROMPTS,
-    STOPWORDS,
-    ChoiceSet,
-    choice_accuracy,
-    choice_set,
-    corpus_ids,
-    default_corpus,
-    perplexity,
-    read_corpus,
-    stopword_probs,
-)
+from ..evaluate import ChoiceSet, choice_accuracy, choice_set, corpus_ids, default_corpus, perplexity, read_corpus
+from .stopwords import STOPWORD_PROMPTS, STOPWORDS, stopword_probs
 from .export import export_dict, write_export
 from . import store
 from .actquant import activations_quantized, hold_channels, quantize_activation
