@@ -33,3 +33,25 @@ def tables(path) -> dict[str, list[tuple]]:
         }
         out["runs"] = r.con.execute("SELECT * EXCLUDE (created_at) FROM runs").fetchall()
     return out
+
+
+def run_cli(args: list[str]) -> tuple[int, str, str]:
+    """``mutascope ARGS`` in this process: exit code, stdout and stderr."""
+    import io
+    import sys
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from mutascope import cli
+
+    out, err = io.StringIO(), io.StringIO()  # the CLI's rich consoles write to whatever sys.stdout/stderr are
+    saved = sys.argv
+    sys.argv = ["mutascope", *args]
+    code = 0
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            cli.main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = saved
+    return code, out.getvalue(), err.getvalue()

@@ -20,7 +20,7 @@ PACKAGE = ROOT / "src" / "mutascope"
 # Lowest first; a unit (a top-level module or package of mutascope) may import only units of
 # lower layers, and the units of one layer do not import one another.
 LAYERS = [
-    ("version", "errors"),
+    ("version", "errors", "progress"),
     ("files",),
     ("model",),
     ("testing",),
@@ -141,6 +141,31 @@ def test_the_checks_see_late_and_upward_imports():
     assert "mutascope.store" in GRAPH["mutascope.screen.fill"]  # package __init__ runs for store.* imports
     assert "mutascope.model.subject" in GRAPH["mutascope.probes.resolve"]  # imported inside a function
     assert "mutascope.analysis" not in GRAPH["mutascope.analysis.registry"]  # own package: no edge
+
+
+def test_every_command_is_its_own_module_importing_no_library_at_its_top():
+    """``mutascope --help`` imports every command module: their top levels import only typer, rich,
+    the standard library and ``commands.common`` (the library is imported inside each command)."""
+    from mutascope.commands import COMMANDS
+
+    modules = {n.rsplit(".", 1)[1] for n in MODULES if n.startswith("mutascope.commands.")} - {"common"}
+    assert modules == set(COMMANDS)
+    for name in [*COMMANDS, "common"]:
+        tree = ast.parse(MODULES[f"mutascope.commands.{name}"].read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.level:
+                assert (node.level, node.module) in ((1, "common"), (2, "errors")), f"commands/{name}.py: {node.module}"
+            elif isinstance(node, ast.Import) or isinstance(node, ast.ImportFrom) and not node.level:
+                top = (node.module if isinstance(node, ast.ImportFrom) else node.names[0].name).split(".")[0]
+                assert top in {"typer", "rich", "__future__", "math", "pathlib", "typing", "contextlib", "time"}, \
+                    f"commands/{name}.py imports {top} at its top"
+        assert any(isinstance(n, ast.FunctionDef) and n.name == name for n in tree.body) or name == "common"
+
+
+def test_the_cli_is_registration_and_main_only():
+    tree = ast.parse(MODULES["mutascope.cli"].read_text(encoding="utf-8"))
+    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert functions == {"main", "_click_errors", "_shown_help"}
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if _is_package(n)))

@@ -11,7 +11,7 @@ from mutascope.store import open_results
 from mutascope.testing import tiny_model
 
 from helpers import text_probes
-from test_cli_contract import run
+from helpers import run_cli as run
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from mutascope import cli
 from mutascope.testing import tiny_model
+
+from helpers import run_cli as run
 
 
 @dataclass(frozen=True)
@@ -154,24 +155,6 @@ def results_file(tmp_path_factory, tiny_model_dir):
                         "--max-new-tokens", "4", "--layers", "0-1", "--matrices", "q,down", "--out", str(path)])
     assert code == 0, err
     return path
-
-
-def run(args: list[str]) -> tuple[int, str, str]:
-    import io
-    from contextlib import redirect_stderr, redirect_stdout
-
-    out, err = io.StringIO(), io.StringIO()  # the CLI's rich consoles write to whatever sys.stdout/stderr are
-    saved = sys.argv
-    sys.argv = ["mutascope", *args]
-    code = 0
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            cli.main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = saved
-    return code, out.getvalue(), err.getvalue()
 
 
 def digests(root) -> dict[str, str]:

@@ -17,7 +17,7 @@ from mutascope.store import open_results
 from mutascope.testing import tiny_model
 
 from helpers import text_probes
-from test_cli_contract import run
+from helpers import run_cli as run
 
 OLD_COLUMNS = ("filled", "margin", "min_margin", "logprob_drop", "logprob_drop_per_token", "rechecked")
 

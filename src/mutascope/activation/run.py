@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import MutascopeError
+from ..progress import Show, Status, listeners
 from ..evaluate import corpus_ids, read_corpus
 from ..files.outputs import check_output_dir, check_output_file
 from ..plan.parse import parse_tile
@@ -28,9 +29,6 @@ from .stats import collect, findings, parse_gammas
 from .store import run_frame, write_tables
 from .tiles import screen_correlation, screen_nsm_rates, tile_frame
 from .transfer import calibration_transfer, check_heldout
-
-Show = Callable[[str, object], None]
-Status = Callable[[str], None]
 
 
 @dataclass
@@ -73,11 +71,10 @@ class Result:
 
 
 def run(settings: Settings, load: Callable, *, status: Status | None = None, show: Show | None = None) -> Result:
-    """Run the activation study of ``settings``; ``load(model, dtype, device)`` loads the model
-    once everything that can be checked without it has been."""
+    """Map, measure and prune as ``settings`` say; the model is loaded (``load(model, dtype,
+    device)``) only after every setting and output path has been checked."""
     s = settings
-    say = status or (lambda text: None)
-    tell = show or (lambda name, value: None)
+    say, tell = listeners(status, show)
     size = parse_tile(s.tile)
     gammas = parse_gammas(s.gamma)
     if s.prune_sparsity:

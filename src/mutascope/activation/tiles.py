@@ -1,7 +1,7 @@
 """Activation maps at the resolution of a mutagenesis screen: mean A per tile.
 
 Pooling to the screen's tiles (64 x 64 by default, ragged edge tiles smaller,
-as in :class:`~mutascope.mutation.TileGrid`) lets an activation map sit beside
+as in :class:`~mutascope.plan.TileGrid`) lets an activation map sit beside
 a mutagenesis map, and lets the two be compared tile by tile: the Spearman
 rank correlation between a tile's mean activation and its NSM rate (share of
 its (probe, kind) outcomes that were non-silent), joined on

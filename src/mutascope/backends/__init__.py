@@ -24,7 +24,8 @@ from __future__ import annotations
 import importlib
 
 from ..errors import MutascopeError
-from .base import Backend, Closing, Placement, Status, Task, chunk_grid
+from ..progress import Status
+from .base import Backend, Closing, Placement, Task, chunk_grid
 from .local import LocalBackend
 
 # name -> "module:class", asked in this order; the local backend takes whatever is left.

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 from ..errors import MutascopeError
 from ..plan.mutation import Mutation
 from ..probes.prepared import PreparedProbe
 from ..store.rows import OutcomeRow
-
-Status = Callable[[str], None]  # one line saying what is being done (a spinner's text)
 
 
 @dataclass(frozen=True)

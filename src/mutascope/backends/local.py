@@ -8,7 +8,8 @@ from typing import Iterator, Sequence
 from ..engine.base import Engine
 from ..probes.prepared import PreparedProbe
 from ..store.rows import OutcomeRow
-from .base import Closing, Placement, Status, Task
+from ..progress import Status
+from .base import Closing, Placement, Task
 
 
 def select_probes(probes: Sequence[PreparedProbe], ids: tuple[str, ...] | None) -> list[PreparedProbe]:

@@ -36,10 +36,12 @@ import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from ..engine import DEFAULT_ENGINE
 from ..errors import MutascopeError
 from ..probes.prepared import PreparedProbe
 from ..store.rows import OutcomeRow
-from .base import Closing, Placement, Status, Task
+from ..progress import Status
+from .base import Closing, Placement, Task
 from .local import run_task
 
 INSTALL_HINT = "the Ray backend needs Ray: pip install 'mutascope[ray]'"
@@ -58,7 +60,7 @@ class Worker:
     """What runs inside each Ray actor: a model replica and an engine."""
 
     def __init__(self, source: str, dtype: str, device: str, threads: int | None, engine_options: dict,
-                 engine: str = "batched"):
+                 engine: str = DEFAULT_ENGINE):
         import torch
 
         from ..engine import make_engine
@@ -129,7 +131,7 @@ class RayBackend(Closing):
         threads_per_worker: int = 1,
         engine_options: dict | None = None,
         max_restarts: int = 2,
-        engine: str = "batched",
+        engine: str = DEFAULT_ENGINE,
     ):
         Placement(workers, address, threads_per_worker).check()
         self.ray = _import_ray()

@@ -105,17 +105,19 @@ class Kind:
     @classmethod
     def parse(cls, text: str) -> "Kind":
         text = text.strip()
-        if text in BASE_KINDS:
+        rule = KINDS.get(text)
+        if rule is not None and not rule.parametric:
             return cls(text)
         head, sep, arg = text.partition(":")
-        if sep and head in PARAMETRIC:
+        rule = KINDS.get(head)
+        if sep and rule is not None and rule.parametric:
             try:
                 x = float(arg)
             except ValueError:
                 raise MutascopeError(f"kind {text!r}: {arg!r} is not a number") from None
             if not math.isfinite(x):
                 raise MutascopeError(f"kind {text!r}: the number must be finite")
-            problem = KINDS[head].check(x) if KINDS[head].check else None
+            problem = rule.check(x) if rule.check else None
             if problem:
                 raise MutascopeError(f"kind {text!r}: {problem}")
             return cls(head, x)

@@ -31,20 +31,20 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import pandas as pd
 
-from ..backends import Backend, Placement, Status, Task, check_backend, make_backend
+from ..backends import Backend, Placement, Task, check_backend, make_backend
 from ..engine import DEFAULT_ENGINE, check_engine, make_engine
 from ..engine.base import wild_type_logprob
 from ..errors import MutascopeError
+from ..progress import Progress, Status
 from ..model.subject import vocab_size
 from ..plan.parse import parse_indices, parse_names, parse_site
 from ..store import Store, open_results, read_mutations
 from .readback import check_model, stored_probes
 
-Progress = Callable[[int, int], None]
 DEFAULT_CHUNK = 64  # rows per committed fill transaction: a few seconds of decoding each
 
 

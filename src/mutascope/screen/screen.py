@@ -17,12 +17,13 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-from ..backends import Backend, Placement, Status, Task, check_backend, chunk_grid, make_backend
+from ..backends import Backend, Placement, Task, check_backend, chunk_grid, make_backend
 from ..engine import DEFAULT_ENGINE, check_engine, make_engine
 from ..engine.base import wild_type_logprob
 from ..errors import MutascopeError
+from ..progress import Progress, Status
 from ..model.subject import decode_text, eos_ids
 from ..plan import Plan, PlanSpec, build_plan
 from ..probes.prepared import PreparedProbe, prepare_probes
@@ -30,7 +31,6 @@ from ..probes import Decoding, Probe
 from ..store import ProbeRecord, Store, check_target
 from ..version import __version__
 
-Progress = Callable[[int, int], None]
 
 
 def _versions() -> dict[str, str]:

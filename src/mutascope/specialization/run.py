@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import MutascopeError
+from ..progress import Show, Status, listeners
 from ..files.outputs import check_output_file
 from ..store import check_tables_file
 from ..testing import tiny_model
@@ -25,9 +26,6 @@ from .score import DEFAULT_KS, specialization, summary
 from .store import write_results
 
 TINY = "tiny"  # the model name that means a tiny random model (the floor)
-
-Show = Callable[[str, object], None]
-Status = Callable[[str], None]
 
 
 @dataclass
@@ -58,8 +56,7 @@ class Result:
 def run(settings: Settings, load: Callable, *, status: Status | None = None, show: Show | None = None) -> Result:
     """Score every model of ``settings``; ``load(model, dtype, device)`` loads one (not ``tiny``)."""
     s = settings
-    say = status or (lambda text: None)
-    tell = show or (lambda name, value: None)
+    say, tell = listeners(status, show)
     check_method(s.method)
     if s.random_draws < 0:
         raise MutascopeError(f"--random-draws must be >= 0, got {s.random_draws}")

@@ -12,7 +12,8 @@ One idea per module:
 * :mod:`.figures`   perplexity against block size;
 * :mod:`.catalogue` the paper's known coordinates and ``--check``;
 * :mod:`.export`    JSON for quantizers and screen maps;
-* :mod:`.store`     DuckDB tables.
+* :mod:`.store`     DuckDB tables;
+* :mod:`.run`       ``mutascope superweights`` as one library call.
 
 Typical use::
 

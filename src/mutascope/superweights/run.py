@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import MutascopeError
+from ..progress import Show, Status, listeners
 from ..evaluate import choice_set, corpus_ids, read_corpus
 from ..files.outputs import check_output_file
 from ..plan.parse import parse_tile
@@ -24,9 +25,6 @@ from .export import write_export
 from .proof import Workload, ablation_table, activation_quant_table, quantization_table
 from .quantize import parse_bits, parse_blocks
 from .store import frames, sweep_frame, write_results
-
-Show = Callable[[str, object], None]
-Status = Callable[[str], None]
 
 
 @dataclass
@@ -81,8 +79,7 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
     """Run the super-weight study of ``settings``; ``load(model, dtype, device)`` loads the model
     once everything that can be checked without it has been."""
     s = settings
-    say = status or (lambda text: None)
-    tell = show or (lambda name, value: None)
+    say, tell = listeners(status, show)
     size = parse_tile(s.tile)
     if s.max_tokens < 2:
         raise MutascopeError(f"--max-tokens must be >= 2, got {s.max_tokens}")
