@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from .model.anatomy import anatomy_of
 from .errors import MutascopeError
+from .model.anatomy import anatomy_of
 from .model.subject import Subject, parse_dtype
 
 SPECIAL_TOKENS = ("<bos>", "<eos>", "<pad>")

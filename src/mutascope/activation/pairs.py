@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..errors import MutascopeError
-from ..model.subject import Subject
 from ..files.text import read_text_file
+from ..model.subject import Subject
 
 from .gradients import activation_maps, encode
 

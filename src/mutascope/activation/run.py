@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import MutascopeError
-from ..progress import Show, Status, listeners
 from ..evaluate import corpus_ids, read_corpus
 from ..files.outputs import check_output_dir, check_output_file
 from ..plan.parse import parse_tile
+from ..progress import Show, Status, listeners
 from ..store import check_tables_file
 from .figures import FIGURES, write_figures
 from .gradients import encode

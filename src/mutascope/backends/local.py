@@ -7,8 +7,8 @@ from typing import Iterator, Sequence
 
 from ..engine.base import Engine
 from ..probes.prepared import PreparedProbe
-from ..store.rows import OutcomeRow
 from ..progress import Status
+from ..store.rows import OutcomeRow
 from .base import Closing, Placement, Task
 
 

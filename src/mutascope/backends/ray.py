@@ -39,8 +39,8 @@ from typing import Iterator, Sequence
 from ..engine import DEFAULT_ENGINE
 from ..errors import MutascopeError
 from ..probes.prepared import PreparedProbe
-from ..store.rows import OutcomeRow
 from ..progress import Status
+from ..store.rows import OutcomeRow
 from .base import Closing, Placement, Task
 from .local import run_task
 

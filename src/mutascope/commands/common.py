@@ -35,7 +35,6 @@ DecodingOpt = typer.Option(None, help="Override free-text probes' decoding: gree
 MmluOpt = typer.Option(None, "--mmlu-dir", help="MMLU-format directory for mmlu21:/mmlu: probes (or $MUTASCOPE_MMLU_DIR).")
 
 
-
 def resolve(specs, subject, mmlu_dir, max_new_tokens, decoding):
     """``--probe`` specs resolved for ``subject`` with a spinner, the overrides applied."""
     from ..probes import Decoding, resolve_probes

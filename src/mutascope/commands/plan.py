@@ -8,42 +8,25 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .common import (
-    ColsOpt,
-    DecodingOpt,
-    DeviceOpt,
-    DtypeOpt,
-    KindsOpt,
-    LayersOpt,
-    MatricesOpt,
-    MmluOpt,
-    ModelOpt,
-    ProbeOpt,
-    RowsOpt,
-    TileOpt,
-    TokensOpt,
-    err,
-    load_subject,
-    out,
-    resolve,
-)
+from . import common
+from .common import err, load_subject, out, resolve
 
 
 def plan(
-    probe: List[str] = ProbeOpt,
-    model: Optional[str] = ModelOpt,
-    layers: str = LayersOpt,
-    matrices: str = MatricesOpt,
-    rows: str = RowsOpt,
-    cols: str = ColsOpt,
-    kinds: str = KindsOpt,
-    tile: str = TileOpt,
-    max_new_tokens: Optional[int] = TokensOpt,
-    decoding: Optional[str] = DecodingOpt,
-    mmlu_dir: Optional[Path] = MmluOpt,
+    probe: List[str] = common.ProbeOpt,
+    model: Optional[str] = common.ModelOpt,
+    layers: str = common.LayersOpt,
+    matrices: str = common.MatricesOpt,
+    rows: str = common.RowsOpt,
+    cols: str = common.ColsOpt,
+    kinds: str = common.KindsOpt,
+    tile: str = common.TileOpt,
+    max_new_tokens: Optional[int] = common.TokensOpt,
+    decoding: Optional[str] = common.DecodingOpt,
+    mmlu_dir: Optional[Path] = common.MmluOpt,
     estimate: bool = typer.Option(True, help="Estimate the run time from a short calibration run of the batched engine."),
-    dtype: str = DtypeOpt,
-    device: str = DeviceOpt,
+    dtype: str = common.DtypeOpt,
+    device: str = common.DeviceOpt,
 ) -> None:
     """Count the mutants and probe runs of a plan, and estimate its time, before anything runs."""
     from ..plan import PlanSpec, build_plan

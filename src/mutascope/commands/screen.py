@@ -9,31 +9,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .common import (
-    ColsOpt,
-    DecodingOpt,
-    DeviceOpt,
-    DtypeOpt,
-    KindsOpt,
-    LayersOpt,
-    MatricesOpt,
-    MmluOpt,
-    ModelOpt,
-    ProbeOpt,
-    RayAddressOpt,
-    RowsOpt,
-    ThreadsOpt,
-    ThreadsPerWorkerOpt,
-    TileOpt,
-    TokensOpt,
-    WorkersOpt,
-    load_subject,
-    out,
-    resolve,
-    resumable,
-    set_threads,
-    working,
-)
+from . import common
+from .common import load_subject, out, resolve, resumable, set_threads, working
 
 OutputsOpt = typer.Option(
     "full", "--outputs",
@@ -43,15 +20,15 @@ OutputsOpt = typer.Option(
 
 
 def screen(
-    probe: List[str] = ProbeOpt,
+    probe: List[str] = common.ProbeOpt,
     out_file: Path = typer.Option(..., "--out", "-o", help="Results file (DuckDB); rerun the same command to resume."),
-    model: Optional[str] = ModelOpt,
-    layers: str = LayersOpt,
-    matrices: str = MatricesOpt,
-    rows: str = RowsOpt,
-    cols: str = ColsOpt,
-    kinds: str = KindsOpt,
-    tile: str = TileOpt,
+    model: Optional[str] = common.ModelOpt,
+    layers: str = common.LayersOpt,
+    matrices: str = common.MatricesOpt,
+    rows: str = common.RowsOpt,
+    cols: str = common.ColsOpt,
+    kinds: str = common.KindsOpt,
+    tile: str = common.TileOpt,
     outputs: str = OutputsOpt,
     engine: str = typer.Option("batched", help="batched (fast, identical results) or reference (the paper's loop)."),
     shard: str = typer.Option("0/1", help="Run only shard INDEX/COUNT of the plan (one file per shard; `mutascope merge` joins them)."),
@@ -60,15 +37,15 @@ def screen(
     float32_head: bool = typer.Option(
         False, "--float32-head", help="Batched engine: float32 LM head throughout (exact effect sizes, slower)."
     ),
-    max_new_tokens: Optional[int] = TokensOpt,
-    decoding: Optional[str] = DecodingOpt,
-    mmlu_dir: Optional[Path] = MmluOpt,
-    dtype: str = DtypeOpt,
-    device: str = DeviceOpt,
-    threads: Optional[int] = ThreadsOpt,
-    workers: Optional[int] = WorkersOpt,
-    ray_address: Optional[str] = RayAddressOpt,
-    threads_per_worker: int = ThreadsPerWorkerOpt,
+    max_new_tokens: Optional[int] = common.TokensOpt,
+    decoding: Optional[str] = common.DecodingOpt,
+    mmlu_dir: Optional[Path] = common.MmluOpt,
+    dtype: str = common.DtypeOpt,
+    device: str = common.DeviceOpt,
+    threads: Optional[int] = common.ThreadsOpt,
+    workers: Optional[int] = common.WorkersOpt,
+    ray_address: Optional[str] = common.RayAddressOpt,
+    threads_per_worker: int = common.ThreadsPerWorkerOpt,
 ) -> None:
     """Run (or resume) a mutagenesis screen into a results file."""
     from ..backends import Placement

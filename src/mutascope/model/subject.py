@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from .anatomy import Anatomy, anatomy_of
 from ..errors import MutascopeError
+from .anatomy import Anatomy, anatomy_of
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 _DEFAULT_ALIASES = {"smollm2-135m-instruct", "smollm2"}

@@ -28,9 +28,9 @@ from typing import Callable
 import pandas as pd
 
 from ..analysis import findings, nsm_counts, saturation_note
-from ..analysis.sentences import UNITS
 from ..analysis.frame import DEFAULT_EFFECT, probe_context, site_frame
 from ..analysis.run import control_frames
+from ..analysis.sentences import UNITS
 from ..files.outputs import check_output_dir, check_output_file, save_figure, write_text
 from ..store import open_results
 from .figures import CONTINUOUS_CMAP, TILE_CLASSES, figure_set, png_bytes

@@ -39,9 +39,9 @@ from ..backends import Backend, Placement, Task, check_backend, make_backend
 from ..engine import DEFAULT_ENGINE, check_engine, make_engine
 from ..engine.base import wild_type_logprob
 from ..errors import MutascopeError
-from ..progress import Progress, Status
 from ..model.subject import vocab_size
 from ..plan.parse import parse_indices, parse_names, parse_site
+from ..progress import Progress, Status
 from ..store import Store, open_results, read_mutations
 from .readback import check_model, stored_probes
 

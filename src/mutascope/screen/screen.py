@@ -23,14 +23,13 @@ from ..backends import Backend, Placement, Task, check_backend, chunk_grid, make
 from ..engine import DEFAULT_ENGINE, check_engine, make_engine
 from ..engine.base import wild_type_logprob
 from ..errors import MutascopeError
-from ..progress import Progress, Status
 from ..model.subject import decode_text, eos_ids
 from ..plan import Plan, PlanSpec, build_plan
-from ..probes.prepared import PreparedProbe, prepare_probes
 from ..probes import Decoding, Probe
+from ..probes.prepared import PreparedProbe, prepare_probes
+from ..progress import Progress, Status
 from ..store import ProbeRecord, Store, check_target
 from ..version import __version__
-
 
 
 def _versions() -> dict[str, str]:

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import MutascopeError
-from ..probes.mmlu import LETTERS, Question, format_question
-from ..model.subject import Subject
 from ..evaluate import ChoiceSet, choice_accuracy, token_id
+from ..model.subject import Subject
+from ..probes.mmlu import LETTERS, Question, format_question
 
 METHODS = ("cloze", "letter")
 HEADER = "The following is a multiple choice question (with answer).\n\n"

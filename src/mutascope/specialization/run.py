@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import MutascopeError
-from ..progress import Show, Status, listeners
 from ..files.outputs import check_output_file
+from ..progress import Show, Status, listeners
 from ..store import check_tables_file
 from ..testing import tiny_model
 from .answers import check_method

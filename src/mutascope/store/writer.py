@@ -49,7 +49,6 @@ WHERE outcomes.nsm AND outcomes.probe_id = r.probe_id AND outcomes.output_tokens
 """
 
 
-
 class Store:
     """A screen's DuckDB file, opened for writing."""
 

@@ -25,16 +25,16 @@ Typical use::
     table = sw.ablation_table(subject, found.coords, work)
 """
 
+from ..evaluate import ChoiceSet, choice_accuracy, choice_set, corpus_ids, default_corpus, perplexity, read_corpus
+from . import store
 from .ablate import Coord, activation_restored, scaled, top_weights, top_zeroed, zeroed
+from .actquant import activations_quantized, hold_channels, quantize_activation
 from .catalogue import CATALOGUE, CheckResult, catalogue_key, check, known
 from .detect import DEFAULT_PROBE_TEXTS, Detection, SuperActivation, SuperWeight, detect
-from ..evaluate import ChoiceSet, choice_accuracy, choice_set, corpus_ids, default_corpus, perplexity, read_corpus
-from .stopwords import STOPWORD_PROMPTS, STOPWORDS, stopword_probs
 from .export import export_dict, write_export
-from . import store
-from .actquant import activations_quantized, hold_channels, quantize_activation
 from .proof import SCALES, Measurement, Workload, ablation_table, activation_quant_table, quantization_table
 from .quantize import PER_ROW, PER_TENSOR, clip_z, parse_bits, parse_blocks, quantized, rtn
+from .stopwords import STOPWORD_PROMPTS, STOPWORDS, stopword_probs
 from .store import frames, write_results
 
 __all__ = [

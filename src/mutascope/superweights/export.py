@@ -15,8 +15,8 @@ import json
 import os
 from pathlib import Path
 
-from ..version import __version__
 from ..model.subject import Subject
+from ..version import __version__
 
 from .detect import Detection
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import MutascopeError
-from ..progress import Show, Status, listeners
 from ..evaluate import choice_set, corpus_ids, read_corpus
 from ..files.outputs import check_output_file
 from ..plan.parse import parse_tile
+from ..progress import Show, Status, listeners
 from ..store import check_tables_file
 from .catalogue import check
 from .detect import detect
