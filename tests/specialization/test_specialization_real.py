@@ -1,6 +1,6 @@
 """PSS of the real SmolLM2-135M-Instruct on three shipped concepts (CPU, a few minutes at most).
 
-The same run as the README's table:
+The same run as the table of docs/specialization.md:
 ``mutascope specialization --model SmolLM2-135M-Instruct --model tiny --concept Paris
 --concept "the Moon" --concept "Albert Einstein" --k 100 --random-draws 2``.
 """
