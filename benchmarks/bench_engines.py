@@ -37,7 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from mutascope.engine import BatchedEngine, ReferenceEngine, prepare_probes
 from mutascope.plan import PlanSpec, build_plan
 from mutascope.probes import builtin_probe
-from mutascope.subject import load_model
+from mutascope.model.subject import load_model
 
 
 class PeakRSS:

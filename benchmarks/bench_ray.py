@@ -30,7 +30,7 @@ from mutascope.plan import PlanSpec
 from mutascope.probes import Decoding, builtin_probe
 from mutascope.screen import Screen
 from mutascope.store import open_results
-from mutascope.subject import load_model
+from mutascope.model.subject import load_model
 
 
 def screen_once(subject, probes, spec, path, chunk, backend=None):

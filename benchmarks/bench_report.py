@@ -31,8 +31,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mutascope.mutation import Kind, Mutation
-from mutascope.store import ProbeRecord, Store, _insert
+from mutascope.plan import Kind, Mutation
+from mutascope.store import ProbeRecord, Store
+from mutascope.store.db import insert as _insert
 
 # SmolLM2-135M: hidden 576, intermediate 1536, 9 query heads and 3 key/value heads of 64
 SHAPES = {"q": (576, 576), "k": (192, 576), "v": (192, 576), "o": (576, 576),

@@ -21,12 +21,12 @@ import random
 import torch
 from transformers import GenerationConfig, LogitsProcessorList
 
-from mutascope.decoding import DecoderLogitsProcessor
+from mutascope.probes.chooser import ChooserLogitsProcessor
 from mutascope.engine import BatchedEngine, ReferenceEngine, prepare_probes
-from mutascope.mutation import applied
+from mutascope.plan import applied
 from mutascope.plan import PlanSpec, build_plan
 from mutascope.probes import builtin_probe
-from mutascope.subject import load_model
+from mutascope.model.subject import load_model
 
 
 def reference_scores(subject, probe, mutation, steps: int) -> tuple[torch.Tensor, ...]:
@@ -36,7 +36,7 @@ def reference_scores(subject, probe, mutation, steps: int) -> tuple[torch.Tensor
         max_new_tokens=steps, do_sample=False, num_beams=1, pad_token_id=0,
         output_scores=True, return_dict_in_generate=True,
     )
-    processors = LogitsProcessorList([DecoderLogitsProcessor(probe.decoder, len(probe.prompt))])
+    processors = LogitsProcessorList([ChooserLogitsProcessor(probe.chooser, len(probe.prompt))])
     with applied(subject.anatomy.weight(mutation.layer, mutation.matrix), mutation), torch.inference_mode():
         out = subject.model.generate(
             ids, attention_mask=torch.ones_like(ids), generation_config=config, logits_processor=processors

@@ -1,4 +1,8 @@
-"""Fixtures shared by several test modules, and one torch thread per pytest-xdist worker."""
+"""Fixtures shared by several test modules, and one torch thread per pytest-xdist worker.
+
+Tests are laid out like the package (``tests/store/`` for ``mutascope.store``, ...);
+``helpers.py`` and ``pagetools.py`` here are importable from every folder.
+"""
 
 import os
 
@@ -7,6 +11,19 @@ os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # as `import mutascope` sets i
 import pytest
 
 from pagetools import CHROMIUM, CHROMIUM_ARGS
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """``mutascope.testing.tiny_model("llama")`` saved as a model directory (built once per worker;
+    read it, never write into it): what a test passes as ``--model``."""
+    from mutascope.testing import tiny_model
+
+    path = tmp_path_factory.mktemp("tiny-llama")
+    subject = tiny_model("llama")
+    subject.model.save_pretrained(path)
+    subject.tokenizer.save_pretrained(path)
+    return path
 
 
 @pytest.fixture(scope="module")

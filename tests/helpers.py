@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from mutascope.probes import Decoding, Probe
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+# MMLU-format data, when the machine has it: $MUTASCOPE_MMLU_DIR, or the shared checkout beside the repository.
+MMLU_DIR = Path(os.environ.get("MUTASCOPE_MMLU_DIR") or ROOT / ".." / "shared" / "data" / "mmlu")
 
 GREEDY = Decoding("greedy")
 SAMPLE = Decoding("sample", 0.8, 7)
@@ -26,3 +33,25 @@ def tables(path) -> dict[str, list[tuple]]:
         }
         out["runs"] = r.con.execute("SELECT * EXCLUDE (created_at) FROM runs").fetchall()
     return out
+
+
+def run_cli(args: list[str]) -> tuple[int, str, str]:
+    """``mutascope ARGS`` in this process: exit code, stdout and stderr."""
+    import io
+    import sys
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from mutascope import cli
+
+    out, err = io.StringIO(), io.StringIO()  # the CLI's rich consoles write to whatever sys.stdout/stderr are
+    saved = sys.argv
+    sys.argv = ["mutascope", *args]
+    code = 0
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            cli.main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = saved
+    return code, out.getvalue(), err.getvalue()

@@ -33,19 +33,21 @@ from typing import TYPE_CHECKING
 
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "MATRICES": "anatomy", "Anatomy": "anatomy", "MatrixRef": "anatomy", "anatomy_of": "anatomy",
+    "MATRICES": "model.anatomy", "Anatomy": "model.anatomy", "MatrixRef": "model.anatomy",
+    "anatomy_of": "model.anatomy",
     "MutascopeError": "errors",
-    "Kind": "mutation", "Mutation": "mutation", "TileGrid": "mutation",
-    "Plan": "plan", "PlanSpec": "plan", "build_plan": "plan",
-    "resolve_probes": "probe_specs",
-    "BUILTIN_PROBES": "probes", "Decoding": "probes", "Probe": "probes", "load_probe_file": "probes",
-    "Screen": "screen", "ScreenSummary": "screen",
-    "Results": "store", "open_results": "store",
-    "DEFAULT_MODEL": "subject", "Subject": "subject", "load_model": "subject",
+    "Kind": "plan.kinds", "Mutation": "plan.mutation", "TileGrid": "plan.tiles",
+    "Plan": "plan.build", "PlanSpec": "plan.build", "build_plan": "plan.build",
+    "resolve_probes": "probes.resolve",
+    "BUILTIN_PROBES": "probes.probe", "Decoding": "probes.probe", "Probe": "probes.probe",
+    "load_probe_file": "probes.files",
+    "Screen": "screen.screen", "ScreenSummary": "screen.screen",
+    "Results": "store.reader", "open_results": "store.reader",
+    "DEFAULT_MODEL": "model.subject", "Subject": "model.subject", "load_model": "model.subject",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -65,12 +67,15 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and editors: the eager imports
-    from .anatomy import MATRICES, Anatomy, MatrixRef, anatomy_of  # noqa: F401
     from .errors import MutascopeError  # noqa: F401
-    from .mutation import Kind, Mutation, TileGrid  # noqa: F401
-    from .plan import Plan, PlanSpec, build_plan  # noqa: F401
-    from .probe_specs import resolve_probes  # noqa: F401
-    from .probes import BUILTIN_PROBES, Decoding, Probe, load_probe_file  # noqa: F401
-    from .screen import Screen, ScreenSummary  # noqa: F401
-    from .store import Results, open_results  # noqa: F401
-    from .subject import DEFAULT_MODEL, Subject, load_model  # noqa: F401
+    from .model.anatomy import MATRICES, Anatomy, MatrixRef, anatomy_of  # noqa: F401
+    from .model.subject import DEFAULT_MODEL, Subject, load_model  # noqa: F401
+    from .plan.build import Plan, PlanSpec, build_plan  # noqa: F401
+    from .plan.kinds import Kind  # noqa: F401
+    from .plan.mutation import Mutation  # noqa: F401
+    from .plan.tiles import TileGrid  # noqa: F401
+    from .probes.files import load_probe_file  # noqa: F401
+    from .probes.probe import BUILTIN_PROBES, Decoding, Probe  # noqa: F401
+    from .probes.resolve import resolve_probes  # noqa: F401
+    from .screen.screen import Screen, ScreenSummary  # noqa: F401
+    from .store.reader import Results, open_results  # noqa: F401

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from mutascope.anatomy import anatomy_of
-from mutascope.errors import MutascopeError
-from mutascope.subject import Subject, parse_dtype
+from .errors import MutascopeError
+from .model.anatomy import anatomy_of
+from .model.subject import Subject, parse_dtype
 
 SPECIAL_TOKENS = ("<bos>", "<eos>", "<pad>")
 

@@ -11,7 +11,8 @@ One idea per module:
 * :mod:`.transfer`  calibration-specific pruning: calibrate on each domain, evaluate on every one;
 * :mod:`.pairs`     semantic pairs (STS-B layout): per-layer pattern cosine vs similarity score;
 * :mod:`.figures`   PNG figures;
-* :mod:`.store`     DuckDB tables.
+* :mod:`.store`     DuckDB tables;
+* :mod:`.run`       ``mutascope activation`` as one library call.
 
 Typical use::
 

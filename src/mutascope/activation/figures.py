@@ -5,7 +5,7 @@ Each function takes the tables :mod:`mutascope.activation.stats`,
 :mod:`~mutascope.activation.pairs` produce and returns a
 :class:`matplotlib.figure.Figure`, so callers (CLI, notebooks, reports) decide
 where it goes; :func:`write_figures` saves them all, by the output-file rule
-of :mod:`mutascope.outfiles` (:data:`FIGURES` names them, so a caller can
+of :mod:`mutascope.files.outputs` (:data:`FIGURES` names them, so a caller can
 check the paths before any slow work).
 """
 
@@ -160,10 +160,10 @@ def write_figures(directory: str | os.PathLike, fractions: pd.DataFrame, similar
                   semantic: pd.DataFrame | None = None, dpi: int = 120) -> list[Path]:
     """Save every figure the tables allow as PNG in ``directory``; returns the paths.
 
-    Each file is checked and written by :mod:`mutascope.outfiles` (never
+    Each file is checked and written by :mod:`mutascope.files.outputs` (never
     over a DuckDB file; an existing PNG is replaced atomically).
     """
-    from mutascope.outfiles import check_output_dir, save_figure
+    from ..files.outputs import check_output_dir, save_figure
 
     d = check_output_dir(directory, what="figure directory")
     figs = {FIGURES["fractions"]: lambda: fractions_figure(fractions)}

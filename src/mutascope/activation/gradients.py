@@ -16,14 +16,14 @@ SmolLM2-135M has P ~ 106 M, so ~0.85 GB.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 
-from mutascope.errors import MutascopeError
-from mutascope.subject import Subject
+from ..errors import MutascopeError
+from ..model.gradients import gradients_on, matrix_params
+from ..model.subject import Subject
 
 __all__ = ["InputMaps", "activation_maps", "encode", "gradients_on", "map_dtype", "matrix_params"]
 
@@ -33,37 +33,6 @@ Key = tuple[int, str]
 def map_dtype(subject: Subject) -> torch.dtype:
     """float64 for a float64 model (so tests can compare exactly), else float32."""
     return torch.float64 if subject.dtype == torch.float64 else torch.float32
-
-
-def matrix_params(subject: Subject) -> dict[str, torch.nn.Parameter]:
-    """The parameters holding the catalogued matrices, once each (fused ones are shared)."""
-    params = dict(subject.model.named_parameters())
-    out: dict[str, torch.nn.Parameter] = {}
-    for ref in subject.anatomy.refs():
-        if ref.param_name not in params:
-            raise MutascopeError(f"{ref.param_name} is not a parameter of this model; cannot differentiate it")
-        out.setdefault(ref.param_name, params[ref.param_name])
-    return out
-
-
-@contextlib.contextmanager
-def gradients_on(subject: Subject) -> Iterator[dict[str, torch.nn.Parameter]]:
-    """Turn ``requires_grad`` on for the matrix parameters only; restore flags and ``.grad`` on exit.
-
-    Models are loaded with every parameter frozen; the flags (and any
-    ``.grad`` a caller had) are put back in ``finally``, even on an error.
-    """
-    params = matrix_params(subject)
-    saved = {name: (p.requires_grad, p.grad) for name, p in params.items()}
-    try:
-        for p in params.values():
-            p.requires_grad_(True)
-        yield params
-    finally:
-        for name, p in params.items():
-            flag, grad = saved[name]
-            p.requires_grad_(flag)
-            p.grad = grad
 
 
 def encode(subject: Subject, text: str, max_tokens: int | None = None) -> torch.Tensor:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from mutascope.errors import MutascopeError
-from mutascope.textfile import read_text_file
+from ..errors import MutascopeError
+from ..files.text import read_text_file
 
 __all__ = ["ALL", "SHIPPED", "Domain", "default_domains", "mmlu_texts", "parse_domain", "read_texts", "shipped_texts"]
 
@@ -78,7 +78,7 @@ def shipped_texts(name: str) -> list[str]:
 
 
 def _zero_shot(subject: str, q) -> str:
-    from mutascope.mmlu import LETTERS, format_subject
+    from ..probes.mmlu import LETTERS, format_subject
 
     text = f"The following are multiple choice questions (with answers) about {format_subject(subject)}.\n\n"
     text += q.question
@@ -94,7 +94,7 @@ def mmlu_texts(directory: str | Path, subject: str, *, shots: int = 0, split: st
 
 def _mmlu_items(directory: str | Path, subject: str, shots: int = 0, split: str = "test") -> list[tuple[str, int]]:
     """(prompt, index of the right choice) for every question of one MMLU subject."""
-    from mutascope.mmlu import LETTERS, five_shot_prompt, load_questions
+    from ..probes.mmlu import LETTERS, five_shot_prompt, load_questions
 
     if shots not in (0, 5):
         raise MutascopeError(f"MMLU domain shots must be 0 or 5, got {shots}")

@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from mutascope.errors import MutascopeError
-from mutascope.subject import Subject
-from mutascope.textfile import read_text_file
+from ..errors import MutascopeError
+from ..files.text import read_text_file
+from ..model.subject import Subject
 
 from .gradients import activation_maps, encode
 

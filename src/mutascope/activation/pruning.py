@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mutascope.errors import MutascopeError
-from mutascope.subject import Subject
+from ..errors import MutascopeError
+from ..model.subject import Subject
 
 from .gradients import matrix_params
 
@@ -247,7 +247,7 @@ def compare_pruning(subject: Subject, counts: Sequence[float], calibration: Sequ
                     eval_ids: torch.Tensor, *, sparsity: float = 0.5, alpha: float = 2.0, beta: float = 0.2,
                     window: int = 256, progress=None) -> PruneResult:
     """Dense vs uniform Wanda vs layer-wise Wanda, by perplexity on ``eval_ids``."""
-    from mutascope.superweights.evaluate import perplexity
+    from ..evaluate import perplexity
 
     say = progress or (lambda name: None)
     layers = layerwise_sparsities(counts, sparsity, alpha, beta)

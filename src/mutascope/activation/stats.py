@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mutascope.errors import MutascopeError
-from mutascope.subject import Subject
+from ..errors import MutascopeError
+from ..model.subject import Subject
 
 from .gradients import InputMaps, activation_maps, encode, map_dtype
 from .inputs import ALL, Domain

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mutascope.subject import Subject
+from ..model.subject import Subject
+from ..store import replace_tables
 
 __all__ = ["TABLES", "run_frame", "write_tables"]
 
@@ -52,9 +53,7 @@ def run_frame(subject: Subject, settings: dict) -> pd.DataFrame:
 
 def write_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame]) -> Path:
     """Write the given tables (names from :data:`TABLES`) into the DuckDB file, replacing them."""
-    from mutascope.superweights.store import write_results
-
     unknown = set(tables) - set(TABLES)
     if unknown:  # pragma: no cover - a programming error, not a user one
         raise ValueError(f"unknown activation tables: {sorted(unknown)}")
-    return write_results(path, tables, owned=TABLES)
+    return replace_tables(path, tables, owned=TABLES)

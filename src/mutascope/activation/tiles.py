@@ -1,7 +1,7 @@
 """Activation maps at the resolution of a mutagenesis screen: mean A per tile.
 
 Pooling to the screen's tiles (64 x 64 by default, ragged edge tiles smaller,
-as in :class:`~mutascope.mutation.TileGrid`) lets an activation map sit beside
+as in :class:`~mutascope.plan.TileGrid`) lets an activation map sit beside
 a mutagenesis map, and lets the two be compared tile by tile: the Spearman
 rank correlation between a tile's mean activation and its NSM rate (share of
 its (probe, kind) outcomes that were non-silent), joined on
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mutascope.errors import MutascopeError
+from ..errors import MutascopeError
 
 from .inputs import ALL
 from .stats import ActivationAccumulator
@@ -67,8 +67,8 @@ def screen_nsm_rates(results_path: str | os.PathLike, *, tile: tuple[int, int] |
     Refuses a screen of another model (content hash) or another tile size,
     since a join on tile coordinates would then pair unrelated weights.
     """
-    from mutascope.analysis.frame import site_frame
-    from mutascope.store import open_results
+    from ..analysis.frame import site_frame
+    from ..store import open_results
 
     with open_results(results_path) as results:
         runs = results.runs

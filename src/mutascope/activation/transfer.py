@@ -15,7 +15,7 @@ Evaluation, per evaluation domain:
   so short and long texts count by their tokens;
 * **accuracy** where the held-out texts are multiple-choice prompts (an
   MMLU domain): the letter whose next-token logit is highest, as in
-  :mod:`mutascope.superweights.evaluate`; chance is 25 %.
+  :mod:`mutascope.evaluate`; chance is 25 %.
 
 Held-out texts come after the domain's inputs in its source
 (:mod:`.inputs`), so they are never calibration data; a source that repeats
@@ -41,8 +41,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mutascope.errors import MutascopeError
-from mutascope.subject import Subject
+from ..errors import MutascopeError
+from ..model.subject import Subject
 
 from .gradients import encode
 from .inputs import Domain
@@ -60,7 +60,7 @@ class Heldout:
 
     domain: str
     ids: tuple[torch.Tensor, ...]
-    choices: object | None  # superweights.evaluate.ChoiceSet, or None (not multiple choice)
+    choices: object | None  # mutascope.evaluate.ChoiceSet, or None (not multiple choice)
 
     @property
     def n_tokens(self) -> int:
@@ -82,7 +82,7 @@ def check_heldout(domains: Sequence[Domain]) -> None:
 
 def heldout_set(subject: Subject, domain: Domain, max_tokens: int | None = None) -> Heldout:
     """Tokenize a domain's held-out texts (the last ``max_tokens`` of each, as for inputs)."""
-    from mutascope.superweights.evaluate import choice_prompts
+    from ..evaluate import choice_prompts
 
     ids = []
     for text in domain.heldout:
@@ -98,7 +98,7 @@ def heldout_set(subject: Subject, domain: Domain, max_tokens: int | None = None)
 
 
 def _evaluate(subject: Subject, heldout: Heldout, window: int) -> tuple[float, float | None]:
-    from mutascope.superweights.evaluate import choice_accuracy, nll, pooled_perplexity
+    from ..evaluate import choice_accuracy, nll, pooled_perplexity
 
     ppl = pooled_perplexity([nll(subject, ids, window) for ids in heldout.ids])
     acc = choice_accuracy(subject, heldout.choices) if heldout.choices is not None else None

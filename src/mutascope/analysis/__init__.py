@@ -15,12 +15,12 @@ from .enrichment import enrichment
 from .findings import findings, saturation_note
 from .frame import site_frame, tile_map
 from .overlap import overlap
+from .readouts import READOUTS
 from .recurrence import recurrence, recurrent_axes
 from .registry import STATISTICS
 from .reorder import reordered_map
 from .saturation import saturation
 from .severity import severity_distribution
-from .stats import READOUTS
 from .superweight_tiles import marked_axes, read_superweights, superweight_tiles
 from .writers import writer_groups
 

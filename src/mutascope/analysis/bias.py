@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .exact import bh, mcnemar, signed_rank
-from .stats import check_readout, effect_rows
+from .readouts import check_readout, effect_rows
 from .tile_scores import MATRIX_KEYS, kind_pairs, kind_values, paired
 
 PAIR = ["pair", "kind_a", "kind_b", "value_a", "value_b", "size_ratio", "larger"]

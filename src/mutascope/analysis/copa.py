@@ -30,7 +30,7 @@ import pandas as pd
 from .exact import bh, permutations_for
 from .frame import tile_map
 from .layers import sign_test_over_layers
-from .stats import check_readout
+from .readouts import check_readout
 from .tile_scores import MATRIX_KEYS, kind_scores
 
 COLUMNS = MATRIX_KEYS + ["axis", "copa", "null_mean", "permutations", "p_value", "p_floor", "q_value"]

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .exact import bh, rank_sum_tail
-from .stats import check_readout, effect_rows
+from .readouts import check_readout, effect_rows
 from .tile_scores import MATRIX_KEYS, kind_scores, main_kinds, tile_scores
 
 AXES = ("row", "col")

@@ -14,7 +14,6 @@ import pandas as pd
 
 from .registry import STATISTICS, Context
 from .saturation import HIGH, LOW
-from .sentences import UNITS  # noqa: F401  (the report reads the effect's unit here)
 
 
 def findings(tables: dict[str, pd.DataFrame], alpha: float = 0.05, effect: str = "logprob_drop") -> list[str]:

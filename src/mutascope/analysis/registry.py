@@ -6,7 +6,7 @@ family, with which test, and how it is said in words.
 one-line description, and the findings are the sentences of their
 significant rows. A new statistic is one module plus one entry here.
 
-Most statistics come in two readouts (:mod:`.stats`): the paper's NSM call
+Most statistics come in two readouts (:mod:`.readouts`): the paper's NSM call
 and the effect size. :func:`_both` makes the two entries of one
 implementation (the effect one named ``effect_<name>``).
 """

@@ -18,7 +18,7 @@ from typing import Callable
 import pandas as pd
 
 from ..errors import MutascopeError
-from ..outfiles import atomic_file, check_output_dir
+from ..files.outputs import atomic_file, check_output_dir
 from ..store import open_results, write_tables
 from .findings import findings
 from .frame import DEFAULT_EFFECT, check_effect, probe_context, site_frame

@@ -47,8 +47,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MutascopeError
-from ..outfiles import is_duckdb_file
-from ..textfile import read_text_file
+from ..files.outputs import is_duckdb_file
+from ..files.text import read_text_file
+from ..model.subject import model_key
+from ..store import connect
 from .exact import poisson_binomial_tail
 from .tile_scores import main_kinds
 
@@ -85,8 +87,6 @@ def read_superweights(path: str | os.PathLike) -> SuperWeights:
 
 
 def _read_duckdb(p: Path) -> SuperWeights:
-    from ..store import connect
-
     con = connect(p, read_only=True, purpose="superweights file")
     try:
         names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
@@ -128,10 +128,8 @@ def check_same_model(sw: SuperWeights, run: dict, screen: str | os.PathLike) -> 
     """Refuse super weights of another model than the screen's (``run``: the screen's ``runs`` row)."""
     if sw.content_hash and sw.content_hash == run.get("model_hash"):
         return
-    if sw.dtype and run.get("dtype") and sw.dtype != run.get("dtype"):
-        from ..superweights.catalogue import catalogue_key  # hashes differ across dtypes: compare the ids
-
-        if catalogue_key(sw.model_id) == catalogue_key(str(run.get("model_id"))):
+    if sw.dtype and run.get("dtype") and sw.dtype != run.get("dtype"):  # hashes differ across dtypes: compare the ids
+        if model_key(sw.model_id) == model_key(str(run.get("model_id"))):
             return
     theirs = f"{sw.model_id} (weights {str(sw.content_hash or '?')[:12]}, {sw.dtype or '?'})"
     ours = f"{run.get('model_id')} (weights {str(run.get('model_hash'))[:12]}, {run.get('dtype')})"

@@ -12,7 +12,7 @@ counts each tile twice and overstates its evidence. So:
 * tests of *which kind* matters more (bias) compare the two kinds of a tile
   as one paired observation (:func:`paired`).
 
-Per-kind scores, by readout (see :mod:`.stats`): ``nsm``, the call (0 or 1);
+Per-kind scores, by readout (see :mod:`.readouts`): ``nsm``, the call (0 or 1);
 ``effect``, the effect's percentile rank among the mutants of that kind in
 the same matrix (0 to 1), so that each kind counts equally however its
 effects are scaled and a few huge effects cannot dominate.
@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .stats import check_readout, effect_rows
+from .readouts import check_readout, effect_rows
 
 MATRIX_KEYS = ["probe_id", "layer", "matrix"]
 TILE_KEYS = MATRIX_KEYS + ["row", "col"]

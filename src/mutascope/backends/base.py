@@ -1,13 +1,14 @@
-"""The backend interface: tasks in, outcome rows out, in any order."""
+"""The backend interface: tasks in, outcome rows out, in any order; where they run, as plain arguments."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterator, Protocol, Sequence
 
-from ..engine.base import PreparedProbe
-from ..mutation import Mutation
-from ..store import OutcomeRow
+from ..errors import MutascopeError
+from ..plan.mutation import Mutation
+from ..probes.prepared import PreparedProbe
+from ..store.rows import OutcomeRow
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,40 @@ class Task:
     outputs: str = "full"
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a job's tasks should run, as a user says it (``--workers``, ``--ray-address``,
+    ``--threads-per-worker``): none of them means this process.
+
+    ``source`` is where other processes load the model from (the driver's
+    ``--model``; None: the default model).
+    """
+
+    workers: int | None = None
+    ray_address: str | None = None
+    threads_per_worker: int = 1
+    source: str | None = None
+
+    def check(self) -> "Placement":
+        """One-line errors for impossible values, before any slow work."""
+        if self.workers is not None and self.workers < 1:
+            raise MutascopeError(f"--workers must be at least 1, got {self.workers}")
+        if self.threads_per_worker < 1:
+            raise MutascopeError(f"--threads-per-worker must be at least 1, got {self.threads_per_worker}")
+        return self
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the user asked for workers (a count, or a cluster to join)."""
+        return self.workers is not None or self.ray_address is not None
+
+
 class Backend(Protocol):
-    """Runs tasks on prepared probes somewhere, yielding each finished task once."""
+    """Runs tasks on prepared probes somewhere, yielding each finished task once.
+
+    A backend is a context manager: leaving the ``with`` block releases its
+    workers, whatever happened inside.
+    """
 
     @property
     def description(self) -> str:
@@ -41,6 +74,23 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release workers (nothing to do for the local backend)."""
+
+    def __enter__(self) -> "Backend": ...
+
+    def __exit__(self, *exc) -> None: ...
+
+
+class Closing:
+    """The context-manager half of every backend: ``with backend:`` closes it on the way out."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def chunk_grid(mutations: Sequence[Mutation], size: int, done: set[int] | frozenset = frozenset()) -> list[Task]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from typing import Iterator, Sequence
 
-from ..engine.base import Engine, PreparedProbe
-from ..store import OutcomeRow
-from .base import Task
+from ..engine.base import Engine
+from ..probes.prepared import PreparedProbe
+from ..progress import Status
+from ..store.rows import OutcomeRow
+from .base import Closing, Placement, Task
 
 
 def select_probes(probes: Sequence[PreparedProbe], ids: tuple[str, ...] | None) -> list[PreparedProbe]:
@@ -19,19 +21,28 @@ def run_task(engine: Engine, task: Task, probes: Sequence[PreparedProbe]) -> tup
     """Run one task on ``engine``: its rows (mutation order, then probe order) and seconds."""
     t0 = time.perf_counter()
     chosen = select_probes(probes, task.probe_ids)
-    if task.outputs == "full":
-        per_mutation = engine.run(task.mutations, chosen)
-    else:
-        per_mutation = engine.run(task.mutations, chosen, outputs=task.outputs)  # type: ignore[call-arg]
-    rows = [row for rows in per_mutation for row in rows]
+    rows = [row for rows in engine.run(task.mutations, chosen, outputs=task.outputs) for row in rows]
     return rows, time.perf_counter() - t0
 
 
-class LocalBackend:
+class LocalBackend(Closing):
     """Runs every task on one engine, in the order given."""
+
+    engines = None  # runs any engine
+    asked_by = "no --workers"
 
     def __init__(self, engine: Engine):
         self.engine = engine
+
+    @classmethod
+    def chosen(cls, placement: Placement) -> bool:
+        """The backend when no workers are asked for."""
+        return not placement.distributed
+
+    @classmethod
+    def build(cls, subject, engine: Engine, engine_options: dict, placement: Placement,
+              status: Status | None = None) -> "LocalBackend":
+        return cls(engine)
 
     @property
     def description(self) -> str:
@@ -41,6 +52,3 @@ class LocalBackend:
         for task in tasks:
             rows, seconds = run_task(self.engine, task, probes)
             yield task, rows, seconds
-
-    def close(self) -> None:
-        pass

@@ -33,12 +33,15 @@ import logging
 import os
 import socket
 import time
+from pathlib import Path
 from typing import Iterator, Sequence
 
-from ..engine.base import PreparedProbe
+from ..engine import DEFAULT_ENGINE
 from ..errors import MutascopeError
-from ..store import OutcomeRow
-from .base import Task
+from ..probes.prepared import PreparedProbe
+from ..progress import Status
+from ..store.rows import OutcomeRow
+from .base import Closing, Placement, Task
 from .local import run_task
 
 INSTALL_HINT = "the Ray backend needs Ray: pip install 'mutascope[ray]'"
@@ -56,16 +59,17 @@ def _import_ray():
 class Worker:
     """What runs inside each Ray actor: a model replica and an engine."""
 
-    def __init__(self, source: str, dtype: str, device: str, threads: int | None, engine_options: dict):
+    def __init__(self, source: str, dtype: str, device: str, threads: int | None, engine_options: dict,
+                 engine: str = DEFAULT_ENGINE):
         import torch
 
         from ..engine import make_engine
-        from ..subject import load_model
+        from ..model.subject import load_model
 
         if threads:
             torch.set_num_threads(threads)
         self.subject = load_model(source, dtype=dtype, device=device)
-        self.engine = make_engine("batched", self.subject, **engine_options)
+        self.engine = make_engine(engine, self.subject, **engine_options)
         self._probes: dict[tuple, PreparedProbe] = {}
 
     def identity(self) -> dict:
@@ -95,7 +99,7 @@ def _node_ip() -> str:
         return "?"
 
 
-class RayBackend:
+class RayBackend(Closing):
     """Runs tasks on Ray actors, one model replica each.
 
     Args:
@@ -107,9 +111,13 @@ class RayBackend:
         address: an existing cluster (``"auto"`` or ``HOST:PORT``); None
             starts a local instance with ``workers * threads_per_worker`` CPUs.
         threads_per_worker: torch threads (and Ray CPUs) per actor on CPU.
-        engine_options: batched-engine options (``batch_size``, ``fast_head``).
+        engine_options: the engine's options (``batch_size``, ``fast_head``).
         max_restarts: how often Ray restarts a dead actor before it is replaced.
+        engine: the engine every worker runs (one of :attr:`engines`).
     """
+
+    engines = ("batched",)  # the engines its workers run
+    asked_by = "--workers and --ray-address"  # the options that choose it, for messages
 
     def __init__(
         self,
@@ -123,13 +131,11 @@ class RayBackend:
         threads_per_worker: int = 1,
         engine_options: dict | None = None,
         max_restarts: int = 2,
+        engine: str = DEFAULT_ENGINE,
     ):
-        if workers is not None and workers < 1:
-            raise MutascopeError(f"--workers must be at least 1, got {workers}")
-        if threads_per_worker < 1:
-            raise MutascopeError(f"--threads-per-worker must be at least 1, got {threads_per_worker}")
+        Placement(workers, address, threads_per_worker).check()
         self.ray = _import_ray()
-        self.source, self.expected_hash = source, expected_hash
+        self.source, self.expected_hash, self.engine = source, expected_hash, engine
         self.dtype, self.device = dtype, device
         self.threads = threads_per_worker
         self.engine_options = {k: v for k, v in (engine_options or {}).items() if v is not None}
@@ -147,6 +153,30 @@ class RayBackend:
         except BaseException:
             self.close()
             raise
+
+    @classmethod
+    def chosen(cls, placement: Placement) -> bool:
+        """The backend when workers or a cluster are asked for."""
+        return placement.distributed
+
+    @classmethod
+    def build(cls, subject, engine, engine_options: dict, placement: Placement,
+              status: Status | None = None) -> "RayBackend":
+        """Workers for ``placement`` running the driver's ``engine`` with ``engine_options``.
+
+        Workers load the model from the same source as the driver: a local
+        path is made absolute first, since Ray workers do not share the
+        driver's working directory.
+        """
+        model = placement.source
+        source = str(Path(model).expanduser().resolve()) if model and os.path.exists(os.path.expanduser(model)) else model
+        if status:
+            status(f"starting {placement.workers or 'the cluster'}'s Ray workers (each loads the model) ...")
+        return cls(
+            source, subject.content_hash(), dtype=str(subject.dtype).replace("torch.", ""), device=str(subject.device),
+            workers=placement.workers, address=placement.ray_address, threads_per_worker=placement.threads_per_worker,
+            engine_options=engine_options, engine=engine.name,
+        )
 
     # -- setting up ------------------------------------------------------------
 
@@ -185,7 +215,7 @@ class RayBackend:
         if self._remote is None:
             self._remote = self.ray.remote(Worker)
         return self._remote.options(**options).remote(
-            self.source, self.dtype, self.device, None if self.gpu else self.threads, self.engine_options
+            self.source, self.dtype, self.device, None if self.gpu else self.threads, self.engine_options, self.engine
         )
 
     def _check(self, actor) -> dict:

@@ -1,5 +1,16 @@
-"""CLI subcommands that live beside the core ones in ``cli.py``.
+"""Every ``mutascope`` command, one module each: options in, one library call, results printed.
 
-Each module defines one typer command function; ``cli.py`` registers it.
-Shared pieces (consoles, model loading with a spinner) are in ``common``.
+:data:`COMMANDS` lists them in the order ``mutascope --help`` shows them;
+``cli.py`` registers each. A command module imports only typer and rich at
+its top (so ``--help`` stays fast); the library is imported inside the
+command. Shared pieces (consoles, options, model loading with a spinner,
+progress bars, the resumable interrupt) are in :mod:`.common`.
+
+A new command is one module here plus one line of :data:`COMMANDS`.
 """
+
+# Each name is a module of this package defining a function of that name, in `--help` order.
+COMMANDS = (
+    "models", "plan", "screen", "merge", "export", "report", "probes", "fill", "phenotype", "show", "analyze",
+    "superweights", "specialization", "activation",
+)

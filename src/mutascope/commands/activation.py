@@ -1,6 +1,7 @@
 """``mutascope activation``: activation patterns of parameters and layer-wise pruning from them.
 
-Registered in ``cli.py`` with ``app.command()(activation)``.
+A shell over :func:`mutascope.activation.run.run`: options in, the tables it
+shows as they are computed printed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .common import DeviceOpt, DtypeOpt, ModelOpt, err, load_subject, out
+from .common import DeviceOpt, DtypeOpt, ModelOpt, load_subject, out, spinner
 
 
 def activation(
@@ -42,142 +43,26 @@ def activation(
     figures: Optional[Path] = typer.Option(None, "--figures", help="Directory for PNG figures."),
 ) -> None:
     """Map which parameters each input activates (arXiv 2405.17799) and prune layer-wise by it."""
-    from .. import activation as act
-    from ..activation.figures import FIGURES
-    from ..errors import MutascopeError
-    from ..outfiles import check_output_dir, check_output_file, check_tables_file
-    from ..plan import parse_tile
+    from ..activation.run import Settings, run
 
-    size = parse_tile(tile)
-    gammas = act.parse_gammas(gamma)
-    if prune_sparsity:
-        if not 0 < prune_sparsity < 1:
-            raise MutascopeError(f"--prune-sparsity must be in [0, 1), got {prune_sparsity}")
-        gammas = tuple(sorted(set(gammas) | {prune_gamma}))
-    if inputs_per_domain < 1:
-        raise MutascopeError(f"--inputs-per-domain must be >= 1, got {inputs_per_domain}")
-    if heldout < 1:
-        raise MutascopeError(f"--heldout must be >= 1, got {heldout}")
-    if prune_calibration and not prune_sparsity:
-        raise MutascopeError("--prune-calibration prunes: give a --prune-sparsity in (0, 1), not 0")
-    semantic_pairs = semantic_pairs or pairs is not None
-    if max_pairs is not None and max_pairs < 3:
-        raise MutascopeError(f"--max-pairs must be >= 3 (a rank correlation), got {max_pairs}")
-    if permutations < 1:
-        raise MutascopeError(f"--permutations must be >= 1, got {permutations}")
-    inputs = [p for p in (corpus, pairs, screen) if p is not None]
+    settings = Settings(
+        domain=domain, model=model, dtype=dtype, device=device, inputs_per_domain=inputs_per_domain,
+        max_tokens=max_tokens, gamma=gamma, similarity_inputs=similarity_inputs, tile=tile, screen=screen,
+        prune_sparsity=prune_sparsity, prune_gamma=prune_gamma, alpha=alpha, beta=beta, corpus=corpus,
+        corpus_tokens=corpus_tokens, window=window, prune_calibration=prune_calibration, heldout=heldout,
+        semantic_pairs=semantic_pairs, pairs=pairs, max_pairs=max_pairs, permutations=permutations,
+        out_file=out_file, figures=figures,
+    )
+    printers = {"fractions": lambda v: _print_fractions(*v), "similarity": _print_similarity,
+                "findings": _print_findings, "screen": _print_screen, "pruning": lambda v: _print_pruning(*v),
+                "transfer": lambda v: _print_transfer(*v), "semantic": lambda v: _print_semantic(*v)}
+    with spinner() as status:
+        result = run(settings, lambda *where: load_subject(*where, status=status), status=status,
+                     show=lambda name, value: printers[name](value))
     if out_file is not None:
-        check_tables_file(out_file, inputs=[p for p in inputs if p is not screen])
-    if figures is not None:
-        check_output_dir(figures, inputs=inputs, what="--figures directory")
-        if out_file is not None and figures.resolve() == out_file.resolve():
-            raise MutascopeError(f"--figures {figures} is the --out file; give a directory")
-        for name in FIGURES.values():
-            check_output_file(figures / name, what="figure")
-    if domain:
-        domains = [act.parse_domain(spec, inputs_per_domain, heldout) for spec in domain]
-    else:
-        domains = act.default_domains(inputs_per_domain, heldout)
-    if prune_calibration:
-        if len(domains) < 2:
-            raise MutascopeError("--prune-calibration needs at least two domains")
-        act.check_heldout(domains)
-    pair_set = None
-    if semantic_pairs:
-        pair_set = act.read_pairs(pairs) if pairs is not None else act.shipped_pairs()
-        pair_set = pair_set[:max_pairs] if max_pairs else pair_set
-    text = None
-    if prune_sparsity:
-        from ..superweights.evaluate import read_corpus
-
-        text = read_corpus(corpus)
-    if screen is not None and not screen.is_file():
-        raise MutascopeError(f"--screen {screen}: not found")
-    subject = load_subject(model, dtype, device)
-
-    status = err.status("activation maps ...")
-    with status:
-        acc, inputs = act.collect(
-            subject, domains, max_tokens=max_tokens, similarity_inputs=similarity_inputs,
-            progress=lambda done, total: status.update(f"activation maps: input {done}/{total} ..."),
-        )
-        status.update("statistics ...")
-        fractions = acc.fractions(gammas)
-        similarity = acc.similarity()
-        found = act.findings(fractions, similarity)
-        tiles = act.tile_frame(acc, size)
-    tables = {"activation_inputs": inputs, "activation_fractions": fractions, "activation_similarity": similarity,
-              "activation_pairs": acc.pairs(), "activation_findings": found, "activation_tiles": tiles}
-    _print_fractions(fractions, gammas)
-    _print_similarity(similarity)
-    _print_findings(found)
-
-    if screen is not None:
-        rates = act.screen_nsm_rates(screen, tile=size, model_hash=subject.content_hash())
-        corr, _ = act.screen_correlation(tiles, rates)
-        tables["activation_screen"] = corr
-        _print_screen(corr)
-
-    result = transfer = semantic = None
-    if prune_sparsity:
-        from ..superweights.evaluate import corpus_ids
-
-        counts = acc.layer_counts(prune_gamma)
-        domain_counts = {d.name: acc.layer_counts(prune_gamma, d.name) for d in domains} if prune_calibration else {}
-        del acc  # the sums and kept maps are not needed for pruning; free them first
-        calibration = [act.encode(subject, t, max_tokens) for d in domains for t in d.texts]
-        eval_ids = corpus_ids(subject, text, corpus_tokens)
-        with err.status("pruning ...") as st:
-            result = act.compare_pruning(subject, counts, calibration, eval_ids, sparsity=prune_sparsity,
-                                         alpha=alpha, beta=beta, window=window,
-                                         progress=lambda name: st.update(f"pruning: {name} ..."))
-        tables["pruning_layers"] = result.layers.frame()
-        tables["pruning_perplexity"] = result.frame()
-        _print_pruning(result, prune_gamma)
-
-    if prune_calibration:
-        with err.status("calibration transfer ...") as st:
-            transfer = act.calibration_transfer(
-                subject, domains, domain_counts, sparsity=prune_sparsity, alpha=alpha, beta=beta,
-                max_tokens=max_tokens, window=window, progress=lambda msg: st.update(f"calibration transfer: {msg} ..."))
-        summary = transfer.summary()
-        tables["activation_calibration_transfer"] = transfer.frame()
-        tables["activation_calibration_summary"] = summary
-        tables["activation_calibration_layers"] = transfer.layers
-        _print_transfer(transfer.frame(), summary)
-
-    if pair_set is not None:
-        from ..activation.pairs import cosine_frame, depth_summary, pair_cosines, semantic_correlation
-
-        status = err.status("semantic pairs ...")
-        with status:
-            cosines = pair_cosines(subject, pair_set, max_tokens=max_tokens,
-                                   progress=lambda done, total: status.update(f"semantic pairs: {done}/{total} ..."))
-        semantic = semantic_correlation(cosines, [p.score for p in pair_set], permutations=permutations)
-        tables["activation_semantic_pairs"] = semantic
-        tables["activation_semantic_cosines"] = cosine_frame(pair_set, cosines)
-        _print_semantic(semantic, depth_summary(semantic))
-
-    if out_file is not None:
-        settings = dict(domains={d.name: d.source for d in domains}, inputs_per_domain=inputs_per_domain,
-                        prune_calibration=prune_calibration, heldout=heldout if prune_calibration else None,
-                        pairs=(str(pairs) if pairs else "shipped") if semantic_pairs else None,
-                        n_pairs=len(pair_set) if pair_set else None, permutations=permutations if semantic_pairs else None,
-                        max_tokens=max_tokens, gammas=list(gammas), similarity_inputs=similarity_inputs,
-                        tile=list(size), screen=str(screen) if screen else None, prune_sparsity=prune_sparsity,
-                        prune_gamma=prune_gamma, alpha=alpha, beta=beta, corpus=str(corpus or "shipped"),
-                        corpus_tokens=corpus_tokens, window=window)
-        from ..activation.store import run_frame, write_tables
-
-        tables["activation_runs"] = run_frame(subject, settings)
-        write_tables(out_file, tables)
         out.print(f"tables written to {out_file}")
     if figures is not None:
-        from ..activation.figures import write_figures
-
-        paths = write_figures(figures, fractions, similarity, result.layers.frame() if result else None,
-                              transfer.frame() if transfer else None, semantic)
-        out.print(f"figures: {', '.join(str(p) for p in paths)}")
+        out.print(f"figures: {', '.join(str(p) for p in result.figures)}")
 
 
 def _print_transfer(frame, summary) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -23,6 +23,25 @@ ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for torch in this
 WorkersOpt = typer.Option(None, "--workers", help="Run chunks on N Ray workers, each with its own model replica (a local Ray instance unless --ray-address).")
 RayAddressOpt = typer.Option(None, "--ray-address", help="Join an existing Ray cluster (auto, or HOST:PORT of `ray start --head`).")
 ThreadsPerWorkerOpt = typer.Option(1, "--threads-per-worker", help="torch threads (and Ray CPUs) per CPU worker.")
+ProbeOpt = typer.Option(..., "--probe", "-p", help="Built-in id (drosophila python java newton p53; ID@chat applies the chat template; `mutascope probes` lists them), probe file, mmlu21:SUBJECT or mmlu:SUBJECT[:N]. Repeat for several.")
+LayersOpt = typer.Option("all", help="Layers, e.g. 0-3,7 (inclusive ranges) or all.")
+MatricesOpt = typer.Option("all", help="Matrices among q,k,v,o,gate,up,down, or all.")
+RowsOpt = typer.Option("all", help="Tile rows, e.g. 0-3 (clipped to each matrix), or all.")
+ColsOpt = typer.Option("all", help="Tile columns, e.g. 0-3 (clipped to each matrix), or all.")
+KindsOpt = typer.Option("max,min", help="Mutation kinds: max, min, zero, value:X, scale:X.")
+TileOpt = typer.Option("64", help="Tile size: 64 or HxW.")
+TokensOpt = typer.Option(None, "--max-new-tokens", help="Override the new-token count of free-text probes.")
+DecodingOpt = typer.Option(None, help="Override free-text probes' decoding: greedy, sample:T or sample:T:SEED.")
+MmluOpt = typer.Option(None, "--mmlu-dir", help="MMLU-format directory for mmlu21:/mmlu: probes (or $MUTASCOPE_MMLU_DIR).")
+
+
+def resolve(specs, subject, mmlu_dir, max_new_tokens, decoding):
+    """``--probe`` specs resolved for ``subject`` with a spinner, the overrides applied."""
+    from ..probes import Decoding, resolve_probes
+
+    dec = Decoding.parse(decoding) if decoding else None
+    with err.status("preparing probes ..."):
+        return resolve_probes(specs, subject, mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens, decoding=dec)
 
 
 def set_threads(threads: Optional[int]) -> None:
@@ -38,16 +57,19 @@ def set_threads(threads: Optional[int]) -> None:
     torch.set_num_threads(threads)
 
 
-def load_subject(model: Optional[str], dtype: str, device: str):
-    """Load a model with a spinner on stderr (transformers' own warnings silenced: a
-    normal run shows none)."""
+def load_subject(model: Optional[str], dtype: str, device: str, status: Optional[Callable[[str], None]] = None):
+    """Load a model with a spinner on stderr, or a line to ``status`` when a spinner already
+    runs (transformers' own warnings silenced: a normal run shows none)."""
     import transformers
 
-    from ..subject import load_model
+    from ..model.subject import load_model
 
     transformers.logging.set_verbosity_error()
-
-    with err.status(f"loading {model or 'the default model'} ..."):
+    what = f"loading {model or 'the default model'} ..."
+    if status is not None:
+        status(what)
+        return load_model(model, dtype=dtype, device=device)
+    with err.status(what):
         return load_model(model, dtype=dtype, device=device)
 
 
@@ -109,39 +131,62 @@ def progress_bar(*columns, label: str = "progress", **kwargs) -> Iterator:
             raise
 
 
-def check_workers(workers: Optional[int], threads_per_worker: int) -> None:
-    """One-line errors for bad ``--workers``/``--threads-per-worker``, before any slow work."""
-    from ..errors import MutascopeError
+class _Spinner:
+    """A rich spinner on stderr started by the first line it is given, then updated."""
 
-    if workers is not None and workers < 1:
-        raise MutascopeError(f"--workers must be at least 1, got {workers}")
-    if threads_per_worker < 1:
-        raise MutascopeError(f"--threads-per-worker must be at least 1, got {threads_per_worker}")
+    def __init__(self):
+        self.live = None
+
+    def __call__(self, text: str) -> None:
+        if self.live is None:
+            self.live = err.status(text)
+            self.live.start()
+        else:
+            self.live.update(text)
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
 
 
-def ray_backend(model: Optional[str], subject, workers, address, threads_per_worker, options, engine="batched"):
-    """The Ray backend for ``--workers``/``--ray-address`` (None when neither is given).
+@contextlib.contextmanager
+def spinner() -> Iterator[_Spinner]:
+    """A ``status(text)`` callback for the library: a spinner on stderr while the block runs
+    (none until the first line), erased when it ends."""
+    shown = _Spinner()
+    try:
+        yield shown
+    finally:
+        shown.stop()
 
-    Workers load the model from the same source as this process: a local path
-    is made absolute first, since Ray workers do not share the driver's
-    working directory.
-    """
-    import os
 
-    from ..errors import MutascopeError
+class _Working:
+    """The library's ``status`` and ``progress`` callbacks: a spinner until the first progress,
+    then a progress bar (:func:`progress_bar`) with ``columns``."""
 
-    if workers is None and address is None:
-        return None
-    if engine != "batched":
-        raise MutascopeError("--workers and --ray-address run the batched engine; drop --engine reference")
-    from ..backends.ray import RayBackend
+    def __init__(self, stack: contextlib.ExitStack, label: str, columns: tuple):
+        self.stack, self.label, self.columns = stack, label, columns
+        self.spinner = stack.enter_context(spinner())
+        self.bar = self.task = None
 
-    source = str(Path(model).expanduser().resolve()) if model and os.path.exists(os.path.expanduser(model)) else model
-    with err.status(f"starting {workers or 'the cluster'}'s Ray workers (each loads the model) ..."):
-        return RayBackend(
-            source, subject.content_hash(), dtype=str(subject.dtype).replace("torch.", ""), device=str(subject.device),
-            workers=workers, address=address, threads_per_worker=threads_per_worker, engine_options=options,
-        )
+    def status(self, text: str) -> None:
+        if self.bar is None:
+            self.spinner(text)
+
+    def progress(self, done: float, total: float | None) -> None:
+        if self.bar is None:
+            self.spinner.stop()
+            self.bar = self.stack.enter_context(progress_bar(*self.columns, label=self.label))
+            self.task = self.bar.add_task(self.label, total=total)
+        self.bar.update(self.task, completed=done, total=total)
+
+
+@contextlib.contextmanager
+def working(label: str, *columns) -> Iterator[_Working]:
+    """Spinner lines, then a progress bar: what a long library call reports, rendered on stderr."""
+    with contextlib.ExitStack() as stack:
+        yield _Working(stack, label, columns)
 
 
 @contextlib.contextmanager

@@ -14,13 +14,11 @@ from .common import (
     ThreadsOpt,
     ThreadsPerWorkerOpt,
     WorkersOpt,
-    check_workers,
     load_subject,
     out,
-    progress_bar,
-    ray_backend,
     resumable,
     set_threads,
+    working,
 )
 
 
@@ -42,17 +40,14 @@ def fill(
     threads_per_worker: int = ThreadsPerWorkerOpt,
 ) -> None:
     """Complete the outputs of chosen NSMs, identical to a full screen's (resumable, idempotent)."""
-    from ..fill import Selection, fill as run_fill
+    from ..backends import Placement
+    from ..screen import Selection, check_fill, fill as run_fill, select_rows
     from ..store import open_results
 
     selection = Selection.parse(all=all_nsms, top=top, sites=site or (), layers=layers, matrices=matrices, probes=probe or ())
-    if chunk_size < 1:
-        from ..errors import MutascopeError
-
-        raise MutascopeError(f"--chunk-size must be at least 1, got {chunk_size}")
-    check_workers(workers, threads_per_worker)
-    from ..fill import select_rows
-
+    options = {"batch_size": batch_size}
+    check_fill(chunk_size=chunk_size, engine_options=options,
+               placement=Placement(workers, ray_address, threads_per_worker))
     with open_results(results_file) as results:
         run = results.runs.iloc[0]
         model_id, dtype = run["model_id"], run["dtype"]
@@ -63,20 +58,14 @@ def fill(
     set_threads(threads)
     with resumable(results_file):
         subject = load_subject(model or model_id, dtype, device)
-        options = {"batch_size": batch_size}
-        backend = ray_backend(model or model_id, subject, workers, ray_address, threads_per_worker, options)
         columns = (TextColumn("fill"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
                    TimeRemainingColumn())
-        try:
-            with progress_bar(*columns, label="fill") as bar:
-                task = bar.add_task("fill", total=None)
-                summary = run_fill(
-                    results_file, subject, selection, chunk_size=chunk_size, engine_options=options, backend=backend,
-                    progress=lambda done, total: bar.update(task, completed=done, total=total),
-                )
-        finally:
-            if backend is not None:
-                backend.close()
+        with working("fill", *columns) as shown:
+            summary = run_fill(
+                results_file, subject, selection, chunk_size=chunk_size, engine_options=options, workers=workers,
+                ray_address=ray_address, threads_per_worker=threads_per_worker, source=model or model_id,
+                progress=shown.progress, status=shown.status,
+            )
     out.print(
         f"{summary.selected} NSMs selected, {summary.already} already filled, {summary.filled_now} filled now "
         f"({summary.seconds:.1f} s); {summary.unfilled_left} NSMs in {results_file} have no output yet"

@@ -9,7 +9,7 @@ from .common import out
 
 def probes() -> None:
     """List the built-in probes: text, new tokens, decoding, chat template."""
-    from ..probes import BUILTIN_PROBES, CHAT_SUFFIX
+    from ..probes.probe import BUILTIN_PROBES, CHAT_SUFFIX
 
     table = Table(title="built-in probes (the paper's settings)")
     for col in ("id", "text", "new tokens", "decoding", "chat"):

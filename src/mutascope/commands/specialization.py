@@ -1,6 +1,7 @@
 """``mutascope specialization``: how concentrated a model's knowledge of a concept is (PSS).
 
-Registered in ``cli.py`` with ``app.command()(specialization)``.
+A shell over :func:`mutascope.specialization.run.run`: options in, each
+model's table printed as it is scored.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .common import DeviceOpt, DtypeOpt, err, load_subject, out
+from .common import DeviceOpt, DtypeOpt, err, load_subject, out, spinner
 
-TINY = "tiny"
-DEFAULT_KS = (10, 100, 1000)  # same as mutascope.specialization.DEFAULT_KS, kept here so --help needs no torch import
+TINY = "tiny"  # as mutascope.specialization.run.TINY, kept here so --help needs no torch import
+DEFAULT_KS = (10, 100, 1000)  # as mutascope.specialization.DEFAULT_KS, likewise
 
 
 def specialization(
@@ -35,51 +36,18 @@ def specialization(
     device: str = DeviceOpt,
 ) -> None:
     """Parameter specialization score (arXiv 2505.17260): mask each concept's top-k value vectors."""
-    from .. import specialization as sp
-    from ..errors import MutascopeError
-    from ..testing import tiny_model
+    from ..specialization.run import Settings, run
 
-    from ..outfiles import check_output_file, check_tables_file
-
-    sp.answers.check_method(method)
-    if random_draws < 0:
-        raise MutascopeError(f"--random-draws must be >= 0, got {random_draws}")
-    inputs = [concepts] if concepts is not None else []
+    settings = Settings(model=model, concepts=concepts, concept=concept, k=k, random_draws=random_draws, seed=seed,
+                        method=method, out_file=out_file, figure=figure, dtype=dtype, device=device)
+    printers = {"note": lambda text: err.print(text), "model": _print_concepts,
+                "summary": lambda table: _print_summary(table, random_draws)}
+    with spinner() as status:
+        run(settings, lambda *where: load_subject(*where, status=status), status=status,
+            show=lambda name, value: printers[name](value))
     if out_file is not None:
-        check_tables_file(out_file, inputs=inputs)
-    if figure is not None:
-        if out_file is not None and figure.resolve() == out_file.resolve():
-            raise MutascopeError(f"--figure {figure} is the --out file; give the figure another name")
-        check_output_file(figure, inputs=inputs, what="--figure")
-    chosen = sp.select(sp.resolve_controls(sp.load_concepts(concepts), seed), concept)
-    results = []
-    for name in dict.fromkeys(model):
-        subject = tiny_model("llama", dtype=dtype) if name == TINY else load_subject(name, dtype, device)
-        n_layers, d_ff = sp.n_vectors(subject)
-        ks = [x for x in k if x <= n_layers * d_ff]
-        if not ks:
-            raise MutascopeError(f"every --k exceeds the {n_layers * d_ff} value vectors of {subject.model_id}")
-        if len(ks) < len(k):
-            err.print(f"{subject.model_id} has {n_layers * d_ff} value vectors: k > that skipped")
-        name = subject.model_id
-        status = err.status(f"{name}: starting ...")
-        with status:
-            result = sp.specialization(
-                subject, chosen, ks, random_draws=random_draws, seed=seed, method=method,
-                progress=lambda msg: status.update(f"{name}: {msg} ..."),
-            )
-        results.append(result)
-        _print_concepts(result)
-        del subject
-    table = sp.summary(results)
-    _print_summary(table, random_draws)
-    if out_file is not None:
-        settings = dict(concepts=str(concepts or "shipped"), concept=concept, k=k, random_draws=random_draws,
-                        seed=seed, method=method, dtype=dtype)
-        sp.write_results(out_file, results, settings)
         out.print(f"tables written to {out_file}")
     if figure is not None:
-        sp.write_figure(figure, table)
         out.print(f"figure written to {figure}")
 
 

@@ -1,6 +1,7 @@
 """``mutascope superweights``: find a model's super weights and show what they do.
 
-Registered in ``cli.py`` with ``app.command()(superweights)``.
+A shell over :func:`mutascope.superweights.run.run`: options in, each table
+printed as it is computed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .common import DeviceOpt, DtypeOpt, ModelOpt, err, load_subject, out
+from .common import DeviceOpt, DtypeOpt, ModelOpt, load_subject, out, spinner
 
 
 def superweights(
@@ -43,87 +44,30 @@ def superweights(
     tile: str = typer.Option("64", help="Tile size for the export: 64 or HxW."),
 ) -> None:
     """Find super weights (arXiv 2411.07191) and measure what removing them does."""
-    from .. import superweights as sw
-    from ..errors import MutascopeError
-    from ..outfiles import check_output_file, check_tables_file
-    from ..plan import parse_tile
-    from ..superweights.quantize import parse_bits, parse_blocks
+    from ..superweights.run import Settings, run
 
-    size = parse_tile(tile)
-    if max_tokens < 2:
-        raise MutascopeError(f"--max-tokens must be >= 2, got {max_tokens}")
-    blocks = parse_blocks(block_size)
-    widths = parse_bits(bits)
-    act_widths = parse_bits(activation_bits, "--activation-bits", 2, 16)
-    if figure is not None and not quantize:
-        raise MutascopeError("--figure draws the quantization sweep: add --quantize")
-    inputs = [p for p in (corpus,) if p is not None]
+    settings = Settings(
+        model=model, dtype=dtype, device=device, threshold=threshold, relative=relative, weight_z=weight_z,
+        max_iterations=max_iterations, detect_only=detect_only, corpus=corpus, max_tokens=max_tokens, window=window,
+        mmlu_dir=mmlu_dir, subject_name=subject_name, questions=questions, fraction=fraction, check=check,
+        quantize=quantize, block_size=block_size, bits=bits, clip=clip, quantize_activations=quantize_activations,
+        activation_bits=activation_bits, out_file=out_file, export=export, figure=figure, tile=tile,
+    )
+    printers = {
+        "detection": _print_detection, "check": lambda v: _print_check(*v),
+        "ablations": lambda rows: _print_measurements("ablations", rows), "sweep": lambda v: _print_sweep(*v),
+        "activation_quant": lambda rows: _print_measurements("activation quantization (per tensor)", rows),
+        "none": lambda _: out.print("no super weights found: nothing to ablate"),
+    }
+    with spinner() as status:
+        result = run(settings, lambda *where: load_subject(*where, status=status), status=status,
+                     show=lambda name, value: printers[name](value))
     if out_file is not None:
-        check_tables_file(out_file, inputs=inputs)
-    for path, what in ((export, "--export"), (figure, "--figure")):
-        if path is None:
-            continue
-        if out_file is not None and _same_path(path, out_file):
-            raise MutascopeError(f"{what} {path} is the --out file; give the {what} file another name")
-        check_output_file(path, inputs=inputs, what=what)
-    if export is not None and figure is not None and _same_path(export, figure):
-        raise MutascopeError(f"--export and --figure are the same file {export}; give them different names")
-    measuring = not detect_only or quantize or quantize_activations
-    text = sw.read_corpus(corpus) if measuring else None
-    subject = load_subject(model, dtype, device)
-    with err.status("detecting super weights ..."):
-        found = sw.detect(subject, threshold=threshold, relative=relative, weight_z=weight_z, max_iterations=max_iterations)
-    _print_detection(found)
-    if check:
-        _print_check(sw.check(subject.model_id, found.coords), subject.model_id)
-
-    ablations = quant = act_quant = None
-    if found.weights and measuring:
-        work = sw.Workload(sw.corpus_ids(subject, text, max_tokens), window)
-        if mmlu_dir is not None and not detect_only:
-            work.questions = sw.choice_set(subject, mmlu_dir, subject_name, questions)
-        status = err.status("measuring ...")
-        with status:
-            say = lambda name: status.update(f"measuring: {name} ...")  # noqa: E731
-            if not detect_only:
-                ablations = sw.ablation_table(subject, found.coords, work, fraction=fraction,
-                                              restore_threshold=threshold or 1.0, progress=say)
-                _print_measurements("ablations", ablations)
-            base = ablations[0] if ablations else None
-            if quantize:
-                quant = sw.quantization_table(subject, found.coords, work, block_size=list(blocks), bits=list(widths),
-                                              clip=clip, original=base, progress=say)
-                base = quant[0]
-            if quantize_activations:
-                act_quant = sw.activation_quant_table(subject, found.coords, work, bits=list(act_widths),
-                                                      channels=tuple(a.channel for a in found.activations),
-                                                      original=base, progress=say)
-        if quant:
-            _print_sweep(sw.store.sweep_frame(quant), quant[0].perplexity)
-        if act_quant:
-            _print_measurements("activation quantization (per tensor)", act_quant)
-    elif not found.weights:
-        out.print("no super weights found: nothing to ablate")
-
-    if out_file is not None:
-        settings = dict(corpus=str(corpus or "shipped"), max_tokens=max_tokens, window=window, fraction=fraction,
-                        mmlu_dir=str(mmlu_dir) if mmlu_dir else None, subject=subject_name,
-                        block_size=[str(b) for b in blocks], bits=list(widths), clip_z=clip,
-                        activation_bits=list(act_widths) if quantize_activations else None)
-        sw.write_results(out_file, sw.frames(subject, found, ablations, quant, settings, act_quant))
         out.print(f"tables written to {out_file}")
     if export is not None:
-        sw.write_export(export, subject, found, size)
         out.print(f"super weights exported to {export}")
-    if figure is not None and quant:
-        from ..superweights.figures import write_figure
-
-        write_figure(figure, sw.store.sweep_frame(quant), quant[0].perplexity)
+    if result.figure is not None:
         out.print(f"figure written to {figure}")
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    return a.resolve() == b.resolve()
 
 
 def _print_sweep(sweep, original: float) -> None:

@@ -1,31 +1,33 @@
-"""What all engines share: prepared probes, the NSM call, the interface."""
+"""What all engines share: the interface, what an engine can compute, the NSM call.
+
+An engine turns (mutations x prepared probes) into outcome rows. It says what
+it supports instead of callers knowing engines by name: :attr:`Engine.outputs`
+lists the output modes it can run (:data:`OUTPUTS`: every NSM's output, or the
+calls and effect sizes only), and :attr:`Engine.options` the keyword options
+it takes (the batched engine's ``batch_size`` and ``fast_head``).
+"""
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, replace
 from typing import Iterator, Protocol, Sequence
 
 import torch
 
-from ..decoding import Decoder
-from ..mutation import Mutation
-from ..probes import Probe, encode_probe
-from ..store import OutcomeRow
+from ..errors import MutascopeError
+from ..plan.mutation import Mutation
+from ..probes.prepared import PreparedProbe
+from ..store.rows import OutcomeRow
+
+# What a run computes: every output ("full"), or the NSM calls and effect sizes only ("calls").
+OUTPUTS = ("full", "calls")
 
 
-@dataclass(frozen=True)
-class PreparedProbe:
-    """A probe ready to run: prompt token ids, its decoder, and the WT output."""
-
-    probe: Probe
-    prompt: tuple[int, ...]
-    decoder: Decoder
-    wt_tokens: tuple[int, ...] = ()
-
-    @property
-    def id(self) -> str:
-        return self.probe.id
+def check_outputs(outputs: str) -> str:
+    """``outputs`` if it names a mode of :data:`OUTPUTS`, else a one-line error."""
+    if outputs not in OUTPUTS:
+        raise MutascopeError(f"unknown --outputs {outputs!r}: choose full or calls")
+    return outputs
 
 
 def divergence_step(output: Sequence[int], wild_type: Sequence[int]) -> int | None:
@@ -48,22 +50,20 @@ class Engine(Protocol):
     name: str
     description: str  # the name plus options that change measurements (stored per committed chunk)
     chunk_size: int  # default mutations per committed chunk
+    outputs: tuple[str, ...]  # the modes of OUTPUTS it can run ("full" always)
+    options: tuple[str, ...]  # keyword options its constructor takes besides the subject
 
     def generate(self, probe: PreparedProbe) -> tuple[int, ...]:
         """The unmutated model's output tokens for ``probe``."""
 
-    def run(self, mutations: Sequence[Mutation], probes: Sequence[PreparedProbe]) -> Iterator[list[OutcomeRow]]:
-        """Yield, per mutation in order, its outcome rows for every probe."""
+    def run(
+        self, mutations: Sequence[Mutation], probes: Sequence[PreparedProbe], outputs: str = "full"
+    ) -> Iterator[list[OutcomeRow]]:
+        """Yield, per mutation in order, its outcome rows for every probe.
 
-
-def prepare_probes(subject, engine: Engine, probes: Sequence[Probe]) -> list[PreparedProbe]:
-    """Encode each probe and compute its wild-type output with ``engine``."""
-    vocab = subject.model.get_output_embeddings().weight.shape[0]
-    prepared = []
-    for probe in probes:
-        p = PreparedProbe(probe, tuple(encode_probe(subject.tokenizer, probe)), Decoder(probe.decoding, vocab))
-        prepared.append(replace(p, wt_tokens=engine.generate(p)))
-    return prepared
+        ``outputs="calls"`` (where :attr:`outputs` has it) may leave an NSM's
+        output unknown (``tokens=None``); its call and measurements never are.
+        """
 
 
 @contextlib.contextmanager

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import random
 import time
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -46,14 +45,14 @@ from typing import Iterator, Sequence
 import torch
 from transformers import DynamicCache
 
-from ..errors import MutascopeError
-from ..mutation import Mutation, applied
-from ..store import OutcomeRow
-from .base import PreparedProbe, divergence_step, one_thread
+from ..model.subject import decode_text, eos_ids
+from ..plan.mutation import Mutation, applied
+from ..store.rows import OutcomeRow
+from .base import OUTPUTS, PreparedProbe, check_outputs, divergence_step, one_thread
 from .continuation import RowState, Seed, continue_seeds
 from .deltas import TileDelta, row_deltas
 from .prefix import WildTypePass, cache_kwargs, capture_wild_type, decoder_blocks, skipping_below
-from .reference import ReferenceEngine, decode_text, eos_ids
+from .reference import ReferenceEngine
 from .scoring import LogitHead, teacher_forced
 
 # Decisions whose top-1/top-2 decoder-score margin is below this fraction of
@@ -68,17 +67,6 @@ DEFAULT_TIE_TOLERANCE = {torch.float32: 2e-5, torch.float64: 1e-12, torch.bfloat
 # SmolLM2-135M, 2 cores: a 256-mutation chunk runs 14% faster at 128 than at 64,
 # mostly because each decoding step streams the weights once for more rows).
 MAX_BATCH = {"cpu": 128, "cuda": 512}
-# What a run computes: every output ("full"), or the NSM calls and effect sizes only ("calls").
-OUTPUTS = ("full", "calls")
-
-
-def check_outputs(outputs: str) -> str:
-    """``outputs`` if it names a mode of :data:`OUTPUTS`, else a one-line error."""
-    if outputs not in OUTPUTS:
-        raise MutascopeError(f"unknown --outputs {outputs!r}: choose full or calls")
-    return outputs
-
-
 @dataclass(frozen=True)
 class BatchedOutcomeRow(OutcomeRow):
     """An outcome plus what the batched engine measures on the way.
@@ -130,6 +118,8 @@ class BatchedEngine:
 
     name = "batched"
     chunk_size = 256  # mutations per committed chunk: enough to fill batches of every layer
+    outputs = OUTPUTS
+    options = ("batch_size", "tie_tolerance", "prefix_reuse", "fast_head")
 
     def __init__(
         self,
@@ -305,7 +295,7 @@ class BatchedEngine:
             wt = capture_wild_type(self.decoder_model, self.blocks, ids)
             targets = torch.tensor(probe.wt_tokens, device=self.device)
             scores = teacher_forced(
-                wt.last_hidden[:, len(probe.prompt) - 1 :], self.head, probe.decoder, targets,
+                wt.last_hidden[:, len(probe.prompt) - 1 :], self.head, probe.chooser, targets,
                 tolerance=self.tie_tolerance,
             )
         return _ProbeState(ids, wt, float(scores.logprobs.sum()), float(scores.margins.min()))
@@ -332,7 +322,7 @@ class BatchedEngine:
             )
         targets = torch.tensor(wt, device=self.device)
         scores = teacher_forced(
-            out.last_hidden_state[:, p - 1 :], self.head, probe.decoder, targets, tolerance=self.tie_tolerance
+            out.last_hidden_state[:, p - 1 :], self.head, probe.chooser, targets, tolerance=self.tie_tolerance
         )
         del out
         mismatch = scores.tokens != targets
@@ -366,14 +356,14 @@ class BatchedEngine:
         """Decode pooled NSMs from their divergence steps on."""
         t0 = time.perf_counter()
         continue_seeds(
-            self.model, self.decoder_model, self.head, probe.decoder, state.wt, len(probe.prompt),
+            self.model, self.decoder_model, self.head, probe.chooser, state.wt, len(probe.prompt),
             probe.probe.max_new_tokens, self.eos, seeds, self.tie_tolerance,
         )
         self.stats["continue_s"] += time.perf_counter() - t0
         self.stats["continued"] += len(seeds)
 
 
-# -- sizing and planning -------------------------------------------------------
+# -- sizing -------------------------------------------------------------------
 
 
 def available_memory(device: torch.device) -> int:
@@ -408,58 +398,3 @@ def auto_batch_size(subject, seq_len: int, fraction: float = 0.3) -> int:
     cap = MAX_BATCH.get(device.type, 64)
     fits = int(fraction * available_memory(device)) // max(1, row_bytes(subject, seq_len))
     return max(1, min(cap, fits))
-
-
-def estimate_seconds(
-    subject,
-    probes,
-    plan,
-    *,
-    sample: int = 32,
-    blocks: int = 4,
-    batch_size: int | None = None,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Estimated wall-clock seconds for the batched engine to run ``plan`` on ``probes``,
-    per outputs mode: ``{"full": ..., "calls": ...}``.
-
-    Runs a short calibration: prepares the probes (the WT outputs, a one-off
-    cost counted once), then times ``blocks`` runs of ``sample`` consecutive
-    mutations evenly spaced over the plan (one random offset), and scales to
-    the plan's size. Consecutive runs are what a screen feeds the engine (a
-    chunk shares a layer and fills batches); scattered single mutations would
-    each pay for a batch of one and overestimate. Evenly spaced, because a
-    mutant's cost grows with the number of layers above it: two blocks at
-    random places once both fell in late layers (14 and 28 of 30) and put a
-    full-genome screen at about half its time. The calls-only figure is the same run less
-    the time spent continuing NSMs and re-checking their continuations (the
-    engine times each part). ``probes`` are :class:`Probe` objects or already
-    prepared probes; ``plan`` is a :class:`Plan` or a sequence of mutations.
-    """
-    from .base import prepare_probes
-
-    engine = BatchedEngine(subject, batch_size=batch_size)
-    mutations = list(plan)
-    t0 = time.perf_counter()
-    if probes and not isinstance(probes[0], PreparedProbe):
-        probes = prepare_probes(subject, engine, probes)
-    for probe in probes:
-        with torch.inference_mode():
-            engine._state(probe)
-    setup = time.perf_counter() - t0
-    rng = random.Random(seed)
-    stride, offset = len(mutations) / blocks, rng.random()
-    runs = [mutations] if len(mutations) <= sample * blocks else [
-        mutations[start : start + sample]
-        for start in (min(int((k + offset) * stride), len(mutations) - sample) for k in range(blocks))
-    ]
-    before = dict(engine.stats)
-    t0 = time.perf_counter()
-    for run in runs:
-        for _ in engine.run(run, probes):
-            pass
-    elapsed = time.perf_counter() - t0
-    spent = {k: engine.stats[k] - before[k] for k in ("continue_s", "recheck_s", "recheck_call_s")}
-    calls = max(0.0, elapsed - spent["continue_s"] - (spent["recheck_s"] - spent["recheck_call_s"]))
-    n = max(1, sum(len(r) for r in runs))
-    return {"full": setup + elapsed / n * len(mutations), "calls": setup + calls / n * len(mutations)}

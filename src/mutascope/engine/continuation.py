@@ -16,7 +16,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from ..decoding import Decoder
+from ..probes.chooser import TokenChooser
 from .deltas import TileDelta, row_deltas
 from .prefix import WildTypePass, cache_kwargs
 from .scoring import LogitHead, decide
@@ -118,7 +118,7 @@ def _cache_for(seeds: list[Seed], wt: WildTypePass, lengths: list[int], room: in
 def decide_rows(
     hidden: torch.Tensor,
     head: LogitHead,
-    decoder: Decoder,
+    chooser: TokenChooser,
     states: list[RowState],
     eos: set[int],
     max_new: int,
@@ -126,7 +126,7 @@ def decide_rows(
 ) -> None:
     """Append each row's next token from its final hidden state; rows may be at different steps."""
     steps = torch.tensor([len(s.tokens) for s in states], device=hidden.device)
-    decided = decide(hidden, head, decoder, steps, tolerance=tolerance)
+    decided = decide(hidden, head, chooser, steps, tolerance=tolerance)
     for s, token, rel in zip(states, decided.tokens.tolist(), decided.relative.tolist()):
         if rel < tolerance:
             s.output_tie = len(s.tokens)
@@ -138,7 +138,7 @@ def continue_seeds(
     model: torch.nn.Module,
     decoder_model: torch.nn.Module,
     head: LogitHead,
-    decoder: Decoder,
+    chooser: TokenChooser,
     wt: WildTypePass,
     prompt_len: int,
     max_new: int,
@@ -174,4 +174,4 @@ def continue_seeds(
         del out
         if len(live) < len(rows):
             hidden = hidden[torch.tensor(live, device=device)]
-        decide_rows(hidden, head, decoder, [rows[i].state for i in live], eos, max_new, tolerance)
+        decide_rows(hidden, head, chooser, [rows[i].state for i in live], eos, max_new, tolerance)

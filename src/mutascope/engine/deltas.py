@@ -17,8 +17,9 @@ from typing import Iterator, Sequence
 
 import torch
 
-from ..anatomy import Anatomy
-from ..mutation import Mutation, mutated_tile
+from ..model.anatomy import Anatomy
+from ..plan.kinds import mutated_tile
+from ..plan.mutation import Mutation
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """From final hidden states to decoding decisions, without batch x positions x vocab logits.
 
 The LM head is applied a few rows at a time and each slice is reduced at once
-to what an engine needs per (row, step): the decoder's chosen token, the
-top-1 minus top-2 decoder-score margin (how close the decision was to a tie)
+to what an engine needs per (row, step): the chooser's token, the
+top-1 minus top-2 score margin (how close the decision was to a tie)
 and the log-probability of a given target token.
 
 **Fast head.** For a float32 model, the vocabulary-wide product runs in
@@ -17,7 +17,7 @@ of the float32 one (rounding of ``h`` and ``w_v``, float32 accumulation over
 ``sum_i |h_i w_vi|``). A token whose upper bound falls below the lower bound
 of the approximate winner cannot be chosen, so the decision, its margin and
 the target's logit are computed in float32 on the few tokens left (typically
-a dozen), exactly as the decoder would score them. A row with more than
+a dozen), exactly as the chooser scores them. A row with more than
 ``MAX_CANDIDATES`` candidates scores all of them, on its own. Candidates also
 include every token that could come within the tie tolerance of winning, so a
 margin below the tolerance is exact and the engine's near-tie re-check sees
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..decoding import Decoder
+from ..probes.chooser import TokenChooser
 
 # Bytes of float32 vocabulary-wide temporaries held at once per scoring slice.
 LOGITS_BUDGET = 128 * 2**20
@@ -162,16 +162,16 @@ def _from_scores(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torc
     return top.indices[:, 0], margin, margin / torch.maximum(hi.abs(), lo.abs()).clamp(min=1.0)
 
 
-def _exact(hidden, head, decoder, steps, targets):
+def _exact(hidden, head, chooser, steps, targets):
     logits = head(hidden).to(torch.float32)
-    token, margin, relative = _from_scores(decoder.scores_rows(logits, steps))
+    token, margin, relative = _from_scores(chooser.scores_rows(logits, steps))
     logprob = None
     if targets is not None:
         logprob = logits.gather(1, targets[:, None]).squeeze(1) - torch.logsumexp(logits, dim=-1)
     return token, margin, relative, logprob
 
 
-def _fast(hidden, head, decoder, steps, targets, tolerance):
+def _fast(hidden, head, chooser, steps, targets, tolerance):
     """Candidates from the bfloat16 head, decided in float32; rows that do not fit go exact.
 
     Works in logit units (scores times the temperature ``T``): ``z = T * noise
@@ -180,10 +180,10 @@ def _fast(hidden, head, decoder, steps, targets, tolerance):
     faults on every step).
     """
     n = hidden.shape[0]
-    temperature = 1.0 if decoder.decoding.method == "greedy" else decoder.decoding.temperature
+    temperature = 1.0 if chooser.decoding.method == "greedy" else chooser.decoding.temperature
     low = hidden.to(torch.bfloat16) @ head.low  # (N, V) bfloat16, pre-bias
     z, upper_all = head.workspace(n)
-    decoder.scaled_noise_rows(steps, out=z)
+    chooser.scaled_noise_rows(steps, out=z)
     if head.plain:
         z.add_(upper_all.copy_(low))  # convert first: a mixed-dtype in-place add takes a slow path
     else:
@@ -198,7 +198,7 @@ def _fast(hidden, head, decoder, steps, targets, tolerance):
     floor = zmax - a * head.norms[best] - u * low.gather(1, best[:, None]).squeeze(1).abs() - slack
     # Where z_v >= 0, |low_v| <= max(z) + T max|noise| (plain heads); elsewhere a token is
     # below ``a ||w_v|| + u T max|noise|``, which ``safe`` requires to be under the cut.
-    noise = temperature * decoder.noise_bound(steps)
+    noise = temperature * chooser.noise_bound(steps)
     biggest = zmax.clamp(min=0) + noise
     if not head.plain:
         lo, hi = low.aminmax(dim=-1)
@@ -214,14 +214,14 @@ def _fast(hidden, head, decoder, steps, targets, tolerance):
     fits &= safe
     k = max(2, int(alive[fits].sum(dim=1).max()) if bool(fits.any()) else 2)
     index = index[:, :k]  # each fitting row's live tokens are a prefix (sorted by upper bound)
-    exact = decoder.scores_rows(head.exact_at(hidden, index), steps, index)
+    exact = chooser.scores_rows(head.exact_at(hidden, index), steps, index)
     top = exact.topk(2, dim=-1)
     token = index.gather(1, top.indices[:, :1]).squeeze(1)
     margin = top.values[:, 0] - top.values[:, 1]
     for row in (~fits).nonzero().flatten().tolist():  # rare: many tokens near the top
         above = upper_all[row] >= cut[row] if bool(safe[row]) else torch.ones_like(upper_all[row], dtype=torch.bool)
         live = above.nonzero().flatten()[None]
-        row_scores = decoder.scores_rows(head.exact_at(hidden[row : row + 1], live), steps[row : row + 1], live)
+        row_scores = chooser.scores_rows(head.exact_at(hidden[row : row + 1], live), steps[row : row + 1], live)
         row_top = row_scores.topk(2, dim=-1)
         token[row] = live[0, row_top.indices[0, 0]]
         margin[row] = row_top.values[0, 0] - row_top.values[0, 1]
@@ -248,7 +248,7 @@ def _refined_logsumexp(head, hidden, low, top: int = 32):
 def decide(
     hidden: torch.Tensor,
     head: LogitHead,
-    decoder: Decoder,
+    chooser: TokenChooser,
     steps: torch.Tensor,
     *,
     tolerance: float = 0.0,
@@ -262,9 +262,9 @@ def decide(
     softmax, whatever the decoding policy) is wanted.
     """
     if head.fast and math.isfinite(tolerance):
-        token, margin, relative, logprob = _fast(hidden, head, decoder, steps, targets, tolerance)
+        token, margin, relative, logprob = _fast(hidden, head, chooser, steps, targets, tolerance)
     else:
-        token, margin, relative, logprob = _exact(hidden, head, decoder, steps, targets)
+        token, margin, relative, logprob = _exact(hidden, head, chooser, steps, targets)
     return StepScores(token, margin, relative, logprob)
 
 
@@ -284,7 +284,7 @@ def _rows_per_slice(head: LogitHead) -> int:
 def teacher_forced(
     hidden: torch.Tensor,
     head: LogitHead,
-    decoder: Decoder,
+    chooser: TokenChooser,
     targets: torch.Tensor,
     *,
     tolerance: float = 0.0,
@@ -321,7 +321,7 @@ def teacher_forced(
             for r0 in range(0, len(flat), per_slice):
                 part = slice(r0, r0 + per_slice)
                 if decides:
-                    parts.append(decide(flat[part], head, decoder, steps[part], tolerance=tolerance, targets=want[part]))
+                    parts.append(decide(flat[part], head, chooser, steps[part], tolerance=tolerance, targets=want[part]))
                 else:
                     parts.append(StepScores(None, None, None, logprobs(flat[part], head, want[part])))  # type: ignore[arg-type]
             out_logprobs[rows, s0:s1] = torch.cat([p.logprobs for p in parts]).view(len(rows), width)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..errors import MutascopeError
-from ..mmlu import answer_letter, mmlu21_score
+from ..probes.mmlu import answer_letter, mmlu21_score
 
 __all__ = [
     "MALIGNANT_MAX_SCORE",

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MutascopeError
-from ..mutation import Kind
+from ..plan.kinds import Kind
+from ..plan.parse import parse_site
 from ..store import open_results
 from .categories import categorize, first_word
 from .choice import ChoiceScore, score_choices
@@ -75,21 +76,6 @@ class MutantView:
     probes: list[ProbeView] = field(default_factory=list)
     scores: list[ChoiceScore] = field(default_factory=list)
     phenotyped: bool = False  # similarity was computed for this mutant
-
-
-def parse_site(site: str) -> tuple[int, str, int, int]:
-    """``"3.down.0.5"`` -> ``(3, "down", 0, 5)``: layer, matrix, tile row, tile column."""
-    parts = str(site).strip().split(".")
-    hint = "write the site as LAYER.MATRIX.ROW.COL, e.g. 3.down.0.5"
-    if len(parts) != 4 or not parts[1]:
-        raise MutascopeError(f"site {site!r} is malformed; {hint}")
-    try:
-        layer, row, col = int(parts[0]), int(parts[2]), int(parts[3])
-    except ValueError:
-        raise MutascopeError(f"site {site!r}: layer, row and column must be integers; {hint}") from None
-    if min(layer, row, col) < 0:
-        raise MutascopeError(f"site {site!r}: layer, row and column must be >= 0; {hint}")
-    return layer, parts[1].lower(), row, col
 
 
 def _ranges(values: list[int]) -> str:

@@ -23,6 +23,7 @@ import contextlib
 from typing import Callable, Iterable, Protocol, Sequence
 
 import numpy as np
+from rapidfuzz.distance import Levenshtein
 
 from ..errors import MutascopeError
 
@@ -169,21 +170,7 @@ class EmbeddingCache:
 def token_edit_distance(a: Sequence[int], b: Sequence[int]) -> int:
     """Levenshtein distance between two token sequences (insert, delete, substitute cost 1).
 
-    One numpy pass per row: substitutions and deletions are elementwise, and
-    the chain of insertions along a row is a running minimum of
-    ``row[k] - k``, so 300-token outputs cost well under a millisecond.
+    rapidfuzz's Levenshtein takes sequences of ints directly (300-token outputs
+    in about 10 microseconds).
     """
-    x = np.asarray(list(a), dtype=np.int64)
-    y = np.asarray(list(b), dtype=np.int64)
-    if len(x) < len(y):
-        x, y = y, x
-    if len(y) == 0:
-        return int(len(x))
-    idx = np.arange(len(y) + 1)
-    prev = idx.copy()
-    row = np.empty_like(prev)
-    for i, token in enumerate(x, start=1):
-        row[0] = i
-        np.minimum(prev[1:] + 1, prev[:-1] + (y != token), out=row[1:])
-        prev = np.minimum.accumulate(row - idx) + idx
-    return int(prev[-1])
+    return int(Levenshtein.distance([int(t) for t in a], [int(t) for t in b]))

@@ -39,9 +39,9 @@ from typing import Callable
 import duckdb
 import pyarrow as pa
 
-from .. import __version__
-from ..mmlu import answer_letter
+from ..probes.mmlu import answer_letter
 from ..store import connect, open_results
+from ..version import __version__
 from .categories import categorize, first_word
 from .choice import MALIGNANT_MAX_SCORE, MALIGNANT_MAX_SIMILARITY, NO_ANSWER
 from .similarity import EmbeddingCache, as_embedder, severity_band, token_edit_distance

@@ -34,8 +34,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..engine.base import PreparedProbe, one_thread
-from ..mutation import Mutation, noise_tile
+from ..engine.base import one_thread
+from ..probes.prepared import PreparedProbe
+from ..plan.kinds import noise_tile
+from ..plan.mutation import Mutation
 from .tilesums import GradientSums, gradient_sums, tile_sums
 
 SCORES = ("predicted", "magnitude", "change", "wanda", "activation", "superweight")

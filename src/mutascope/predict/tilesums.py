@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..activation.gradients import gradients_on
+from ..model.gradients import gradients_on
 from ..engine.base import one_thread
 
 Key = tuple[int, str]

@@ -16,12 +16,13 @@ from .figures import (
     tile_map_figure,
     top_matrices,
 )
-from .html import write_report
+from .html import check_report, write_report
 from .payload import build_payload
 
 __all__ = [
     "TILE_CLASSES",
     "build_payload",
+    "check_report",
     "enrichment_figure",
     "figure_set",
     "overlap_figure",

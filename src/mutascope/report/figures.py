@@ -27,7 +27,7 @@ from ..analysis.enrichment import enrichment
 from ..analysis.frame import tile_map
 from ..analysis.overlap import overlap
 from ..analysis.reorder import reordered_map
-from ..outfiles import save_figure
+from ..files.outputs import save_figure
 from .payload import matrix_sort_key
 
 # class index -> (label, colour); the page's script uses the same table (see payload/html).

@@ -28,10 +28,10 @@ from typing import Callable
 import pandas as pd
 
 from ..analysis import findings, nsm_counts, saturation_note
-from ..analysis.findings import UNITS
 from ..analysis.frame import DEFAULT_EFFECT, probe_context, site_frame
 from ..analysis.run import control_frames
-from ..outfiles import check_output_file, save_figure, write_text
+from ..analysis.sentences import UNITS
+from ..files.outputs import check_output_dir, check_output_file, save_figure, write_text
 from ..store import open_results
 from .figures import CONTINUOUS_CMAP, TILE_CLASSES, figure_set, png_bytes
 from .payload import MATRIX_ORDER, ProbeInfo, build_payload, probe_infos, to_script_json
@@ -137,6 +137,21 @@ def _cmap_lut(n: int = 33) -> list[str]:
 
     cm = colormaps[CONTINUOUS_CMAP]
     return [to_hex(cm(i / (n - 1))) for i in range(n)]
+
+
+def check_report(results_path: str | Path, out_path: str | Path | None = None, *,
+                 figures_dir: str | Path | None = None, controls: list[str | Path] = ()) -> Path:
+    """Everything ``mutascope report`` can refuse before any work, one line each: the HTML file
+    (default: beside the results, ``.html``) and the figures directory may be written, and
+    the results file and every control open. Returns the HTML file's path."""
+    results_path = Path(results_path)
+    target = Path(out_path) if out_path is not None else results_path.with_suffix(".html")
+    check_output_file(target, inputs=[results_path], what="report")
+    if figures_dir is not None:
+        check_output_dir(figures_dir, inputs=[results_path], what="--figures directory")
+    for path in [results_path, *controls]:
+        open_results(path).close()  # one line if it is missing, foreign or in use
+    return target
 
 
 def write_report(

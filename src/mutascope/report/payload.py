@@ -52,12 +52,11 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.frame import UNGROUPED, phenotype_columns, site_frame
+from ..model.anatomy import MATRICES as MATRIX_ORDER  # attention before MLP, the paper's order
+from ..plan.kinds import BASE_KINDS
 
-
-MATRIX_ORDER = ("q", "k", "v", "o", "gate", "up", "down")
 UNFILLED_PH = -2  # in the outcome table: an NSM whose output is not stored (calls-only screen)
 FLOAT16_MAX = 65504.0
-BASE_KINDS = ("max", "min", "zero")
 
 
 def matrix_sort_key(matrix: str) -> tuple[int, str]:

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from ..predict.agreement import recall_curve
 from ..predict.order import predicted_order
-from .payload import MATRIX_ORDER
+from ..model.anatomy import MATRICES as MATRIX_ORDER
 
 CHUNK = 256  # the screen's chunk grid (the batched engine's chunk size)
 COLOURS = dict(zip(MATRIX_ORDER, ("#0072B2", "#56B4E9", "#009E73", "#F0E442", "#E69F00", "#D55E00", "#CC79A7")))

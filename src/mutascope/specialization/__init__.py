@@ -14,7 +14,8 @@ One idea per module:
 * :mod:`.masking`      zeroing value vectors, always undone; random masks;
 * :mod:`.score`        PSS per concept and k, summaries;
 * :mod:`.figures`      PSS against k (PNG);
-* :mod:`.store`        DuckDB tables.
+* :mod:`.store`        DuckDB tables;
+* :mod:`.run`          ``mutascope specialization`` as one library call.
 
 Typical use::
 

@@ -2,7 +2,7 @@
 
 * ``letter``: the zero-shot multiple-choice prompt (question, lettered
   choices, ``Answer:``); the letter whose next token has the highest logit
-  wins. This is :func:`mutascope.superweights.evaluate.choice_accuracy`
+  wins. This is :func:`mutascope.evaluate.choice_accuracy`
   reused as is. Small models are at chance here: SmolLM2-135M-Instruct puts
   every question of the shipped set on the same letter (27.5 % measured).
 * ``cloze`` (the default): prompt ``Question: ...\\nAnswer:`` and score each
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import torch
 
-from mutascope.errors import MutascopeError
-from mutascope.mmlu import LETTERS, Question, format_question
-from mutascope.subject import Subject
-from mutascope.superweights.evaluate import ChoiceSet, token_id, choice_accuracy
+from ..errors import MutascopeError
+from ..evaluate import ChoiceSet, choice_accuracy, token_id
+from ..model.subject import Subject
+from ..probes.mmlu import LETTERS, Question, format_question
 
 METHODS = ("cloze", "letter")
 HEADER = "The following is a multiple choice question (with answer).\n\n"

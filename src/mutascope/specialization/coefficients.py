@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mutascope.subject import Subject
+from ..model.subject import Subject
 
 
 def answer_coefficients(subject: Subject, prompts: list[torch.Tensor]) -> torch.Tensor:

@@ -18,7 +18,7 @@ replacement from the *other* concepts' questions, ``n`` = its own number of
 questions, with a ``random.Random`` seeded by ``seed`` and the concept's
 name, so the draw is reproducible and independent of file order.
 
-Questions are :class:`mutascope.mmlu.Question` (``subject`` = concept name;
+Questions are :class:`mutascope.probes.mmlu.Question` (``subject`` = concept name;
 ``control:<name>`` for listed controls); how they are prompted and answered
 is :mod:`.answers`.
 """
@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from mutascope.errors import MutascopeError
-from mutascope.textfile import read_text_file
-from mutascope.mmlu import LETTERS, Question
+from ..errors import MutascopeError
+from ..files.text import read_text_file
+from ..probes.mmlu import LETTERS, Question
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mutascope.errors import MutascopeError
+from ..errors import MutascopeError
 
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 
@@ -49,7 +49,7 @@ def pss_figure(table: pd.DataFrame) -> Figure:
 
 def write_figure(path: str | os.PathLike, table: pd.DataFrame) -> Path:
     """Render :func:`pss_figure` to a PNG file at ``path`` by the output-file rule of
-    :mod:`mutascope.outfiles` (parent folders created; never over a DuckDB file; atomic)."""
-    from mutascope.outfiles import save_figure
+    :mod:`mutascope.files.outputs` (parent folders created; never over a DuckDB file; atomic)."""
+    from ..files.outputs import save_figure
 
     return save_figure(pss_figure(table), Path(path), format="png")

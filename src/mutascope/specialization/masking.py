@@ -5,7 +5,7 @@ masking it zeroes that column through the anatomy's writable view (so GPT-2's
 transposed storage is handled in one place). The originals are copied before
 writing and copied back in ``finally``: the weights are bit-identical
 afterwards even after an exception or Ctrl-C (the
-:func:`mutascope.mutation.applied` pattern).
+:func:`mutascope.plan.applied` pattern).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from mutascope.errors import MutascopeError
-from mutascope.subject import Subject
+from ..errors import MutascopeError
+from ..model.subject import Subject
 
 Vector = tuple[int, int]  # (layer, column of the canonical down matrix)
 

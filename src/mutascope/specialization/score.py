@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
-from mutascope.errors import MutascopeError
-from mutascope.subject import Subject
+from ..errors import MutascopeError
+from ..model.subject import Subject
 
 from .answers import accuracy, check_method, prepare, prompt_ids
 from .coefficients import Ranking, answer_coefficients, rank_vectors

@@ -7,8 +7,8 @@
                               (rank, layer, index, mean |a| on concept / controls, diff);
 * ``specialization_summary``  per model and k: accuracy, mean PSS, random baseline.
 
-Written with :func:`mutascope.superweights.store.write_results` (one
-transaction, tables replaced).
+Written with :func:`mutascope.store.replace_tables` (one transaction,
+tables replaced; a table of this method the run did not produce is dropped).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mutascope.superweights.store import write_results as _write
+from ..store import replace_tables
 
 from .score import ModelResult, summary
 
@@ -61,4 +61,4 @@ def frames(results: Sequence[ModelResult], settings: dict | None = None) -> dict
 
 def write_results(path: str | os.PathLike, results: Sequence[ModelResult], settings: dict | None = None) -> Path:
     """Write all tables of ``results`` into the DuckDB file at ``path`` (created if needed)."""
-    return _write(path, frames(results, settings))
+    return replace_tables(path, frames(results, settings), owned=TABLES)

@@ -5,14 +5,15 @@ One idea per module:
 * :mod:`.detect`    spikes at ``down`` inputs/outputs, the zero-and-repeat iteration;
 * :mod:`.ablate`    zero / scale / top-weight / activation-restoring ablations,
                     each a context manager that restores the model exactly;
-* :mod:`.evaluate`  perplexity, multiple-choice accuracy, stopword probabilities;
+* :mod:`.stopwords` stopword probabilities (perplexity and accuracy: :mod:`mutascope.evaluate`);
 * :mod:`.proof`     the ablation and quantization tables;
 * :mod:`.quantize`  round-to-nearest weights (INT4, INT3, any block size), naive and super-weight aware;
 * :mod:`.actquant`  per-tensor activation quantization, the super activation held or not;
 * :mod:`.figures`   perplexity against block size;
 * :mod:`.catalogue` the paper's known coordinates and ``--check``;
 * :mod:`.export`    JSON for quantizers and screen maps;
-* :mod:`.store`     DuckDB tables.
+* :mod:`.store`     DuckDB tables;
+* :mod:`.run`       ``mutascope superweights`` as one library call.
 
 Typical use::
 
@@ -24,26 +25,16 @@ Typical use::
     table = sw.ablation_table(subject, found.coords, work)
 """
 
+from ..evaluate import ChoiceSet, choice_accuracy, choice_set, corpus_ids, default_corpus, perplexity, read_corpus
+from . import store
 from .ablate import Coord, activation_restored, scaled, top_weights, top_zeroed, zeroed
+from .actquant import activations_quantized, hold_channels, quantize_activation
 from .catalogue import CATALOGUE, CheckResult, catalogue_key, check, known
 from .detect import DEFAULT_PROBE_TEXTS, Detection, SuperActivation, SuperWeight, detect
-from .evaluate import (
-    STOPWORD_PROMPTS,
-    STOPWORDS,
-    ChoiceSet,
-    choice_accuracy,
-    choice_set,
-    corpus_ids,
-    default_corpus,
-    perplexity,
-    read_corpus,
-    stopword_probs,
-)
 from .export import export_dict, write_export
-from . import store
-from .actquant import activations_quantized, hold_channels, quantize_activation
 from .proof import SCALES, Measurement, Workload, ablation_table, activation_quant_table, quantization_table
 from .quantize import PER_ROW, PER_TENSOR, clip_z, parse_bits, parse_blocks, quantized, rtn
+from .stopwords import STOPWORD_PROMPTS, STOPWORDS, stopword_probs
 from .store import frames, write_results
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Every manager copies what it will overwrite before writing, and copies it
 back in ``finally``, so the weights are bit-identical afterwards even after
-an exception or Ctrl-C (the :func:`mutascope.mutation.applied` pattern).
+an exception or Ctrl-C (the :func:`mutascope.plan.applied` pattern).
 Coordinates are ``(layer, row, col)`` of the canonical ``down`` matrix.
 
 Top-weight ablation rule (docs/methods.md, "2. Super weights", says "zero the top 1e-6
@@ -23,8 +23,8 @@ from typing import Iterable, Iterator
 
 import torch
 
-from mutascope.errors import MutascopeError
-from mutascope.subject import Subject
+from ..errors import MutascopeError
+from ..model.subject import Subject
 
 Coord = tuple[int, int, int]  # (layer, row, col) in the canonical down matrix
 

@@ -36,8 +36,8 @@ from typing import Iterator
 
 import torch
 
-from mutascope.errors import MutascopeError
-from mutascope.subject import Subject
+from ..errors import MutascopeError
+from ..model.subject import Subject
 
 from .ablate import Coord, _check
 from .export import READS

@@ -11,9 +11,9 @@ trailing ``-hf`` (the transformers conversions of Llama-2 and OLMo).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+from ..model.subject import model_key as catalogue_key  # the lookup key of a model id
 from .ablate import Coord
 
 PAPER = "arXiv 2411.07191"
@@ -35,14 +35,6 @@ CATALOGUE: dict[str, tuple[str, tuple[Coord, ...]]] = {
     "meta-llama-3-8b": (PAPER, ((1, 788, 2427), (1, 1384, 2427), (1, 4062, 2427))),
     "smollm2-135m-instruct": (PROJECT, ((2, 507, 90), (11, 507, 1229))),
 }
-
-
-def catalogue_key(model_id: str) -> str:
-    """The lookup key of a model id: lower-case basename without ``.gguf`` or ``-hf``."""
-    base = os.path.basename(str(model_id).rstrip("/\\")).lower()
-    for suffix in (".gguf", "-hf"):
-        base = base.removesuffix(suffix)
-    return base
 
 
 def known(model_id: str) -> tuple[str, tuple[Coord, ...]] | None:

@@ -56,8 +56,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mutascope.errors import MutascopeError
-from mutascope.subject import Subject
+from ..errors import MutascopeError
+from ..model.subject import Subject
 
 from .ablate import Coord, zeroed
 

@@ -15,8 +15,8 @@ import json
 import os
 from pathlib import Path
 
-from mutascope import __version__
-from mutascope.subject import Subject
+from ..model.subject import Subject
+from ..version import __version__
 
 from .detect import Detection
 
@@ -68,6 +68,6 @@ def export_dict(subject: Subject, detection: Detection, tile: tuple[int, int] = 
 def write_export(path: str | os.PathLike, subject: Subject, detection: Detection, tile: tuple[int, int] = (64, 64)) -> Path:
     """Write :func:`export_dict` as indented JSON by the output-file rule (never over a DuckDB
     file; an existing file is replaced atomically); returns the path."""
-    from mutascope.outfiles import write_text
+    from ..files.outputs import write_text
 
     return write_text(Path(path), json.dumps(export_dict(subject, detection, tile), indent=2) + "\n")

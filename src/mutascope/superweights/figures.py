@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mutascope.errors import MutascopeError
+from ..errors import MutascopeError
 
 __all__ = ["quant_sweep_figure", "write_figure"]
 
@@ -52,7 +52,7 @@ def quant_sweep_figure(sweep: pd.DataFrame, original: float | None = None) -> Fi
 
 
 def write_figure(path: str | os.PathLike, sweep: pd.DataFrame, original: float | None = None) -> Path:
-    """Render :func:`quant_sweep_figure` to ``path`` by the output-file rule (:mod:`mutascope.outfiles`)."""
-    from mutascope.outfiles import save_figure
+    """Render :func:`quant_sweep_figure` to ``path`` by the output-file rule (:mod:`mutascope.files.outputs`)."""
+    from ..files.outputs import save_figure
 
     return save_figure(quant_sweep_figure(sweep, original), Path(path))

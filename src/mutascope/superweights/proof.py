@@ -1,7 +1,7 @@
 """The paper's evidence, as tables: each ablation and each quantization, measured.
 
 :func:`ablation_table` runs the original model and every ablation of
-:mod:`.ablate` through the measurements of :mod:`.evaluate`;
+:mod:`.ablate` through the measurements of :mod:`mutascope.evaluate`;
 :func:`quantization_table` compares naive and super-weight-aware
 round-to-nearest weight quantization with the original, for every bit width
 and block size asked for (the paper's block-size sweep);
@@ -19,11 +19,13 @@ from typing import Callable
 
 import torch
 
-from mutascope.errors import MutascopeError
-from mutascope.subject import Subject
+from ..errors import MutascopeError
+from ..model.subject import Subject
 
-from . import ablate, evaluate, quantize
+from .. import evaluate
+from . import ablate, quantize
 from .ablate import Coord
+from .stopwords import STOPWORD_PROMPTS, STOPWORDS, stopword_probs
 
 SCALES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
@@ -48,8 +50,8 @@ class Workload:
     corpus: torch.Tensor
     window: int = 256
     questions: evaluate.ChoiceSet | None = None
-    prompts: tuple[str, ...] = evaluate.STOPWORD_PROMPTS
-    words: tuple[str, ...] = evaluate.STOPWORDS
+    prompts: tuple[str, ...] = STOPWORD_PROMPTS
+    words: tuple[str, ...] = STOPWORDS
 
     def measure(self, subject: Subject, name: str, detail: str = "", n_changed: int = 0,
                 config: dict | None = None) -> Measurement:
@@ -58,7 +60,7 @@ class Workload:
             detail=detail,
             perplexity=evaluate.perplexity(subject, self.corpus, self.window),
             accuracy=evaluate.choice_accuracy(subject, self.questions) if self.questions else None,
-            stopwords=evaluate.stopword_probs(subject, self.prompts, self.words) if self.prompts else {},
+            stopwords=stopword_probs(subject, self.prompts, self.words) if self.prompts else {},
             n_changed=n_changed,
             config=dict(config or {}),
         )

@@ -26,8 +26,8 @@ from typing import Iterable, Iterator
 
 import torch
 
-from mutascope.errors import MutascopeError
-from mutascope.subject import Subject
+from ..errors import MutascopeError
+from ..model.subject import Subject
 
 from .ablate import Coord, _check
 

@@ -24,10 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..store import write_tables
-
-from mutascope.subject import Subject
-
+from ..model.subject import Subject
+from ..store import replace_tables
 from .detect import Detection
 from .proof import Measurement
 
@@ -106,4 +104,4 @@ def frames(subject: Subject, detection: Detection, ablations=None, quantization=
 def write_results(path: str | os.PathLike, tables: dict[str, pd.DataFrame], *, owned: tuple[str, ...] = TABLES) -> Path:
     """Write ``tables`` into the DuckDB file at ``path`` (created if needed), replacing them; tables of
     ``owned`` that this run did not produce are dropped, so the file holds one run's results."""
-    return write_tables(path, tables, drop=[t for t in owned if t not in tables])
+    return replace_tables(path, tables, owned=owned)

@@ -1,0 +1,65 @@
+"""``mutascope plan``: the mutants and probe runs of a plan, and its estimated time, before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from . import common
+from .common import err, load_subject, out, resolve
+
+
+def plan(
+    probe: List[str] = common.ProbeOpt,
+    model: Optional[str] = common.ModelOpt,
+    layers: str = common.LayersOpt,
+    matrices: str = common.MatricesOpt,
+    rows: str = common.RowsOpt,
+    cols: str = common.ColsOpt,
+    kinds: str = common.KindsOpt,
+    tile: str = common.TileOpt,
+    max_new_tokens: Optional[int] = common.TokensOpt,
+    decoding: Optional[str] = common.DecodingOpt,
+    mmlu_dir: Optional[Path] = common.MmluOpt,
+    estimate: bool = typer.Option(True, help="Estimate the run time from a short calibration run of the batched engine."),
+    dtype: str = common.DtypeOpt,
+    device: str = common.DeviceOpt,
+) -> None:
+    """Count the mutants and probe runs of a plan, and estimate its time, before anything runs."""
+    from ..plan import PlanSpec, build_plan
+    from ..probes import Decoding, count_probes
+
+    spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
+    subject = load_subject(model, dtype, device)
+    built = build_plan(spec, subject.anatomy)
+    if estimate:
+        probes = resolve(probe, subject, mmlu_dir, max_new_tokens, decoding)
+        n_probes = len(probes)
+    else:  # mmlu21 sets are selected by running the model; count them as 21 without running.
+        n_probes = count_probes(probe, mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens,
+                                decoding=Decoding.parse(decoding) if decoding else None)
+    table = Table(title="plan")
+    table.add_column("matrix")
+    table.add_column("mutants", justify="right")
+    for name, count in built.summary().items():
+        table.add_row(name, str(count))
+    out.print(table)
+    out.print(f"{len(built)} mutants x {n_probes} probes = {len(built) * n_probes} probe runs")
+    if estimate:
+        from ..engine import estimate_seconds
+
+        with err.status("calibrating the batched engine on a sample of the plan ..."):
+            seconds = estimate_seconds(subject, probes, built)
+        out.print(f"estimated time with the batched engine on {subject.device}: {_duration(seconds['full'])} "
+                  f"(--outputs full), {_duration(seconds['calls'])} (--outputs calls)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,97 @@
+"""``mutascope screen``: run (or resume) a mutagenesis screen into a results file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import common
+from .common import load_subject, out, resolve, resumable, set_threads, working
+
+OutputsOpt = typer.Option(
+    "full", "--outputs",
+    help="full: decode every NSM's output; calls: NSM calls, divergence steps and effect sizes only "
+         "(several times faster; `mutascope fill` computes chosen outputs later).",
+)
+
+
+def screen(
+    probe: List[str] = common.ProbeOpt,
+    out_file: Path = typer.Option(..., "--out", "-o", help="Results file (DuckDB); rerun the same command to resume."),
+    model: Optional[str] = common.ModelOpt,
+    layers: str = common.LayersOpt,
+    matrices: str = common.MatricesOpt,
+    rows: str = common.RowsOpt,
+    cols: str = common.ColsOpt,
+    kinds: str = common.KindsOpt,
+    tile: str = common.TileOpt,
+    outputs: str = OutputsOpt,
+    engine: str = typer.Option("batched", help="batched (fast, identical results) or reference (the paper's loop)."),
+    shard: str = typer.Option("0/1", help="Run only shard INDEX/COUNT of the plan (one file per shard; `mutascope merge` joins them)."),
+    chunk_size: Optional[int] = typer.Option(None, help="Mutations per committed transaction (default: the engine's)."),
+    batch_size: Optional[int] = typer.Option(None, help="Batched engine: mutants per forward pass (default: from free memory)."),
+    float32_head: bool = typer.Option(
+        False, "--float32-head", help="Batched engine: float32 LM head throughout (exact effect sizes, slower)."
+    ),
+    max_new_tokens: Optional[int] = common.TokensOpt,
+    decoding: Optional[str] = common.DecodingOpt,
+    mmlu_dir: Optional[Path] = common.MmluOpt,
+    dtype: str = common.DtypeOpt,
+    device: str = common.DeviceOpt,
+    threads: Optional[int] = common.ThreadsOpt,
+    workers: Optional[int] = common.WorkersOpt,
+    ray_address: Optional[str] = common.RayAddressOpt,
+    threads_per_worker: int = common.ThreadsPerWorkerOpt,
+) -> None:
+    """Run (or resume) a mutagenesis screen into a results file."""
+    from ..backends import Placement
+    from ..plan import PlanSpec, parse_shard
+    from ..probes import Decoding
+    from ..screen import Screen, check_screen
+    from ..store import open_results
+
+    spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
+    shard_pair = parse_shard(shard)
+    options = {"batch_size": batch_size, "fast_head": False if float32_head else None}
+    placement = Placement(workers, ray_address, threads_per_worker, model)
+    check_screen(out_file, spec=spec, probe_specs=probe, engine=engine, outputs=outputs, engine_options=options,
+                 placement=placement, model=model, dtype=dtype, device=device, shard=shard_pair, mmlu_dir=mmlu_dir,
+                 max_new_tokens=max_new_tokens, decoding=Decoding.parse(decoding) if decoding else None)
+    set_threads(threads)
+    with resumable(out_file):
+        subject = load_subject(model, dtype, device)
+        probes = resolve(probe, subject, mmlu_dir, max_new_tokens, decoding)
+        job = Screen(subject, probes, spec, out_file, engine=engine, shard=shard_pair, chunk_size=chunk_size,
+                     engine_options=options, outputs=outputs, workers=workers, ray_address=ray_address,
+                     threads_per_worker=threads_per_worker, source=model)
+        columns = (TextColumn("screen"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("eta"), TimeRemainingColumn())
+        with working("screen", *columns) as shown:
+            summary = job.run(shown.progress, shown.status)
+    with open_results(summary.path) as results:
+        _print_summary(results, summary)
+
+
+def _print_summary(results, summary) -> None:
+    counts = results.query(
+        "SELECT m.matrix, m.kind, count(DISTINCT m.mutation_id) AS mutants,"
+        " count(DISTINCT CASE WHEN o.nsm THEN m.mutation_id END) AS nsm_mutants"
+        " FROM mutations m JOIN outcomes o USING (mutation_id) GROUP BY ALL ORDER BY ALL"
+    )
+    table = Table(title="NSMs by matrix and kind (mutants with any NSM)")
+    for col in ("matrix", "kind", "mutants", "NSM"):
+        table.add_column(col)
+    for r in counts.itertuples():
+        table.add_row(r.matrix, r.kind, str(r.mutants), str(r.nsm_mutants))
+    out.print(table)
+    per_probe = results.query("SELECT probe_id, sum(nsm::INT) AS nsm, count(*) AS n FROM outcomes GROUP BY ALL ORDER BY ALL")
+    for r in per_probe.itertuples():
+        out.print(f"probe {r.probe_id}: {int(r.nsm)} NSM of {int(r.n)}")
+    out.print(
+        f"{summary.n_done}/{summary.n_mutations} mutants done ({summary.n_run_now} this run, {summary.seconds:.1f} s); "
+        f"results in {summary.path}"
+    )

@@ -1,0 +1,31 @@
+"""Running a screen and the commands that continue one: screen, fill, merge, and a screen read back.
+
+* :mod:`.screen`: :class:`Screen`: validate everything, compute the WT
+  outputs, open (or resume) the store, hand the chunk grid to a backend,
+  commit each chunk as it returns, report progress; :func:`check_screen`,
+  what can be refused before the model loads;
+* :mod:`.fill`: ``mutascope fill``: the outputs of chosen NSMs of a
+  calls-only screen, computed and written in place;
+* :mod:`.merge`: ``mutascope merge``: shard files checked to be all the
+  parts of one screen, then joined into the unsharded file;
+* :mod:`.readback`: a screen read back from its file (its probes prepared
+  for the engine, the model check).
+"""
+
+from .fill import FillSummary, Selection, check_fill, fill, select_rows
+from .merge import check_shards, merge
+from .screen import Screen, ScreenSummary, check_out_file, check_screen
+
+__all__ = [
+    "FillSummary",
+    "Screen",
+    "ScreenSummary",
+    "Selection",
+    "check_fill",
+    "check_out_file",
+    "check_screen",
+    "check_shards",
+    "fill",
+    "merge",
+    "select_rows",
+]

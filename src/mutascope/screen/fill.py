@@ -1,0 +1,210 @@
+"""Outputs on demand: complete the outputs of chosen NSMs of a calls-only screen, in place.
+
+A calls-only screen (``mutascope screen --outputs calls``) knows every NSM's
+call, divergence step and effect size but not its output text, which costs
+most of a full screen's time. ``mutascope fill`` computes the outputs a user
+wants, for example the strongest NSMs of each probe, by running the batched
+engine in full mode on just those mutants. The engine is exact, so a filled
+row is identical to the row a full screen writes.
+
+* **Selection.** ``--all``; ``--top N`` (the N NSMs of each probe with the
+  largest effect, filled or not, so a rerun selects the same rows);
+  ``--site L.m.r.c`` (every kind at that tile); narrowed by
+  ``--layers/--matrices/--probe``.
+* **Resumable and idempotent.** Each chunk of rows is one transaction; a
+  killed fill loses at most the chunks in flight, and rows already filled
+  are never selected again, so a second fill of the same rows changes
+  nothing.
+* **Phenotype ids** are renumbered once at the end, in plan order over the
+  outputs filled so far (:meth:`mutascope.store.Store.renumber_phenotypes`):
+  after ``--all`` they are exactly a full screen's.
+* **Checks.** The model must have the screen's weights and dtype, its WT
+  outputs must be the stored ones, and each recomputed call must equal the
+  stored call; otherwise nothing is written for that chunk and the fill
+  stops with a one-line error (the numerics of this machine differ).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from ..backends import Backend, Placement, Task, check_backend, make_backend
+from ..engine import DEFAULT_ENGINE, check_engine, make_engine
+from ..engine.base import wild_type_logprob
+from ..errors import MutascopeError
+from ..model.subject import vocab_size
+from ..plan.parse import parse_indices, parse_names, parse_site
+from ..progress import Progress, Status
+from ..store import Store, open_results, read_mutations
+from .readback import check_model, stored_probes
+
+DEFAULT_CHUNK = 64  # rows per committed fill transaction: a few seconds of decoding each
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which NSMs to fill. ``all``/``top``/``sites`` choose; the rest narrow."""
+
+    all: bool = False
+    top: int | None = None
+    sites: tuple[str, ...] = ()
+    layers: tuple[int, ...] | None = None
+    matrices: tuple[str, ...] | None = None
+    probe_ids: tuple[str, ...] | None = None
+
+    @classmethod
+    def parse(cls, *, all: bool = False, top: int | None = None, sites: Sequence[str] = (),
+              layers: str | None = None, matrices: str | None = None, probes: Sequence[str] = ()) -> "Selection":
+        """From command-line values, with one-line errors for bad ones."""
+        if not (all or top is not None or sites):
+            raise MutascopeError("choose what to fill: --all, --top N (per probe, by effect) or --site L.m.r.c")
+        if top is not None and top < 1:
+            raise MutascopeError(f"--top must be at least 1, got {top}")
+        for site in sites:
+            parse_site(site)
+        return cls(
+            all=all, top=top, sites=tuple(sites),
+            layers=parse_indices(layers, "layer"),
+            matrices=parse_names(matrices),
+            probe_ids=tuple(probes) or None,
+        )
+
+
+@dataclass
+class FillSummary:
+    """What :func:`fill` did."""
+
+    path: Path
+    selected: int  # NSM rows the selection names
+    already: int  # of those, filled before this run
+    filled_now: int
+    unfilled_left: int  # NSMs of the whole file still without outputs
+    seconds: float
+
+
+def select_rows(con, selection: Selection) -> pd.DataFrame:
+    """``(mutation_id, probe_id, filled, logprob_drop)`` of the NSMs the selection names."""
+    probes = [r[0] for r in con.execute("SELECT probe_id FROM probes ORDER BY position").fetchall()]
+    unknown = [p for p in selection.probe_ids or () if p not in probes]
+    if unknown:
+        raise MutascopeError(f"unknown probe {unknown[0]!r}: this screen has {', '.join(probes)}")
+    frame = con.execute(
+        "SELECT o.mutation_id, o.probe_id, o.output_tokens IS NOT NULL AS filled, o.logprob_drop, "
+        'm.layer, m.matrix, m."row", m.col FROM outcomes o JOIN mutations m USING (mutation_id) '
+        "JOIN probes p USING (probe_id) WHERE o.nsm ORDER BY o.mutation_id, p.position"
+    ).df()
+    keep = pd.Series(True, index=frame.index)
+    if selection.layers is not None:
+        keep &= frame["layer"].isin(selection.layers)
+    if selection.matrices is not None:
+        keep &= frame["matrix"].isin(selection.matrices)
+    if selection.probe_ids is not None:
+        keep &= frame["probe_id"].isin(selection.probe_ids)
+    frame = frame[keep]
+    chosen = pd.Series(False, index=frame.index)
+    if selection.all:
+        chosen |= True
+    if selection.sites:
+        for site in selection.sites:
+            layer, matrix, row, col = parse_site(site)
+            chosen |= (frame["layer"] == layer) & (frame["matrix"] == matrix) & (frame["row"] == row) & (frame["col"] == col)
+    if selection.top is not None:
+        if frame["logprob_drop"].isna().all() and len(frame):
+            raise MutascopeError("this screen has no effect sizes (reference engine): --top needs them; use --all or --site")
+        ranked = frame.sort_values(["probe_id", "logprob_drop", "mutation_id"], ascending=[True, False, True])
+        top_index = ranked.groupby("probe_id", sort=False).head(selection.top).index
+        chosen |= frame.index.isin(top_index)
+    return frame[chosen][["mutation_id", "probe_id", "filled", "logprob_drop"]].reset_index(drop=True)
+
+
+def fill_tasks(rows: pd.DataFrame, mutations: dict, probe_order: list[str], chunk_size: int) -> list[Task]:
+    """Tasks of at most ``chunk_size`` mutations, one probe each, in plan order."""
+    tasks = []
+    for pid in probe_order:
+        ids = sorted(rows.loc[rows["probe_id"] == pid, "mutation_id"].tolist())
+        for start in range(0, len(ids), chunk_size):
+            chunk = tuple(mutations[i] for i in ids[start : start + chunk_size])
+            tasks.append(Task(len(tasks), chunk, (pid,), "full"))
+    return tasks
+
+
+def check_fill(*, chunk_size: int = DEFAULT_CHUNK, engine_options: dict | None = None,
+               placement: Placement | None = None) -> None:
+    """What can be checked before the model loads: the chunk size, the engine's options, the placement."""
+    if chunk_size < 1:
+        raise MutascopeError(f"--chunk-size must be at least 1, got {chunk_size}")
+    check_engine(DEFAULT_ENGINE, options=engine_options)
+    check_backend(DEFAULT_ENGINE, placement or Placement())
+
+
+def fill(
+    path: str | os.PathLike,
+    subject,
+    selection: Selection,
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    engine_options: dict | None = None,
+    backend: Backend | None = None,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    threads_per_worker: int = 1,
+    source: str | None = None,
+    progress: Progress | None = None,
+    status: Status | None = None,
+) -> FillSummary:
+    """Fill the outputs of the NSMs ``selection`` names, in place; see the module docstring.
+
+    Runs the default engine in full mode, on ``backend`` if given (the caller
+    closes it), else on the backend the placement (``workers``, ``ray_address``,
+    ``threads_per_worker``, ``source``) calls for.
+    """
+    start = time.perf_counter()
+    path = Path(path)
+    if chunk_size < 1:
+        raise MutascopeError("chunk size must be at least 1")
+    placement = Placement(workers, ray_address, threads_per_worker, source)
+    with open_results(path) as results:
+        check_model(results.con, subject, path)
+        chosen = select_rows(results.con, selection)
+    todo = chosen[~chosen["filled"]]
+    engine = make_engine(DEFAULT_ENGINE, subject, **(engine_options or {}))
+    opened = (contextlib.nullcontext(backend) if backend is not None else
+              make_backend(subject, engine, engine_options=engine_options, placement=placement, status=status))
+    with opened as backend, Store.open_existing(path) as store:
+        probes = stored_probes(store.con, vocab_size(subject))
+        for p in probes:
+            if p.id in set(todo["probe_id"]) and engine.generate(p) != p.wt_tokens:
+                raise MutascopeError(
+                    f"{path}: the unmutated model's output for probe {p.id!r} differs from the stored one; "
+                    "the numerics of this machine differ from the screen's, so its outputs cannot be filled here"
+                )
+        store.record_wt_logprobs({p.id: wild_type_logprob(subject, p) for p in probes})
+        mutations = read_mutations(store.con, sorted(set(todo["mutation_id"])))
+        tasks = fill_tasks(todo, mutations, [p.id for p in probes], chunk_size)
+        stored_calls = store.con.execute("SELECT mutation_id, probe_id, divergence FROM outcomes WHERE nsm").fetchall()
+        calls = {(m, p): d for m, p, d in stored_calls}
+        total, done, filled_now = len(todo), 0, 0
+        if progress:
+            progress(0, total)
+        for task, rows, seconds in backend.run(tasks, probes):
+            for row in rows:
+                if row.divergence != calls.get((row.mutation_id, row.probe_id)):
+                    raise MutascopeError(
+                        f"{path}: mutation {row.mutation_id} on probe {row.probe_id!r} now diverges at step "
+                        f"{row.divergence}, the screen recorded {calls.get((row.mutation_id, row.probe_id))}; the "
+                        "numerics of this machine differ from the screen's, so its outputs cannot be filled here"
+                    )
+            filled_now += store.fill_chunk(rows, engine=backend.description, seconds=seconds)
+            done += len(task.mutations)
+            if progress:
+                progress(done, total)
+        store.renumber_phenotypes()
+        left = store.con.execute("SELECT count(*) FROM outcomes WHERE nsm AND output_tokens IS NULL").fetchone()[0]
+    return FillSummary(path, len(chosen), int(chosen["filled"].sum()), filled_now, int(left), time.perf_counter() - start)

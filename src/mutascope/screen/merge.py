@@ -1,0 +1,177 @@
+"""Merging shard files into one results file: ``mutascope merge OUT SHARD...``.
+
+For clusters without Ray (a SLURM array, separate machines), each job runs
+``mutascope screen ... --shard I/N --out shardI.duckdb``; merging writes the
+file the unsharded screen would have written. Shards end on the plan's
+chunk grid (:data:`mutascope.plan.SHARD_BLOCK`), so each shard batched its
+mutants exactly as one screen does, and the merged tables equal the
+unsharded file's, timing columns (``seconds``, ``finished_at``,
+``created_at``) apart.
+
+Everything is checked before anything is written, and a refusal leaves every
+file as it was:
+
+* each shard is a results file, and all hold one screen: the same
+  configuration but for the shard, and the same WT outputs;
+* the shards are distinct parts of one split (``I/N`` with the same N), and
+  every part is there: missing shards are named;
+* every shard is complete: a shard whose screen stopped part way is named
+  with how many mutants it lacks (rerun its command to finish it);
+* no two shards hold the same mutation.
+
+The merged file is written beside ``OUT`` under a temporary name and renamed
+once complete; ``OUT`` must not exist yet. Tables derived from outcomes
+(phenotypes, analyses) are not carried over: run ``phenotype``/``analyze``
+on the merged file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import MutascopeError
+from ..files.outputs import is_duckdb_file
+from ..store import SCHEMA_VERSION, Results, Store, config_hash, connect
+from ..store.schema import create
+
+
+@dataclass(frozen=True)
+class _Shard:
+    path: Path
+    index: int
+    count: int
+    config: dict
+    n_mutations: int
+    n_done: int
+    first: int | None
+    last: int | None
+    probes: list[tuple]
+    schema_version: int
+
+
+def _read_shard(path: Path) -> _Shard:
+    with Results(path) as r:
+        config = r.config
+        index, _, count = str(config.get("shard", "0/1")).partition("/")
+        n_mut, version = r.con.execute("SELECT n_mutations, schema_version FROM runs").fetchone()
+        first, last = r.con.execute("SELECT min(mutation_id), max(mutation_id) FROM mutations").fetchone()
+        n_done = r.con.execute("SELECT count(DISTINCT mutation_id) FROM outcomes").fetchone()[0]
+        probes = r.con.execute(
+            "SELECT probe_id, position, prompt_tokens, wt_tokens FROM probes ORDER BY position").fetchall()
+    return _Shard(path, int(index), int(count), config, int(n_mut), int(n_done), first, last, probes, int(version))
+
+
+def check_shards(paths: Sequence[str | os.PathLike]) -> list[_Shard]:
+    """The shards, in index order, after every check of the module docstring (one-line errors)."""
+    if len(paths) < 1:
+        raise MutascopeError("give at least one shard file to merge")
+    resolved = [Path(p).resolve() for p in paths]
+    if len(set(resolved)) < len(resolved):
+        raise MutascopeError("the same shard file is given twice")
+    shards = [_read_shard(Path(p)) for p in paths]
+    base = shards[0]
+    strip = lambda c: {k: v for k, v in c.items() if k != "shard"}  # noqa: E731
+    for s in shards[1:]:
+        if strip(s.config) != strip(base.config):
+            differs = sorted(k for k in set(s.config) | set(base.config)
+                             if k != "shard" and s.config.get(k) != base.config.get(k))
+            raise MutascopeError(f"{s.path} holds another screen than {base.path} (differs in: {', '.join(differs)})")
+        if s.probes != base.probes:
+            raise MutascopeError(f"{s.path} has other wild-type outputs than {base.path}: not shards of one screen")
+    counts = {s.count for s in shards}
+    if len(counts) > 1:
+        raise MutascopeError(f"the shards come from different splits ({', '.join(sorted(f'/{c}' for c in counts))})")
+    count = counts.pop()
+    seen: dict[int, Path] = {}
+    for s in shards:
+        if s.index in seen:
+            raise MutascopeError(f"{s.path} and {seen[s.index]} are both shard {s.index}/{count}: they overlap")
+        seen[s.index] = s.path
+    missing = [i for i in range(count) if i not in seen]
+    if missing:
+        names = ", ".join(f"{i}/{count}" for i in missing)
+        raise MutascopeError(f"shard{'s' if len(missing) > 1 else ''} {names} missing: give all {count} shards")
+    shards.sort(key=lambda s: s.index)
+    for a, b in zip(shards, shards[1:]):
+        if a.last is not None and b.first is not None and a.last >= b.first:
+            raise MutascopeError(f"{a.path} and {b.path} hold overlapping mutations")
+    incomplete = [s for s in shards if s.n_done < s.n_mutations]
+    if incomplete:
+        s = incomplete[0]
+        raise MutascopeError(
+            f"{s.path} (shard {s.index}/{count}) is incomplete: {s.n_mutations - s.n_done} of {s.n_mutations} "
+            "mutants have no outcomes; rerun its screen command to finish it, then merge"
+        )
+    return shards
+
+
+def merge(out: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> Path:
+    """Write the unsharded results file of ``paths`` to ``out`` (see the module docstring)."""
+    out = Path(out)
+    if out.exists():
+        what = "a DuckDB file" if is_duckdb_file(out) else "a file"
+        raise MutascopeError(f"{out} already exists ({what}); merge writes a new file: choose another name")
+    if any(Path(p).resolve() == out.resolve() for p in paths):
+        raise MutascopeError(f"{out} is also one of the shards")
+    shards = check_shards(paths)
+    config = dict(shards[0].config, shard="0/1")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()  # DuckDB creates the file itself
+    try:
+        _write(tmp, shards, config)
+        os.replace(tmp, out)
+    finally:
+        for leftover in (tmp, Path(str(tmp) + ".wal")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+    return out
+
+
+def _write(target: Path, shards: list[_Shard], config: dict) -> None:
+    con = connect(target)
+    try:
+        for i, s in enumerate(shards):
+            con.execute(f"ATTACH '{_sql_path(s.path)}' AS s{i} (READ_ONLY)")
+        con.begin()
+        try:
+            create(con)  # the tables and keys a fresh screen has
+            con.execute("ALTER TABLE outcomes ALTER COLUMN filled SET DEFAULT true")  # schema-1 shards: all complete
+            con.execute("INSERT INTO runs SELECT * FROM s0.runs")
+            con.execute("UPDATE runs SET shard = '0/1', n_mutations = ?, config = ?, config_hash = ?, schema_version = ?",
+                        [sum(s.n_mutations for s in shards), json.dumps(config, sort_keys=True), config_hash(config),
+                         SCHEMA_VERSION])
+            con.execute("INSERT INTO probes BY NAME SELECT * FROM s0.probes")
+            for name in ("mutations", "outcomes", "progress", "fills"):
+                for i in range(len(shards)):
+                    if _has(con, f"s{i}", name):
+                        con.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM s{i}."{name}"')
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        for i in range(len(shards)):
+            con.execute(f"DETACH s{i}")
+    finally:
+        con.close()
+    with Store.open_existing(target) as store:  # phenotype ids: each shard numbered its own outputs
+        store.renumber_phenotypes()
+        store.con.execute("CHECKPOINT")
+
+
+def _has(con, schema: str, table: str) -> bool:
+    return con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?", [schema, table]
+    ).fetchone()[0] > 0
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")

@@ -1,0 +1,48 @@
+"""A screen read back from its results file: its probes and mutations as objects again.
+
+Commands that continue a screen's work without its original command line
+(``mutascope fill``) rebuild what the engine needs from what the file keeps:
+the probes from the stored configuration, their prompt and WT tokens from
+the ``probes`` table, and the mutations from the ``mutations`` table
+(:func:`mutascope.store.read_mutations`, beside the code that writes it).
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+
+from ..errors import MutascopeError
+from ..probes.chooser import TokenChooser
+from ..probes.prepared import PreparedProbe
+from ..probes.probe import Probe
+
+
+def stored_config(con: duckdb.DuckDBPyConnection) -> dict:
+    return json.loads(con.execute("SELECT config FROM runs").fetchone()[0])
+
+
+def stored_probes(con: duckdb.DuckDBPyConnection, vocab_size: int) -> list[PreparedProbe]:
+    """The screen's probes, prepared as the engine needs them, in screen order."""
+    config = stored_config(con)
+    by_id = {d["id"]: Probe.from_dict(d) for d in config["probes"]}
+    rows = con.execute("SELECT probe_id, prompt_tokens, wt_tokens FROM probes ORDER BY position").fetchall()
+    prepared = []
+    for pid, prompt, wt in rows:
+        probe = by_id[pid]
+        prepared.append(PreparedProbe(probe, tuple(prompt), TokenChooser(probe.decoding, vocab_size), tuple(wt)))
+    return prepared
+
+
+def check_model(con: duckdb.DuckDBPyConnection, subject, path) -> None:
+    """The loaded model must be the screen's (same weights, same dtype): else a one-line error."""
+    model_id, model_hash, dtype = con.execute("SELECT model_id, model_hash, dtype FROM runs").fetchone()
+    have = str(subject.dtype).replace("torch.", "")
+    if have != dtype:
+        raise MutascopeError(f"{path} was screened in {dtype}; load the model with --dtype {dtype} (got {have})")
+    if subject.content_hash() != model_hash:
+        raise MutascopeError(
+            f"{path} was screened on {model_id} with weights {model_hash[:12]}..., "
+            f"but the model loaded ({subject.model_id}) has different weights; pass the screen's model with --model"
+        )

@@ -1,0 +1,256 @@
+"""A mutagenesis screen: plan -> chunks -> engine -> store, resumable.
+
+Everything a user can get wrong (model, probes, plan, output file) is checked
+before the first row is written. Chunks of mutations are committed one
+transaction at a time, so stopping a screen (an exception, Ctrl-C, a killed
+machine) loses at most the chunks in flight, and rerunning the same screen
+continues from there. Chunks are a fixed grid over the plan, so a resumed or
+distributed screen batches every mutant exactly as an uninterrupted one does.
+Where chunks run is the backend's business (:mod:`mutascope.backends`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..backends import Backend, Placement, Task, check_backend, chunk_grid, make_backend
+from ..engine import DEFAULT_ENGINE, check_engine, make_engine
+from ..engine.base import wild_type_logprob
+from ..errors import MutascopeError
+from ..model.subject import decode_text, eos_ids
+from ..plan import Plan, PlanSpec, build_plan
+from ..probes import Decoding, Probe
+from ..probes.prepared import PreparedProbe, prepare_probes
+from ..progress import Progress, Status
+from ..store import ProbeRecord, Store, check_target
+from ..version import __version__
+
+
+def _versions() -> dict[str, str]:
+    import duckdb
+    import torch
+    import transformers
+
+    return {
+        "mutascope": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "duckdb": duckdb.__version__,
+        "python": platform.python_version(),
+    }
+
+
+@dataclass
+class ScreenSummary:
+    """What a finished (or partly finished) screen did."""
+
+    path: Path
+    n_mutations: int
+    n_done: int
+    n_run_now: int
+    seconds: float
+
+
+class Screen:
+    """One screen of a model: a plan, a set of probes, a results file.
+
+    Args:
+        subject: the loaded model (see :func:`mutascope.load_model`).
+        probes: probes to run on every mutant.
+        spec: which mutations (a :class:`PlanSpec`).
+        out: the DuckDB results file; created, or resumed if it holds this screen.
+        engine: ``"batched"`` (fast, identical results) or ``"reference"`` (the paper's loop).
+        shard: ``(index, count)``: run only that contiguous part of the plan.
+        chunk_size: mutations per committed transaction (default: the engine's).
+        engine_options: passed to the engine (the batched engine's ``batch_size``, ``fast_head``).
+        outputs: ``"full"`` (every output) or ``"calls"`` (NSM calls and
+            effect sizes only; ``mutascope fill`` computes outputs later), where
+            the engine supports it. Not part of the screen's identity: a file
+            may be resumed in either.
+        workers, ray_address, threads_per_worker, source: where chunks run
+            (:class:`~mutascope.backends.Placement`; none of them: this process).
+            The library picks the backend from them (:func:`~mutascope.backends.make_backend`).
+        backend: a backend to run chunks on instead (the caller closes it).
+    """
+
+    def __init__(
+        self,
+        subject,
+        probes: Sequence[Probe],
+        spec: PlanSpec,
+        out: str | os.PathLike,
+        *,
+        engine: str = DEFAULT_ENGINE,
+        shard: tuple[int, int] = (0, 1),
+        chunk_size: int | None = None,
+        engine_options: dict | None = None,
+        outputs: str = "full",
+        backend: Backend | None = None,
+        workers: int | None = None,
+        ray_address: str | None = None,
+        threads_per_worker: int = 1,
+        source: str | None = None,
+    ):
+        if not probes:
+            raise MutascopeError("no probes given: use --probe (e.g. --probe drosophila)")
+        ids = [p.id for p in probes]
+        dup = next((i for i in ids if ids.count(i) > 1), None)
+        if dup is not None:
+            raise MutascopeError(f"probe id {dup!r} is given twice")
+        if chunk_size is not None and chunk_size < 1:
+            raise MutascopeError("chunk size must be at least 1")
+        check_engine(engine, outputs=outputs, options=engine_options)
+        self.placement = Placement(workers, ray_address, threads_per_worker, source)
+        if backend is None:
+            check_backend(engine, self.placement)
+        self.outputs = outputs
+        self.subject = subject
+        self.probes = list(probes)
+        self.spec = spec
+        self.out = Path(out)
+        self.engine_options = dict(engine_options or {})
+        self.engine = make_engine(engine, subject, **self.engine_options)
+        self.backend = backend
+        self.plan: Plan = build_plan(spec, subject.anatomy)
+        self.mutations = self.plan.shard(*shard)
+        self.shard = shard
+        self.chunk_size = chunk_size or self.engine.chunk_size
+        self._prepared: list[PreparedProbe] | None = None
+
+    def config(self) -> dict:
+        """The identity of this screen: what must match for a file to be resumed."""
+        return {
+            "model": {"id": self.subject.model_id, "hash": self.subject.content_hash()},
+            "dtype": str(self.subject.dtype).replace("torch.", ""),
+            "device": str(self.subject.device),
+            "plan": self.spec.to_dict(),
+            "shard": f"{self.shard[0]}/{self.shard[1]}",
+            "probes": [p.to_dict() for p in self.probes],
+            "eos": eos_ids(self.subject),
+        }
+
+    def prepared(self) -> list[PreparedProbe]:
+        """Probes with their prompts and wild-type outputs (computed once)."""
+        if self._prepared is None:
+            self._prepared = prepare_probes(self.subject, self.engine, self.probes)
+        return self._prepared
+
+    def _open_store(self) -> Store:
+        config = self.config()
+        prepared = self.prepared()
+        records = [
+            ProbeRecord(
+                p.id, p.probe.kind, p.probe.text, p.probe.chat, p.probe.max_new_tokens,
+                p.probe.decoding.describe(), p.probe.answer, p.probe.group, p.prompt, p.wt_tokens,
+                decode_text(self.subject, p.wt_tokens), wild_type_logprob(self.subject, p),
+            )
+            for p in prepared
+        ]
+        decodings = sorted({p.probe.decoding.describe() for p in prepared})
+        run = {
+            "model_id": self.subject.model_id,
+            "model_hash": config["model"]["hash"],
+            "dtype": config["dtype"],
+            "device": config["device"],
+            "decoding": "; ".join(decodings),
+            "tile": self.spec.tile,
+            "shard": config["shard"],
+            "versions": _versions(),
+        }
+        return Store.open(self.out, config, run=run, probes=records, mutations=self.mutations)
+
+    def _backend(self, status: Status | None):
+        """The backend chunks run on: the one given (left open), or one chosen from the placement."""
+        if self.backend is not None:
+            return contextlib.nullcontext(self.backend)
+        return make_backend(self.subject, self.engine, engine_options=self.engine_options,
+                            placement=self.placement, status=status)
+
+    def run(self, progress: Progress | None = None, status: Status | None = None) -> ScreenSummary:
+        """Run (or resume) the screen; ``progress(done, total)`` after each chunk, ``status(line)``
+        while starting workers and computing the WT outputs."""
+        start = time.perf_counter()
+        with self._backend(status) as backend:
+            if status and self._prepared is None:
+                status("running the unmutated model on the probes ...")
+            prepared = self.prepared()
+            with self._open_store() as store:
+                tasks = [
+                    Task(t.index, t.mutations, None, self.outputs)
+                    for t in chunk_grid(self.mutations, self.chunk_size, store.done_mutations())
+                ]
+                total, n_todo = len(self.mutations), sum(len(t.mutations) for t in tasks)
+                finished = total - n_todo
+                if progress:
+                    progress(finished, total)
+                suffix = "; calls only" if self.outputs == "calls" else ""
+                for task, rows, seconds in backend.run(tasks, prepared):
+                    store.write_chunk(rows, engine=backend.description + suffix, seconds=seconds)
+                    finished += len(task.mutations)
+                    if progress:
+                        progress(finished, total)
+                # Canonical phenotype ids even if chunks arrived out of order, in this run or
+                # an interrupted earlier one (a no-op update when they already are).
+                store.renumber_phenotypes()
+        return ScreenSummary(self.out, total, finished, n_todo, time.perf_counter() - start)
+
+
+def check_out_file(
+    out: str | os.PathLike,
+    *,
+    spec: PlanSpec,
+    probe_specs: Sequence[str],
+    model: str | None = None,
+    dtype: str = "float32",
+    device: str = "cpu",
+    shard: tuple[int, int] = (0, 1),
+    mmlu_dir: str | os.PathLike | None = None,
+    max_new_tokens: int | None = None,
+    decoding: Decoding | None = None,
+) -> None:
+    """Refuse an ``--out`` file that cannot take this screen, before the model loads.
+
+    What is known without the model (its id, dtype, device, plan, shard and,
+    unless an MMLU21 set needs the model to pick its questions, the probes)
+    is compared with the file; the rest is checked again when the screen opens it.
+    """
+    from ..model.subject import model_id_of, parse_device, parse_dtype
+    from ..probes.resolve import resolve_probes
+
+    partial = {
+        "model": {"id": model_id_of(model)},
+        "dtype": str(parse_dtype(dtype)).replace("torch.", ""),
+        "device": str(parse_device(device)),
+        "plan": spec.to_dict(),
+        "shard": f"{shard[0]}/{shard[1]}",
+    }
+    if not any(s.startswith("mmlu21:") for s in probe_specs):
+        found = resolve_probes(probe_specs, None, mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens, decoding=decoding)
+        partial["probes"] = [p.to_dict() for p in found]
+    check_target(out, partial)
+
+
+def check_screen(
+    out: str | os.PathLike,
+    *,
+    spec: PlanSpec,
+    probe_specs: Sequence[str],
+    engine: str = DEFAULT_ENGINE,
+    outputs: str = "full",
+    engine_options: dict | None = None,
+    placement: Placement | None = None,
+    **target,
+) -> None:
+    """Everything about a screen that can be checked before the model loads, one line each:
+    the engine can run ``outputs`` with ``engine_options``, a backend can serve ``placement``
+    with it, and the ``--out`` file can take this screen (:func:`check_out_file`; ``target``
+    holds its model, dtype, device, shard and probe options)."""
+    check_engine(engine, outputs=outputs, options=engine_options)
+    check_backend(engine, placement or Placement())
+    check_out_file(out, spec=spec, probe_specs=probe_specs, **target)

@@ -1,0 +1,95 @@
+"""One specialization run, as ``mutascope specialization`` does it: check, score each model, keep.
+
+:func:`run` checks the settings and output paths before any model loads,
+resolves the concepts and their controls, scores every model in turn (the
+name ``tiny`` is a tiny random model, the floor), and writes the tables and
+the figure. Each model's result is handed to ``show("model", result)`` as
+soon as it exists, and the summary table as ``show("summary", table)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..errors import MutascopeError
+from ..files.outputs import check_output_file
+from ..progress import Show, Status, listeners
+from ..store import check_tables_file
+from ..testing import tiny_model
+from .answers import check_method
+from .concepts import load_concepts, resolve_controls, select
+from .figures import write_figure
+from .masking import n_vectors
+from .score import DEFAULT_KS, specialization, summary
+from .store import write_results
+
+TINY = "tiny"  # the model name that means a tiny random model (the floor)
+
+
+@dataclass
+class Settings:
+    """What ``mutascope specialization`` takes (its options, by the same names)."""
+
+    model: Sequence[str] = ("SmolLM2-135M-Instruct",)
+    concepts: Path | None = None
+    concept: Sequence[str] | None = None
+    k: Sequence[int] = DEFAULT_KS
+    random_draws: int = 3
+    seed: int = 0
+    method: str = "cloze"
+    out_file: Path | None = None
+    figure: Path | None = None
+    dtype: str = "float32"
+    device: str = "cpu"
+
+
+@dataclass
+class Result:
+    """Every model's result and the summary table over them."""
+
+    models: list = field(default_factory=list)
+    summary: object = None
+
+
+def run(settings: Settings, load: Callable, *, status: Status | None = None, show: Show | None = None) -> Result:
+    """Score every model of ``settings``; ``load(model, dtype, device)`` loads one (not ``tiny``)."""
+    s = settings
+    say, tell = listeners(status, show)
+    check_method(s.method)
+    if s.random_draws < 0:
+        raise MutascopeError(f"--random-draws must be >= 0, got {s.random_draws}")
+    inputs = [s.concepts] if s.concepts is not None else []
+    if s.out_file is not None:
+        check_tables_file(s.out_file, inputs=inputs)
+    if s.figure is not None:
+        if s.out_file is not None and s.figure.resolve() == s.out_file.resolve():
+            raise MutascopeError(f"--figure {s.figure} is the --out file; give the figure another name")
+        check_output_file(s.figure, inputs=inputs, what="--figure")
+    chosen = select(resolve_controls(load_concepts(s.concepts), s.seed), s.concept)
+    out = Result()
+    for name in dict.fromkeys(s.model):
+        subject = tiny_model("llama", dtype=s.dtype) if name == TINY else load(name, s.dtype, s.device)
+        n_layers, d_ff = n_vectors(subject)
+        ks = [x for x in s.k if x <= n_layers * d_ff]
+        if not ks:
+            raise MutascopeError(f"every --k exceeds the {n_layers * d_ff} value vectors of {subject.model_id}")
+        if len(ks) < len(s.k):
+            tell("note", f"{subject.model_id} has {n_layers * d_ff} value vectors: k > that skipped")
+        name = subject.model_id
+        say(f"{name}: starting ...")
+        result = specialization(subject, chosen, ks, random_draws=s.random_draws, seed=s.seed, method=s.method,
+                                progress=lambda msg: say(f"{name}: {msg} ..."))
+        out.models.append(result)
+        tell("model", result)
+        del subject
+    out.summary = summary(out.models)
+    tell("summary", out.summary)
+    if s.out_file is not None:
+        recorded = dict(concepts=str(s.concepts or "shipped"), concept=s.concept, k=s.k,
+                        random_draws=s.random_draws, seed=s.seed, method=s.method, dtype=s.dtype)
+        write_results(s.out_file, out.models, recorded)
+    if s.figure is not None:
+        write_figure(s.figure, out.summary)
+    return out

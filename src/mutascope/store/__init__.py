@@ -1,0 +1,41 @@
+"""The results store: one DuckDB file per screen, tidy tables, resumable.
+
+* :mod:`.schema`: the tables and their columns (schema 3), migration of older files;
+* :mod:`.rows`: what engines hand the store (:class:`OutcomeRow`, :class:`ProbeRecord`);
+* :mod:`.identity`: a screen's configuration hash, and refusing a file that
+  holds another screen (:func:`check_target`);
+* :mod:`.mutations`: the ``mutations`` table, written from a plan and read back;
+* :mod:`.writer`: :class:`Store`, atomic chunk writes, fills, canonical phenotype ids;
+* :mod:`.reader`: :class:`Results` (read-only DataFrames, Parquet export);
+* :mod:`.db`: DuckDB connections with one-line errors, and :func:`write_tables`,
+  which every analysis uses to keep its tables.
+"""
+
+from .db import check_tables_file, connect, existing_runs, open_error, replace_tables, write_tables
+from .identity import check_target, config_hash
+from .mutations import mutation_table, read_mutations
+from .reader import Results, open_results
+from .rows import OutcomeRow, ProbeRecord
+from .schema import EFFECT_COLUMNS, SCHEMA_VERSION, TABLES
+from .writer import Store
+
+__all__ = [
+    "EFFECT_COLUMNS",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "OutcomeRow",
+    "ProbeRecord",
+    "Results",
+    "Store",
+    "check_tables_file",
+    "check_target",
+    "config_hash",
+    "connect",
+    "existing_runs",
+    "mutation_table",
+    "open_error",
+    "open_results",
+    "read_mutations",
+    "replace_tables",
+    "write_tables",
+]

@@ -1,0 +1,106 @@
+"""The results file's schema: its tables, their columns, and migration of older files.
+
+Tables (one row per thing, like deep-mutational-scanning tables):
+
+* ``runs``      the screen's configuration (model id and content hash, dtype,
+                device, tile, plan, probes, versions) and its hash;
+* ``probes``    each probe's text, prompt tokens and wild-type (WT) output, and
+                the WT output's log-likelihood under the unmutated model
+                (``wt_logprob``, the scale its effect sizes are drops from);
+* ``mutations`` every mutation of the plan (site, element size, kind, value);
+* ``outcomes``  one row per (mutation, probe): NSM call, divergence step,
+                output tokens and text, phenotype id (distinct outputs per
+                probe, numbered in plan order, the WT output being 0), and
+                the batched engine's effect sizes (top-1/top-2 margin at the
+                divergence step, smallest margin, drop in log-probability of
+                the WT output, whether a near tie was re-checked);
+                ``filled`` is false for an NSM of a calls-only screen whose
+                output is not computed yet (output tokens, text and
+                phenotype id are then null until ``mutascope fill``);
+* ``progress``  one row per committed chunk of mutations (bookkeeping);
+* ``fills``     one row per committed chunk of ``mutascope fill``.
+
+Files of an older schema open everywhere and are migrated (:func:`migrate`)
+before a command writes to them.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+SCHEMA_VERSION = 3  # 2: outcomes.filled (calls-only screens) and the fills table; 3: probes.wt_logprob
+# Measurements an engine may report beside the NSM call (the batched engine's
+# teacher-forced pass does; the reference engine leaves them null).
+EFFECT_COLUMNS = {
+    "margin": pa.float64(),
+    "min_margin": pa.float64(),
+    "logprob_drop": pa.float64(),
+    "logprob_drop_per_token": pa.float64(),
+    "rechecked": pa.bool_(),
+}
+TABLES = ("runs", "probes", "mutations", "outcomes", "progress", "fills")
+
+SCREEN_DDL = """
+CREATE TABLE runs (
+    schema_version INTEGER, config_hash VARCHAR, config VARCHAR,
+    model_id VARCHAR, model_hash VARCHAR, dtype VARCHAR, device VARCHAR,
+    decoding VARCHAR, tile_h INTEGER, tile_w INTEGER, n_mutations INTEGER,
+    shard VARCHAR, versions VARCHAR, created_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE probes (
+    probe_id VARCHAR PRIMARY KEY, position INTEGER, kind VARCHAR, text VARCHAR,
+    chat BOOLEAN, max_new_tokens INTEGER, decoding VARCHAR, answer VARCHAR,
+    probe_group VARCHAR, prompt_tokens INTEGER[], wt_tokens INTEGER[], wt_text VARCHAR, wt_logprob DOUBLE
+);
+CREATE TABLE mutations (
+    mutation_id INTEGER PRIMARY KEY, layer INTEGER, matrix VARCHAR,
+    "row" INTEGER, col INTEGER, height INTEGER, width INTEGER,
+    kind VARCHAR, value DOUBLE, r0 INTEGER, c0 INTEGER
+);
+CREATE TABLE outcomes (
+    mutation_id INTEGER, probe_id VARCHAR, nsm BOOLEAN, divergence INTEGER,
+    output_tokens INTEGER[], output_text VARCHAR, phenotype_id INTEGER,
+    margin DOUBLE, min_margin DOUBLE, logprob_drop DOUBLE, logprob_drop_per_token DOUBLE,
+    rechecked BOOLEAN, filled BOOLEAN,
+    PRIMARY KEY (mutation_id, probe_id)
+);
+CREATE TABLE progress (
+    first_mutation_id INTEGER, last_mutation_id INTEGER, n_mutations INTEGER,
+    engine VARCHAR, seconds DOUBLE, finished_at TIMESTAMP DEFAULT current_timestamp
+);
+"""
+FILLS_DDL = """
+CREATE TABLE IF NOT EXISTS fills (
+    first_mutation_id INTEGER, last_mutation_id INTEGER, n_outcomes INTEGER,
+    engine VARCHAR, seconds DOUBLE, finished_at TIMESTAMP DEFAULT current_timestamp
+);
+"""
+
+
+def create(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the tables and keys of a fresh results file (inside the caller's transaction)."""
+    con.execute(SCREEN_DDL)
+    con.execute(FILLS_DDL)
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a file written by an older mutascope up to :data:`SCHEMA_VERSION` (before writing to it).
+
+    Version 1 files lack ``outcomes.filled`` (every output there is complete)
+    and the ``fills`` table; versions 1 and 2 lack ``probes.wt_logprob`` (null
+    until a command that loads the model records it: a resumed screen, ``fill``).
+    """
+    version = con.execute("SELECT max(schema_version) FROM runs").fetchone()[0]
+    if version is not None and version >= SCHEMA_VERSION:
+        return
+    con.begin()
+    try:
+        con.execute("ALTER TABLE outcomes ADD COLUMN IF NOT EXISTS filled BOOLEAN DEFAULT true")
+        con.execute(FILLS_DDL)
+        con.execute("ALTER TABLE probes ADD COLUMN IF NOT EXISTS wt_logprob DOUBLE")
+        con.execute("UPDATE runs SET schema_version = ?", [SCHEMA_VERSION])
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise

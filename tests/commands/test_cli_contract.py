@@ -1,0 +1,292 @@
+"""The command-line contract, for every command: a bad input is one line on stderr and
+exit code 2, and no file that existed before the command is changed (sha256 checked).
+
+One parametrized test runs every case. A case names the command line, the
+substring its error must contain, and which files exist beforehand. Paths
+in ``args`` may use ``{model}`` (a tiny model directory), ``{results}`` (a
+finished screen's results file, copied fresh for each case), ``{tmp}`` (the
+case's directory) and ``{text}`` (an existing plain text file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+from dataclasses import dataclass, field
+
+import pytest
+
+from mutascope.testing import tiny_model
+
+from helpers import run_cli as run
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    args: tuple[str, ...]
+    message: str
+    files: tuple[str, ...] = field(default=())  # extra files to create: "name" (text) or "name/" (a directory)
+
+
+def case(id, args, message, files=()):
+    """``args`` split at spaces; ``''`` stands for an empty argument."""
+    words = tuple("" if w == "''" else w for w in args.split())
+    return pytest.param(Case(id, words, message, tuple(files)), id=id)
+
+
+SCREEN = "screen --model {model} --probe python --max-new-tokens 3 --layers 0 --matrices q --rows 0 --out {tmp}/new.duckdb"
+
+# -- screen, plan, models, export, report, show, analyze -----------------------------
+CORE_CASES = [
+    case("shard-not-a-number", SCREEN + " --shard abc", "bad --shard"),
+    case("shard-without-count", SCREEN + " --shard 3", "bad --shard"),
+    case("shard-index-too-big", SCREEN + " --shard 4/4", "bad --shard"),
+    case("report-over-its-results", "report {results} --out {results}", "input of this command"),
+    case("report-over-another-results-file", "report {results} --out {tmp}/other.duckdb", "duckdb file",
+         files=("other.duckdb@results",)),
+    case("report-into-a-directory", "report {results} --out {tmp}/adir", "is a directory", files=("adir/",)),
+    case("export-into-a-file", "export {results} --out {text}", "not a directory"),
+    case("export-over-its-results", "export {results} --out {results}", "input of this command"),
+    case("analyze-csv-into-a-file", "analyze {results} --csv {text}", "not a directory"),
+    case("layers-empty", SCREEN.replace("--layers 0", "--layers ''"), "selection '' is empty"),
+    case("matrices-empty", SCREEN.replace("--matrices q", "--matrices ''"), "matrix selection"),
+    case("matrices-comma", SCREEN.replace("--matrices q", "--matrices ,"), "matrix selection"),
+    case("rows-empty", SCREEN.replace("--rows 0", "--rows ''"), "row selection"),
+    case("cols-empty", SCREEN + " --cols ''", "column selection"),
+    case("layers-blank-item", SCREEN.replace("--layers 0", "--layers 0,,1"), "empty item"),
+    case("plan-layers-empty", "plan --model {model} --probe python --layers '' --no-estimate", "is empty"),
+    case("threads-zero", SCREEN + " --threads 0", "--threads"),
+    case("outputs-unknown", SCREEN + " --outputs some", "--outputs"),
+    case("outputs-calls-reference", SCREEN + " --outputs calls --engine reference", "batched engine"),
+    case("screen-out-is-a-directory", SCREEN.replace("{tmp}/new.duckdb", "{tmp}/adir"), "is a directory",
+         files=("adir/",)),
+    case("screen-out-is-a-text-file", SCREEN.replace("{tmp}/new.duckdb", "{text}"), "not a readable"),
+    # the file is checked before the model loads: the model "directory" here is empty and would fail to load
+    case("screen-out-checked-before-loading", "screen --model {tmp}/empty --probe python --out {results}",
+         "different screen", files=("empty/",)),
+    case("gguf-that-is-text", "models --model {tmp}/fake.gguf", "fake.gguf is not a GGUF", files=("fake.gguf",)),
+    case("show-width-negative", "show {results} --site 0.q.0.0 --width -5", "--width"),
+    case("fill-nothing-chosen", "fill {results}", "choose what to fill"),
+    case("fill-top-zero", "fill {results} --top 0", "--top"),
+    case("fill-layers-empty", "fill {results} --all --layers ''", "is empty"),
+    case("fill-unknown-probe", "fill {results} --all --probe nope", "unknown probe"),
+    case("fill-not-results", "fill {text} --all", "not a readable"),
+    case("fill-chunk-zero", "fill {results} --all --chunk-size 0", "--chunk-size"),
+    case("unknown-option", SCREEN + " --foo", "no such option"),
+    case("missing-option", "screen --out {tmp}/x.duckdb", "missing option"),
+    case("not-a-number", "analyze {results} --alpha abc", "invalid value"),
+    case("unknown-command", "nosuch", "no such command"),
+    case("workers-zero", SCREEN + " --workers 0", "--workers"),
+    case("threads-per-worker-zero", SCREEN + " --workers 2 --threads-per-worker 0", "--threads-per-worker"),
+    case("workers-with-reference", SCREEN + " --workers 2 --engine reference", "batched engine"),
+    case("merge-over-existing", "merge {results} {results}", "already exists"),
+    case("merge-not-results", "merge {tmp}/m.duckdb {text}", "not a readable"),
+    case("merge-incomplete-set", "merge {tmp}/m.duckdb {results} {results}", "given twice"),
+]
+
+# -- phenotype / analysis / report options (issue 13) ---------------------------------
+ANALYSIS_CASES: list = [
+    case("analyze-alpha-above-1", "analyze {results} --alpha 2", "--alpha must be between 0 and 1"),
+    case("analyze-alpha-zero", "analyze {results} --alpha 0", "--alpha must be between 0 and 1"),
+    case("analyze-no-permutations", "analyze {results} --permutations 0", "--permutations must be at least 1"),
+    case("analyze-negative-permutations", "analyze {results} --permutations -1", "--permutations must be at least 1"),
+    case("analyze-unknown-effect", "analyze {results} --effect margin", "not an effect-size column"),
+    case("analyze-superweights-missing", "analyze {results} --superweights {tmp}/sw.json", "not found"),
+    case("analyze-superweights-not-json", "analyze {results} --superweights {text}", "neither DuckDB nor JSON"),
+    case("analyze-superweights-a-results-file", "analyze {results} --superweights {results}",
+         "not a superweights file"),
+    case("probe-unknown-suffix", SCREEN + " --probe drosophila@raw", "unknown suffix @raw"),
+    case("probe-chat-suffix-on-a-non-builtin", SCREEN + " --probe bubbles@chat", "applies to the built-in probes"),
+]
+
+# -- superweights, activation, specialization (issue 17) -------------------------------
+SW = "superweights --model {model}"
+ACT = "activation --model {model}"
+METHOD_CASES: list = [
+    case("sw-export-over-its-out-file", SW + " --out {tmp}/v.duckdb --export {tmp}/v.duckdb", "is the --out file",
+         files=("v.duckdb@results",)),
+    case("sw-export-over-a-results-file", SW + " --export {results}", "duckdb file"),
+    case("sw-export-into-a-directory", SW + " --export {tmp}/adir", "is a directory", files=("adir/",)),
+    case("sw-out-over-a-text-file", SW + " --out {text}", "not a duckdb file"),
+    case("sw-out-is-a-directory", SW + " --out {tmp}/adir", "is a directory", files=("adir/",)),
+    case("sw-block-size-zero", SW + " --quantize --block-size 0", "at least 1"),
+    case("sw-block-size-negative", SW + " --quantize --block-size=-64", "at least 1"),
+    case("sw-block-size-word", SW + " --quantize --block-size abc", "bad --block-size"),
+    case("sw-block-size-empty", SW + " --quantize --block-size=", "bad --block-size"),
+    case("sw-block-size-empty-item", SW + " --quantize --block-size 64,,128", "bad --block-size"),
+    case("sw-block-size-per-column", SW + " --quantize --block-size 64,per-column", "bad --block-size"),
+    case("sw-bits-too-many", SW + " --quantize --bits 9", "--bits"),
+    case("sw-bits-word", SW + " --quantize --bits four", "--bits"),
+    case("sw-activation-bits-one", SW + " --quantize-activations --activation-bits 1", "--activation-bits"),
+    case("sw-figure-without-quantize", SW + " --figure {tmp}/f.png", "add --quantize"),
+    case("sw-figure-over-a-results-file", SW + " --quantize --figure {results}", "duckdb file"),
+    case("sw-figure-is-the-export", SW + " --quantize --figure {tmp}/f.png --export {tmp}/f.png", "same file"),
+    case("act-figures-is-a-results-file", ACT + " --figures {results}", "not a directory"),
+    case("act-figures-is-a-text-file", ACT + " --figures {text}", "not a directory"),
+    case("act-figures-is-the-out-file", ACT + " --figures {tmp}/o.duckdb --out {tmp}/o.duckdb", "is the --out file"),
+    case("act-figure-over-a-duckdb-file", ACT + " --figures {tmp}/figs", "duckdb file",
+         files=("figs/", "figs/similarity.png@results")),
+    case("act-figure-is-a-directory", ACT + " --figures {tmp}/figs", "is a directory",
+         files=("figs/", "figs/activated_fraction.png/")),
+    case("act-out-over-a-text-file", ACT + " --out {text}", "not a duckdb file"),
+    case("act-out-is-a-directory", ACT + " --out {tmp}/adir", "is a directory", files=("adir/",)),
+    case("act-pairs-without-score-column", ACT + " --pairs {tmp}/bad.tsv", "no score column", files=("bad.tsv",)),
+    case("act-pairs-missing", ACT + " --semantic-pairs --pairs {tmp}/none.tsv", "not found"),
+    case("act-permutations-zero", ACT + " --semantic-pairs --permutations 0", "--permutations"),
+    case("act-max-pairs-too-few", ACT + " --semantic-pairs --max-pairs 2", "--max-pairs"),
+    case("act-heldout-zero", ACT + " --prune-calibration --heldout 0", "--heldout"),
+    case("act-prune-calibration-without-heldout", ACT + " --prune-calibration -d a={text} -d b={text}",
+         "no held-out text"),
+    case("act-prune-calibration-one-domain", ACT + " --prune-calibration -d a={text}", "two domains"),
+    case("act-prune-calibration-no-sparsity", ACT + " --prune-calibration --prune-sparsity 0", "--prune-sparsity"),
+    case("spec-figure-over-a-results-file", "specialization --model tiny --figure {results}", "duckdb file"),
+    case("spec-figure-is-a-directory", "specialization --model tiny --figure {tmp}/adir", "is a directory",
+         files=("adir/",)),
+    case("spec-out-over-a-text-file", "specialization --model tiny --out {text}", "not a duckdb file"),
+]
+
+
+@pytest.fixture(scope="module")
+def results_file(tmp_path_factory, tiny_model_dir):
+    path = tmp_path_factory.mktemp("screen") / "r.duckdb"
+    code, _, err = run(["screen", "--model", str(tiny_model_dir), "--probe", "python", "--probe", "newton",
+                        "--max-new-tokens", "4", "--layers", "0-1", "--matrices", "q,down", "--out", str(path)])
+    assert code == 0, err
+    return path
+
+
+def digests(root) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("c", CORE_CASES + ANALYSIS_CASES + METHOD_CASES)
+def test_bad_input_is_one_line_exit_2_and_no_file_changes(c: Case, tmp_path, tiny_model_dir, results_file):
+    results = tmp_path / "results.duckdb"
+    shutil.copy(results_file, results)
+    text = tmp_path / "notes.txt"
+    text.write_text("my notes\n")
+    for spec in c.files:
+        name, _, source = spec.partition("@")
+        target = tmp_path / name
+        if name.endswith("/"):
+            target.mkdir(parents=True)
+        elif source == "results":
+            shutil.copy(results_file, target)
+        else:
+            target.write_text("existing file\n")
+    fields = {"model": str(tiny_model_dir), "results": str(results), "tmp": str(tmp_path), "text": str(text)}
+    args = [a.format(**fields) for a in c.args]
+    before = digests(tmp_path)
+    code, _, err = run(args)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, (code, err)
+    assert len(lines) == 1, err
+    assert lines[0].startswith("mutascope: error:") and c.message.lower() in lines[0].lower(), lines[0]
+    after = digests(tmp_path)
+    assert {k: v for k, v in after.items() if k in before} == before  # nothing that existed changed
+    assert set(after) == set(before), f"files appeared: {sorted(set(after) - set(before))}"
+
+
+# -- cases that need another process: a lock held elsewhere, signals ---------------------
+
+def _cli(*args, **kwargs):
+    import subprocess
+
+    return subprocess.Popen([sys.executable, "-m", "mutascope", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@pytest.fixture
+def locked(tmp_path, results_file):
+    """A copy of the results file held open for writing by another process (as a running screen holds it)."""
+    import subprocess
+
+    path = tmp_path / "busy.duckdb"
+    shutil.copy(results_file, path)
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('ready', flush=True); time.sleep(600)", str(path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "ready"
+    yield path, holder.pid
+    holder.kill()
+    holder.wait()
+
+
+@pytest.mark.parametrize("args", [
+    ["report", "{path}", "--out", "{tmp}/r.html"], ["analyze", "{path}"], ["phenotype", "{path}"],
+    ["export", "{path}", "--out", "{tmp}/pq"], ["show", "{path}", "--site", "0.q.0.0"], ["fill", "{path}", "--all"],
+    ["screen", "--model", "{model}", "--probe", "python", "--max-new-tokens", "4", "--layers", "0-1",
+     "--matrices", "q,down", "--out", "{path}"],
+], ids=lambda a: a[0])
+def test_a_file_in_use_says_so_and_names_the_process(locked, args, tmp_path, tiny_model_dir):
+    path, pid = locked
+    before = digests(tmp_path)
+    code, _, err = run([a.format(path=path, tmp=tmp_path, model=tiny_model_dir) for a in args])
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, err
+    assert "in use by process" in lines[0] and str(pid) in lines[0], lines[0]
+    assert digests(tmp_path) == before
+
+
+def test_an_error_after_the_progress_bar_started_is_still_one_line(tmp_path, tiny_model_dir):
+    """Same model path, same plan, but other weights: found only when the screen opens its file."""
+    other = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, other)
+    out = tmp_path / "r.duckdb"
+    args = ["screen", "--model", str(other), "--probe", "python", "--max-new-tokens", "3", "--layers", "0",
+            "--matrices", "q", "--rows", "0", "--out", str(out)]
+    assert run(args)[0] == 0
+    changed = tiny_model("llama", seed=3)
+    changed.model.save_pretrained(other)
+    before = digests(tmp_path)
+    code, _, err = run(args)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "model.hash" in lines[0], err
+    assert digests(tmp_path)["r.duckdb"] == before["r.duckdb"]
+
+
+def test_sigterm_mid_screen_and_sigint_while_loading_are_one_line(tmp_path, tiny_model_dir):
+    import signal
+    import time
+
+    out = tmp_path / "r.duckdb"
+    args = ["screen", "--model", tiny_model_dir, "--probe", "python", "--max-new-tokens", "8", "--tile", "16",
+            "--chunk-size", "8", "--out", out]
+    proc = _cli(*args)
+    deadline = time.monotonic() + 120
+    while not out.exists() and time.monotonic() < deadline:  # the file is created when the screen starts
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130, err
+    assert len(lines) == 1 and lines[0].startswith("interrupted: finished chunks are saved in") and "resume" in lines[0]
+    from mutascope.store import open_results
+
+    with open_results(out) as r:
+        done = r.query("SELECT count(DISTINCT mutation_id) AS n FROM outcomes")["n"][0]
+        total = r.runs["n_mutations"][0]
+    assert done < total  # stopped mid-screen; the rerun resumes it
+    proc = _cli(*args)
+    time.sleep(2.0)  # importing torch or loading the model (after the interpreter itself started)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130 and len(lines) == 1 and "interrupted" in lines[0], err
+
+
+def test_a_normal_run_prints_no_warning(tmp_path, tiny_model_dir):
+    out = tmp_path / "r.duckdb"
+    for args in (["plan", "--model", tiny_model_dir, "--probe", "python", "--layers", "0", "--matrices", "q",
+                  "--max-new-tokens", "3"],
+                 ["screen", "--model", tiny_model_dir, "--probe", "python", "--layers", "0", "--matrices", "q",
+                  "--max-new-tokens", "3", "--out", out]):
+        proc = _cli(*args)
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert "warning" not in err.lower(), err

@@ -1,0 +1,215 @@
+"""The results store on its own (no model): schema, identity, atomic chunks, phenotype ids, reading
+back, the mutations format both ways, and the DuckDB helpers every analysis writes with."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+
+from mutascope.errors import MutascopeError
+from mutascope.plan import Kind, Mutation
+from mutascope.store import (
+    SCHEMA_VERSION,
+    TABLES,
+    OutcomeRow,
+    ProbeRecord,
+    Results,
+    Store,
+    check_tables_file,
+    check_target,
+    config_hash,
+    connect,
+    mutation_table,
+    open_results,
+    read_mutations,
+    replace_tables,
+    write_tables,
+)
+
+RUN = {"model_id": "m", "model_hash": "h" * 16, "dtype": "float32", "device": "cpu", "decoding": "greedy",
+       "tile": (2, 2), "shard": "0/1", "versions": {"mutascope": "test"}}
+CONFIG = {"model": {"id": "m", "hash": "h" * 16}, "dtype": "float32", "device": "cpu", "plan": {"layers": [0]},
+          "shard": "0/1", "probes": [{"id": "a"}, {"id": "b"}], "eos": [2]}
+PROBES = [ProbeRecord("a", "text", "A", False, 3, "greedy", None, None, (1, 5), (7, 8, 9), "wt a", -1.5),
+          ProbeRecord("b", "text", "B", False, 3, "greedy", None, None, (1, 6), (4, 4, 4), "wt b")]
+
+
+def mutations(n: int = 6) -> list[Mutation]:
+    kinds = [Kind("max"), Kind("min"), Kind.parse("sym:-1")]
+    return [Mutation(i, i // 3, "q", 0, i % 2, kinds[i % 3], float(i) - 2.5, 0, 2, 2 * (i % 2), 2 * (i % 2) + 1)
+            for i in range(n)]
+
+
+def row(mid: int, pid: str, tokens, divergence) -> OutcomeRow:
+    return OutcomeRow(mid, pid, None if tokens is None else tuple(tokens), None if tokens is None else "t", divergence)
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store.open(tmp_path / "s.duckdb", CONFIG, run=RUN, probes=PROBES, mutations=mutations()) as s:
+        yield s
+
+
+def test_a_new_file_has_every_table_at_the_current_schema(store):
+    tables = {r[0] for r in store.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert set(TABLES) <= tables
+    version, digest = store.con.execute("SELECT schema_version, config_hash FROM runs").fetchone()
+    assert version == SCHEMA_VERSION and digest == config_hash(CONFIG)
+    assert store.con.execute("SELECT wt_logprob FROM probes ORDER BY position").fetchall() == [(-1.5,), (None,)]
+
+
+def test_the_config_hash_is_canonical():
+    shuffled = dict(reversed(list(CONFIG.items())))
+    assert config_hash(shuffled) == config_hash(CONFIG)
+    assert config_hash({**CONFIG, "dtype": "bfloat16"}) != config_hash(CONFIG)
+
+
+def test_chunks_commit_with_their_progress_and_number_outputs_in_plan_order(store):
+    store.write_chunk([row(0, "a", (7, 8, 9), None), row(0, "b", (5, 5), 0),
+                       row(1, "a", (7, 1), 1), row(1, "b", (5, 5), 0)], engine="e", seconds=0.5)
+    store.write_chunk([row(2, "a", None, 2), row(2, "b", (6,), 0)], engine="e", seconds=0.25)
+    assert store.done_mutations() == {0, 1, 2}
+    got = store.con.execute("SELECT mutation_id, probe_id, nsm, phenotype_id, filled FROM outcomes ORDER BY ALL").fetchall()
+    assert got == [(0, "a", False, 0, True), (0, "b", True, 1, True), (1, "a", True, 1, True),
+                   (1, "b", True, 1, True), (2, "a", True, None, False), (2, "b", True, 2, True)]
+    assert store.con.execute("SELECT first_mutation_id, last_mutation_id, n_mutations FROM progress ORDER BY 1").fetchall() \
+        == [(0, 1, 2), (2, 2, 1)]
+    assert store.renumber_phenotypes() == 0  # written in plan order: already canonical
+
+
+def test_a_failed_chunk_leaves_nothing_behind(store):
+    store.write_chunk([row(0, "a", (7, 8, 9), None)], engine="e", seconds=0.1)
+    with pytest.raises(duckdb.Error):  # a duplicate (mutation, probe): the whole chunk is refused
+        store.write_chunk([row(1, "a", (1,), 0), row(0, "a", (7, 8, 9), None)], engine="e", seconds=0.1)
+    assert store.done_mutations() == {0}
+    assert store.con.execute("SELECT count(*) FROM progress").fetchone()[0] == 1
+
+
+def test_out_of_order_chunks_are_renumbered_to_the_canonical_ids(store):
+    store.write_chunk([row(3, "b", (1,), 0)], engine="e", seconds=0.1)
+    store.write_chunk([row(1, "b", (2,), 0), row(2, "b", (1,), 0)], engine="e", seconds=0.1)
+    assert store.renumber_phenotypes() > 0
+    ids = dict(store.con.execute("SELECT mutation_id, phenotype_id FROM outcomes").fetchall())
+    assert ids == {1: 1, 2: 2, 3: 2}
+
+
+def test_fill_chunk_writes_outputs_only_once(store):
+    store.write_chunk([row(0, "a", None, 1), row(1, "a", None, 0)], engine="e", seconds=0.1)
+    assert store.fill_chunk([row(0, "a", (7, 3), 1)], engine="e", seconds=0.1) == 1
+    assert store.fill_chunk([row(0, "a", (7, 3), 1)], engine="e", seconds=0.1) == 0  # idempotent
+    assert store.con.execute("SELECT count(*) FROM fills").fetchone()[0] == 2
+    filled = store.con.execute("SELECT mutation_id, filled, output_tokens FROM outcomes ORDER BY 1").fetchall()
+    assert filled == [(0, True, [7, 3]), (1, False, None)]
+
+
+def test_reopening_checks_probes_and_mutations(tmp_path, store):
+    path = store.path
+    store.close()
+    changed = [PROBES[0], ProbeRecord(*[*PROBES[1].__dict__.values()][:9], (9, 9, 9), "other")]
+    with pytest.raises(MutascopeError, match="wild-type output of probe 'b' differs"):
+        Store.open(path, CONFIG, run=RUN, probes=changed, mutations=mutations())
+    with pytest.raises(MutascopeError, match="holds mutations 0-5"):
+        Store.open(path, CONFIG, run=RUN, probes=PROBES, mutations=mutations(4))
+    Store.open(path, CONFIG, run=RUN, probes=PROBES, mutations=mutations()).close()
+
+
+def test_a_different_screen_is_refused_and_the_file_left_untouched(store):
+    path = store.path
+    store.close()
+    before = path.read_bytes()
+    with pytest.raises(MutascopeError, match=r"holds a different screen \(differs in: dtype\)"):
+        check_target(path, {**CONFIG, "dtype": "bfloat16"})
+    with pytest.raises(MutascopeError, match=r"differs in: model\.id"):
+        check_target(path, {"model": {"id": "other"}})  # a partial configuration, before the model loads
+    check_target(path, {"model": {"id": "m"}, "shard": "0/1"})
+    assert path.read_bytes() == before
+
+
+def test_check_target_on_paths_that_cannot_hold_a_screen(tmp_path):
+    check_target(tmp_path / "new.duckdb", CONFIG)  # missing: fine
+    with pytest.raises(MutascopeError, match="is a directory"):
+        check_target(tmp_path, CONFIG)
+    other = tmp_path / "other.duckdb"
+    write_tables(other, {"t": pd.DataFrame({"x": [1]})})
+    with pytest.raises(MutascopeError, match="holds no mutascope screen"):
+        check_target(other, CONFIG)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(MutascopeError, match="is not a readable mutascope results file"):
+        check_target(text, CONFIG)
+
+
+def test_results_reads_every_table_in_order(store):
+    store.write_chunk([row(0, "a", (7, 8, 9), None), row(0, "b", (5,), 0)], engine="e", seconds=0.1)
+    path = store.path
+    store.close()
+    with open_results(path) as r:
+        assert isinstance(r, Results)
+        assert r.table_names()[: len(TABLES)] == list(TABLES)
+        assert list(r.probes["probe_id"]) == ["a", "b"]
+        assert r.config == CONFIG
+        sites = r.sites()
+        assert list(sites[["mutation_id", "probe_id", "kind", "nsm"]].itertuples(index=False, name=None)) == \
+            [(0, "a", "max", False), (0, "b", "max", True)]
+        with pytest.raises(MutascopeError, match="unknown table 'nope'"):
+            r.table("nope")
+    with pytest.raises(MutascopeError, match="results file not found"):
+        open_results(path.with_name("absent.duckdb"))
+
+
+def test_export_writes_parquet_and_refuses_a_duckdb_file_in_the_way(store, tmp_path):
+    path = store.path
+    store.close()
+    with open_results(path) as r:
+        written = r.export(tmp_path / "pq")
+        assert sorted(p.name for p in written)[:2] == ["fills.parquet", "mutations.parquet"]
+        assert pd.read_parquet(tmp_path / "pq" / "mutations.parquet")["mutation_id"].tolist() == list(range(6))
+        compact = r.export(tmp_path / "small", compact=True)
+        assert {p.stem for p in compact} == {"runs", "probes", "tiles"}
+        blocker = tmp_path / "blocked"
+        blocker.mkdir()
+        write_tables(blocker / "tiles.parquet", {"t": pd.DataFrame({"x": [1]})})
+        with pytest.raises(MutascopeError, match="is a DuckDB file"):
+            r.export(blocker, compact=True)
+
+
+def test_the_mutations_format_round_trips(tmp_path):
+    plan = mutations()
+    con = duckdb.connect(str(tmp_path / "m.duckdb"))
+    con.register("_m", mutation_table(plan))
+    con.execute('CREATE TABLE mutations AS SELECT * FROM _m')
+    assert read_mutations(con) == {m.mutation_id: m for m in plan}
+    assert read_mutations(con, [4, 1]) == {1: plan[1], 4: plan[4]}
+    con.close()
+
+
+def test_write_tables_replaces_and_replace_tables_drops_a_methods_stale_tables(tmp_path):
+    path = tmp_path / "t.duckdb"
+    write_tables(path, {"a": pd.DataFrame({"x": [1, 2]}), "b": pd.DataFrame({"y": ["u"]}),
+                        "keep": pd.DataFrame({"z": [0]})})
+    write_tables(path, {"a": pd.DataFrame({"x": [3]})})
+    replace_tables(path, {"a": pd.DataFrame({"x": [4]})}, owned=("a", "b"))
+    con = connect(path, read_only=True, purpose="DuckDB file")
+    try:
+        names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        assert names == {"a", "keep"}  # b belonged to the method and this run did not produce it
+        assert con.execute("SELECT x FROM a").fetchall() == [(4,)]
+    finally:
+        con.close()
+
+
+def test_check_tables_file_and_connect_say_why_in_one_line(tmp_path):
+    assert check_tables_file(tmp_path / "new.duckdb") == tmp_path / "new.duckdb"
+    with pytest.raises(MutascopeError, match="is a directory; give a DuckDB file name"):
+        check_tables_file(tmp_path)
+    text = tmp_path / "fig.png"
+    text.write_bytes(b"\x89PNG not a database")
+    with pytest.raises(MutascopeError, match="exists and is not a DuckDB file"):
+        check_tables_file(text)
+    with pytest.raises(MutascopeError, match="is also an input"):
+        check_tables_file(text, inputs=[text])
+    with pytest.raises(MutascopeError, match=r"cannot write --out file .*: .* is a file, not a directory"):
+        check_tables_file(text / "x.duckdb")
+    with pytest.raises(MutascopeError, match="is a directory, not a DuckDB file"):
+        connect(tmp_path, purpose="DuckDB file")
