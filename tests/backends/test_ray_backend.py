@@ -152,3 +152,14 @@ def test_smollm2_with_two_workers_is_identical_to_the_local_run(cluster, tmp_pat
     finally:
         backend.close()
     assert tables(tmp_path / "ray.duckdb") == tables(tmp_path / "local.duckdb")
+
+
+def test_two_workers_in_predicted_order_give_the_local_tables(cluster, tiny_model_dir, local_file, tmp_path):
+    subject = load_model(tiny_model_dir)
+    backend = _backend(tiny_model_dir, subject)
+    try:
+        out = tmp_path / "predicted.duckdb"
+        Screen(subject, text_probes(6), SPEC, out, chunk_size=8, backend=backend, order="predicted").run()
+        assert tables(out) == tables(local_file)
+    finally:
+        backend.close()

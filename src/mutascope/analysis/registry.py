@@ -25,6 +25,7 @@ from .counts import nsm_counts
 from .enrichment import enrichment
 from .layers import bias_by_type
 from .overlap import overlap
+from ..predict.agreement import agreement
 from .recurrence import recurrence, recurrent_axes
 from .reorder import reorder_holdout, reorder_holdout_by_type, reordered_table
 from .saturation import saturation
@@ -46,6 +47,7 @@ class Context:
     n_perm: int = 999
     effect: str = "logprob_drop"
     marks: pd.DataFrame | None = None
+    predictions: pd.DataFrame | None = None
     probes: pd.DataFrame | None = None
     scope: dict[str, list[tuple[int, str]]] | None = None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -70,7 +72,7 @@ class Statistic:
     family: str
     test: str
     compute: Callable[[Context], pd.DataFrame]
-    needs: str = ""  # "phenotypes", "superweights", "probes" (two or more), or "" (always)
+    needs: str = ""  # "phenotypes", "superweights", "predictions", "probes" (two or more), or "" (always)
     sentences: Callable[[pd.DataFrame, Context], list[str]] | None = None
     effect_scale: bool = False  # carries effect sizes: the probes' WT length and likelihood are joined
 
@@ -159,6 +161,11 @@ STATISTICS: list[Statistic] = [
               "none (one test per probe x matrix x axis x role, uncorrected; few and stated)",
               "layers where the marked axis ranks first, against a uniform rank (Poisson-binomial, exact, one-sided)",
               lambda c: superweight_summary(c.tables["superweight_tiles"]), "superweights", say.superweights),
+    Statistic("prediction_agreement", "Predicted against exact effects", "tile (bootstrap unit)",
+              "none (description with intervals)",
+              "Spearman with the effect, ROC AUC for the NSM call, recall of the exact top 1 % and 10 %; "
+              "95 % percentile bootstrap over tiles (a tile's kinds together, 200 resamples)",
+              lambda c: agreement(c.frame, c.predictions), "predictions", say.agreement),
 ]
 
 
@@ -168,6 +175,8 @@ def available(stat: Statistic, ctx: Context) -> bool:
         return {"severity", "first_word", "category"} <= set(ctx.frame.columns)
     if stat.needs == "superweights":
         return ctx.marks is not None
+    if stat.needs == "predictions":
+        return ctx.predictions is not None and "effect" in ctx.frame.columns
     if stat.needs == "probes":
         return ctx.frame["probe_id"].nunique() >= 2 if len(ctx.frame) else False
     return True

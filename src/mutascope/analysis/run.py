@@ -37,15 +37,17 @@ def check_options(alpha: float, n_perm: int) -> None:
 def analysis_tables(frame: pd.DataFrame, *, alpha: float = 0.05, n_perm: int = 999,
                     marks: pd.DataFrame | None = None, probes: pd.DataFrame | None = None,
                     effect: str = DEFAULT_EFFECT, progress: Callable[[str], None] | None = None,
-                    ) -> dict[str, pd.DataFrame]:
+                    predictions: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """Every analysis table of a site frame, by name.
 
     ``marks`` (from :func:`~.superweight_tiles.marked_axes`) adds the
-    super-weight tables; ``probes`` (:func:`~.frame.probe_context`) joins the
+    super-weight tables; ``predictions`` (the file's table of that name) adds
+    ``prediction_agreement``; ``probes`` (:func:`~.frame.probe_context`) joins the
     probes' WT length and likelihood to the tables with effect sizes;
     ``n_perm`` is the least number of permutations (families may need more).
     """
-    ctx = Context(frame=frame, alpha=alpha, n_perm=n_perm, effect=effect, marks=marks, probes=probes)
+    ctx = Context(frame=frame, alpha=alpha, n_perm=n_perm, effect=effect, marks=marks, probes=probes,
+                  predictions=predictions)
     return compute_all(ctx, progress)
 
 
@@ -114,11 +116,12 @@ def analyze(
         frame = pd.concat([frame, *control_frames(results, controls, effect, frame)], ignore_index=True)
         probes = probe_context(results)
         marks = screen_marks(results, frame, superweights) if superweights is not None else None
+        predicted = results.predictions
         stale = [t for t in results.table_names() if t.startswith("analysis_")]
     if frame.empty:
         raise MutascopeError(f"{path} has no outcomes yet: run the screen first")
     tables = analysis_tables(frame, alpha=alpha, n_perm=n_perm, marks=marks, probes=probes, effect=effect,
-                             progress=progress)
+                             progress=progress, predictions=predicted)
     stored = {f"analysis_{name}": _storable(table) for name, table in tables.items()}
     write_tables(path, stored, drop=[t for t in stale if t not in stored])
     if csv_dir is not None:

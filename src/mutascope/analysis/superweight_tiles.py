@@ -250,3 +250,15 @@ def superweight_summary(tiles: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     return out.sort_values(["probe_id", "role", "channel", "matrix"],
                            key=lambda s: s.map(order) if s.name == "role" else s, ignore_index=True)
+
+
+def subject_marks(path: str | os.PathLike, subject, matrices: Iterable[tuple[int, str]],
+                  tile: tuple[int, int]) -> set[tuple[int, str, str, int]]:
+    """The (layer, matrix, axis, index) axes of ``matrices`` that the super weights in ``path``
+    mark, for a loaded model (refusing another model's file): the predictions' ``superweight``."""
+    sw = read_superweights(path)
+    run = {"model_id": subject.model_id, "model_hash": subject.content_hash(),
+           "dtype": str(subject.dtype).replace("torch.", "")}
+    check_same_model(sw, run, "the model given")
+    marks = marked_axes(sw, matrices, tile)
+    return {(int(r.layer), str(r.matrix), str(r.axis), int(r.index)) for r in marks.itertuples()}

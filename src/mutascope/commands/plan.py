@@ -25,14 +25,22 @@ def plan(
     decoding: Optional[str] = common.DecodingOpt,
     mmlu_dir: Optional[Path] = common.MmluOpt,
     estimate: bool = typer.Option(True, help="Estimate the run time from a short calibration run of the batched engine."),
+    predicted: bool = typer.Option(
+        False, "--predicted",
+        help="Also say how much of the predicted top 1 % a screen in --order predicted covers per hour "
+             "(one forward and backward pass per probe; needs --estimate).",
+    ),
     dtype: str = common.DtypeOpt,
     device: str = common.DeviceOpt,
 ) -> None:
     """Count the mutants and probe runs of a plan, and estimate its time, before anything runs."""
+    from ..errors import MutascopeError
     from ..plan import PlanSpec, build_plan
     from ..probes import Decoding, count_probes
 
     spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
+    if predicted and not estimate:
+        raise MutascopeError("--predicted needs the time estimate: drop --no-estimate")
     subject = load_subject(model, dtype, device)
     built = build_plan(spec, subject.anatomy)
     if estimate:
@@ -55,6 +63,30 @@ def plan(
             seconds = estimate_seconds(subject, probes, built)
         out.print(f"estimated time with the batched engine on {subject.device}: {_duration(seconds['full'])} "
                   f"(--outputs full), {_duration(seconds['calls'])} (--outputs calls)")
+        if predicted:
+            from ..screen import predicted_coverage
+
+            with err.status("predicting every mutant (one backward pass per probe) ..."):
+                covered = predicted_coverage(subject, probes, spec)
+            out.print(_coverage_table(covered, seconds["calls"]))
+
+
+def _coverage_table(covered, seconds: float) -> Table:
+    """Share of the predicted top 1 % covered at points in time of a calls-only screen in
+    predicted order (hours, or shares of the run when it is shorter than two hours)."""
+    import numpy as np
+
+    n = len(covered)
+    hours = seconds / 3600
+    points = list(range(1, min(int(np.ceil(hours)), 12) + 1)) if hours >= 2 else [hours * f for f in (0.1, 0.25, 0.5, 1)]
+    table = Table(title="screen in --order predicted (--outputs calls): the predicted top 1 % of mutants covered")
+    for col in ("after", "plan screened", "predicted top 1 % covered"):
+        table.add_column(col, justify="right")
+    for at in points:
+        chunks = min(n, max(1, int(round(n * min(at / hours, 1.0))))) if n else 0
+        share = float(covered[chunks - 1]) if chunks else 0.0
+        table.add_row(_duration(at * 3600), f"{100 * chunks / max(n, 1):.0f} %", f"{100 * share:.0f} %")
+    return table
 
 
 def _duration(seconds: float) -> str:

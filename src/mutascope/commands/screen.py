@@ -31,6 +31,11 @@ def screen(
     tile: str = common.TileOpt,
     outputs: str = OutputsOpt,
     engine: str = typer.Option("batched", help="batched (fast, identical results) or reference (the paper's loop)."),
+    order: str = typer.Option(
+        "plan", "--order",
+        help="plan, or predicted: chunks with the largest predicted effect first (predictions are computed "
+             "once, stored in the file as `predictions`; outcomes are identical to plan order).",
+    ),
     shard: str = typer.Option("0/1", help="Run only shard INDEX/COUNT of the plan (one file per shard; `mutascope merge` joins them)."),
     chunk_size: Optional[int] = typer.Option(None, help="Mutations per committed transaction (default: the engine's)."),
     batch_size: Optional[int] = typer.Option(None, help="Batched engine: mutants per forward pass (default: from free memory)."),
@@ -50,11 +55,13 @@ def screen(
     """Run (or resume) a mutagenesis screen into a results file."""
     from ..backends import Placement
     from ..plan import PlanSpec, parse_shard
+    from ..predict.order import check_order
     from ..probes import Decoding
     from ..screen import Screen, check_screen
     from ..store import open_results
 
     spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
+    check_order(order)
     shard_pair = parse_shard(shard)
     options = {"batch_size": batch_size, "fast_head": False if float32_head else None}
     placement = Placement(workers, ray_address, threads_per_worker, model)
@@ -67,7 +74,7 @@ def screen(
         probes = resolve(probe, subject, mmlu_dir, max_new_tokens, decoding)
         job = Screen(subject, probes, spec, out_file, engine=engine, shard=shard_pair, chunk_size=chunk_size,
                      engine_options=options, outputs=outputs, workers=workers, ray_address=ray_address,
-                     threads_per_worker=threads_per_worker, source=model)
+                     threads_per_worker=threads_per_worker, source=model, order=order)
         columns = (TextColumn("screen"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("eta"), TimeRemainingColumn())
         with working("screen", *columns) as shown:

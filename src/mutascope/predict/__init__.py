@@ -1,9 +1,18 @@
 """Predicted maps: a first-order map of every mutant from one backward pass per probe, the cheap
 scores the field uses to say where important parameters are, their measured agreement with an
 exact screen, and screens that run the most promising tiles first (docs/methods.md, "Predicted
-maps")."""
+maps").
 
+* :mod:`.tilesums`: gradients reduced to tile sums as they arrive (never the whole model's);
+* :mod:`.scores`: the predicted effect and the cheap scores of every mutant;
+* :mod:`.agreement`: how well each score predicts the exact screen, and recall curves;
+* :mod:`.order`: the chunk order of a screen in predicted order, and its expected coverage.
+"""
+
+from .agreement import agreement, recall_curve
+from .order import ORDERS, chunk_priority, coverage, predicted_order
 from .scores import COLUMNS, SCORES, first_order, predictions
 from .tilesums import GradientSums, gradient_sums, tile_sums
 
-__all__ = ["COLUMNS", "GradientSums", "SCORES", "first_order", "gradient_sums", "predictions", "tile_sums"]
+__all__ = ["COLUMNS", "ORDERS", "GradientSums", "SCORES", "agreement", "chunk_priority", "coverage",
+           "first_order", "gradient_sums", "predicted_order", "predictions", "recall_curve", "tile_sums"]

@@ -17,7 +17,16 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import MutascopeError
+
 ORDERS = ("plan", "predicted")
+
+
+def check_order(order: str) -> str:
+    """A screen's ``order``, or a one-line error naming the choices."""
+    if order not in ORDERS:
+        raise MutascopeError(f"unknown order {order!r}: choose from {', '.join(ORDERS)}")
+    return order
 
 
 def chunk_priority(chunks: Sequence[Sequence[int]], predictions: pd.DataFrame) -> np.ndarray:
@@ -34,3 +43,19 @@ def predicted_order(chunks: Sequence[Sequence[int]], predictions: pd.DataFrame) 
     """Indices of ``chunks`` (mutation id lists, in plan order) from the highest priority down."""
     priority = chunk_priority(chunks, predictions)
     return sorted(range(len(chunks)), key=lambda i: (-priority[i], i))
+
+
+def coverage(chunks: Sequence[Sequence[int]], predictions: pd.DataFrame, share: float = 0.01) -> np.ndarray:
+    """After each chunk of the predicted order, the share of the predicted top ``share`` covered.
+
+    The predicted top is the ``share`` of (mutant, probe) rows with the largest |predicted|;
+    what ``mutascope plan`` turns into coverage per hour. Element ``i`` is the share after
+    ``i + 1`` chunks.
+    """
+    scored = predictions[predictions["predicted"].notna()]
+    if scored.empty:
+        return np.zeros(len(chunks))
+    k = max(1, int(np.ceil(share * len(scored))))
+    top = scored.assign(a=scored["predicted"].abs()).nlargest(k, "a")["mutation_id"].value_counts()
+    per_chunk = np.array([top.reindex(list(ids)).fillna(0).sum() for ids in chunks])
+    return np.cumsum(per_chunk[predicted_order(chunks, predictions)]) / k

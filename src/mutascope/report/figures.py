@@ -317,7 +317,7 @@ def structured_matrices(table: pd.DataFrame, n: int = 6) -> list[tuple[int, str]
 
 
 def figure_set(frame: pd.DataFrame, top_n: int = 6, tables: dict[str, pd.DataFrame] | None = None,
-               alpha: float = 0.05) -> Iterator[tuple[str, str, Figure]]:
+               alpha: float = 0.05, predictions: pd.DataFrame | None = None) -> Iterator[tuple[str, str, Figure]]:
     """``(file stem, caption, figure)`` for a bounded set: overview, overlap, and for each of
     the ``top_n`` matrices with the most enriched axes (effect size where measured, else
     the NSM call; the most NSMs where nothing is enriched) its map and its enrichment profile,
@@ -326,7 +326,9 @@ def figure_set(frame: pd.DataFrame, top_n: int = 6, tables: dict[str, pd.DataFra
     Effect maps where the screen has effect sizes: NSM maps of small models are one flat
     colour. Bounded on purpose: a full-genome screen has hundreds of matrices, and a
     figure each would be thousands of files nobody opens; the report's interactive map
-    covers every matrix. ``tables`` (from the analysis) gives the family-wide q-values.
+    covers every matrix. ``tables`` (from the analysis) gives the family-wide q-values;
+    ``predictions`` (the file's table) adds the predicted-against-exact scatter and the
+    recall curves.
     """
     if frame.empty:
         return
@@ -354,6 +356,13 @@ def figure_set(frame: pd.DataFrame, top_n: int = 6, tables: dict[str, pd.DataFra
         yield (f"reordered_L{layer}_gate",
                f"Re-ordered balance view, layer {layer} gate, order learnt on held-out data (2-D asymmetry)",
                reordered_figure(frame, layer, matrix, readout))
+    if predictions is not None and has_effect:
+        from .prediction_figures import prediction_scatter, recall_figure
+
+        yield ("predicted_scatter", "Predicted (first order) against exact effect of every mutant, per probe",
+               prediction_scatter(frame, predictions))
+        yield ("recall_curves", "Share of the exact top 1 % found against the share of the plan screened: "
+               "predicted, plan and random order", recall_figure(frame, predictions))
 
 
 def _safe(name: str) -> str:

@@ -113,9 +113,9 @@ def _summary(results, infos: list[ProbeInfo], frame: pd.DataFrame, findings_html
 
 
 def _figures(frame: pd.DataFrame, top_n: int, tables: dict[str, pd.DataFrame], alpha: float,
-             figures_dir: Path | None = None) -> str:
+             figures_dir: Path | None = None, predictions: pd.DataFrame | None = None) -> str:
     parts = []
-    for stem, caption, fig in figure_set(frame, top_n, tables, alpha):
+    for stem, caption, fig in figure_set(frame, top_n, tables, alpha, predictions):
         if figures_dir is not None:
             save_figure(fig, figures_dir / f"{stem}.png")
         data = base64.b64encode(png_bytes(fig)).decode("ascii")
@@ -126,8 +126,10 @@ def _figures(frame: pd.DataFrame, top_n: int, tables: dict[str, pd.DataFrame], a
     note = (f'<p class="note">The overview, the overlap and the {top_n} matrices with the most enriched axes '
             "(effect size where measured), each as a map and an enrichment profile, and the re-ordered gate with "
             "its order learnt on held-out data (the other probe, or the other half of the tiles): sorting a map "
-            "by its own balance draws a gradient from pure noise. Every matrix is in the interactive maps "
-            "above.</p>")
+            "by its own balance draws a gradient from pure noise. Where the file has predictions "
+            "(`mutascope predict`), the predicted against the exact effect of every mutant, and how much of the "
+            "exact top 1 % a screen finds in predicted, plan and random order. Every matrix is in the "
+            "interactive maps above.</p>")
     return section("figures", "Figures", note + ("".join(parts) or '<p class="note">No outcomes yet.</p>'))
 
 
@@ -214,14 +216,16 @@ def write_report(
         advance()
         with_controls = pd.concat([frame, *control_frames(results, controls, DEFAULT_EFFECT, frame)],
                                   ignore_index=True) if controls else frame
+        predicted = results.predictions
         tables, scope = report_tables(with_controls, alpha=alpha, n_perm=n_perm, copa_matrices=copa_matrices,
-                                      stored=stored, probes=probe_context(results))
+                                      stored=stored, probes=probe_context(results), predictions=predicted)
         summary = _summary(results, infos, frame, _findings_html(tables, alpha, DEFAULT_EFFECT))
         statistics = statistics_section(frame, tables, scope, alpha=alpha, n_perm=n_perm, effect=DEFAULT_EFFECT)
         advance()
         if figures_dir is not None:
             Path(figures_dir).mkdir(parents=True, exist_ok=True)
-        figures = _figures(frame, top_n, tables, alpha, Path(figures_dir) if figures_dir is not None else None)
+        figures = _figures(frame, top_n, tables, alpha, Path(figures_dir) if figures_dir is not None else None,
+                           predicted)
         advance()
         payload = build_payload(results.con, infos, max_texts=max_texts, max_chars=max_chars, frame=frame,
                                 marks=marks)

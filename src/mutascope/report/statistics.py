@@ -26,6 +26,7 @@ MISSING = {
     "phenotypes": "This screen has no phenotypes yet: run `mutascope phenotype FILE` first.",
     "superweights": "Needs the super weights of the screened model: `mutascope analyze FILE --superweights SW`.",
     "probes": "Needs two or more probes.",
+    "predictions": "Needs predictions: `mutascope predict` with the screen's options and `--out FILE`.",
 }
 
 
@@ -42,7 +43,7 @@ def top_effect_matrices(frame: pd.DataFrame, n: int) -> list[tuple[int, str]]:
 
 def report_tables(frame: pd.DataFrame, *, alpha: float, n_perm: int, copa_matrices: int,
                   stored: dict[str, pd.DataFrame] | None = None, probes: pd.DataFrame | None = None,
-                  ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+                  predictions: pd.DataFrame | None = None) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """The tables the report shows, by the names ``mutascope analyze`` stores them under, and
     for each COPA table the scope it was computed on (in words)."""
     n_all = frame.groupby(["layer", "matrix"]).ngroups if len(frame) else 0
@@ -52,7 +53,7 @@ def report_tables(frame: pd.DataFrame, *, alpha: float, n_perm: int, copa_matric
         "effect_copa": ("every matrix" if len(effect_top) >= n_all
                         else f"the {len(effect_top)} matrices (of {n_all}) with the largest median effect"),
     }
-    ctx = Context(frame=frame, alpha=alpha, n_perm=n_perm, probes=probes,
+    ctx = Context(frame=frame, alpha=alpha, n_perm=n_perm, probes=probes, predictions=predictions,
                   scope={"copa": nsm_top, "effect_copa": effect_top})
     tables = compute_all(ctx)
     for name in STORED:

@@ -2,8 +2,9 @@
 
 * :mod:`.screen`: :class:`Screen`: validate everything, compute the WT
   outputs, open (or resume) the store, hand the chunk grid to a backend,
-  commit each chunk as it returns, report progress; :func:`check_screen`,
-  what can be refused before the model loads;
+  commit each chunk as it returns (in plan or predicted order), report
+  progress; :func:`check_screen`, what can be refused before the model
+  loads; :func:`predicted_coverage`, what a predicted-order screen covers;
 * :mod:`.fill`: ``mutascope fill``: the outputs of chosen NSMs of a
   calls-only screen, computed and written in place;
 * :mod:`.merge`: ``mutascope merge``: shard files checked to be all the
@@ -14,7 +15,7 @@
 
 from .fill import FillSummary, Selection, check_fill, fill, select_rows
 from .merge import check_shards, merge
-from .screen import Screen, ScreenSummary, check_out_file, check_screen
+from .screen import Screen, ScreenSummary, check_out_file, check_screen, predicted_coverage
 
 __all__ = [
     "FillSummary",
@@ -27,5 +28,6 @@ __all__ = [
     "check_shards",
     "fill",
     "merge",
+    "predicted_coverage",
     "select_rows",
 ]

@@ -20,7 +20,9 @@ file as it was:
 * no two shards hold the same mutation.
 
 The merged file is written beside ``OUT`` under a temporary name and renamed
-once complete; ``OUT`` must not exist yet. Tables derived from outcomes
+once complete; ``OUT`` must not exist yet. Predictions (``mutascope predict``,
+``screen --order predicted``) are carried over: each shard's are its own
+mutants'. Tables derived from outcomes
 (phenotypes, analyses) are not carried over: run ``phenotype``/``analyze``
 on the merged file.
 """
@@ -38,7 +40,7 @@ from typing import Sequence
 from ..errors import MutascopeError
 from ..files.outputs import is_duckdb_file
 from ..store import SCHEMA_VERSION, Results, Store, config_hash, connect
-from ..store.schema import create
+from ..store.schema import PREDICTIONS_DDL, create
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,9 @@ def _write(target: Path, shards: list[_Shard], config: dict) -> None:
                         [sum(s.n_mutations for s in shards), json.dumps(config, sort_keys=True), config_hash(config),
                          SCHEMA_VERSION])
             con.execute("INSERT INTO probes BY NAME SELECT * FROM s0.probes")
-            for name in ("mutations", "outcomes", "progress", "fills"):
+            if any(_has(con, f"s{i}", "predictions") for i in range(len(shards))):
+                con.execute(PREDICTIONS_DDL)
+            for name in ("mutations", "outcomes", "progress", "fills", "predictions"):
                 for i in range(len(shards)):
                     if _has(con, f"s{i}", name):
                         con.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM s{i}."{name}"')

@@ -7,6 +7,13 @@ machine) loses at most the chunks in flight, and rerunning the same screen
 continues from there. Chunks are a fixed grid over the plan, so a resumed or
 distributed screen batches every mutant exactly as an uninterrupted one does.
 Where chunks run is the backend's business (:mod:`mutascope.backends`).
+
+``order="predicted"`` runs the same chunks in order of predicted effect
+(:mod:`mutascope.predict.order`): the predictions are computed once, stored
+in the file (:meth:`Screen.predict`) and read back on resume, so the order is
+a deterministic function of the screen's configuration and each mutant's
+outcome is the plan-order screen's. The order is not part of the screen's
+identity: a file may be resumed in either order.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from ..engine.base import wild_type_logprob
 from ..errors import MutascopeError
 from ..model.subject import decode_text, eos_ids
 from ..plan import Plan, PlanSpec, build_plan
+from ..predict import predictions
+from ..predict.order import check_order, predicted_order
 from ..probes import Decoding, Probe
 from ..probes.prepared import PreparedProbe, prepare_probes
 from ..progress import Progress, Status
@@ -77,6 +86,9 @@ class Screen:
             (:class:`~mutascope.backends.Placement`; none of them: this process).
             The library picks the backend from them (:func:`~mutascope.backends.make_backend`).
         backend: a backend to run chunks on instead (the caller closes it).
+        order: ``"plan"`` (chunks in plan order) or ``"predicted"`` (largest predicted effect first).
+        marked: the (layer, matrix, axis, index) axes a super-weights file marks, for the
+            predictions' ``superweight`` score (None: the score is left null).
     """
 
     def __init__(
@@ -96,7 +108,10 @@ class Screen:
         ray_address: str | None = None,
         threads_per_worker: int = 1,
         source: str | None = None,
+        order: str = "plan",
+        marked: set | None = None,
     ):
+        check_order(order)
         if not probes:
             raise MutascopeError("no probes given: use --probe (e.g. --probe drosophila)")
         ids = [p.id for p in probes]
@@ -122,6 +137,8 @@ class Screen:
         self.shard = shard
         self.chunk_size = chunk_size or self.engine.chunk_size
         self._prepared: list[PreparedProbe] | None = None
+        self.order = order
+        self.marked = marked
 
     def config(self) -> dict:
         """The identity of this screen: what must match for a file to be resumed."""
@@ -172,6 +189,46 @@ class Screen:
         return make_backend(self.subject, self.engine, engine_options=self.engine_options,
                             placement=self.placement, status=status)
 
+    def predict(self, progress: Progress | None = None, status: Status | None = None):
+        """The predictions of this screen's mutants (docs/methods.md, "Predicted maps"):
+        read from the file, computed and stored for the mutants that have none.
+
+        A new file gets the screen's tables without outcomes, so the screen can
+        later run into it; an existing file must hold this screen.
+        """
+        if status and self._prepared is None:
+            status("running the unmutated model on the probes ...")
+        self.prepared()
+        with self._open_store() as store:
+            return self._predictions(store, progress, status)
+
+    def _predictions(self, store: Store, progress: Progress | None, status: Status | None):
+        """Stored predictions, after computing those of mutants that have none; ``progress``
+        counts probes (one forward and backward pass each)."""
+        have = store.predicted_mutations()
+        todo = [m for m in self.mutations if m.mutation_id not in have]
+        if todo:
+            done = iter(range(len(self.probes)))
+
+            def shown(probe_id: str) -> None:
+                if status:
+                    status(f"predicting {len(todo)} mutants: forward and backward pass on {probe_id} ...")
+                if progress:
+                    progress(next(done), len(self.probes))
+
+            frame = predictions(self.subject, todo, self.prepared(), self.spec.tile, self.marked, shown)
+            store.write_predictions(frame)
+            if progress:
+                progress(len(self.probes), len(self.probes))
+        return store.read_predictions()
+
+    def _ordered(self, tasks: list[Task], store: Store, status: Status | None) -> list[Task]:
+        if self.order == "plan":
+            return tasks
+        predicted = self._predictions(store, None, status)
+        chunks = [[m.mutation_id for m in t.mutations] for t in tasks]
+        return [tasks[i] for i in predicted_order(chunks, predicted)]
+
     def run(self, progress: Progress | None = None, status: Status | None = None) -> ScreenSummary:
         """Run (or resume) the screen; ``progress(done, total)`` after each chunk, ``status(line)``
         while starting workers and computing the WT outputs."""
@@ -181,10 +238,10 @@ class Screen:
                 status("running the unmutated model on the probes ...")
             prepared = self.prepared()
             with self._open_store() as store:
-                tasks = [
+                tasks = self._ordered([
                     Task(t.index, t.mutations, None, self.outputs)
                     for t in chunk_grid(self.mutations, self.chunk_size, store.done_mutations())
-                ]
+                ], store, status)
                 total, n_todo = len(self.mutations), sum(len(t.mutations) for t in tasks)
                 finished = total - n_todo
                 if progress:
@@ -199,6 +256,18 @@ class Screen:
                 # an interrupted earlier one (a no-op update when they already are).
                 store.renumber_phenotypes()
         return ScreenSummary(self.out, total, finished, n_todo, time.perf_counter() - start)
+
+
+def predicted_coverage(subject, probes: Sequence[Probe], spec: PlanSpec, share: float = 0.01):
+    """After each chunk of a screen of ``spec`` in predicted order, the share of the predicted
+    top ``share`` of mutants covered (:func:`mutascope.predict.order.coverage`): what
+    ``mutascope plan --predicted`` turns into coverage per hour. Writes nothing."""
+    from ..predict import coverage
+
+    job = Screen(subject, probes, spec, os.devnull, order="predicted")
+    table = predictions(subject, job.mutations, job.prepared(), spec.tile)
+    chunks = [[m.mutation_id for m in t.mutations] for t in chunk_grid(job.mutations, job.chunk_size)]
+    return coverage(chunks, table, share)
 
 
 def check_out_file(

@@ -57,6 +57,14 @@ class Results:
         ).df()
 
     @property
+    def predictions(self) -> pd.DataFrame | None:
+        """The predictions table (``mutascope predict``), or None where the file has none."""
+        if "predictions" not in self.table_names():
+            return None
+        return self.con.execute(
+            "SELECT x.* FROM predictions x JOIN probes p USING (probe_id) ORDER BY x.mutation_id, p.position").df()
+
+    @property
     def config(self) -> dict:
         return json.loads(self.con.execute("SELECT config FROM runs").fetchone()[0])
 
@@ -77,7 +85,7 @@ class Results:
         ``compact``: only what the statistics read, small enough to publish: ``tiles``
         (one row per mutation and probe: site, kind, value, the call, divergence step,
         margins and effect sizes, without output tokens or texts), ``runs``, ``probes``
-        (without token arrays) and every ``analysis_`` table.
+        (without token arrays), ``predictions`` and every ``analysis_`` table.
         Each file is written beside its target and renamed into place (see
         :mod:`mutascope.files.outputs`); a DuckDB file in the way is refused.
         """
@@ -92,7 +100,7 @@ class Results:
                 "tiles": "SELECT o.mutation_id, o.probe_id, m.layer, m.matrix, m.row, m.col, m.kind, m.value, "
                          f"o.nsm, o.divergence{effects} FROM outcomes o JOIN mutations m USING (mutation_id) "
                          "ORDER BY o.mutation_id, o.probe_id",
-                **{n: q for n, q in queries.items() if n.startswith("analysis_")},
+                **{n: q for n, q in queries.items() if n.startswith("analysis_") or n == "predictions"},
             }
         directory = check_output_dir(directory, inputs=[self.path], what="export directory")
         targets = [check_output_file(directory / f"{name}.parquet") for name in queries]

@@ -18,7 +18,11 @@ Tables (one row per thing, like deep-mutational-scanning tables):
                 output is not computed yet (output tokens, text and
                 phenotype id are then null until ``mutascope fill``);
 * ``progress``  one row per committed chunk of mutations (bookkeeping);
-* ``fills``     one row per committed chunk of ``mutascope fill``.
+* ``fills``     one row per committed chunk of ``mutascope fill``;
+* ``predictions`` (only once ``mutascope predict`` or ``screen --order predicted``
+                has run) one row per (mutation, probe), keyed like ``outcomes``:
+                the first-order predicted ``logprob_drop`` and the cheap scores
+                of docs/methods.md, "Predicted maps".
 
 Files of an older schema open everywhere and are migrated (:func:`migrate`)
 before a command writes to them.
@@ -39,7 +43,7 @@ EFFECT_COLUMNS = {
     "logprob_drop_per_token": pa.float64(),
     "rechecked": pa.bool_(),
 }
-TABLES = ("runs", "probes", "mutations", "outcomes", "progress", "fills")
+TABLES = ("runs", "probes", "mutations", "outcomes", "progress", "fills", "predictions")
 
 SCREEN_DDL = """
 CREATE TABLE runs (
@@ -74,6 +78,14 @@ FILLS_DDL = """
 CREATE TABLE IF NOT EXISTS fills (
     first_mutation_id INTEGER, last_mutation_id INTEGER, n_outcomes INTEGER,
     engine VARCHAR, seconds DOUBLE, finished_at TIMESTAMP DEFAULT current_timestamp
+);
+"""
+# An optional table (a screen needs none): created when predictions are first written.
+PREDICTIONS_DDL = """
+CREATE TABLE IF NOT EXISTS predictions (
+    mutation_id INTEGER, probe_id VARCHAR, predicted DOUBLE, magnitude DOUBLE, change DOUBLE,
+    wanda DOUBLE, activation DOUBLE, superweight DOUBLE,
+    PRIMARY KEY (mutation_id, probe_id)
 );
 """
 

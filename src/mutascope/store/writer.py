@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 
 from ..errors import MutascopeError
@@ -34,7 +35,7 @@ from .identity import check_target, config_hash
 from .mutations import mutation_table
 from .reader import Results
 from .rows import OutcomeRow, ProbeRecord
-from .schema import EFFECT_COLUMNS, SCHEMA_VERSION, create, migrate
+from .schema import EFFECT_COLUMNS, PREDICTIONS_DDL, SCHEMA_VERSION, create, migrate
 
 # One statement renumbers every probe's distinct NSM outputs in plan order (see the
 # module docstring); silent rows keep 0. An NSM's output always differs from WT's.
@@ -205,6 +206,50 @@ class Store:
     def done_mutations(self) -> set[int]:
         """Ids of mutations whose outcomes are committed."""
         return {r[0] for r in self.con.execute("SELECT DISTINCT mutation_id FROM outcomes").fetchall()}
+
+    # -- predictions -----------------------------------------------------
+    def predicted_mutations(self) -> set[int]:
+        """Ids of mutations with stored predictions (none in a file without the table)."""
+        if not self._has_predictions():
+            return set()
+        return {r[0] for r in self.con.execute("SELECT DISTINCT mutation_id FROM predictions").fetchall()}
+
+    def _has_predictions(self) -> bool:
+        return self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'predictions'").fetchone()[0] > 0
+
+    def write_predictions(self, frame: pd.DataFrame) -> int:
+        """Add predictions of mutations that have none, all or nothing; returns the rows added.
+
+        Predictions are a deterministic function of the screen's configuration,
+        so rows already stored are kept, never replaced. Every row must name a
+        mutation and a probe of this file.
+        """
+        missing = set(frame["mutation_id"]) - {r[0] for r in self.con.execute("SELECT mutation_id FROM mutations").fetchall()}
+        unknown = set(frame["probe_id"]) - {r[0] for r in self.con.execute("SELECT probe_id FROM probes").fetchall()}
+        if missing or unknown:
+            raise MutascopeError(f"{self.path}: predictions of mutations or probes this screen does not have")
+        fresh = frame[~frame["mutation_id"].isin(self.predicted_mutations())]
+        if fresh.empty:
+            return 0
+        con = self.con
+        con.begin()
+        try:
+            con.execute(PREDICTIONS_DDL)
+            con.register("_predictions", fresh.astype({"mutation_id": "int32", "superweight": "float64"}))
+            con.execute("INSERT INTO predictions BY NAME SELECT * FROM _predictions")
+            con.unregister("_predictions")
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        return len(fresh)
+
+    def read_predictions(self) -> pd.DataFrame | None:
+        """The predictions table in plan order (None in a file without one)."""
+        if not self._has_predictions():
+            return None
+        return self.con.execute("SELECT * FROM predictions ORDER BY mutation_id, probe_id").df()
 
     def _phenotype_ids(self, outcomes: Sequence[OutcomeRow]) -> tuple[list[int | None], dict]:
         """Ids for the outputs of ``outcomes`` (new outputs numbered after the known ones)."""

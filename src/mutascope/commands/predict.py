@@ -1,0 +1,92 @@
+"""``mutascope predict``: the predicted effect and cheap scores of every mutant of a plan, from one
+forward and backward pass per probe, into a results file (docs/methods.md, "Predicted maps")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import common
+from .common import load_subject, out, resolve, resumable, set_threads, working
+
+SuperweightsOpt = typer.Option(
+    None, "--superweights",
+    help="Super weights of this model (a `mutascope superweights` DuckDB file or JSON export): "
+         "fills the `superweight` score (tile on a marked row or column).",
+)
+
+
+def predict(
+    probe: List[str] = common.ProbeOpt,
+    out_file: Path = typer.Option(..., "--out", "-o", help="A screen's results file (the plan must match) or a new file "
+                                                           "(a screen with these options can later run into it)."),
+    model: Optional[str] = common.ModelOpt,
+    layers: str = common.LayersOpt,
+    matrices: str = common.MatricesOpt,
+    rows: str = common.RowsOpt,
+    cols: str = common.ColsOpt,
+    kinds: str = common.KindsOpt,
+    tile: str = common.TileOpt,
+    shard: str = typer.Option("0/1", help="Only shard INDEX/COUNT of the plan (as `screen --shard`)."),
+    superweights: Optional[Path] = SuperweightsOpt,
+    max_new_tokens: Optional[int] = common.TokensOpt,
+    decoding: Optional[str] = common.DecodingOpt,
+    mmlu_dir: Optional[Path] = common.MmluOpt,
+    dtype: str = common.DtypeOpt,
+    device: str = common.DeviceOpt,
+    threads: Optional[int] = common.ThreadsOpt,
+    top: int = typer.Option(10, "--top", help="Print the N mutants of each probe with the largest predicted effect."),
+) -> None:
+    """Predict every mutant's effect from one backward pass per probe (first order; no mutant is run)."""
+    import time
+
+    from ..errors import MutascopeError
+    from ..plan import PlanSpec, parse_shard
+    from ..probes import Decoding
+    from ..screen import Screen, check_out_file
+
+    if top < 0:
+        raise MutascopeError(f"--top must be 0 or more, got {top}")
+    if superweights is not None and not superweights.is_file():
+        raise MutascopeError(f"superweights file not found: {superweights}")
+    spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
+    shard_pair = parse_shard(shard)
+    check_out_file(out_file, spec=spec, probe_specs=probe, model=model, dtype=dtype, device=device, shard=shard_pair,
+                   mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens,
+                   decoding=Decoding.parse(decoding) if decoding else None)
+    set_threads(threads)
+    start = time.perf_counter()
+    with resumable(out_file):
+        subject = load_subject(model, dtype, device)
+        probes = resolve(probe, subject, mmlu_dir, max_new_tokens, decoding)
+        job = Screen(subject, probes, spec, out_file, shard=shard_pair, source=model)
+        if superweights is not None:
+            from ..analysis.superweight_tiles import subject_marks
+
+            job.marked = subject_marks(superweights, subject, {(m.layer, m.matrix) for m in job.mutations}, spec.tile)
+        columns = (TextColumn("predict (probes)"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("eta"), TimeRemainingColumn())
+        with working("predict", *columns) as shown:
+            table = job.predict(shown.progress, shown.status)
+    _print_top(table, job, top)
+    out.print(f"{len(job.mutations)} mutants x {len(probes)} probes predicted ({time.perf_counter() - start:.1f} s); "
+              f"table `predictions` in {out_file}")
+
+
+def _print_top(table, job, top: int) -> None:
+    if not top:
+        return
+    sites = {m.mutation_id: m for m in job.mutations}
+    for probe_id, rows in table[table["mutation_id"].isin(sites)].groupby("probe_id", sort=False):
+        best = rows.assign(a=rows["predicted"].abs()).nlargest(top, "a")
+        shown = Table(title=f"largest predicted effects, probe {probe_id} (first order; logprob_drop in nats)")
+        for col in ("layer", "matrix", "row", "col", "kind", "predicted"):
+            shown.add_column(col, justify="right")
+        for r in best.itertuples():
+            m = sites[r.mutation_id]
+            shown.add_row(str(m.layer), m.matrix, str(m.row), str(m.col), str(m.kind), f"{r.predicted:.3g}")
+        out.print(shown)

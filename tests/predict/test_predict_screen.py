@@ -1,0 +1,166 @@
+"""Screens in predicted order and the stored predictions table: every mutant's outcome is the
+plan-order screen's, however the screen runs (resumed, sharded and merged, filled, on workers)."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from mutascope.errors import MutascopeError
+from mutascope.plan import PlanSpec
+from mutascope.screen import Screen, fill, merge, predicted_coverage
+from mutascope.screen.fill import Selection
+from mutascope.store import open_results
+from mutascope.testing import tiny_model
+
+from helpers import run_cli, tables, text_probes
+
+SPEC = PlanSpec.parse(layers="0,2", matrices="q,v,down", kinds="max,min", tile="16")
+CHUNK = 8
+
+
+@pytest.fixture(scope="module")
+def subject():
+    return tiny_model("llama")
+
+
+@pytest.fixture(scope="module")
+def plan_file(tmp_path_factory, subject):
+    path = tmp_path_factory.mktemp("plan") / "plan.duckdb"
+    Screen(subject, text_probes(6), SPEC, path, chunk_size=CHUNK).run()
+    return path
+
+
+def _chunk_order(path) -> list[int]:
+    with open_results(path) as r:
+        return r.query("SELECT first_mutation_id FROM progress ORDER BY rowid")["first_mutation_id"].tolist()
+
+
+def _predictions(path):
+    with open_results(path) as r:
+        return r.predictions
+
+
+def test_predicted_order_runs_other_chunks_first_with_identical_outcomes(tmp_path, subject, plan_file):
+    out = tmp_path / "predicted.duckdb"
+    Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run()
+    assert tables(out) == tables(plan_file)  # every call, token and effect size, bit for bit
+    order = _chunk_order(out)
+    assert sorted(order) == _chunk_order(plan_file) and order != sorted(order)
+    stored = _predictions(out)
+    with open_results(plan_file) as r:
+        n = len(r.outcomes)
+    assert len(stored) == n and stored["predicted"].notna().all()
+    # highest summed |predicted| first
+    first = stored[stored["mutation_id"] < CHUNK]["predicted"].abs().sum()
+    lead = stored[(stored["mutation_id"] >= order[0]) & (stored["mutation_id"] < order[0] + CHUNK)]["predicted"].abs().sum()
+    assert lead >= first
+
+
+def test_predicted_order_resumes_from_its_stored_predictions(tmp_path, subject, plan_file):
+    out = tmp_path / "part.duckdb"
+
+    def stop(done, total):
+        if done >= 2 * CHUNK:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run(stop)
+    before = _predictions(out)
+    first_two = _chunk_order(out)
+    resumed = Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run()
+    assert resumed.n_run_now == resumed.n_mutations - 2 * CHUNK
+    assert tables(out) == tables(plan_file)
+    assert _predictions(out).equals(before)  # read back, not recomputed
+    uninterrupted = tmp_path / "whole.duckdb"
+    Screen(subject, text_probes(6), SPEC, uninterrupted, chunk_size=CHUNK, order="predicted").run()
+    assert _chunk_order(out) == _chunk_order(uninterrupted)[:2] + [
+        c for c in _chunk_order(uninterrupted) if c not in first_two]
+
+
+def test_shards_in_predicted_order_merge_into_the_plan_order_file(tmp_path, subject, plan_file):
+    shards = []
+    for i in range(2):
+        shards.append(tmp_path / f"s{i}.duckdb")
+        Screen(subject, text_probes(6), SPEC, shards[-1], shard=(i, 2), chunk_size=CHUNK, order="predicted").run()
+    merged = merge(tmp_path / "merged.duckdb", shards)
+    assert tables(merged) == tables(plan_file)
+    whole = tmp_path / "whole.duckdb"
+    Screen(subject, text_probes(6), SPEC, whole, chunk_size=CHUNK).predict()
+    assert _predictions(merged).equals(_predictions(whole))
+
+
+def test_a_calls_only_screen_in_predicted_order_fills_to_the_full_screen(tmp_path, subject, plan_file):
+    out = tmp_path / "calls.duckdb"
+    Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted", outputs="calls").run()
+    fill(out, subject, Selection.parse(all=True))
+    assert tables(out) == tables(plan_file)
+
+
+def test_predict_into_a_new_file_then_screen_into_it(tmp_path, subject, plan_file):
+    out = tmp_path / "p.duckdb"
+    frame = Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK).predict()
+    with open_results(out) as r:
+        assert len(r.outcomes) == 0 and len(r.mutations) * 2 == len(frame)
+    Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run()
+    assert tables(out) == tables(plan_file)
+    assert _predictions(out).equals(frame)
+
+
+def test_predictions_of_another_plan_are_refused(tmp_path, subject, plan_file):
+    other = PlanSpec.parse(layers="1", matrices="q", kinds="max,min", tile="16")
+    with pytest.raises(MutascopeError, match="different screen"):
+        Screen(subject, text_probes(6), other, plan_file, chunk_size=CHUNK).predict()
+    assert _predictions(plan_file) is None
+
+
+def test_predicted_coverage_reaches_everything(subject):
+    covered = predicted_coverage(subject, text_probes(6), SPEC)
+    assert covered[-1] == pytest.approx(1.0) and (covered[1:] >= covered[:-1]).all()
+
+
+def test_unknown_order_is_one_line(tmp_path, tiny_model_dir):
+    code, _, err = run_cli(["screen", "--model", str(tiny_model_dir), "--probe", "python", "--order", "best",
+                            "--out", str(tmp_path / "r.duckdb")])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "unknown order 'best'" in err
+    assert not (tmp_path / "r.duckdb").exists()
+
+
+def test_predict_command_writes_the_table_and_refuses_another_screen(tmp_path, tiny_model_dir):
+    out = tmp_path / "r.duckdb"
+    args = ["--model", str(tiny_model_dir), "--probe", "python", "--max-new-tokens", "4", "--layers", "0",
+            "--matrices", "q,down", "--tile", "16"]
+    code, stdout, err = run_cli(["predict", *args, "--out", str(out), "--top", "3"])
+    assert code == 0, err
+    assert "largest predicted effects" in stdout and "table `predictions`" in stdout
+    n = len(_predictions(out))
+    assert n > 0
+    before = out.read_bytes()
+    code, _, err = run_cli(["predict", *args[:-4], "--layers", "1", "--tile", "16", "--out", str(out)])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "different screen" in err
+    assert out.read_bytes() == before
+    code, _, err = run_cli(["predict", *args, "--out", str(out), "--top", "-1"])
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(["plan", *args, "--predicted", "--no-estimate"])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--predicted" in err
+    code, stdout, err = run_cli(["screen", *args, "--order", "predicted", "--out", str(out)])
+    assert code == 0, err
+    with duckdb.connect(str(out), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM predictions").fetchone()[0] == n
+
+
+def test_analyze_and_report_use_the_predictions(tmp_path, subject):
+    from mutascope.analysis.run import analyze
+    from mutascope.report import write_report
+
+    out = tmp_path / "a.duckdb"
+    Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run()
+    table = analyze(out, n_perm=99)["prediction_agreement"]
+    assert set(table["score"]) >= {"predicted", "predicted_abs", "magnitude", "change", "wanda", "activation"}
+    assert set(table["probe_id"]) == {"hello", "story"} and "all" in set(table["matrix"])
+    ok = table.dropna(subset=["spearman"])
+    assert ((ok["spearman_low"] <= ok["spearman"] + 1e-12) & (ok["spearman"] <= ok["spearman_high"] + 1e-12)).all()
+    figures = tmp_path / "figures"
+    write_report(out, tmp_path / "r.html", figures_dir=figures)
+    assert (figures / "predicted_scatter.png").exists() and (figures / "recall_curves.png").exists()
+    assert "analysis_prediction_agreement" in (tmp_path / "r.html").read_text()
