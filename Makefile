@@ -42,7 +42,8 @@ demo: install
 # The full-genome atlas of SmolLM2-135M-Instruct (docs/atlas.md): every 64x64 tile of
 # every matrix, max and min, on two probes (greedy, 24 tokens), calls only, and the
 # same genome under the size-matched control (sym:1, sym:-1) in a second file; then
-# the outputs of the strongest NSMs, phenotypes, statistics with the control and the
+# the outputs of the strongest NSMs, phenotypes, the predicted map (docs/methods.md,
+# "Predicted maps"), statistics with the control and the
 # super-weight overlay, the report, the doc's figures and its tables. About two hours
 # of 2 cores (ATLAS_TOKENS=48, the demo's length, about doubles it; ATLAS_CONTROL=
 # leaves the control out and halves it); rerunning continues where it stopped. Each
@@ -62,9 +63,9 @@ ATLAS_TOP ?= 2000
 ATLAS_CONTROL ?= sym:1,sym:-1
 ATLAS_TABLES ?= $(ATLAS_FIGURES)/tables
 ATLAS_OPT = $(if $(ATLAS_MODEL),--model $(ATLAS_MODEL))
-ATLAS_SCREEN = $(MUTASCOPE) screen $(ATLAS_OPT) --probe drosophila --probe python --decoding greedy \
-	--max-new-tokens $(ATLAS_TOKENS) --layers $(ATLAS_LAYERS) --matrices $(ATLAS_MATRICES) \
-	--tile $(ATLAS_TILE) --outputs calls --threads 1
+ATLAS_PLAN = $(ATLAS_OPT) --probe drosophila --probe python --decoding greedy \
+	--max-new-tokens $(ATLAS_TOKENS) --layers $(ATLAS_LAYERS) --matrices $(ATLAS_MATRICES) --tile $(ATLAS_TILE)
+ATLAS_SCREEN = $(MUTASCOPE) screen $(ATLAS_PLAN) --outputs calls --threads 1
 # $(1): kinds, $(2): file stem (atlas or control); 4 shards in 2 queues, then merged
 ATLAS_SHARD = $(ATLAS_SCREEN) --kinds $(1) --shard $(3)/4 --out $(ATLAS_DIR)/$(2)-shard$(3).duckdb \
 	>> $(ATLAS_DIR)/$(2)-shard$(3).log 2>&1
@@ -87,6 +88,8 @@ atlas-run:
 	test -f $(ATLAS_DIR)/superweights.duckdb || $(MUTASCOPE) superweights $(ATLAS_OPT) --detect-only \
 		--tile $(ATLAS_TILE) --out $(ATLAS_DIR)/superweights.duckdb --export $(ATLAS_DIR)/superweights.json
 	$(MUTASCOPE) phenotype $(ATLAS_DIR)/atlas.duckdb
+	$(MUTASCOPE) predict $(ATLAS_PLAN) --kinds max,min --superweights $(ATLAS_DIR)/superweights.duckdb \
+		--out $(ATLAS_DIR)/atlas.duckdb --top 0 --threads 1
 	$(MUTASCOPE) analyze $(ATLAS_DIR)/atlas.duckdb --superweights $(ATLAS_DIR)/superweights.duckdb \
 		$(if $(ATLAS_CONTROL),--control $(ATLAS_DIR)/control.duckdb) --csv $(ATLAS_DIR)/tables
 	$(MUTASCOPE) report $(ATLAS_DIR)/atlas.duckdb $(if $(ATLAS_CONTROL),--control $(ATLAS_DIR)/control.duckdb) \

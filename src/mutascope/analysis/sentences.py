@@ -58,8 +58,8 @@ def bias(table: pd.DataFrame, ctx, readout: str) -> list[str]:
 def bias_size(table: pd.DataFrame, ctx, readout: str) -> list[str]:
     out = []
     for r in table.itertuples() if len(table) else ():
-        if r.called == 0:
-            continue
+        if r.called == 0 or r.towards_larger + r.against_larger == 0:
+            continue  # a size-matched pair writes one |value|: nothing to say about size
         rho = "" if not np.isfinite(r.spearman_size) else (
             f"; over the {r.matrices} matrices the bias follows log |{r.pair.replace('/', '|/|')}| with Spearman "
             f"{r.spearman_size:.2f} (permutation p = {q_text(r.p_spearman)})")
