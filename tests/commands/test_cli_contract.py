@@ -148,6 +148,33 @@ METHOD_CASES: list = [
 ]
 
 
+# -- context length, fill selections, Ray addresses, merge paths (issue 23); predict (issue 22) --
+LATER_CASES = [
+    case("tokens-past-the-context", SCREEN.replace("--max-new-tokens 3", "--max-new-tokens 100000"),
+         "exceed the model's context of 512"),
+    case("plan-tokens-past-the-context", "plan --model {model} --probe python --max-new-tokens 600 --layers 0 "
+         "--matrices q", "exceed the model's context"),
+    case("fill-site-unknown-matrix", "fill {results} --site 0.foo.0.0", "is not in this screen"),
+    case("fill-site-outside-the-screen", "fill {results} --site 5.q.0.0", "is not in this screen"),
+    case("fill-layer-outside-the-screen", "fill {results} --all --layers 7", "layer 7 is not in this screen"),
+    case("fill-matrix-outside-the-screen", "fill {results} --all --matrices v", "'v' is not in this screen"),
+    case("ray-address-empty", SCREEN + " --ray-address ''", "--ray-address is empty"),
+    case("ray-address-no-port", SCREEN + " --ray-address foo", "is not HOST:PORT"),
+    case("ray-address-bad-port", SCREEN + " --ray-address foo:bar", "is not HOST:PORT"),
+    case("ray-address-unreachable", SCREEN + " --ray-address 127.0.0.1:1", "nothing answers there"),
+    case("fill-ray-address-unreachable", "fill {results} --all --ray-address 127.0.0.1:1", "nothing answers"),
+    case("merge-under-a-file", "merge {text}/o.duckdb {results}", "not a directory"),
+    case("predict-other-plan", "predict --model {model} --probe python --probe newton --max-new-tokens 4 "
+         "--layers 0 --matrices q --out {results}", "different screen"),
+    case("predict-top-negative", "predict --model {model} --probe python --top -1 --out {tmp}/p.duckdb", "--top"),
+    case("predict-superweights-missing", "predict --model {model} --probe python --superweights {tmp}/none.json "
+         "--out {tmp}/p.duckdb", "superweights file not found"),
+    case("screen-unknown-order", SCREEN + " --order best", "unknown order"),
+    case("plan-predicted-without-estimate", "plan --model {model} --probe python --predicted --no-estimate",
+         "--predicted"),
+]
+
+
 @pytest.fixture(scope="module")
 def results_file(tmp_path_factory, tiny_model_dir):
     path = tmp_path_factory.mktemp("screen") / "r.duckdb"
@@ -164,7 +191,7 @@ def digests(root) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("c", CORE_CASES + ANALYSIS_CASES + METHOD_CASES)
+@pytest.mark.parametrize("c", CORE_CASES + ANALYSIS_CASES + METHOD_CASES + LATER_CASES)
 def test_bad_input_is_one_line_exit_2_and_no_file_changes(c: Case, tmp_path, tiny_model_dir, results_file):
     results = tmp_path / "results.duckdb"
     shutil.copy(results_file, results)
@@ -278,6 +305,16 @@ def test_sigterm_mid_screen_and_sigint_while_loading_are_one_line(tmp_path, tiny
     _, err = proc.communicate(timeout=120)
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == 130 and len(lines) == 1 and "interrupted" in lines[0], err
+
+
+def test_activation_says_when_a_domain_has_fewer_inputs_than_asked(tmp_path, tiny_model_dir):
+    domain = tmp_path / "four.txt"
+    domain.write_text("\n".join(f"Input number {i} is a short sentence." for i in range(4)) + "\n")
+    code, _, err = run(["activation", "--model", str(tiny_model_dir), "--domain", f"four={domain}",
+                        "--domain", f"again={domain}", "-n", "50", "--max-tokens", "8"])
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert notes and "--inputs-per-domain 50" in notes[0] and "four (4)" in notes[0], err
 
 
 def test_a_normal_run_prints_no_warning(tmp_path, tiny_model_dir):

@@ -82,3 +82,67 @@ def test_an_existing_output_is_never_overwritten(files, tmp_path):
     with pytest.raises(MutascopeError, match="already exists"):
         merge(out, [files / f"s{i}.duckdb" for i in range(3)])
     assert digests(tmp_path) == before
+
+
+def test_a_merge_that_finishes_second_is_refused_and_the_first_kept(files, tmp_path, monkeypatch):
+    """Two merges into one new file: each checked that it did not exist; the one finishing
+    later must not replace the other's file (before: os.replace did, silently)."""
+    import sys
+
+    merging = sys.modules["mutascope.screen.merge"]  # the package exports a function of the same name
+
+    out = tmp_path / "m.duckdb"
+    shards = [files / f"s{i}.duckdb" for i in range(3)]
+    real = merging._write
+
+    def other_merge_finishes_first(target, shards_, config):
+        real(target, shards_, config)
+        out.write_bytes(b"the other merge's file")
+
+    monkeypatch.setattr(merging, "_write", other_merge_finishes_first)
+    with pytest.raises(MutascopeError, match="another merge"):
+        merge(out, shards)
+    assert out.read_bytes() == b"the other merge's file"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.duckdb"]  # no temporary left
+
+
+def test_two_concurrent_merge_processes_give_one_file_and_one_refusal(files, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "m.duckdb"
+    args = [sys.executable, "-m", "mutascope", "merge", str(out), *[str(files / f"s{i}.duckdb") for i in range(3)]]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    refused = next(err for code, err in results if code == 2)
+    assert len(refused.strip().splitlines()) == 1 and "m.duckdb" in refused
+    with open_results(out) as r:
+        assert len(r.outcomes) > 0
+    assert [p.name for p in tmp_path.iterdir()] == ["m.duckdb"]
+
+
+def test_temporaries_of_a_killed_merge_are_removed_by_the_next(files, tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "m.duckdb"
+    stale = [tmp_path / f".m.duckdb.{dead.pid}.abcd1234.tmp", tmp_path / f".m.duckdb.{dead.pid}.abcd1234.tmp.wal"]
+    for p in stale:
+        p.write_bytes(b"left by kill -9")
+    mine = tmp_path / f".m.duckdb.{__import__('os').getpid()}.live0000.tmp"  # a running merge's: kept
+    mine.write_bytes(b"in use")
+    merge(out, [files / f"s{i}.duckdb" for i in range(3)])
+    assert not any(p.exists() for p in stale) and mine.exists()
+
+
+def test_a_file_as_the_outputs_directory_is_one_line(files, tmp_path):
+    from helpers import run_cli
+
+    (tmp_path / "file.txt").write_text("not a directory")
+    code, _, err = run_cli(["merge", str(tmp_path / "file.txt" / "o.duckdb"), *[str(files / f"s{i}.duckdb") for i in range(3)]])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "file.txt" in err and "not a directory" in err, err
+    assert (tmp_path / "file.txt").read_text() == "not a directory"

@@ -105,6 +105,10 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
         domains = [parse_domain(spec, s.inputs_per_domain, s.heldout) for spec in s.domain]
     else:
         domains = default_domains(s.inputs_per_domain, s.heldout)
+    short = [f"{d.name} ({len(d.texts)})" for d in domains if len(d.texts) < s.inputs_per_domain]
+    if short:
+        tell("note", f"--inputs-per-domain {s.inputs_per_domain}: fewer inputs available, all used: "
+                     f"{', '.join(short)}")
     if s.prune_calibration:
         if len(domains) < 2:
             raise MutascopeError("--prune-calibration needs at least two domains")

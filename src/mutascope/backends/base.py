@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from typing import Iterator, Protocol, Sequence
 
@@ -45,12 +46,35 @@ class Placement:
             raise MutascopeError(f"--workers must be at least 1, got {self.workers}")
         if self.threads_per_worker < 1:
             raise MutascopeError(f"--threads-per-worker must be at least 1, got {self.threads_per_worker}")
+        if self.ray_address is not None:
+            check_address(self.ray_address)
         return self
 
     @property
     def distributed(self) -> bool:
         """Whether the user asked for workers (a count, or a cluster to join)."""
         return self.workers is not None or self.ray_address is not None
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """``--ray-address``: ``auto``, or ``[ray://]HOST:PORT`` of a head node that accepts a TCP
+    connection within ``timeout`` seconds; otherwise a one-line error in seconds (Ray itself
+    would retry an unreachable address for minutes, and print tracebacks for a malformed one)."""
+    hint = "give auto or HOST:PORT of `ray start --head` (e.g. 10.0.0.5:6379)"
+    text = address.strip()
+    if not text:
+        raise MutascopeError(f"--ray-address is empty; {hint}")
+    if text == "auto":
+        return
+    host, sep, port = text.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise MutascopeError(f"--ray-address {address!r} is not HOST:PORT; {hint}")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise MutascopeError(f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); "
+                             "is the Ray head running (`ray start --head`)?") from None
 
 
 class Backend(Protocol):

@@ -12,7 +12,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .common import DeviceOpt, DtypeOpt, ModelOpt, load_subject, out, spinner
+from .common import DeviceOpt, DtypeOpt, ModelOpt, err, load_subject, out, spinner
 
 
 def activation(
@@ -55,7 +55,8 @@ def activation(
     )
     printers = {"fractions": lambda v: _print_fractions(*v), "similarity": _print_similarity,
                 "findings": _print_findings, "screen": _print_screen, "pruning": lambda v: _print_pruning(*v),
-                "transfer": lambda v: _print_transfer(*v), "semantic": lambda v: _print_semantic(*v)}
+                "transfer": lambda v: _print_transfer(*v), "semantic": lambda v: _print_semantic(*v),
+                "note": lambda v: err.print(f"note: {v}", markup=False, highlight=False, soft_wrap=True)}
     with spinner() as status:
         result = run(settings, lambda *where: load_subject(*where, status=status), status=status,
                      show=lambda name, value: printers[name](value))

@@ -14,6 +14,7 @@ from typing import Protocol, Sequence
 import torch
 from transformers import GenerationConfig, LogitsProcessorList
 
+from ..errors import MutascopeError
 from ..model.subject import eos_ids, vocab_size
 from .chooser import ChooserLogitsProcessor, TokenChooser
 from .probe import Probe, encode_probe
@@ -39,10 +40,28 @@ class Generator(Protocol):
     def generate(self, probe: PreparedProbe) -> tuple[int, ...]: ...
 
 
+def context_length(subject) -> int | None:
+    """The longest sequence the model was built for (its config's position count), if it says."""
+    config = getattr(subject.model, "config", None)
+    for name in ("max_position_embeddings", "n_positions", "n_ctx"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 def prepare(subject, probe: Probe) -> PreparedProbe:
-    """``probe`` encoded for ``subject`` with its chooser; no WT output yet."""
-    return PreparedProbe(probe, tuple(encode_probe(subject.tokenizer, probe)),
-                         TokenChooser(probe.decoding, vocab_size(subject)))
+    """``probe`` encoded for ``subject`` with its chooser; no WT output yet.
+
+    A prompt whose tokens plus ``max_new_tokens`` exceed the model's context is refused:
+    positions past it are garbage (or an index error), and a screen would record them."""
+    prompt = tuple(encode_probe(subject.tokenizer, probe))
+    limit = context_length(subject)
+    if limit is not None and len(prompt) + probe.max_new_tokens > limit:
+        raise MutascopeError(
+            f"probe {probe.id!r}: {len(prompt)} prompt tokens + {probe.max_new_tokens} new tokens exceed the "
+            f"model's context of {limit} tokens; shorten the probe or lower --max-new-tokens")
+    return PreparedProbe(probe, prompt, TokenChooser(probe.decoding, vocab_size(subject)))
 
 
 def prepare_probes(subject, engine: Generator, probes: Sequence[Probe]) -> list[PreparedProbe]:

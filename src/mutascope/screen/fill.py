@@ -95,6 +95,7 @@ def select_rows(con, selection: Selection) -> pd.DataFrame:
     unknown = [p for p in selection.probe_ids or () if p not in probes]
     if unknown:
         raise MutascopeError(f"unknown probe {unknown[0]!r}: this screen has {', '.join(probes)}")
+    _check_in_screen(con, selection)
     frame = con.execute(
         "SELECT o.mutation_id, o.probe_id, o.output_tokens IS NOT NULL AS filled, o.logprob_drop, "
         'm.layer, m.matrix, m."row", m.col FROM outcomes o JOIN mutations m USING (mutation_id) '
@@ -122,6 +123,37 @@ def select_rows(con, selection: Selection) -> pd.DataFrame:
         top_index = ranked.groupby("probe_id", sort=False).head(selection.top).index
         chosen |= frame.index.isin(top_index)
     return frame[chosen][["mutation_id", "probe_id", "filled", "logprob_drop"]].reset_index(drop=True)
+
+
+def _check_in_screen(con, selection: Selection) -> None:
+    """A site, layer or matrix the screen never mutated is a mistake, not "nothing to do"."""
+    screened = con.execute('SELECT DISTINCT layer, matrix, "row", col FROM mutations').df()
+    layers, matrices = sorted(set(screened["layer"])), sorted(set(screened["matrix"]))
+    where = f"this screen has layers {_ranges(layers)} and matrices {','.join(matrices)}"
+    for layer in selection.layers or ():
+        if layer not in layers:
+            raise MutascopeError(f"layer {layer} is not in this screen: {where}")
+    for matrix in selection.matrices or ():
+        if matrix not in matrices:
+            raise MutascopeError(f"matrix {matrix!r} is not in this screen: {where}")
+    sites = set(screened.itertuples(index=False, name=None))
+    for site in selection.sites or ():
+        layer, matrix, row, col = parse_site(site)
+        if (layer, matrix, row, col) not in sites:
+            raise MutascopeError(f"site {site} (layer {layer}, {matrix}, tile row {row}, column {col}) is not in "
+                                 f"this screen: {where}")
+
+
+def _ranges(values: list[int]) -> str:
+    """``0,1,2,5`` as ``0-2,5``."""
+    out, start = [], None
+    for i, v in enumerate(values):
+        if start is None:
+            start = v
+        if i + 1 == len(values) or values[i + 1] != v + 1:
+            out.append(str(start) if start == v else f"{start}-{v}")
+            start = None
+    return ",".join(out)
 
 
 def fill_tasks(rows: pd.DataFrame, mutations: dict, probe_order: list[str], chunk_size: int) -> list[Task]:

@@ -19,8 +19,12 @@ file as it was:
   with how many mutants it lacks (rerun its command to finish it);
 * no two shards hold the same mutation.
 
-The merged file is written beside ``OUT`` under a temporary name and renamed
-once complete; ``OUT`` must not exist yet. Predictions (``mutascope predict``,
+The merged file is written beside ``OUT`` under a temporary name
+(``.OUT.PID.*.tmp``) and linked into place once complete, which fails if
+``OUT`` appeared meanwhile: of two merges into one new file, the later is
+refused, never silently replacing the other. ``OUT`` must not exist yet.
+Temporary files of merges that were killed (their PID no longer runs) are
+removed by the next merge into the same file. Predictions (``mutascope predict``,
 ``screen --order predicted``) are carried over: each shard's are its own
 mutants'. Tables derived from outcomes
 (phenotypes, analyses) are not carried over: run ``phenotype``/``analyze``
@@ -30,15 +34,16 @@ on the merged file.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
-import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import MutascopeError
-from ..files.outputs import is_duckdb_file
+from ..files.outputs import is_duckdb_file, refuse_file_parent
 from ..store import SCHEMA_VERSION, Results, Store, config_hash, connect
 from ..store.schema import PREDICTIONS_DDL, create
 
@@ -116,6 +121,7 @@ def check_shards(paths: Sequence[str | os.PathLike]) -> list[_Shard]:
 def merge(out: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> Path:
     """Write the unsharded results file of ``paths`` to ``out`` (see the module docstring)."""
     out = Path(out)
+    refuse_file_parent(out, "the merged file", "create")
     if out.exists():
         what = "a DuckDB file" if is_duckdb_file(out) else "a file"
         raise MutascopeError(f"{out} already exists ({what}); merge writes a new file: choose another name")
@@ -124,18 +130,44 @@ def merge(out: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> Path:
     shards = check_shards(paths)
     config = dict(shards[0].config, shard="0/1")
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.unlink()  # DuckDB creates the file itself
+    remove_stale_temporaries(out)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         _write(tmp, shards, config)
-        os.replace(tmp, out)
+        try:
+            os.link(tmp, out)  # never replaces: a merge into the same file that finished first wins
+        except FileExistsError:
+            raise MutascopeError(f"{out} was written by another merge meanwhile; it is kept, this merge's "
+                                 "result is discarded") from None
     finally:
         for leftover in (tmp, Path(str(tmp) + ".wal")):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
     return out
+
+
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Remove what merges into ``out`` left behind when killed (kill -9 skips every ``finally``):
+    ``.OUT.PID.*.tmp`` files (and their ``.wal``) of processes that no longer run."""
+    removed = []
+    for leftover in out.parent.glob(f".{glob.escape(out.name)}.*.tmp*"):
+        parts = leftover.name[len(out.name) + 2:].split(".")
+        if not parts or not parts[0].isdigit() or _alive(int(parts[0])):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
+            removed.append(leftover)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write(target: Path, shards: list[_Shard], config: dict) -> None:
