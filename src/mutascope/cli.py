@@ -15,7 +15,7 @@ import sys
 import typer
 
 from .commands import COMMANDS
-from .commands.common import err
+from .commands.common import SIGNALS, err
 from .errors import Interrupted, MutascopeError
 
 app = typer.Typer(
@@ -50,10 +50,12 @@ def main() -> None:
     that write results say how to resume (``commands.common.resumable``); any
     other interruption, even while importing or loading, is one line and exit 130.
     """
-    def terminate(signum, frame):
+    def interrupt(signum, frame):
+        SIGNALS.append(signum)  # kept: a library may swallow the exception (see commands.common)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     usage_error, abort = _click_errors()
     try:
         code = app(standalone_mode=False)

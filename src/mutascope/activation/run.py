@@ -105,10 +105,6 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
         domains = [parse_domain(spec, s.inputs_per_domain, s.heldout) for spec in s.domain]
     else:
         domains = default_domains(s.inputs_per_domain, s.heldout)
-    short = [f"{d.name} ({len(d.texts)})" for d in domains if len(d.texts) < s.inputs_per_domain]
-    if short:
-        tell("note", f"--inputs-per-domain {s.inputs_per_domain}: fewer inputs available, all used: "
-                     f"{', '.join(short)}")
     if s.prune_calibration:
         if len(domains) < 2:
             raise MutascopeError("--prune-calibration needs at least two domains")
@@ -120,6 +116,10 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
     text = read_corpus(s.corpus) if s.prune_sparsity else None
     if s.screen is not None and not s.screen.is_file():
         raise MutascopeError(f"--screen {s.screen}: not found")
+    short = [f"{d.name} ({len(d.texts)})" for d in domains if len(d.texts) < s.inputs_per_domain]
+    if short:  # said once every setting is checked, so a refusal stays one line
+        tell("note", f"--inputs-per-domain {s.inputs_per_domain}: fewer inputs available, all used: "
+                     f"{', '.join(short)}")
     subject = load(s.model, s.dtype, s.device)
 
     say("activation maps ...")

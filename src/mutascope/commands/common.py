@@ -57,6 +57,18 @@ def set_threads(threads: Optional[int]) -> None:
     torch.set_num_threads(threads)
 
 
+# Interruption signals received by this process (``cli.main`` installs the handler). Importing
+# torch swallows a KeyboardInterrupt raised during part of it, so the handler also records
+# the signal, and :func:`raise_if_interrupted` raises it again once the imports are done.
+SIGNALS: list[int] = []
+
+
+def raise_if_interrupted() -> None:
+    """Raise the KeyboardInterrupt of a Ctrl-C or SIGTERM that a library swallowed."""
+    if SIGNALS:
+        raise KeyboardInterrupt
+
+
 def load_subject(model: Optional[str], dtype: str, device: str, status: Optional[Callable[[str], None]] = None):
     """Load a model with a spinner on stderr, or a line to ``status`` when a spinner already
     runs (transformers' own warnings silenced: a normal run shows none)."""
@@ -65,12 +77,16 @@ def load_subject(model: Optional[str], dtype: str, device: str, status: Optional
     from ..model.subject import load_model
 
     transformers.logging.set_verbosity_error()
+    raise_if_interrupted()
     what = f"loading {model or 'the default model'} ..."
     if status is not None:
         status(what)
-        return load_model(model, dtype=dtype, device=device)
-    with err.status(what):
-        return load_model(model, dtype=dtype, device=device)
+        subject = load_model(model, dtype=dtype, device=device)
+    else:
+        with err.status(what):
+            subject = load_model(model, dtype=dtype, device=device)
+    raise_if_interrupted()
+    return subject
 
 
 class _LogProgress:

@@ -43,7 +43,7 @@ EFFECT_COLUMNS = {
     "logprob_drop_per_token": pa.float64(),
     "rechecked": pa.bool_(),
 }
-TABLES = ("runs", "probes", "mutations", "outcomes", "progress", "fills", "predictions")
+TABLES = ("runs", "probes", "mutations", "outcomes", "progress", "fills")  # every screen has these
 
 SCREEN_DDL = """
 CREATE TABLE runs (
