@@ -70,11 +70,38 @@ def control_frames(results, controls, effect: str, frame: pd.DataFrame) -> list[
                 raise MutascopeError(f"control {control} has other probes (or WT outputs) than {results.path}; "
                                      "screen the control with the same --probe options")
             part = site_frame(c, effect)
-        part = part[~part["kind"].isin(set(frame["kind"]))]
+        part = _covering(part[~part["kind"].isin(set(frame["kind"]))], frame, control, results.path)
         part = part.assign(mutation_id=part["mutation_id"] + offset)
         offset = int(part["mutation_id"].max()) + 1 if len(part) else offset
         out.append(part)
     return out
+
+
+SITE = ["layer", "matrix", "row", "col"]
+
+
+def _covering(part: pd.DataFrame, frame: pd.DataFrame, control, path) -> pd.DataFrame:
+    """The control's mutants at the screen's sites, refusing a control that does not cover them.
+
+    The rule: every kind the control adds must have been screened at every site of the
+    screen (a control of more sites is fine: only the screen's sites are kept). A control
+    of a subset, of other sites, or the screen itself (no kind to add) is refused, since a
+    statistic would otherwise set a handful of control tiles beside the whole screen.
+    """
+    if part.empty:
+        raise MutascopeError(f"control {control} adds no kind that {path} lacks; a control screens "
+                             "control kinds (sym:X, noise:X) at the screen's sites")
+    sites = frame[SITE].drop_duplicates()
+    for kind, screened in part.groupby("kind", sort=True):
+        missing = sites.merge(screened[SITE].drop_duplicates(), how="left", on=SITE, indicator=True)
+        missing = missing[missing["_merge"] == "left_only"]
+        if len(missing):
+            first = missing.iloc[0]
+            raise MutascopeError(
+                f"control {control} does not cover the screen's sites: kind {kind} misses {len(missing)} of "
+                f"{len(sites)} (first: layer {first['layer']} {first['matrix']} tile row {first['row']} col "
+                f"{first['col']}); screen the control with the same --layers/--matrices/--rows/--cols")
+    return part.merge(sites, on=SITE, how="inner")
 
 
 def screen_marks(results, frame: pd.DataFrame, superweights: str | os.PathLike) -> pd.DataFrame:

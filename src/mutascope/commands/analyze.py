@@ -23,8 +23,9 @@ def analyze(
     ),
     control: list[Path] = typer.Option(
         [], "--control",
-        help="A control screen of the same model, probes and tiles (e.g. --kinds sym, or noise:0.001), analysed "
-             "with this one: its kinds join the tables (the size-matched pair decides which biases size explains).",
+        help="A control screen of the same model, probes and tiles (e.g. --kinds sym, or noise:0.001) covering every "
+             "site of FILE (extra sites are dropped; fewer are refused), analysed with this one: its kinds join the "
+             "tables (the size-matched pair decides which biases size explains).",
     ),
 ) -> None:
     """Compute every statistic (counts, bias and its size control, enrichment, recurrence, COPA, the
