@@ -174,6 +174,16 @@ LATER_CASES = [
          "--predicted"),
 ]
 
+# -- issue 27 ----------------------------------------------------------------------------
+ROUND3_CASES = [
+    case("kind-value-beyond-float32", SCREEN + " --kinds value:1e39", "beyond what float32 holds"),
+    case("kind-sym-beyond-float32", SCREEN + " --kinds sym:1e40", "beyond what float32 holds"),
+    case("kind-scale-beyond-float32", SCREEN + " --kinds scale:1e39", "beyond what float32 holds"),
+    case("kind-noise-beyond-float32", SCREEN + " --kinds noise:1e38", "beyond what float32 holds"),
+    case("predict-kind-beyond-float32", "predict --model {model} --probe python --layers 0 --matrices q "
+         "--kinds value:-1e39 --out {tmp}/p.duckdb", "beyond what float32 holds"),
+]
+
 
 @pytest.fixture(scope="module")
 def results_file(tmp_path_factory, tiny_model_dir):
@@ -191,7 +201,7 @@ def digests(root) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("c", CORE_CASES + ANALYSIS_CASES + METHOD_CASES + LATER_CASES)
+@pytest.mark.parametrize("c", CORE_CASES + ANALYSIS_CASES + METHOD_CASES + LATER_CASES + ROUND3_CASES)
 def test_bad_input_is_one_line_exit_2_and_no_file_changes(c: Case, tmp_path, tiny_model_dir, results_file):
     results = tmp_path / "results.duckdb"
     shutil.copy(results_file, results)

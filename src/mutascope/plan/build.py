@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 from ..errors import MutascopeError
 from ..model.anatomy import MATRICES, Anatomy
-from .kinds import Kind, kind_value
+from .kinds import Kind, check_representable, kind_value
 from .mutation import Mutation
 from .parse import parse_indices, parse_kinds, parse_names, parse_tile
 from .tiles import TileGrid
@@ -161,6 +161,8 @@ def build_plan(spec: PlanSpec, anatomy: Anatomy) -> Plan:
             grids[(layer, matrix)] = grid
             weight = anatomy.weight(layer, matrix)
             values = {kind: kind_value(kind, weight) for kind in spec.kinds}
+            for kind, value in values.items():
+                check_representable(kind, value, weight, spec.tile[0] * spec.tile[1], f"layer {layer} {matrix}")
             for col in _select(range(grid.n_cols), spec.cols):
                 for row in _select(range(grid.n_rows), spec.rows):
                     r0, r1, c0, c1 = grid.bounds(row, col)

@@ -44,13 +44,16 @@ class KindRule:
     kind's argument ``x`` (None unless ``parametric``, written ``NAME:X``) and
     the whole unmutated matrix; ``tile(original, value, site, kind)`` the new
     contents of a tile (default: every element set to ``value``); ``check(x)``
-    a one-line problem with ``x``, or None.
+    a one-line problem with ``x``, or None; ``largest(value, weight, n)`` a bound on
+    the largest magnitude a tile of ``n`` elements holds once written (default
+    ``abs(value)``), checked against the model's dtype before anything is written.
     """
 
     parametric: bool
     value: Callable[[float | None, torch.Tensor], float]
     tile: Callable[..., torch.Tensor] | None = None
     check: Callable[[float], str | None] | None = None
+    largest: Callable[[float, torch.Tensor, int], float] | None = None
 
 
 def _extreme(weight: torch.Tensor) -> float:
@@ -78,9 +81,11 @@ KINDS: dict[str, KindRule] = {
     "min": KindRule(False, lambda x, w: float(w.min().item())),
     "zero": KindRule(False, lambda x, w: 0.0),
     "value": KindRule(True, lambda x, w: x),
-    "scale": KindRule(True, lambda x, w: x, tile=_scaled),
+    "scale": KindRule(True, lambda x, w: x, tile=_scaled, largest=lambda v, w, n: abs(v) * _extreme(w)),
     "sym": KindRule(True, lambda x, w: x * _extreme(w)),
-    "noise": KindRule(True, lambda x, w: x * _extreme(w), tile=_noisy, check=_positive),
+    # an element of a noise tile of RMS v is at most v * sqrt(n) (the whole norm in one element)
+    "noise": KindRule(True, lambda x, w: x * _extreme(w), tile=_noisy, check=_positive,
+                      largest=lambda v, w, n: _extreme(w) + abs(v) * math.sqrt(n)),
 }
 # A name in a kind list that stands for several kinds (``sym``: the size-matched pair).
 ALIASES: dict[str, tuple[str, ...]] = {"sym": ("sym:1", "sym:-1")}
@@ -130,6 +135,17 @@ class Kind:
 def kind_value(kind: Kind, weight: torch.Tensor) -> float:
     """The number a kind writes into (or scales, or the noise's RMS for) a tile of ``weight``."""
     return KINDS[kind.name].value(kind.x, weight)
+
+
+def check_representable(kind: Kind, value: float, weight: torch.Tensor, n: int, where: str) -> None:
+    """Refuse a kind whose tile of ``n`` elements would not fit the matrix's dtype (``value:1e39``
+    in float32 overflows; ``scale:X`` or ``sym:X`` can too): one line, before any file is written."""
+    rule = KINDS[kind.name]
+    largest = rule.largest(value, weight, n) if rule.largest else abs(value)
+    limit = float(torch.finfo(weight.dtype).max) if weight.dtype.is_floating_point else math.inf
+    if not largest <= limit:
+        raise MutascopeError(f"kind {kind} writes values up to {largest:.3g} into {where}, beyond what "
+                             f"{str(weight.dtype).removeprefix('torch.')} holds ({limit:.3g}): choose a smaller X")
 
 
 def noise_tile(shape: tuple[int, ...], rms: float, site: tuple[int, str, int, int], kind: Kind) -> torch.Tensor:
