@@ -164,3 +164,24 @@ def test_analyze_and_report_use_the_predictions(tmp_path, subject):
     write_report(out, tmp_path / "r.html", figures_dir=figures)
     assert (figures / "predicted_scatter.png").exists() and (figures / "recall_curves.png").exists()
     assert "analysis_prediction_agreement" in (tmp_path / "r.html").read_text()
+
+
+def test_predict_with_superweights_fills_the_marks_of_stored_predictions(tmp_path, tiny_model_dir):
+    """Predictions stored without --superweights get their super-weight marks from a later
+    `predict --superweights` (the column used to stay NULL without a word); the other
+    scores are kept as stored."""
+    sw = tmp_path / "sw.json"
+    code, _, err = run_cli(["superweights", "--model", str(tiny_model_dir), "--detect-only", "--export", str(sw)])
+    assert code == 0, err
+    out = tmp_path / "r.duckdb"
+    args = ["predict", "--model", str(tiny_model_dir), "--probe", "python", "--max-new-tokens", "4", "--layers",
+            "0-1", "--matrices", "q,down", "--tile", "16", "--top", "0", "--out", str(out)]
+    assert run_cli(args)[0] == 0
+    first = _predictions(out)
+    assert first["superweight"].isna().all()
+    code, _, err = run_cli([*args, "--superweights", str(sw)])
+    assert code == 0, err
+    second = _predictions(out)
+    assert second["superweight"].notna().all()
+    scores = [c for c in first.columns if c != "superweight"]
+    assert second[scores].equals(first[scores])

@@ -16,7 +16,8 @@ from .common import load_subject, out, resolve, resumable, set_threads, working
 SuperweightsOpt = typer.Option(
     None, "--superweights",
     help="Super weights of this model (a `mutascope superweights` DuckDB file or JSON export): "
-         "fills the `superweight` score (tile on a marked row or column).",
+         "fills the `superweight` score (tile on a marked row or column), also of predictions stored earlier "
+         "without it (marks already stored are kept).",
 )
 
 

@@ -132,6 +132,11 @@ def _change(m: Mutation, tile_w: torch.Tensor) -> float:
     return float((m.value - tile_w).abs().sum())
 
 
+def superweight_mark(m: Mutation, marked: set) -> float:
+    """1.0 where the mutant's tile lies on a row or column a super-weights file marks, else 0.0."""
+    return float((m.layer, m.matrix, "row", m.row) in marked or (m.layer, m.matrix, "col", m.col) in marked)
+
+
 def predictions(subject, mutations: Sequence[Mutation], probes: Sequence[PreparedProbe], tile: tuple[int, int],
                 marked: set | None = None, progress: Progress | None = None) -> pd.DataFrame:
     """Every score of :data:`SCORES` for every (mutation, probe), in plan order.
@@ -151,8 +156,7 @@ def predictions(subject, mutations: Sequence[Mutation], probes: Sequence[Prepare
         w = weight(key)
         magnitude = tile_sums(w.abs(), tile)
         for m in ms:
-            mark = None if marked is None else float(
-                (m.layer, m.matrix, "row", m.row) in marked or (m.layer, m.matrix, "col", m.col) in marked)
+            mark = None if marked is None else superweight_mark(m, marked)
             fixed[m.mutation_id] = (magnitude[m.row, m.col], _change(m, w[m.r0 : m.r1, m.c0 : m.c1]), mark)
     scores: dict[tuple[int, str], tuple] = {}
     for probe in probes:
@@ -171,4 +175,4 @@ def predictions(subject, mutations: Sequence[Mutation], probes: Sequence[Prepare
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-__all__ = ["COLUMNS", "SCORES", "first_order", "predictions", "probe_sums"]
+__all__ = ["COLUMNS", "SCORES", "first_order", "predictions", "probe_sums", "superweight_mark"]

@@ -32,7 +32,7 @@ from ..engine.base import wild_type_logprob
 from ..errors import MutascopeError
 from ..model.subject import decode_text, eos_ids
 from ..plan import Plan, PlanSpec, build_plan
-from ..predict import predictions
+from ..predict import predictions, superweight_mark
 from ..predict.order import check_order, predicted_order
 from ..probes import Decoding, Probe
 from ..probes.prepared import PreparedProbe, prepare_probes
@@ -220,6 +220,10 @@ class Screen:
             store.write_predictions(frame)
             if progress:
                 progress(len(self.probes), len(self.probes))
+        if self.marked is not None:  # predictions stored earlier without --superweights get their marks
+            n = store.fill_superweight_marks({m.mutation_id: superweight_mark(m, self.marked) for m in self.mutations})
+            if n and status:
+                status(f"super-weight marks added to {n} stored predictions")
         return store.read_predictions()
 
     def _ordered(self, tasks: list[Task], store: Store, status: Status | None) -> list[Task]:

@@ -245,6 +245,26 @@ class Store:
             raise
         return len(fresh)
 
+    def fill_superweight_marks(self, marks: dict[int, float]) -> int:
+        """Set the ``superweight`` score of stored predictions where it is NULL (predictions
+        written without ``--superweights``); a mark already stored is kept. Returns rows set."""
+        if not self._has_predictions() or not marks:
+            return 0
+        con = self.con
+        frame = pd.DataFrame({"mutation_id": list(marks), "mark": list(marks.values())})
+        con.begin()
+        try:
+            con.register("_marks", frame.astype({"mutation_id": "int32", "mark": "float64"}))
+            n = con.execute("UPDATE predictions SET superweight = _marks.mark FROM _marks "
+                            "WHERE predictions.mutation_id = _marks.mutation_id AND predictions.superweight IS NULL "
+                            "RETURNING 1").fetchall()
+            con.unregister("_marks")
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        return len(n)
+
     def read_predictions(self) -> pd.DataFrame | None:
         """The predictions table in plan order (None in a file without one)."""
         if not self._has_predictions():
