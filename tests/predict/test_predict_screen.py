@@ -185,3 +185,28 @@ def test_predict_with_superweights_fills_the_marks_of_stored_predictions(tmp_pat
     assert second["superweight"].notna().all()
     scores = [c for c in first.columns if c != "superweight"]
     assert second[scores].equals(first[scores])
+
+
+def test_a_merge_of_partly_predicted_shards_says_so_and_agreement_states_its_coverage(tmp_path, subject):
+    from mutascope.analysis.run import analyze
+    from mutascope.analysis.sentences import agreement as say
+
+    shards = []
+    for i in range(2):
+        shards.append(tmp_path / f"s{i}.duckdb")
+        Screen(subject, text_probes(6), SPEC, shards[-1], shard=(i, 2), chunk_size=CHUNK,
+               order="predicted" if i == 0 else "plan").run()
+    merged = tmp_path / "merged.duckdb"
+    code, _, err = run_cli(["merge", str(merged), *map(str, shards)])
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "predictions cover" in notes[0] and "mutascope predict" in notes[0], err
+    table = analyze(merged, n_perm=19)["prediction_agreement"]
+    whole = table[(table["score"] == "predicted_abs") & (table["matrix"] == "all")]
+    assert (whole["mutants"] < whole["screened"]).all()
+    assert all("screened mutants that have predictions" in s for s in say(table, None))
+    # completing the predictions on the merged file removes the note's cause
+    Screen(subject, text_probes(6), SPEC, merged, chunk_size=CHUNK).predict()
+    from mutascope.screen.merge import predictions_note
+
+    assert predictions_note(merged) is None

@@ -213,3 +213,39 @@ def test_check_tables_file_and_connect_say_why_in_one_line(tmp_path):
         check_tables_file(text / "x.duckdb")
     with pytest.raises(MutascopeError, match="is a directory, not a DuckDB file"):
         connect(tmp_path, purpose="DuckDB file")
+
+
+def test_an_export_directory_holds_exactly_one_screens_export(store, tmp_path):
+    """A compact export over another screen's export, or a full one over a compact one, used to
+    leave the earlier export's tables (analysis_*, predictions, tiles) beside the new ones."""
+    import json
+
+    path = store.path
+    store.close()
+    write_tables(path, {"analysis_bias": pd.DataFrame({"x": [1]})})
+    other = tmp_path / "other.duckdb"
+    with Store.open(other, dict(CONFIG, plan={"layers": [1]}), run=RUN, probes=PROBES, mutations=mutations(3)):
+        pass
+    out = tmp_path / "pq"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    (out / "mine.parquet").write_bytes(b"not an export's")
+    with open_results(path) as r:
+        first = {p.name for p in r.export(out, compact=True)}
+    assert "analysis_bias.parquet" in first
+    with open_results(other) as r:
+        second = {p.name for p in r.export(out, compact=True)}
+    assert {p.name for p in out.iterdir()} == second | {"export.json", "notes.txt", "mine.parquet"}
+    with open_results(path) as r:
+        full = {p.name for p in r.export(out)}
+        r.export(out, compact=True)
+    assert "tiles.parquet" not in full and "outcomes.parquet" in full
+    names = {p.name for p in out.iterdir()}
+    assert "outcomes.parquet" not in names and "tiles.parquet" in names  # the full export's tables removed
+    assert json.loads((out / "export.json").read_text())["compact"] is True
+    # an export from before manifests: its tables are recognised by name
+    (out / "export.json").unlink()
+    (out / "analysis_stale.parquet").write_bytes(b"x")
+    with open_results(other) as r:
+        r.export(out, compact=True)
+    assert not (out / "analysis_stale.parquet").exists() and (out / "mine.parquet").exists()

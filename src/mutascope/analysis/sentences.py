@@ -185,7 +185,8 @@ def agreement(table: pd.DataFrame, ctx) -> list[str]:
     out = []
     rows = table[(table["score"] == "predicted_abs") & (table["matrix"] == "all")] if len(table) else table
     for r in rows.itertuples() if len(rows) else ():
-        out.append(f"Predicted |effect| against the exact effect, {r.probe_id}: Spearman {r.spearman:.2f} "
+        part = "" if r.mutants == r.screened else f" (over the {r.mutants} of {r.screened} screened mutants that have predictions)"
+        out.append(f"Predicted |effect| against the exact effect, {r.probe_id}{part}: Spearman {r.spearman:.2f} "
                    f"[{r.spearman_low:.2f}, {r.spearman_high:.2f}], AUC for the NSM call {r.auc:.2f}, "
                    f"its top 1 % holds {100 * r.recall_1:.0f} % of the exact top 1 % "
                    f"[{100 * r.recall_1_low:.0f}, {100 * r.recall_1_high:.0f}] (1 % by chance).")

@@ -16,6 +16,7 @@ def merge(
 ) -> None:
     """Merge the shard files of one screen into the file an unsharded screen would have written."""
     from ..screen import merge as run_merge
+    from ..screen.merge import predictions_note
     from ..store import open_results
 
     with err.status("merging ..."):
@@ -23,3 +24,6 @@ def merge(
     with open_results(path) as results:
         n = results.query("SELECT count(DISTINCT mutation_id) AS n FROM outcomes")["n"][0]
     out.print(f"merged {len(shards)} shards ({n} mutants) into {path}")
+    note = predictions_note(path)
+    if note:
+        err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)

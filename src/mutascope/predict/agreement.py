@@ -6,6 +6,10 @@ matrix type (and all matrices together), over the mutants that have both:
 * ``spearman``: Spearman's correlation with the exact ``logprob_drop``;
 * ``auc``: the area under the ROC curve of the score for the NSM call (the
   chance that an NSM scores higher than a silent mutant; 0.5 = no skill);
+* ``mutants``/``screened``: the mutants the row rests on (those with both the
+  score and an exact effect), of all with an exact effect: predictions can
+  cover part of a screen (shards merged where only some were predicted), and
+  every sentence that quotes the agreement says so;
 * ``recall_1``/``recall_10``: of the exact top 1 % (10 %) of mutants by
   ``logprob_drop``, the share that the score's own top 1 % (10 %) holds
   (1 % and 10 % by chance).
@@ -27,7 +31,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 BOOTSTRAP = 200
-COLUMNS = ["score", "probe_id", "matrix", "mutants", "spearman", "spearman_low", "spearman_high", "auc", "auc_low",
+COLUMNS = ["score", "probe_id", "matrix", "mutants", "screened", "spearman", "spearman_low", "spearman_high", "auc", "auc_low",
            "auc_high", "recall_1", "recall_1_low", "recall_1_high", "recall_10", "recall_10_low", "recall_10_high"]
 ALL = "all"
 
@@ -57,6 +61,9 @@ def agreement(frame: pd.DataFrame, predictions: pd.DataFrame, seed: int = 0) -> 
     """
     if frame.empty or predictions is None or predictions.empty:
         return pd.DataFrame(columns=COLUMNS)
+    measured = frame[frame["effect"].notna()]
+    screened = {**measured.groupby("probe_id").size().to_dict(),
+                **measured.groupby(["probe_id", "matrix"]).size().to_dict()}
     joined = frame[["mutation_id", "probe_id", "layer", "matrix", "row", "col", "nsm", "effect"]].merge(
         predictions, on=["mutation_id", "probe_id"])
     joined = joined[joined["effect"].notna()].assign(predicted_abs=lambda d: d["predicted"].abs())
@@ -77,7 +84,8 @@ def agreement(frame: pd.DataFrame, predictions: pd.DataFrame, seed: int = 0) -> 
                 point = _metrics(s[ok], effect[ok], nsm[ok])
                 boot = np.array([_metrics(s[d][ok[d]], effect[d][ok[d]], nsm[d][ok[d]]) for d in draws])
                 low, high = np.nanquantile(boot, 0.025, axis=0), np.nanquantile(boot, 0.975, axis=0)
-                rows.append((name, probe, matrix, int(ok.sum()), *[v for i in range(4) for v in (point[i], low[i], high[i])]))
+                n_screened = screened[probe] if matrix == ALL else screened[(probe, matrix)]
+                rows.append((name, probe, matrix, int(ok.sum()), int(n_screened), *[v for i in range(4) for v in (point[i], low[i], high[i])]))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

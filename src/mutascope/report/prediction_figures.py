@@ -44,7 +44,9 @@ def prediction_scatter(frame: pd.DataFrame, predictions: pd.DataFrame) -> Figure
         rho = p["predicted"].rank().corr(p["effect"].rank())
         ax.set_xscale("symlog", linthresh=0.1)
         ax.set_yscale("symlog", linthresh=0.1)
-        ax.set_title(f"{probe} (Spearman {rho:.2f})", fontsize=9)
+        screened = int(frame.loc[frame["probe_id"] == probe, "effect"].notna().sum())
+        part = "" if len(p) == screened else f"; {len(p)} of {screened} mutants predicted"
+        ax.set_title(f"{probe} (Spearman {rho:.2f}{part})", fontsize=9)
         ax.set_xlabel("predicted logprob_drop (first order)", fontsize=8)
         ax.set_ylabel("exact logprob_drop", fontsize=8)
         ax.tick_params(labelsize=7)

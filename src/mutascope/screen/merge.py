@@ -146,6 +146,29 @@ def merge(out: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> Path:
     return out
 
 
+def predictions_note(path: str | os.PathLike) -> str | None:
+    """What a merged file's predictions leave out, in one line (None when they are whole):
+    shards of which only some were predicted, or predicted with and without ``--superweights``.
+    Merging them is allowed (``mutascope predict`` on the merged file completes both), but the
+    agreement quoted afterwards would rest on part of the screen, so it is said at once."""
+    with Results(path) as r:
+        if "predictions" not in r.table_names():
+            return None
+        total = int(r.runs["n_mutations"].iloc[0])
+        have, marked = r.con.execute(
+            "SELECT count(DISTINCT mutation_id), count(DISTINCT mutation_id) FILTER (superweight IS NOT NULL) "
+            "FROM predictions").fetchone()
+    parts = []
+    if have < total:
+        parts.append(f"predictions cover {have} of {total} mutants (not every shard was predicted)")
+    if 0 < marked < have:
+        parts.append(f"super-weight marks cover {marked} of {have} predicted mutants (shards predicted with and "
+                     "without --superweights)")
+    if not parts:
+        return None
+    return "; ".join(parts) + ": run `mutascope predict` with the screen's options (and --superweights) on the merged file to complete them"
+
+
 def remove_stale_temporaries(out: Path) -> list[Path]:
     """Remove what merges into ``out`` left behind when killed (kill -9 skips every ``finally``):
     ``.OUT.PID.*.tmp`` files (and their ``.wal``) of processes that no longer run."""

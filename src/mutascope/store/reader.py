@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import MutascopeError
-from ..files.outputs import check_output_dir, check_output_file
+from ..files.outputs import atomic_file, check_output_dir, check_output_file
 from .db import connect, existing_runs
 from .schema import EFFECT_COLUMNS, TABLES
 
@@ -105,6 +106,7 @@ class Results:
         directory = check_output_dir(directory, inputs=[self.path], what="export directory")
         targets = [check_output_file(directory / f"{name}.parquet") for name in queries]
         directory.mkdir(parents=True, exist_ok=True)
+        stale = earlier_export(directory) - {t.name for t in targets}
         for (name, query), target in zip(queries.items(), targets):
             tmp = target.with_name(f".{target.name}.tmp")
             escaped = str(tmp).replace("'", "''")
@@ -114,6 +116,12 @@ class Results:
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
+        for name in sorted(stale):  # another screen's (or a fuller export's) tables: not this export's
+            (directory / name).unlink(missing_ok=True)
+        manifest = {"format": "mutascope-export/1", "source": Path(self.path).name, "compact": compact,
+                    "config_hash": str(self.runs["config_hash"].iloc[0]), "files": sorted(t.name for t in targets)}
+        with atomic_file(directory / MANIFEST, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=1)
         return targets
 
     def close(self) -> None:
@@ -124,6 +132,27 @@ class Results:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+MANIFEST = "export.json"  # which files of an export directory the last export wrote
+# Files an export wrote before exports had a manifest: the tables a results file can hold.
+_EXPORTED = re.compile(r"^(runs|probes|mutations|outcomes|progress|fills|predictions|tiles|phenotypes|"
+                       r"choice_scores|phenotype_runs|analysis_\w+)\.parquet$")
+
+
+def earlier_export(directory: Path) -> set[str]:
+    """The file names an earlier export left in ``directory``, which a new export replaces as a
+    whole (so the directory holds exactly one screen's export): those its manifest lists, or,
+    without a manifest, the Parquet files named after a results file's tables. Any other file
+    is the user's and is never touched."""
+    listed: set[str] = set()
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        listed = {str(n) for n in manifest.get("files", []) if isinstance(n, str) and "/" not in n}
+    except (OSError, ValueError, AttributeError):
+        pass
+    named = {p.name for p in directory.glob("*.parquet") if _EXPORTED.match(p.name)}
+    return {n for n in listed | named if n.endswith(".parquet") and (directory / n).is_file()}
 
 
 def open_results(path: str | os.PathLike) -> Results:
