@@ -172,6 +172,13 @@ LATER_CASES = [
     case("screen-unknown-order", SCREEN + " --order best", "unknown order"),
     case("plan-predicted-without-estimate", "plan --model {model} --probe python --predicted --no-estimate",
          "--predicted"),
+    # compare (issue 29): more refusals, on analysed files, in tests/analysis/test_compare.py
+    case("compare-one-file", "compare {results}", "at least two results files"),
+    case("compare-not-analysed", "compare {results} {results}", "is not analysed: run `mutascope analyze"),
+    case("compare-a-text-file", "compare {text} {results}", "not a readable mutascope results file"),
+    case("compare-missing-file", "compare {tmp}/none.duckdb {results}", "results file not found"),
+    case("compare-out-over-an-input", "compare {results} {results} --out {results}", "input of this command"),
+    case("compare-out-a-file", "compare {results} {results} --out {text}", "not a directory"),
 ]
 
 # -- issue 27 ----------------------------------------------------------------------------
