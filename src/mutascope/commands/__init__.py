@@ -11,6 +11,6 @@ A new command is one module here plus one line of :data:`COMMANDS`.
 
 # Each name is a module of this package defining a function of that name, in `--help` order.
 COMMANDS = (
-    "models", "plan", "predict", "screen", "merge", "export", "report", "probes", "fill", "phenotype", "show", "analyze", "compare",
+    "models", "plan", "predict", "screen", "merge", "export", "report", "probes", "fill", "zoom", "phenotype", "show", "analyze", "compare",
     "superweights", "specialization", "activation",
 )

@@ -43,7 +43,7 @@ class TileDelta:
         """
         ref = anatomy.ref(mutation.layer, mutation.matrix)
         original = anatomy.weight(mutation.layer, mutation.matrix)[mutation.r0 : mutation.r1, mutation.c0 : mutation.c1]
-        new = mutated_tile(original, mutation.kind, mutation.value, mutation.site)
+        new = mutated_tile(original, mutation.kind, mutation.value, mutation.seed)
         delta = new.to(torch.float32) - original.to(torch.float32)
         return cls(ref.module_path, ref.offset + mutation.r0, ref.offset + mutation.r1, mutation.c0, mutation.c1, delta)
 

@@ -6,6 +6,7 @@
 * :mod:`.tiles`: a matrix's tile grid (ragged edges kept);
 * :mod:`.mutation`: one mutant and :func:`~.mutation.applied`, the context
   manager that writes it and restores the weights;
+* :mod:`.region`: a mutant of any rectangle of a matrix (``mutascope zoom``);
 * :mod:`.parse`: selections as a user types them (layers, matrices, kinds,
   tile, shard, site);
 * :mod:`.build`: :class:`PlanSpec` (a JSON-able selection) and
@@ -16,6 +17,7 @@
 from .build import SHARD_BLOCK, Plan, PlanSpec, build_plan
 from .kinds import BASE_KINDS, KINDS, PARAMETRIC, Kind, KindRule, kind_value, mutated_tile
 from .mutation import Mutation, applied
+from .region import Region, region_mutation
 from .parse import parse_indices, parse_kinds, parse_names, parse_shard, parse_site, parse_tile
 from .tiles import TileGrid
 
@@ -29,6 +31,7 @@ __all__ = [
     "Mutation",
     "Plan",
     "PlanSpec",
+    "Region",
     "TileGrid",
     "applied",
     "build_plan",
@@ -40,4 +43,5 @@ __all__ = [
     "parse_shard",
     "parse_site",
     "parse_tile",
+    "region_mutation",
 ]

@@ -9,12 +9,15 @@
   calls-only screen, computed and written in place;
 * :mod:`.merge`: ``mutascope merge``: shard files checked to be all the
   parts of one screen, then joined into the unsharded file;
+* :mod:`.zoom`: ``mutascope zoom``: a tile refined into sub-blocks, down to
+  single weights, into the file's ``zoom`` table;
 * :mod:`.readback`: a screen read back from its file (its probes prepared
   for the engine, the model check).
 """
 
 from .fill import FillSummary, Selection, check_fill, fill, select_rows
 from .merge import check_shards, merge
+from .zoom import ZoomRule, ZoomSummary, refine, zoom
 from .screen import Screen, ScreenSummary, check_out_file, check_screen, predicted_coverage
 
 __all__ = [
@@ -22,6 +25,8 @@ __all__ = [
     "Screen",
     "ScreenSummary",
     "Selection",
+    "ZoomRule",
+    "ZoomSummary",
     "check_fill",
     "check_out_file",
     "check_screen",
@@ -29,5 +34,7 @@ __all__ = [
     "fill",
     "merge",
     "predicted_coverage",
+    "refine",
     "select_rows",
+    "zoom",
 ]

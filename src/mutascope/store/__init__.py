@@ -7,6 +7,7 @@
 * :mod:`.mutations`: the ``mutations`` table, written from a plan and read back;
 * :mod:`.writer`: :class:`Store`, atomic chunk writes, fills, canonical phenotype ids;
 * :mod:`.reader`: :class:`Results` (read-only DataFrames, Parquet export);
+* :mod:`.zoom`: the ``zoom`` tables (``mutascope zoom``), read and written a level at a time;
 * :mod:`.db`: DuckDB connections with one-line errors, and :func:`write_tables`,
   which every analysis uses to keep its tables.
 """
@@ -18,11 +19,13 @@ from .reader import Results, open_results
 from .rows import OutcomeRow, ProbeRecord
 from .schema import EFFECT_COLUMNS, SCHEMA_VERSION, TABLES
 from .writer import Store
+from .zoom import ZOOM_COLUMNS, read_zoom
 
 __all__ = [
     "EFFECT_COLUMNS",
     "SCHEMA_VERSION",
     "TABLES",
+    "ZOOM_COLUMNS",
     "OutcomeRow",
     "ProbeRecord",
     "Results",
@@ -36,6 +39,7 @@ __all__ = [
     "open_error",
     "open_results",
     "read_mutations",
+    "read_zoom",
     "replace_tables",
     "write_tables",
 ]

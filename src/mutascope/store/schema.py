@@ -22,7 +22,13 @@ Tables (one row per thing, like deep-mutational-scanning tables):
 * ``predictions`` (only once ``mutascope predict`` or ``screen --order predicted``
                 has run) one row per (mutation, probe), keyed like ``outcomes``:
                 the first-order predicted ``logprob_drop`` and the cheap scores
-                of docs/methods.md, "Predicted maps".
+                of docs/methods.md, "Predicted maps";
+* ``zoom``      (only once ``mutascope zoom`` has run) one row per region and probe
+                of a zoomed site: the region in weights (``row``, ``col`` its first
+                element, ``height``, ``width``), its ``level`` and ``parent`` in the
+                refinement, the kind, the NSM call and ``logprob_drop``, and whether
+                the refinement ``followed`` it; ``zoom_settings`` the rule each
+                (site, kind) was zoomed with (docs/methods.md, "Zoom").
 
 Files of an older schema open everywhere and are migrated (:func:`migrate`)
 before a command writes to them.
@@ -86,6 +92,20 @@ CREATE TABLE IF NOT EXISTS predictions (
     mutation_id INTEGER, probe_id VARCHAR, predicted DOUBLE, magnitude DOUBLE, change DOUBLE,
     wanda DOUBLE, activation DOUBLE, superweight DOUBLE,
     PRIMARY KEY (mutation_id, probe_id)
+);
+"""
+
+# Optional tables (a screen needs neither): created when `mutascope zoom` first writes.
+ZOOM_DDL = """
+CREATE TABLE IF NOT EXISTS zoom_settings (
+    site VARCHAR, kind VARCHAR, share DOUBLE, beam INTEGER, floor INTEGER,
+    PRIMARY KEY (site, kind)
+);
+CREATE TABLE IF NOT EXISTS zoom (
+    site VARCHAR, layer INTEGER, matrix VARCHAR, "row" INTEGER, col INTEGER, height INTEGER, width INTEGER,
+    level INTEGER, parent VARCHAR, kind VARCHAR, probe_id VARCHAR, nsm BOOLEAN, logprob_drop DOUBLE,
+    followed BOOLEAN,
+    PRIMARY KEY (site, kind, probe_id, "row", col, height, width)
 );
 """
 
