@@ -95,7 +95,7 @@ def test_batched_engine_options(monkeypatch, capsys, tiny_model_dir, tmp_path):
 
 
 def test_every_command_has_help(monkeypatch, capsys):
-    for command in ("screen", "plan", "models", "export", "probes", "phenotype", "show", "analyze", "compare", "report",
+    for command in ("screen", "plan", "models", "export", "probes", "phenotype", "show", "analyze", "compare", "report", "zoom",
                     "superweights"):
         code, stdout, _ = run(monkeypatch, capsys, command, "--help")
         assert code == 0 and "Usage" in stdout

@@ -2,7 +2,8 @@
 
 :func:`write_report` turns a results file into one offline HTML page
 (summary, interactive tile maps, statistics tables, figures);
-:func:`save_figures` writes the static PNG figures on their own.
+:func:`save_figures` writes the static PNG figures on their own;
+:func:`zoom_figure` draws a zoomed tile's regions coloured by effect.
 """
 
 from .figures import (
@@ -18,6 +19,7 @@ from .figures import (
 )
 from .html import check_report, write_report
 from .payload import build_payload
+from .zoom import zoom_figure
 
 __all__ = [
     "TILE_CLASSES",
@@ -28,6 +30,7 @@ __all__ = [
     "overlap_figure",
     "overview_figure",
     "save_figures",
+    "zoom_figure",
     "tile_classes",
     "tile_map_figure",
     "top_matrices",
