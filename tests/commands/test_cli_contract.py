@@ -363,3 +363,9 @@ def test_a_normal_run_prints_no_warning(tmp_path, tiny_model_dir):
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
         assert "warning" not in err.lower(), err
+
+
+@pytest.mark.parametrize("command", ["screen", "predict", "plan"])
+def test_kinds_help_names_the_controls(command):
+    code, out, _ = run([command, "--help"])
+    assert code == 0 and "sym:X" in out and "noise:X" in out, out

@@ -29,7 +29,7 @@ LayersOpt = typer.Option("all", help="Layers, e.g. 0-3,7 (inclusive ranges) or a
 MatricesOpt = typer.Option("all", help="Matrices among q,k,v,o,gate,up,down, or all.")
 RowsOpt = typer.Option("all", help="Tile rows, e.g. 0-3 (clipped to each matrix), or all.")
 ColsOpt = typer.Option("all", help="Tile columns, e.g. 0-3 (clipped to each matrix), or all.")
-KindsOpt = typer.Option("max,min", help="Mutation kinds: max, min, zero, value:X, scale:X.")
+KindsOpt = typer.Option("max,min", help="Mutation kinds: max, min, zero, value:X, scale:X, and the controls sym:X (X times the matrix's largest |value|; sym alone: the size-matched pair sym:1,sym:-1) and noise:X (random tiles of matched norm).")
 TileOpt = typer.Option("64", help="Tile size: 64 or HxW.")
 TokensOpt = typer.Option(None, "--max-new-tokens", help="Override the new-token count of free-text probes.")
 DecodingOpt = typer.Option(None, help="Override free-text probes' decoding: greedy, sample:T or sample:T:SEED.")
