@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from ..errors import Interrupted
+from ..interrupts import SIGNALS, raise_if_interrupted, stage  # noqa: F401 (SIGNALS: for callers)
 
 out = Console()
 err = Console(stderr=True)
@@ -28,7 +29,7 @@ LayersOpt = typer.Option("all", help="Layers, e.g. 0-3,7 (inclusive ranges) or a
 MatricesOpt = typer.Option("all", help="Matrices among q,k,v,o,gate,up,down, or all.")
 RowsOpt = typer.Option("all", help="Tile rows, e.g. 0-3 (clipped to each matrix), or all.")
 ColsOpt = typer.Option("all", help="Tile columns, e.g. 0-3 (clipped to each matrix), or all.")
-KindsOpt = typer.Option("max,min", help="Mutation kinds: max, min, zero, value:X, scale:X.")
+KindsOpt = typer.Option("max,min", help="Mutation kinds: max, min, zero, value:X, scale:X, and the controls sym:X (X times the matrix's largest |value|; sym alone: the size-matched pair sym:1,sym:-1) and noise:X (random tiles of matched norm).")
 TileOpt = typer.Option("64", help="Tile size: 64 or HxW.")
 TokensOpt = typer.Option(None, "--max-new-tokens", help="Override the new-token count of free-text probes.")
 DecodingOpt = typer.Option(None, help="Override free-text probes' decoding: greedy, sample:T or sample:T:SEED.")
@@ -57,18 +58,6 @@ def set_threads(threads: Optional[int]) -> None:
     torch.set_num_threads(threads)
 
 
-# Interruption signals received by this process (``cli.main`` installs the handler). Importing
-# torch swallows a KeyboardInterrupt raised during part of it, so the handler also records
-# the signal, and :func:`raise_if_interrupted` raises it again once the imports are done.
-SIGNALS: list[int] = []
-
-
-def raise_if_interrupted() -> None:
-    """Raise the KeyboardInterrupt of a Ctrl-C or SIGTERM that a library swallowed."""
-    if SIGNALS:
-        raise KeyboardInterrupt
-
-
 def load_subject(model: Optional[str], dtype: str, device: str, status: Optional[Callable[[str], None]] = None):
     """Load a model with a spinner on stderr, or a line to ``status`` when a spinner already
     runs (transformers' own warnings silenced: a normal run shows none)."""
@@ -77,6 +66,7 @@ def load_subject(model: Optional[str], dtype: str, device: str, status: Optional
     from ..model.subject import load_model
 
     transformers.logging.set_verbosity_error()
+    stage("loading")
     raise_if_interrupted()
     what = f"loading {model or 'the default model'} ..."
     if status is not None:
@@ -85,6 +75,7 @@ def load_subject(model: Optional[str], dtype: str, device: str, status: Optional
     else:
         with err.status(what):
             subject = load_model(model, dtype=dtype, device=device)
+    stage("loaded")
     raise_if_interrupted()
     return subject
 
@@ -187,11 +178,14 @@ class _Working:
         self.bar = self.task = None
 
     def status(self, text: str) -> None:
+        raise_if_interrupted()  # an interrupt a library swallowed takes effect at its next report
         if self.bar is None:
             self.spinner(text)
 
     def progress(self, done: float, total: float | None) -> None:
+        raise_if_interrupted()
         if self.bar is None:
+            stage("progress")
             self.spinner.stop()
             self.bar = self.stack.enter_context(progress_bar(*self.columns, label=self.label))
             self.task = self.bar.add_task(self.label, total=total)
