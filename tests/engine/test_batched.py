@@ -227,6 +227,28 @@ def test_estimate_times_blocks_spread_over_the_plan(monkeypatch):
     assert [int(s // quarter) for s in starts] == [0, 1, 2, 3] and all(len(ids) == 4 for ids in timed)
 
 
+def test_estimate_times_blocks_of_one_full_batch(monkeypatch):
+    """A screen feeds the engine full batches, so the calibration does too: timed runs of 32
+    mutants in batches of 128 paid each pass's fixed costs for a quarter of the rows and put
+    a small screen at several times its time."""
+    from mutascope.engine.batched import auto_batch_size
+
+    subject = tiny_model("llama")
+    plan = build_plan(PlanSpec.parse(kinds="max,min", tile="16"), subject.anatomy)
+    timed = []
+    run = BatchedEngine.run
+
+    def recording(self, mutations, probes, **kwargs):
+        timed.append(len(mutations))
+        return run(self, mutations, probes, **kwargs)
+
+    monkeypatch.setattr(BatchedEngine, "run", recording)
+    probes = prepare_probes(subject, ReferenceEngine(subject), text_probes(2))
+    estimate_seconds(subject, probes, plan)
+    size = auto_batch_size(subject, max(len(p.prompt) + p.probe.max_new_tokens for p in probes))
+    assert len(plan) > 4 * size and timed == [size] * 4
+
+
 @pytest.mark.real_model
 def test_smollm2_hundred_random_mutations_identical_to_the_reference():
     """SmolLM2-135M, 100 random mutations across layers and matrices, greedy + sampled, 8 tokens."""
