@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .common import DeviceOpt, DtypeOpt, err, load_subject, out, spinner
+from .common import DeviceOpt, DtypeOpt, err, load_subject, out, working
 
 TINY = "tiny"  # as mutascope.specialization.run.TINY, kept here so --help needs no torch import
 DEFAULT_KS = (10, 100, 1000)  # as mutascope.specialization.DEFAULT_KS, likewise
@@ -35,16 +36,22 @@ def specialization(
     dtype: str = DtypeOpt,
     device: str = DeviceOpt,
 ) -> None:
-    """Parameter specialization score (arXiv 2505.17260): mask each concept's top-k value vectors."""
+    """Parameter specialization score (arXiv 2505.17260): mask each concept's top-k value vectors.
+
+    With the defaults, SmolLM2-135M-Instruct takes about 3 minutes on 2 CPU cores (1600 question
+    evaluations); the first line says the count, and a progress bar (plain lines with an ETA
+    when stderr is a log file) follows them."""
     from ..specialization.run import Settings, run
 
     settings = Settings(model=model, concepts=concepts, concept=concept, k=k, random_draws=random_draws, seed=seed,
                         method=method, out_file=out_file, figure=figure, dtype=dtype, device=device)
     printers = {"note": lambda text: err.print(text), "model": _print_concepts,
                 "summary": lambda table: _print_summary(table, random_draws)}
-    with spinner() as status:
-        run(settings, lambda *where: load_subject(*where, status=status), status=status,
-            show=lambda name, value: printers[name](value))
+    columns = (TextColumn("specialization (questions)"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn())
+    with working("specialization", *columns) as shown:
+        run(settings, lambda *where: load_subject(*where, status=shown.status), status=shown.status,
+            show=lambda name, value: printers[name](value), progress=shown.progress)
     if out_file is not None:
         out.print(f"tables written to {out_file}")
     if figure is not None:
