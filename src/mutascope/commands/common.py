@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -179,6 +178,9 @@ class _LogStatus:
     when one of them takes minutes (a quick command prints none)."""
 
     def __init__(self, every: float = 60.0):
+        import threading  # not at the top: `mutascope --help` imports only what it needs
+
+        self.threading = threading
         self.every, self.start, self.line = every, time.monotonic(), None
         self.stopped = threading.Event()
         self.thread = None
@@ -186,7 +188,7 @@ class _LogStatus:
     def update(self, text: str) -> None:
         self.line = text
         if self.thread is None:
-            self.thread = threading.Thread(target=self._beat, name="mutascope-status", daemon=True)
+            self.thread = self.threading.Thread(target=self._beat, name="mutascope-status", daemon=True)
             self.thread.start()
 
     def _beat(self) -> None:
@@ -199,7 +201,7 @@ class _LogStatus:
         self.stopped.set()
         if self.thread is not None:
             self.thread.join()
-        self.thread, self.stopped = None, threading.Event()  # a later line starts it again
+        self.thread, self.stopped = None, self.threading.Event()  # a later line starts it again
 
 
 @contextlib.contextmanager
