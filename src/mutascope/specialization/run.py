@@ -24,7 +24,7 @@ from .answers import check_method
 from .concepts import load_concepts, resolve_controls, select
 from .figures import write_figure
 from .masking import n_vectors
-from .score import DEFAULT_KS, evaluations, specialization, summary
+from .score import DEFAULT_DRAWS, DEFAULT_KS, evaluations, specialization, summary
 from .store import write_results
 
 TINY = "tiny"  # the model name that means a tiny random model (the floor)
@@ -38,7 +38,7 @@ class Settings:
     concepts: Path | None = None
     concept: Sequence[str] | None = None
     k: Sequence[int] = DEFAULT_KS
-    random_draws: int = 3
+    random_draws: int = DEFAULT_DRAWS
     seed: int = 0
     method: str = "cloze"
     out_file: Path | None = None
@@ -111,8 +111,9 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
 
 
 # Seconds per question evaluation of SmolLM2-135M-Instruct (cloze, the shipped questions) on
-# two CPU cores, measured (benchmarks/specialization_time.py); a first line's rough figure only.
-SECONDS_PER_EVALUATION = 0.1
+# two CPU cores (benchmarks/bench_specialization.py: 0.36 s of CPU at one thread on a busy
+# machine, so about 0.2-0.25 s on two idle cores); a first line's rough figure only.
+SECONDS_PER_EVALUATION = 0.25
 
 
 def _minutes(evaluations: int) -> str:

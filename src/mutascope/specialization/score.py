@@ -39,8 +39,11 @@ from .coefficients import Ranking, answer_coefficients, rank_vectors
 from .concepts import Concept, resolve_controls
 from .masking import masked, n_vectors, random_vectors
 
-DEFAULT_KS = (10, 100, 1000)
-DEFAULT_DRAWS = 3
+# Defaults that finish in a few minutes on SmolLM2-135M on two CPU cores: 900 question
+# evaluations of about 0.25 s each (benchmarks/bench_specialization.py). k = 10 (of 46080
+# value vectors in SmolLM2) and a third random draw cost 700 more evaluations (10 minutes).
+DEFAULT_KS = (100, 1000)
+DEFAULT_DRAWS = 2
 
 
 def pss(general_before: float, general_after: float, concept_after: float) -> float:
