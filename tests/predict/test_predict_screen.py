@@ -115,8 +115,25 @@ def test_predictions_of_another_plan_are_refused(tmp_path, subject, plan_file):
 
 
 def test_predicted_coverage_reaches_everything(subject):
-    covered = predicted_coverage(subject, text_probes(6), SPEC)
-    assert covered[-1] == pytest.approx(1.0) and (covered[1:] >= covered[:-1]).all()
+    schedule = predicted_coverage(subject, text_probes(6), SPEC)
+    for column in (schedule.covered, schedule.screened, schedule.ends):
+        assert column[-1] == pytest.approx(1.0) and (column[1:] >= column[:-1]).all()
+    assert schedule.at(0.0) == (0, 0.0, 0.0)
+
+
+def test_plan_predicted_counts_finished_chunks_only_and_names_a_single_chunk(tiny_model_dir):
+    """A two-chunk plan (256 + 56 mutants) is shown at the end of each chunk, with the share
+    screened by then; nothing before the first chunk ends. A one-chunk plan gets a sentence."""
+    args = ["plan", "--model", str(tiny_model_dir), "--probe", "python", "--max-new-tokens", "4",
+            "--matrices", "down", "--tile", "16", "--predicted"]
+    code, stdout, err = run_cli([*args, "--layers", "0,2"])
+    assert code == 0, err
+    assert "312 mutants" in stdout and "2 chunks" in stdout
+    rows = [line for line in stdout.splitlines() if "/2" in line]
+    assert len(rows) == 2 and "82 %" in rows[0] and "100 %" in rows[1], stdout
+    code, stdout, err = run_cli([*args, "--layers", "0"])
+    assert code == 0, err
+    assert "single chunk" in stdout and "covered" not in stdout.split("single chunk")[0]
 
 
 def test_unknown_order_is_one_line(tmp_path, tiny_model_dir):

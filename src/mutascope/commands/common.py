@@ -139,22 +139,60 @@ def progress_bar(*columns, label: str = "progress", **kwargs) -> Iterator:
 
 
 class _Spinner:
-    """A rich spinner on stderr started by the first line it is given, then updated."""
+    """A rich spinner on stderr started by the first line it is given, then updated. When
+    stderr is not a terminal (a job's log), :class:`_LogStatus` instead."""
 
     def __init__(self):
         self.live = None
+        self.log = None if err.is_terminal else _LogStatus()
 
     def __call__(self, text: str) -> None:
-        if self.live is None:
+        if self.log is not None:
+            self.log.update(text)
+        elif self.live is None:
             self.live = err.status(text)
             self.live.start()
         else:
             self.live.update(text)
 
     def stop(self) -> None:
+        if self.log is not None:
+            self.log.stop()
         if self.live is not None:
             self.live.stop()
             self.live = None
+
+
+class _LogStatus:
+    """What stands in for the spinner in a log: every ``every`` seconds while a step runs,
+    its latest line with the elapsed time, so that a log shows a long command's steps even
+    when one of them takes minutes (a quick command prints none)."""
+
+    def __init__(self, every: float = 60.0):
+        import threading  # not at the top: `mutascope --help` imports only what it needs
+
+        self.threading = threading
+        self.every, self.start, self.line = every, time.monotonic(), None
+        self.stopped = threading.Event()
+        self.thread = None
+
+    def update(self, text: str) -> None:
+        self.line = text
+        if self.thread is None:
+            self.thread = self.threading.Thread(target=self._beat, name="mutascope-status", daemon=True)
+            self.thread.start()
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(self.every):
+            if self.line is not None:
+                err.print(f"{self.line} (elapsed {_clock(time.monotonic() - self.start)})",
+                          markup=False, highlight=False, soft_wrap=True)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.thread is not None:
+            self.thread.join()
+        self.thread, self.stopped = None, self.threading.Event()  # a later line starts it again
 
 
 @contextlib.contextmanager

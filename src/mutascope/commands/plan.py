@@ -71,21 +71,30 @@ def plan(
             out.print(_coverage_table(covered, seconds["calls"]))
 
 
-def _coverage_table(covered, seconds: float) -> Table:
+def _coverage_table(schedule, seconds: float):
     """Share of the predicted top 1 % covered at points in time of a calls-only screen in
-    predicted order (hours, or shares of the run when it is shorter than two hours)."""
-    import numpy as np
-
-    n = len(covered)
+    predicted order: at the end of each chunk when there are few, else at hours (or shares of
+    the run when it is shorter than two hours). Only finished chunks count, each taking its
+    share of the time by its cost (:class:`mutascope.predict.order.Schedule`). A single chunk
+    gets a sentence instead: the order cannot help it."""
+    n = schedule.n_chunks
+    if n <= 1:
+        return (f"the plan is a single chunk: a screen in --order predicted covers the predicted top 1 % "
+                f"only when it ends (after about {_duration(seconds)}); predicted order helps plans of several chunks")
     hours = seconds / 3600
-    points = list(range(1, min(int(np.ceil(hours)), 12) + 1)) if hours >= 2 else [hours * f for f in (0.1, 0.25, 0.5, 1)]
-    table = Table(title="screen in --order predicted (--outputs calls): the predicted top 1 % of mutants covered")
-    for col in ("after", "plan screened", "predicted top 1 % covered"):
+    if n <= 8:
+        fractions = list(schedule.ends)
+    elif hours >= 2:
+        fractions = [min(h / hours, 1.0) for h in range(1, min(int(hours + 0.999), 12) + 1)]
+    else:
+        fractions = [0.1, 0.25, 0.5, 1.0]
+    table = Table(title=f"screen in --order predicted (--outputs calls), {n} chunks: the predicted top 1 % "
+                        "of mutants covered (finished chunks only)")
+    for col in ("after", "chunks done", "plan screened", "predicted top 1 % covered"):
         table.add_column(col, justify="right")
-    for at in points:
-        chunks = min(n, max(1, int(round(n * min(at / hours, 1.0))))) if n else 0
-        share = float(covered[chunks - 1]) if chunks else 0.0
-        table.add_row(_duration(at * 3600), f"{100 * chunks / max(n, 1):.0f} %", f"{100 * share:.0f} %")
+    for fraction in fractions:
+        done, screened, covered = schedule.at(fraction)
+        table.add_row(_duration(fraction * seconds), f"{done}/{n}", f"{100 * screened:.0f} %", f"{100 * covered:.0f} %")
     return table
 
 

@@ -10,9 +10,10 @@ maps").
 """
 
 from .agreement import agreement, recall_curve
-from .order import ORDERS, chunk_priority, coverage, predicted_order
+from .order import ORDERS, Schedule, chunk_cost, chunk_priority, coverage, predicted_order, schedule
 from .scores import COLUMNS, SCORES, first_order, predictions, superweight_mark
 from .tilesums import GradientSums, gradient_sums, tile_sums
 
-__all__ = ["COLUMNS", "ORDERS", "GradientSums", "SCORES", "agreement", "chunk_priority", "coverage",
-           "first_order", "gradient_sums", "predicted_order", "predictions", "recall_curve", "superweight_mark", "tile_sums"]
+__all__ = ["COLUMNS", "ORDERS", "GradientSums", "SCORES", "Schedule", "agreement", "chunk_cost", "chunk_priority",
+           "coverage", "first_order", "gradient_sums", "predicted_order", "predictions", "recall_curve",
+           "schedule", "superweight_mark", "tile_sums"]

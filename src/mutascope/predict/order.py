@@ -8,10 +8,17 @@ screen's, and resume, shards, merge, fill and workers keep their guarantees:
 a stopped screen has simply covered the chunks predicted to matter most.
 A chunk's priority is the sum over its mutants and probes of |predicted|;
 ties (and unpredicted chunks, last) keep plan order.
+
+What such a screen has covered after a given time (:class:`Schedule`) counts
+only the chunks finished by then, since a chunk's rows are committed together,
+and gives each chunk its share of the time by its cost, not an equal share: a
+mutant runs from its own layer up (prefix reuse), so a chunk of early-layer
+mutants takes longer than one of late-layer mutants.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -59,3 +66,45 @@ def coverage(chunks: Sequence[Sequence[int]], predictions: pd.DataFrame, share: 
     top = scored.assign(a=scored["predicted"].abs()).nlargest(k, "a")["mutation_id"].value_counts()
     per_chunk = np.array([top.reindex(list(ids)).fillna(0).sum() for ids in chunks])
     return np.cumsum(per_chunk[predicted_order(chunks, predictions)]) / k
+
+
+def chunk_cost(layers: Sequence[int], n_layers: int) -> float:
+    """The relative cost of a chunk whose mutants sit in ``layers``: each runs the decoder
+    blocks from its layer up, plus about one block's worth for the head and the rest."""
+    return float(sum(n_layers - layer + 1 for layer in layers))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A screen in predicted order, chunk by chunk (element ``i``: after ``i + 1`` chunks).
+
+    ``covered``: share of the predicted top covered (:func:`coverage`); ``screened``: share of
+    the plan's mutants done; ``ends``: share of the screen's time at which the chunk ends.
+    """
+
+    covered: np.ndarray
+    screened: np.ndarray
+    ends: np.ndarray
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.ends)
+
+    def at(self, fraction: float) -> tuple[int, float, float]:
+        """Chunks finished, share screened and share covered at ``fraction`` of the screen's time:
+        a chunk still running has committed nothing."""
+        done = int(np.searchsorted(self.ends, fraction * (1 + 1e-9), side="right"))
+        if done == 0:
+            return 0, 0.0, 0.0
+        return done, float(self.screened[done - 1]), float(self.covered[done - 1])
+
+
+def schedule(chunks: Sequence[Sequence[int]], predictions: pd.DataFrame, costs: Sequence[float],
+             share: float = 0.01) -> Schedule:
+    """The :class:`Schedule` of a predicted-order screen of ``chunks`` (mutation ids, plan order)
+    whose chunks cost ``costs`` (:func:`chunk_cost`)."""
+    order = predicted_order(chunks, predictions)
+    sizes = np.array([len(chunks[i]) for i in order], dtype=float)
+    spent = np.cumsum(np.asarray(costs, dtype=float)[order])
+    return Schedule(coverage(chunks, predictions, share), np.cumsum(sizes) / max(sizes.sum(), 1),
+                    spent / spent[-1] if len(spent) and spent[-1] > 0 else np.ones(len(order)))
