@@ -65,16 +65,17 @@ def _activation(module: torch.nn.Module):
 
 
 def _sequence(t: torch.Tensor) -> torch.Tensor:
-    """(T, n) float64 from a (1, T, n) tensor or one already flattened to (T, n) (OPT's MLP)."""
+    """(T, n) from a (1, T, n) tensor or one already flattened to (T, n) (OPT's MLP), in the model's
+    dtype (float64 only per layer, when its mutants are computed)."""
     t = t.detach()
-    return (t[0] if t.dim() == 3 else t).to(torch.float64)
+    return (t[0] if t.dim() == 3 else t).clone()
 
 
 @dataclass
 class LayerRecord:
     """What one layer's local step needs, from the WT pass (all float64, batch row 0)."""
 
-    inputs: dict = field(default_factory=dict)    # module path -> its input (T, in)
+    inputs: dict = field(default_factory=dict)    # module path -> its input (T, in), first projection only
     outputs: dict = field(default_factory=dict)   # module path -> its output (T, out)
     grads: dict = field(default_factory=dict)     # "o" / "down" -> gradient at that projection's input (T, n)
     rotary: tuple | None = None                   # (cos, sin) the attention was given
@@ -92,22 +93,26 @@ class Recording:
 
     def _hooks(self) -> list:
         anatomy, model = self.subject.anatomy, self.subject.model
-        io: dict[str, LayerRecord] = {}
+        io: dict[str, tuple[LayerRecord, bool]] = {}  # path -> (record, whether its input is kept)
         reads: dict[tuple[str, str], LayerRecord] = {}
         rotary: dict[str, LayerRecord] = {}
         for layer, matrix in sorted(self.keys):
             rec = self.layers.setdefault(layer, LayerRecord())
             if matrix in ("q", "k"):
-                for m in ("q", "k", "v"):
-                    io[anatomy.ref(layer, m).module_path] = rec
+                for m in ("q", "k", "v"):  # one input: they share it (a fused projection keeps it)
+                    path = anatomy.ref(layer, m).module_path
+                    io[path] = (rec, m == "q" or io.get(path, (rec, False))[1])
                 rotary[_parent(anatomy.ref(layer, "q").module_path)] = rec
                 reads[(anatomy.ref(layer, "o").module_path, "o")] = rec
             else:
+                first = "gate" if "gate" in anatomy.matrices else "up"
                 for m in ("gate", "up"):
                     if m in anatomy.matrices:
-                        io[anatomy.ref(layer, m).module_path] = rec
+                        path = anatomy.ref(layer, m).module_path
+                        io[path] = (rec, m == first or io.get(path, (rec, False))[1])
                 reads[(anatomy.ref(layer, "down").module_path, "down")] = rec
-        handles = [model.get_submodule(p).register_forward_hook(self._io(rec, p)) for p, rec in io.items()]
+        handles = [model.get_submodule(p).register_forward_hook(self._io(rec, p, keep))
+                   for p, (rec, keep) in io.items()]
         handles += [model.get_submodule(p).register_forward_pre_hook(self._grad(rec, name))
                     for (p, name), rec in reads.items()]
         handles += [model.get_submodule(p).register_forward_pre_hook(self._rotary(rec), with_kwargs=True)
@@ -115,9 +120,10 @@ class Recording:
         return handles
 
     @staticmethod
-    def _io(rec: LayerRecord, path: str):
+    def _io(rec: LayerRecord, path: str, keep_input: bool):
         def hook(module, args, output):
-            rec.inputs[path] = _sequence(args[0])
+            if keep_input:
+                rec.inputs[path] = _sequence(args[0])
             rec.outputs[path] = _sequence(output)
         return hook
 
@@ -223,7 +229,7 @@ class _Attention:
         self.module = subject.model.get_submodule(_parent(self.refs["q"].module_path))
         self.rec = rec
         out = {m: self._part(m) for m in ("q", "k", "v")}
-        self.x = rec.inputs[self.refs["q"].module_path]
+        self.x = rec.inputs[self.refs["q"].module_path].to(torch.float64)
         self.hd = int(getattr(self.module, "head_dim", 0) or out["q"].shape[1] // self.module.num_heads)
         self.hq, self.hkv = out["q"].shape[1] // self.hd, out["k"].shape[1] // self.hd
         self.pre = out
@@ -243,7 +249,7 @@ class _Attention:
 
     def _part(self, m: str) -> torch.Tensor:
         ref = self.refs[m]
-        return self.rec.outputs[ref.module_path][:, ref.offset : ref.offset + ref.shape[0]]
+        return self.rec.outputs[ref.module_path][:, ref.offset : ref.offset + ref.shape[0]].to(torch.float64)
 
     def prepare(self, t: torch.Tensor, which: str) -> torch.Tensor:
         """(B, T, H*hd) projection outputs -> (B, H, T, hd) as the attention is given them."""
@@ -346,10 +352,11 @@ class _Mlp:
         self.refs = {m: anatomy.ref(layer, m) for m in ("gate", "up") if m in anatomy.matrices}
         self.act = _activation(subject.model.get_submodule(_parent(anatomy.ref(layer, "down").module_path)))
         first = self.refs["gate" if self.gated else "up"]
-        self.x = rec.inputs[first.module_path]
-        self.pre = rec.outputs[first.module_path][:, first.offset : first.offset + first.shape[0]]
+        self.x = rec.inputs[first.module_path].to(torch.float64)
+        self.pre = rec.outputs[first.module_path][:, first.offset : first.offset + first.shape[0]].to(torch.float64)
         up = self.refs["up"]
-        self.up = rec.outputs[up.module_path][:, up.offset : up.offset + up.shape[0]] if self.gated else None
+        self.up = rec.outputs[up.module_path][:, up.offset : up.offset + up.shape[0]].to(torch.float64) \
+            if self.gated else None
 
     def changes(self, subject, ms: Sequence[Mutation], matrix: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Each mutant's exact change of ``down``'s input: (B, T, h) values at the tile's channels (B, h)."""
@@ -379,7 +386,7 @@ def local_changes(subject, recording: Recording, layer: int, matrix: str, mutati
     readout = "o" if matrix in ("q", "k") else "down"
     if readout not in rec.grads:
         raise MutascopeError(f"no gradient was recorded at layer {layer}'s {readout} input")
-    grad = rec.grads[readout]
+    grad = rec.grads[readout].to(torch.float64)
     ms = [m for m in mutations if m.kind.name != "noise"]
     if not ms:
         return
