@@ -177,10 +177,10 @@ def test_recall_curves_and_figures_of_a_predicted_map():
     f = noise_frame(2, layers=tuple(range(6)))
     pred = pd.DataFrame({"mutation_id": f["mutation_id"], "probe_id": f["probe_id"], "predicted": f["effect"] * 1.1})
     curves = recall_curves(f, pred)
-    assert set(curves["order"]) == {"predicted (each mutant)", "predicted (chunks, as screened)", "plan order",
+    assert set(curves["order"]) == {"first order (each mutant)", "predicted (chunks, as screened)", "plan order",
                                     "random order"}
     at10 = curves[curves["screened"].round(2) == 0.10].set_index(["probe_id", "order"])["found"]
-    assert at10[("a", "predicted (each mutant)")] == 1.0  # a perfect prediction finds the whole top 1 % first
+    assert at10[("a", "first order (each mutant)")] == 1.0  # a perfect prediction finds the whole top 1 % first
     assert at10[("a", "predicted (chunks, as screened)")] >= at10[("a", "plan order")]
     assert prediction_scatter(f, pred).axes and recall_figure(f, pred).axes
 

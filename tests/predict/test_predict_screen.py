@@ -173,7 +173,8 @@ def test_analyze_and_report_use_the_predictions(tmp_path, subject):
     out = tmp_path / "a.duckdb"
     Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run()
     table = analyze(out, n_perm=99)["prediction_agreement"]
-    assert set(table["score"]) >= {"predicted", "predicted_abs", "magnitude", "change", "wanda", "activation"}
+    assert set(table["score"]) >= {"predicted", "predicted_abs", "local", "local_abs", "magnitude", "change", "wanda",
+                                  "activation"}
     assert set(table["probe_id"]) == {"hello", "story"} and "all" in set(table["matrix"])
     ok = table.dropna(subset=["spearman"])
     assert ((ok["spearman_low"] <= ok["spearman"] + 1e-12) & (ok["spearman"] <= ok["spearman_high"] + 1e-12)).all()
@@ -227,3 +228,23 @@ def test_a_merge_of_partly_predicted_shards_says_so_and_agreement_states_its_cov
     from mutascope.screen.merge import predictions_note
 
     assert predictions_note(merged) is None
+
+
+def test_a_file_predicted_before_the_local_estimate_keeps_its_scores_and_gains_local(tmp_path, subject):
+    """Schema 3 files have no `local` column: migration adds it (null), the stored scores stay as they
+    are (here deliberately altered, so a silent recomputation would show), and predicting again fills
+    only the missing `local` values."""
+    out = tmp_path / "old.duckdb"
+    fresh = Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK).predict()
+    assert fresh["local"].notna().all()
+    with duckdb.connect(str(out)) as con:
+        con.execute("ALTER TABLE predictions DROP COLUMN local")
+        con.execute("UPDATE predictions SET predicted = predicted + 1")
+        con.execute("UPDATE runs SET schema_version = 3")
+    with open_results(out) as r:  # read as it is: no local column, nothing written
+        assert "local" not in r.predictions.columns
+    again = Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK).predict()
+    assert (again["predicted"] == fresh["predicted"] + 1).all()  # stored values kept, not replaced
+    assert (again["local"] == fresh["local"]).all()
+    with duckdb.connect(str(out), read_only=True) as con:
+        assert con.execute("SELECT max(schema_version) FROM runs").fetchone()[0] == 4

@@ -27,7 +27,7 @@ def plan(
     estimate: bool = typer.Option(True, help="Estimate the run time from a short calibration run of the batched engine."),
     predicted: bool = typer.Option(
         False, "--predicted",
-        help="Also say how much of the predicted top 1 % a screen in --order predicted covers per hour "
+        help="Also say how much of the predicted top 1 % (local estimate) a screen in --order predicted covers per hour "
              "(one forward and backward pass per probe; needs --estimate).",
     ),
     dtype: str = common.DtypeOpt,

@@ -42,7 +42,9 @@ def predict(
     threads: Optional[int] = common.ThreadsOpt,
     top: int = typer.Option(10, "--top", help="Print the N mutants of each probe with the largest predicted effect."),
 ) -> None:
-    """Predict every mutant's effect from one backward pass per probe (first order; no mutant is run)."""
+    """Predict every mutant's effect from one backward pass per probe (first order, and local: exact through the
+    mutated block's first nonlinearity; no mutant is run). Stored predictions are kept; a file predicted before
+    the local estimate existed gets only its `local` values added."""
     import time
 
     from ..errors import MutascopeError
@@ -81,13 +83,18 @@ def predict(
 def _print_top(table, job, top: int) -> None:
     if not top:
         return
+    from ..predict import ordering_estimate
+
     sites = {m.mutation_id: m for m in job.mutations}
+    local = "local" in table.columns
     for probe_id, rows in table[table["mutation_id"].isin(sites)].groupby("probe_id", sort=False):
-        best = rows.assign(a=rows["predicted"].abs()).nlargest(top, "a")
-        shown = Table(title=f"largest predicted effects, probe {probe_id} (first order; logprob_drop in nats)")
-        for col in ("layer", "matrix", "row", "col", "kind", "predicted"):
+        best = rows.assign(a=ordering_estimate(rows)).nlargest(top, "a")
+        shown = Table(title=f"largest predicted effects, probe {probe_id} (logprob_drop in nats; local: exact to the "
+                            "first nonlinearity, first order after it)")
+        for col in ("layer", "matrix", "row", "col", "kind", "predicted", *(["local"] if local else [])):
             shown.add_column(col, justify="right")
         for r in best.itertuples():
             m = sites[r.mutation_id]
-            shown.add_row(str(m.layer), m.matrix, str(m.row), str(m.col), str(m.kind), f"{r.predicted:.3g}")
+            shown.add_row(str(m.layer), m.matrix, str(m.row), str(m.col), str(m.kind), f"{r.predicted:.3g}",
+                          *([f"{r.local:.3g}"] if local else []))
         out.print(shown)

@@ -33,8 +33,9 @@ def screen(
     engine: str = typer.Option("batched", help="batched (fast, identical results) or reference (the paper's loop)."),
     order: str = typer.Option(
         "plan", "--order",
-        help="plan, or predicted: chunks with the largest predicted effect first (predictions are computed "
-             "once, stored in the file as `predictions`; outcomes are identical to plan order).",
+        help="plan, or predicted: chunks with the largest predicted effect first (the local estimate, exact "
+             "through the mutated block's first nonlinearity; predictions are computed once, stored in the file "
+             "as `predictions`; outcomes are identical to plan order).",
     ),
     shard: str = typer.Option("0/1", help="Run only shard INDEX/COUNT of the plan (one file per shard; `mutascope merge` joins them)."),
     chunk_size: Optional[int] = typer.Option(None, help="Mutations per committed transaction (default: the engine's)."),

@@ -369,7 +369,7 @@ def figure_set(frame: pd.DataFrame, top_n: int = 6, tables: dict[str, pd.DataFra
     if predictions is not None and has_effect:
         from .prediction_figures import prediction_scatter, recall_figure
 
-        yield ("predicted_scatter", "Predicted (first order) against exact effect of every mutant, per probe",
+        yield ("predicted_scatter", "Predicted (first order, and local where stored) against exact effect of every mutant, per probe",
                prediction_scatter(frame, predictions))
         yield ("recall_curves", "Share of the exact top 1 % found against the share of the plan screened: "
                "predicted, plan and random order", recall_figure(frame, predictions))

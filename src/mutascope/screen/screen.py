@@ -209,10 +209,13 @@ class Screen:
         todo = [m for m in self.mutations if m.mutation_id not in have]
         if todo:
             done = iter(range(len(self.probes)))
+            # A file predicted before the local estimate existed keeps its stored scores; only the
+            # missing `local` values are added (Store.write_predictions).
+            what = "predicting" if not store.has_predictions() else "predicting (or adding the local estimate to)"
 
             def shown(probe_id: str) -> None:
                 if status:
-                    status(f"predicting {len(todo)} mutants: forward and backward pass on {probe_id} ...")
+                    status(f"{what} {len(todo)} mutants: forward and backward pass on {probe_id} ...")
                 if progress:
                     progress(next(done), len(self.probes))
 
