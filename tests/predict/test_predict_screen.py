@@ -210,3 +210,14 @@ def test_a_merge_of_partly_predicted_shards_says_so_and_agreement_states_its_cov
     from mutascope.screen.merge import predictions_note
 
     assert predictions_note(merged) is None
+
+
+def test_predict_notes_that_noise_kinds_get_no_predicted_effect(tmp_path, tiny_model_dir):
+    out = tmp_path / "r.duckdb"
+    args = ["predict", "--model", str(tiny_model_dir), "--probe", "python", "--max-new-tokens", "4", "--layers", "0",
+            "--matrices", "q", "--tile", "32", "--kinds", "max,noise:0.5", "--out", str(out)]
+    code, stdout, err = run_cli(args)
+    assert code == 0, err
+    assert "note: noise:0.5 mutants get no predicted effect (`predicted` is NULL)" in " ".join(stdout.split())
+    code, stdout, err = run_cli(args[:-4] + ["--kinds", "max", "--out", str(tmp_path / "s.duckdb")])
+    assert code == 0 and "note:" not in stdout, err
