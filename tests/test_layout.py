@@ -166,7 +166,7 @@ def test_every_command_is_its_own_module_importing_no_library_at_its_top():
 def test_the_cli_is_registration_and_main_only():
     tree = ast.parse(MODULES["mutascope.cli"].read_text(encoding="utf-8"))
     functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    assert functions == {"main", "_click_errors", "_shown_help"}
+    assert functions == {"main", "_click_errors", "_shown_help", "_version", "_options"}  # + --version
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if _is_package(n)))

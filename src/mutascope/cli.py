@@ -1,4 +1,4 @@
-"""The ``mutascope`` command line: registration of the commands, and ``main()``.
+"""The ``mutascope`` command line: registration of the commands (and ``--version``), and ``main()``.
 
 Every command lives in :mod:`mutascope.commands` (one module each, a thin
 shell over one library call). User mistakes (:class:`MutascopeError`) become
@@ -24,6 +24,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Map what the parameters of a large language model do.",
 )
+
+
+def _version(shown: bool) -> None:
+    """``mutascope --version``: the version (recorded in every results file), then exit."""
+    if shown:
+        from .version import __version__
+
+        print(f"mutascope {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                 help="Print mutascope's version and exit."),
+) -> None:
+    """Map what the parameters of a large language model do."""
+
+
 for _name in COMMANDS:
     app.command(_name)(getattr(importlib.import_module(f".commands.{_name}", __package__), _name))
 

@@ -24,8 +24,9 @@ has its remedy here:
 The first milliseconds of the interpreter, before Python has its own handler
 and while it finds the package, are outside any program's reach: there the
 signal's default action applies. ``$MUTASCOPE_STAGE_FILE``, when set, gets
-one line per stage reached (``handlers``, ``cli``, ``loading``, ``loaded``,
-``progress``), so tests send signals at states the process reports instead of
+one line per stage reached (``handlers``, ``cli``, ``arguments`` (checked, before
+torch is imported), ``loading``, ``loaded``, ``progress``, ``chunk`` (the first one
+done in this run)), so tests send signals at states the process reports instead of
 after fixed sleeps.
 
 Only the command line installs these handlers; ``import mutascope`` does not.

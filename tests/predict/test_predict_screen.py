@@ -248,3 +248,14 @@ def test_a_file_predicted_before_the_local_estimate_keeps_its_scores_and_gains_l
     assert (again["local"] == fresh["local"]).all()
     with duckdb.connect(str(out), read_only=True) as con:
         assert con.execute("SELECT max(schema_version) FROM runs").fetchone()[0] == 4
+
+
+def test_predict_notes_that_noise_kinds_get_no_predicted_effect(tmp_path, tiny_model_dir):
+    out = tmp_path / "r.duckdb"
+    args = ["predict", "--model", str(tiny_model_dir), "--probe", "python", "--max-new-tokens", "4", "--layers", "0",
+            "--matrices", "q", "--tile", "32", "--kinds", "max,noise:0.5", "--out", str(out)]
+    code, stdout, err = run_cli(args)
+    assert code == 0, err
+    assert "note: noise:0.5 mutants get no predicted effect (`predicted` is NULL)" in " ".join(stdout.split())
+    code, stdout, err = run_cli(args[:-4] + ["--kinds", "max", "--out", str(tmp_path / "s.duckdb")])
+    assert code == 0 and "note:" not in stdout, err

@@ -45,14 +45,41 @@ def resolve(specs, subject, mmlu_dir, max_new_tokens, decoding):
         return resolve_probes(specs, subject, mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens, decoding=dec)
 
 
-def set_threads(threads: Optional[int]) -> None:
-    """Apply ``--threads`` (before any model work), or say why not in one line."""
+def check_threads(threads: Optional[int]) -> None:
+    """Refuse a ``--threads`` below 1 in one line (without importing torch)."""
     from ..errors import MutascopeError
 
+    if threads is not None and threads < 1:
+        raise MutascopeError(f"--threads must be at least 1, got {threads}")
+
+
+def checked_spec(model, layers, matrices, rows, cols, kinds, tile, *, probe=None, max_new_tokens=None,
+                 decoding=None, mmlu_dir=None, threads=None, shard=None):
+    """The plan selection a command line gives, after everything that can be refused from the
+    arguments and the model's config is refused: before torch is imported and before any model
+    loads (issue 27, item 7: these took 11-22 s on a loaded machine). Checked here: the selection
+    (layers, matrices, rows, columns, kinds, tile), ``--shard``, ``--threads``, the probes with
+    ``--max-new-tokens`` and ``--decoding``, ``--model`` (a missing path) and the layers against
+    the count its config states. Returns ``(spec, shard)``; the shard is None when not given."""
+    from ..plan import PlanSpec, check_spec_source, parse_shard
+    from ..probes import Decoding, count_probes
+
+    check_threads(threads)
+    spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
+    shard_pair = parse_shard(shard) if shard is not None else None
+    if probe is not None:
+        count_probes(probe, mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens,
+                     decoding=Decoding.parse(decoding) if decoding else None)
+    check_spec_source(spec, model)
+    stage("arguments")
+    return spec, shard_pair
+
+
+def set_threads(threads: Optional[int]) -> None:
+    """Apply ``--threads`` (before any model work), or say why not in one line."""
+    check_threads(threads)
     if threads is None:
         return
-    if threads < 1:
-        raise MutascopeError(f"--threads must be at least 1, got {threads}")
     import torch
 
     torch.set_num_threads(threads)
@@ -214,6 +241,7 @@ class _Working:
         self.stack, self.label, self.columns = stack, label, columns
         self.spinner = stack.enter_context(spinner())
         self.bar = self.task = None
+        self.first: float | None = None  # the count first reported (a resumed run starts part way)
 
     def status(self, text: str) -> None:
         raise_if_interrupted()  # an interrupt a library swallowed takes effect at its next report
@@ -222,6 +250,11 @@ class _Working:
 
     def progress(self, done: float, total: float | None) -> None:
         raise_if_interrupted()
+        if self.first is None:
+            self.first = done
+        elif done > self.first:  # the first chunk done in this run: tests stop a screen mid-way here
+            stage("chunk")
+            self.first = float("inf")
         if self.bar is None:
             stage("progress")
             self.spinner.stop()

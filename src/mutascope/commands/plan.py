@@ -9,7 +9,10 @@ import typer
 from rich.table import Table
 
 from . import common
-from .common import err, load_subject, out, resolve
+from .common import err, load_subject, out, resolve, set_threads
+
+# screen options plan accepts (hidden from its help, named in its docstring) so a pasted screen line works
+_IGNORED = "A screen option, accepted so a screen's command line can be pasted; ignored here (one note says so)."
 
 
 def plan(
@@ -32,15 +35,44 @@ def plan(
     ),
     dtype: str = common.DtypeOpt,
     device: str = common.DeviceOpt,
+    threads: Optional[int] = common.ThreadsOpt,
+    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help=_IGNORED, hidden=True),
+    engine: Optional[str] = typer.Option(None, "--engine", help=_IGNORED, hidden=True),
+    outputs: Optional[str] = typer.Option(None, "--outputs", help=_IGNORED, hidden=True),
+    order: Optional[str] = typer.Option(None, "--order", help=_IGNORED, hidden=True),
+    shard: Optional[str] = typer.Option(None, "--shard", help=_IGNORED, hidden=True),
+    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help=_IGNORED, hidden=True),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help=_IGNORED, hidden=True),
+    float32_head: bool = typer.Option(False, "--float32-head", help=_IGNORED, hidden=True),
+    workers: Optional[int] = typer.Option(None, "--workers", help=_IGNORED, hidden=True),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help=_IGNORED, hidden=True),
+    threads_per_worker: Optional[int] = typer.Option(None, "--threads-per-worker", help=_IGNORED, hidden=True),
 ) -> None:
-    """Count the mutants and probe runs of a plan, and estimate its time, before anything runs."""
-    from ..errors import MutascopeError
-    from ..plan import PlanSpec, build_plan
-    from ..probes import Decoding, count_probes
+    """Count the mutants and probe runs of a plan, and estimate its time, before anything runs.
 
-    spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
+    A screen's command line can be pasted: --threads is applied (the estimate is timed with
+    it); screen options that say where and how a screen runs or is written (--out, --engine,
+    --outputs, --order, --shard, --chunk-size, --batch-size, --float32-head, --workers,
+    --ray-address, --threads-per-worker) are accepted and ignored, with one note on stderr.
+    """
+    from ..errors import MutascopeError
+
+    spec, _ = common.checked_spec(model, layers, matrices, rows, cols, kinds, tile, probe=probe,
+                                  max_new_tokens=max_new_tokens, decoding=decoding, mmlu_dir=mmlu_dir,
+                                  threads=threads)
     if predicted and not estimate:
         raise MutascopeError("--predicted needs the time estimate: drop --no-estimate")
+    given = {"--out": out_file, "--engine": engine, "--outputs": outputs, "--order": order, "--shard": shard,
+             "--chunk-size": chunk_size, "--batch-size": batch_size, "--float32-head": float32_head or None,
+             "--workers": workers, "--ray-address": ray_address, "--threads-per-worker": threads_per_worker}
+    ignored = [name for name, value in given.items() if value is not None]
+    if ignored:
+        err.print(f"note: plan ignores the screen options {', '.join(ignored)} (it counts and times the whole "
+                  "plan and writes nothing)", markup=False, highlight=False, soft_wrap=True)
+    from ..plan import build_plan
+    from ..probes import Decoding, count_probes
+
+    set_threads(threads)
     subject = load_subject(model, dtype, device)
     built = build_plan(spec, subject.anatomy)
     if estimate:

@@ -48,16 +48,16 @@ def predict(
     import time
 
     from ..errors import MutascopeError
-    from ..plan import PlanSpec, parse_shard
-    from ..probes import Decoding
-    from ..screen import Screen, check_out_file
 
     if top < 0:
         raise MutascopeError(f"--top must be 0 or more, got {top}")
     if superweights is not None and not superweights.is_file():
         raise MutascopeError(f"superweights file not found: {superweights}")
-    spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
-    shard_pair = parse_shard(shard)
+    spec, shard_pair = common.checked_spec(model, layers, matrices, rows, cols, kinds, tile, probe=probe,
+                                           max_new_tokens=max_new_tokens, decoding=decoding, mmlu_dir=mmlu_dir,
+                                           threads=threads, shard=shard)
+    from ..probes import Decoding
+    from ..screen import Screen, check_out_file
     check_out_file(out_file, spec=spec, probe_specs=probe, model=model, dtype=dtype, device=device, shard=shard_pair,
                    mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens,
                    decoding=Decoding.parse(decoding) if decoding else None)
@@ -76,6 +76,10 @@ def predict(
         with working("predict", *columns) as shown:
             table = job.predict(shown.progress, shown.status)
     _print_top(table, job, top)
+    noise = sorted({str(m.kind) for m in job.mutations if m.kind.name == "noise"})
+    if noise:
+        out.print(f"note: {', '.join(noise)} mutants get no predicted effect (`predicted` is NULL): the first-order "
+                  "term of a random tile is a random projection of the gradient; their cheap scores are filled")
     out.print(f"{len(job.mutations)} mutants x {len(probes)} probes predicted ({time.perf_counter() - start:.1f} s); "
               f"table `predictions` in {out_file}")
 
