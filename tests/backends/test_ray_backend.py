@@ -112,7 +112,10 @@ def test_resume_after_the_driver_is_killed(tiny_model_dir, local_file, tmp_path)
     try:
         deadline = time.monotonic() + 300  # mid-screen: a chunk of this run committed, others in flight
         while not (stages.exists() and "chunk" in stages.read_text().split()):
-            assert proc.poll() is None and time.monotonic() < deadline, (proc.returncode, "no chunk committed")
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                out, err = proc.communicate()
+                raise AssertionError(f"no chunk committed (exit {proc.returncode}): {err[-3000:]}")
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)

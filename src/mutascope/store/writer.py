@@ -254,10 +254,10 @@ class Store:
                 con.unregister("_predictions")
             if len(known):
                 con.register("_local", known.astype({"mutation_id": "int32", "local": "float64"}))
-                before = con.execute("SELECT count(*) FROM predictions WHERE local IS NULL").fetchone()[0]
+                before = con.execute("SELECT count(*) FROM predictions WHERE local IS NULL").fetchall()[0][0]
                 con.execute("UPDATE predictions SET local = l.local FROM _local l WHERE predictions.local IS NULL "
-                            "AND predictions.mutation_id = l.mutation_id AND predictions.probe_id = l.probe_id")
-                added += before - con.execute("SELECT count(*) FROM predictions WHERE local IS NULL").fetchone()[0]
+                            "AND predictions.mutation_id = l.mutation_id AND predictions.probe_id = l.probe_id").fetchall()
+                added += before - con.execute("SELECT count(*) FROM predictions WHERE local IS NULL").fetchall()[0][0]
                 con.unregister("_local")
             con.commit()
         except BaseException:
@@ -268,7 +268,7 @@ class Store:
     def fill_superweight_marks(self, marks: dict[int, float]) -> int:
         """Set the ``superweight`` score of stored predictions where it is NULL (predictions
         written without ``--superweights``); a mark already stored is kept. Returns rows set."""
-        if not self._has_predictions() or not marks:
+        if not self.has_predictions() or not marks:
             return 0
         con = self.con
         frame = pd.DataFrame({"mutation_id": list(marks), "mark": list(marks.values())})
