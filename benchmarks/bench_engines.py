@@ -139,7 +139,8 @@ def main() -> None:
 
     n = len(mutations)
     print(f"NSMs: {nsm}/{len(ref_rows)}; divergence steps: {sorted(r.divergence for r in ref_rows if r.nsm)}")
-    print(f"rechecked near ties: {sum(r.rechecked for r in fast_rows)}; smallest margins: "
+    print(f"rechecked near ties: {sum(r.rechecked for r in fast_rows)} of {len(fast_rows)} rows "
+          f"({sum(r.rechecked for r in fast_rows) / len(fast_rows):.0%}); smallest margins: "
           f"{sorted(round(r.min_margin, 5) for r in fast_rows)[:5]}")
     st = batched.stats
     print(f"batched time: wild type {st['wild_type_s']:.2f} s, detection {st['detect_s']:.2f} s, "

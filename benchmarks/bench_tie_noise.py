@@ -1,7 +1,7 @@
 """How far the batched engine's decision margins are from the reference's: the float noise the tie tolerance covers.
 
 Usage:
-    .venv/bin/python benchmarks/bench_tie_noise.py [--model ID] [--mutations 48] [--tokens 48] [--probe drosophila]
+    .venv/bin/python benchmarks/bench_tie_noise.py [--model ID] [--dtype bfloat16] [--mutations 48] [--tokens 48] [--probe drosophila]
 
 For random max/min mutations, the batched engine records the top-1/top-2
 score margin at each NSM's divergence step. The reference engine's own scores
@@ -47,13 +47,14 @@ def reference_scores(subject, probe, mutation, steps: int) -> tuple[torch.Tensor
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
+    parser.add_argument("--dtype", default="float32", help="the model's dtype (bfloat16: the bound a bfloat16 screen needs)")
     parser.add_argument("--mutations", type=int, default=48)
     parser.add_argument("--tokens", type=int, default=48)
     parser.add_argument("--probe", default="drosophila")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
 
-    subject = load_model(args.model)
+    subject = load_model(args.model, dtype=args.dtype)
     probe = dataclasses.replace(builtin_probe(args.probe), max_new_tokens=args.tokens)
     (prepared,) = prepare_probes(subject, ReferenceEngine(subject), [probe])
     plan = build_plan(PlanSpec.parse(kinds="max,min"), subject.anatomy)

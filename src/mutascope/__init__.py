@@ -27,9 +27,12 @@ yourself, to keep the guarantee in your own scripts.
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import TYPE_CHECKING
+
+# Not ``from typing import TYPE_CHECKING``: importing typing costs tens of milliseconds at the
+# start of every command, before the command line's signal handlers are in place
+# (mutascope.interrupts); type checkers read this spelling too.
+TYPE_CHECKING = False
 
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
@@ -57,6 +60,8 @@ def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'mutascope' has no attribute {name!r}")
+    import importlib
+
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value

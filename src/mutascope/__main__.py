@@ -1,23 +1,36 @@
 """``mutascope`` (the console script) and ``python -m mutascope``.
 
-Ctrl-C or SIGTERM while the command line itself is still importing (typer,
-rich) would otherwise print a traceback; here it is one line and exit 130,
-like an interruption anywhere later (see :func:`mutascope.cli.main`).
+The signal handlers of :mod:`mutascope.interrupts` are installed before
+anything else is imported, so Ctrl-C or SIGTERM while the command line itself
+is still importing (typer, rich, the commands) is one line and exit 130 like
+an interruption anywhere later (see :func:`mutascope.cli.main`).
 """
 
 import sys
 
+from mutascope import interrupts
+
+interrupts.install()
+interrupts.stage("handlers")
+
 
 def main() -> None:
     try:
-        import signal
-
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
         from mutascope.cli import main as cli_main
-    except KeyboardInterrupt:
+
+        interrupts.stage("cli")
+        interrupts.raise_if_interrupted()
+        cli_main()
+    except SystemExit as exc:
+        if interrupts.interrupted():
+            interrupts.exit_interrupted(130)
+        raise
+    except BaseException:
+        if not interrupts.interrupted():
+            raise
+        interrupts.handled()
         print("mutascope: interrupted", file=sys.stderr)
-        sys.exit(130)
-    cli_main()
+        interrupts.exit_interrupted(130)
 
 
 if __name__ == "__main__":

@@ -50,8 +50,15 @@ _FAMILIES: dict[str, tuple[str, dict]] = {
             word_embed_proj_dim=96, max_position_embeddings=512, init_std=0.2,
         ),
     ),
+    "gptj": (
+        "GPTJConfig",
+        dict(n_embd=96, n_inner=200, n_layer=3, n_head=4, n_positions=512, rotary_dim=16, initializer_range=0.2),
+    ),
 }
-TINY_FAMILIES = tuple(_FAMILIES)
+# The families every pipeline test runs on; `gptj` is built for the tests of single layers
+# (the local predicted effect) that cover it.
+TINY_FAMILIES = tuple(f for f in _FAMILIES if f != "gptj")
+EXTRA_FAMILIES = ("gptj",)
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -88,11 +95,11 @@ def tiny_model(
     import transformers
 
     if family not in _FAMILIES:
-        raise MutascopeError(f"unknown tiny family {family!r}; use one of {', '.join(TINY_FAMILIES)}")
+        raise MutascopeError(f"unknown tiny family {family!r}; use one of {', '.join(_FAMILIES)}")
     torch_dtype = parse_dtype(dtype)
     tokenizer = tiny_tokenizer()
     config_name, extra = _FAMILIES[family]
-    kwargs = {} if family in ("gpt2", "opt") else dict(_COMMON)
+    kwargs = {} if family in ("gpt2", "opt", "gptj") else dict(_COMMON)
     kwargs.update(extra)
     kwargs.update(
         vocab_size=len(tokenizer),

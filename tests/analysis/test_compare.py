@@ -17,6 +17,7 @@ import shutil
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 
 from mutascope.analysis.compare import compare
@@ -209,3 +210,21 @@ def test_files_that_cannot_be_compared_are_refused_in_one_line(screens, tmp_path
     _refused(["compare", str(a), str(b), "--out", str(a)], tmp_path, "is also an input")
     _refused(["compare", str(a), str(b), "--alpha", "1.5"], tmp_path, "--alpha")
     assert not np.any([p.name.startswith(".") for p in tmp_path.iterdir()])  # no stray temporary file
+
+
+def test_compact_exports_compare_as_their_files(screens, tmp_path):
+    """A published atlas ships its compact export, not its results file: compare reads either."""
+    from mutascope.store import open_results
+
+    llama, gpt2, _ = screens
+    dirs = []
+    for path in (llama, gpt2):
+        dirs.append(tmp_path / path.stem)
+        with open_results(path) as r:
+            r.export(dirs[-1], compact=True)
+    from_files, from_exports = compare([llama, gpt2]), compare(dirs)
+    pd.testing.assert_frame_equal(from_exports.statistics, from_files.statistics)
+    pd.testing.assert_frame_equal(from_exports.link, from_files.link)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _refused(["compare", str(dirs[0]), str(empty)], tmp_path, "not a compact export of a screen (no runs.parquet)")

@@ -106,12 +106,17 @@ def test_resume_after_the_driver_is_killed(tiny_model_dir, local_file, tmp_path)
     (tmp_path / "hello.yaml").write_text(
         "- {id: hello, text: 'Hello world, the', max_new_tokens: 6, decoding: greedy}\n"
         "- {id: story, text: Once upon a time, max_new_tokens: 6, decoding: 'sample:0.8:7'}\n")
-    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    stages = tmp_path / "stages"  # what the driver reports (mutascope.interrupts.stage)
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            env={**os.environ, "MUTASCOPE_STAGE_FILE": str(stages)})
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not (out.exists() and os.path.exists(str(out) + ".wal")):
-            time.sleep(0.2)
-        time.sleep(1.0)
+        deadline = time.monotonic() + 300  # mid-screen: a chunk of this run committed, others in flight
+        while not (stages.exists() and "chunk" in stages.read_text().split()):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                out, err = proc.communicate()
+                raise AssertionError(f"no chunk committed (exit {proc.returncode}): {err[-3000:]}")
+            time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
     finally:

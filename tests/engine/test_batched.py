@@ -227,6 +227,28 @@ def test_estimate_times_blocks_spread_over_the_plan(monkeypatch):
     assert [int(s // quarter) for s in starts] == [0, 1, 2, 3] and all(len(ids) == 4 for ids in timed)
 
 
+def test_estimate_times_blocks_of_one_full_batch(monkeypatch):
+    """A screen feeds the engine full batches, so the calibration does too: timed runs of 32
+    mutants in batches of 128 paid each pass's fixed costs for a quarter of the rows and put
+    a small screen at several times its time."""
+    from mutascope.engine.batched import auto_batch_size
+
+    subject = tiny_model("llama")
+    plan = build_plan(PlanSpec.parse(kinds="max,min", tile="16"), subject.anatomy)
+    timed = []
+    run = BatchedEngine.run
+
+    def recording(self, mutations, probes, **kwargs):
+        timed.append(len(mutations))
+        return run(self, mutations, probes, **kwargs)
+
+    monkeypatch.setattr(BatchedEngine, "run", recording)
+    probes = prepare_probes(subject, ReferenceEngine(subject), text_probes(2))
+    estimate_seconds(subject, probes, plan)
+    size = auto_batch_size(subject, max(len(p.prompt) + p.probe.max_new_tokens for p in probes))
+    assert len(plan) > 4 * size and timed == [size] * 4
+
+
 @pytest.mark.real_model
 def test_smollm2_hundred_random_mutations_identical_to_the_reference():
     """SmolLM2-135M, 100 random mutations across layers and matrices, greedy + sampled, 8 tokens."""
@@ -245,3 +267,31 @@ def test_smollm2_hundred_random_mutations_identical_to_the_reference():
     expected = outcomes(reference, mutations, prepared)
     assert [outcome(r) for r in rows] == expected
     assert any(r.nsm for r in rows) and any(not r.nsm for r in rows)
+
+
+@pytest.mark.parametrize("outputs, tolerance", [("full", None), ("calls", None), ("full", math.inf)])
+def test_rows_done_counts_every_row_once_batch_by_batch_without_changing_the_rows(outputs, tolerance):
+    """An engine's ``rows_done`` grows after every batch (detection, continuation, re-check:
+    infinite tolerance re-checks every row) to exactly mutants x probes, and the rows are
+    those of a run without it."""
+    subject = tiny_model("llama")
+    probes = prepare_probes(subject, ReferenceEngine(subject), text_probes(6))
+    mutations = covering_mutations(build_plan(PlanSpec.parse(kinds="max,min,scale:-2"), subject.anatomy))[::2]
+    heard = []
+    engine = BatchedEngine(subject, batch_size=4, tie_tolerance=tolerance)
+    with_counts = [outcome(r) for rs in engine.run(mutations, probes, outputs=outputs, rows_done=heard.append) for r in rs]
+    without = [outcome(r) for rs in BatchedEngine(subject, batch_size=4, tie_tolerance=tolerance).run(
+        mutations, probes, outputs=outputs) for r in rs]
+    assert with_counts == without
+    assert heard == sorted(set(heard)) and heard[-1] == len(mutations) * len(probes)
+    assert len(heard) > len(probes)  # more than one report per probe: batch by batch
+
+
+def test_the_reference_engine_reports_each_probe_run():
+    subject = tiny_model("llama")
+    reference = ReferenceEngine(subject)
+    probes = prepare_probes(subject, reference, text_probes(4))
+    mutations = build_plan(PlanSpec.parse(layers="0", matrices="q", kinds="max,min"), subject.anatomy).mutations[:3]
+    heard = []
+    rows = [r for rs in reference.run(mutations, probes, rows_done=heard.append) for r in rs]
+    assert heard == list(range(1, len(rows) + 1)) == list(range(1, 3 * len(probes) + 1))

@@ -177,9 +177,27 @@ def test_recall_curves_and_figures_of_a_predicted_map():
     f = noise_frame(2, layers=tuple(range(6)))
     pred = pd.DataFrame({"mutation_id": f["mutation_id"], "probe_id": f["probe_id"], "predicted": f["effect"] * 1.1})
     curves = recall_curves(f, pred)
-    assert set(curves["order"]) == {"predicted (each mutant)", "predicted (chunks, as screened)", "plan order",
+    assert set(curves["order"]) == {"first order (each mutant)", "predicted (chunks, as screened)", "plan order",
                                     "random order"}
     at10 = curves[curves["screened"].round(2) == 0.10].set_index(["probe_id", "order"])["found"]
-    assert at10[("a", "predicted (each mutant)")] == 1.0  # a perfect prediction finds the whole top 1 % first
+    assert at10[("a", "first order (each mutant)")] == 1.0  # a perfect prediction finds the whole top 1 % first
     assert at10[("a", "predicted (chunks, as screened)")] >= at10[("a", "plan order")]
     assert prediction_scatter(f, pred).axes and recall_figure(f, pred).axes
+
+
+def test_a_schedule_counts_finished_chunks_and_weights_them_by_cost():
+    """Two chunks, the first of early layers (three times the cost): a quarter of the way
+    in, nothing is finished; the first chunk ends at three quarters of the time."""
+    import pandas as pd
+
+    from mutascope.predict import chunk_cost, schedule
+
+    predictions = pd.DataFrame({"mutation_id": [0, 1, 2, 3], "probe_id": "p", "predicted": [5.0, 4.0, 1.0, 0.5]})
+    chunks = [[0, 1], [2, 3]]
+    costs = [chunk_cost([0, 0], 5), chunk_cost([4, 4], 5)]
+    assert costs == [12.0, 4.0]
+    plan = schedule(chunks, predictions, costs, share=0.25)
+    assert plan.ends.tolist() == [0.75, 1.0]
+    assert plan.at(0.25) == (0, 0.0, 0.0)
+    assert plan.at(0.75) == (1, 0.5, 1.0)
+    assert plan.at(1.0) == (2, 1.0, 1.0)

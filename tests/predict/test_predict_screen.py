@@ -115,8 +115,25 @@ def test_predictions_of_another_plan_are_refused(tmp_path, subject, plan_file):
 
 
 def test_predicted_coverage_reaches_everything(subject):
-    covered = predicted_coverage(subject, text_probes(6), SPEC)
-    assert covered[-1] == pytest.approx(1.0) and (covered[1:] >= covered[:-1]).all()
+    schedule = predicted_coverage(subject, text_probes(6), SPEC)
+    for column in (schedule.covered, schedule.screened, schedule.ends):
+        assert column[-1] == pytest.approx(1.0) and (column[1:] >= column[:-1]).all()
+    assert schedule.at(0.0) == (0, 0.0, 0.0)
+
+
+def test_plan_predicted_counts_finished_chunks_only_and_names_a_single_chunk(tiny_model_dir):
+    """A two-chunk plan (256 + 56 mutants) is shown at the end of each chunk, with the share
+    screened by then; nothing before the first chunk ends. A one-chunk plan gets a sentence."""
+    args = ["plan", "--model", str(tiny_model_dir), "--probe", "python", "--max-new-tokens", "4",
+            "--matrices", "down", "--tile", "16", "--predicted"]
+    code, stdout, err = run_cli([*args, "--layers", "0,2"])
+    assert code == 0, err
+    assert "312 mutants" in stdout and "2 chunks" in stdout
+    rows = [line for line in stdout.splitlines() if "/2" in line]
+    assert len(rows) == 2 and "82 %" in rows[0] and "100 %" in rows[1], stdout
+    code, stdout, err = run_cli([*args, "--layers", "0"])
+    assert code == 0, err
+    assert "single chunk" in stdout and "covered" not in stdout.split("single chunk")[0]
 
 
 def test_unknown_order_is_one_line(tmp_path, tiny_model_dir):
@@ -156,7 +173,8 @@ def test_analyze_and_report_use_the_predictions(tmp_path, subject):
     out = tmp_path / "a.duckdb"
     Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run()
     table = analyze(out, n_perm=99)["prediction_agreement"]
-    assert set(table["score"]) >= {"predicted", "predicted_abs", "magnitude", "change", "wanda", "activation"}
+    assert set(table["score"]) >= {"predicted", "predicted_abs", "local", "local_abs", "magnitude", "change", "wanda",
+                                  "activation"}
     assert set(table["probe_id"]) == {"hello", "story"} and "all" in set(table["matrix"])
     ok = table.dropna(subset=["spearman"])
     assert ((ok["spearman_low"] <= ok["spearman"] + 1e-12) & (ok["spearman"] <= ok["spearman_high"] + 1e-12)).all()
@@ -210,3 +228,34 @@ def test_a_merge_of_partly_predicted_shards_says_so_and_agreement_states_its_cov
     from mutascope.screen.merge import predictions_note
 
     assert predictions_note(merged) is None
+
+
+def test_a_file_predicted_before_the_local_estimate_keeps_its_scores_and_gains_local(tmp_path, subject):
+    """Schema 3 files have no `local` column: migration adds it (null), the stored scores stay as they
+    are (here deliberately altered, so a silent recomputation would show), and predicting again fills
+    only the missing `local` values."""
+    out = tmp_path / "old.duckdb"
+    fresh = Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK).predict()
+    assert fresh["local"].notna().all()
+    with duckdb.connect(str(out)) as con:
+        con.execute("ALTER TABLE predictions DROP COLUMN local")
+        con.execute("UPDATE predictions SET predicted = predicted + 1")
+        con.execute("UPDATE runs SET schema_version = 3")
+    with open_results(out) as r:  # read as it is: no local column, nothing written
+        assert "local" not in r.predictions.columns
+    again = Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK).predict()
+    assert (again["predicted"] == fresh["predicted"] + 1).all()  # stored values kept, not replaced
+    assert (again["local"] == fresh["local"]).all()
+    with duckdb.connect(str(out), read_only=True) as con:
+        assert con.execute("SELECT max(schema_version) FROM runs").fetchone()[0] == 4
+
+
+def test_predict_notes_that_noise_kinds_get_no_predicted_effect(tmp_path, tiny_model_dir):
+    out = tmp_path / "r.duckdb"
+    args = ["predict", "--model", str(tiny_model_dir), "--probe", "python", "--max-new-tokens", "4", "--layers", "0",
+            "--matrices", "q", "--tile", "32", "--kinds", "max,noise:0.5", "--out", str(out)]
+    code, stdout, err = run_cli(args)
+    assert code == 0, err
+    assert "note: noise:0.5 mutants get no predicted effect (`predicted` is NULL)" in " ".join(stdout.split())
+    code, stdout, err = run_cli(args[:-4] + ["--kinds", "max", "--out", str(tmp_path / "s.duckdb")])
+    assert code == 0 and "note:" not in stdout, err

@@ -241,3 +241,31 @@ def test_clicking_an_unfilled_nsm_gives_the_fill_command(effect_screen, browser)
         assert w.errors == [] and w.external_requests() == []
     finally:
         w.page.close()
+
+
+def test_effect_map_png_draws_nonpositive_effects_in_their_own_colour():
+    """Issue 27: a negative effect was clamped to the scale's floor and drawn in the colour of
+    the smallest positive effect."""
+    import pandas as pd
+    from matplotlib.colors import to_rgba
+
+    from mutascope.report.figures import NONPOSITIVE_COLOUR, effect_map_figure
+
+    effects = {(0, 0): 2.0, (0, 1): 1e-3, (1, 0): -0.2, (1, 1): 0.0}  # (row, col): effect
+    frame = pd.DataFrame([
+        {"layer": 0, "matrix": "q", "probe_id": "a", "kind": kind, "row": r, "col": c, "effect": e}
+        for kind in ("max", "min") for (r, c), e in effects.items()
+    ])
+    fig = effect_map_figure(frame, 0, "q")
+    image = fig.axes[0].get_images()[0]
+    rgba = image.to_rgba(image.get_array())
+    colour = {rc: tuple(np.round(rgba[rc][:4] / 255 if rgba.dtype == np.uint8 else rgba[rc][:4], 3)) for rc in effects}
+    assert colour[(1, 0)] == colour[(1, 1)] == tuple(np.round(to_rgba(NONPOSITIVE_COLOUR), 3))
+    assert colour[(0, 1)] != colour[(1, 0)]  # the smallest positive effect keeps the scale's lowest colour
+
+
+def test_the_report_plan_line_says_all_not_none():
+    from mutascope.report.html import _plan_line
+
+    line = _plan_line({"layers": [0, 2], "matrices": None, "rows": None, "kinds": ["max", "min"], "tile": [64, 64]})
+    assert line == "layers=0,2, matrices=all, rows=all, kinds=max,min, tile=64x64"

@@ -222,3 +222,25 @@ def test_export_writes_parquet(tmp_path):
         n = len(r.outcomes)
     assert {f.name for f in files} == {"runs.parquet", "probes.parquet", "mutations.parquet", "outcomes.parquet", "progress.parquet", "fills.parquet"}
     assert pq.read_table(tmp_path / "pq" / "outcomes.parquet").num_rows == n
+
+
+@pytest.mark.parametrize("engine", ["reference", "batched"])
+def test_progress_moves_within_a_chunk_and_changes_nothing_stored(tmp_path, engine):
+    """A screen of one chunk of several batches reports counts between 0 and the whole
+    chunk while it runs (the whole chunk only once it is committed); its tables equal
+    those of the same screen run without a progress callback."""
+    subject = tiny_model("llama")
+    spec = PlanSpec.parse(layers="0,2", matrices="v,down", kinds="max,min")
+    options = {"batch_size": 4} if engine == "batched" else None
+    n = len(build_plan(spec, subject.anatomy))
+    heard = []
+    Screen(subject, text_probes(4), spec, tmp_path / "seen.duckdb", chunk_size=n, engine=engine,
+           engine_options=options).run(lambda done, total: heard.append((done, total)))
+    Screen(subject, text_probes(4), spec, tmp_path / "quiet.duckdb", chunk_size=n, engine=engine,
+           engine_options=options).run()
+    assert heard[0] == (0, n) and heard[-1] == (n, n)
+    counts = [done for done, _ in heard]
+    assert counts == sorted(counts)
+    inside = [d for d in counts if 0 < d < n]
+    assert len(inside) >= 2, heard
+    assert tables(tmp_path / "seen.duckdb")["outcomes"] == tables(tmp_path / "quiet.duckdb")["outcomes"]

@@ -259,3 +259,39 @@ def test_cli_with_the_tiny_floor(tmp_path):
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT DISTINCT k FROM specialization_summary").fetchall() == [(5,)]
     assert png.is_file()
+
+
+@pytest.mark.parametrize("method", ["cloze", "letter"])
+def test_scores_equal_each_set_read_whole_and_every_evaluation_is_counted(method):
+    """Each distinct question is evaluated once per mask (random masks once for all concepts);
+    every accuracy equals reading the concept's and the controls' sets whole under that mask,
+    and ``count`` reaches :func:`evaluations` one evaluation at a time."""
+    from mutascope.specialization.score import evaluations
+
+    subject = planted_model(False)
+    concepts = sp.resolve_controls(toy_concepts(3), 0)
+    heard = []
+    result = sp.specialization(subject, concepts, ks=[4, 2], random_draws=2, method=method,
+                               count=lambda done, total: heard.append((done, total)))
+    total = evaluations(concepts, [2, 4], 2)
+    assert heard == [(i, total) for i in range(1, total + 1)]
+    sets = {c.name: (sp.prepare(subject, c.questions, method), sp.prepare(subject, c.controls, method)) for c in concepts}
+    for score in result.scores:
+        vectors = (result.rankings[score.concept].top(score.k) if score.mask == "top"
+                   else sp.random_vectors(subject, score.k, 0, score.draw))
+        concept_set, control_set = sets[score.concept]
+        with sp.masked(subject, vectors):
+            assert (score.concept_after, score.general_after) == (
+                sp.accuracy(subject, concept_set), sp.accuracy(subject, control_set))
+        assert (score.concept_before, score.general_before) == (
+            sp.accuracy(subject, concept_set), sp.accuracy(subject, control_set))
+    assert len(result.scores) == 2 * len(concepts) * 3
+
+
+def test_cli_says_how_many_evaluations_first():
+    from helpers import run_cli
+
+    code, _, err = run_cli(["specialization", "--model", "tiny", "--concept", "Paris", "--concept", "water",
+                            "--k", "5", "--random-draws", "1", "--method", "letter"])
+    assert code == 0, err
+    assert "question evaluations per model" in err.splitlines()[0]

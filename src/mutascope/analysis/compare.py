@@ -90,11 +90,39 @@ class Comparison:
 
 # -- reading ---------------------------------------------------------------------------
 
+EXPORT_TABLES = ("runs", "probes", "tiles")  # what a compact export (`mutascope export --compact`) holds
+
+
+def _read_export(p: Path) -> Screened:
+    """An analysed screen from its compact Parquet export (docs/atlas/tables): what a published
+    atlas ships, so that two atlases compare without their results files."""
+    names = {f.stem for f in p.glob("*.parquet")}
+    missing = [t for t in EXPORT_TABLES if t not in names]
+    if missing:
+        raise MutascopeError(f"{p} is a directory but not a compact export of a screen (no {missing[0]}.parquet)")
+    tables = {s.name: pd.read_parquet(p / f"analysis_{s.name}.parquet") for s in STATISTICS
+              if f"analysis_{s.name}" in names}
+    if not tables:
+        raise MutascopeError(f"{p} holds no analysis table of this version: export an analysed screen")
+    run = pd.read_parquet(p / "runs.parquet").iloc[0]
+    config = json.loads(run["config"]) if isinstance(run["config"], str) else {}
+    layers = tuple(sorted(int(x) for x in pd.read_parquet(p / "tiles.parquet", columns=["layer"])["layer"].unique()))
+    probes = pd.read_parquet(p / "probes.parquet")
+    probes = probes.sort_values("position") if "position" in probes else probes
+    probes = probes[["probe_id", "text", "chat", "decoding", "max_new_tokens"]].reset_index(drop=True)
+    if not layers:
+        raise MutascopeError(f"{p} has no mutations")
+    exact = (config.get("plan") or {}).get("layers") is None
+    return Screened(p, model_key(str(run["model_id"])), str(run["model_id"]), (int(run["tile_h"]), int(run["tile_w"])),
+                    layers, max(layers), exact, probes, tables)
+
+
 def read_screened(path: str | os.PathLike) -> Screened:
-    """An analysed results file, or a one-line error saying why it cannot be compared."""
+    """An analysed results file (or its compact export directory), or a one-line error saying why
+    it cannot be compared."""
     p = Path(path)
     if p.is_dir():
-        raise MutascopeError(f"{p} is a directory, not a mutascope results file")
+        return _read_export(p)
     with open_results(p) as results:
         names = results.table_names()
         missing = [t for t in SCREEN_TABLES if t not in names]

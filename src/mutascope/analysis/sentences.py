@@ -181,13 +181,16 @@ def superweights(table: pd.DataFrame, ctx) -> list[str]:
 
 
 def agreement(table: pd.DataFrame, ctx) -> list[str]:
-    """One sentence per probe: how well the first-order prediction ranks the exact effects."""
+    """One sentence per probe and estimate: how well the prediction ranks the exact effects."""
     out = []
-    rows = table[(table["score"] == "predicted_abs") & (table["matrix"] == "all")] if len(table) else table
+    rows = table[(table["score"].isin(["predicted_abs", "local_abs"])) & (table["matrix"] == "all")] \
+        if len(table) else table
+    names = {"predicted_abs": "Predicted |effect| (first order)", "local_abs": "Local |effect| (exact to the first "
+             "nonlinearity)"}
     for r in rows.itertuples() if len(rows) else ():
         part = "" if r.mutants == r.screened else f" (over the {r.mutants} of {r.screened} screened mutants that have predictions)"
-        out.append(f"Predicted |effect| against the exact effect, {r.probe_id}{part}: Spearman {r.spearman:.2f} "
+        out.append(f"{names[r.score]} against the exact effect, {r.probe_id}{part}: Spearman {r.spearman:.2f} "
                    f"[{r.spearman_low:.2f}, {r.spearman_high:.2f}], AUC for the NSM call {r.auc:.2f}, "
                    f"its top 1 % holds {100 * r.recall_1:.0f} % of the exact top 1 % "
                    f"[{100 * r.recall_1_low:.0f}, {100 * r.recall_1_high:.0f}] (1 % by chance).")
-    return out[:LIMIT]
+    return out[: 2 * LIMIT]

@@ -124,8 +124,9 @@ def _read_json(p: Path) -> SuperWeights:
     return SuperWeights(p, model_id, data.get("content_hash"), data.get("dtype"), weights, acts, cancellers)
 
 
-def check_same_model(sw: SuperWeights, run: dict, screen: str | os.PathLike) -> None:
-    """Refuse super weights of another model than the screen's (``run``: the screen's ``runs`` row)."""
+def check_same_model(sw: SuperWeights, run: dict, screen: str | os.PathLike | None) -> None:
+    """Refuse super weights of another model than the screen's (``run``: the screen's ``runs`` row;
+    ``screen`` None: ``run`` describes the model given with ``--model``, loaded, not a screen)."""
     if sw.content_hash and sw.content_hash == run.get("model_hash"):
         return
     if sw.dtype and run.get("dtype") and sw.dtype != run.get("dtype"):  # hashes differ across dtypes: compare the ids
@@ -133,6 +134,9 @@ def check_same_model(sw: SuperWeights, run: dict, screen: str | os.PathLike) -> 
             return
     theirs = f"{sw.model_id} (weights {str(sw.content_hash or '?')[:12]}, {sw.dtype or '?'})"
     ours = f"{run.get('model_id')} (weights {str(run.get('model_hash'))[:12]}, {run.get('dtype')})"
+    if screen is None:
+        raise MutascopeError(f"superweights file {sw.path} describes {theirs}, but the model given (--model) is "
+                             f"{ours}; detect the super weights of that model (mutascope superweights --model ...)")
     raise MutascopeError(f"superweights file {sw.path} describes {theirs}, but {screen} screened {ours}; "
                          "detect the super weights of the screened model")
 
@@ -259,6 +263,6 @@ def subject_marks(path: str | os.PathLike, subject, matrices: Iterable[tuple[int
     sw = read_superweights(path)
     run = {"model_id": subject.model_id, "model_hash": subject.content_hash(),
            "dtype": str(subject.dtype).replace("torch.", "")}
-    check_same_model(sw, run, "the model given")
+    check_same_model(sw, run, None)
     marks = marked_axes(sw, matrices, tile)
     return {(int(r.layer), str(r.matrix), str(r.axis), int(r.index)) for r in marks.itertuples()}

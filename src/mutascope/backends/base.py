@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 from ..errors import MutascopeError
 from ..plan.mutation import Mutation
@@ -24,6 +24,11 @@ class Task:
     mutations: tuple[Mutation, ...]
     probe_ids: tuple[str, ...] | None = None
     outputs: str = "full"
+
+
+# ``rows_done(task, n)``: ``n`` of ``task``'s (mutation, probe) rows are finished, before the
+# task itself is yielded (an engine's :data:`~mutascope.engine.base.RowsDone`, per task).
+TaskRowsDone = Callable[[Task, int], None]
 
 
 @dataclass(frozen=True)
@@ -88,12 +93,15 @@ class Backend(Protocol):
     def description(self) -> str:
         """The engine and options that made the rows (stored with each committed chunk)."""
 
-    def run(self, tasks: Sequence[Task], probes: Sequence[PreparedProbe]) -> Iterator[tuple[Task, list[OutcomeRow], float]]:
+    def run(self, tasks: Sequence[Task], probes: Sequence[PreparedProbe],
+            rows_done: TaskRowsDone | None = None) -> Iterator[tuple[Task, list[OutcomeRow], float]]:
         """Yield ``(task, rows, seconds)`` per task as it finishes, in any order.
 
         ``rows`` are in mutation order, then probe order; ``seconds`` is the
         compute time the task took. Stopping the iteration (an exception,
         Ctrl-C) abandons unfinished tasks: they are simply run again later.
+        ``rows_done`` hears of a task's finished rows while it runs, where the
+        backend can see them (the local backend; the Ray backend reports whole tasks only).
         """
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ from ..engine.base import Engine
 from ..probes.prepared import PreparedProbe
 from ..progress import Status
 from ..store.rows import OutcomeRow
-from .base import Closing, Placement, Task
+from .base import Closing, Placement, Task, TaskRowsDone
 
 
 def select_probes(probes: Sequence[PreparedProbe], ids: tuple[str, ...] | None) -> list[PreparedProbe]:
@@ -17,11 +17,14 @@ def select_probes(probes: Sequence[PreparedProbe], ids: tuple[str, ...] | None) 
     return list(probes) if ids is None else [p for p in probes if p.id in set(ids)]
 
 
-def run_task(engine: Engine, task: Task, probes: Sequence[PreparedProbe]) -> tuple[list[OutcomeRow], float]:
-    """Run one task on ``engine``: its rows (mutation order, then probe order) and seconds."""
+def run_task(engine: Engine, task: Task, probes: Sequence[PreparedProbe],
+             rows_done: TaskRowsDone | None = None) -> tuple[list[OutcomeRow], float]:
+    """Run one task on ``engine``: its rows (mutation order, then probe order) and seconds;
+    ``rows_done(task, n)`` as the engine finishes rows."""
     t0 = time.perf_counter()
     chosen = select_probes(probes, task.probe_ids)
-    rows = [row for rows in engine.run(task.mutations, chosen, outputs=task.outputs) for row in rows]
+    told = None if rows_done is None else (lambda n: rows_done(task, n))
+    rows = [row for rows in engine.run(task.mutations, chosen, outputs=task.outputs, rows_done=told) for row in rows]
     return rows, time.perf_counter() - t0
 
 
@@ -48,7 +51,8 @@ class LocalBackend(Closing):
     def description(self) -> str:
         return self.engine.description
 
-    def run(self, tasks: Sequence[Task], probes: Sequence[PreparedProbe]) -> Iterator[tuple[Task, list[OutcomeRow], float]]:
+    def run(self, tasks: Sequence[Task], probes: Sequence[PreparedProbe],
+            rows_done: TaskRowsDone | None = None) -> Iterator[tuple[Task, list[OutcomeRow], float]]:
         for task in tasks:
-            rows, seconds = run_task(self.engine, task, probes)
+            rows, seconds = run_task(self.engine, task, probes, rows_done)
             yield task, rows, seconds

@@ -41,7 +41,7 @@ from ..errors import MutascopeError
 from ..probes.prepared import PreparedProbe
 from ..progress import Status
 from ..store.rows import OutcomeRow
-from .base import Closing, Placement, Task
+from .base import Closing, Placement, Task, TaskRowsDone
 from .local import run_task
 
 INSTALL_HINT = "the Ray backend needs Ray: pip install 'mutascope[ray]'"
@@ -244,7 +244,10 @@ class RayBackend(Closing):
 
     # -- running -------------------------------------------------------------------
 
-    def run(self, tasks: Sequence[Task], probes: Sequence[PreparedProbe]) -> Iterator[tuple[Task, list[OutcomeRow], float]]:
+    def run(self, tasks: Sequence[Task], probes: Sequence[PreparedProbe],
+            rows_done: TaskRowsDone | None = None) -> Iterator[tuple[Task, list[OutcomeRow], float]]:
+        """Tasks on the actors; ``rows_done`` is not called: a worker's rows are seen
+        only when its whole task returns, so progress moves a chunk at a time."""
         ray = self.ray
         if not tasks:
             return

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from ..errors import Interrupted
+from ..interrupts import SIGNALS, raise_if_interrupted, stage  # noqa: F401 (SIGNALS: for callers)
 
 out = Console()
 err = Console(stderr=True)
@@ -28,7 +29,7 @@ LayersOpt = typer.Option("all", help="Layers, e.g. 0-3,7 (inclusive ranges) or a
 MatricesOpt = typer.Option("all", help="Matrices among q,k,v,o,gate,up,down, or all.")
 RowsOpt = typer.Option("all", help="Tile rows, e.g. 0-3 (clipped to each matrix), or all.")
 ColsOpt = typer.Option("all", help="Tile columns, e.g. 0-3 (clipped to each matrix), or all.")
-KindsOpt = typer.Option("max,min", help="Mutation kinds: max, min, zero, value:X, scale:X.")
+KindsOpt = typer.Option("max,min", help="Mutation kinds: max, min, zero, value:X, scale:X, and the controls sym:X (X times the matrix's largest |value|; sym alone: the size-matched pair sym:1,sym:-1) and noise:X (random tiles of matched norm).")
 TileOpt = typer.Option("64", help="Tile size: 64 or HxW.")
 TokensOpt = typer.Option(None, "--max-new-tokens", help="Override the new-token count of free-text probes.")
 DecodingOpt = typer.Option(None, help="Override free-text probes' decoding: greedy, sample:T or sample:T:SEED.")
@@ -44,29 +45,44 @@ def resolve(specs, subject, mmlu_dir, max_new_tokens, decoding):
         return resolve_probes(specs, subject, mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens, decoding=dec)
 
 
-def set_threads(threads: Optional[int]) -> None:
-    """Apply ``--threads`` (before any model work), or say why not in one line."""
+def check_threads(threads: Optional[int]) -> None:
+    """Refuse a ``--threads`` below 1 in one line (without importing torch)."""
     from ..errors import MutascopeError
 
+    if threads is not None and threads < 1:
+        raise MutascopeError(f"--threads must be at least 1, got {threads}")
+
+
+def checked_spec(model, layers, matrices, rows, cols, kinds, tile, *, probe=None, max_new_tokens=None,
+                 decoding=None, mmlu_dir=None, threads=None, shard=None):
+    """The plan selection a command line gives, after everything that can be refused from the
+    arguments and the model's config is refused: before torch is imported and before any model
+    loads (issue 27, item 7: these took 11-22 s on a loaded machine). Checked here: the selection
+    (layers, matrices, rows, columns, kinds, tile), ``--shard``, ``--threads``, the probes with
+    ``--max-new-tokens`` and ``--decoding``, ``--model`` (a missing path) and the layers against
+    the count its config states. Returns ``(spec, shard)``; the shard is None when not given."""
+    from ..plan import PlanSpec, check_spec_source, parse_shard
+    from ..probes import Decoding, count_probes
+
+    check_threads(threads)
+    spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
+    shard_pair = parse_shard(shard) if shard is not None else None
+    if probe is not None:
+        count_probes(probe, mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens,
+                     decoding=Decoding.parse(decoding) if decoding else None)
+    check_spec_source(spec, model)
+    stage("arguments")
+    return spec, shard_pair
+
+
+def set_threads(threads: Optional[int]) -> None:
+    """Apply ``--threads`` (before any model work), or say why not in one line."""
+    check_threads(threads)
     if threads is None:
         return
-    if threads < 1:
-        raise MutascopeError(f"--threads must be at least 1, got {threads}")
     import torch
 
     torch.set_num_threads(threads)
-
-
-# Interruption signals received by this process (``cli.main`` installs the handler). Importing
-# torch swallows a KeyboardInterrupt raised during part of it, so the handler also records
-# the signal, and :func:`raise_if_interrupted` raises it again once the imports are done.
-SIGNALS: list[int] = []
-
-
-def raise_if_interrupted() -> None:
-    """Raise the KeyboardInterrupt of a Ctrl-C or SIGTERM that a library swallowed."""
-    if SIGNALS:
-        raise KeyboardInterrupt
 
 
 def load_subject(model: Optional[str], dtype: str, device: str, status: Optional[Callable[[str], None]] = None):
@@ -77,6 +93,7 @@ def load_subject(model: Optional[str], dtype: str, device: str, status: Optional
     from ..model.subject import load_model
 
     transformers.logging.set_verbosity_error()
+    stage("loading")
     raise_if_interrupted()
     what = f"loading {model or 'the default model'} ..."
     if status is not None:
@@ -85,6 +102,7 @@ def load_subject(model: Optional[str], dtype: str, device: str, status: Optional
     else:
         with err.status(what):
             subject = load_model(model, dtype=dtype, device=device)
+    stage("loaded")
     raise_if_interrupted()
     return subject
 
@@ -148,22 +166,60 @@ def progress_bar(*columns, label: str = "progress", **kwargs) -> Iterator:
 
 
 class _Spinner:
-    """A rich spinner on stderr started by the first line it is given, then updated."""
+    """A rich spinner on stderr started by the first line it is given, then updated. When
+    stderr is not a terminal (a job's log), :class:`_LogStatus` instead."""
 
     def __init__(self):
         self.live = None
+        self.log = None if err.is_terminal else _LogStatus()
 
     def __call__(self, text: str) -> None:
-        if self.live is None:
+        if self.log is not None:
+            self.log.update(text)
+        elif self.live is None:
             self.live = err.status(text)
             self.live.start()
         else:
             self.live.update(text)
 
     def stop(self) -> None:
+        if self.log is not None:
+            self.log.stop()
         if self.live is not None:
             self.live.stop()
             self.live = None
+
+
+class _LogStatus:
+    """What stands in for the spinner in a log: every ``every`` seconds while a step runs,
+    its latest line with the elapsed time, so that a log shows a long command's steps even
+    when one of them takes minutes (a quick command prints none)."""
+
+    def __init__(self, every: float = 60.0):
+        import threading  # not at the top: `mutascope --help` imports only what it needs
+
+        self.threading = threading
+        self.every, self.start, self.line = every, time.monotonic(), None
+        self.stopped = threading.Event()
+        self.thread = None
+
+    def update(self, text: str) -> None:
+        self.line = text
+        if self.thread is None:
+            self.thread = self.threading.Thread(target=self._beat, name="mutascope-status", daemon=True)
+            self.thread.start()
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(self.every):
+            if self.line is not None:
+                err.print(f"{self.line} (elapsed {_clock(time.monotonic() - self.start)})",
+                          markup=False, highlight=False, soft_wrap=True)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.thread is not None:
+            self.thread.join()
+        self.thread, self.stopped = None, self.threading.Event()  # a later line starts it again
 
 
 @contextlib.contextmanager
@@ -185,13 +241,22 @@ class _Working:
         self.stack, self.label, self.columns = stack, label, columns
         self.spinner = stack.enter_context(spinner())
         self.bar = self.task = None
+        self.first: float | None = None  # the count first reported (a resumed run starts part way)
 
     def status(self, text: str) -> None:
+        raise_if_interrupted()  # an interrupt a library swallowed takes effect at its next report
         if self.bar is None:
             self.spinner(text)
 
     def progress(self, done: float, total: float | None) -> None:
+        raise_if_interrupted()
+        if self.first is None:
+            self.first = done
+        elif done > self.first:  # the first chunk done in this run: tests stop a screen mid-way here
+            stage("chunk")
+            self.first = float("inf")
         if self.bar is None:
+            stage("progress")
             self.spinner.stop()
             self.bar = self.stack.enter_context(progress_bar(*self.columns, label=self.label))
             self.task = self.bar.add_task(self.label, total=total)

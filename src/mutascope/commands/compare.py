@@ -10,7 +10,7 @@ from .common import out
 
 
 def compare(
-    results_files: List[Path] = typer.Argument(..., help="Two or more analysed results files (`mutascope analyze`)."),
+    results_files: List[Path] = typer.Argument(..., help="Two or more analysed results files (`mutascope analyze`), or their compact exports (directories)."),
     out_dir: Optional[Path] = typer.Option(
         None, "--out", "-o",
         help="Also write the tables (CSV), comparison.md and one profile figure per matrix type (PNG) into this directory."),

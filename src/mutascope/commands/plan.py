@@ -9,7 +9,10 @@ import typer
 from rich.table import Table
 
 from . import common
-from .common import err, load_subject, out, resolve
+from .common import err, load_subject, out, resolve, set_threads
+
+# screen options plan accepts (hidden from its help, named in its docstring) so a pasted screen line works
+_IGNORED = "A screen option, accepted so a screen's command line can be pasted; ignored here (one note says so)."
 
 
 def plan(
@@ -27,20 +30,49 @@ def plan(
     estimate: bool = typer.Option(True, help="Estimate the run time from a short calibration run of the batched engine."),
     predicted: bool = typer.Option(
         False, "--predicted",
-        help="Also say how much of the predicted top 1 % a screen in --order predicted covers per hour "
+        help="Also say how much of the predicted top 1 % (local estimate) a screen in --order predicted covers per hour "
              "(one forward and backward pass per probe; needs --estimate).",
     ),
     dtype: str = common.DtypeOpt,
     device: str = common.DeviceOpt,
+    threads: Optional[int] = common.ThreadsOpt,
+    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help=_IGNORED, hidden=True),
+    engine: Optional[str] = typer.Option(None, "--engine", help=_IGNORED, hidden=True),
+    outputs: Optional[str] = typer.Option(None, "--outputs", help=_IGNORED, hidden=True),
+    order: Optional[str] = typer.Option(None, "--order", help=_IGNORED, hidden=True),
+    shard: Optional[str] = typer.Option(None, "--shard", help=_IGNORED, hidden=True),
+    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help=_IGNORED, hidden=True),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help=_IGNORED, hidden=True),
+    float32_head: bool = typer.Option(False, "--float32-head", help=_IGNORED, hidden=True),
+    workers: Optional[int] = typer.Option(None, "--workers", help=_IGNORED, hidden=True),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help=_IGNORED, hidden=True),
+    threads_per_worker: Optional[int] = typer.Option(None, "--threads-per-worker", help=_IGNORED, hidden=True),
 ) -> None:
-    """Count the mutants and probe runs of a plan, and estimate its time, before anything runs."""
-    from ..errors import MutascopeError
-    from ..plan import PlanSpec, build_plan
-    from ..probes import Decoding, count_probes
+    """Count the mutants and probe runs of a plan, and estimate its time, before anything runs.
 
-    spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
+    A screen's command line can be pasted: --threads is applied (the estimate is timed with
+    it); screen options that say where and how a screen runs or is written (--out, --engine,
+    --outputs, --order, --shard, --chunk-size, --batch-size, --float32-head, --workers,
+    --ray-address, --threads-per-worker) are accepted and ignored, with one note on stderr.
+    """
+    from ..errors import MutascopeError
+
+    spec, _ = common.checked_spec(model, layers, matrices, rows, cols, kinds, tile, probe=probe,
+                                  max_new_tokens=max_new_tokens, decoding=decoding, mmlu_dir=mmlu_dir,
+                                  threads=threads)
     if predicted and not estimate:
         raise MutascopeError("--predicted needs the time estimate: drop --no-estimate")
+    given = {"--out": out_file, "--engine": engine, "--outputs": outputs, "--order": order, "--shard": shard,
+             "--chunk-size": chunk_size, "--batch-size": batch_size, "--float32-head": float32_head or None,
+             "--workers": workers, "--ray-address": ray_address, "--threads-per-worker": threads_per_worker}
+    ignored = [name for name, value in given.items() if value is not None]
+    if ignored:
+        err.print(f"note: plan ignores the screen options {', '.join(ignored)} (it counts and times the whole "
+                  "plan and writes nothing)", markup=False, highlight=False, soft_wrap=True)
+    from ..plan import build_plan
+    from ..probes import Decoding, count_probes
+
+    set_threads(threads)
     subject = load_subject(model, dtype, device)
     built = build_plan(spec, subject.anatomy)
     if estimate:
@@ -71,21 +103,30 @@ def plan(
             out.print(_coverage_table(covered, seconds["calls"]))
 
 
-def _coverage_table(covered, seconds: float) -> Table:
+def _coverage_table(schedule, seconds: float):
     """Share of the predicted top 1 % covered at points in time of a calls-only screen in
-    predicted order (hours, or shares of the run when it is shorter than two hours)."""
-    import numpy as np
-
-    n = len(covered)
+    predicted order: at the end of each chunk when there are few, else at hours (or shares of
+    the run when it is shorter than two hours). Only finished chunks count, each taking its
+    share of the time by its cost (:class:`mutascope.predict.order.Schedule`). A single chunk
+    gets a sentence instead: the order cannot help it."""
+    n = schedule.n_chunks
+    if n <= 1:
+        return (f"the plan is a single chunk: a screen in --order predicted covers the predicted top 1 % "
+                f"only when it ends (after about {_duration(seconds)}); predicted order helps plans of several chunks")
     hours = seconds / 3600
-    points = list(range(1, min(int(np.ceil(hours)), 12) + 1)) if hours >= 2 else [hours * f for f in (0.1, 0.25, 0.5, 1)]
-    table = Table(title="screen in --order predicted (--outputs calls): the predicted top 1 % of mutants covered")
-    for col in ("after", "plan screened", "predicted top 1 % covered"):
+    if n <= 8:
+        fractions = list(schedule.ends)
+    elif hours >= 2:
+        fractions = [min(h / hours, 1.0) for h in range(1, min(int(hours + 0.999), 12) + 1)]
+    else:
+        fractions = [0.1, 0.25, 0.5, 1.0]
+    table = Table(title=f"screen in --order predicted (--outputs calls), {n} chunks: the predicted top 1 % "
+                        "of mutants covered (finished chunks only)")
+    for col in ("after", "chunks done", "plan screened", "predicted top 1 % covered"):
         table.add_column(col, justify="right")
-    for at in points:
-        chunks = min(n, max(1, int(round(n * min(at / hours, 1.0))))) if n else 0
-        share = float(covered[chunks - 1]) if chunks else 0.0
-        table.add_row(_duration(at * 3600), f"{100 * chunks / max(n, 1):.0f} %", f"{100 * share:.0f} %")
+    for fraction in fractions:
+        done, screened, covered = schedule.at(fraction)
+        table.add_row(_duration(fraction * seconds), f"{done}/{n}", f"{100 * screened:.0f} %", f"{100 * covered:.0f} %")
     return table
 
 

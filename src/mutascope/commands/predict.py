@@ -42,20 +42,22 @@ def predict(
     threads: Optional[int] = common.ThreadsOpt,
     top: int = typer.Option(10, "--top", help="Print the N mutants of each probe with the largest predicted effect."),
 ) -> None:
-    """Predict every mutant's effect from one backward pass per probe (first order; no mutant is run)."""
+    """Predict every mutant's effect from one backward pass per probe (first order, and local: exact through the
+    mutated block's first nonlinearity; no mutant is run). Stored predictions are kept; a file predicted before
+    the local estimate existed gets only its `local` values added."""
     import time
 
     from ..errors import MutascopeError
-    from ..plan import PlanSpec, parse_shard
-    from ..probes import Decoding
-    from ..screen import Screen, check_out_file
 
     if top < 0:
         raise MutascopeError(f"--top must be 0 or more, got {top}")
     if superweights is not None and not superweights.is_file():
         raise MutascopeError(f"superweights file not found: {superweights}")
-    spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
-    shard_pair = parse_shard(shard)
+    spec, shard_pair = common.checked_spec(model, layers, matrices, rows, cols, kinds, tile, probe=probe,
+                                           max_new_tokens=max_new_tokens, decoding=decoding, mmlu_dir=mmlu_dir,
+                                           threads=threads, shard=shard)
+    from ..probes import Decoding
+    from ..screen import Screen, check_out_file
     check_out_file(out_file, spec=spec, probe_specs=probe, model=model, dtype=dtype, device=device, shard=shard_pair,
                    mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens,
                    decoding=Decoding.parse(decoding) if decoding else None)
@@ -74,6 +76,10 @@ def predict(
         with working("predict", *columns) as shown:
             table = job.predict(shown.progress, shown.status)
     _print_top(table, job, top)
+    noise = sorted({str(m.kind) for m in job.mutations if m.kind.name == "noise"})
+    if noise:
+        out.print(f"note: {', '.join(noise)} mutants get no predicted effect (`predicted` is NULL): the first-order "
+                  "term of a random tile is a random projection of the gradient; their cheap scores are filled")
     out.print(f"{len(job.mutations)} mutants x {len(probes)} probes predicted ({time.perf_counter() - start:.1f} s); "
               f"table `predictions` in {out_file}")
 
@@ -81,13 +87,18 @@ def predict(
 def _print_top(table, job, top: int) -> None:
     if not top:
         return
+    from ..predict import ordering_estimate
+
     sites = {m.mutation_id: m for m in job.mutations}
+    local = "local" in table.columns
     for probe_id, rows in table[table["mutation_id"].isin(sites)].groupby("probe_id", sort=False):
-        best = rows.assign(a=rows["predicted"].abs()).nlargest(top, "a")
-        shown = Table(title=f"largest predicted effects, probe {probe_id} (first order; logprob_drop in nats)")
-        for col in ("layer", "matrix", "row", "col", "kind", "predicted"):
+        best = rows.assign(a=ordering_estimate(rows)).nlargest(top, "a")
+        shown = Table(title=f"largest predicted effects, probe {probe_id} (logprob_drop in nats; local: exact to the "
+                            "first nonlinearity, first order after it)")
+        for col in ("layer", "matrix", "row", "col", "kind", "predicted", *(["local"] if local else [])):
             shown.add_column(col, justify="right")
         for r in best.itertuples():
             m = sites[r.mutation_id]
-            shown.add_row(str(m.layer), m.matrix, str(m.row), str(m.col), str(m.kind), f"{r.predicted:.3g}")
+            shown.add_row(str(m.layer), m.matrix, str(m.row), str(m.col), str(m.kind), f"{r.predicted:.3g}",
+                          *([f"{r.local:.3g}"] if local else []))
         out.print(shown)

@@ -33,8 +33,9 @@ def screen(
     engine: str = typer.Option("batched", help="batched (fast, identical results) or reference (the paper's loop)."),
     order: str = typer.Option(
         "plan", "--order",
-        help="plan, or predicted: chunks with the largest predicted effect first (predictions are computed "
-             "once, stored in the file as `predictions`; outcomes are identical to plan order).",
+        help="plan, or predicted: chunks with the largest predicted effect first (the local estimate, exact "
+             "through the mutated block's first nonlinearity; predictions are computed once, stored in the file "
+             "as `predictions`; outcomes are identical to plan order).",
     ),
     shard: str = typer.Option("0/1", help="Run only shard INDEX/COUNT of the plan (one file per shard; `mutascope merge` joins them)."),
     chunk_size: Optional[int] = typer.Option(None, help="Mutations per committed transaction (default: the engine's)."),
@@ -53,16 +54,16 @@ def screen(
     threads_per_worker: int = common.ThreadsPerWorkerOpt,
 ) -> None:
     """Run (or resume) a mutagenesis screen into a results file."""
+    spec, shard_pair = common.checked_spec(model, layers, matrices, rows, cols, kinds, tile, probe=probe,
+                                           max_new_tokens=max_new_tokens, decoding=decoding, mmlu_dir=mmlu_dir,
+                                           threads=threads, shard=shard)
     from ..backends import Placement
-    from ..plan import PlanSpec, parse_shard
     from ..predict.order import check_order
     from ..probes import Decoding
     from ..screen import Screen, check_screen
     from ..store import open_results
 
-    spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
     check_order(order)
-    shard_pair = parse_shard(shard)
     options = {"batch_size": batch_size, "fast_head": False if float32_head else None}
     placement = Placement(workers, ray_address, threads_per_worker, model)
     check_screen(out_file, spec=spec, probe_specs=probe, engine=engine, outputs=outputs, engine_options=options,

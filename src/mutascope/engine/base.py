@@ -10,7 +10,7 @@ it takes (the batched engine's ``batch_size`` and ``fast_head``).
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import torch
 
@@ -21,6 +21,12 @@ from ..store.rows import OutcomeRow
 
 # What a run computes: every output ("full"), or the NSM calls and effect sizes only ("calls").
 OUTPUTS = ("full", "calls")
+
+# ``rows_done(n)``: an engine's report, while a run is under way, that ``n`` of its
+# (mutation, probe) rows are finished (a count that only grows). A chunk of a screen
+# is one call of ``run`` and takes minutes, so this is what moves a screen's progress
+# between chunks; it changes nothing the engine computes.
+RowsDone = Callable[[int], None]
 
 
 def check_outputs(outputs: str) -> str:
@@ -57,12 +63,15 @@ class Engine(Protocol):
         """The unmutated model's output tokens for ``probe``."""
 
     def run(
-        self, mutations: Sequence[Mutation], probes: Sequence[PreparedProbe], outputs: str = "full"
+        self, mutations: Sequence[Mutation], probes: Sequence[PreparedProbe], outputs: str = "full",
+        rows_done: RowsDone | None = None,
     ) -> Iterator[list[OutcomeRow]]:
         """Yield, per mutation in order, its outcome rows for every probe.
 
         ``outputs="calls"`` (where :attr:`outputs` has it) may leave an NSM's
         output unknown (``tokens=None``); its call and measurements never are.
+        ``rows_done`` (:data:`RowsDone`) hears of finished rows as the work goes,
+        at least after every batch of work (a mutant's probe run, a detection batch).
         """
 
 

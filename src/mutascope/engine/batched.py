@@ -48,7 +48,7 @@ from transformers import DynamicCache
 from ..model.subject import decode_text, eos_ids
 from ..plan.mutation import Mutation, applied
 from ..store.rows import OutcomeRow
-from .base import OUTPUTS, PreparedProbe, check_outputs, divergence_step, one_thread
+from .base import OUTPUTS, PreparedProbe, RowsDone, check_outputs, divergence_step, one_thread
 from .continuation import RowState, Seed, continue_seeds
 from .deltas import TileDelta, row_deltas
 from .prefix import WildTypePass, cache_kwargs, capture_wild_type, decoder_blocks, skipping_below
@@ -61,6 +61,9 @@ from .scoring import LogitHead, teacher_forced
 # that margin by at most 1.0e-6 of the largest |score| (max 3.4e-5 absolute);
 # the float32 default leaves a factor 20. Low-precision defaults are guesses
 # scaled by the unit roundoff (2^-8 for bfloat16, 2^-11 for float16).
+# In bfloat16 the mutated projection is now the reference's (deltas.py), so
+# what remains is teacher forcing against incremental decoding; the bfloat16
+# default has not been re-derived from a measurement of that (docs/engines.md).
 DEFAULT_TIE_TOLERANCE = {torch.float32: 2e-5, torch.float64: 1e-12, torch.bfloat16: 2e-2, torch.float16: 3e-3}
 
 # Throughput stops improving well before memory runs out on a CPU (measured on
@@ -160,20 +163,24 @@ class BatchedEngine:
         return self.reference.generate(probe)
 
     def run(
-        self, mutations: Sequence[Mutation], probes: Sequence[PreparedProbe], outputs: str = "full"
+        self, mutations: Sequence[Mutation], probes: Sequence[PreparedProbe], outputs: str = "full",
+        rows_done: RowsDone | None = None,
     ) -> Iterator[list[OutcomeRow]]:
         """Yield, per mutation in order, its rows for every probe.
 
         All mutations are run first (probe by probe), then yielded in order;
         pass chunks of a few hundred mutations at a time. ``outputs="calls"``
-        skips the continuation of NSMs (see the module docstring).
+        skips the continuation of NSMs (see the module docstring). Since nothing
+        is yielded until the end, ``rows_done`` hears of each row when its last
+        piece of work is done: detection, continuation or a near-tie re-check.
         """
         check_outputs(outputs)
         mutations = list(mutations)
         results: list[list[OutcomeRow | None]] = [[None] * len(probes) for _ in mutations]
+        tally = _Tally(rows_done)
         with torch.inference_mode():
             for p_index, probe in enumerate(probes):
-                for i, row in self._run_probe(mutations, probe, outputs):
+                for i, row in self._run_probe(mutations, probe, outputs, tally):
                     results[i][p_index] = row
         for rows in results:
             yield rows  # type: ignore[misc]
@@ -181,9 +188,11 @@ class BatchedEngine:
     # -- one probe -----------------------------------------------------------
 
     def _run_probe(
-        self, mutations: list[Mutation], probe: PreparedProbe, outputs: str = "full"
+        self, mutations: list[Mutation], probe: PreparedProbe, outputs: str = "full", tally: "_Tally | None" = None
     ) -> Iterator[tuple[int, BatchedOutcomeRow]]:
-        """Detection batch by batch (one layer each); NSMs pooled and continued in full batches."""
+        """Detection batch by batch (one layer each); NSMs pooled and continued in full batches.
+        ``tally`` counts each row once, after the last piece of work it needs."""
+        tally = tally or _Tally(None)
         state = self._state(probe)
         size = self.batch_size or auto_batch_size(self.subject, len(probe.prompt) + probe.probe.max_new_tokens)
         full = outputs == "full"
@@ -193,18 +202,24 @@ class BatchedEngine:
             deltas = [TileDelta.of(self.subject.anatomy, mutations[i]) for i in batch]
             layer = min(mutations[i].layer for i in batch) if self.prefix_reuse else 0
             t0 = time.perf_counter()
+            finished = 0
             for i, row_state, seed in self._detect(probe, state, batch, deltas, layer, seeds=full):
                 states[i] = row_state
                 if seed is not None:
                     pool.append(seed)
+                elif not _needs_recheck(row_state, full):
+                    finished += 1
             self.stats["detect_s"] += time.perf_counter() - t0
+            tally.add(finished)
             if len(pool) >= size:
-                self._continue(probe, state, pool[:size])
+                self._continue(probe, state, pool[:size], tally, full)
                 pool = pool[size:]
         if pool:
-            self._continue(probe, state, pool)
+            self._continue(probe, state, pool, tally, full)
         for i, row_state in sorted(states.items()):
             yield i, self._outcome(mutations[i], probe, row_state, full)
+            if _needs_recheck(row_state, full):
+                tally.add(1)
 
     def _detection_batches(self, mutations: list[Mutation], size: int) -> list[list[int]]:
         """Indices of ``mutations`` in batches of one layer each (of at most ``size``).
@@ -352,7 +367,10 @@ class BatchedEngine:
                 seed = Seed(s, deltas[row], layer, keys, values)
             yield i, s, seed
 
-    def _continue(self, probe: PreparedProbe, state: _ProbeState, seeds: list[Seed]) -> None:
+    def _continue(
+        self, probe: PreparedProbe, state: _ProbeState, seeds: list[Seed], tally: "_Tally | None" = None,
+        full: bool = True,
+    ) -> None:
         """Decode pooled NSMs from their divergence steps on."""
         t0 = time.perf_counter()
         continue_seeds(
@@ -361,6 +379,25 @@ class BatchedEngine:
         )
         self.stats["continue_s"] += time.perf_counter() - t0
         self.stats["continued"] += len(seeds)
+        if tally is not None:
+            tally.add(sum(not _needs_recheck(s.state, full) for s in seeds))
+
+
+def _needs_recheck(s: RowState, full: bool) -> bool:
+    """Whether :meth:`BatchedEngine._outcome` will re-check this row with the reference engine."""
+    return s.call_tie is not None or (full and s.output_tie is not None)
+
+
+class _Tally:
+    """Rows finished so far in one :meth:`BatchedEngine.run`, told to its ``rows_done``."""
+
+    def __init__(self, rows_done: RowsDone | None):
+        self.rows_done, self.done = rows_done, 0
+
+    def add(self, n: int) -> None:
+        if n and self.rows_done is not None:
+            self.done += n
+            self.rows_done(self.done)
 
 
 # -- sizing -------------------------------------------------------------------

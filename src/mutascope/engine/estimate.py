@@ -11,7 +11,7 @@ import time
 import torch
 
 from ..probes.prepared import PreparedProbe, prepare_probes
-from .batched import BatchedEngine
+from .batched import BatchedEngine, auto_batch_size
 
 
 def estimate_seconds(
@@ -19,7 +19,7 @@ def estimate_seconds(
     probes,
     plan,
     *,
-    sample: int = 32,
+    sample: int | None = None,
     blocks: int = 4,
     batch_size: int | None = None,
     seed: int = 0,
@@ -32,7 +32,12 @@ def estimate_seconds(
     mutations evenly spaced over the plan (one random offset), and scales to
     the plan's size. Consecutive runs are what a screen feeds the engine (a
     chunk shares a layer and fills batches); scattered single mutations would
-    each pay for a batch of one and overestimate. Evenly spaced, because a
+    each pay for a batch of one and overestimate. ``sample`` defaults to one
+    full batch of the engine, as a screen's chunks fill them: a run of 32 in
+    batches of 128 paid each pass's fixed costs (the weights streamed once per
+    decoding step, the Python around each layer) for a quarter of the rows, and
+    its NSMs were continued in pools a quarter of the size, so small blocks put
+    a screen at several times its time. Evenly spaced, because a
     mutant's cost grows with the number of layers above it: two blocks at
     random places once both fell in late layers (14 and 28 of 30) and put a
     full-genome screen at about half its time. The calls-only figure is the same run less
@@ -49,6 +54,9 @@ def estimate_seconds(
         with torch.inference_mode():
             engine._state(probe)
     setup = time.perf_counter() - t0
+    if sample is None:
+        longest = max((len(p.prompt) + p.probe.max_new_tokens for p in probes), default=1)
+        sample = batch_size or auto_batch_size(subject, longest)
     rng = random.Random(seed)
     stride, offset = len(mutations) / blocks, rng.random()
     runs = [mutations] if len(mutations) <= sample * blocks else [

@@ -14,7 +14,7 @@ from ..model.subject import decode_text, eos_ids
 from ..plan.mutation import Mutation, applied
 from ..probes.prepared import PreparedProbe, generate
 from ..store.rows import OutcomeRow
-from .base import divergence_step
+from .base import RowsDone, divergence_step
 
 
 class ReferenceEngine:
@@ -34,9 +34,11 @@ class ReferenceEngine:
         return generate(self.subject, probe, max_new_tokens, self.eos)
 
     def run(
-        self, mutations: Sequence[Mutation], probes: Sequence[PreparedProbe], outputs: str = "full"
+        self, mutations: Sequence[Mutation], probes: Sequence[PreparedProbe], outputs: str = "full",
+        rows_done: RowsDone | None = None,
     ) -> Iterator[list[OutcomeRow]]:
         anatomy = self.subject.anatomy
+        done = 0
         for m in mutations:
             with applied(anatomy.weight(m.layer, m.matrix), m):
                 rows = []
@@ -46,4 +48,7 @@ class ReferenceEngine:
                         OutcomeRow(m.mutation_id, p.id, tokens, decode_text(self.subject, tokens),
                                    divergence_step(tokens, p.wt_tokens))
                     )
+                    done += 1
+                    if rows_done:
+                        rows_done(done)
             yield rows

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import MutascopeError
-
-MATRICES = ("q", "k", "v", "o", "gate", "up", "down")
+from .source import MATRICES  # noqa: F401 (the canonical names; re-exported)
 
 # (path of the submodule inside one decoder block, canonical parts it holds in
 # output-feature order, whether it must be a GPT-2 Conv1D). A part tuple with

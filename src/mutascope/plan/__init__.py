@@ -11,10 +11,14 @@
   tile, shard, site);
 * :mod:`.build`: :class:`PlanSpec` (a JSON-able selection) and
   :func:`build_plan`: the mutations in a deterministic order, and the
-  contiguous shards of a plan.
+  contiguous shards of a plan; :func:`check_spec_source`, the layers against the
+  layer count a model's config states, before it loads.
+
+Importing this package does not import torch (the functions that write tiles
+do), so commands check a selection before the slow imports.
 """
 
-from .build import SHARD_BLOCK, Plan, PlanSpec, build_plan
+from .build import SHARD_BLOCK, Plan, PlanSpec, build_plan, check_layers, check_spec_source
 from .kinds import BASE_KINDS, KINDS, PARAMETRIC, Kind, KindRule, kind_value, mutated_tile
 from .mutation import Mutation, applied
 from .region import Region, region_mutation
@@ -35,6 +39,8 @@ __all__ = [
     "TileGrid",
     "applied",
     "build_plan",
+    "check_layers",
+    "check_spec_source",
     "kind_value",
     "mutated_tile",
     "parse_indices",

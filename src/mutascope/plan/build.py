@@ -13,11 +13,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 
 from ..errors import MutascopeError
-from ..model.anatomy import MATRICES, Anatomy
+from ..model.source import MATRICES, stated_layers
 from .kinds import Kind, check_representable, kind_value
 from .mutation import Mutation
 from .parse import parse_indices, parse_kinds, parse_names, parse_tile
 from .tiles import TileGrid
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the anatomy module imports torch; a PlanSpec is parsed without it
+    from ..model.anatomy import Anatomy
 
 # Shard boundaries are multiples of this many plan positions: the batched
 # engine's default chunk size, and a multiple of every other engine's.
@@ -126,6 +130,22 @@ def _select(available: Iterable[int], chosen: tuple[int, ...] | None) -> list[in
     return available if chosen is None else [i for i in chosen if i in set(available)]
 
 
+def check_layers(spec: PlanSpec, n_layers: int) -> None:
+    """Refuse a layer selection beyond a model of ``n_layers`` layers (one line)."""
+    bad = [layer for layer in spec.layers or () if not 0 <= layer < n_layers]
+    if bad:
+        raise MutascopeError(f"layer {bad[0]} is out of range: the model has layers 0-{n_layers - 1}")
+
+
+def check_spec_source(spec: PlanSpec, source) -> None:
+    """What can be checked of ``spec`` against the model ``source`` (a ``--model`` value) before
+    it loads and before torch is imported: the source exists and the layers are in the range
+    its config states (a hub id's layers are checked once it loads, in :func:`build_plan`)."""
+    n_layers = stated_layers(source)
+    if n_layers is not None:
+        check_layers(spec, n_layers)
+
+
 def build_plan(spec: PlanSpec, anatomy: Anatomy) -> Plan:
     """Enumerate the mutations of ``spec`` on a model, validating the selection.
 
@@ -133,10 +153,8 @@ def build_plan(spec: PlanSpec, anatomy: Anatomy) -> Plan:
     per matrix. Row/column selections are clipped to each matrix's grid, since
     matrices of one model have different numbers of tiles.
     """
+    check_layers(spec, anatomy.n_layers)
     layers = list(range(anatomy.n_layers)) if spec.layers is None else list(spec.layers)
-    bad = [layer for layer in layers if not 0 <= layer < anatomy.n_layers]
-    if bad:
-        raise MutascopeError(f"layer {bad[0]} is out of range: the model has layers 0-{anatomy.n_layers - 1}")
     matrices = list(anatomy.matrices) if spec.matrices is None else list(spec.matrices)
     missing = [m for m in matrices if m not in anatomy.matrices]
     if missing:

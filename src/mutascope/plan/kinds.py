@@ -31,9 +31,14 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
-
 from ..errors import MutascopeError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions that write tiles, so parsing kinds (the commands'
+# argument checks, before any model loads) does not import it.
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ def _scaled(original: torch.Tensor, value: float, site, kind) -> torch.Tensor:
 def _noisy(original: torch.Tensor, value: float, site, kind) -> torch.Tensor:
     if site is None:
         raise ValueError("noise kinds need the mutation's site to seed their noise")
+    import torch
+
     noise = noise_tile(tuple(original.shape), value, site, kind).to(original.device)
     return (original.to(torch.float32) + noise).to(original.dtype)
 
@@ -140,6 +147,8 @@ def kind_value(kind: Kind, weight: torch.Tensor) -> float:
 def check_representable(kind: Kind, value: float, weight: torch.Tensor, n: int, where: str) -> None:
     """Refuse a kind whose tile of ``n`` elements would not fit the matrix's dtype (``value:1e39``
     in float32 overflows; ``scale:X`` or ``sym:X`` can too): one line, before any file is written."""
+    import torch
+
     rule = KINDS[kind.name]
     largest = rule.largest(value, weight, n) if rule.largest else abs(value)
     limit = float(torch.finfo(weight.dtype).max) if weight.dtype.is_floating_point else math.inf
@@ -151,6 +160,8 @@ def check_representable(kind: Kind, value: float, weight: torch.Tensor, n: int, 
 def noise_tile(shape: tuple[int, ...], rms: float, site: tuple[int, str, int, int], kind: Kind) -> torch.Tensor:
     """The ``noise:X`` perturbation of one tile: Gaussian, scaled to root-mean-square ``rms``
     exactly, seeded by the site and kind alone (float32, on the CPU)."""
+    import torch
+
     key = hashlib.sha256(f"{site[0]}.{site[1]}.{site[2]}.{site[3]}:{kind}".encode()).digest()
     gen = torch.Generator().manual_seed(int.from_bytes(key[:8], "little") & (2**63 - 1))
     z = torch.randn(shape, generator=gen, dtype=torch.float64)
@@ -161,5 +172,7 @@ def mutated_tile(original: torch.Tensor, kind: Kind, value: float,
                  site: tuple[int, str, int, int] | None = None) -> torch.Tensor:
     """The new contents of a tile whose unmutated contents are ``original`` (``site``, the
     mutation's (layer, matrix, row, col), seeds ``noise:X``)."""
+    import torch
+
     make = KINDS[kind.name].tile
     return make(original, value, site, kind) if make is not None else torch.full_like(original, value)

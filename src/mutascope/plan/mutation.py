@@ -7,9 +7,11 @@ import contextlib
 from dataclasses import dataclass
 from typing import Iterator
 
-import torch
-
 from .kinds import Kind, mutated_tile
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..errors import MutascopeError
-from ..model.anatomy import MATRICES
+from ..model.source import MATRICES
 from .kinds import ALIASES, Kind
 
 

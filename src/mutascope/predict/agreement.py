@@ -1,6 +1,6 @@
 """How well each cheap score predicts what the exact screen finds.
 
-For every score of :data:`~.scores.SCORES` (and ``|predicted|``), probe and
+For every score of :data:`~.scores.SCORES` (and ``|predicted|``, ``|local|``), probe and
 matrix type (and all matrices together), over the mutants that have both:
 
 * ``spearman``: Spearman's correlation with the exact ``logprob_drop``;
@@ -67,7 +67,9 @@ def agreement(frame: pd.DataFrame, predictions: pd.DataFrame, seed: int = 0) -> 
     joined = frame[["mutation_id", "probe_id", "layer", "matrix", "row", "col", "nsm", "effect"]].merge(
         predictions, on=["mutation_id", "probe_id"])
     joined = joined[joined["effect"].notna()].assign(predicted_abs=lambda d: d["predicted"].abs())
-    scores = [c for c in ("predicted", "predicted_abs", "magnitude", "change", "wanda", "activation", "superweight")
+    if "local" in joined.columns:
+        joined = joined.assign(local_abs=joined["local"].abs())
+    scores = [c for c in ("predicted", "predicted_abs", "local", "local_abs", "magnitude", "change", "wanda", "activation", "superweight")
               if c in joined.columns and joined[c].notna().any()]
     rng = np.random.default_rng(seed)
     rows = []

@@ -10,6 +10,11 @@ For each probe (docs/methods.md, "Predicted maps"):
   the matrix's typical range, so the estimate is a ranking aid, not a
   substitute for the screen. ``noise:X`` kinds get no estimate (their
   first-order term is a random projection of g).
+* ``local``: the same effect, exact through the mutated block's first
+  nonlinearity (the attention softmax for ``q``/``k``, the activation for
+  ``gate`` and a gateless MLP's input projection) and first order after it
+  (:mod:`.local`); equal to ``predicted`` for ``v``, ``o``, ``up`` and
+  ``down``, which are linear up to their block's output.
 * ``magnitude``: sum of |W| over the tile (the weights the mutation removes);
 * ``change``: sum of |V - W| over the tile (how far the mutation moves them);
 * ``wanda``: the Wanda score pooled per tile, sum of |W_ij| ||X_j||_2, with
@@ -38,9 +43,10 @@ from ..engine.base import one_thread
 from ..probes.prepared import PreparedProbe
 from ..plan.kinds import noise_tile
 from ..plan.mutation import Mutation
+from .local import local_effects, recording
 from .tilesums import GradientSums, gradient_sums, tile_sums
 
-SCORES = ("predicted", "magnitude", "change", "wanda", "activation", "superweight")
+SCORES = ("predicted", "local", "magnitude", "change", "wanda", "activation", "superweight")
 COLUMNS = ["mutation_id", "probe_id", *SCORES]
 Progress = Callable[[str], None]
 
@@ -99,18 +105,26 @@ def input_norms(subject, probe: PreparedProbe, keys: set) -> dict:
 
 @dataclass
 class ProbeSums:
-    """What one probe contributes: the log-likelihood's and D's gradient sums, and input norms."""
+    """What one probe contributes: the log-likelihood's and D's gradient sums, input norms, and the
+    local estimate of the mutants of matrices with an exact step (by mutation id)."""
 
     loglik: GradientSums
     top: GradientSums
     norms: dict
+    local: dict
 
 
-def probe_sums(subject, probe: PreparedProbe, keys: set, tile: tuple[int, int]) -> ProbeSums:
-    """One forward and backward pass for each objective, and one forward for the input norms."""
-    return ProbeSums(gradient_sums(subject, wt_loglik(subject, probe), tile, keys),
-                     gradient_sums(subject, top_logit(subject, probe), tile, keys),
-                     input_norms(subject, probe, keys))
+def probe_sums(subject, probe: PreparedProbe, by_key: dict, tile: tuple[int, int]) -> ProbeSums:
+    """One forward and backward pass for each objective (the log-likelihood's also records what the
+    local estimate needs), and one forward for the input norms."""
+    keys = set(by_key)
+    with recording(subject, keys) as record:
+        loglik = gradient_sums(subject, wt_loglik(subject, probe), tile, keys)
+    with one_thread():
+        local = local_effects(subject, record, by_key)
+    del record
+    return ProbeSums(loglik, gradient_sums(subject, top_logit(subject, probe), tile, keys),
+                     input_norms(subject, probe, keys), local)
 
 
 def first_order(m: Mutation, g: float, gw: float) -> float:
@@ -162,16 +176,18 @@ def predictions(subject, mutations: Sequence[Mutation], probes: Sequence[Prepare
     for probe in probes:
         if progress:
             progress(probe.id)
-        sums = probe_sums(subject, probe, set(by_key), tile)
+        sums = probe_sums(subject, probe, by_key, tile)
         for key, ms in by_key.items():
             wanda = tile_sums(weight(key).abs() * sums.norms[key][None, :], tile)
             for m in ms:
                 at = (m.row, m.col)
-                scores[(m.mutation_id, probe.id)] = (first_order(m, sums.loglik.g[key][at], sums.loglik.gw[key][at]),
-                                                     wanda[at], sums.top.agw[key][at])
-    rows = [(m.mutation_id, p.id, predicted, *fixed[m.mutation_id][:2], wanda, activation, fixed[m.mutation_id][2])
+                predicted = first_order(m, sums.loglik.g[key][at], sums.loglik.gw[key][at])
+                local = sums.local.get(m.mutation_id, predicted)
+                scores[(m.mutation_id, probe.id)] = (predicted, local, wanda[at], sums.top.agw[key][at])
+    rows = [(m.mutation_id, p.id, predicted, local, *fixed[m.mutation_id][:2], wanda, activation,
+             fixed[m.mutation_id][2])
             for p in probes for m in mutations
-            for predicted, wanda, activation in [scores[(m.mutation_id, p.id)]]]
+            for predicted, local, wanda, activation in [scores[(m.mutation_id, p.id)]]]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

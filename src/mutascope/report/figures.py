@@ -41,6 +41,8 @@ TILE_CLASSES: tuple[tuple[str, str], ...] = (
 )
 NOT_MUTATED, SILENT, MAX_ONLY, MIN_ONLY, BOTH, OTHER = range(len(TILE_CLASSES))
 CONTINUOUS_CMAP = "cividis"
+# zero and negative effect sizes in effect maps (the HTML report's colour for them too)
+NONPOSITIVE_COLOUR = "#F4A6B8"
 MAX_PANELS = 12  # probes shown side by side in one figure; more are left out (said in the title)
 
 
@@ -205,10 +207,16 @@ def enrichment_figure(frame: pd.DataFrame, layer: int, matrix: str, alpha: float
 def effect_map_figure(frame: pd.DataFrame, layer: int, matrix: str, probes: Sequence[str] | None = None) -> Figure:
     """Effect sizes of one matrix on a log colour scale: a panel per probe and kind (max, min).
 
-    Zero and negative effects (the mutant made the WT output no less likely) are drawn in
-    the lowest colour; the scale is shared by a probe's panels.
+    Zero and negative effects (the mutant made the WT output no less likely) have no place on
+    a log scale; they are drawn in their own colour (``NONPOSITIVE_COLOUR``, the report's
+    colour for them, outside the sequential map) so they never read as the smallest positive
+    effect. The scale is shared by a probe's panels.
     """
+    import matplotlib
     from matplotlib.colors import LogNorm
+
+    cmap = matplotlib.colormaps[CONTINUOUS_CMAP].copy()
+    cmap.set_under(NONPOSITIVE_COLOUR)
 
     sub = _matrix_frame(frame, layer, matrix)
     probes = list(probes) if probes is not None else _probes(sub)
@@ -230,16 +238,18 @@ def effect_map_figure(frame: pd.DataFrame, layer: int, matrix: str, probes: Sequ
         image = None
         for k_i, kind in enumerate(kinds):
             ax = axes[p_i * len(kinds) + k_i]
-            grid = tile_map(p[p["kind"] == kind], "effect", rows=rows, cols=cols)[0]
-            grid = np.where(np.isfinite(grid), np.maximum(grid, norm.vmin), np.nan)
-            image = ax.imshow(grid, cmap=CONTINUOUS_CMAP, norm=norm, interpolation="nearest", aspect="equal")
+            raw = tile_map(p[p["kind"] == kind], "effect", rows=rows, cols=cols)[0]
+            # positive effects below the scale's floor take its lowest colour; nonpositive ones go
+            # under the floor, to the colour of their own
+            grid = np.where(np.isfinite(raw), np.where(raw > 0, np.maximum(raw, norm.vmin), norm.vmin / 10), np.nan)
+            image = ax.imshow(grid, cmap=cmap, norm=norm, interpolation="nearest", aspect="equal")
             ax.set_title(f"{probe}, {kind}", fontsize=9)
             ax.set_xlabel("tile col (input features)", fontsize=8)
             ax.set_ylabel("tile row (output features)", fontsize=8)
             ax.tick_params(labelsize=7)
         if image is not None:
-            fig.colorbar(image, ax=axes[p_i * len(kinds): (p_i + 1) * len(kinds)].tolist(), shrink=0.8,
-                         label=f"effect ({probe}), log scale")
+            fig.colorbar(image, ax=axes[p_i * len(kinds): (p_i + 1) * len(kinds)].tolist(), shrink=0.8, extend="min",
+                         label=f"effect ({probe}), log scale; below: zero or negative")
     fig.suptitle(f"Layer {layer} {matrix}: effect size (logprob_drop) per tile", fontsize=11)
     return fig
 
@@ -359,7 +369,7 @@ def figure_set(frame: pd.DataFrame, top_n: int = 6, tables: dict[str, pd.DataFra
     if predictions is not None and has_effect:
         from .prediction_figures import prediction_scatter, recall_figure
 
-        yield ("predicted_scatter", "Predicted (first order) against exact effect of every mutant, per probe",
+        yield ("predicted_scatter", "Predicted (first order, and local where stored) against exact effect of every mutant, per probe",
                prediction_scatter(frame, predictions))
         yield ("recall_curves", "Share of the exact top 1 % found against the share of the plan screened: "
                "predicted, plan and random order", recall_figure(frame, predictions))

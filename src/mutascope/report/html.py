@@ -44,6 +44,18 @@ STAGES = 5  # read, statistics, figures, payload, write
 EFFECT_COLOURS = {"nonpositive": "#F4A6B8", "unmeasured": "#DDDDDD"}
 
 
+def _plan_line(plan: dict) -> str:
+    """The stored plan spec in words: ``None`` (every layer, matrix, row or column) reads ``all``."""
+    def shown(value) -> str:
+        if value is None:
+            return "all"
+        if isinstance(value, (list, tuple)):
+            return ",".join(map(str, value))
+        return str(value)
+
+    return ", ".join(f"{k}={'x'.join(map(str, v)) if k == 'tile' and isinstance(v, (list, tuple)) else shown(v)}" for k, v in plan.items()) or "(not recorded)"
+
+
 def _asset(name: str) -> str:
     return resources.files("mutascope.report").joinpath("assets", name).read_text(encoding="utf-8")
 
@@ -82,7 +94,7 @@ def _summary(results, infos: list[ProbeInfo], frame: pd.DataFrame, findings_html
         ("dtype / device", f"{run['dtype']} / {run['device']}"),
         ("decoding", run["decoding"]),
         ("tile", f"{run['tile_h']} x {run['tile_w']}"),
-        ("plan", ", ".join(f"{k}={v}" for k, v in (config.get("plan") or {}).items()) or "(not recorded)"),
+        ("plan", _plan_line(config.get("plan") or {})),
         ("shard", run["shard"]),
         ("mutants done", f"{n_done} of {n_mut}" + (" (partial screen)" if n_done < n_mut else "")),
         ("NSMs with outputs", _filled_line(frame)),

@@ -209,10 +209,13 @@ class Screen:
         todo = [m for m in self.mutations if m.mutation_id not in have]
         if todo:
             done = iter(range(len(self.probes)))
+            # A file predicted before the local estimate existed keeps its stored scores; only the
+            # missing `local` values are added (Store.write_predictions).
+            what = "predicting" if not store.has_predictions() else "predicting (or adding the local estimate to)"
 
             def shown(probe_id: str) -> None:
                 if status:
-                    status(f"predicting {len(todo)} mutants: forward and backward pass on {probe_id} ...")
+                    status(f"{what} {len(todo)} mutants: forward and backward pass on {probe_id} ...")
                 if progress:
                     progress(next(done), len(self.probes))
 
@@ -234,8 +237,11 @@ class Screen:
         return [tasks[i] for i in predicted_order(chunks, predicted)]
 
     def run(self, progress: Progress | None = None, status: Status | None = None) -> ScreenSummary:
-        """Run (or resume) the screen; ``progress(done, total)`` after each chunk, ``status(line)``
-        while starting workers and computing the WT outputs."""
+        """Run (or resume) the screen; ``status(line)`` while starting workers and computing the
+        WT outputs, ``progress(done, total)`` in mutants: after each committed chunk and, where
+        the backend can see inside a chunk (the local one), after each batch of work within it
+        (the chunk's finished probe runs over the number of probes, short of the whole chunk
+        until it is committed). Reporting changes nothing that is computed or stored."""
         start = time.perf_counter()
         with self._backend(status) as backend:
             if status and self._prepared is None:
@@ -251,11 +257,20 @@ class Screen:
                 if progress:
                     progress(finished, total)
                 suffix = "; calls only" if self.outputs == "calls" else ""
-                for task, rows, seconds in backend.run(tasks, prepared):
+                partial: dict[int, int] = {}  # mutants done in chunks not yet committed
+
+                def rows_done(task: Task, n: int) -> None:
+                    shown = min(n // len(prepared), len(task.mutations) - 1)
+                    if progress and shown > partial.get(task.index, 0):
+                        partial[task.index] = shown
+                        progress(finished + sum(partial.values()), total)
+
+                for task, rows, seconds in backend.run(tasks, prepared, rows_done if progress else None):
                     store.write_chunk(rows, engine=backend.description + suffix, seconds=seconds)
                     finished += len(task.mutations)
+                    partial.pop(task.index, None)
                     if progress:
-                        progress(finished, total)
+                        progress(finished + sum(partial.values()), total)
                 # Canonical phenotype ids even if chunks arrived out of order, in this run or
                 # an interrupted earlier one (a no-op update when they already are).
                 store.renumber_phenotypes()
@@ -263,15 +278,18 @@ class Screen:
 
 
 def predicted_coverage(subject, probes: Sequence[Probe], spec: PlanSpec, share: float = 0.01):
-    """After each chunk of a screen of ``spec`` in predicted order, the share of the predicted
-    top ``share`` of mutants covered (:func:`mutascope.predict.order.coverage`): what
-    ``mutascope plan --predicted`` turns into coverage per hour. Writes nothing."""
-    from ..predict import coverage
+    """A screen of ``spec`` in predicted order chunk by chunk: the share of the predicted top
+    ``share`` of mutants covered, of the plan screened and of the time spent after each chunk
+    (:class:`mutascope.predict.order.Schedule`): what ``mutascope plan --predicted`` turns into
+    coverage over time. Writes nothing."""
+    from ..predict import chunk_cost, schedule
 
     job = Screen(subject, probes, spec, os.devnull, order="predicted")
     table = predictions(subject, job.mutations, job.prepared(), spec.tile)
-    chunks = [[m.mutation_id for m in t.mutations] for t in chunk_grid(job.mutations, job.chunk_size)]
-    return coverage(chunks, table, share)
+    tasks = chunk_grid(job.mutations, job.chunk_size)
+    chunks = [[m.mutation_id for m in t.mutations] for t in tasks]
+    costs = [chunk_cost([m.layer for m in t.mutations], subject.anatomy.n_layers) for t in tasks]
+    return schedule(chunks, table, costs, share)
 
 
 def check_out_file(

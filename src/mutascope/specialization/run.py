@@ -4,7 +4,9 @@
 resolves the concepts and their controls, scores every model in turn (the
 name ``tiny`` is a tiny random model, the floor), and writes the tables and
 the figure. Each model's result is handed to ``show("model", result)`` as
-soon as it exists, and the summary table as ``show("summary", table)``.
+soon as it exists, and the summary table as ``show("summary", table)``;
+``progress(done, total)`` counts question evaluations over all models, the
+first line to ``show("note", ...)`` says how many there will be.
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ from typing import Callable, Sequence
 
 from ..errors import MutascopeError
 from ..files.outputs import check_output_file
-from ..progress import Show, Status, listeners
+from ..progress import Progress, Show, Status, listeners
 from ..store import check_tables_file
 from ..testing import tiny_model
 from .answers import check_method
 from .concepts import load_concepts, resolve_controls, select
 from .figures import write_figure
 from .masking import n_vectors
-from .score import DEFAULT_KS, specialization, summary
+from .score import DEFAULT_DRAWS, DEFAULT_KS, evaluations, specialization, summary
 from .store import write_results
 
 TINY = "tiny"  # the model name that means a tiny random model (the floor)
@@ -36,7 +38,7 @@ class Settings:
     concepts: Path | None = None
     concept: Sequence[str] | None = None
     k: Sequence[int] = DEFAULT_KS
-    random_draws: int = 3
+    random_draws: int = DEFAULT_DRAWS
     seed: int = 0
     method: str = "cloze"
     out_file: Path | None = None
@@ -53,7 +55,8 @@ class Result:
     summary: object = None
 
 
-def run(settings: Settings, load: Callable, *, status: Status | None = None, show: Show | None = None) -> Result:
+def run(settings: Settings, load: Callable, *, status: Status | None = None, show: Show | None = None,
+        progress: Progress | None = None) -> Result:
     """Score every model of ``settings``; ``load(model, dtype, device)`` loads one (not ``tiny``)."""
     s = settings
     say, tell = listeners(status, show)
@@ -69,7 +72,9 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
         check_output_file(s.figure, inputs=inputs, what="--figure")
     chosen = select(resolve_controls(load_concepts(s.concepts), s.seed), s.concept)
     out = Result()
-    for name in dict.fromkeys(s.model):
+    names = list(dict.fromkeys(s.model))
+    finished = 0  # evaluations of the models already scored
+    for index, name in enumerate(names):
         subject = tiny_model("llama", dtype=s.dtype) if name == TINY else load(name, s.dtype, s.device)
         n_layers, d_ff = n_vectors(subject)
         ks = [x for x in s.k if x <= n_layers * d_ff]
@@ -78,9 +83,19 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
         if len(ks) < len(s.k):
             tell("note", f"{subject.model_id} has {n_layers * d_ff} value vectors: k > that skipped")
         name = subject.model_id
+        work = evaluations(chosen, ks, s.random_draws)
+        if index == 0:
+            tell("note", f"{work} question evaluations per model (one forward pass each; SmolLM2-135M on "
+                         f"2 CPU cores: about {_minutes(work)} with nothing else running)")
         say(f"{name}: starting ...")
+
+        def counted(done: int, total: int, before: int = finished, left: int = len(names) - index) -> None:
+            if progress:
+                progress(before + done, before + total * left)  # later models taken to cost as much
+
         result = specialization(subject, chosen, ks, random_draws=s.random_draws, seed=s.seed, method=s.method,
-                                progress=lambda msg: say(f"{name}: {msg} ..."))
+                                progress=lambda msg: say(f"{name}: {msg} ..."), count=counted)
+        finished += work
         out.models.append(result)
         tell("model", result)
         del subject
@@ -93,3 +108,14 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
     if s.figure is not None:
         write_figure(s.figure, out.summary)
     return out
+
+
+# Seconds per question evaluation of SmolLM2-135M-Instruct (cloze, the shipped questions) on
+# two CPU cores (benchmarks/bench_specialization.py: 0.36 s of CPU at one thread on a busy
+# machine, so about 0.2-0.25 s on two idle cores); a first line's rough figure only.
+SECONDS_PER_EVALUATION = 0.25
+
+
+def _minutes(evaluations: int) -> str:
+    seconds = evaluations * SECONDS_PER_EVALUATION
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"

@@ -21,8 +21,9 @@ Tables (one row per thing, like deep-mutational-scanning tables):
 * ``fills``     one row per committed chunk of ``mutascope fill``;
 * ``predictions`` (only once ``mutascope predict`` or ``screen --order predicted``
                 has run) one row per (mutation, probe), keyed like ``outcomes``:
-                the first-order predicted ``logprob_drop`` and the cheap scores
-                of docs/methods.md, "Predicted maps";
+                the first-order predicted ``logprob_drop``, the local one (exact
+                through the mutated block's first nonlinearity; schema 4) and the
+                cheap scores of docs/methods.md, "Predicted maps";
 * ``zoom``      (only once ``mutascope zoom`` has run) one row per region and probe
                 of a zoomed site: the region in weights (``row``, ``col`` its first
                 element, ``height``, ``width``), its ``level`` and ``parent`` in the
@@ -39,7 +40,8 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-SCHEMA_VERSION = 3  # 2: outcomes.filled (calls-only screens) and the fills table; 3: probes.wt_logprob
+SCHEMA_VERSION = 4  # 2: outcomes.filled (calls-only screens) and the fills table; 3: probes.wt_logprob;
+# 4: predictions.local
 # Measurements an engine may report beside the NSM call (the batched engine's
 # teacher-forced pass does; the reference engine leaves them null).
 EFFECT_COLUMNS = {
@@ -89,7 +91,7 @@ CREATE TABLE IF NOT EXISTS fills (
 # An optional table (a screen needs none): created when predictions are first written.
 PREDICTIONS_DDL = """
 CREATE TABLE IF NOT EXISTS predictions (
-    mutation_id INTEGER, probe_id VARCHAR, predicted DOUBLE, magnitude DOUBLE, change DOUBLE,
+    mutation_id INTEGER, probe_id VARCHAR, predicted DOUBLE, "local" DOUBLE, magnitude DOUBLE, change DOUBLE,
     wanda DOUBLE, activation DOUBLE, superweight DOUBLE,
     PRIMARY KEY (mutation_id, probe_id)
 );
@@ -121,7 +123,10 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
 
     Version 1 files lack ``outcomes.filled`` (every output there is complete)
     and the ``fills`` table; versions 1 and 2 lack ``probes.wt_logprob`` (null
-    until a command that loads the model records it: a resumed screen, ``fill``).
+    until a command that loads the model records it: a resumed screen, ``fill``); versions 1-3
+    lack ``predictions.local`` (added null where the table exists: the stored scores are kept
+    as they are, and ``mutascope predict`` or a screen in predicted order fills only the
+    null ``local`` values, :meth:`~.writer.Store.write_predictions`).
     """
     version = con.execute("SELECT max(schema_version) FROM runs").fetchone()[0]
     if version is not None and version >= SCHEMA_VERSION:
@@ -131,6 +136,9 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ALTER TABLE outcomes ADD COLUMN IF NOT EXISTS filled BOOLEAN DEFAULT true")
         con.execute(FILLS_DDL)
         con.execute("ALTER TABLE probes ADD COLUMN IF NOT EXISTS wt_logprob DOUBLE")
+        if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'predictions' "
+                       "AND table_catalog = current_database()").fetchone()[0]:
+            con.execute('ALTER TABLE predictions ADD COLUMN IF NOT EXISTS "local" DOUBLE')
         con.execute("UPDATE runs SET schema_version = ?", [SCHEMA_VERSION])
         con.commit()
     except BaseException:

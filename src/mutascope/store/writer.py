@@ -209,46 +209,66 @@ class Store:
 
     # -- predictions -----------------------------------------------------
     def predicted_mutations(self) -> set[int]:
-        """Ids of mutations with stored predictions (none in a file without the table)."""
-        if not self._has_predictions():
+        """Ids of mutations whose predictions are complete (none in a file without the table): stored,
+        and with the ``local`` estimate wherever they have a first-order one (a file predicted before
+        schema 4 lacks it)."""
+        if not self.has_predictions():
             return set()
-        return {r[0] for r in self.con.execute("SELECT DISTINCT mutation_id FROM predictions").fetchall()}
+        return {r[0] for r in self.con.execute(
+            "SELECT mutation_id FROM predictions GROUP BY mutation_id "
+            "HAVING count(*) FILTER (WHERE local IS NULL AND predicted IS NOT NULL) = 0").fetchall()}
 
-    def _has_predictions(self) -> bool:
+    def has_predictions(self) -> bool:
+        """Whether the file has a predictions table."""
         return self.con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'predictions'").fetchone()[0] > 0
 
     def write_predictions(self, frame: pd.DataFrame) -> int:
-        """Add predictions of mutations that have none, all or nothing; returns the rows added.
+        """Add predictions of mutations that have none, and the ``local`` estimate where a stored row
+        lacks it (a file predicted before schema 4), all or nothing; returns the rows added or completed.
 
         Predictions are a deterministic function of the screen's configuration,
-        so rows already stored are kept, never replaced. Every row must name a
+        so values already stored are kept, never replaced: a stored row only
+        gains a ``local`` value where it has none. Every row must name a
         mutation and a probe of this file.
         """
         missing = set(frame["mutation_id"]) - {r[0] for r in self.con.execute("SELECT mutation_id FROM mutations").fetchall()}
         unknown = set(frame["probe_id"]) - {r[0] for r in self.con.execute("SELECT probe_id FROM probes").fetchall()}
         if missing or unknown:
             raise MutascopeError(f"{self.path}: predictions of mutations or probes this screen does not have")
-        fresh = frame[~frame["mutation_id"].isin(self.predicted_mutations())]
-        if fresh.empty:
+        stored = set()
+        if self.has_predictions():
+            stored = {r[0] for r in self.con.execute("SELECT DISTINCT mutation_id FROM predictions").fetchall()}
+        fresh = frame[~frame["mutation_id"].isin(stored)]
+        known = frame[frame["mutation_id"].isin(stored)][["mutation_id", "probe_id", "local"]]
+        if fresh.empty and known.empty:
             return 0
         con = self.con
         con.begin()
         try:
             con.execute(PREDICTIONS_DDL)
-            con.register("_predictions", fresh.astype({"mutation_id": "int32", "superweight": "float64"}))
-            con.execute("INSERT INTO predictions BY NAME SELECT * FROM _predictions")
-            con.unregister("_predictions")
+            added = len(fresh)
+            if added:
+                con.register("_predictions", fresh.astype({"mutation_id": "int32", "superweight": "float64"}))
+                con.execute("INSERT INTO predictions BY NAME SELECT * FROM _predictions")
+                con.unregister("_predictions")
+            if len(known):
+                con.register("_local", known.astype({"mutation_id": "int32", "local": "float64"}))
+                before = con.execute("SELECT count(*) FROM predictions WHERE local IS NULL").fetchall()[0][0]
+                con.execute("UPDATE predictions SET local = l.local FROM _local l WHERE predictions.local IS NULL "
+                            "AND predictions.mutation_id = l.mutation_id AND predictions.probe_id = l.probe_id").fetchall()
+                added += before - con.execute("SELECT count(*) FROM predictions WHERE local IS NULL").fetchall()[0][0]
+                con.unregister("_local")
             con.commit()
         except BaseException:
             con.rollback()
             raise
-        return len(fresh)
+        return added
 
     def fill_superweight_marks(self, marks: dict[int, float]) -> int:
         """Set the ``superweight`` score of stored predictions where it is NULL (predictions
         written without ``--superweights``); a mark already stored is kept. Returns rows set."""
-        if not self._has_predictions() or not marks:
+        if not self.has_predictions() or not marks:
             return 0
         con = self.con
         frame = pd.DataFrame({"mutation_id": list(marks), "mark": list(marks.values())})
@@ -267,7 +287,7 @@ class Store:
 
     def read_predictions(self) -> pd.DataFrame | None:
         """The predictions table in plan order (None in a file without one)."""
-        if not self._has_predictions():
+        if not self.has_predictions():
             return None
         return self.con.execute("SELECT * FROM predictions ORDER BY mutation_id, probe_id").df()
 
