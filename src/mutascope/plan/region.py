@@ -14,7 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import MutascopeError
-from ..model.anatomy import Anatomy
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the anatomy module imports torch; plan/ is imported without it
+    from ..model.anatomy import Anatomy
 from .kinds import Kind, check_representable, kind_value
 from .mutation import Mutation
 from .tiles import TileGrid
