@@ -105,6 +105,27 @@ def rest(t: dict[str, pd.DataFrame]) -> None:
                       f"{r.layers} (expected {r.expected_top:.2f}), p = {q(r.p_value)}, median pct {r.median_percentile:.0f}")
 
 
+def predictions(t: dict[str, pd.DataFrame]) -> None:
+    """The predicted maps' agreement with the screen (every estimate the table has)."""
+    if "prediction_agreement" not in t:
+        return
+    print("## predicted maps")
+    a = t["prediction_agreement"]
+    for r in a[a["score"].str.endswith("_abs") & a["matrix"].isin(["all", "q", "k", "gate"])].itertuples():
+        print(f"agreement {r.score} {r.probe_id} {r.matrix}: Spearman {r.spearman:.2f} [{r.spearman_low:.2f}, "
+              f"{r.spearman_high:.2f}], recall of the top 1 % {r.recall_1:.2f} over {r.mutants} mutants")
+
+
+def strongest(tiles: pd.DataFrame) -> None:
+    """Each probe's strongest mutant, and where the exact top 1 % sits."""
+    for probe, g in tiles.groupby("probe_id"):
+        r = g.loc[g["logprob_drop"].idxmax()]
+        top = g.nlargest(max(1, len(g) // 100), "logprob_drop")
+        print(f"{probe}: strongest L{r['layer']} {r['matrix']} row {r['row']} col {r['col']} {r['kind']} "
+              f"{r['logprob_drop']:.3g}; top 1 % in layers 0-5: {(top['layer'] <= 5).mean():.0%}, by matrix "
+              f"{top['matrix'].value_counts().to_dict()}")
+
+
 def main() -> None:
     directory = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "tables")
     tables = load(directory)
@@ -116,10 +137,12 @@ def main() -> None:
         print(f"{probe}: NSM {int(mm['nsm'].sum())} of {len(mm)} ({mm['nsm'].mean():.1%}); effect median "
               f"{mm['logprob_drop'].median():.3g} ({mm['logprob_drop'].min():.3g}, {mm['logprob_drop'].max():.3g}); "
               f"per token {mm['logprob_drop_per_token'].median():.3g}")
+    strongest(tiles)
     bias(tables)
     enrichment(tables)
     copa(tables)
     rest(tables)
+    predictions(tables)
 
 
 if __name__ == "__main__":
