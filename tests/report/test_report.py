@@ -24,7 +24,7 @@ from mutascope.report import figure_set, save_figures, write_report
 from mutascope.report.payload import build_payload, probe_infos
 from mutascope.store import OutcomeRow, ProbeRecord, Store, open_results
 
-from pagetools import Watched
+from pagetools import Watched, pixel
 
 # hostile outputs: markup, a fake template field, a script end tag, non-ASCII and a line separator
 HOSTILE = '</script><img src=x onerror="window.__pwned=1">@@DATA@@ ünïcødé \u2028 end'
@@ -257,3 +257,84 @@ def test_report_of_a_screen_with_no_outcomes_yet(tmp_path):
     Store.open(empty, {"empty": 1}, run=RUN, probes=probe_records(), mutations=mutations).close()
     page = write_report(empty, **FAST).read_text(encoding="utf-8")
     assert "0 of 1 (partial screen)" in page and "No outcomes yet" in page
+
+
+# -- zoomed tiles -------------------------------------------------------------------------
+PLANTED = (5, 7)  # the one weight of tile 0.q.0.0 that carries its effect on probe fly
+
+
+def write_zoomed_screen(path: Path) -> Path:
+    """The planted screen plus a zoom table: tile 0.q.0.0 refined with max, by the zoom's own rule,
+    on measured effects planted here (fly: one weight carries it; py: no positive effect)."""
+    from mutascope.plan import Region
+    from mutascope.screen.zoom import ZoomRule, _frame, refine
+    from mutascope.store.zoom import write_level
+
+    write_screen(path)
+    rule = ZoomRule()
+
+    def planted(regions):
+        return [(True, 8.0 + 0.01 * r.size / 4096) if r.r0 <= PLANTED[0] < r.r1 and r.c0 <= PLANTED[1] < r.c1
+                else (False, -0.1) for r in regions]
+
+    def nothing(regions):
+        return [(False, -0.5) for _ in regions]
+
+    with Store.open_existing(path) as store:
+        for probe, measure in (("fly", planted), ("py", nothing)):
+            for level in refine(Region(0, 64, 0, 64), measure, rule):
+                write_level(store.con, ("0.q.0.0", "max", rule.share, rule.beam, rule.floor),
+                            _frame("0.q.0.0", 0, "q", "max", probe, level))
+    return path
+
+
+def _rgb(hex_colour: str) -> tuple[int, int, int]:
+    return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def test_zoomed_regions_are_drawn_inside_their_tile(tmp_path, report, browser):
+    path = write_zoomed_screen(tmp_path / "zoomed.duckdb")
+    html = write_report(path, **FAST)
+    page_text = html.read_text(encoding="utf-8")
+    assert 'href="#zoom"' in page_text and "[5:6,7:8]" in page_text  # the carriers table, server-side
+    w = Watched(browser, html)
+    try:
+        page = w.page
+        D = page.evaluate("JSON.parse(document.getElementById('mutascope-data').textContent)")
+        assert [(z["site"], z["kind"], z["probe"], z["verdict"]) for z in D["zoom"]] == [
+            ("0.q.0.0", "max", "fly", "localised"), ("0.q.0.0", "max", "py", "none")]
+        assert page.locator("#zoom-select option").count() == 2
+        canvas = page.locator("#zoommap")
+        assert canvas.get_attribute("data-site") == "0.q.0.0" and canvas.get_attribute("data-probe") == "fly"
+        cell = int(canvas.get_attribute("data-cell"))
+        at = lambda r, c: pixel(page, "zoommap", (c + 0.5) * cell, (r + 0.5) * cell)
+        assert at(*PLANTED) == _rgb(D["cmap"][-1])  # the planted weight: the whole tile's effect
+        assert at(40, 40) == _rgb(D["effect_colours"]["nonpositive"])  # a half without it: no effect
+        assert "localised" in page.locator("#zoom-sentence").inner_text()
+        canvas.scroll_into_view_if_needed()
+        box = canvas.bounding_box()
+        scale = box["width"] / int(canvas.get_attribute("width"))
+        page.mouse.move(box["x"] + (PLANTED[1] + 0.5) * cell * scale, box["y"] + (PLANTED[0] + 0.5) * cell * scale)
+        tip = page.locator("#tooltip").inner_text()
+        assert "weight [5, 7] of L0 q" in tip and "[5:6,7:8], 1 weights, level 12" in tip
+        # the other probe: nothing to localise, the tile in the non-positive colour
+        page.select_option("#zoom-select", "1")
+        assert canvas.get_attribute("data-probe") == "py" and at(*PLANTED) == _rgb(D["effect_colours"]["nonpositive"])
+        # from the tile map: the zoomed tile's detail offers its regions
+        w.select("fly", 0, "q")
+        page.mouse.click(*w.tile_point(0, 0))
+        page.locator("#detail p.zoomed-link button").click()
+        assert canvas.get_attribute("data-probe") == "fly" and page.locator("#zoom-select").input_value() == "0"
+        assert w.external_requests() == [] and w.errors == [], w.errors
+    finally:
+        w.page.close()
+    # a file without a zoom table: no section, no link, and the page is as quiet as ever
+    plain = report[0].read_text(encoding="utf-8")
+    assert 'id="zoom"' not in plain and 'href="#zoom"' not in plain
+    w = Watched(browser, report[0])
+    try:
+        assert w.page.locator("#zoom, #zoommap").count() == 0
+        assert w.page.evaluate("JSON.parse(document.getElementById('mutascope-data').textContent).zoom") == []
+        assert w.errors == []
+    finally:
+        w.page.close()

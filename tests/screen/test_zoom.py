@@ -1,6 +1,8 @@
 """`mutascope zoom`: a planted weight found exactly, in few mutants; resumed zooms identical;
-engines agree on every zoomed region; the screen's tables and identity untouched; one-line refusals."""
+engines agree on every zoomed region; the screen's tables and identity untouched; one-line refusals;
+`mutascope show --region` on a zoomed region (and its decoded output, the engines' own)."""
 
+import re
 import shutil
 
 import pandas as pd
@@ -153,3 +155,56 @@ def test_the_zoom_figure_draws_one_panel_per_probe(planted, tmp_path):
     assert [ax.get_title().split(":")[0] for ax in panels] == ["hello", "story"]
     assert all(len(ax.patches) >= 12 for ax in panels)  # one outline per followed region below the tile
     assert save_figure(fig, tmp_path / "z.png").stat().st_size > 0
+
+
+def test_show_prints_a_zoomed_region_and_decodes_it(planted):
+    from mutascope.phenotype import render_region, show_region, with_outputs
+    from mutascope.screen.zoom import region_outputs
+
+    subject, tmp, _, table = planted
+    path = tmp / "zoomed.duckdb"
+    code, out, err = run_cli(["show", str(path), "--site", SITE, "--kind", "zero", "--region", "[5:6,101:102]"])
+    assert code == 0, err
+    assert out.startswith("zoomed region [5:6,101:102] of layer 1 down") and "1 weights inside tile 1.down.0.1" in out
+    for pid in ("hello", "story"):
+        g = table[table["probe_id"] == pid]
+        leaf = g[(g["row"] == 5) & (g["col"] == 101) & (g["height"] == 1) & (g["width"] == 1)].iloc[0]
+        assert f"probe {pid}: " in out and f"level {leaf['level']}, followed" in out
+        assert f"logprob_drop {leaf['logprob_drop']:.4g}" in out
+    assert "path: [0:64,64:128] " in out and "add --decode" in out
+    # the same region named as one weight; its decoded output is the one the engines give
+    view = show_region(path, SITE, "zero", "5,101")
+    assert [len(p.path) for p in view.probes] == [p.level + 1 for p in view.probes]
+    value, rows = region_outputs(path, subject, SITE, "zero", view.region, ["hello", "story"])
+    shown = render_region(with_outputs(view, value, rows))
+    assert "(value 0)" in shown and "add --decode" not in shown
+    mutation = region_mutation(subject.anatomy, 1, "down", view.region, Kind("zero"), (64, 64))
+    with open_results(path) as r:
+        probes = stored_probes(r.con, vocab_size(subject))
+    ref = {x.probe_id: x for x in next(iter(ReferenceEngine(subject).run([mutation], probes)))}
+    for pid, row in rows.items():
+        assert row.tokens == ref[pid].tokens and row.divergence == ref[pid].divergence
+        if row.divergence is not None:  # the text itself is shown with control characters escaped
+            assert f"diverges at generated token {row.divergence};" in shown and "| mutant" in shown
+        else:
+            assert "output identical to WT" in shown
+    assert tables(path) == tables(tmp / "zoomed.duckdb")
+
+
+def test_show_refuses_a_region_not_in_the_zoom_table_in_one_line(planted):
+    _, tmp, _, _ = planted
+    zoomed, screen = tmp / "zoomed.duckdb", tmp / "screen.duckdb"
+    for path, site, kind, region, message in [
+        (zoomed, SITE, "zero", "5:6,99:100", r"region \[5:6,99:100\] of site 1.down.0.1 \(zero\) is not in the zoom "
+                                              r"table .* down to level 12, e.g. \[5:6,101:102\]"),
+        (zoomed, SITE, "max", "5,101", "site 1.down.0.1 was not zoomed with max .* it was with zero"),
+        (zoomed, "1.down.1.0", "zero", "70,3", "site 1.down.1.0 was not zoomed .* zoomed sites: 1.down.0.1"),
+        (screen, SITE, "zero", "5,101", "has no zoom table: run `mutascope zoom"),
+        (zoomed, SITE, "zero", "5:6", "bad region '5:6'"),
+        (zoomed, SITE, "zero", "6:5,1:2", "each end after its start"),
+    ]:
+        code, out, err = run_cli(["show", str(path), "--site", site, "--kind", kind, "--region", region])
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+        assert re.search(message, err), err
+    code, _, err = run_cli(["show", str(zoomed), "--site", SITE, "--decode"])
+    assert code == 2 and "--decode needs --region" in err

@@ -11,7 +11,7 @@ results file without rerunning the screen; :func:`show_mutant` and
 Modules, one idea each: :mod:`.similarity` (embeddings, severity, edit
 distance), :mod:`.categories` (the rule-based classifier), :mod:`.choice`
 (multiple-choice scores, malignancy), :mod:`.store` (the tables in the
-results file), :mod:`.show` (one mutant).
+results file), :mod:`.show` (one mutant), :mod:`.zoomed` (one region of the ``zoom`` table).
 """
 
 from .categories import CATEGORIES, categorize, first_word
@@ -36,6 +36,7 @@ from .similarity import (
     token_edit_distance,
 )
 from .store import PHENOTYPE_TABLES, PhenotypeSummary, has_phenotypes, phenotype_results
+from .zoomed import RegionProbe, RegionView, render_region, show_region, with_outputs
 
 __all__ = [
     "CATEGORIES",
@@ -51,6 +52,8 @@ __all__ = [
     "MutantView",
     "PhenotypeSummary",
     "ProbeView",
+    "RegionProbe",
+    "RegionView",
     "SentenceEmbedder",
     "TextEmbedder",
     "categorize",
@@ -61,9 +64,12 @@ __all__ = [
     "load_embedder",
     "parse_site",
     "phenotype_results",
+    "render_region",
     "render_show",
     "score_choices",
     "severity_band",
     "show_mutant",
+    "show_region",
     "token_edit_distance",
+    "with_outputs",
 ]

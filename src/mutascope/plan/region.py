@@ -60,6 +60,28 @@ class Region:
     def __str__(self) -> str:
         return f"[{self.r0}:{self.r1},{self.c0}:{self.c1}]"
 
+    @classmethod
+    def parse(cls, text: str) -> "Region":
+        """A region as ``mutascope zoom`` prints it, ``[R0:R1,C0:C1]`` (brackets optional;
+        element bounds in the matrix, ends exclusive), or one weight as ``R,C``."""
+        body = text.strip().removeprefix("[").removesuffix("]").replace(" ", "")
+        parts = body.split(",")
+        try:
+            if len(parts) == 2 and ":" not in body:
+                r, c = int(parts[0]), int(parts[1])
+                bounds = (r, r + 1, c, c + 1)
+            elif len(parts) == 2 and all(p.count(":") == 1 for p in parts):
+                (r0, r1), (c0, c1) = (p.split(":") for p in parts)
+                bounds = (int(r0), int(r1), int(c0), int(c1))
+            else:
+                raise ValueError
+        except ValueError:
+            raise MutascopeError(f"bad region {text!r}: use R0:R1,C0:C1 as zoom prints it "
+                                 "(e.g. [507:508,90:91]) or ROW,COL for one weight") from None
+        if min(bounds) < 0 or bounds[1] <= bounds[0] or bounds[3] <= bounds[2]:
+            raise MutascopeError(f"bad region {text!r}: bounds must be non-negative with each end after its start")
+        return cls(*bounds)
+
 
 def region_mutation(
     anatomy: Anatomy, layer: int, matrix: str, region: Region, kind: Kind, tile: tuple[int, int],

@@ -32,11 +32,12 @@ from ..analysis.frame import DEFAULT_EFFECT, probe_context, site_frame
 from ..analysis.run import control_frames
 from ..analysis.sentences import UNITS
 from ..files.outputs import check_output_dir, check_output_file, save_figure, write_text
-from ..store import open_results
+from ..store import open_results, read_zoom
 from .figures import CONTINUOUS_CMAP, TILE_CLASSES, figure_set, png_bytes
 from .payload import MATRIX_ORDER, ProbeInfo, build_payload, probe_infos, to_script_json
 from .statistics import STORED, report_tables, statistics_section
 from .tables import esc, section, table_html
+from .zoom import zoom_section
 
 Progress = Callable[[int, int], None]
 STAGES = 5  # read, statistics, figures, payload, write
@@ -250,6 +251,7 @@ def write_report(
         payload["matrix_order"] = list(MATRIX_ORDER) + sorted(
             {m["matrix"] for m in payload["matrices"]} - set(MATRIX_ORDER))
         model = results.runs.iloc[0]["model_id"]
+        zoomed = zoom_section(read_zoom(results.con))
         advance()
     title = f"mutascope report: {model}"
     subtitle = f"{results_path.name} · written {_dt.datetime.now().isoformat(timespec='seconds')}"
@@ -261,6 +263,8 @@ def write_report(
         "SUMMARY": summary,
         "STATISTICS": statistics,
         "FIGURES": figures,
+        "ZOOM": zoomed,
+        "ZOOMNAV": '<a href="#zoom">Zoomed tiles</a>' if zoomed else "",
         "DATA": to_script_json(payload),
     }
     # one pass over the template only: text inserted (probe prompts, outputs) is never scanned for fields

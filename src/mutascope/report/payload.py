@@ -37,7 +37,11 @@ The payload the page's script reads (one JSON object):
   of max/min mutants is above 0.9 / below 0.1 (else ``""``), ``nsm_rate``
   the rate itself;
 * ``marks``: axes marked by super weights (``analysis_superweight_tiles``):
-  matrix index, axis, tile index and why.
+  matrix index, axis, tile index and why;
+* ``zoom``: one entry per zoomed (site, kind, probe) of the file's ``zoom``
+  table (``mutascope zoom``; empty without one): the tile's bounds, its
+  effect, the carrier and verdict and every region screened
+  (:func:`.zoom.zoom_payload`).
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ import pandas as pd
 from ..analysis.frame import UNGROUPED, phenotype_columns, site_frame
 from ..model.anatomy import MATRICES as MATRIX_ORDER  # attention before MLP, the paper's order
 from ..plan.kinds import BASE_KINDS
+from ..store import read_zoom
+from .zoom import zoom_payload
 
 UNFILLED_PH = -2  # in the outcome table: an NSM whose output is not stored (calls-only screen)
 FLOAT16_MAX = 65504.0
@@ -265,6 +271,7 @@ def build_payload(
         "max_texts": max_texts,
         **effect_payload(frame if frame is not None else site_frame(con), infos, kinds, extents, offsets, n_tiles),
         "marks": _marks(marks, extents),
+        "zoom": zoom_payload(read_zoom(con)),
     }
 
 

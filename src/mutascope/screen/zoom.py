@@ -42,7 +42,7 @@ from ..plan.parse import parse_site
 from ..plan.region import Region, region_mutation
 from ..plan.tiles import TileGrid
 from ..progress import Progress, Status
-from ..store import Store, open_results
+from ..store import OutcomeRow, Store, open_results
 from ..store.zoom import check_settings, read_zoom, write_level
 from .readback import check_model, stored_probes
 
@@ -205,11 +205,7 @@ def zoom(
     computed = 0
     with Store.open_existing(path) as store:
         probes = {p.id: p for p in stored_probes(store.con, vocab_size(subject))}
-        for pid in probe_ids:
-            if engine.generate(probes[pid]) != probes[pid].wt_tokens:
-                raise MutascopeError(
-                    f"{path}: the unmutated model's output for probe {pid!r} differs from the stored one; "
-                    "the numerics of this machine differ from the screen's, so it cannot be zoomed here")
+        _check_wild_type(engine, probes, probe_ids, path, "zoomed")
         stored = read_zoom(store.con)
         jobs = [(s, pid) for s in chosen for pid in probe_ids]
         if progress:
@@ -252,6 +248,33 @@ def zoom(
         final = read_zoom(store.con)
     total = int(((final["site"].isin(chosen)) & (final["kind"] == str(kind))).sum())
     return ZoomSummary(path, chosen, str(kind), list(probe_ids), computed, total, time.perf_counter() - start)
+
+
+def _check_wild_type(engine, probes: dict, probe_ids: Sequence[str], path: Path, what: str) -> None:
+    for pid in probe_ids:
+        if engine.generate(probes[pid]) != probes[pid].wt_tokens:
+            raise MutascopeError(
+                f"{path}: the unmutated model's output for probe {pid!r} differs from the stored one; "
+                f"the numerics of this machine differ from the screen's, so it cannot be {what} here")
+
+
+def region_outputs(path: str | os.PathLike, subject, site: str, kind: str | Kind, region: Region,
+                   probe_ids: Sequence[str]) -> tuple[float, dict[str, OutcomeRow]]:
+    """The output of one zoomed region's mutant for each of ``probe_ids``, decoded in full
+    (the zoom table keeps calls and effects only): what ``mutascope show --region --decode``
+    prints beside the wild type. Returns the value written and the rows by probe id."""
+    path = Path(path)
+    kind = Kind.parse(kind) if isinstance(kind, str) else kind
+    layer, matrix, _, _ = parse_site(site)
+    with open_results(path) as results:
+        check_model(results.con, subject, path)
+        tile = tuple(results.con.execute("SELECT tile_h, tile_w FROM runs").fetchone())
+        prepared = {p.id: p for p in stored_probes(results.con, vocab_size(subject))}
+    engine = make_engine("batched", subject)
+    _check_wild_type(engine, prepared, probe_ids, path, "decoded")
+    mutation = region_mutation(subject.anatomy, layer, matrix, region, kind, tile)
+    rows = next(iter(engine.run([mutation], [prepared[p] for p in probe_ids], outputs="full")))
+    return float(mutation.value), {r.probe_id: r for r in rows}
 
 
 def _frame(site: str, layer: int, matrix: str, kind: str, probe_id: str, rows: list[Measured]) -> pd.DataFrame:

@@ -6,6 +6,8 @@
 // "effect:KIND" (the effect size on a log scale shared by all matrices of a probe).
 // Beside the map, two marginal strips summarise each tile row and column in the
 // current mode (NSM rate, or median effect); super-weight axes are marked.
+// Tiles refined by `mutascope zoom` are drawn at the resolution of single weights
+// in their own section (D.zoom), reachable from a zoomed tile's detail.
 (function () {
   "use strict";
   var D = JSON.parse(document.getElementById("mutascope-data").textContent);
@@ -418,6 +420,15 @@
     box.dataset.tile = hit.r + "," + hit.c;
     box.appendChild(el("h3", null, "Layer " + x.layer + " " + x.matrix + " tile (" + hit.r + ", " + hit.c + "), probe " + probe.id));
     box.appendChild(el("div", { "class": "meta" }, bounds(x, hit.r, hit.c)));
+    var zoomed = zoomEntriesAt(x.layer, x.matrix, hit.r, hit.c);
+    if (zoomed.length) {
+      var zp = el("p", { "class": "zoomed-link" }, "Zoomed (" + zoomed.map(function (i) {
+        return D.zoom[i].kind + ", " + D.zoom[i].probe; }).join("; ") + "): ");
+      var zb = el("button", { type: "button" }, "show its regions inside the tile");
+      zb.addEventListener("click", function () { selectZoom(pickZoom(zoomed)); $("zoom").scrollIntoView(); });
+      zp.appendChild(zb);
+      box.appendChild(zp);
+    }
     var wt = el("div", { "class": "mutant wt" });
     wt.appendChild(el("h4", null, probe.kind === "choice" ? "Unmutated answers (WT)" : "Unmutated output (WT)"));
     wt.appendChild(el("pre", { "class": "out", "data-kind": "wt" }, probe.wt));
@@ -510,6 +521,104 @@
     window.mutascopeReady = performance.now();
   }
 
+
+  // -- zoomed tiles (mutascope zoom) -------------------------------------------
+  // Each entry of D.zoom is one zoomed (site, kind, probe): the tile drawn at the
+  // resolution of single weights, every screened region painted with its effect as a
+  // share of the tile's (smaller regions over larger), followed regions outlined in
+  // orange, the carrier (smallest region with at least half the effect) in black.
+  var ZOOM = { entry: -1, cell: 1 };
+  function zoomEntriesAt(layer, matrix, row, col) {
+    var out = [];
+    (D.zoom || []).forEach(function (z, i) {
+      if (z.layer === layer && z.matrix === matrix && z.row === row && z.col === col) out.push(i);
+    });
+    return out;
+  }
+  function pickZoom(list) {  // the entry of the probe shown on the map, else the first
+    var probe = D.probes[state.probe] ? D.probes[state.probe].id : null;
+    for (var i = 0; i < list.length; i++) if (D.zoom[list[i]].probe === probe) return list[i];
+    return list[0];
+  }
+  function zoomColour(z, drop) {
+    if (!(z.parent > 0) || drop <= 0) return D.effect_colours.nonpositive;
+    return cmap(Math.min(1, drop / z.parent));
+  }
+  function selectZoom(i) {
+    ZOOM.entry = i;
+    $("zoom-select").value = String(i);
+    drawZoom();
+  }
+  function drawZoom() {
+    var z = D.zoom[ZOOM.entry], canvas = $("zoommap"), t = z.tile;
+    var cell = Math.max(1, Math.min(12, Math.floor(640 / t[3]), Math.floor(640 / t[2])));
+    ZOOM.cell = cell;
+    canvas.width = t[3] * cell;
+    canvas.height = t[2] * cell;
+    canvas.dataset.cell = String(cell);
+    canvas.dataset.site = z.site;
+    canvas.dataset.kind = z.kind;
+    canvas.dataset.probe = z.probe;
+    canvas.dataset.regions = String(z.regions.length);
+    var ctx = canvas.getContext("2d");
+    var order = z.regions.slice().sort(function (a, b) { return b[2] * b[3] - a[2] * a[3] || a[4] - b[4]; });
+    order.forEach(function (r) {
+      ctx.fillStyle = zoomColour(z, r[5]);
+      ctx.fillRect((r[1] - t[1]) * cell, (r[0] - t[0]) * cell, r[3] * cell, r[2] * cell);
+    });
+    function outline(r, colour, width) {
+      ctx.strokeStyle = colour;
+      ctx.lineWidth = width;
+      ctx.strokeRect((r[1] - t[1]) * cell + width / 2, (r[0] - t[0]) * cell + width / 2,
+        Math.max(1, r[3] * cell - width), Math.max(1, r[2] * cell - width));
+    }
+    z.regions.forEach(function (r) { if (r[6] && r[4] > 0) outline(r, "#D55E00", 1); });
+    if (z.verdict !== "none") outline(z.carrier, "#000000", 2);
+    $("zoom-sentence").textContent = z.sentence;
+    var box = $("zoom-legend");
+    box.textContent = "";
+    var bar = el("canvas", { width: "160", height: "12" }), bctx = bar.getContext("2d");
+    for (var i = 0; i < 160; i++) { bctx.fillStyle = cmap(i / 159); bctx.fillRect(i, 0, 1, 12); }
+    bar.style.verticalAlign = "middle";
+    box.appendChild(document.createTextNode("0 "));
+    box.appendChild(bar);
+    box.appendChild(document.createTextNode(" 1 (" + D.effect_name + " as a share of the tile's " +
+      fmtEffect(z.parent) + "; shares above 1 drawn at 1)"));
+    var sw = el("span", { "class": "sw" });
+    sw.style.background = D.effect_colours.nonpositive;
+    box.appendChild(sw);
+    box.appendChild(document.createTextNode("\u2264 0"));
+  }
+  function zoomTooltip(ev) {
+    var z = D.zoom[ZOOM.entry], canvas = $("zoommap"), rect = canvas.getBoundingClientRect();
+    var scale = canvas.width / rect.width, t = z.tile;
+    var r = t[0] + Math.floor((ev.clientY - rect.top) * scale / ZOOM.cell);
+    var c = t[1] + Math.floor((ev.clientX - rect.left) * scale / ZOOM.cell);
+    var best = null;
+    z.regions.forEach(function (x) {
+      if (r >= x[0] && r < x[0] + x[2] && c >= x[1] && c < x[1] + x[3] && (!best || x[2] * x[3] < best[2] * best[3])) best = x;
+    });
+    if (!best) { $("tooltip").style.display = "none"; return; }
+    var share = z.parent > 0 ? " (" + Math.round(100 * best[5] / z.parent) + " % of the tile's)" : "";
+    tipLines(ev, ["weight [" + r + ", " + c + "] of L" + z.layer + " " + z.matrix,
+      "smallest region screened holding it: [" + best[0] + ":" + (best[0] + best[2]) + "," + best[1] + ":" +
+        (best[1] + best[3]) + "], " + best[2] * best[3] + " weights, level " + best[4],
+      "effect " + fmtEffect(best[5]) + share + "; " + (best[7] ? "NSM" : "silent") +
+        (best[6] ? "; followed" : "")]);
+  }
+  function initZoom() {
+    if (!D.zoom || !D.zoom.length || !$("zoommap")) return;
+    var sel = $("zoom-select");
+    D.zoom.forEach(function (z, i) {
+      sel.appendChild(el("option", { value: String(i) }, z.site + " " + z.kind + ", " + z.probe + ": " + z.verdict));
+    });
+    sel.addEventListener("change", function () { selectZoom(Number(sel.value)); });
+    var canvas = $("zoommap");
+    canvas.addEventListener("mousemove", zoomTooltip);
+    canvas.addEventListener("mouseleave", function () { $("tooltip").style.display = "none"; });
+    selectZoom(0);
+  }
+
   // Click a statistics table header to sort by that column (numbers numerically).
   function sortableTables() {
     var tables = document.querySelectorAll("table.stats");
@@ -533,6 +642,6 @@
     })(tables[i]);
   }
 
-  if (D.matrices.length) init();
-  else { document.body.dataset.ready = "1"; window.mutascopeReady = performance.now(); }
+  if (D.matrices.length) { initZoom(); init(); }
+  else { initZoom(); document.body.dataset.ready = "1"; window.mutascopeReady = performance.now(); }
 })();
