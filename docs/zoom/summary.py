@@ -4,7 +4,7 @@
 
 Reads ``docs/zoom/zoom.parquet`` (the ``zoom`` table of the run, as ``read_zoom`` returns it),
 ``docs/zoom/settings.csv`` (the rule and the model), ``docs/zoom/times.csv`` (the count and
-seconds each zoom command printed) and, for the sites and the atlas's own tile
+seconds each zoom command printed), ``docs/zoom/reference_check.csv`` (``reference_check.py``) and, for the sites and the atlas's own tile
 effects, ``docs/atlas/tables/tiles.parquet`` through ``sites.py``. What carries each tile's effect
 is computed by mutascope's own rule (``mutascope.analysis.carriers``, docs/methods.md "Zoom").
 """
@@ -128,6 +128,13 @@ def main() -> None:
             found += is_it
             print(line(r) + f"; the super weight [{row}, {col}] itself: {is_it}")
     print(f"super weights found exactly: {found} of {len(sw)} (super weight x probe)")
+
+    check = HERE / "reference_check.csv"  # reference_check.py: the reference engine on every region of a few sites
+    if check.exists():
+        ref = pd.read_csv(check)
+        agree = ref["nsm"] == ref["reference_divergence"].notna()
+        print(f"\n## the reference engine on every region of {ref[['site', 'kind']].drop_duplicates().shape[0]} sites "
+              f"({', '.join(ref['site'].unique())}): NSM call agrees on {int(agree.sum())} of {len(ref)} region x probe")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..analysis.carriers import carriers, sentence
+from ..plan.region import Region
 from .tables import esc, section, table_html
 
 
@@ -69,8 +70,8 @@ def zoom_payload(table: pd.DataFrame) -> list[dict]:
     for (site, kind, pid), g in table.groupby(["site", "kind", "probe_id"], sort=True):
         root = g[g["level"] == 0].iloc[0]
         v = verdicts[(site, kind, pid)]
-        c = v.carrier.strip("[]").replace(":", ",").split(",")
-        carrier = [int(c[0]), int(c[2]), int(c[1]) - int(c[0]), int(c[3]) - int(c[2])]
+        c = Region.parse(v.carrier)
+        carrier = [c.r0, c.c0, c.height, c.width]
         layer, matrix, row, col = site.split(".")
         out.append({
             "site": site, "layer": int(layer), "matrix": matrix, "row": int(row), "col": int(col),
