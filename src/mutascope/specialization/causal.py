@@ -293,7 +293,8 @@ def _verdict(r: dict, alpha: float) -> str:
         return "no difference on any concept"
     if not (r["q_value"] <= alpha):
         floor = r["p_floor"]
-        return "not significant" + (f" (floor p {floor:.3g}: too few concepts)" if floor > alpha else "")
+        return "not significant" + (f" (floor p {floor:.3g}: only {r['nonzero']} concepts differ)"
+                                    if floor > alpha else "")
     direction = "higher" if r["median_difference"] > 0 or (r["median_difference"] == 0 and r["rank_biserial"] > 0) \
         else "lower"
     sign = {"+": "higher", "-": "lower"}.get(r["expected"])
