@@ -145,6 +145,15 @@ METHOD_CASES: list = [
     case("spec-figure-is-a-directory", "specialization --model tiny --figure {tmp}/adir", "is a directory",
          files=("adir/",)),
     case("spec-out-over-a-text-file", "specialization --model tiny --out {text}", "not a duckdb file"),
+    case("spec-finetune-steps-zero", "specialization --finetune --model tiny --steps 0", "--steps"),
+    case("spec-finetune-lr-negative", "specialization --finetune --model tiny --lr=-1", "--lr"),
+    case("spec-finetune-repeats-zero", "specialization --finetune --model tiny --repeats 0", "--repeats"),
+    case("spec-finetune-heldout-one", "specialization --finetune --model tiny --heldout 1", "--heldout"),
+    case("spec-finetune-confidence-chance", "specialization --finetune --model tiny --confidence 0.25", "--confidence"),
+    case("spec-finetune-k-zero", "specialization --finetune --model tiny --k 0", "--k"),
+    case("spec-finetune-out-over-a-text-file", "specialization --finetune --model tiny --out {text}", "not a duckdb file"),
+    case("spec-finetune-figure-over-a-results-file", "specialization --finetune --model tiny --figure {results}",
+         "duckdb file"),
 ]
 
 

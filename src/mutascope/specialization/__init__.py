@@ -13,6 +13,9 @@ One idea per module:
 * :mod:`.coefficients` activations entering ``down`` and the ranking;
 * :mod:`.masking`      zeroing value vectors, always undone; random masks;
 * :mod:`.score`        PSS per concept and k, summaries;
+* :mod:`.finetune`     the fine-tuning experiment's arms, data order and the tuning itself;
+* :mod:`.hallucination` confidence, abstention and hallucination of an answer;
+* :mod:`.causal`       the fine-tuning experiment per concept, repeat, k and arm, and its tests;
 * :mod:`.figures`      PSS against k (PNG);
 * :mod:`.store`        DuckDB tables;
 * :mod:`.run`          ``mutascope specialization`` as one library call.
@@ -30,12 +33,25 @@ Typical use::
 from .answers import METHODS, accuracy, letter_ids, prepare, prompt
 from .coefficients import Ranking, answer_coefficients, rank_vectors
 from .concepts import Concept, default_concepts_path, load_concepts, resolve_controls, select
-from .figures import pss_figure, write_figure
+from .causal import FinetuneResult, arm_table, comparisons, finetune_experiment
+from .figures import finetune_figure, pss_figure, write_figure, write_finetune_figure
+from .finetune import ARMS, tuned
 from .masking import masked, n_vectors, random_vectors
 from .score import DEFAULT_DRAWS, DEFAULT_KS, ModelResult, Score, concept_table, pss, specialization, summary
-from .store import TABLES, frames, write_results
+from .store import FINETUNE_TABLES, TABLES, finetune_frames, frames, write_finetune, write_results
 
 __all__ = [
+    "ARMS",
+    "FINETUNE_TABLES",
+    "FinetuneResult",
+    "arm_table",
+    "comparisons",
+    "finetune_experiment",
+    "finetune_figure",
+    "finetune_frames",
+    "tuned",
+    "write_finetune",
+    "write_finetune_figure",
     "DEFAULT_DRAWS",
     "DEFAULT_KS",
     "METHODS",

@@ -93,16 +93,40 @@ def prepare(subject: Subject, questions: Sequence[Question], method: str = "cloz
     return ClozeSet(tuple(inputs), tuple(attention), tuple(targets), answers)
 
 
-def cloze_accuracy(subject: Subject, questions: ClozeSet) -> float:
-    """Fraction of questions whose right choice has the highest summed log-probability."""
-    right = 0
+def cloze_scores(subject: Subject, questions: ClozeSet) -> list[torch.Tensor]:
+    """Per question, the summed log-probability of each choice's text, shape ``(4,)`` (float32, CPU)."""
+    out = []
     with torch.no_grad():
-        for ids, mask, tgt, answer in zip(questions.inputs, questions.attention, questions.targets, questions.answers):
+        for ids, mask, tgt in zip(questions.inputs, questions.attention, questions.targets):
             logp = subject.model(ids.to(subject.device), attention_mask=mask.to(subject.device)).logits.float()
             logp = logp.log_softmax(-1).cpu()
             picked = logp.gather(2, tgt.clamp(min=0)[..., None])[..., 0]
-            scores = (picked * (tgt >= 0)).sum(1)
-            right += int(int(scores.argmax()) == answer)
+            out.append((picked * (tgt >= 0)).sum(1))
+    return out
+
+
+def letter_scores(subject: Subject, questions: ChoiceSet) -> list[torch.Tensor]:
+    """Per question, the next-token logits of the four answer letters, shape ``(4,)`` (float32, CPU)."""
+    out = []
+    with torch.no_grad():
+        for ids in questions.prompts:
+            logits = subject.model(ids.to(subject.device)).logits[0, -1]
+            out.append(logits[list(questions.letter_ids)].float().cpu())
+    return out
+
+
+def choice_scores(subject: Subject, prepared) -> list[torch.Tensor]:
+    """Each question's four choice scores (the highest is the model's answer), whichever method
+    ``prepared`` is for: what the fine-tuning experiment reads confidence from."""
+    if isinstance(prepared, ChoiceSet):
+        return letter_scores(subject, prepared)
+    return cloze_scores(subject, prepared)
+
+
+def cloze_accuracy(subject: Subject, questions: ClozeSet) -> float:
+    """Fraction of questions whose right choice has the highest summed log-probability."""
+    scores = cloze_scores(subject, questions)
+    right = sum(int(int(s.argmax()) == answer) for s, answer in zip(scores, questions.answers))
     return right / len(questions.answers)
 
 

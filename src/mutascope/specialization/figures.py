@@ -1,4 +1,5 @@
-"""PSS against k, one line per model, with its random-mask baseline (PNG via Agg).
+"""PSS against k, one line per model, with its random-mask baseline; held-out accuracy
+against k per fine-tuning arm (PNGs via Agg).
 
 Built with the object API (``Figure`` + ``FigureCanvasAgg``), never
 ``pyplot``, so no global backend or figure registry is touched. Colours are
@@ -45,6 +46,45 @@ def pss_figure(table: pd.DataFrame) -> Figure:
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return fig
+
+
+ARM_STYLES = {"specific": ("#D55E00", "o-"), "random": ("#0072B2", "s--"), "general": ("#009E73", "^:")}
+
+
+def finetune_figure(table: pd.DataFrame) -> Figure:
+    """Held-out accuracy against k for each arm, one panel per model, from
+    :func:`.causal.arm_table` (columns model_id, k, arm, heldout_before, heldout_after); the
+    base model's held-out accuracy is the grey line."""
+    if table.empty:
+        raise MutascopeError("nothing to plot: the fine-tuning table is empty")
+    models = list(dict.fromkeys(table["model_id"]))
+    fig = Figure(figsize=(5.2 * len(models), 4.0), dpi=120, layout="constrained")
+    FigureCanvasAgg(fig)
+    for i, model in enumerate(models):
+        ax = fig.add_subplot(1, len(models), i + 1)
+        rows = table[table["model_id"] == model]
+        for arm, (colour, style) in ARM_STYLES.items():
+            group = rows[rows["arm"] == arm].sort_values("k")
+            if len(group):
+                ax.plot(group["k"], group["heldout_after"], style, color=colour, label=f"{arm} vectors")
+        base = rows.groupby("k")["heldout_before"].mean().sort_index()
+        ax.plot(base.index, base.values, "-", color="grey", alpha=0.6, label="before fine-tuning")
+        if rows["k"].nunique() > 1:
+            ax.set_xscale("log")
+        ax.set_xlabel("k (value vectors fine-tuned)")
+        ax.set_ylabel("held-out accuracy (mean over concepts)")
+        ax.set_title(str(model), fontsize="medium")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return fig
+
+
+def write_finetune_figure(path: str | os.PathLike, table: pd.DataFrame) -> Path:
+    """Render :func:`finetune_figure` to a PNG file at ``path`` (the output-file rule, as :func:`write_figure`)."""
+    from ..files.outputs import save_figure
+
+    return save_figure(finetune_figure(table), Path(path), format="png")
 
 
 def write_figure(path: str | os.PathLike, table: pd.DataFrame) -> Path:

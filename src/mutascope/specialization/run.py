@@ -7,6 +7,12 @@ the figure. Each model's result is handed to ``show("model", result)`` as
 soon as it exists, and the summary table as ``show("summary", table)``;
 ``progress(done, total)`` counts question evaluations over all models, the
 first line to ``show("note", ...)`` says how many there will be.
+
+With ``finetune`` set it runs the fine-tuning experiment instead
+(:mod:`.causal`): the same concepts, models and output rules; each model's
+:class:`.causal.FinetuneResult` to ``show("finetune", result)``, the per-arm
+means as ``show("arms", table)`` and the paired tests as ``show("tests", table)``;
+``progress`` counts training steps and question reads.
 """
 
 from __future__ import annotations
@@ -21,11 +27,15 @@ from ..progress import Progress, Show, Status, listeners
 from ..store import check_tables_file
 from ..testing import tiny_model
 from .answers import check_method
+from .causal import (DEFAULT_HELDOUT, DEFAULT_LR, DEFAULT_REPEATS, DEFAULT_STEPS, FINETUNE_KS, arm_table,
+                     check_finetune, comparisons, finetune_experiment, finetune_work)
 from .concepts import load_concepts, resolve_controls, select
-from .figures import write_figure
+from .finetune import split
+from .figures import write_figure, write_finetune_figure
+from .hallucination import DEFAULT_CONFIDENCE
 from .masking import n_vectors
 from .score import DEFAULT_DRAWS, DEFAULT_KS, evaluations, specialization, summary
-from .store import write_results
+from .store import write_finetune, write_results
 
 TINY = "tiny"  # the model name that means a tiny random model (the floor)
 
@@ -37,7 +47,7 @@ class Settings:
     model: Sequence[str] = ("SmolLM2-135M-Instruct",)
     concepts: Path | None = None
     concept: Sequence[str] | None = None
-    k: Sequence[int] = DEFAULT_KS
+    k: Sequence[int] | None = None  # None: DEFAULT_KS, or FINETUNE_KS with finetune
     random_draws: int = DEFAULT_DRAWS
     seed: int = 0
     method: str = "cloze"
@@ -45,14 +55,22 @@ class Settings:
     figure: Path | None = None
     dtype: str = "float32"
     device: str = "cpu"
+    finetune: bool = False
+    steps: int = DEFAULT_STEPS
+    lr: float = DEFAULT_LR
+    repeats: int = DEFAULT_REPEATS
+    heldout: float = DEFAULT_HELDOUT
+    confidence: float = DEFAULT_CONFIDENCE
 
 
 @dataclass
 class Result:
-    """Every model's result and the summary table over them."""
+    """Every model's result and the summary table over them (with ``finetune``: the per-arm
+    means, and ``tests``, the paired comparisons)."""
 
     models: list = field(default_factory=list)
     summary: object = None
+    tests: object = None
 
 
 def run(settings: Settings, load: Callable, *, status: Status | None = None, show: Show | None = None,
@@ -61,6 +79,11 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
     s = settings
     say, tell = listeners(status, show)
     check_method(s.method)
+    ks = list(s.k) if s.k else list(FINETUNE_KS if s.finetune else DEFAULT_KS)
+    if s.finetune:
+        # every argument error first; k is checked against each model's size once it loads
+        check_finetune(ks, max(ks), repeats=s.repeats, steps=s.steps, lr=s.lr, heldout=s.heldout,
+                       confidence=s.confidence)
     if s.random_draws < 0:
         raise MutascopeError(f"--random-draws must be >= 0, got {s.random_draws}")
     inputs = [s.concepts] if s.concepts is not None else []
@@ -71,19 +94,21 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
             raise MutascopeError(f"--figure {s.figure} is the --out file; give the figure another name")
         check_output_file(s.figure, inputs=inputs, what="--figure")
     chosen = select(resolve_controls(load_concepts(s.concepts), s.seed), s.concept)
+    if s.finetune:
+        return _run_finetune(s, ks, chosen, load, say, tell, progress)
     out = Result()
     names = list(dict.fromkeys(s.model))
     finished = 0  # evaluations of the models already scored
     for index, name in enumerate(names):
         subject = tiny_model("llama", dtype=s.dtype) if name == TINY else load(name, s.dtype, s.device)
         n_layers, d_ff = n_vectors(subject)
-        ks = [x for x in s.k if x <= n_layers * d_ff]
-        if not ks:
+        model_ks = [x for x in ks if x <= n_layers * d_ff]
+        if not model_ks:
             raise MutascopeError(f"every --k exceeds the {n_layers * d_ff} value vectors of {subject.model_id}")
-        if len(ks) < len(s.k):
+        if len(model_ks) < len(ks):
             tell("note", f"{subject.model_id} has {n_layers * d_ff} value vectors: k > that skipped")
         name = subject.model_id
-        work = evaluations(chosen, ks, s.random_draws)
+        work = evaluations(chosen, model_ks, s.random_draws)
         if index == 0:
             tell("note", f"{work} question evaluations per model (one forward pass each; SmolLM2-135M on "
                          f"2 CPU cores: about {_minutes(work)} with nothing else running)")
@@ -93,7 +118,7 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
             if progress:
                 progress(before + done, before + total * left)  # later models taken to cost as much
 
-        result = specialization(subject, chosen, ks, random_draws=s.random_draws, seed=s.seed, method=s.method,
+        result = specialization(subject, chosen, model_ks, random_draws=s.random_draws, seed=s.seed, method=s.method,
                                 progress=lambda msg: say(f"{name}: {msg} ..."), count=counted)
         finished += work
         out.models.append(result)
@@ -102,13 +127,66 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
     out.summary = summary(out.models)
     tell("summary", out.summary)
     if s.out_file is not None:
-        recorded = dict(concepts=str(s.concepts or "shipped"), concept=s.concept, k=s.k,
+        recorded = dict(concepts=str(s.concepts or "shipped"), concept=s.concept, k=ks,
                         random_draws=s.random_draws, seed=s.seed, method=s.method, dtype=s.dtype)
         write_results(s.out_file, out.models, recorded)
     if s.figure is not None:
         write_figure(s.figure, out.summary)
     return out
 
+
+def _run_finetune(s: Settings, ks: list[int], chosen: list, load: Callable, say: Status, tell: Show,
+                  progress: Progress | None) -> Result:
+    """The fine-tuning experiment on every model of ``s`` (see the module docstring)."""
+    for c in chosen:  # a concept too small to split is refused before any model loads
+        split(c.questions, s.seed, c.name, s.heldout)
+    out = Result()
+    names = list(dict.fromkeys(s.model))
+    finished = 0
+    for index, name in enumerate(names):
+        subject = tiny_model("llama", dtype=s.dtype) if name == TINY else load(name, s.dtype, s.device)
+        n_layers, d_ff = n_vectors(subject)
+        model_ks = [x for x in ks if x <= n_layers * d_ff]
+        if not model_ks:
+            raise MutascopeError(f"every --k exceeds the {n_layers * d_ff} value vectors of {subject.model_id}")
+        if len(model_ks) < len(ks):
+            tell("note", f"{subject.model_id} has {n_layers * d_ff} value vectors: k > that skipped")
+        name = subject.model_id
+        work = finetune_work(chosen, model_ks, repeats=s.repeats, steps=s.steps, heldout=s.heldout)
+        if index == 0:
+            tell("note", f"{work} training steps and question reads per model ({len(chosen)} concepts x "
+                         f"{s.repeats} repeat(s) x {len(model_ks)} k x 3 arms; SmolLM2-135M on one CPU thread: "
+                         f"about {_minutes(work * SECONDS_PER_FINETUNE_UNIT / SECONDS_PER_EVALUATION)})")
+        say(f"{name}: starting ...")
+
+        def counted(done: int, total: int, before: int = finished, left: int = len(names) - index) -> None:
+            if progress:
+                progress(before + done, before + total * left)
+
+        result = finetune_experiment(subject, chosen, model_ks, repeats=s.repeats, seed=s.seed, steps=s.steps,
+                                     lr=s.lr, heldout=s.heldout, confidence=s.confidence, method=s.method,
+                                     progress=lambda msg: say(f"{name}: {msg} ..."), count=counted)
+        finished += work
+        out.models.append(result)
+        tell("finetune", result)
+        del subject
+    out.summary = arm_table(out.models)
+    out.tests = comparisons(out.models)
+    tell("arms", out.summary)
+    tell("tests", out.tests)
+    if s.out_file is not None:
+        recorded = dict(concepts=str(s.concepts or "shipped"), concept=s.concept, k=ks, repeats=s.repeats,
+                        seed=s.seed, steps=s.steps, lr=s.lr, heldout=s.heldout, confidence=s.confidence,
+                        method=s.method, dtype=s.dtype)
+        write_finetune(s.out_file, out.models, recorded)
+    if s.figure is not None:
+        write_finetune_figure(s.figure, out.summary)
+    return out
+
+
+# Seconds per unit of the fine-tuning experiment (a training step or a question read) of
+# SmolLM2-135M-Instruct on one CPU thread, measured on the shipped set (docs/specialization.md).
+SECONDS_PER_FINETUNE_UNIT = 0.33
 
 # Seconds per question evaluation of SmolLM2-135M-Instruct (cloze, the shipped questions) on
 # two CPU cores (benchmarks/bench_specialization.py: 0.36 s of CPU at one thread on a busy
