@@ -35,11 +35,11 @@ def main(path: str, every: bool = False) -> None:
     torch.set_num_threads(1)
     with open_results(path) as r:
         zoom = read_zoom(r.con)
+        model_id, dtype = r.con.execute("SELECT model_id, dtype FROM runs").fetchone()
     sites = sorted(set(zip(zoom["site"], zoom["kind"]))) if every else SITES
     out = HERE / "reference_check.csv"
     done = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=["site", "kind", "probe_id"])
     held = set(zip(done["site"], done["kind"], done["probe_id"]))
-        model_id, dtype = r.con.execute("SELECT model_id, dtype FROM runs").fetchone()
     subject = load_model(model_id, dtype=dtype)
     with open_results(path) as r:
         probes = {p.id: p for p in stored_probes(r.con, vocab_size(subject))}
