@@ -37,8 +37,8 @@ def main(path: str, every: bool = False) -> None:
         zoom = read_zoom(r.con)
         model_id, dtype = r.con.execute("SELECT model_id, dtype FROM runs").fetchone()
     sites = sorted(set(zip(zoom["site"], zoom["kind"]))) if every else SITES
-    out = HERE / "reference_check.csv"
-    done = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=["site", "kind", "probe_id"])
+    table = HERE / "reference_check.csv"
+    done = pd.read_csv(table) if table.exists() else pd.DataFrame(columns=["site", "kind", "probe_id"])
     held = set(zip(done["site"], done["kind"], done["probe_id"]))
     subject = load_model(model_id, dtype=dtype)
     with open_results(path) as r:
@@ -57,7 +57,7 @@ def main(path: str, every: bool = False) -> None:
                 rows.append({"site": site, "kind": kind, "probe_id": pid, "region": str(reg), "nsm": bool(stored),
                              "reference_divergence": out[0].divergence})
             print(site, kind, pid, len(regions), "regions", file=sys.stderr, flush=True)
-            pd.DataFrame(rows).to_csv(out, index=False)
+            pd.DataFrame(rows).to_csv(table, index=False)
 
 
 if __name__ == "__main__":
