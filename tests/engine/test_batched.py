@@ -114,13 +114,55 @@ def test_every_tiny_family(family):
     assert outcomes(BatchedEngine(subject, batch_size=16), mutations, probes) == outcomes(reference, mutations, probes)
 
 
-def test_bfloat16():
+@pytest.mark.parametrize("detection", ["forced", "incremental"])
+def test_bfloat16(detection):
     subject = tiny_model("llama", dtype="bfloat16")
     reference = ReferenceEngine(subject)
     probes = prepare_probes(subject, reference, text_probes(6))
     plan = build_plan(PlanSpec.parse(layers="0,2", kinds="max,min,scale:0.5"), subject.anatomy)
     mutations = plan.mutations[::9]
-    assert outcomes(BatchedEngine(subject, batch_size=16), mutations, probes) == outcomes(reference, mutations, probes)
+    engine = BatchedEngine(subject, batch_size=16, detection=detection)
+    assert outcomes(engine, mutations, probes) == outcomes(reference, mutations, probes)
+    assert engine.detection == detection
+
+
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_bfloat16_incremental_detection_is_the_reference_bit_for_bit(family):
+    """16-bit weights pick incremental detection; on this machine's kernels it reproduces ``generate``'s
+    logits on every probe's wild type, so only exact ties are re-checked, and outcomes stay the reference's."""
+    subject = tiny_model(family, dtype="bfloat16")
+    reference = ReferenceEngine(subject)
+    probes = prepare_probes(subject, reference, text_probes(4))
+    mutations = covering_mutations(build_plan(PlanSpec.parse(kinds="max,min"), subject.anatomy))
+    engine = BatchedEngine(subject, batch_size=8)
+    assert engine.detection == "incremental" and BatchedEngine(tiny_model(family)).detection == "forced"
+    assert outcomes(engine, mutations, probes) == outcomes(reference, mutations, probes)
+    assert engine.stats["probes_exact"] == len(probes)
+    forced = BatchedEngine(subject, batch_size=8, detection="forced")
+    outcomes(forced, mutations, probes)
+    assert engine.stats["rechecked"] <= forced.stats["rechecked"]
+
+
+def test_bfloat16_falls_back_to_the_bound_where_the_arithmetic_differs(monkeypatch):
+    """If the wild type's logits are not the reference's bit for bit (other kernels), the engine keeps the
+    dtype's near-tie bound: outcomes still equal the reference's, with more re-checks."""
+    from mutascope.engine import batched
+
+    subject = tiny_model("llama", dtype="bfloat16")
+    reference = ReferenceEngine(subject)
+    probes = prepare_probes(subject, reference, text_probes(4))
+    real = batched.reference_logits
+    monkeypatch.setattr(batched, "reference_logits", lambda *a, **k: real(*a, **k) + 2.0**-6)
+    mutations = covering_mutations(build_plan(PlanSpec.parse(kinds="max,min"), subject.anatomy))
+    engine = BatchedEngine(subject, batch_size=8)
+    assert outcomes(engine, mutations, probes) == outcomes(reference, mutations, probes)
+    assert engine.stats["probes_exact"] == 0
+    assert all(state.tolerance == engine.tie_tolerance for state in engine._states.values())
+
+
+def test_detection_mode_is_checked():
+    with pytest.raises(ValueError, match="detection"):
+        BatchedEngine(tiny_model("llama"), detection="teacher")
 
 
 def test_multiple_choice_probes_take_one_position():

@@ -24,6 +24,13 @@ Outcomes therefore equal the reference's, and do not depend on the batch size
 or on which mutants share a batch (only the recorded margins and effect
 sizes vary, in their last bits).
 
+**Low precision.** In bfloat16 a teacher-forced pass and ``generate`` differ
+by whole bfloat16 steps, so a bound covering that re-checks most decisions.
+There detection runs one token at a time with the reference's own arithmetic
+(:mod:`.incremental`), checked bit for bit against ``generate`` on the wild
+type of each probe; where it matches, only exact ties are re-checked, and
+where it does not (other kernels), the dtype's bound applies as before.
+
 **Calls only.** The detection pass alone decides every NSM call and
 divergence step and measures every effect size; continuing NSMs is most of
 the cost. With ``outputs="calls"`` the engine stops there: an NSM's output
@@ -51,8 +58,10 @@ from ..store.rows import OutcomeRow
 from .base import OUTPUTS, PreparedProbe, RowsDone, check_outputs, divergence_step, one_thread
 from .continuation import RowState, Seed, continue_seeds
 from .deltas import TileDelta, row_deltas
+from .incremental import incremental_pass, reference_logits
 from .prefix import WildTypePass, cache_kwargs, capture_wild_type, decoder_blocks, skipping_below
 from .reference import ReferenceEngine
+from .rowwise import row_dependent
 from .scoring import LogitHead, teacher_forced
 
 # Decisions whose top-1/top-2 decoder-score margin is below this fraction of
@@ -61,10 +70,15 @@ from .scoring import LogitHead, teacher_forced
 # that margin by at most 1.0e-6 of the largest |score| (max 3.4e-5 absolute);
 # the float32 default leaves a factor 20. Low-precision defaults are guesses
 # scaled by the unit roundoff (2^-8 for bfloat16, 2^-11 for float16).
-# In bfloat16 the mutated projection is now the reference's (deltas.py), so
-# what remains is teacher forcing against incremental decoding; the bfloat16
-# default has not been re-derived from a measurement of that (docs/engines.md).
+# In bfloat16 the bound is a guess, and a large one: 16-bit models detect
+# incrementally instead and need it only where the engine's check against the
+# reference fails (module docstring, docs/engines.md).
 DEFAULT_TIE_TOLERANCE = {torch.float32: 2e-5, torch.float64: 1e-12, torch.bfloat16: 2e-2, torch.float16: 3e-3}
+# The call tolerance where detection's logits are the reference's bit for bit
+# (:mod:`.incremental`): only a decision between equal scores is re-checked,
+# since the two engines might break an exact tie differently.
+EXACT_TIE = 1e-9
+DETECTION = ("forced", "incremental")
 
 # Throughput stops improving well before memory runs out on a CPU (measured on
 # SmolLM2-135M, 2 cores: a 256-mutation chunk runs 14% faster at 128 than at 64,
@@ -102,6 +116,14 @@ class _ProbeState:
     wt: WildTypePass
     wt_logprob: float
     wt_min_margin: float
+    exact: bool  # detection and continuation compute the reference's logits bit for bit on this probe
+
+    @property
+    def tolerance(self) -> float:
+        """The near-tie tolerance of this probe's decisions (only exact ties where ``exact``)."""
+        return EXACT_TIE if self.exact else self.bound
+
+    bound: float = 0.0  # the engine's tolerance where not exact
 
 
 class BatchedEngine:
@@ -117,12 +139,15 @@ class BatchedEngine:
             mutated layer (off only for testing the engine against itself).
         fast_head: decide from bfloat16 logits plus float32 candidates
             (:mod:`.scoring`); ``None`` uses it where bfloat16 is faster.
+        detection: ``"forced"`` (one teacher-forced pass, with prefix reuse) or
+            ``"incremental"`` (one token at a time, the reference's arithmetic);
+            ``None`` picks incremental for 16-bit weights (module docstring).
     """
 
     name = "batched"
     chunk_size = 256  # mutations per committed chunk: enough to fill batches of every layer
     outputs = OUTPUTS
-    options = ("batch_size", "tie_tolerance", "prefix_reuse", "fast_head")
+    options = ("batch_size", "tie_tolerance", "prefix_reuse", "fast_head", "detection")
 
     def __init__(
         self,
@@ -132,6 +157,7 @@ class BatchedEngine:
         tie_tolerance: float | None = None,
         prefix_reuse: bool = True,
         fast_head: bool | None = None,
+        detection: str | None = None,
     ):
         self.subject = subject
         self.model = subject.model
@@ -144,11 +170,16 @@ class BatchedEngine:
         self.reference = ReferenceEngine(subject)
         self.batch_size = batch_size
         self.tie_tolerance = DEFAULT_TIE_TOLERANCE.get(self.dtype, 0.5) if tie_tolerance is None else tie_tolerance
+        self._given_tolerance = tie_tolerance
+        if detection is not None and detection not in DETECTION:
+            raise ValueError(f"detection must be one of {', '.join(DETECTION)}, not {detection!r}")
+        self.detection = detection or ("incremental" if self.dtype.itemsize < 4 else "forced")
         self.prefix_reuse = prefix_reuse
+        self._single_row: list[str] | None = None
         self._states: dict[tuple, _ProbeState] = {}
         self.stats: dict[str, float] = dict.fromkeys(
             ("outcomes", "rechecked", "continued", "wild_type_s", "detect_s", "continue_s", "recheck_s",
-             "recheck_call_s"), 0
+             "recheck_call_s", "probes_exact"), 0
         )
 
     # -- the Engine interface ------------------------------------------------
@@ -156,7 +187,8 @@ class BatchedEngine:
     @property
     def description(self) -> str:
         """The name plus the head, which sets the effect sizes' precision (stored per chunk)."""
-        return f"batched ({'bfloat16-candidate' if self.head.fast else 'float32'} head)"
+        head = f"{'bfloat16-candidate' if self.head.fast else 'float32'} head"
+        return f"batched ({head}{', incremental detection' if self.detection == 'incremental' else ''})"
 
     def generate(self, probe: PreparedProbe) -> tuple[int, ...]:
         """The WT output, computed exactly as the reference engine does."""
@@ -197,25 +229,27 @@ class BatchedEngine:
         size = self.batch_size or auto_batch_size(self.subject, len(probe.prompt) + probe.probe.max_new_tokens)
         full = outputs == "full"
         states: dict[int, RowState] = {}
-        pool: list[Seed] = []
+        pools: dict[int, list[Seed]] = {}  # by divergence step where exact (no padding), else one pool
         for batch in self._detection_batches(mutations, size):
             deltas = [TileDelta.of(self.subject.anatomy, mutations[i]) for i in batch]
-            layer = min(mutations[i].layer for i in batch) if self.prefix_reuse else 0
+            layer = min(mutations[i].layer for i in batch) if self._skips else 0
             t0 = time.perf_counter()
             finished = 0
             for i, row_state, seed in self._detect(probe, state, batch, deltas, layer, seeds=full):
                 states[i] = row_state
                 if seed is not None:
-                    pool.append(seed)
+                    pools.setdefault(row_state.divergence if state.exact else 0, []).append(seed)  # type: ignore[arg-type]
                 elif not _needs_recheck(row_state, full):
                     finished += 1
             self.stats["detect_s"] += time.perf_counter() - t0
             tally.add(finished)
-            if len(pool) >= size:
-                self._continue(probe, state, pool[:size], tally, full)
-                pool = pool[size:]
-        if pool:
-            self._continue(probe, state, pool, tally, full)
+            for pool in pools.values():
+                if len(pool) >= size:
+                    self._continue(probe, state, pool[:size], tally, full)
+                    del pool[:size]
+        for _, pool in sorted(pools.items()):
+            if pool:
+                self._continue(probe, state, pool, tally, full)
         for i, row_state in sorted(states.items()):
             yield i, self._outcome(mutations[i], probe, row_state, full)
             if _needs_recheck(row_state, full):
@@ -230,8 +264,13 @@ class BatchedEngine:
         """
         by_layer: dict[int, list[int]] = {}
         for i, m in enumerate(mutations):
-            by_layer.setdefault(m.layer if self.prefix_reuse else 0, []).append(i)
+            by_layer.setdefault(m.layer if self._skips else 0, []).append(i)
         return [ids[j : j + size] for _, ids in sorted(by_layer.items()) for j in range(0, len(ids), size)]
+
+    @property
+    def _skips(self) -> bool:
+        """Whether batches skip the layers below their lowest mutated one (teacher-forced detection only)."""
+        return self.prefix_reuse and self.detection == "forced"
 
     def _outcome(self, mutation: Mutation, probe: PreparedProbe, s: RowState, full: bool = True) -> BatchedOutcomeRow:
         """The row of one mutant: re-checked if a decision was near a tie; without
@@ -313,7 +352,44 @@ class BatchedEngine:
                 wt.last_hidden[:, len(probe.prompt) - 1 :], self.head, probe.chooser, targets,
                 tolerance=self.tie_tolerance,
             )
-        return _ProbeState(ids, wt, float(scores.logprobs.sum()), float(scores.margins.min()))
+        exact = self.detection == "incremental" and self._given_tolerance is None and self._matches_reference(probe, wt)
+        self.stats["probes_exact"] += exact
+        return _ProbeState(ids, wt, float(scores.logprobs.sum()), float(scores.margins.min()), exact, self.tie_tolerance)
+
+    def _single_rows(self) -> list[str]:
+        if self._single_row is None:
+            self._single_row = row_dependent(self.model)
+        return self._single_row
+
+    def _matches_reference(self, probe: PreparedProbe, wt: WildTypePass, rows: int = 3) -> bool:
+        """Whether this engine's logits for the wild type equal ``generate``'s, bit for bit.
+
+        The unmutated model runs in a batch of ``rows``: the incremental
+        detection pass over every WT token, and a continuation from the
+        second step on. Kernels that depend on shapes only then give every
+        mutant the reference's logits too, and decisions need re-checking
+        only at exact ties.
+        """
+        steps = len(probe.wt_tokens)
+        pad = self.subject.tokenizer.pad_token_id or 0
+        expected = reference_logits(self.model, probe.prompt, steps, probe.chooser, pad).float()
+        if expected.shape[0] != steps:
+            return False
+        run = incremental_pass(self.decoder_model, probe.prompt, probe.wt_tokens, rows, self._single_rows(), self.model)
+        if not all(torch.equal(self.head(run.hidden[r]).float(), expected) for r in range(rows)):
+            return False
+        if steps < 3:
+            return True
+        n = len(probe.prompt) + 1
+        seeds = [Seed(RowState(1, list(probe.wt_tokens[:2]), None, math.inf, None, 0.0, False), None, 0,
+                      [c.keys[r : r + 1, :, :n].clone() for c in run.cache.layers],
+                      [c.values[r : r + 1, :, :n].clone() for c in run.cache.layers]) for r in range(rows)]
+        seen: list[torch.Tensor] = []
+        continue_seeds(self.model, self.decoder_model, self.head, probe.chooser, wt, len(probe.prompt),
+                       probe.probe.max_new_tokens, self.eos, seeds, 0.0, self._single_rows(),
+                       observe=lambda hidden: seen.append(self.head(hidden).float()))
+        return len(seen) == steps - 2 and all(
+            h.shape[0] == rows and all(torch.equal(h[r], expected[2 + i]) for r in range(rows)) for i, h in enumerate(seen))
 
     # -- detection -----------------------------------------------------------
 
@@ -329,24 +405,29 @@ class BatchedEngine:
         b = len(deltas)
         p, wt = len(probe.prompt), probe.wt_tokens
         need_cache = seeds and probe.probe.max_new_tokens > 1
-        cache = DynamicCache() if need_cache else None
-        hidden = state.wt.hidden_in[layer].expand(b, -1, -1).contiguous() if layer > 0 else None
-        with row_deltas(self.model, deltas), skipping_below(self.blocks, layer, hidden, state.wt.returns_tuple):
-            out = self.decoder_model(
-                input_ids=state.ids.expand(b, -1), use_cache=need_cache, **cache_kwargs(self.decoder_model, cache)
-            )
+        if self.detection == "incremental":
+            with row_deltas(self.model, deltas):
+                run = incremental_pass(self.decoder_model, probe.prompt, wt, b, self._single_rows(), self.model)
+            final, cache = run.hidden, run.cache
+        else:
+            cache = DynamicCache() if need_cache else None
+            hidden = state.wt.hidden_in[layer].expand(b, -1, -1).contiguous() if layer > 0 else None
+            with row_deltas(self.model, deltas), skipping_below(self.blocks, layer, hidden, state.wt.returns_tuple):
+                out = self.decoder_model(
+                    input_ids=state.ids.expand(b, -1), use_cache=need_cache, **cache_kwargs(self.decoder_model, cache)
+                )
+            final = out.last_hidden_state[:, p - 1 :]
+            del out
         targets = torch.tensor(wt, device=self.device)
-        scores = teacher_forced(
-            out.last_hidden_state[:, p - 1 :], self.head, probe.chooser, targets, tolerance=self.tie_tolerance
-        )
-        del out
+        scores = teacher_forced(final, self.head, probe.chooser, targets, tolerance=state.tolerance)
+        del final
         mismatch = scores.tokens != targets
         diverged = mismatch.any(dim=1)
         first = torch.where(diverged, mismatch.int().argmax(dim=1), len(wt))
         steps = torch.arange(len(wt), device=self.device)
         undecided = steps > first[:, None]  # teacher-forced steps after the divergence decide nothing
         min_margin = scores.margins.masked_fill(undecided, math.inf).amin(dim=1).tolist()
-        near = (scores.relative < self.tie_tolerance) & ~undecided
+        near = (scores.relative < state.tolerance) & ~undecided
         tie_steps = torch.where(near, steps, -1).amax(dim=1).tolist()
         tie_steps = [None if t < 0 else t for t in tie_steps]
         drops = (state.wt_logprob - scores.logprobs.sum(dim=1)).tolist()
@@ -375,7 +456,8 @@ class BatchedEngine:
         t0 = time.perf_counter()
         continue_seeds(
             self.model, self.decoder_model, self.head, probe.chooser, state.wt, len(probe.prompt),
-            probe.probe.max_new_tokens, self.eos, seeds, self.tie_tolerance,
+            probe.probe.max_new_tokens, self.eos, seeds, state.tolerance,
+            self._single_rows() if state.exact else None,
         )
         self.stats["continue_s"] += time.perf_counter() - t0
         self.stats["continued"] += len(seeds)

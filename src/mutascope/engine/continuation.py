@@ -6,6 +6,11 @@ first ``prompt + d`` positions are exactly those it would have computed while
 generating. Rows that diverged at different steps (and come from different
 detection batches) are left-padded to a common length and masked, as in
 batched generation, and decoded together, each with its own tile delta.
+
+Padding changes the attention's arithmetic, by whole steps in bfloat16. Where
+an engine needs the reference's arithmetic bit for bit (:mod:`.incremental`),
+it continues only rows of one length together (no padding) and names the
+projections to run row by row (``single_row``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from transformers.cache_utils import DynamicLayer
 
 from ..probes.chooser import TokenChooser
 from .deltas import TileDelta, row_deltas
+from .rowwise import one_row_at_a_time
 from .prefix import WildTypePass, cache_kwargs
 from .scoring import LogitHead, decide
 
@@ -145,10 +151,20 @@ def continue_seeds(
     eos: set[int],
     seeds: list[Seed],
     tolerance: float = 0.0,
+    single_row: list[str] | None = None,
+    observe=None,
 ) -> None:
-    """Decode every seed to end-of-sequence or ``max_new`` tokens, updating its state."""
+    """Decode every seed to end-of-sequence or ``max_new`` tokens, updating its state.
+
+    With ``single_row`` (the reference's arithmetic) every seed must have
+    diverged at the same step, and those projections run row by row.
+    ``observe``, if given, sees each step's final hidden states of the rows
+    still decoding (the engine's check against the reference uses it).
+    """
     device = wt.keys[0].device
     lengths = [prompt_len + s.state.divergence for s in seeds]  # type: ignore[operator]
+    if single_row is not None and len(set(lengths)) > 1:
+        raise ValueError("rows continued with the reference's arithmetic must share their length")
     room = max_new - min(s.state.divergence for s in seeds)  # type: ignore[type-var]
     cache, mask = _cache_for(seeds, wt, lengths, room)
     rows = list(seeds)  # in cache order; finished rows stay until compaction
@@ -166,7 +182,7 @@ def continue_seeds(
         feed = torch.tensor([[s.state.tokens[-1]] for s in rows], device=device)
         pos = torch.tensor([[prompt_len + len(s.state.tokens) - 1] for s in rows], device=device)
         mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
-        with row_deltas(model, [s.delta for s in rows]):
+        with row_deltas(model, [s.delta for s in rows]), one_row_at_a_time(model, single_row or []):
             out = decoder_model(
                 input_ids=feed, attention_mask=mask, position_ids=pos, use_cache=True, **cache_kwargs(decoder_model, cache)
             )
@@ -174,4 +190,6 @@ def continue_seeds(
         del out
         if len(live) < len(rows):
             hidden = hidden[torch.tensor(live, device=device)]
+        if observe is not None:
+            observe(hidden)
         decide_rows(hidden, head, chooser, [rows[i].state for i in live], eos, max_new, tolerance)

@@ -1,0 +1,75 @@
+"""Detection one token at a time, with the reference's arithmetic, for low-precision models.
+
+The teacher-forced detection pass (one forward over ``prompt + WT[:-1]``)
+computes the same function as the reference's ``generate`` (a prompt pass,
+then one position per step with a key/value cache) but not the same
+operations: attention over a longer sequence, and projections over many
+positions at once. In float32 that changes the last bits, far below the
+near-tie tolerance. In bfloat16 it moves logits by whole bfloat16 steps, so
+a bound covering it re-checks most decisions of a screen.
+
+This pass does what ``generate`` does instead, for a batch of mutants fed the
+WT tokens: the prompt for every row at once, then one position per step,
+with the same masks and cache positions; projections that round differently
+for one row than for many (:mod:`.rowwise`) run row by row in the steps.
+Where the kernels depend on shapes only, a row's logits are then those of
+the reference with the mutant's tile written, bit for bit, which
+:func:`matches_reference` checks on the wild type before an engine relies on
+it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache, GenerationConfig, LogitsProcessorList
+
+from ..probes.chooser import ChooserLogitsProcessor
+from .prefix import cache_kwargs
+from .rowwise import one_row_at_a_time
+
+
+@dataclass
+class IncrementalPass:
+    """What :func:`incremental_pass` leaves: each row's final hidden states at the decision
+    positions (rows, steps, d) and the key/value cache over ``prompt + WT[:-1]``."""
+
+    hidden: torch.Tensor
+    cache: DynamicCache
+
+
+def incremental_pass(
+    decoder: torch.nn.Module, prompt: tuple[int, ...], wt: tuple[int, ...], rows: int, single_row: list[str],
+    root: torch.nn.Module,
+) -> IncrementalPass:
+    """Feed ``prompt`` then the WT tokens one at a time to ``rows`` copies of the decoder.
+
+    Whatever per-row mutants are active (:func:`.deltas.row_deltas`) apply.
+    ``single_row`` names the modules of ``root`` run row by row in the steps.
+    """
+    device = next(decoder.parameters()).device
+    ids = torch.tensor([prompt], dtype=torch.long, device=device).expand(rows, -1)
+    cache = DynamicCache()
+    out = decoder(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True, **cache_kwargs(decoder, cache))
+    hidden = [out.last_hidden_state[:, -1:]]
+    with one_row_at_a_time(root, single_row):
+        for step, token in enumerate(wt[:-1]):
+            n = len(prompt) + step
+            feed = torch.full((rows, 1), token, dtype=torch.long, device=device)
+            mask = torch.ones(rows, n + 1, dtype=torch.long, device=device)
+            out = decoder(input_ids=feed, attention_mask=mask, use_cache=True,
+                          cache_position=torch.tensor([n], device=device), **cache_kwargs(decoder, cache))
+            hidden.append(out.last_hidden_state)
+    return IncrementalPass(torch.cat(hidden, dim=1), cache)
+
+
+@torch.inference_mode()
+def reference_logits(model: torch.nn.Module, prompt: tuple[int, ...], steps: int, chooser, pad: int) -> torch.Tensor:
+    """The reference's own logits (``generate``, greedy under the probe's chooser) for ``steps`` steps: (steps, V)."""
+    ids = torch.tensor([prompt], device=next(model.parameters()).device)
+    config = GenerationConfig(max_new_tokens=steps, do_sample=False, num_beams=1,
+                              pad_token_id=pad, output_logits=True, return_dict_in_generate=True)
+    processors = LogitsProcessorList([ChooserLogitsProcessor(chooser, len(prompt))])
+    out = model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config, logits_processor=processors)
+    return torch.cat([step[:1] for step in out.logits])
