@@ -1,4 +1,4 @@
-"""The reference engine against the zoom's stored calls, on every region of a few zoomed sites.
+"""The reference engine against the zoom's stored calls, on every region of three zoomed sites or all of them.
 
     PYTHONPATH=src python docs/zoom/reference_check.py runs/zoom/zoom.duckdb         # three sites
     PYTHONPATH=src python docs/zoom/reference_check.py runs/zoom/zoom.duckdb --all   # every zoomed site

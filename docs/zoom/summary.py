@@ -129,12 +129,13 @@ def main() -> None:
             print(line(r) + f"; the super weight [{row}, {col}] itself: {is_it}")
     print(f"super weights found exactly: {found} of {len(sw)} (super weight x probe)")
 
-    check = HERE / "reference_check.csv"  # reference_check.py: the reference engine on every region of a few sites
+    check = HERE / "reference_check.csv"  # reference_check.py: the reference engine on every region of the checked sites
     if check.exists():
         ref = pd.read_csv(check)
         agree = ref["nsm"] == ref["reference_divergence"].notna()
-        print(f"\n## the reference engine on every region of {ref[['site', 'kind']].drop_duplicates().shape[0]} sites "
-              f"({', '.join(ref['site'].unique())}): NSM call agrees on {int(agree.sum())} of {len(ref)} region x probe")
+        checked, zoomed = ref[["site", "kind"]].drop_duplicates().shape[0], zoom[["site", "kind"]].drop_duplicates().shape[0]
+        print(f"\n## the reference engine on every region of {checked} of the {zoomed} zoomed sites: "
+              f"NSM call agrees on {int(agree.sum())} of {len(ref)} region x probe")
 
 
 if __name__ == "__main__":
