@@ -136,7 +136,7 @@ class BatchedEngine:
             fraction of the largest |score| at its step is re-checked with the
             reference engine; ``None`` uses a default for the model's dtype.
         prefix_reuse: skip the unmutated layers below each batch's lowest
-            mutated layer (off only for testing the engine against itself).
+            mutated layer (teacher-forced detection; off only for testing the engine against itself).
         fast_head: decide from bfloat16 logits plus float32 candidates
             (:mod:`.scoring`); ``None`` uses it where bfloat16 is faster.
         detection: ``"forced"`` (one teacher-forced pass, with prefix reuse) or
