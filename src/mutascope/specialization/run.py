@@ -100,13 +100,7 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
     names = list(dict.fromkeys(s.model))
     finished = 0  # evaluations of the models already scored
     for index, name in enumerate(names):
-        subject = tiny_model("llama", dtype=s.dtype) if name == TINY else load(name, s.dtype, s.device)
-        n_layers, d_ff = n_vectors(subject)
-        model_ks = [x for x in ks if x <= n_layers * d_ff]
-        if not model_ks:
-            raise MutascopeError(f"every --k exceeds the {n_layers * d_ff} value vectors of {subject.model_id}")
-        if len(model_ks) < len(ks):
-            tell("note", f"{subject.model_id} has {n_layers * d_ff} value vectors: k > that skipped")
+        subject, model_ks = _loaded(name, s, ks, load, tell)
         name = subject.model_id
         work = evaluations(chosen, model_ks, s.random_draws)
         if index == 0:
@@ -135,6 +129,18 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
     return out
 
 
+def _loaded(name: str, s: Settings, ks: list[int], load: Callable, tell: Show):
+    """The model called ``name`` and the sizes of ``ks`` it has value vectors for (a note for those skipped)."""
+    subject = tiny_model("llama", dtype=s.dtype) if name == TINY else load(name, s.dtype, s.device)
+    n_layers, d_ff = n_vectors(subject)
+    model_ks = [x for x in ks if x <= n_layers * d_ff]
+    if not model_ks:
+        raise MutascopeError(f"every --k exceeds the {n_layers * d_ff} value vectors of {subject.model_id}")
+    if len(model_ks) < len(ks):
+        tell("note", f"{subject.model_id} has {n_layers * d_ff} value vectors: k > that skipped")
+    return subject, model_ks
+
+
 def _run_finetune(s: Settings, ks: list[int], chosen: list, load: Callable, say: Status, tell: Show,
                   progress: Progress | None) -> Result:
     """The fine-tuning experiment on every model of ``s`` (see the module docstring)."""
@@ -144,13 +150,7 @@ def _run_finetune(s: Settings, ks: list[int], chosen: list, load: Callable, say:
     names = list(dict.fromkeys(s.model))
     finished = 0
     for index, name in enumerate(names):
-        subject = tiny_model("llama", dtype=s.dtype) if name == TINY else load(name, s.dtype, s.device)
-        n_layers, d_ff = n_vectors(subject)
-        model_ks = [x for x in ks if x <= n_layers * d_ff]
-        if not model_ks:
-            raise MutascopeError(f"every --k exceeds the {n_layers * d_ff} value vectors of {subject.model_id}")
-        if len(model_ks) < len(ks):
-            tell("note", f"{subject.model_id} has {n_layers * d_ff} value vectors: k > that skipped")
+        subject, model_ks = _loaded(name, s, ks, load, tell)
         name = subject.model_id
         work = finetune_work(chosen, model_ks, repeats=s.repeats, steps=s.steps, heldout=s.heldout)
         if index == 0:
