@@ -184,9 +184,9 @@ def test_cli_finetune_keeps_the_other_tables_and_refuses_bad_input(tmp_path):
     code, _, err = run_cli(["specialization", "--model", "tiny", "--concept", "Paris", "--concept", "water",
                             "--k", "5", "--random-draws", "1", "--method", "letter", "--out", str(db)])
     assert code == 0, err
-    code, out, err = run_cli(["specialization", "--finetune", "--model", "tiny", "--concept", "Paris",
-                              "--concept", "water", "--k", "5", "--k", "5000", "--steps", "2", "--out", str(db),
-                              "--figure", str(png)])
+    code, out, err = run_cli(["specialization", "--finetune", "--model", "tiny", "--concepts",
+                              str(sp.default_concepts_path()), "--concept", "Paris", "--concept", "water", "--k", "5",
+                              "--k", "5000", "--steps", "2", "--out", str(db), "--figure", str(png)])
     assert code == 0, err
     assert "training steps and question reads" in err and "k > that skipped" in err
     assert "Fine-tuning arms" in out and "Paired over concepts" in out
@@ -196,3 +196,42 @@ def test_cli_finetune_keeps_the_other_tables_and_refuses_bad_input(tmp_path):
     assert png.is_file()
     code, _, err = run_cli(["specialization", "--finetune", "--model", "tiny", "--steps", "0"])
     assert code == 2 and err.strip().count("\n") == 0 and "--steps" in err
+
+
+def test_the_shipped_finetune_set_loads_with_the_stated_size():
+    """30 concepts x 20 questions (docs/specialization.md states the power for that size), small,
+    shipped as package data with MMLU's MIT notice beside it; a 10 / 10 split per concept."""
+    path = sp.finetune_concepts_path()
+    assert path.suffix == ".jsonl" and path.stat().st_size < 300_000
+    concepts = sp.load_concepts(path)
+    assert len(concepts) == 30 and len({c.name for c in concepts}) == 30
+    assert all(len(c.questions) == 20 and c.controls is None for c in concepts)
+    assert len({(q.question, q.choices) for c in concepts for q in c.questions}) == 600  # no question twice
+    resolved = sp.resolve_controls(concepts, 0)
+    assert all(len(c.controls) == 20 and not set(c.controls) & set(c.questions) for c in resolved)
+    train, held = split(concepts[0].questions, 0, concepts[0].name, 0.5)
+    assert len(train) == len(held) == 10
+    notice = path.with_name("concepts_finetune.README.md").read_text()
+    assert "MIT License" in notice and "Copyright (c) 2020 Dan Hendrycks" in notice
+
+
+def test_finetune_reads_the_mmlu_set_by_default_and_pss_keeps_the_example_set(tmp_path):
+    from mutascope.specialization.run import Settings, concepts_file
+
+    assert concepts_file(Settings(finetune=True)) == sp.finetune_concepts_path()
+    assert concepts_file(Settings()) is None  # the loader's default: the 10-concept example set
+    given = tmp_path / "mine.yaml"
+    assert concepts_file(Settings(finetune=True, concepts=given)) == given
+    db = tmp_path / "ft.duckdb"
+    code, _, err = run_cli(["specialization", "--finetune", "--model", "tiny", "--concept", "astronomy",
+                            "--concept", "sociology", "--k", "3", "--steps", "1", "--out", str(db)])
+    assert code == 0, err
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert {r[0] for r in con.execute("SELECT DISTINCT concept FROM finetune_arms").fetchall()} == \
+            {"astronomy", "sociology"}
+        assert con.execute("SELECT DISTINCT n_heldout FROM finetune_arms").fetchall() == [(10,)]
+        settings = con.execute("SELECT settings FROM finetune_runs").fetchone()[0]
+    assert "concepts_finetune.jsonl" in settings
+    # the PSS measurement still reads the example set: an MMLU subject is not among its concepts
+    code, _, err = run_cli(["specialization", "--model", "tiny", "--concept", "astronomy"])
+    assert code == 2 and "not in the concept file" in err and "Paris" in err

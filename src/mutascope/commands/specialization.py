@@ -30,7 +30,7 @@ def specialization(
         ["SmolLM2-135M-Instruct"], "--model", "-m",
         help=f"Model to score; repeat for several. '{TINY}' is a tiny random model (the floor).",
     ),
-    concepts: Optional[Path] = typer.Option(None, "--concepts", "-c", help="Concept file (.yaml or .jsonl; default: the shipped example set)."),
+    concepts: Optional[Path] = typer.Option(None, "--concepts", "-c", help="Concept file (.yaml or .jsonl; default: the shipped 10-concept example set, or with --finetune the shipped 30 MMLU subjects x 20 questions, concepts_finetune.jsonl)."),
     concept: Optional[List[str]] = typer.Option(None, "--concept", help="Score only this concept (repeatable; default: all)."),
     k: Optional[List[int]] = typer.Option(None, "--k", "-k", help=f"Number of value vectors to mask (or fine-tune); repeat for a sweep (sizes above a model's count are skipped for it). Default {', '.join(map(str, DEFAULT_KS))}; with --finetune {', '.join(map(str, FINETUNE_KS))}."),
     random_draws: int = typer.Option(DEFAULT_DRAWS, "--random-draws", help="Random masks of each size (the baseline; not used by --finetune)."),
@@ -53,9 +53,10 @@ def specialization(
     evaluations; --k 10 and a third --random-draws add 700); the first line says the count, and
     a progress bar (plain lines with an ETA when stderr is a log file) follows it.
 
-    --finetune runs the paper's causal experiment instead (docs/specialization.md): the defaults
-    (k = 10 and 100, 10 steps, one repeat, the shipped concepts) take about 10 minutes for
-    SmolLM2-135M on one CPU thread."""
+    --finetune runs the paper's causal experiment instead (docs/specialization.md), by default on
+    its own shipped set, 30 MMLU subjects x 20 questions (enough concepts for the paired tests to
+    have power; --concepts to use another): the defaults (k = 10 and 100, 10 steps, one repeat)
+    take about an hour for SmolLM2-135M on one CPU thread; --concept picks a few for a quick look."""
     from ..specialization.run import Settings, run
 
     settings = Settings(model=model, concepts=concepts, concept=concept, k=k or None, random_draws=random_draws,

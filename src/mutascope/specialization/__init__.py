@@ -32,7 +32,7 @@ Typical use::
 
 from .answers import METHODS, accuracy, letter_ids, prepare, prompt
 from .coefficients import Ranking, answer_coefficients, rank_vectors
-from .concepts import Concept, default_concepts_path, load_concepts, resolve_controls, select
+from .concepts import Concept, default_concepts_path, finetune_concepts_path, load_concepts, resolve_controls, select
 from .causal import FinetuneResult, arm_table, comparisons, finetune_experiment
 from .figures import finetune_figure, pss_figure, write_figure, write_finetune_figure
 from .finetune import ARMS, tuned
@@ -64,6 +64,7 @@ __all__ = [
     "answer_coefficients",
     "concept_table",
     "default_concepts_path",
+    "finetune_concepts_path",
     "frames",
     "letter_ids",
     "load_concepts",

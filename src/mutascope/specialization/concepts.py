@@ -1,8 +1,13 @@
 """Concept question sets: loading, validating, choosing controls, building prompts.
 
 The paper's dataset (SpecWiki) is not available, so the project takes concept
-question sets as files and ships a small example (``data/concepts.yaml``: ten
-well-known entities, ten questions each). Two formats are read:
+question sets as files and ships two: a small example (``data/concepts.yaml``:
+ten well-known entities, ten questions each), the default of the PSS
+measurement, and a larger set for the fine-tuning experiment, whose
+comparisons over concepts need more of them to have power
+(``data/concepts_finetune.jsonl``: 30 MMLU subjects, 20 questions each,
+built by ``benchmarks/make_mmlu_concepts.py``; its MIT notice is
+``data/concepts_finetune.README.md``). Two formats are read:
 
 * **YAML**: a top-level ``concepts:`` list (or a bare list); each entry has
   ``concept`` (a unique name), ``questions`` and optionally ``controls``,
@@ -50,8 +55,14 @@ def default_concepts_path() -> Path:
     return Path(str(resources.files("mutascope").joinpath("data/concepts.yaml")))
 
 
+def finetune_concepts_path() -> Path:
+    """The shipped set of the fine-tuning experiment (package data): 30 concepts x 20 questions,
+    enough concepts for its paired comparisons to have power (docs/specialization.md)."""
+    return Path(str(resources.files("mutascope").joinpath("data/concepts_finetune.jsonl")))
+
+
 def load_concepts(path: str | Path | None = None) -> list[Concept]:
-    """Read and check a concept file (YAML or JSONL by suffix; default the shipped set).
+    """Read and check a concept file (YAML or JSONL by suffix; default the shipped example set).
 
     Every problem is reported with the file and the concept or line, so a
     bad file fails at load and not in the middle of a model run.

@@ -9,7 +9,10 @@ soon as it exists, and the summary table as ``show("summary", table)``;
 first line to ``show("note", ...)`` says how many there will be.
 
 With ``finetune`` set it runs the fine-tuning experiment instead
-(:mod:`.causal`): the same concepts, models and output rules; each model's
+(:mod:`.causal`): the same models and output rules, and by default its own
+shipped concept set (:func:`concepts_file`: 30 MMLU subjects, so that the
+comparisons over concepts have power; the PSS default stays the 10-concept
+example, which the first PSS numbers were measured on); each model's
 :class:`.causal.FinetuneResult` to ``show("finetune", result)``, the per-arm
 means as ``show("arms", table)`` and the paired tests as ``show("tests", table)``;
 ``progress`` counts training steps and question reads.
@@ -29,7 +32,7 @@ from ..testing import tiny_model
 from .answers import check_method
 from .causal import (DEFAULT_HELDOUT, DEFAULT_LR, DEFAULT_REPEATS, DEFAULT_STEPS, FINETUNE_KS, arm_table,
                      check_finetune, comparisons, finetune_experiment, finetune_work)
-from .concepts import load_concepts, resolve_controls, select
+from .concepts import finetune_concepts_path, load_concepts, resolve_controls, select
 from .finetune import split
 from .figures import write_figure, write_finetune_figure
 from .hallucination import DEFAULT_CONFIDENCE
@@ -93,7 +96,7 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
         if s.out_file is not None and s.figure.resolve() == s.out_file.resolve():
             raise MutascopeError(f"--figure {s.figure} is the --out file; give the figure another name")
         check_output_file(s.figure, inputs=inputs, what="--figure")
-    chosen = select(resolve_controls(load_concepts(s.concepts), s.seed), s.concept)
+    chosen = select(resolve_controls(load_concepts(concepts_file(s)), s.seed), s.concept)
     if s.finetune:
         return _run_finetune(s, ks, chosen, load, say, tell, progress)
     out = Result()
@@ -141,6 +144,15 @@ def _loaded(name: str, s: Settings, ks: list[int], load: Callable, tell: Show):
     return subject, model_ks
 
 
+def concepts_file(s: Settings) -> Path | None:
+    """The concept file a run reads: ``--concepts`` when given, else the shipped set of its kind
+    (the 10-concept example for PSS, ``None`` to the loader; the 30 MMLU concepts for ``--finetune``,
+    whose comparisons over concepts need that many to have power)."""
+    if s.concepts is not None or not s.finetune:
+        return s.concepts
+    return finetune_concepts_path()
+
+
 def _run_finetune(s: Settings, ks: list[int], chosen: list, load: Callable, say: Status, tell: Show,
                   progress: Progress | None) -> Result:
     """The fine-tuning experiment on every model of ``s`` (see the module docstring)."""
@@ -175,9 +187,9 @@ def _run_finetune(s: Settings, ks: list[int], chosen: list, load: Callable, say:
     tell("arms", out.summary)
     tell("tests", out.tests)
     if s.out_file is not None:
-        recorded = dict(concepts=str(s.concepts or "shipped"), concept=s.concept, k=ks, repeats=s.repeats,
-                        seed=s.seed, steps=s.steps, lr=s.lr, heldout=s.heldout, confidence=s.confidence,
-                        method=s.method, dtype=s.dtype)
+        recorded = dict(concepts=str(s.concepts or f"shipped: {concepts_file(s).name}"), concept=s.concept, k=ks,
+                        repeats=s.repeats, seed=s.seed, steps=s.steps, lr=s.lr, heldout=s.heldout,
+                        confidence=s.confidence, method=s.method, dtype=s.dtype)
         write_finetune(s.out_file, out.models, recorded)
     if s.figure is not None:
         write_finetune_figure(s.figure, out.summary)
