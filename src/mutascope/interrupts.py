@@ -10,7 +10,11 @@ has its remedy here:
   running, and delivers it as ``KeyboardInterrupt`` once no import is on the
   stack (polled with ``SIGALRM`` every 50 ms). A second signal is delivered at
   once.
-* **A library may swallow the exception** anyway. Every signal is recorded in
+* **A library may swallow the exception** anyway, and when the signal strikes
+  inside an object's ``__del__`` (garbage collection during a load), Python
+  swallows it itself and prints "Exception ignored in ..." with a traceback.
+  Those reports of our own ``KeyboardInterrupt`` are silenced (an
+  ``unraisablehook``); any other stays as Python prints it. Every signal is recorded in
   :data:`SIGNALS`; :func:`raise_if_interrupted` raises it again at the
   command line's checkpoints (after the imports, after loading, at every
   progress report), and the command line treats any failure after a signal
@@ -79,12 +83,21 @@ def _poll(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _unraisable(report) -> None:
+    """Drop Python's report of our KeyboardInterrupt swallowed in a ``__del__``; it is raised again
+    at the next checkpoint (:func:`raise_if_interrupted`)."""
+    if SIGNALS and isinstance(report.exc_value, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(report)
+
+
 def install() -> None:
     """Handle SIGINT and SIGTERM as above (idempotent; the main thread only)."""
     if _state["installed"]:
         return
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    sys.unraisablehook = _unraisable
     _state["installed"] = True
 
 
