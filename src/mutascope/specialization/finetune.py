@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -43,7 +42,7 @@ from ..evaluate import ChoiceSet
 from ..model.subject import Subject
 from ..probes.mmlu import Question
 from .coefficients import Ranking
-from .masking import Vector
+from .masking import Vector, vectors_by_layer
 
 ARMS = ("specific", "random", "general")
 
@@ -138,12 +137,7 @@ def tuned(subject: Subject, vectors: Sequence[Vector], examples: Sequence, order
     """
     if not lr > 0:
         raise MutascopeError(f"the learning rate must be > 0, got {lr}")
-    by_layer: dict[int, list[int]] = defaultdict(list)
-    for layer, j in vectors:
-        width = subject.anatomy.ref(layer, "down").shape[1]
-        if not 0 <= j < width:
-            raise MutascopeError(f"value vector {j} of layer {layer} does not exist; down has {width} columns")
-        by_layer[int(layer)].append(int(j))
+    by_layer = vectors_by_layer(subject, vectors)
     columns = {layer: sorted(set(cols)) for layer, cols in sorted(by_layer.items())}
     params = {layer: subject.model.get_submodule(subject.anatomy.ref(layer, "down").module_path).weight
               for layer in columns}

@@ -27,15 +27,21 @@ def n_vectors(subject: Subject) -> tuple[int, int]:
     return subject.anatomy.n_layers, subject.anatomy.ref(0, "down").shape[1]
 
 
-@contextlib.contextmanager
-def masked(subject: Subject, vectors: Iterable[Vector]) -> Iterator[None]:
-    """Zero the given value vectors for the duration of the block; restore them exactly."""
+def vectors_by_layer(subject: Subject, vectors: Iterable[Vector]) -> dict[int, list[int]]:
+    """The ``down`` columns of ``vectors`` per layer, each checked to exist (one line, exit 2, if not)."""
     by_layer: dict[int, list[int]] = defaultdict(list)
     for layer, j in vectors:
         width = subject.anatomy.ref(layer, "down").shape[1]
         if not 0 <= j < width:
             raise MutascopeError(f"value vector {j} of layer {layer} does not exist; down has {width} columns")
         by_layer[int(layer)].append(int(j))
+    return by_layer
+
+
+@contextlib.contextmanager
+def masked(subject: Subject, vectors: Iterable[Vector]) -> Iterator[None]:
+    """Zero the given value vectors for the duration of the block; restore them exactly."""
+    by_layer = vectors_by_layer(subject, vectors)
     views, saved = [], []
     try:
         for layer, cols in by_layer.items():
