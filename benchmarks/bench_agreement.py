@@ -31,13 +31,19 @@ def exact_frame(path: str, results) -> pd.DataFrame:
     mutations = results.mutations[SITE]
     sites = tiles[SITE].drop_duplicates("mutation_id")
     check = mutations.merge(sites, on="mutation_id", how="outer", suffixes=("", "_exact"), indicator=True)
-    same = (check["_merge"] == "both") & (check["layer"] == check["layer_exact"]) & (
-        check["matrix"] == check["matrix_exact"]) & (check["row"] == check["row_exact"]) & (
-        check["col"] == check["col_exact"]) & (check["kind"].astype(str) == check["kind_exact"].astype(str))
+    same = (
+        (check["_merge"] == "both")
+        & (check["layer"] == check["layer_exact"])
+        & (check["matrix"] == check["matrix_exact"])
+        & (check["row"] == check["row_exact"])
+        & (check["col"] == check["col_exact"])
+        & (check["kind"].astype(str) == check["kind_exact"].astype(str))
+    )
     if not same.all():
         raise SystemExit(f"{path}: its mutations are not this file's plan ({int((~same).sum())} differ)")
     return tiles.rename(columns={"logprob_drop": "effect"})[
-        ["mutation_id", "probe_id", "layer", "matrix", "row", "col", "kind", "nsm", "effect"]]
+        ["mutation_id", "probe_id", "layer", "matrix", "row", "col", "kind", "nsm", "effect"]
+    ]
 
 
 def found_at(curves: pd.DataFrame) -> pd.DataFrame:
@@ -66,39 +72,86 @@ def main() -> None:
     table = agreement(frame, predictions)
     pd.set_option("display.width", 200)
     pd.set_option("display.max_rows", 400)
-    show = ["score", "probe_id", "matrix", "mutants", "spearman", "spearman_low", "spearman_high", "auc",
-            "recall_1", "recall_1_low", "recall_1_high", "recall_10"]
+    show = [
+        "score",
+        "probe_id",
+        "matrix",
+        "mutants",
+        "spearman",
+        "spearman_low",
+        "spearman_high",
+        "auc",
+        "recall_1",
+        "recall_1_low",
+        "recall_1_high",
+        "recall_10",
+    ]
     print("all matrices:")
     print(table[table["matrix"] == "all"][show].round(3).to_string(index=False))
     print("\n|estimate| by matrix type:")
-    print(table[(table["score"].isin(["predicted_abs", "local_abs"])) & (table["matrix"] != "all")][show]
-          .round(3).to_string(index=False))
+    print(
+        table[(table["score"].isin(["predicted_abs", "local_abs"])) & (table["matrix"] != "all")][show]
+        .round(3)
+        .to_string(index=False)
+    )
     curves = recall_curves(frame, predictions)
     if "local" in predictions.columns:  # the chunk order the first-order estimate alone would give
         first = recall_curves(frame, predictions.drop(columns=["local"]))
         first = first[first["order"] == "predicted (chunks, as screened)"].assign(
-            order="first order (chunks, as screened)")
+            order="first order (chunks, as screened)"
+        )
         curves = pd.concat([curves, first], ignore_index=True)
     at = found_at(curves)
     print("\nshare of the exact top 1 % found after screening a share of the plan:")
     print(at.round(3).to_string(index=False))
 
-    print("\nissue-30 goals (Spearman >= 0.6, top-1 % recall >= 0.6, q/k recall >= 0.4, gate Spearman >= 0.5, "
-          "chunk order >= 0.8 at 10 %):")
+    print(
+        "\nissue-30 goals (Spearman >= 0.6, top-1 % recall >= 0.6, q/k recall >= 0.4, gate Spearman >= 0.5, "
+        "chunk order >= 0.8 at 10 %):"
+    )
     rows = []
-    for score, chunks in (("predicted_abs", "first order (chunks, as screened)"),
-                          ("local_abs", "predicted (chunks, as screened)")):
+    for score, chunks in (
+        ("predicted_abs", "first order (chunks, as screened)"),
+        ("local_abs", "predicted (chunks, as screened)"),
+    ):
         t = table[table["score"] == score].set_index(["probe_id", "matrix"])
         if t.empty:
             continue
         for probe in t.index.get_level_values(0).unique():
+
             def get(m, c):
                 return float(t.loc[(probe, m), c]) if (probe, m) in t.index else float("nan")
+
             chunk = at[(at["probe"] == probe) & (at["order"] == chunks)]["10 %"]
-            rows.append([score, probe, get("all", "spearman"), get("all", "recall_1"), get("q", "recall_1"),
-                         get("k", "recall_1"), get("gate", "spearman"), float(chunk.iloc[0]) if len(chunk) else None])
-    print(pd.DataFrame(rows, columns=["estimate", "probe", "spearman", "recall_1", "q_recall_1", "k_recall_1",
-                                      "gate_spearman", "chunks_at_10%"]).round(3).to_string(index=False))
+            rows.append(
+                [
+                    score,
+                    probe,
+                    get("all", "spearman"),
+                    get("all", "recall_1"),
+                    get("q", "recall_1"),
+                    get("k", "recall_1"),
+                    get("gate", "spearman"),
+                    float(chunk.iloc[0]) if len(chunk) else None,
+                ]
+            )
+    print(
+        pd.DataFrame(
+            rows,
+            columns=[
+                "estimate",
+                "probe",
+                "spearman",
+                "recall_1",
+                "q_recall_1",
+                "k_recall_1",
+                "gate_spearman",
+                "chunks_at_10%",
+            ],
+        )
+        .round(3)
+        .to_string(index=False)
+    )
 
 
 if __name__ == "__main__":

@@ -55,17 +55,24 @@ def main() -> None:
     probes = prepare_probes(subject, reference, [probe])
     plan = build_plan(PlanSpec.parse(kinds="max,min"), subject.anatomy)
     mutations = sorted(random.Random(args.seed).sample(plan.mutations, args.mutations), key=lambda m: m.mutation_id)
-    print(f"{subject.model_id} ({subject.dtype}, {args.device}, {torch.get_num_threads()} threads); probe {probe.id} "
-          f"({probe.decoding.describe()}), {len(probes[0].prompt)} prompt + {len(probes[0].wt_tokens)} WT tokens; "
-          f"{len(mutations)} max/min mutants in {len({m.layer for m in mutations})} layers", flush=True)
+    print(
+        f"{subject.model_id} ({subject.dtype}, {args.device}, {torch.get_num_threads()} threads); probe {probe.id} "
+        f"({probe.decoding.describe()}), {len(probes[0].prompt)} prompt + {len(probes[0].wt_tokens)} WT tokens; "
+        f"{len(mutations)} max/min mutants in {len({m.layer for m in mutations})} layers",
+        flush=True,
+    )
 
     t0 = time.perf_counter()
     expected = [r for rows in reference.run(mutations, probes) for r in rows]
     ref_s = time.perf_counter() - t0
     nsm = sum(r.divergence is not None for r in expected)
-    print(f"reference: {ref_s:.1f} s ({ref_s / len(mutations):.3f} s/mutant); {nsm} of {len(expected)} rows are NSMs",
-          flush=True)
-    print(f"{'detection':<12} {'outputs':<7} {'seconds':>8} {'speed-up':>9} {'re-checked':>14} {'differ':>7} {'exact probes':>13}")
+    print(
+        f"reference: {ref_s:.1f} s ({ref_s / len(mutations):.3f} s/mutant); {nsm} of {len(expected)} rows are NSMs",
+        flush=True,
+    )
+    print(
+        f"{'detection':<12} {'outputs':<7} {'seconds':>8} {'speed-up':>9} {'re-checked':>14} {'differ':>7} {'exact probes':>13}"
+    )
     for mode in args.modes.split(","):
         for outputs in args.outputs.split(","):
             engine = BatchedEngine(subject, detection=mode)
@@ -73,13 +80,17 @@ def main() -> None:
             rows = [r for rs in engine.run(mutations, probes, outputs=outputs) for r in rs]
             seconds = time.perf_counter() - t0
             if outputs == "full":
-                differ = sum((a.tokens, a.text, a.divergence) != (b.tokens, b.text, b.divergence)
-                             for a, b in zip(rows, expected))
+                differ = sum(
+                    (a.tokens, a.text, a.divergence) != (b.tokens, b.text, b.divergence) for a, b in zip(rows, expected)
+                )
             else:
                 differ = sum(a.divergence != b.divergence for a, b in zip(rows, expected))
             rechecked = int(engine.stats["rechecked"])
-            print(f"{mode:<12} {outputs:<7} {seconds:8.1f} {ref_s / seconds:8.1f}x {rechecked:>5} ({rechecked / len(rows):4.0%})"
-                  f" {differ:>7} {int(engine.stats['probes_exact']):>7} of {len(probes)}", flush=True)
+            print(
+                f"{mode:<12} {outputs:<7} {seconds:8.1f} {ref_s / seconds:8.1f}x {rechecked:>5} ({rechecked / len(rows):4.0%})"
+                f" {differ:>7} {int(engine.stats['probes_exact']):>7} of {len(probes)}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

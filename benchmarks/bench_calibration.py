@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 from mutascope.analysis.bias import bias
 from mutascope.analysis.copa import copa
 from mutascope.analysis.enrichment import enrichment
@@ -34,7 +32,9 @@ def main() -> None:
     parser.add_argument("--copa-draws", type=int, default=40, help="COPA's permutations make it the slow one")
     args = parser.parse_args()
     t0 = time.perf_counter()
-    print(f"{'statistic':<12} {'readout':<7} {'draws':>5} {'tests/draw':>10} {'called share':>12} {'draws with a call':>18}")
+    print(
+        f"{'statistic':<12} {'readout':<7} {'draws':>5} {'tests/draw':>10} {'called share':>12} {'draws with a call':>18}"
+    )
     for name, test in TESTS.items():
         draws = args.copa_draws if name == "copa" else args.draws
         for readout in ("effect", "nsm"):
@@ -43,7 +43,9 @@ def main() -> None:
                 t = test(noise_frame(1000 + i), readout)
                 c = int((t["q_value"] < 0.05).sum())
                 calls, total, any_call = calls + c, total + len(t), any_call + (c > 0)
-            print(f"{name:<12} {readout:<7} {draws:>5} {total // draws:>10} {calls / total:>12.4f} {any_call / draws:>18.3f}")
+            print(
+                f"{name:<12} {readout:<7} {draws:>5} {total // draws:>10} {calls / total:>12.4f} {any_call / draws:>18.3f}"
+            )
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 

@@ -35,9 +35,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from mutascope.engine import BatchedEngine, ReferenceEngine, prepare_probes
+from mutascope.model.subject import load_model
 from mutascope.plan import PlanSpec, build_plan
 from mutascope.probes import builtin_probe
-from mutascope.model.subject import load_model
 
 
 class PeakRSS:
@@ -117,15 +117,18 @@ def main() -> None:
     probes = prepare_probes(subject, reference, [probe])
     plan = build_plan(PlanSpec.parse(kinds=args.kinds), subject.anatomy)
     mutations = sorted(random.Random(args.seed).sample(plan.mutations, args.mutations), key=lambda m: m.mutation_id)
-    print(f"model {subject.model_id} ({subject.dtype}, {torch.get_num_threads()} threads); probe {probe.id} "
-          f"({probe.decoding.describe()}), {len(probes[0].prompt)} prompt + {len(probes[0].wt_tokens)} WT tokens; "
-          f"{len(mutations)} mutations in {len({m.layer for m in mutations})} layers, "
-          f"{len({m.matrix for m in mutations})} matrices, kinds {args.kinds}")
+    print(
+        f"model {subject.model_id} ({subject.dtype}, {torch.get_num_threads()} threads); probe {probe.id} "
+        f"({probe.decoding.describe()}), {len(probes[0].prompt)} prompt + {len(probes[0].wt_tokens)} WT tokens; "
+        f"{len(mutations)} mutations in {len({m.layer for m in mutations})} layers, "
+        f"{len({m.matrix for m in mutations})} matrices, kinds {args.kinds}"
+    )
 
     batched = BatchedEngine(subject, batch_size=args.batch_size)
     fast_rows, fast_s, fast_mem = timed_run(batched, mutations, probes)
-    calls_rows, calls_s, calls_mem = timed_run(BatchedEngine(subject, batch_size=args.batch_size), mutations, probes,
-                                               "calls")
+    calls_rows, calls_s, calls_mem = timed_run(
+        BatchedEngine(subject, batch_size=args.batch_size), mutations, probes, "calls"
+    )
     ref_rows, ref_s, ref_mem = timed_run(reference, mutations, probes)
 
     key = lambda r: (r.mutation_id, r.probe_id, r.tokens, r.text, r.divergence)  # noqa: E731
@@ -139,36 +142,50 @@ def main() -> None:
 
     n = len(mutations)
     print(f"NSMs: {nsm}/{len(ref_rows)}; divergence steps: {sorted(r.divergence for r in ref_rows if r.nsm)}")
-    print(f"rechecked near ties: {sum(r.rechecked for r in fast_rows)} of {len(fast_rows)} rows "
-          f"({sum(r.rechecked for r in fast_rows) / len(fast_rows):.0%}); smallest margins: "
-          f"{sorted(round(r.min_margin, 5) for r in fast_rows)[:5]}")
+    print(
+        f"rechecked near ties: {sum(r.rechecked for r in fast_rows)} of {len(fast_rows)} rows "
+        f"({sum(r.rechecked for r in fast_rows) / len(fast_rows):.0%}); smallest margins: "
+        f"{sorted(round(r.min_margin, 5) for r in fast_rows)[:5]}"
+    )
     st = batched.stats
-    print(f"batched time: wild type {st['wild_type_s']:.2f} s, detection {st['detect_s']:.2f} s, "
-          f"continuation {st['continue_s']:.2f} s ({st['continued']:.0f} NSMs), "
-          f"re-checks {st['recheck_s']:.2f} s ({st['rechecked']:.0f} outcomes); "
-          f"fast head: {batched.head.fast}")
+    print(
+        f"batched time: wild type {st['wild_type_s']:.2f} s, detection {st['detect_s']:.2f} s, "
+        f"continuation {st['continue_s']:.2f} s ({st['continued']:.0f} NSMs), "
+        f"re-checks {st['recheck_s']:.2f} s ({st['rechecked']:.0f} outcomes); "
+        f"fast head: {batched.head.fast}"
+    )
     print(f"reference: {n / ref_s:8.3f} mutants/s ({ref_s / n:.3f} s/mutant), peak memory +{ref_mem / 2**20:.0f} MiB")
-    print(f"batched:   {n / fast_s:8.3f} mutants/s ({fast_s / n:.3f} s/mutant), peak memory +{fast_mem / 2**20:.0f} MiB")
+    print(
+        f"batched:   {n / fast_s:8.3f} mutants/s ({fast_s / n:.3f} s/mutant), peak memory +{fast_mem / 2**20:.0f} MiB"
+    )
     print(f"ratio:     {ref_s / fast_s:8.1f}x")
-    print(f"calls only:{n / calls_s:8.3f} mutants/s ({calls_s / n:.3f} s/mutant), peak memory +{calls_mem / 2**20:.0f} "
-          f"MiB; {fast_s / calls_s:.1f}x the full batched rate, {ref_s / calls_s:.1f}x the reference")
+    print(
+        f"calls only:{n / calls_s:8.3f} mutants/s ({calls_s / n:.3f} s/mutant), peak memory +{calls_mem / 2**20:.0f} "
+        f"MiB; {fast_s / calls_s:.1f}x the full batched rate, {ref_s / calls_s:.1f}x the reference"
+    )
     print(f"agreement: {agree}/{len(ref_rows)} outcomes identical")
     call = lambda r: (r.mutation_id, r.probe_id, r.divergence, r.margin, r.min_margin, r.logprob_drop, r.rechecked)  # noqa: E731
     same = sum(call(a) == call(b) for a, b in zip(calls_rows, fast_rows))
-    print(f"calls only vs full: {same}/{len(fast_rows)} calls, divergence steps and effect sizes identical; "
-          f"{sum(r.tokens is None for r in calls_rows)} NSM outputs left to `mutascope fill`")
-    print(f"batched matmul throughput: {achieved:.1f} GFLOP/s = {achieved / peak:.0%} of measured "
-          f"{peak:.1f} GFLOP/s ({flops / n / 1e9:.2f} GFLOP per mutant)")
+    print(
+        f"calls only vs full: {same}/{len(fast_rows)} calls, divergence steps and effect sizes identical; "
+        f"{sum(r.tokens is None for r in calls_rows)} NSM outputs left to `mutascope fill`"
+    )
+    print(
+        f"batched matmul throughput: {achieved:.1f} GFLOP/s = {achieved / peak:.0%} of measured "
+        f"{peak:.1f} GFLOP/s ({flops / n / 1e9:.2f} GFLOP per mutant)"
+    )
     if args.chunk:
         start = random.Random(args.seed + 1).randrange(len(plan.mutations) - args.chunk)
         chunk = plan.mutations[start : start + args.chunk]
         _, chunk_s, chunk_mem = timed_run(BatchedEngine(subject, batch_size=args.batch_size), chunk, probes)
         _, chunk_calls_s, _ = timed_run(BatchedEngine(subject, batch_size=args.batch_size), chunk, probes, "calls")
         where = sorted({(m.layer, m.matrix) for m in chunk})
-        print(f"chunk of {len(chunk)} consecutive mutations {where}: batched {len(chunk) / chunk_s:.3f} mutants/s, "
-              f"{ref_s / n / (chunk_s / len(chunk)):.1f}x the reference's rate above, "
-              f"peak memory +{chunk_mem / 2**20:.0f} MiB; calls only {len(chunk) / chunk_calls_s:.3f} mutants/s "
-              f"({chunk_s / chunk_calls_s:.1f}x full)")
+        print(
+            f"chunk of {len(chunk)} consecutive mutations {where}: batched {len(chunk) / chunk_s:.3f} mutants/s, "
+            f"{ref_s / n / (chunk_s / len(chunk)):.1f}x the reference's rate above, "
+            f"peak memory +{chunk_mem / 2**20:.0f} MiB; calls only {len(chunk) / chunk_calls_s:.3f} mutants/s "
+            f"({chunk_s / chunk_calls_s:.1f}x full)"
+        )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,15 @@ def child(mode: str, layers: str, tokens: int) -> dict:
     else:
         n = len(predictions(subject, plan.mutations, prepared, plan.spec.tile))
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"mode": mode, "seconds": seconds, "cpu_seconds": cpu, "rows": n, "mutants": len(plan),
-            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "after_load_mib": loaded}
+    return {
+        "mode": mode,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "rows": n,
+        "mutants": len(plan),
+        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "after_load_mib": loaded,
+    }
 
 
 def main() -> None:
@@ -64,12 +71,18 @@ def main() -> None:
         print(json.dumps(child(args.child, args.layers, args.tokens)))
         return
     for mode in ("inference", "predict"):
-        out = subprocess.run([sys.executable, __file__, "--child", mode, "--layers", args.layers,
-                              "--tokens", str(args.tokens)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", mode, "--layers", args.layers, "--tokens", str(args.tokens)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{r['mode']:>9}: {r['seconds']:7.1f} s ({r['cpu_seconds']:.1f} s of CPU) for 2 probes ({r['rows']} mutant-probe scores of "
-              f"{r['mutants']} mutants), peak memory {r['peak_mib']:.0f} MiB (after loading and preparing: "
-              f"{r['after_load_mib']:.0f} MiB)")
+        print(
+            f"{r['mode']:>9}: {r['seconds']:7.1f} s ({r['cpu_seconds']:.1f} s of CPU) for 2 probes ({r['rows']} mutant-probe scores of "
+            f"{r['mutants']} mutants), peak memory {r['peak_mib']:.0f} MiB (after loading and preparing: "
+            f"{r['after_load_mib']:.0f} MiB)"
+        )
 
 
 if __name__ == "__main__":

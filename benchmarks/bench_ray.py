@@ -26,11 +26,11 @@ from pathlib import Path
 
 import torch
 
+from mutascope.model.subject import load_model
 from mutascope.plan import PlanSpec
 from mutascope.probes import Decoding, builtin_probe
 from mutascope.screen import Screen
 from mutascope.store import open_results
-from mutascope.model.subject import load_model
 
 
 def screen_once(subject, probes, spec, path, chunk, backend=None):
@@ -64,28 +64,35 @@ def main() -> None:
     spec = PlanSpec.parse(layers=args.layers, matrices=args.matrices, kinds="max,min")
     source = str(Path(args.model).resolve()) if args.model and os.path.exists(args.model) else args.model
     tmp = Path(tempfile.mkdtemp(prefix="bench-ray-"))
-    print(f"model {subject.model_id}; plan layers {args.layers}, matrices {args.matrices}, max/min; "
-          f"probe drosophila greedy {args.tokens} tokens; calls only; chunks of {args.chunk}; {os.cpu_count()} CPUs")
+    print(
+        f"model {subject.model_id}; plan layers {args.layers}, matrices {args.matrices}, max/min; "
+        f"probe drosophila greedy {args.tokens} tokens; calls only; chunks of {args.chunk}; {os.cpu_count()} CPUs"
+    )
 
     wall, compute, chunks, n, expected = screen_once(subject, [probe], spec, tmp / "local.duckdb", args.chunk)
     local_rest = (wall - compute) / chunks
-    print(f"local, 1 thread:   start-up 0.0 s; {n / wall:6.3f} mutants/s; {chunks} chunks of {compute / chunks:.2f} s "
-          f"compute, {local_rest * 1000:.0f} ms per chunk besides")
+    print(
+        f"local, 1 thread:   start-up 0.0 s; {n / wall:6.3f} mutants/s; {chunks} chunks of {compute / chunks:.2f} s "
+        f"compute, {local_rest * 1000:.0f} ms per chunk besides"
+    )
     for workers in (int(w) for w in args.workers.split(",")):
         t0 = time.perf_counter()
         backend = RayBackend(source, subject.content_hash(), workers=workers, threads_per_worker=1)
         startup = time.perf_counter() - t0
         try:
             wall, compute, chunks, n, rows = screen_once(
-                subject, [probe], spec, tmp / f"ray{workers}.duckdb", args.chunk, backend)
+                subject, [probe], spec, tmp / f"ray{workers}.duckdb", args.chunk, backend
+            )
         finally:
             backend.close()
         # with W workers in parallel the chunks' compute overlaps: the rest is per chunk, per worker slot
         rest = (wall * workers - compute) / chunks
-        print(f"Ray, {workers} worker{'s' if workers > 1 else ' '}:    start-up {startup:.1f} s; {n / wall:6.3f} mutants/s; "
-              f"{chunks} chunks of {compute / chunks:.2f} s compute, {rest * 1000:.0f} ms per chunk besides "
-              f"(Ray overhead {(rest - local_rest) * 1000:+.0f} ms per chunk); tables "
-              f"{'identical' if rows == expected else 'DIFFERENT'} to local")
+        print(
+            f"Ray, {workers} worker{'s' if workers > 1 else ' '}:    start-up {startup:.1f} s; {n / wall:6.3f} mutants/s; "
+            f"{chunks} chunks of {compute / chunks:.2f} s compute, {rest * 1000:.0f} ms per chunk besides "
+            f"(Ray overhead {(rest - local_rest) * 1000:+.0f} ms per chunk); tables "
+            f"{'identical' if rows == expected else 'DIFFERENT'} to local"
+        )
 
 
 if __name__ == "__main__":

@@ -36,16 +36,33 @@ from mutascope.store import ProbeRecord, Store
 from mutascope.store.db import insert as _insert
 
 # SmolLM2-135M: hidden 576, intermediate 1536, 9 query heads and 3 key/value heads of 64
-SHAPES = {"q": (576, 576), "k": (192, 576), "v": (192, 576), "o": (576, 576),
-          "gate": (1536, 576), "up": (1536, 576), "down": (576, 1536)}
+SHAPES = {
+    "q": (576, 576),
+    "k": (192, 576),
+    "v": (192, 576),
+    "o": (576, 576),
+    "gate": (1536, 576),
+    "up": (1536, 576),
+    "down": (576, 1536),
+}
 TILE = 64
 TEXT_PROBES = ["drosophila", "python", "java", "newton", "p53"]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-WORDS = ("the of and to in is was for on that with as by at from cell gene larva pupa fly egg stage wing "
-         "def list sort swap loop index array return class public void static int Newton gravity optics "
-         "calculus light motion law orbit p53 apoptosis DNA repair MDM2 kinase pathway tumour").split()
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WORDS = (
+    "the of and to in is was for on that with as by at from cell gene larva pupa fly egg stage wing "
+    "def list sort swap loop index array return class public void static int Newton gravity optics "
+    "calculus light motion law orbit p53 apoptosis DNA repair MDM2 kinase pathway tumour"
+).split()
 
 
 def build_mutations(n_layers: int) -> list[Mutation]:
@@ -56,8 +73,21 @@ def build_mutations(n_layers: int) -> list[Mutation]:
             for col in range(w // TILE):
                 for row in range(h // TILE):
                     for kind, value in (("max", 0.9), ("min", -0.9)):
-                        out.append(Mutation(mid, layer, matrix, row, col, Kind(kind), value,
-                                            row * TILE, (row + 1) * TILE, col * TILE, (col + 1) * TILE))
+                        out.append(
+                            Mutation(
+                                mid,
+                                layer,
+                                matrix,
+                                row,
+                                col,
+                                Kind(kind),
+                                value,
+                                row * TILE,
+                                (row + 1) * TILE,
+                                col * TILE,
+                                (col + 1) * TILE,
+                            )
+                        )
                         mid += 1
     return out
 
@@ -102,8 +132,9 @@ def _effects(rng, nsm: np.ndarray) -> np.ndarray:
     return np.exp(rng.normal(0.0, 2.0, len(nsm))) * np.where(nsm, 10.0, 1.0) - 0.2
 
 
-def synthesize(path: Path, n_layers: int = 30, n_text: int = 5, n_mmlu: int = 21, n_distinct: int = 300,
-               seed: int = 0) -> dict:
+def synthesize(
+    path: Path, n_layers: int = 30, n_text: int = 5, n_mmlu: int = 21, n_distinct: int = 300, seed: int = 0
+) -> dict:
     """Write a results file of the given shape; returns counts."""
     rng = np.random.default_rng(seed)
     mutations = build_mutations(n_layers)
@@ -112,17 +143,49 @@ def synthesize(path: Path, n_layers: int = 30, n_text: int = 5, n_mmlu: int = 21
     records, wt_texts = [], {}
     for pid in probe_ids:
         wt_texts[pid] = _random_text(rng, 110)
-        records.append(ProbeRecord(pid, "text", f"The {pid} prompt:", False, 150, "sample(t=0.7, seed=0)", None, None,
-                                   (1, 2, 3), tuple(rng.integers(0, 49152, 150).tolist()), wt_texts[pid]))
+        records.append(
+            ProbeRecord(
+                pid,
+                "text",
+                f"The {pid} prompt:",
+                False,
+                150,
+                "sample(t=0.7, seed=0)",
+                None,
+                None,
+                (1, 2, 3),
+                tuple(rng.integers(0, 49152, 150).tolist()),
+                wt_texts[pid],
+            )
+        )
     letters = "ABCD"
     wt_answers = rng.choice(list(letters), n_mmlu)
     for i in range(n_mmlu):
-        records.append(ProbeRecord(f"mmlu:{i}", "choice", f"Question {i} ...\nAnswer:", False, 1, "greedy",
-                                   str(rng.choice(list(letters))), "mmlu21:international_law", (1, 2, 3),
-                                   (letters.index(wt_answers[i]) + 330,), " " + wt_answers[i]))
-    run = dict(model_id="HuggingFaceTB/SmolLM2-135M-Instruct (synthetic outcomes)", model_hash="0" * 64,
-               dtype="float32", device="cpu", decoding="sample(t=0.7, seed=0); greedy", tile=(TILE, TILE),
-               shard="0/1", versions={"benchmark": "bench_report.py"})
+        records.append(
+            ProbeRecord(
+                f"mmlu:{i}",
+                "choice",
+                f"Question {i} ...\nAnswer:",
+                False,
+                1,
+                "greedy",
+                str(rng.choice(list(letters))),
+                "mmlu21:international_law",
+                (1, 2, 3),
+                (letters.index(wt_answers[i]) + 330,),
+                " " + wt_answers[i],
+            )
+        )
+    run = dict(
+        model_id="HuggingFaceTB/SmolLM2-135M-Instruct (synthetic outcomes)",
+        model_hash="0" * 64,
+        dtype="float32",
+        device="cpu",
+        decoding="sample(t=0.7, seed=0); greedy",
+        tile=(TILE, TILE),
+        shard="0/1",
+        versions={"benchmark": "bench_report.py"},
+    )
     config = {"benchmark": "bench_report", "layers": n_layers, "probes": probe_ids, "mmlu": n_mmlu, "seed": seed}
     path.unlink(missing_ok=True)
     n = len(mutations)
@@ -135,17 +198,29 @@ def synthesize(path: Path, n_layers: int = 30, n_text: int = 5, n_mmlu: int = 21
             nsm = rng.random(n) < prob
             # a few hundred distinct outputs, Zipf-like frequencies
             ph = np.where(nsm, 1 + np.minimum(rng.zipf(1.3, n) - 1, n_distinct - 1), 0).astype(np.int32)
-            texts = pa.array([wt_texts[pid]] + [_random_text(rng, int(rng.integers(5, 120))) for _ in range(n_distinct)])
-            tokens = pa.array([list(records[p_index].wt_tokens)] + [rng.integers(0, 49152, 150).tolist() for _ in range(n_distinct)],
-                              pa.list_(pa.int32()))
+            texts = pa.array(
+                [wt_texts[pid]] + [_random_text(rng, int(rng.integers(5, 120))) for _ in range(n_distinct)]
+            )
+            tokens = pa.array(
+                [list(records[p_index].wt_tokens)] + [rng.integers(0, 49152, 150).tolist() for _ in range(n_distinct)],
+                pa.list_(pa.int32()),
+            )
             div = np.concatenate([[-1], rng.integers(0, 150, n_distinct)])[ph]
             idx = pa.array(ph)
-            parts.append(pa.table({
-                "mutation_id": pa.array(ids), "probe_id": pa.array([pid] * n), "nsm": pa.array(nsm),
-                "divergence": pa.array(np.where(nsm, div, 0).astype(np.int32), mask=~nsm),
-                "output_tokens": pc.take(tokens, idx), "output_text": pc.take(texts, idx), "phenotype_id": idx,
-                "logprob_drop": pa.array(_effects(rng, nsm)),
-            }))
+            parts.append(
+                pa.table(
+                    {
+                        "mutation_id": pa.array(ids),
+                        "probe_id": pa.array([pid] * n),
+                        "nsm": pa.array(nsm),
+                        "divergence": pa.array(np.where(nsm, div, 0).astype(np.int32), mask=~nsm),
+                        "output_tokens": pc.take(tokens, idx),
+                        "output_text": pc.take(texts, idx),
+                        "phenotype_id": idx,
+                        "logprob_drop": pa.array(_effects(rng, nsm)),
+                    }
+                )
+            )
         damage = rng.random(n) < probability(rng, shared, base=-0.5)
         for i in range(n_mmlu):
             flip = damage & (rng.random(n) < 0.15)
@@ -153,18 +228,28 @@ def synthesize(path: Path, n_layers: int = 30, n_text: int = 5, n_mmlu: int = 21
             answer = np.where(flip, (letters.index(wt_answers[i]) + shift) % 4, letters.index(wt_answers[i]))
             texts = np.array([" " + c for c in letters], dtype=object)[answer]
             ph = np.where(flip, shift, 0).astype(np.int32)
-            parts.append(pa.table({
-                "mutation_id": pa.array(ids), "probe_id": pa.array([f"mmlu:{i}"] * n), "nsm": pa.array(flip),
-                "divergence": pa.array(np.zeros(n, np.int32), mask=~flip),
-                "output_tokens": pa.array([[330 + int(a)] for a in answer], pa.list_(pa.int32())),
-                "output_text": pa.array(texts.tolist()), "phenotype_id": pa.array(ph),
-                "logprob_drop": pa.array(_effects(rng, flip)),
-            }))
+            parts.append(
+                pa.table(
+                    {
+                        "mutation_id": pa.array(ids),
+                        "probe_id": pa.array([f"mmlu:{i}"] * n),
+                        "nsm": pa.array(flip),
+                        "divergence": pa.array(np.zeros(n, np.int32), mask=~flip),
+                        "output_tokens": pa.array([[330 + int(a)] for a in answer], pa.list_(pa.int32())),
+                        "output_text": pa.array(texts.tolist()),
+                        "phenotype_id": pa.array(ph),
+                        "logprob_drop": pa.array(_effects(rng, flip)),
+                    }
+                )
+            )
         table = pa.concat_tables(parts)
         store.con.begin()
         _insert(store.con, "outcomes", table)
-        store.con.execute("INSERT INTO progress (first_mutation_id, last_mutation_id, n_mutations, engine, seconds) "
-                          "VALUES (?, ?, ?, 'synthetic', 0)", [0, n - 1, n])
+        store.con.execute(
+            "INSERT INTO progress (first_mutation_id, last_mutation_id, n_mutations, engine, seconds) "
+            "VALUES (?, ?, ?, 'synthetic', 0)",
+            [0, n - 1, n],
+        )
         store.con.commit()
     return {"mutants_per_probe": n, "text_probes": n_text, "choice_questions": n_mmlu, "outcome_rows": table.num_rows}
 
@@ -234,16 +319,21 @@ def main(argv=None) -> int:
         results = out_dir / "bench.duckdb"
         t = time.perf_counter()
         shape = synthesize(results, args.layers, args.probes, args.mmlu, args.distinct)
-        print(f"synthesized {results} in {time.perf_counter() - t:.1f} s: {shape}, "
-              f"{results.stat().st_size / 1e6:.1f} MB")
+        print(
+            f"synthesized {results} in {time.perf_counter() - t:.1f} s: {shape}, {results.stat().st_size / 1e6:.1f} MB"
+        )
         stages, t = [], time.perf_counter()
         names = ["read", "statistics", "figures", "payload", "write"]
-        html = write_report(results, out_dir / "bench.html",
-                            progress=lambda done, total: stages.append(time.perf_counter()))
+        html = write_report(
+            results, out_dir / "bench.html", progress=lambda done, total: stages.append(time.perf_counter())
+        )
         total = time.perf_counter() - t
         marks = [t] + stages
-        print(f"write_report: {total:.1f} s (" + ", ".join(
-            f"{n} {b - a:.1f} s" for n, a, b in zip(names, marks, marks[1:])) + ")")
+        print(
+            f"write_report: {total:.1f} s ("
+            + ", ".join(f"{n} {b - a:.1f} s" for n, a, b in zip(names, marks, marks[1:]))
+            + ")"
+        )
         print(f"report: {html.stat().st_size / 1e6:.2f} MB")
         if not args.no_browser:
             if not Path(CHROMIUM).exists():

@@ -24,8 +24,16 @@ def main() -> None:
     import torch
 
     from mutascope.model.subject import load_model
-    from mutascope.specialization import DEFAULT_DRAWS, DEFAULT_KS, accuracy, load_concepts, masked, prepare
-    from mutascope.specialization import random_vectors, resolve_controls
+    from mutascope.specialization import (
+        DEFAULT_DRAWS,
+        DEFAULT_KS,
+        accuracy,
+        load_concepts,
+        masked,
+        prepare,
+        random_vectors,
+        resolve_controls,
+    )
     from mutascope.specialization.score import evaluations
 
     torch.set_num_threads(args.threads)
@@ -40,10 +48,14 @@ def main() -> None:
             accuracy(subject, s)
     wall, cpu = (time.perf_counter() - wall) / len(singles), (time.process_time() - cpu) / len(singles)
     n = evaluations(concepts, DEFAULT_KS, DEFAULT_DRAWS)
-    print(f"{len(singles)} evaluations at {args.threads} threads: {wall:.3f} s wall, {cpu:.3f} s CPU each "
-          f"({cpu / args.threads:.3f} s per evaluation if the threads had the cores to themselves)")
-    print(f"defaults (k={','.join(map(str, DEFAULT_KS))}, {DEFAULT_DRAWS} random draws): {n} evaluations: "
-          f"{n * wall / 60:.1f} min at this wall-clock rate, {n * cpu / args.threads / 60:.1f} min on idle cores")
+    print(
+        f"{len(singles)} evaluations at {args.threads} threads: {wall:.3f} s wall, {cpu:.3f} s CPU each "
+        f"({cpu / args.threads:.3f} s per evaluation if the threads had the cores to themselves)"
+    )
+    print(
+        f"defaults (k={','.join(map(str, DEFAULT_KS))}, {DEFAULT_DRAWS} random draws): {n} evaluations: "
+        f"{n * wall / 60:.1f} min at this wall-clock rate, {n * cpu / args.threads / 60:.1f} min on idle cores"
+    )
 
 
 if __name__ == "__main__":

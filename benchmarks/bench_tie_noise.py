@@ -21,20 +21,23 @@ import random
 import torch
 from transformers import GenerationConfig, LogitsProcessorList
 
-from mutascope.probes.chooser import ChooserLogitsProcessor
 from mutascope.engine import BatchedEngine, ReferenceEngine, prepare_probes
-from mutascope.plan import applied
-from mutascope.plan import PlanSpec, build_plan
-from mutascope.probes import builtin_probe
 from mutascope.model.subject import load_model
+from mutascope.plan import PlanSpec, applied, build_plan
+from mutascope.probes import builtin_probe
+from mutascope.probes.chooser import ChooserLogitsProcessor
 
 
 def reference_scores(subject, probe, mutation, steps: int) -> tuple[torch.Tensor, ...]:
     """The decoder scores of the reference's first ``steps`` decisions for ``mutation``."""
     ids = torch.tensor([probe.prompt], device=subject.device)
     config = GenerationConfig(
-        max_new_tokens=steps, do_sample=False, num_beams=1, pad_token_id=0,
-        output_scores=True, return_dict_in_generate=True,
+        max_new_tokens=steps,
+        do_sample=False,
+        num_beams=1,
+        pad_token_id=0,
+        output_scores=True,
+        return_dict_in_generate=True,
     )
     processors = LogitsProcessorList([ChooserLogitsProcessor(probe.chooser, len(probe.prompt))])
     with applied(subject.anatomy.weight(mutation.layer, mutation.matrix), mutation), torch.inference_mode():
@@ -47,7 +50,9 @@ def reference_scores(subject, probe, mutation, steps: int) -> tuple[torch.Tensor
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
-    parser.add_argument("--dtype", default="float32", help="the model's dtype (bfloat16: the bound a bfloat16 screen needs)")
+    parser.add_argument(
+        "--dtype", default="float32", help="the model's dtype (bfloat16: the bound a bfloat16 screen needs)"
+    )
     parser.add_argument("--mutations", type=int, default=48)
     parser.add_argument("--tokens", type=int, default=48)
     parser.add_argument("--probe", default="drosophila")
@@ -70,8 +75,10 @@ def main() -> None:
         difference = abs(float(top[0] - top[1]) - row.margin) / float(scores.abs().max())
         worst, compared = max(worst, difference), compared + 1
     print(f"{subject.model_id} ({subject.dtype}), probe {probe.id}: {compared} divergence-step margins compared")
-    print(f"largest |batched - reference| / max|score|: {worst:.2e}; near-tie tolerance: {engine.tie_tolerance:.0e} "
-          f"({engine.tie_tolerance / max(worst, 1e-30):.0f}x the largest difference)")
+    print(
+        f"largest |batched - reference| / max|score|: {worst:.2e}; near-tie tolerance: {engine.tie_tolerance:.0e} "
+        f"({engine.tie_tolerance / max(worst, 1e-30):.0f}x the largest difference)"
+    )
 
 
 if __name__ == "__main__":

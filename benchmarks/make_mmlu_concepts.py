@@ -50,18 +50,23 @@ EXCLUDED = {"miscellaneous"}
 MAX_QUESTION_CHARS = 200
 MAX_CHOICE_CHARS = 60
 # a choice that only means something next to the others
-POINTER = re.compile(r"\b(of the above|of these|of them|above|both|neither|none|all of)\b"
-                     r"|\b[A-D] and [A-D]\b|^\(?[A-D]\)? and", re.IGNORECASE)
+POINTER = re.compile(
+    r"\b(of the above|of these|of them|above|both|neither|none|all of)\b"
+    r"|\b[A-D] and [A-D]\b|^\(?[A-D]\)? and",
+    re.IGNORECASE,
+)
 OUT = Path(__file__).resolve().parents[1] / "src" / "mutascope" / "data" / "concepts_finetune.jsonl"
 
 
 def eligible(q: Question) -> bool:
     """Whether the cloze reading can score ``q`` (see the module docstring)."""
-    return (len(q.question) <= MAX_QUESTION_CHARS
-            and max(len(c) for c in q.choices) <= MAX_CHOICE_CHARS
-            and not any(POINTER.search(c) for c in q.choices)
-            and "Statement 1" not in q.question
-            and len({c.strip().lower() for c in q.choices}) == 4)
+    return (
+        len(q.question) <= MAX_QUESTION_CHARS
+        and max(len(c) for c in q.choices) <= MAX_CHOICE_CHARS
+        and not any(POINTER.search(c) for c in q.choices)
+        and "Statement 1" not in q.question
+        and len({c.strip().lower() for c in q.choices}) == 4
+    )
 
 
 def _key(q: Question) -> tuple:
@@ -88,8 +93,14 @@ def build(mmlu: Path, n_concepts: int, n_questions: int, seed: int) -> list[dict
             raise SystemExit(f"{subject}: only {len(pool)} distinct eligible questions; asked for {n_questions}")
         drawn = random.Random(f"{seed}:{subject}").sample(pool, n_questions)
         for q in sorted(drawn, key=lambda q: q.index):
-            lines.append({"concept": subject, "question": q.question.strip(),
-                          "choices": [c.strip() for c in q.choices], "answer": q.answer})
+            lines.append(
+                {
+                    "concept": subject,
+                    "question": q.question.strip(),
+                    "choices": [c.strip() for c in q.choices],
+                    "answer": q.answer,
+                }
+            )
     return lines
 
 

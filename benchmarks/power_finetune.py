@@ -33,8 +33,9 @@ import argparse
 import numpy as np
 
 
-def power(sample, n_concepts: int, family: int, draws: int, rng: np.random.Generator,
-          alpha: float = 0.05) -> tuple[float, float]:
+def power(
+    sample, n_concepts: int, family: int, draws: int, rng: np.random.Generator, alpha: float = 0.05
+) -> tuple[float, float]:
     """``(alone, in_family)``: the share of ``draws`` with p <= alpha as a single test, and with
     q <= alpha among ``family - 1`` null tests (BH)."""
     from mutascope.analysis.exact import bh, signed_rank
@@ -73,8 +74,12 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--heldout-questions", type=int, default=10)
-    parser.add_argument("--discord", type=float, action="append",
-                        help="share of held-out questions the two arms answer differently (repeatable)")
+    parser.add_argument(
+        "--discord",
+        type=float,
+        action="append",
+        help="share of held-out questions the two arms answer differently (repeatable)",
+    )
     parser.add_argument("--dz", type=float, action="append", help="standardized effects (repeatable)")
     parser.add_argument("--gain", type=float, action="append", help="accuracy gains (repeatable)")
     args = parser.parse_args()
@@ -82,20 +87,22 @@ def main() -> None:
     dzs = args.dz or [0.5, 0.75, 1.0]
     gains = args.gain or [0.05, 0.1, 0.15]
     discords = args.discord or [0.2, 0.4]
-    print(f"power: share of {args.draws} draws found; 'alone' p <= 0.05, 'family' q <= 0.05 among "
-          f"{args.family} tests (BH, the others null)")
+    print(
+        f"power: share of {args.draws} draws found; 'alone' p <= 0.05, 'family' q <= 0.05 among "
+        f"{args.family} tests (BH, the others null)"
+    )
     print("model | effect | " + " | ".join(f"{n} concepts: alone, family" for n in concepts))
     for dz in dzs:
-        cells = [power(normal(dz), n, args.family, args.draws, np.random.default_rng([args.seed, n]))
-                 for n in concepts]
+        cells = [power(normal(dz), n, args.family, args.draws, np.random.default_rng([args.seed, n])) for n in concepts]
         print(f"normal | d_z {dz} | " + " | ".join(f"{a:.2f}, {f:.2f}" for a, f in cells))
     for discord in discords:
         for gain in gains:
             model = heldout(gain, discord, args.heldout_questions)
-            cells = [power(model, n, args.family, args.draws, np.random.default_rng([args.seed, n]))
-                     for n in concepts]
-            print(f"held-out ({args.heldout_questions} questions, discord {discord}) | gain {gain} | "
-                  + " | ".join(f"{a:.2f}, {f:.2f}" for a, f in cells))
+            cells = [power(model, n, args.family, args.draws, np.random.default_rng([args.seed, n])) for n in concepts]
+            print(
+                f"held-out ({args.heldout_questions} questions, discord {discord}) | gain {gain} | "
+                + " | ".join(f"{a:.2f}, {f:.2f}" for a, f in cells)
+            )
 
 
 if __name__ == "__main__":

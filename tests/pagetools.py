@@ -11,8 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # Chromium's hint when a canvas is read back pixel by pixel: only the tests' pixel() does that
 READBACK_HINT = "Canvas2D: Multiple readback operations"
@@ -25,8 +33,14 @@ class Watched:
         self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
         self.requests, self.errors, self.dialogs = [], [], []
         self.page.on("request", lambda r: self.requests.append(r.url))
-        self.page.on("console", lambda m: self.errors.append(m.text)
-                     if m.type in ("error", "warning") and not m.text.startswith(READBACK_HINT) else None)
+        self.page.on(
+            "console",
+            lambda m: (
+                self.errors.append(m.text)
+                if m.type in ("error", "warning") and not m.text.startswith(READBACK_HINT)
+                else None
+            ),
+        )
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
         self.url = html.as_uri()
@@ -35,10 +49,13 @@ class Watched:
 
     def select(self, probe: str, layer: int, matrix: str) -> None:
         page = self.page
-        index = page.evaluate("""([probe, layer, matrix]) => {
+        index = page.evaluate(
+            """([probe, layer, matrix]) => {
             const D = JSON.parse(document.getElementById('mutascope-data').textContent);
             return [D.probes.findIndex(p => p.id === probe),
-                    D.matrices.findIndex(m => m.layer === layer && m.matrix === matrix)]; }""", [probe, layer, matrix])
+                    D.matrices.findIndex(m => m.layer === layer && m.matrix === matrix)]; }""",
+            [probe, layer, matrix],
+        )
         page.select_option("#probe-select", str(index[0]))
         page.select_option("#matrix-select", str(index[1]))
 
@@ -56,9 +73,13 @@ class Watched:
 
 def pixel(page, canvas_id: str, x: float, y: float) -> tuple[int, int, int]:
     """The RGB colour of a canvas at (x, y) in its own pixel coordinates."""
-    return tuple(page.evaluate(
-        "([id, x, y]) => Array.from(document.getElementById(id).getContext('2d')"
-        ".getImageData(Math.floor(x), Math.floor(y), 1, 1).data.slice(0, 3))", [canvas_id, x, y]))
+    return tuple(
+        page.evaluate(
+            "([id, x, y]) => Array.from(document.getElementById(id).getContext('2d')"
+            ".getImageData(Math.floor(x), Math.floor(y), 1, 1).data.slice(0, 3))",
+            [canvas_id, x, y],
+        )
+    )
 
 
 def tile_pixel(page, row: int, col: int) -> tuple[int, int, int]:

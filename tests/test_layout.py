@@ -72,8 +72,11 @@ def imports(name: str) -> set[str]:
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = ".".join(here[: len(here) - node.level + 1] + ([node.module] if node.module else [])) \
-                if node.level else (node.module or "")
+            base = (
+                ".".join(here[: len(here) - node.level + 1] + ([node.module] if node.module else []))
+                if node.level
+                else (node.module or "")
+            )
             subs = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES]
             targets = subs + ([base] if len(subs) < len(node.names) else [])
         else:
@@ -121,7 +124,7 @@ def test_no_import_circle():
         path.append(name)
         for target in sorted(GRAPH.get(name, ())):
             if state.get(target) == 1:
-                return path[path.index(target):] + [target]
+                return path[path.index(target) :] + [target]
             if target not in state:
                 circle = visit(target)
                 if circle:
@@ -155,11 +158,22 @@ def test_every_command_is_its_own_module_importing_no_library_at_its_top():
         for node in tree.body:
             if isinstance(node, ast.ImportFrom) and node.level:
                 spelled = node.module or ",".join(a.name for a in node.names)
-                assert (node.level, spelled) in ((1, "common"), (2, "errors"), (2, "interrupts")), f"commands/{name}.py: {spelled}"
+                assert (node.level, spelled) in ((1, "common"), (2, "errors"), (2, "interrupts")), (
+                    f"commands/{name}.py: {spelled}"
+                )
             elif isinstance(node, ast.Import) or isinstance(node, ast.ImportFrom) and not node.level:
                 top = (node.module if isinstance(node, ast.ImportFrom) else node.names[0].name).split(".")[0]
-                assert top in {"typer", "rich", "__future__", "math", "pathlib", "typing", "contextlib", "time"}, \
-                    f"commands/{name}.py imports {top} at its top"
+                assert top in {
+                    "typer",
+                    "rich",
+                    "__future__",
+                    "math",
+                    "pathlib",
+                    "typing",
+                    "collections",
+                    "contextlib",
+                    "time",
+                }, f"commands/{name}.py imports {top} at its top"
         assert any(isinstance(n, ast.FunctionDef) and n.name == name for n in tree.body) or name == "common"
 
 
@@ -176,14 +190,17 @@ def test_every_folder_says_what_it_is_for(name):
 
 
 def test_every_module_has_a_docstring():
-    missing = [str(p.relative_to(ROOT)) for n, p in MODULES.items()
-               if not ast.get_docstring(ast.parse(p.read_text(encoding="utf-8")))]
+    missing = [
+        str(p.relative_to(ROOT))
+        for n, p in MODULES.items()
+        if not ast.get_docstring(ast.parse(p.read_text(encoding="utf-8")))
+    ]
     assert not missing, f"modules without a docstring: {missing}"
 
 
 def test_architecture_page_names_every_layer_in_order():
     text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
-    section = text[text.index("## Layers"):]
+    section = text[text.index("## Layers") :]
     section = section[: section.index("\n## ", 4)] if "\n## " in section[4:] else section
     positions = []
     for units in LAYERS:

@@ -32,24 +32,32 @@ def bias(t: dict[str, pd.DataFrame]) -> None:
         b = t[readout]
         for (probe, pair), g in b.groupby(["probe_id", "pair"], sort=False):
             called = g[g["bias"] != "none"]
-            print(f"{readout} {probe} {pair}: {len(called)} of {len(g)} called; towards the larger value "
-                  f"{int((called['bias'] == called['larger']).sum())}; verdicts {called['size_verdict'].value_counts().to_dict()}")
+            print(
+                f"{readout} {probe} {pair}: {len(called)} of {len(g)} called; towards the larger value "
+                f"{int((called['bias'] == called['larger']).sum())}; verdicts {called['size_verdict'].value_counts().to_dict()}"
+            )
     s = t["effect_bias_size"]
     for r in s.itertuples():
-        print(f"effect_bias_size {r.probe_id} {r.pair}: {r.towards_larger} towards / {r.against_larger} against "
-              f"(p = {q(r.p_direction)}); Spearman with log size ratio {r.spearman_size:.2f} (p = {q(r.p_spearman)}, "
-              f"floor {q(r.p_floor_spearman)})")
+        print(
+            f"effect_bias_size {r.probe_id} {r.pair}: {r.towards_larger} towards / {r.against_larger} against "
+            f"(p = {q(r.p_direction)}); Spearman with log size ratio {r.spearman_size:.2f} (p = {q(r.p_spearman)}, "
+            f"floor {q(r.p_floor_spearman)})"
+        )
     bt = t["effect_bias_by_type"]
     for r in bt[bt["q_value"] < ALPHA].itertuples():
-        print(f"effect_bias_by_type {r.probe_id} {r.matrix} {r.pair}: {r.positive}+ / {r.negative}- of {r.layers} layers, "
-              f"median r {r.median:.2f}, q = {q(r.q_value)}; called a/b {r.called_a}/{r.called_b}, against size "
-              f"{r.called_against_size}")
+        print(
+            f"effect_bias_by_type {r.probe_id} {r.matrix} {r.pair}: {r.positive}+ / {r.negative}- of {r.layers} layers, "
+            f"median r {r.median:.2f}, q = {q(r.q_value)}; called a/b {r.called_a}/{r.called_b}, against size "
+            f"{r.called_against_size}"
+        )
     eb = t["effect_bias"]
     top = eb[eb["pair"] == "max/min"].sort_values("p_value").head(3)
     for r in top.itertuples():
-        print(f"  e.g. {r.probe_id} L{r.layer} {r.matrix}: median max-min {r.median_difference:.3g} "
-              f"[{r.ci_low:.3g}, {r.ci_high:.3g}] over {r.tiles} tiles, r = {r.rank_biserial:.2f}, "
-              f"|max|/|min| = {r.size_ratio:.2f}, q = {q(r.q_value)}, {r.size_verdict}")
+        print(
+            f"  e.g. {r.probe_id} L{r.layer} {r.matrix}: median max-min {r.median_difference:.3g} "
+            f"[{r.ci_low:.3g}, {r.ci_high:.3g}] over {r.tiles} tiles, r = {r.rank_biserial:.2f}, "
+            f"|max|/|min| = {r.size_ratio:.2f}, q = {q(r.q_value)}, {r.size_verdict}"
+        )
 
 
 def enrichment(t: dict[str, pd.DataFrame]) -> None:
@@ -60,8 +68,10 @@ def enrichment(t: dict[str, pd.DataFrame]) -> None:
             print(f"{readout} {probe} {axis}: {int(g['enriched'].sum())} of {len(g)} (min q {q(g['q_value'].min())})")
         best = e[e["enriched"]].sort_values(["q_value", "score"], ascending=[True, False]).head(3)
         for r in best.itertuples():
-            print(f"  e.g. {r.probe_id} L{r.layer} {r.matrix} {r.axis} {r.index}: score {r.score:.2f} "
-                  f"[{r.ci_low:.2f}, {r.ci_high:.2f}] over {r.tiles} tiles, q = {q(r.q_value)}")
+            print(
+                f"  e.g. {r.probe_id} L{r.layer} {r.matrix} {r.axis} {r.index}: score {r.score:.2f} "
+                f"[{r.ci_low:.2f}, {r.ci_high:.2f}] over {r.tiles} tiles, q = {q(r.q_value)}"
+            )
     for readout in ("recurrence", "effect_recurrence"):
         for r in t[readout].itertuples():
             print(f"{readout}: {r.shared} shared vs {r.expected:.1f} expected ({r.ratio:.2f}x), p = {q(r.p_value)}")
@@ -72,37 +82,51 @@ def copa(t: dict[str, pd.DataFrame]) -> None:
     for readout in ("copa", "effect_copa"):
         c = t[readout]
         for probe, g in c.groupby("probe_id", sort=False):
-            print(f"{readout} {probe}: {int((g['q_value'] < ALPHA).sum())} of {len(g)} at q < {ALPHA}; median r "
-                  f"{g['copa'].median():.2f}; permutations {int(g['permutations'].max())}")
+            print(
+                f"{readout} {probe}: {int((g['q_value'] < ALPHA).sum())} of {len(g)} at q < {ALPHA}; median r "
+                f"{g['copa'].median():.2f}; permutations {int(g['permutations'].max())}"
+            )
     for readout in ("copa_by_type", "effect_copa_by_type"):
         for r in t[readout].sort_values("q_value").itertuples():
             if r.q_value < ALPHA:
-                print(f"{readout} {r.probe_id} {r.matrix} {r.axis}: {r.negative}- / {r.positive}+ of {r.layers}, "
-                      f"median {r.median:.2f}, q = {q(r.q_value)}")
+                print(
+                    f"{readout} {r.probe_id} {r.matrix} {r.axis}: {r.negative}- / {r.positive}+ of {r.layers}, "
+                    f"median {r.median:.2f}, q = {q(r.q_value)}"
+                )
     for readout in ("reorder_holdout_by_type", "effect_reorder_holdout_by_type"):
         for r in t[readout].itertuples():
-            print(f"{readout} {r.probe_id} {r.axis}: {r.positive}+ / {r.negative}- of {r.layers}, median rho "
-                  f"{r.median:.2f}, q = {q(r.q_value)}")
+            print(
+                f"{readout} {r.probe_id} {r.axis}: {r.positive}+ / {r.negative}- of {r.layers}, median rho "
+                f"{r.median:.2f}, q = {q(r.q_value)}"
+            )
 
 
 def rest(t: dict[str, pd.DataFrame]) -> None:
     print("## overlap, writers, super weights")
     for r in t["overlap"].itertuples():
-        print(f"overlap {r.probe_a}/{r.probe_b}: Jaccard {r.jaccard:.3f}, independent {r.expected_jaccard:.3f}, max "
-              f"{r.max_jaccard:.3f}, phi {r.phi:.3f}, OR {r.odds_ratio:.2f} [{r.odds_ratio_low:.2f}, {r.odds_ratio_high:.2f}]")
+        print(
+            f"overlap {r.probe_a}/{r.probe_b}: Jaccard {r.jaccard:.3f}, independent {r.expected_jaccard:.3f}, max "
+            f"{r.max_jaccard:.3f}, phi {r.phi:.3f}, OR {r.odds_ratio:.2f} [{r.odds_ratio_low:.2f}, {r.odds_ratio_high:.2f}]"
+        )
     if "writers" in t:
         w = t["writers"]
         hits = w[(w["q_row"] < ALPHA) | (w["q_col"] < ALPHA)]
-        print(f"writers: {len(hits)} of {len(w)} groups with q < {ALPHA} (draws {int(w['draws'].max())}); "
-              f"poem/dialogue/first-person groups: {int(w['category'].isin(['poem', 'dialogue', 'first-person']).sum())}")
+        print(
+            f"writers: {len(hits)} of {len(w)} groups with q < {ALPHA} (draws {int(w['draws'].max())}); "
+            f"poem/dialogue/first-person groups: {int(w['category'].isin(['poem', 'dialogue', 'first-person']).sum())}"
+        )
         for r in hits.sort_values("q_row").head(4).itertuples():
-            print(f"  e.g. {r.probe_id} {r.first_word!r} ({r.category}, {r.nsm} in {r.matrices}): row {r.top_row} "
-                  f"x{r.top_row_count} q {q(r.q_row)}; col {r.top_col} x{r.top_col_count} q {q(r.q_col)}")
+            print(
+                f"  e.g. {r.probe_id} {r.first_word!r} ({r.category}, {r.nsm} in {r.matrices}): row {r.top_row} "
+                f"x{r.top_row_count} q {q(r.q_row)}; col {r.top_col} x{r.top_col_count} q {q(r.q_col)}"
+            )
     if "superweight_summary" in t:
         for r in t["superweight_summary"].itertuples():
             if r.matrix == "v" or r.role in ("super weight", "canceller"):
-                print(f"superweights {r.probe_id} {r.matrix} {r.axis} {r.role} ch {r.channel}: top in {r.top_layers} of "
-                      f"{r.layers} (expected {r.expected_top:.2f}), p = {q(r.p_value)}, median pct {r.median_percentile:.0f}")
+                print(
+                    f"superweights {r.probe_id} {r.matrix} {r.axis} {r.role} ch {r.channel}: top in {r.top_layers} of "
+                    f"{r.layers} (expected {r.expected_top:.2f}), p = {q(r.p_value)}, median pct {r.median_percentile:.0f}"
+                )
 
 
 def predictions(t: dict[str, pd.DataFrame]) -> None:
@@ -112,8 +136,10 @@ def predictions(t: dict[str, pd.DataFrame]) -> None:
     print("## predicted maps")
     a = t["prediction_agreement"]
     for r in a[a["score"].str.endswith("_abs") & a["matrix"].isin(["all", "q", "k", "gate"])].itertuples():
-        print(f"agreement {r.score} {r.probe_id} {r.matrix}: Spearman {r.spearman:.2f} [{r.spearman_low:.2f}, "
-              f"{r.spearman_high:.2f}], recall of the top 1 % {r.recall_1:.2f} over {r.mutants} mutants")
+        print(
+            f"agreement {r.score} {r.probe_id} {r.matrix}: Spearman {r.spearman:.2f} [{r.spearman_low:.2f}, "
+            f"{r.spearman_high:.2f}], recall of the top 1 % {r.recall_1:.2f} over {r.mutants} mutants"
+        )
 
 
 def strongest(tiles: pd.DataFrame) -> None:
@@ -121,22 +147,28 @@ def strongest(tiles: pd.DataFrame) -> None:
     for probe, g in tiles.groupby("probe_id"):
         r = g.loc[g["logprob_drop"].idxmax()]
         top = g.nlargest(max(1, len(g) // 100), "logprob_drop")
-        print(f"{probe}: strongest L{r['layer']} {r['matrix']} row {r['row']} col {r['col']} {r['kind']} "
-              f"{r['logprob_drop']:.3g}; top 1 % in layers 0-5: {(top['layer'] <= 5).mean():.0%}, by matrix "
-              f"{top['matrix'].value_counts().to_dict()}")
+        print(
+            f"{probe}: strongest L{r['layer']} {r['matrix']} row {r['row']} col {r['col']} {r['kind']} "
+            f"{r['logprob_drop']:.3g}; top 1 % in layers 0-5: {(top['layer'] <= 5).mean():.0%}, by matrix "
+            f"{top['matrix'].value_counts().to_dict()}"
+        )
 
 
 def main() -> None:
     directory = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "tables")
     tables = load(directory)
     tiles = tables["tiles"]
-    print(f"{tiles['mutation_id'].nunique()} mutants x {tiles['probe_id'].nunique()} probes; kinds "
-          f"{sorted(tiles['kind'].unique())}")
+    print(
+        f"{tiles['mutation_id'].nunique()} mutants x {tiles['probe_id'].nunique()} probes; kinds "
+        f"{sorted(tiles['kind'].unique())}"
+    )
     for probe, g in tiles.groupby("probe_id"):
         mm = g[g["kind"].isin(["max", "min"])]
-        print(f"{probe}: NSM {int(mm['nsm'].sum())} of {len(mm)} ({mm['nsm'].mean():.1%}); effect median "
-              f"{mm['logprob_drop'].median():.3g} ({mm['logprob_drop'].min():.3g}, {mm['logprob_drop'].max():.3g}); "
-              f"per token {mm['logprob_drop_per_token'].median():.3g}")
+        print(
+            f"{probe}: NSM {int(mm['nsm'].sum())} of {len(mm)} ({mm['nsm'].mean():.1%}); effect median "
+            f"{mm['logprob_drop'].median():.3g} ({mm['logprob_drop'].min():.3g}, {mm['logprob_drop'].max():.3g}); "
+            f"per token {mm['logprob_drop_per_token'].median():.3g}"
+        )
     strongest(tiles)
     bias(tables)
     enrichment(tables)

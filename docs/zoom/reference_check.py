@@ -17,10 +17,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import mutascope  # noqa: F401  (MKL's strict mode before torch)
 import pandas as pd
 import torch
 
+import mutascope  # noqa: F401  (MKL's strict mode before torch)
 from mutascope.engine import ReferenceEngine
 from mutascope.model.subject import load_model, vocab_size
 from mutascope.plan import Kind, Region, region_mutation
@@ -51,11 +51,21 @@ def main(path: str, every: bool = False) -> None:
             if (site, kind, pid) in held:
                 continue
             regions = [Region(x.row, x.row + x.height, x.col, x.col + x.width) for x in g.itertuples()]
-            muts = [region_mutation(subject.anatomy, layer, matrix, reg, Kind.parse(kind), (64, 64), i)
-                    for i, reg in enumerate(regions)]
+            muts = [
+                region_mutation(subject.anatomy, layer, matrix, reg, Kind.parse(kind), (64, 64), i)
+                for i, reg in enumerate(regions)
+            ]
             for reg, stored, out in zip(regions, g["nsm"], engine.run(muts, [probes[pid]])):
-                rows.append({"site": site, "kind": kind, "probe_id": pid, "region": str(reg), "nsm": bool(stored),
-                             "reference_divergence": out[0].divergence})
+                rows.append(
+                    {
+                        "site": site,
+                        "kind": kind,
+                        "probe_id": pid,
+                        "region": str(reg),
+                        "nsm": bool(stored),
+                        "reference_divergence": out[0].divergence,
+                    }
+                )
             print(site, kind, pid, len(regions), "regions", file=sys.stderr, flush=True)
             pd.DataFrame(rows).to_csv(table, index=False)
 

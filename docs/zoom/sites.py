@@ -23,8 +23,11 @@ TILE = 64
 TOP = 20
 V_LAYERS = (3, 4, 5)  # the three layers after layer 2's super weight
 SUPER_WEIGHTS = [  # (layer, matrix, row, col): docs/atlas.md, "sensitive axes and super-activation channels"
-    (2, "down", 507, 90), (11, "down", 507, 1229), (11, "down", 507, 1487),
-    (27, "down", 199, 903), (29, "down", 17, 1128),
+    (2, "down", 507, 90),
+    (11, "down", 507, 1229),
+    (11, "down", 507, 1487),
+    (27, "down", 199, 903),
+    (29, "down", 17, 1128),
 ]
 SUPER_ACTIVATION_CHANNEL = 507
 
@@ -35,8 +38,10 @@ def label(layer, matrix, row, col) -> str:
 
 def strongest(tiles: pd.DataFrame) -> pd.DataFrame:
     """Each probe's tiles ranked by their stronger kind's effect (one row per probe x tile)."""
-    best = tiles.sort_values(["probe_id", "logprob_drop", "layer", "matrix", "row", "col", "kind"],
-                             ascending=[True, False, True, True, True, True, True])
+    best = tiles.sort_values(
+        ["probe_id", "logprob_drop", "layer", "matrix", "row", "col", "kind"],
+        ascending=[True, False, True, True, True, True, True],
+    )
     return best.drop_duplicates(["probe_id", "layer", "matrix", "row", "col"])
 
 

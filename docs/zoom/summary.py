@@ -56,35 +56,54 @@ def table() -> pd.DataFrame:
 def line(r) -> str:
     atlas = "" if pd.isna(r.atlas_drop) else f"atlas {r.atlas_drop:.1f}, "
     rank = "" if pd.isna(r.rank) else f"#{int(r.rank):>2} "
-    return (f"  {rank}{r.site:<13} {r.kind:<4} {r.probe_id:<10} {atlas}tile {r.parent:.4g}, halves max "
-            f"{r.largest_child:.4g} sum {r.children_sum:.4g}; carrier {r.carrier} {r.shape} "
-            f"({r.carrier_drop:.4g}, {r.carrier_drop / r.parent:.0%}); {r.verdict}; {r.mutants} mutants, "
-            f"{r.depth} levels")
+    return (
+        f"  {rank}{r.site:<13} {r.kind:<4} {r.probe_id:<10} {atlas}tile {r.parent:.4g}, halves max "
+        f"{r.largest_child:.4g} sum {r.children_sum:.4g}; carrier {r.carrier} {r.shape} "
+        f"({r.carrier_drop:.4g}, {r.carrier_drop / r.parent:.0%}); {r.verdict}; {r.mutants} mutants, "
+        f"{r.depth} levels"
+    )
 
 
 def main() -> None:
     settings = pd.read_csv(HERE / "settings.csv")
     zoom = pd.read_parquet(HERE / "zoom.parquet")
     rule = settings[["share", "beam", "floor"]].drop_duplicates()
-    print(f"rule: {rule.to_dict('records')}; model {settings['model_id'].iloc[0]} "
-          f"{settings['model_hash'].iloc[0][:12]}..., {settings['dtype'].iloc[0]}, {settings['decoding'].iloc[0]}")
+    print(
+        f"rule: {rule.to_dict('records')}; model {settings['model_id'].iloc[0]} "
+        f"{settings['model_hash'].iloc[0][:12]}..., {settings['dtype'].iloc[0]}, {settings['decoding'].iloc[0]}"
+    )
     t = table()
-    print(f"zoom rows (exact mutant x probe): {len(zoom)}; zoomed (site, kind, probe): "
-          f"{zoom.groupby(['site', 'kind', 'probe_id']).ngroups}; sites: {zoom['site'].nunique()}")
+    print(
+        f"zoom rows (exact mutant x probe): {len(zoom)}; zoomed (site, kind, probe): "
+        f"{zoom.groupby(['site', 'kind', 'probe_id']).ngroups}; sites: {zoom['site'].nunique()}"
+    )
     times = pd.read_csv(HERE / "times.csv")  # what each zoom command printed at its end
-    print(f"zoom commands: {len(times)}, {int(times['exact_mutants'].sum())} exact mutants in "
-          f"{times['seconds'].sum():.0f} s (one thread)")
+    print(
+        f"zoom commands: {len(times)}, {int(times['exact_mutants'].sum())} exact mutants in "
+        f"{times['seconds'].sum():.0f} s (one thread)"
+    )
 
     # the level-0 rows re-measure the atlas's tiles
     tiles = pd.read_parquet(TILES)
     roots = zoom[zoom["level"] == 0].merge(
-        tiles.assign(site=tiles["layer"].astype(str) + "." + tiles["matrix"] + "." + tiles["row"].astype(str) + "."
-                     + tiles["col"].astype(str))[["site", "kind", "probe_id", "logprob_drop", "nsm"]],
-        on=["site", "kind", "probe_id"], suffixes=("", "_atlas"))
+        tiles.assign(
+            site=tiles["layer"].astype(str)
+            + "."
+            + tiles["matrix"]
+            + "."
+            + tiles["row"].astype(str)
+            + "."
+            + tiles["col"].astype(str)
+        )[["site", "kind", "probe_id", "logprob_drop", "nsm"]],
+        on=["site", "kind", "probe_id"],
+        suffixes=("", "_atlas"),
+    )
     diff = (roots["logprob_drop"] - roots["logprob_drop_atlas"]).abs()
     rel = diff / roots["logprob_drop_atlas"].abs()
-    print(f"tiles also in the atlas: {len(roots)}; |zoom level 0 - atlas| max {diff.max():.2g} "
-          f"(relative {rel.max():.1e}); NSM calls equal: {int((roots['nsm'] == roots['nsm_atlas']).sum())} of {len(roots)}")
+    print(
+        f"tiles also in the atlas: {len(roots)}; |zoom level 0 - atlas| max {diff.max():.2g} "
+        f"(relative {rel.max():.1e}); NSM calls equal: {int((roots['nsm'] == roots['nsm_atlas']).sum())} of {len(roots)}"
+    )
 
     print("\n## the 20 strongest tiles of each probe")
     top = t[t["group"] == "top20"]
@@ -94,9 +113,11 @@ def main() -> None:
             print(line(r))
     for probe, g in [*top.groupby("probe_id"), ("both probes", top)]:
         m = g["mutants"]
-        print(f"{probe}: mutants per tile median {m.median():g}, min {m.min()}, max {m.max()}; "
-              f"at most {LIMIT}: {int((m <= LIMIT).sum())} of {len(g)}; at most {BOUND}: {int((m <= BOUND).sum())}; "
-              f"verdicts {g['verdict'].value_counts().to_dict()}; carriers {g['shape'].map(lambda s: s.split(' (')[0]).value_counts().to_dict()}")
+        print(
+            f"{probe}: mutants per tile median {m.median():g}, min {m.min()}, max {m.max()}; "
+            f"at most {LIMIT}: {int((m <= LIMIT).sum())} of {len(g)}; at most {BOUND}: {int((m <= BOUND).sum())}; "
+            f"verdicts {g['verdict'].value_counts().to_dict()}; carriers {g['shape'].map(lambda s: s.split(' (')[0]).value_counts().to_dict()}"
+        )
     print("carrier input columns of the 20 strongest (both probes), by matrix:")
     for (matrix, cols), g in top.assign(matrix=top["site"].str.split(".").str[1]).groupby(["matrix", "carrier_cols"]):
         sites = sorted(set(g["site"]))
@@ -107,8 +128,10 @@ def main() -> None:
         c0, c1 = bounds(r.carrier)[2:]
         hit = [c for (lay, c) in sw_cols if lay == layer and c0 <= c < c1]
         if hit:
-            print(f"  {r.site} {r.kind} {r.probe_id}: carrier {r.carrier} holds the column of layer {layer}'s "
-                  f"super weight (input channel {hit[0]})")
+            print(
+                f"  {r.site} {r.kind} {r.probe_id}: carrier {r.carrier} holds the column of layer {layer}'s "
+                f"super weight (input channel {hit[0]})"
+            )
 
     print(f"\n## v column tile 7 (input channel {SUPER_ACTIVATION_CHANNEL}), layers after the super weight")
     v7 = t[t["group"] == "v7"]
@@ -121,7 +144,7 @@ def main() -> None:
     print("\n## the super weights' tiles, zero")
     sw = t[t["group"] == "superweight"]
     found = 0
-    for (layer, matrix, row, col) in SUPER_WEIGHTS:
+    for layer, matrix, row, col in SUPER_WEIGHTS:
         site = f"{layer}.{matrix}.{row // 64}.{col // 64}"
         for r in sw[sw["site"] == site].itertuples():
             is_it = bounds(r.carrier) == (row, row + 1, col, col + 1)
@@ -129,13 +152,20 @@ def main() -> None:
             print(line(r) + f"; the super weight [{row}, {col}] itself: {is_it}")
     print(f"super weights found exactly: {found} of {len(sw)} (super weight x probe)")
 
-    check = HERE / "reference_check.csv"  # reference_check.py: the reference engine on every region of the checked sites
+    check = (
+        HERE / "reference_check.csv"
+    )  # reference_check.py: the reference engine on every region of the checked sites
     if check.exists():
         ref = pd.read_csv(check)
         agree = ref["nsm"] == ref["reference_divergence"].notna()
-        checked, zoomed = ref[["site", "kind"]].drop_duplicates().shape[0], zoom[["site", "kind"]].drop_duplicates().shape[0]
-        print(f"\n## the reference engine on every region of {checked} of the {zoomed} zoomed sites: "
-              f"NSM call agrees on {int(agree.sum())} of {len(ref)} region x probe")
+        checked, zoomed = (
+            ref[["site", "kind"]].drop_duplicates().shape[0],
+            zoom[["site", "kind"]].drop_duplicates().shape[0],
+        )
+        print(
+            f"\n## the reference engine on every region of {checked} of the {zoomed} zoomed sites: "
+            f"NSM call agrees on {int(agree.sum())} of {len(ref)} region x probe"
+        )
 
 
 if __name__ == "__main__":

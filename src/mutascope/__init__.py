@@ -40,17 +40,29 @@ from .version import __version__  # noqa: F401
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "MATRICES": "model.anatomy", "Anatomy": "model.anatomy", "MatrixRef": "model.anatomy",
+    "MATRICES": "model.anatomy",
+    "Anatomy": "model.anatomy",
+    "MatrixRef": "model.anatomy",
     "anatomy_of": "model.anatomy",
     "MutascopeError": "errors",
-    "Kind": "plan.kinds", "Mutation": "plan.mutation", "TileGrid": "plan.tiles",
-    "Plan": "plan.build", "PlanSpec": "plan.build", "build_plan": "plan.build",
+    "Kind": "plan.kinds",
+    "Mutation": "plan.mutation",
+    "TileGrid": "plan.tiles",
+    "Plan": "plan.build",
+    "PlanSpec": "plan.build",
+    "build_plan": "plan.build",
     "resolve_probes": "probes.resolve",
-    "BUILTIN_PROBES": "probes.probe", "Decoding": "probes.probe", "Probe": "probes.probe",
+    "BUILTIN_PROBES": "probes.probe",
+    "Decoding": "probes.probe",
+    "Probe": "probes.probe",
     "load_probe_file": "probes.files",
-    "Screen": "screen.screen", "ScreenSummary": "screen.screen",
-    "Results": "store.reader", "open_results": "store.reader",
-    "DEFAULT_MODEL": "model.subject", "Subject": "model.subject", "load_model": "model.subject",
+    "Screen": "screen.screen",
+    "ScreenSummary": "screen.screen",
+    "Results": "store.reader",
+    "open_results": "store.reader",
+    "DEFAULT_MODEL": "model.subject",
+    "Subject": "model.subject",
+    "load_model": "model.subject",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -21,7 +21,7 @@ def main() -> None:
         interrupts.stage("cli")
         interrupts.raise_if_interrupted()
         cli_main()
-    except SystemExit as exc:
+    except SystemExit:
         if interrupts.interrupted():
             interrupts.exit_interrupted(130)
         raise

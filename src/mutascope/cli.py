@@ -37,8 +37,9 @@ def _version(shown: bool) -> None:
 
 @app.callback()
 def _options(
-    version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
-                                 help="Print mutascope's version and exit."),
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_version, help="Print mutascope's version and exit."
+    ),
 ) -> None:
     """Map what the parameters of a large language model do."""
 
@@ -88,8 +89,9 @@ def main() -> None:
         if not interrupts.interrupted():
             where = exc.ctx.command_path if exc.ctx is not None else "mutascope"
             message = " ".join(exc.format_message().split())
-            err.print(f"mutascope: error: {message} (see `{where} --help`)", markup=False, highlight=False,
-                      soft_wrap=True)
+            err.print(
+                f"mutascope: error: {message} (see `{where} --help`)", markup=False, highlight=False, soft_wrap=True
+            )
             sys.exit(2)
         code = 130
     except MutascopeError as exc:

@@ -10,9 +10,9 @@ caller passes what it wants, or nothing.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
-Progress = Callable[[int, Optional[int]], None]
+Progress = Callable[[int, int | None], None]
 Status = Callable[[str], None]
 Show = Callable[[str, object], None]
 

@@ -46,8 +46,13 @@ _FAMILIES: dict[str, tuple[str, dict]] = {
     "opt": (
         "OPTConfig",
         dict(
-            hidden_size=96, ffn_dim=200, num_hidden_layers=3, num_attention_heads=4,
-            word_embed_proj_dim=96, max_position_embeddings=512, init_std=0.2,
+            hidden_size=96,
+            ffn_dim=200,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            word_embed_proj_dim=96,
+            max_position_embeddings=512,
+            init_std=0.2,
         ),
     ),
     "gptj": (
@@ -82,9 +87,7 @@ def tiny_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens(list(SPECIAL_TOKENS))
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>"
-    )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
 
 
 def tiny_model(

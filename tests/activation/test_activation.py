@@ -11,8 +11,13 @@ from mutascope import activation as act
 from mutascope.errors import MutascopeError
 from mutascope.testing import tiny_model
 
-TEXTS = ["The cat sat on the mat.", "Once upon a time", "def add(a, b): return a +", "Hello world, the",
-         "for i in range(10):"]
+TEXTS = [
+    "The cat sat on the mat.",
+    "Once upon a time",
+    "def add(a, b): return a +",
+    "Hello world, the",
+    "for i in range(10):",
+]
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +96,9 @@ def test_gradient_flags_are_restored_also_on_error(llama64, monkeypatch):
 
 def _direct(subject, domains):
     """Every map kept: per domain the list of {key: map}."""
-    return {d: [act.activation_maps(subject, act.encode(subject, t)).maps for t in texts] for d, texts in domains.items()}
+    return {
+        d: [act.activation_maps(subject, act.encode(subject, t)).maps for t in texts] for d, texts in domains.items()
+    }
 
 
 def _cos(a, b):
@@ -137,8 +144,10 @@ def test_fractions_match_a_direct_computation_keeping_every_map(streamed):
 def test_similarities_match_a_direct_computation_keeping_every_map(streamed):
     subject, direct, acc64, acc16, acc2, _ = streamed
     layers, mats = subject.anatomy.n_layers, subject.anatomy.matrices
-    flat = {d: [[torch.cat([m[(l, x)].reshape(-1) for x in mats]) for l in range(layers)] for m in maps]
-            for d, maps in direct.items()}
+    flat = {
+        d: [[torch.cat([m[(l, x)].reshape(-1) for x in mats]) for l in range(layers)] for m in maps]
+        for d, maps in direct.items()
+    }
     items = [(d, i) for d in ("prose", "code") for i in range(len(flat[d]))]
     pairs64 = acc64.pairs()
     assert len(pairs64) == layers * len(items) * (len(items) - 1) // 2
@@ -148,10 +157,16 @@ def test_similarities_match_a_direct_computation_keeping_every_map(streamed):
         assert r16.cosine == pytest.approx(expected, abs=2e-3)  # float16 storage, max-scaled
     sim = acc64.similarity().set_index(["layer", "domain_a", "domain_b"])["cosine_mean"]
     for layer in range(layers):
+
         def mean_cos(a_items, b_items, same):
-            vals = [_cos(flat[a][i][layer], flat[b][j][layer]) for (a, i) in a_items for (b, j) in b_items
-                    if not same or (a, i) < (b, j)]
+            vals = [
+                _cos(flat[a][i][layer], flat[b][j][layer])
+                for (a, i) in a_items
+                for (b, j) in b_items
+                if not same or (a, i) < (b, j)
+            ]
             return np.mean(vals)
+
         prose = [(d, i) for d, i in items if d == "prose"]
         code = [(d, i) for d, i in items if d == "code"]
         within = {"prose": mean_cos(prose, prose, True), "code": mean_cos(code, code, True)}
@@ -200,8 +215,12 @@ def test_tile_frame_and_spearman_against_nsm_rates(streamed):
     assert np.allclose(sel.sort_values(["row", "col"])["activation"].to_numpy(), expected.ravel())
     # a rate that rises with activation has rho 1; one that falls, -1
     base = tiles[tiles.domain == "all"][["layer", "matrix", "row", "col", "activation"]]
-    rates = pd.concat([base.assign(kind="max", nsm_rate=base["activation"].rank()),
-                       base.assign(kind="min", nsm_rate=-base["activation"])]).drop(columns="activation")
+    rates = pd.concat(
+        [
+            base.assign(kind="max", nsm_rate=base["activation"].rank()),
+            base.assign(kind="min", nsm_rate=-base["activation"]),
+        ]
+    ).drop(columns="activation")
     table, joined = act.screen_correlation(tiles, rates)
     got = table.set_index(["domain", "kind"])
     assert got.loc[("all", "max"), "spearman_rho"] == pytest.approx(1.0)
@@ -278,8 +297,11 @@ def test_equal_counts_and_extreme_beta():
 def _capture_inputs(subject, paths, calibration):
     got, hooks = {}, []
     for p in paths:
-        hooks.append(subject.model.get_submodule(p).register_forward_pre_hook(
-            lambda m, a, p=p: got.setdefault(p, []).append(a[0].reshape(-1, a[0].shape[-1]).double())))
+        hooks.append(
+            subject.model.get_submodule(p).register_forward_pre_hook(
+                lambda m, a, p=p: got.setdefault(p, []).append(a[0].reshape(-1, a[0].shape[-1]).double())
+            )
+        )
     with torch.no_grad():
         for ids in calibration:
             subject.model(input_ids=ids[None])
@@ -315,8 +337,9 @@ def test_wanda_prunes_the_lowest_scores_per_row_layer_by_layer_and_restores():
         norms1 = _capture_inputs(subject, [q1], calibration)[q1]
         w = anatomy.weight(1, "q")
         score = dense[(1, "q")].abs().double() * norms1[None]
-        assert (torch.where(w == 0, score, -torch.inf).max(1).values
-                <= torch.where(w != 0, score, torch.inf).min(1).values).all()
+        assert (
+            torch.where(w == 0, score, -torch.inf).max(1).values <= torch.where(w != 0, score, torch.inf).min(1).values
+        ).all()
     assert subject.content_hash() == before
 
 
@@ -340,8 +363,9 @@ def test_compare_pruning_reports_dense_uniform_layerwise(llama64):
     subject = tiny_model("llama")
     before = subject.content_hash()
     calibration = [act.encode(subject, t) for t in TEXTS]
-    result = act.compare_pruning(subject, [100, 80, 60], calibration, corpus_ids(subject, default_corpus(), 200),
-                                 sparsity=0.5, window=64)
+    result = act.compare_pruning(
+        subject, [100, 80, 60], calibration, corpus_ids(subject, default_corpus(), 200), sparsity=0.5, window=64
+    )
     frame = result.frame()
     assert list(frame["variant"]) == ["dense", "uniform", "layerwise"]
     assert frame["sparsity"].iloc[0] == 0
@@ -374,8 +398,13 @@ def test_domains_from_text_files_and_mmlu(tmp_path):
     assert "about astronomy" in d.texts[0] and "Question 1" not in d.texts[0]
     five = act.parse_domain(f"astro=mmlu:{mmlu}:astronomy:5", 1)
     assert five.texts[0].count("Answer:") == 6
-    for bad, msg in (("nodelim", "NAME=FILE"), (f"all={lines}", "not 'all'"), ("x=/no/such", "not found"),
-                     (f"x=mmlu:{mmlu}", "mmlu:DIR:SUBJECT"), (f"x=mmlu:{mmlu}:nosuch", "nosuch")):
+    for bad, msg in (
+        ("nodelim", "NAME=FILE"),
+        (f"all={lines}", "not 'all'"),
+        ("x=/no/such", "not found"),
+        (f"x=mmlu:{mmlu}", "mmlu:DIR:SUBJECT"),
+        (f"x=mmlu:{mmlu}:nosuch", "nosuch"),
+    ):
         with pytest.raises(MutascopeError, match=msg):
             act.parse_domain(bad)
 
@@ -393,20 +422,47 @@ def test_cli_writes_tables_and_figures(tmp_path, tiny_model_dir):
     app.command()(activation)
     app.command("noop")(lambda: None)  # two commands, so the subcommand name is required as in the real CLI
     db = tmp_path / "act.duckdb"
-    result = CliRunner().invoke(app, [
-        "activation", "--model", str(tiny_model_dir), "-d", f"prose={tmp_path / 'a.txt'}",
-        "-d", f"code={tmp_path / 'b.txt'}", "--gamma", "2e-5,2e-6", "--window", "64", "--corpus-tokens", "128",
-        "--out", str(db), "--figures", str(tmp_path / "fig")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "activation",
+            "--model",
+            str(tiny_model_dir),
+            "-d",
+            f"prose={tmp_path / 'a.txt'}",
+            "-d",
+            f"code={tmp_path / 'b.txt'}",
+            "--gamma",
+            "2e-5,2e-6",
+            "--window",
+            "64",
+            "--corpus-tokens",
+            "128",
+            "--out",
+            str(db),
+            "--figures",
+            str(tmp_path / "fig"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "activated fraction by layer" in result.output and "layerwise" in result.output
     con = duckdb.connect(str(db), read_only=True)
     names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    optional = {"activation_screen", "activation_calibration_transfer", "activation_calibration_summary",
-                "activation_calibration_layers", "activation_semantic_pairs", "activation_semantic_cosines"}
+    optional = {
+        "activation_screen",
+        "activation_calibration_transfer",
+        "activation_calibration_summary",
+        "activation_calibration_layers",
+        "activation_semantic_pairs",
+        "activation_semantic_cosines",
+    }
     assert names == set(act.store.TABLES) - optional
     assert con.execute("SELECT count(*) FROM pruning_perplexity").fetchone()[0] == 3
     con.close()
     assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == [
-        "activated_fraction.png", "pruning_sparsity.png", "similarity.png"]
+        "activated_fraction.png",
+        "pruning_sparsity.png",
+        "similarity.png",
+    ]
     bad = CliRunner().invoke(app, ["activation", "--model", str(tiny_model_dir), "-d", "oops"])
     assert isinstance(bad.exception, MutascopeError)

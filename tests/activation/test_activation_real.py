@@ -5,13 +5,12 @@ Two MMLU domains, three short inputs each: enough to exercise the whole path
 findings, not to measure them precisely.
 """
 
-
 import numpy as np
 import pytest
 
+from helpers import MMLU_DIR  # noqa: E402
 from mutascope import activation as act
 
-from helpers import MMLU_DIR  # noqa: E402
 SUBJECTS = ("international_law", "high_school_computer_science")
 
 
@@ -44,8 +43,9 @@ def test_smollm2_activation_fractions_and_layerwise_pruning():
     counts = acc.layer_counts(2e-6)
     del acc
     calibration = [act.encode(subject, t, 48) for d in domains for t in d.texts]
-    result = act.compare_pruning(subject, counts, calibration, corpus_ids(subject, default_corpus(), 256),
-                                 sparsity=0.5, window=256)
+    result = act.compare_pruning(
+        subject, counts, calibration, corpus_ids(subject, default_corpus(), 256), sparsity=0.5, window=256
+    )
     assert np.mean(result.layers.sparsities) == pytest.approx(0.5, abs=1e-12)
     ppl = result.frame().set_index("variant")["perplexity"]
     assert np.isfinite(ppl).all()

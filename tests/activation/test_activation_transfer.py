@@ -18,11 +18,10 @@ import re
 import pytest
 import torch
 
+from helpers import ROOT  # noqa: E402
 from mutascope import activation as act
 from mutascope.errors import MutascopeError
 from mutascope.testing import tiny_model
-
-from helpers import ROOT  # noqa: E402
 
 
 def plant_pathway(subject, token: int, target: int, channel: int, unit: int) -> None:
@@ -138,7 +137,8 @@ def test_planted_domain_weights_make_the_diagonal_win(planted):
     assert set(lay["calibration_domain"]) == {"ab", "xy"}
     assert lay.groupby("calibration_domain")["sparsity_layerwise"].mean().tolist() == pytest.approx([0.5, 0.5])
     assert not lay[lay.calibration_domain == "ab"]["sparsity_layerwise"].equals(
-        lay[lay.calibration_domain == "xy"]["sparsity_layerwise"].reset_index(drop=True))
+        lay[lay.calibration_domain == "xy"]["sparsity_layerwise"].reset_index(drop=True)
+    )
 
 
 def test_heldout_perplexity_pools_tokens_over_texts(planted):
@@ -184,9 +184,13 @@ def test_mmlu_domains_also_get_heldout_accuracy_and_the_model_is_restored_on_err
 
 def test_transfer_rejects_bad_settings(planted):
     ab, xy = _domain("ab", "ab"), _domain("xy", "xy")
-    for kwargs, msg in ((dict(domains=[ab]), "two domains"), (dict(methods=("magnitude",)), "unknown pruning"),
-                        (dict(sparsity=0.0), "sparsity"), (dict(counts={}), "no activated counts"),
-                        (dict(domains=[ab, ab]), "unique")):
+    for kwargs, msg in (
+        (dict(domains=[ab]), "two domains"),
+        (dict(methods=("magnitude",)), "unknown pruning"),
+        (dict(sparsity=0.0), "sparsity"),
+        (dict(counts={}), "no activated counts"),
+        (dict(domains=[ab, ab]), "unique"),
+    ):
         args = dict(domains=[ab, xy], counts={"ab": [1, 1, 1], "xy": [1, 1, 1]})
         args.update(kwargs)
         counts = args.pop("counts")
@@ -199,13 +203,15 @@ def test_transfer_figure_and_store_tables(planted, tmp_path):
 
     from mutascope.activation.figures import transfer_figure
 
-    result = act.calibration_transfer(planted, [_domain("ab", "ab", 1), _domain("xy", "xy", 1)],
-                                      {"ab": [1, 2, 3], "xy": [3, 2, 1]}, window=64)
+    result = act.calibration_transfer(
+        planted, [_domain("ab", "ab", 1), _domain("xy", "xy", 1)], {"ab": [1, 2, 3], "xy": [3, 2, 1]}, window=64
+    )
     fig = transfer_figure(result.frame())
     assert len([ax for ax in fig.axes if ax.get_title()]) == 2  # one heat map per method (+ the colour bar)
     db = tmp_path / "a.duckdb"
-    act.store.write_tables(db, {"activation_calibration_transfer": result.frame(),
-                                "activation_calibration_summary": result.summary()})
+    act.store.write_tables(
+        db, {"activation_calibration_transfer": result.frame(), "activation_calibration_summary": result.summary()}
+    )
     act.store.write_tables(db, {"activation_calibration_layers": result.layers})
     con = duckdb.connect(str(db), read_only=True)
     try:
@@ -226,11 +232,40 @@ def test_cli_runs_on_the_shipped_defaults_with_every_experiment(tmp_path, tiny_m
     app.command()(activation)
     app.command("noop")(lambda: None)
     db, figs = tmp_path / "act.duckdb", tmp_path / "fig"
-    result = CliRunner().invoke(app, [
-        "activation", "--model", str(tiny_model_dir), "-n", "2", "--heldout", "1", "--max-tokens", "32",
-        "--prune-calibration", "--max-pairs", "4", "--pairs", str(_pairs_file(tmp_path)), "--permutations", "20",
-        "--gamma", "2e-6", "--window", "64", "--corpus-tokens", "64", "--similarity-inputs", "1",
-        "--out", str(db), "--figures", str(figs)], catch_exceptions=False)
+    result = CliRunner().invoke(
+        app,
+        [
+            "activation",
+            "--model",
+            str(tiny_model_dir),
+            "-n",
+            "2",
+            "--heldout",
+            "1",
+            "--max-tokens",
+            "32",
+            "--prune-calibration",
+            "--max-pairs",
+            "4",
+            "--pairs",
+            str(_pairs_file(tmp_path)),
+            "--permutations",
+            "20",
+            "--gamma",
+            "2e-6",
+            "--window",
+            "64",
+            "--corpus-tokens",
+            "64",
+            "--similarity-inputs",
+            "1",
+            "--out",
+            str(db),
+            "--figures",
+            str(figs),
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     assert "the diagonal wins on" in result.output and "semantic pairs" in result.output
     con = duckdb.connect(str(db), read_only=True)
@@ -247,8 +282,9 @@ def test_cli_runs_on_the_shipped_defaults_with_every_experiment(tmp_path, tiny_m
 
 def _pairs_file(tmp_path):
     p = tmp_path / "pairs.tsv"
-    p.write_text("score\tsentence1\tsentence2\n5\tA cat.\tA cat.\n0\tA cat.\tTax law.\n3\tA dog.\tA hound.\n"
-                 "1\tRain.\tSun.\n")
+    p.write_text(
+        "score\tsentence1\tsentence2\n5\tA cat.\tA cat.\n0\tA cat.\tTax law.\n3\tA dog.\tA hound.\n1\tRain.\tSun.\n"
+    )
     return p
 
 
@@ -270,10 +306,30 @@ def test_cli_prints_accuracy_beside_perplexity_for_mixed_domains(tmp_path, tiny_
     app = typer.Typer()
     app.command()(activation)
     app.command("noop")(lambda: None)
-    result = CliRunner().invoke(app, [
-        "activation", "--model", str(tiny_model_dir), "-d", f"astro=mmlu:{mmlu}:astronomy",
-        "-d", f"ab={tmp_path / 'ab.txt'}", "-n", "2", "--prune-calibration", "--gamma", "2e-6",
-        "--similarity-inputs", "0", "--window", "64", "--corpus-tokens", "64"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        app,
+        [
+            "activation",
+            "--model",
+            str(tiny_model_dir),
+            "-d",
+            f"astro=mmlu:{mmlu}:astronomy",
+            "-d",
+            f"ab={tmp_path / 'ab.txt'}",
+            "-n",
+            "2",
+            "--prune-calibration",
+            "--gamma",
+            "2e-6",
+            "--similarity-inputs",
+            "0",
+            "--window",
+            "64",
+            "--corpus-tokens",
+            "64",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     flat = " ".join(result.output.split())  # rich wraps titles
     assert "held-out perplexity / accuracy" in flat and "the diagonal wins on" in flat

@@ -101,11 +101,39 @@ def test_planted_writer_group_sharing_a_row_is_detected():
     rng = np.random.default_rng(0)
     rows = []
     for i in range(400):
-        rows.append(("p", int(rng.integers(0, 30)), "down", int(rng.integers(0, 24)), int(rng.integers(0, 24)), "max", i, True,
-                     rng.choice(["the", "a", "in", "it"]), "other"))
+        rows.append(
+            (
+                "p",
+                int(rng.integers(0, 30)),
+                "down",
+                int(rng.integers(0, 24)),
+                int(rng.integers(0, 24)),
+                "max",
+                i,
+                True,
+                rng.choice(["the", "a", "in", "it"]),
+                "other",
+            )
+        )
     for j in range(10):  # ten "staring" NSMs, all in row tile 0, in three layers and two matrices
-        rows.append(("p", [1, 14, 29][j % 3], ["down", "up"][j % 2], 0, int(rng.integers(0, 24)), "max", 1000 + j, True, "staring", "poem"))
-    f = pd.DataFrame(rows, columns=["probe_id", "layer", "matrix", "row", "col", "kind", "mutation_id", "nsm", "first_word", "category"])
+        rows.append(
+            (
+                "p",
+                [1, 14, 29][j % 3],
+                ["down", "up"][j % 2],
+                0,
+                int(rng.integers(0, 24)),
+                "max",
+                1000 + j,
+                True,
+                "staring",
+                "poem",
+            )
+        )
+    f = pd.DataFrame(
+        rows,
+        columns=["probe_id", "layer", "matrix", "row", "col", "kind", "mutation_id", "nsm", "first_word", "category"],
+    )
     w = writer_groups(f, n_draws=500).set_index("first_word")
     assert w.loc["staring", "top_row"] == 0 and w.loc["staring", "top_row_count"] == 10
     assert w.loc["staring", "p_row"] < 0.01 and w.loc["staring", "p_col"] > 0.01
@@ -120,13 +148,12 @@ def test_overlap_jaccard():
 
 
 def test_analyze_writes_tables_into_the_file_and_csv(tmp_path):
+    from helpers import text_probes
     from mutascope.analysis.run import analyze
     from mutascope.plan import PlanSpec
     from mutascope.screen import Screen
     from mutascope.store import open_results
     from mutascope.testing import tiny_model
-
-    from helpers import text_probes
 
     path = tmp_path / "r.duckdb"
     Screen(tiny_model("llama"), text_probes(6), PlanSpec.parse(layers="0-1", kinds="max,min"), path).run()

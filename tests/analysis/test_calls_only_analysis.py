@@ -3,6 +3,8 @@ only where filled; ``show`` and the report say which NSMs are unfilled and how t
 
 import pytest
 
+from helpers import run_cli as run
+from helpers import text_probes
 from mutascope.analysis import site_frame
 from mutascope.analysis.run import analyze
 from mutascope.plan import PlanSpec
@@ -10,15 +12,17 @@ from mutascope.screen import Screen
 from mutascope.store import open_results
 from mutascope.testing import tiny_model
 
-from helpers import text_probes
-from helpers import run_cli as run
-
 
 @pytest.fixture(scope="module")
 def calls_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("calls") / "calls.duckdb"
-    Screen(tiny_model("llama"), text_probes(4), PlanSpec.parse(layers="0-1", matrices="q,down", kinds="max,min"),
-           path, outputs="calls").run()
+    Screen(
+        tiny_model("llama"),
+        text_probes(4),
+        PlanSpec.parse(layers="0-1", matrices="q,down", kinds="max,min"),
+        path,
+        outputs="calls",
+    ).run()
     return path
 
 
@@ -36,8 +40,10 @@ def test_statistics_use_every_call_and_effect(calls_file):
 
 def test_show_and_report_say_the_output_is_not_filled(calls_file, tmp_path):
     with open_results(calls_file) as r:
-        site = r.query("SELECT m.layer, m.matrix, m.row, m.col, m.kind FROM outcomes o JOIN mutations m "
-                       "USING (mutation_id) WHERE o.nsm ORDER BY m.mutation_id LIMIT 1").iloc[0]
+        site = r.query(
+            "SELECT m.layer, m.matrix, m.row, m.col, m.kind FROM outcomes o JOIN mutations m "
+            "USING (mutation_id) WHERE o.nsm ORDER BY m.mutation_id LIMIT 1"
+        ).iloc[0]
     spec = f"{site.layer}.{site.matrix}.{site.row}.{site.col}"
     code, out, err = run(["show", str(calls_file), "--site", spec, "--kind", str(site.kind)])
     assert code == 0, err

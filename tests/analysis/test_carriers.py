@@ -8,19 +8,38 @@ from mutascope.analysis.carriers import carriers, sentence
 def frame(rows):
     cols = ["level", "row", "col", "height", "width", "logprob_drop"]
     df = pd.DataFrame(rows, columns=cols)
-    return df.assign(site="0.q.0.0", kind="max", probe_id="p", nsm=True, followed=False, parent=None, layer=0,
-                     matrix="q")
+    return df.assign(
+        site="0.q.0.0", kind="max", probe_id="p", nsm=True, followed=False, parent=None, layer=0, matrix="q"
+    )
 
 
 def test_verdicts():
-    local = frame([(0, 0, 0, 8, 8, 10.0), (1, 0, 0, 4, 8, 9.0), (1, 4, 0, 4, 8, 0.5), (1, 0, 0, 8, 4, 9.0),
-                   (1, 0, 4, 8, 4, 0.1), (2, 0, 0, 4, 2, 8.0)])
-    column = frame([(0, 0, 0, 8, 8, 10.0), (1, 0, 0, 8, 4, 9.0), (1, 0, 4, 8, 4, 0.0), (1, 0, 0, 4, 8, 5.0),
-                    (1, 4, 0, 4, 8, 5.0), (3, 0, 2, 8, 1, 9.0)])
-    spread = frame([(0, 0, 0, 8, 8, 10.0), (1, 0, 0, 4, 8, 4.0), (1, 4, 0, 4, 8, 4.0), (1, 0, 0, 8, 4, 3.0),
-                    (1, 0, 4, 8, 4, 3.0)])
-    synergy = frame([(0, 0, 0, 8, 8, 10.0), (1, 0, 0, 4, 8, 1.0), (1, 4, 0, 4, 8, 1.0), (1, 0, 0, 8, 4, 0.5),
-                     (1, 0, 4, 8, 4, 0.5)])
+    local = frame(
+        [
+            (0, 0, 0, 8, 8, 10.0),
+            (1, 0, 0, 4, 8, 9.0),
+            (1, 4, 0, 4, 8, 0.5),
+            (1, 0, 0, 8, 4, 9.0),
+            (1, 0, 4, 8, 4, 0.1),
+            (2, 0, 0, 4, 2, 8.0),
+        ]
+    )
+    column = frame(
+        [
+            (0, 0, 0, 8, 8, 10.0),
+            (1, 0, 0, 8, 4, 9.0),
+            (1, 0, 4, 8, 4, 0.0),
+            (1, 0, 0, 4, 8, 5.0),
+            (1, 4, 0, 4, 8, 5.0),
+            (3, 0, 2, 8, 1, 9.0),
+        ]
+    )
+    spread = frame(
+        [(0, 0, 0, 8, 8, 10.0), (1, 0, 0, 4, 8, 4.0), (1, 4, 0, 4, 8, 4.0), (1, 0, 0, 8, 4, 3.0), (1, 0, 4, 8, 4, 3.0)]
+    )
+    synergy = frame(
+        [(0, 0, 0, 8, 8, 10.0), (1, 0, 0, 4, 8, 1.0), (1, 4, 0, 4, 8, 1.0), (1, 0, 0, 8, 4, 0.5), (1, 0, 4, 8, 4, 0.5)]
+    )
     nothing = frame([(0, 0, 0, 8, 8, -1.0)])
     got = {}
     for name, f in dict(local=local, column=column, spread=spread, synergy=synergy, nothing=nothing).items():

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import GREEDY, run_cli, text_probes
 from mutascope.analysis.compare import compare
 from mutascope.analysis.run import analyze
 from mutascope.plan import PlanSpec
@@ -27,8 +28,6 @@ from mutascope.probes import Probe
 from mutascope.screen import Screen
 from mutascope.store import open_results
 from mutascope.testing import tiny_model
-
-from helpers import GREEDY, run_cli, text_probes
 
 TILE = 32
 
@@ -47,9 +46,18 @@ def _plant(path, high: str, sensitive_col: int) -> None:
 def _superweights(path, results, channel: int):
     with open_results(results) as r:
         run = r.runs.iloc[0]
-    path.write_text(json.dumps({"format": "mutascope-superweights/1", "model_id": run["model_id"],
-                                "content_hash": run["model_hash"], "dtype": run["dtype"], "super_weights": [],
-                                "super_activations": [{"channel": channel, "first_layer": 0}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "format": "mutascope-superweights/1",
+                "model_id": run["model_id"],
+                "content_hash": run["model_hash"],
+                "dtype": run["dtype"],
+                "super_weights": [],
+                "super_activations": [{"channel": channel, "first_layer": 0}],
+            }
+        )
+    )
     return path
 
 
@@ -59,12 +67,23 @@ def screens(tmp_path_factory):
     llama, gpt2, other = d / "llama.duckdb", d / "gpt2.duckdb", d / "llama-other-probes.duckdb"
     spec = dict(kinds="max,min", tile=TILE)
     # calls only, 3 tokens: the effects are planted below, so the screens only need their shape
-    Screen(tiny_model("llama", num_hidden_layers=2), text_probes(3),
-           PlanSpec.parse(matrices="v,gate,down", **spec), llama, outputs="calls").run()
-    Screen(tiny_model("gpt2", n_layer=3), text_probes(3), PlanSpec.parse(matrices="v,down", **spec), gpt2,
-           outputs="calls").run()
-    Screen(tiny_model("llama", num_hidden_layers=2), [Probe("count", "One two three", 3, GREEDY)],
-           PlanSpec.parse(matrices="v,down", **spec), other, outputs="calls").run()
+    Screen(
+        tiny_model("llama", num_hidden_layers=2),
+        text_probes(3),
+        PlanSpec.parse(matrices="v,gate,down", **spec),
+        llama,
+        outputs="calls",
+    ).run()
+    Screen(
+        tiny_model("gpt2", n_layer=3), text_probes(3), PlanSpec.parse(matrices="v,down", **spec), gpt2, outputs="calls"
+    ).run()
+    Screen(
+        tiny_model("llama", num_hidden_layers=2),
+        [Probe("count", "One two three", 3, GREEDY)],
+        PlanSpec.parse(matrices="v,down", **spec),
+        other,
+        outputs="calls",
+    ).run()
     _plant(llama, "max", 1)
     _plant(gpt2, "min", 0)
     _plant(other, "max", 1)
@@ -75,8 +94,9 @@ def screens(tmp_path_factory):
 
 
 def _cell(c, statistic, key, model):
-    rows = c.statistics[(c.statistics["statistic"] == statistic) & (c.statistics["key"] == key)
-                        & (c.statistics["model"] == model)]
+    rows = c.statistics[
+        (c.statistics["statistic"] == statistic) & (c.statistics["key"] == key) & (c.statistics["model"] == model)
+    ]
     assert len(rows) == 1, (statistic, key, model, c.statistics[c.statistics["statistic"] == statistic])
     return rows.iloc[0]
 
@@ -145,8 +165,11 @@ def test_two_probe_sets_of_one_model_pair_probes_by_position(screens):
 
 
 def _digests(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_the_command_writes_tables_figures_and_markdown_and_leaves_inputs(screens, tmp_path):
@@ -158,8 +181,17 @@ def test_the_command_writes_tables_figures_and_markdown_and_leaves_inputs(screen
     assert "effect_bias: Max/min bias (effect size)" in out and "tiny-gpt2-seed0: biased matrices | 6 of 6" in out
     assert "tiny-gpt2-seed0, hello: no | tile 0 first in 2 of 2 layers" in out
     written = {p.name for p in (tmp_path / "cmp").iterdir()}
-    assert {"comparison.md", "comparison.csv", "statistics.csv", "profiles.csv", "depth.csv", "superactivation.csv",
-            "profile_v.png", "profile_down.png", "profile_gate.png"} == written
+    assert {
+        "comparison.md",
+        "comparison.csv",
+        "statistics.csv",
+        "profiles.csv",
+        "depth.csv",
+        "superactivation.csv",
+        "profile_v.png",
+        "profile_down.png",
+        "profile_gate.png",
+    } == written
     md = (tmp_path / "cmp" / "comparison.md").read_text()
     assert "| tiny-llama-seed0 figure | tiny-llama-seed0 verdict | tiny-gpt2-seed0 figure" in md
     assert (tmp_path / "cmp" / "profile_v.png").read_bytes()[:4] == b"\x89PNG"
@@ -183,7 +215,9 @@ def test_files_that_cannot_be_compared_are_refused_in_one_line(screens, tmp_path
     strange = tmp_path / "strange.duckdb"  # analysed, but only by tables this version does not know
     shutil.copy(gpt2, strange)
     con = duckdb.connect(str(strange))
-    for (name,) in con.execute("SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'analysis_%'").fetchall():
+    for (name,) in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'analysis_%'"
+    ).fetchall():
         con.execute(f"ALTER TABLE {name} RENAME TO {name.replace('analysis_', 'analysis_old_')}")
     con.close()
     bare = tmp_path / "bare.duckdb"  # a results file that lost its outcomes
@@ -194,16 +228,20 @@ def test_files_that_cannot_be_compared_are_refused_in_one_line(screens, tmp_path
     for name, keep in (("counts-only", "analysis_counts"), ("saturation-only", "analysis_saturation")):
         shutil.copy(llama, tmp_path / f"{name}.duckdb")  # analysed, by one table each
         con = duckdb.connect(str(tmp_path / f"{name}.duckdb"))
-        for (table,) in con.execute("SELECT table_name FROM information_schema.tables "
-                                    "WHERE table_name LIKE 'analysis_%'").fetchall():
+        for (table,) in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'analysis_%'"
+        ).fetchall():
             if table != keep:
                 con.execute(f"DROP TABLE {table}")
         con.close()
     plain = tmp_path / "notes.duckdb"
     plain.write_text("not a database\n")
     _refused(["compare", str(a), str(strange)], tmp_path, "no table of this version's statistics")
-    _refused(["compare", str(tmp_path / "counts-only.duckdb"), str(tmp_path / "saturation-only.duckdb")], tmp_path,
-             "no statistic in common")
+    _refused(
+        ["compare", str(tmp_path / "counts-only.duckdb"), str(tmp_path / "saturation-only.duckdb")],
+        tmp_path,
+        "no statistic in common",
+    )
     _refused(["compare", str(a), str(bare)], tmp_path, "no table outcomes")
     _refused(["compare", str(plain), str(a)], tmp_path, "not a readable mutascope results file")
     _refused(["compare", str(a)], tmp_path, "at least two results files")

@@ -17,8 +17,22 @@ PLAN = ["--probe", "python", "--max-new-tokens", "3", "--matrices", "q", "--tile
 
 
 def screen(model, out, layers, rows, kinds):
-    code, _, err = run(["screen", "--model", str(model), *PLAN, "--layers", layers, "--rows", rows,
-                        "--kinds", kinds, "--out", str(out)])
+    code, _, err = run(
+        [
+            "screen",
+            "--model",
+            str(model),
+            *PLAN,
+            "--layers",
+            layers,
+            "--rows",
+            rows,
+            "--kinds",
+            kinds,
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, err
     return out
 
@@ -39,11 +53,14 @@ def digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("control,message", [
-    ("other", "does not cover the screen's sites"),
-    ("subset", "does not cover the screen's sites"),
-    ("main", "adds no kind"),
-])
+@pytest.mark.parametrize(
+    "control,message",
+    [
+        ("other", "does not cover the screen's sites"),
+        ("subset", "does not cover the screen's sites"),
+        ("main", "adds no kind"),
+    ],
+)
 @pytest.mark.parametrize("command", ["analyze", "report"])
 def test_a_control_that_does_not_cover_the_sites_is_refused(files, control, message, command, tmp_path):
     before = {k: digest(p) for k, p in files.items()}

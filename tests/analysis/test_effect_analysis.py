@@ -11,6 +11,7 @@ from mutascope.analysis import bias, copa, enrichment, recurrent_axes, saturatio
 def both_axes(frame, alpha, readout):
     return enrichment(frame, readout, alpha)
 
+
 NULL_MATRICES = 200
 SHAPE = (6, 8)
 
@@ -22,11 +23,22 @@ def effect_frame(maps: dict, probe="p", layer=0, matrix="v", nsm=True) -> pd.Dat
         r, c = np.indices(grid.shape)
         n = grid.size
         calls = np.broadcast_to(np.asarray(nsm), grid.shape).ravel()
-        parts.append(pd.DataFrame({
-            "probe_id": probe, "layer": layer, "matrix": matrix, "row": r.ravel(), "col": c.ravel(), "kind": kind,
-            "mutation_id": np.arange(mid, mid + n), "nsm": calls.astype(bool), "effect": grid.ravel().astype(float),
-            "filled": True,
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "probe_id": probe,
+                    "layer": layer,
+                    "matrix": matrix,
+                    "row": r.ravel(),
+                    "col": c.ravel(),
+                    "kind": kind,
+                    "mutation_id": np.arange(mid, mid + n),
+                    "nsm": calls.astype(bool),
+                    "effect": grid.ravel().astype(float),
+                    "filled": True,
+                }
+            )
+        )
         mid += n
     return pd.concat(parts, ignore_index=True)
 
@@ -40,8 +52,9 @@ def noise(rng, shape=SHAPE):
 def null_frame():
     """200 matrices (as 200 layers) whose max and min effects are independent noise."""
     rng = np.random.default_rng(123)
-    return pd.concat([effect_frame({"max": noise(rng), "min": noise(rng)}, layer=i) for i in range(NULL_MATRICES)],
-                     ignore_index=True)
+    return pd.concat(
+        [effect_frame({"max": noise(rng), "min": noise(rng)}, layer=i) for i in range(NULL_MATRICES)], ignore_index=True
+    )
 
 
 def share_below(p, level=0.05):
@@ -57,8 +70,18 @@ def test_effect_enrichment_finds_a_planted_column():
     mx[:, 5] = np.abs(mx[:, 5]) * 30 + 20
     mn[:, 5] = np.abs(mn[:, 5]) * 30 + 20
     e = enrichment(effect_frame({"max": mx, "min": mn}), axes=("col",), readout="effect")
-    assert list(e.columns[:10]) == ["probe_id", "layer", "matrix", "axis", "index", "tiles", "mutants",
-                                    "median_effect", "median_rest", "median_per_token"]
+    assert list(e.columns[:10]) == [
+        "probe_id",
+        "layer",
+        "matrix",
+        "axis",
+        "index",
+        "tiles",
+        "mutants",
+        "median_effect",
+        "median_rest",
+        "median_per_token",
+    ]
     assert e.loc[e["enriched"], "index"].tolist() == [5]
     hit = e.set_index("index").loc[5]
     assert hit["tiles"] == SHAPE[0] and hit["mutants"] == 2 * SHAPE[0]
@@ -138,8 +161,10 @@ def test_screens_without_effect_sizes_give_empty_effect_tables():
 def test_saturation_flags_matrices_whose_nsm_rate_is_near_0_or_1():
     rng = np.random.default_rng(3)
     grid = lambda rate: rng.random(SHAPE) < rate  # noqa: E731
-    parts = [effect_frame({"max": noise(rng), "min": noise(rng)}, matrix=name, nsm=grid(rate))
-             for name, rate in (("q", 0.97), ("k", 0.5), ("v", 0.0))]
+    parts = [
+        effect_frame({"max": noise(rng), "min": noise(rng)}, matrix=name, nsm=grid(rate))
+        for name, rate in (("q", 0.97), ("k", 0.5), ("v", 0.0))
+    ]
     s = saturation(pd.concat(parts, ignore_index=True)).set_index("matrix")
     assert s.loc["q", "saturated"] and s.loc["q", "direction"] == "high"
     assert not s.loc["k", "saturated"] and s.loc["k", "direction"] == ""

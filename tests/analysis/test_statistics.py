@@ -5,7 +5,6 @@ many more draws are printed by benchmarks/bench_calibration.py)."""
 import itertools
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
@@ -35,7 +34,7 @@ def test_signed_rank_equals_scipy_exact_without_ties_and_brute_force_with_ties()
     low = min(observed, total - observed)
     brute = 2 * np.mean(sums <= low)
     assert exact.signed_rank(d)["p_value"] == pytest.approx(brute)
-    assert exact.signed_rank(d)["p_floor"] == pytest.approx(2 / 2 ** 10)
+    assert exact.signed_rank(d)["p_floor"] == pytest.approx(2 / 2**10)
 
 
 def test_saddlepoint_tail_keeps_its_relative_accuracy_far_in_the_tail():
@@ -59,7 +58,7 @@ def test_rank_sum_tail_equals_enumeration_of_within_stratum_permutations():
 def test_mcnemar_and_median_interval():
     p, floor = exact.mcnemar(18, 2)
     assert p == pytest.approx(2 * sum(exact.binom.pmf(k, 20, 0.5) for k in range(3)))
-    assert floor == pytest.approx(2 / 2 ** 20)
+    assert floor == pytest.approx(2 / 2**20)
     d = np.arange(1, 21, dtype=float)
     low, high = exact.median_interval(d)
     assert low < np.median(d) < high and (low, high) == (6.0, 15.0)  # binomial(20, 1/2): k = 6
@@ -81,7 +80,9 @@ def test_enrichment_finds_a_planted_column_in_both_readouts_and_tests_tiles_not_
     for readout in ("effect", "nsm"):
         e = enrichment(f, readout)
         hits = e[e["enriched"]]
-        assert ((hits["layer"] == 0) & (hits["matrix"] == "down") & (hits["axis"] == "col") & (hits["index"] == 5)).sum() == 2
+        assert (
+            (hits["layer"] == 0) & (hits["matrix"] == "down") & (hits["axis"] == "col") & (hits["index"] == 5)
+        ).sum() == 2
         top = e[(e["layer"] == 0) & (e["matrix"] == "down") & (e["axis"] == "col") & (e["index"] == 5)].iloc[0]
         assert top["tiles"] == 9 and top["mutants"] == 18 and top["ci_low"] > 0.5
         if readout == "effect":  # the axis on top of each of its 9 row strata of 24 tiles (no ties)
@@ -127,6 +128,7 @@ def test_copa_finds_complementary_rows_and_the_layers_agree():
         if m != "gate":
             return 0.0
         return 2.0 if (r % 2 == 0) == (k == "max") else 0.0
+
     f = noise_frame(7, layers=(0, 1, 2, 3, 4, 5), matrices=("gate", "q"), plant=plant)
     c = copa(f, readout="effect", n_perm=99)
     gate_rows = c[(c["matrix"] == "gate") & (c["axis"] == "row")]
@@ -151,6 +153,7 @@ def test_reordering_on_noise_shows_nothing_held_out_and_shared_structure_carries
 
     def plant(l, m, r, c, k, p):  # rows 0-11 max-sensitive, 12-23 min-sensitive, in both probes
         return 1.5 if (r < 12) == (k == "max") else 0.0
+
     shared = noise_frame(10, layers=layers, matrices=("gate",), plant=plant)
     held = reorder_holdout_by_type(reorder_holdout(shared, readout="effect")).set_index(["probe_id", "axis"])
     assert held.loc[("a", "row"), "positive"] == 8 and held.loc[("a", "row"), "q_value"] < 0.05

@@ -11,15 +11,20 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from test_effect_analysis import effect_frame
 
 from mutascope.analysis import marked_axes, read_superweights, superweight_tiles
 from mutascope.analysis.superweight_tiles import SuperWeights, check_same_model
 from mutascope.errors import MutascopeError
 
-from test_effect_analysis import effect_frame
-
-LLAMA2 = SuperWeights(path=None, model_id="llama-2-7b", content_hash="a" * 64, dtype="float32",
-                      weights=((1, 2533, 7890),), activations=((2533, 1),))
+LLAMA2 = SuperWeights(
+    path=None,
+    model_id="llama-2-7b",
+    content_hash="a" * 64,
+    dtype="float32",
+    weights=((1, 2533, 7890),),
+    activations=((2533, 1),),
+)
 
 
 def test_llama2_super_activation_marks_v_column_tile_39():
@@ -52,8 +57,13 @@ def test_a_sensitive_column_at_the_marked_tile_ranks_at_the_top():
     assert table["effect_rank"] == 1 and table["effect_percentile"] == 100 and table["axes"] == 48
     assert table["mutants"] == 16 and 0 <= table["nsm_percentile"] <= 100
     # an unremarkable column ranks where chance puts it
-    plain = superweight_tiles(frame, pd.DataFrame([(2, "v", "col", 5, "super activation", 320, "test")],
-                                                  columns=["layer", "matrix", "axis", "index", "role", "channel", "reason"])).iloc[0]
+    plain = superweight_tiles(
+        frame,
+        pd.DataFrame(
+            [(2, "v", "col", 5, "super activation", 320, "test")],
+            columns=["layer", "matrix", "axis", "index", "role", "channel", "reason"],
+        ),
+    ).iloc[0]
     assert plain["effect_percentile"] < 100
 
 
@@ -61,26 +71,42 @@ def test_reading_the_duckdb_file_and_the_json_export(tmp_path):
     db = tmp_path / "sw.duckdb"
     con = duckdb.connect(str(db))
     con.execute("CREATE TABLE superweight_runs AS SELECT 'm' AS model_id, 'h' AS content_hash, 'float32' AS dtype")
-    con.execute("CREATE TABLE superweights AS SELECT * FROM (VALUES ('creator', 2, 507, 90, 0), "
-                "('canceller', 3, 507, 11, 0)) t(kind, layer, \"row\", col, iteration)")
-    con.execute("CREATE TABLE superactivations AS SELECT * FROM (VALUES (507, 2, 2, 714.0), (507, 2, 3, 700.0)) "
-                "t(channel, first_layer, layer, magnitude)")
+    con.execute(
+        "CREATE TABLE superweights AS SELECT * FROM (VALUES ('creator', 2, 507, 90, 0), "
+        "('canceller', 3, 507, 11, 0)) t(kind, layer, \"row\", col, iteration)"
+    )
+    con.execute(
+        "CREATE TABLE superactivations AS SELECT * FROM (VALUES (507, 2, 2, 714.0), (507, 2, 3, 700.0)) "
+        "t(channel, first_layer, layer, magnitude)"
+    )
     con.close()
     sw = read_superweights(db)
     assert (sw.model_id, sw.content_hash, sw.weights, sw.activations) == ("m", "h", ((2, 507, 90),), ((507, 2),))
     js = tmp_path / "sw.json"
-    js.write_text(json.dumps({"format": "mutascope-superweights/1", "model_id": "m", "content_hash": "h",
-                              "dtype": "float32", "super_weights": [{"layer": 2, "row": 507, "col": 90}],
-                              "super_activations": [{"channel": 507, "first_layer": 2}]}))
+    js.write_text(
+        json.dumps(
+            {
+                "format": "mutascope-superweights/1",
+                "model_id": "m",
+                "content_hash": "h",
+                "dtype": "float32",
+                "super_weights": [{"layer": 2, "row": 507, "col": 90}],
+                "super_activations": [{"channel": 507, "first_layer": 2}],
+            }
+        )
+    )
     assert read_superweights(js) == SuperWeights(js, "m", "h", "float32", ((2, 507, 90),), ((507, 2),))
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "not found"),
-    ("{not json", "neither DuckDB nor JSON"),
-    ('{"model_id": "m"}', "not a mutascope super-weights export"),
-    ('{"format": "mutascope-superweights/1", "super_weights": []}', "malformed entry"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "not found"),
+        ("{not json", "neither DuckDB nor JSON"),
+        ('{"model_id": "m"}', "not a mutascope super-weights export"),
+        ('{"format": "mutascope-superweights/1", "super_weights": []}', "malformed entry"),
+    ],
+)
 def test_bad_superweights_files_are_one_line_errors(tmp_path, content, message):
     path = tmp_path / "sw.json"
     if content is not None:

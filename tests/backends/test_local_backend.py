@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import text_probes
 from mutascope.backends import (
     BACKENDS,
     LocalBackend,
@@ -22,8 +23,6 @@ from mutascope.engine import BatchedEngine, ReferenceEngine, prepare_probes
 from mutascope.errors import MutascopeError
 from mutascope.plan import PlanSpec, build_plan
 from mutascope.testing import tiny_model
-
-from helpers import text_probes
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +43,9 @@ def test_tasks_run_in_order_with_their_probes_and_outputs(setup):
     assert [t.index for t, _, _ in done] == [0, 1]
     first, second = done[0][1], done[1][1]
     assert [(r.mutation_id, r.probe_id) for r in first] == [(m.mutation_id, "story") for m in mutations[:3]]
-    assert [(r.mutation_id, r.probe_id) for r in second] == [(m.mutation_id, p) for m in mutations[3:6]
-                                                              for p in ("hello", "story")]
+    assert [(r.mutation_id, r.probe_id) for r in second] == [
+        (m.mutation_id, p) for m in mutations[3:6] for p in ("hello", "story")
+    ]
     assert all(r.tokens is not None for r in first)  # full: every output known
     full = {(r.mutation_id, r.probe_id): r for rows in engine.run(mutations[3:6], probes) for r in rows}
     for r in second:  # calls only: the same calls and effect sizes, outputs where detection finished them
@@ -86,7 +86,9 @@ def test_placements_and_engines_are_checked_before_any_work():
         check_backend("batched", Placement(workers=0))
     with pytest.raises(MutascopeError, match="--threads-per-worker must be at least 1, got 0"):
         check_backend("batched", Placement(threads_per_worker=0))
-    with pytest.raises(MutascopeError, match="--workers and --ray-address run the batched engine; drop --engine reference"):
+    with pytest.raises(
+        MutascopeError, match="--workers and --ray-address run the batched engine; drop --engine reference"
+    ):
         check_backend("reference", Placement(workers=2))
     assert check_backend("reference", Placement()) is LocalBackend
 
@@ -95,5 +97,5 @@ def test_the_local_backend_runs_any_engine(setup):
     subject, _, probes, mutations = setup
     reference = ReferenceEngine(subject)
     with make_backend(subject, reference) as backend:
-        (task, rows, _), = backend.run([Task(0, tuple(mutations[:1]), ("hello",))], probes)
+        ((task, rows, _),) = backend.run([Task(0, tuple(mutations[:1]), ("hello",))], probes)
     assert backend.description == "reference" and rows[0].mutation_id == mutations[0].mutation_id

@@ -10,14 +10,13 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from helpers import tables, text_probes  # noqa: E402
 from mutascope.backends.ray import RayBackend  # noqa: E402
 from mutascope.errors import MutascopeError  # noqa: E402
+from mutascope.model.subject import load_model  # noqa: E402
 from mutascope.plan import PlanSpec  # noqa: E402
 from mutascope.screen import Screen  # noqa: E402
-from mutascope.model.subject import load_model  # noqa: E402
 from mutascope.testing import tiny_model  # noqa: E402
-
-from helpers import tables, text_probes  # noqa: E402
 
 # Under pytest-xdist every test of this module runs on one worker, beside at most one other test.
 pytestmark = pytest.mark.xdist_group("ray")
@@ -58,7 +57,9 @@ def test_two_workers_give_the_local_tables_even_when_one_is_killed(cluster, tiny
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
 
-        Screen(subject, text_probes(6), SPEC, tmp_path / "killed.duckdb", chunk_size=8, backend=backend).run(kill_a_worker)
+        Screen(subject, text_probes(6), SPEC, tmp_path / "killed.duckdb", chunk_size=8, backend=backend).run(
+            kill_a_worker
+        )
         assert killed and backend.failures >= 1 and killed[0] not in backend.worker_pids()
         assert tables(tmp_path / "killed.duckdb") == tables(local_file)
 
@@ -68,7 +69,9 @@ def test_two_workers_give_the_local_tables_even_when_one_is_killed(cluster, tiny
 
         pids = backend.worker_pids()
         with pytest.raises(KeyboardInterrupt):  # Ctrl-C: the file keeps what was committed ...
-            Screen(subject, text_probes(6), SPEC, tmp_path / "stopped.duckdb", chunk_size=8, backend=backend).run(ctrl_c)
+            Screen(subject, text_probes(6), SPEC, tmp_path / "stopped.duckdb", chunk_size=8, backend=backend).run(
+                ctrl_c
+            )
     finally:
         backend.close()
     deadline = time.monotonic() + 60  # closing killed the workers
@@ -101,14 +104,39 @@ def test_a_worker_with_other_weights_is_refused_naming_its_node(cluster, tiny_mo
 def test_resume_after_the_driver_is_killed(tiny_model_dir, local_file, tmp_path):
     """The driver (with its own local Ray instance) is SIGKILLed mid-screen; a local rerun completes it."""
     out = tmp_path / "r.duckdb"
-    args = [sys.executable, "-m", "mutascope", "screen", "--model", str(tiny_model_dir), "--probe", "hello.yaml",
-            "--layers", "0,2", "--matrices", "q,v,down", "--chunk-size", "8", "--workers", "2", "--out", str(out)]
+    args = [
+        sys.executable,
+        "-m",
+        "mutascope",
+        "screen",
+        "--model",
+        str(tiny_model_dir),
+        "--probe",
+        "hello.yaml",
+        "--layers",
+        "0,2",
+        "--matrices",
+        "q,v,down",
+        "--chunk-size",
+        "8",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+    ]
     (tmp_path / "hello.yaml").write_text(
         "- {id: hello, text: 'Hello world, the', max_new_tokens: 6, decoding: greedy}\n"
-        "- {id: story, text: Once upon a time, max_new_tokens: 6, decoding: 'sample:0.8:7'}\n")
+        "- {id: story, text: Once upon a time, max_new_tokens: 6, decoding: 'sample:0.8:7'}\n"
+    )
     stages = tmp_path / "stages"  # what the driver reports (mutascope.interrupts.stage)
-    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                            env={**os.environ, "MUTASCOPE_STAGE_FILE": str(stages)})
+    proc = subprocess.Popen(
+        args,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env={**os.environ, "MUTASCOPE_STAGE_FILE": str(stages)},
+    )
     try:
         deadline = time.monotonic() + 300  # mid-screen: a chunk of this run committed, others in flight
         while not (stages.exists() and "chunk" in stages.read_text().split()):
@@ -124,31 +152,38 @@ def test_resume_after_the_driver_is_killed(tiny_model_dir, local_file, tmp_path)
             os.killpg(proc.pid, signal.SIGKILL)  # the Ray processes the killed driver started
         except ProcessLookupError:
             pass
-    rerun = subprocess.run(args[:-4] + ["--out", str(out)], cwd=tmp_path, capture_output=True,
-                           text=True, timeout=600)
+    rerun = subprocess.run(args[:-4] + ["--out", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert "this run" in rerun.stdout
     assert tables(out) == tables(local_file)
 
 
 def test_without_ray_the_options_say_how_to_install_it(tiny_model_dir, tmp_path):
-    code = ("import sys; sys.modules['ray'] = None; sys.argv = ['mutascope', 'screen', '--model', sys.argv[1], "
-            "'--probe', 'python', '--layers', '0', '--matrices', 'q', '--max-new-tokens', '2', '--workers', '2', "
-            "'--out', sys.argv[2]]; from mutascope.__main__ import main; main()")
-    done = subprocess.run([sys.executable, "-c", code, str(tiny_model_dir), str(tmp_path / "r.duckdb")],
-                          capture_output=True, text=True, timeout=300)
+    code = (
+        "import sys; sys.modules['ray'] = None; sys.argv = ['mutascope', 'screen', '--model', sys.argv[1], "
+        "'--probe', 'python', '--layers', '0', '--matrices', 'q', '--max-new-tokens', '2', '--workers', '2', "
+        "'--out', sys.argv[2]]; from mutascope.__main__ import main; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tiny_model_dir), str(tmp_path / "r.duckdb")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1 and "pip install 'mutascope[ray]'" in lines[0], done.stderr
 
 
 @pytest.mark.real_model
 def test_smollm2_with_two_workers_is_identical_to_the_local_run(cluster, tmp_path):
-    from mutascope.probes import Decoding, Probe
     from mutascope.model.subject import DEFAULT_MODEL
+    from mutascope.probes import Decoding, Probe
 
     subject = load_model()
-    probes = [Probe("greedy", "The life cycle of Drosophila:", 12, Decoding("greedy")),
-              Probe("sampled", "The life cycle of Drosophila:", 12, Decoding("sample", 0.7, 0))]
+    probes = [
+        Probe("greedy", "The life cycle of Drosophila:", 12, Decoding("greedy")),
+        Probe("sampled", "The life cycle of Drosophila:", 12, Decoding("sample", 0.7, 0)),
+    ]
     spec = PlanSpec.parse(layers="28-29", matrices="v", kinds="max,min")  # 108 mutants, 7 chunks
     Screen(subject, probes, spec, tmp_path / "local.duckdb", chunk_size=16).run()
     backend = RayBackend(DEFAULT_MODEL, subject.content_hash(), workers=2)

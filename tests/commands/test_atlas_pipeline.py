@@ -12,20 +12,28 @@ import sys
 
 import pytest
 
-from mutascope.store import open_results
-
 from helpers import ROOT
+from mutascope.store import open_results
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_scaled_down_atlas_runs_and_resumes(tmp_path, tiny_model_dir):
     out, figures = tmp_path / "atlas", tmp_path / "figures"
-    variables = [f"MUTASCOPE={sys.executable} -m mutascope", f"ATLAS_MODEL={tiny_model_dir}", f"ATLAS_DIR={out}",
-                 f"ATLAS_FIGURES={figures}", "ATLAS_LAYERS=0-1", "ATLAS_TILE=16", "ATLAS_TOKENS=4", "ATLAS_TOP=5"]
+    variables = [
+        f"MUTASCOPE={sys.executable} -m mutascope",
+        f"ATLAS_MODEL={tiny_model_dir}",
+        f"ATLAS_DIR={out}",
+        f"ATLAS_FIGURES={figures}",
+        "ATLAS_LAYERS=0-1",
+        "ATLAS_TILE=16",
+        "ATLAS_TOKENS=4",
+        "ATLAS_TOP=5",
+    ]
 
     def make():
-        done = subprocess.run(["make", "-s", "-C", str(ROOT), "atlas-run", *variables], capture_output=True, text=True,
-                              timeout=1800)
+        done = subprocess.run(
+            ["make", "-s", "-C", str(ROOT), "atlas-run", *variables], capture_output=True, text=True, timeout=1800
+        )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         return done.stdout
 

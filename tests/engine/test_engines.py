@@ -22,8 +22,11 @@ def test_every_engine_states_its_outputs_and_options():
 def test_check_engine_says_which_engines_can():
     assert check_engine("batched", outputs="calls", options={"batch_size": 4, "fast_head": None}) is BatchedEngine
     assert check_engine("reference", options={"batch_size": None}) is ReferenceEngine  # None: not given
-    with pytest.raises(MutascopeError, match=r"^--outputs calls needs the batched engine \(the reference engine "
-                                             r"always decodes in full\)$"):
+    with pytest.raises(
+        MutascopeError,
+        match=r"^--outputs calls needs the batched engine \(the reference engine "
+        r"always decodes in full\)$",
+    ):
         check_engine("reference", outputs="calls")
     with pytest.raises(MutascopeError, match=r"^batch_size only apply to the batched engine, not 'reference'$"):
         check_engine("reference", options={"batch_size": 3})

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from mutascope.probes.chooser import TokenChooser
 from mutascope.engine import scoring
 from mutascope.engine.scoring import LogitHead, decide, teacher_forced
 from mutascope.probes import Decoding
+from mutascope.probes.chooser import TokenChooser
 from mutascope.testing import tiny_model
 
 DECODINGS = [Decoding(), Decoding(method="sample", temperature=0.7, seed=3)]

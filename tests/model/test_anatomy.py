@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from mutascope.model.anatomy import MATRICES, anatomy_of
 from mutascope.errors import MutascopeError
+from mutascope.model.anatomy import MATRICES, anatomy_of
 from mutascope.testing import TINY_FAMILIES, tiny_model
 
 HIDDEN, INTER, HEADS, HEAD_DIM = 96, 200, 4, 24
@@ -43,9 +43,7 @@ def test_matrices_and_shapes(subject):
             assert a.ref(layer, m).shape == shape
             assert tuple(a.weight(layer, m).shape) == shape
     refs = a.refs()
-    assert [(r.layer, r.matrix) for r in refs] == [
-        (layer, m) for layer in range(3) for m in a.matrices
-    ]
+    assert [(r.layer, r.matrix) for r in refs] == [(layer, m) for layer in range(3) for m in a.matrices]
     for r in refs:
         assert r.param_name == r.module_path + ".weight"
         assert r.transposed == (fam == "gpt2")
@@ -135,8 +133,13 @@ def test_interleaved_qkv_is_refused():
     from transformers import AutoModelForCausalLM, GPTNeoXConfig
 
     config = GPTNeoXConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-        vocab_size=64, bos_token_id=0, eos_token_id=1,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        vocab_size=64,
+        bos_token_id=0,
+        eos_token_id=1,
     )
     with pytest.raises(MutascopeError, match="not supported yet"):
         anatomy_of(AutoModelForCausalLM.from_config(config))

@@ -16,6 +16,7 @@ from mutascope.model.source import stated_layers
 
 def _gguf(path, entries) -> None:
     """A GGUF file holding only a key-value header (version 3, no tensors)."""
+
     def string(s: str) -> bytes:
         return struct.pack("<Q", len(s.encode())) + s.encode()
 
@@ -33,9 +34,16 @@ def _gguf(path, entries) -> None:
 
 def test_a_gguf_header_states_the_block_count(tmp_path):
     path = tmp_path / "m.gguf"
-    _gguf(path, [("general.architecture", 8, "llama"), ("general.alignment", 4, 32),
-                 ("tokenizer.ggml.tokens", 9, ["a", "bb", "ccc"]), ("llama.rope.freq_base", 6, 1e4),
-                 ("llama.block_count", 10, 24)])
+    _gguf(
+        path,
+        [
+            ("general.architecture", 8, "llama"),
+            ("general.alignment", 4, 32),
+            ("tokenizer.ggml.tokens", 9, ["a", "bb", "ccc"]),
+            ("llama.rope.freq_base", 6, 1e4),
+            ("llama.block_count", 10, 24),
+        ],
+    )
     assert stated_layers(path) == 24
     _gguf(path, [("general.architecture", 8, "llama")])  # no count: known only once loaded
     assert stated_layers(path) is None
@@ -57,8 +65,10 @@ def test_a_directory_states_its_layers_in_config_json(tmp_path):
 
 def test_parsing_a_plan_and_its_model_config_imports_no_torch(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"num_hidden_layers": 2}))
-    code = ("import sys; from mutascope.plan import PlanSpec, check_spec_source; "
-            "spec = PlanSpec.parse('0-1', 'q,down', 'all', '0', 'max,sym,noise:0.1,value:2', '64x32'); "
-            "check_spec_source(spec, sys.argv[1]); print('torch' in sys.modules)")
+    code = (
+        "import sys; from mutascope.plan import PlanSpec, check_spec_source; "
+        "spec = PlanSpec.parse('0-1', 'q,down', 'all', '0', 'max,sym,noise:0.1,value:2', '64x32'); "
+        "check_spec_source(spec, sys.argv[1]); print('torch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr

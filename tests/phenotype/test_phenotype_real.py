@@ -10,14 +10,14 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from helpers import MMLU_DIR  # noqa: E402
+from mutascope.model.subject import load_model
 from mutascope.phenotype import load_embedder, phenotype_results, render_show, show_mutant
 from mutascope.plan import PlanSpec
 from mutascope.probes.resolve import resolve_probes
 from mutascope.screen import Screen
 from mutascope.store import open_results
-from mutascope.model.subject import load_model
 
-from helpers import MMLU_DIR  # noqa: E402
 GROUP = "mmlu21:international_law"
 
 
@@ -39,11 +39,15 @@ def test_phenotypes_of_a_smollm2_screen(tmp_path):
     assert summary.n_outcomes == 22
     assert summary.n_malignant is not None  # text probe + MMLU21 set: the rule applies
     with open_results(path) as r:
-        fly = r.con.execute(
-            "SELECT o.nsm, o.output_text, p.wt_text, f.* FROM phenotypes f "
-            "JOIN outcomes o USING (mutation_id, probe_id) JOIN probes p USING (probe_id) "
-            "WHERE probe_id = 'drosophila'"
-        ).df().iloc[0]
+        fly = (
+            r.con.execute(
+                "SELECT o.nsm, o.output_text, p.wt_text, f.* FROM phenotypes f "
+                "JOIN outcomes o USING (mutation_id, probe_id) JOIN probes p USING (probe_id) "
+                "WHERE probe_id = 'drosophila'"
+            )
+            .df()
+            .iloc[0]
+        )
         (score,) = r.con.execute("SELECT * FROM choice_scores").df().itertuples()
     if fly.nsm:
         assert fly.edit_distance > 0 and -1.0 <= fly.similarity <= 1.0

@@ -14,15 +14,20 @@ def test_the_table_holds_the_documented_kinds_in_order():
     assert list(KINDS) == ["max", "min", "zero", "value", "scale", "sym", "noise"]
     assert BASE_KINDS == ("max", "min", "zero")
     assert PARAMETRIC == ("value", "scale", "sym", "noise")
-    with pytest.raises(MutascopeError, match=r"^unknown kind 'twice': use max, min, zero, value:X, scale:X, sym:X "
-                                             r"or noise:X$"):
+    with pytest.raises(
+        MutascopeError,
+        match=r"^unknown kind 'twice': use max, min, zero, value:X, scale:X, sym:X "
+        r"or noise:X$",
+    ):
         Kind.parse("twice")
     assert parse_kinds("sym,max") == (Kind("sym", 1.0), Kind("sym", -1.0), Kind("max"))
 
 
 def test_a_new_kind_is_one_rule(monkeypatch):
     """Registering a rule is all it takes: it parses, states its value and writes its tile."""
-    rule = KindRule(True, lambda x, w: x * float(w.abs().mean()), tile=lambda original, value, site, kind: -original * value)
+    rule = KindRule(
+        True, lambda x, w: x * float(w.abs().mean()), tile=lambda original, value, site, kind: -original * value
+    )
     monkeypatch.setitem(KINDS, "flip", rule)
     kind = Kind.parse("flip:2")
     assert kind == Kind("flip", 2.0) and str(kind) == "flip:2"

@@ -44,7 +44,7 @@ def test_applied_writes_exactly_the_tile_and_restores_bits():
     before = w.clone()
     m = Mutation(0, 0, "q", 2, 1, Kind("max"), float(w.max()), 128, 130, 64, 70)
     with applied(w, m):
-        changed = (w != before)
+        changed = w != before
         assert bool((w[128:130, 64:70] == before.max()).all())
         changed[128:130, 64:70] = False
         assert not bool(changed.any())
@@ -63,8 +63,8 @@ def test_applied_restores_after_an_exception():
 
 
 def test_control_kinds_size_matched_and_noise():
-    from mutascope.plan.kinds import noise_tile
     from mutascope.plan import parse_kinds
+    from mutascope.plan.kinds import noise_tile
 
     w = torch.tensor([[1.0, -3.0], [7.5, 0.25]])  # a = max(|7.5|, |-3|) = 7.5
     assert kind_value(Kind.parse("sym:1"), w) == 7.5 and kind_value(Kind.parse("sym:-1"), w) == -7.5

@@ -1,8 +1,7 @@
 import pytest
 
 from mutascope.errors import MutascopeError
-from mutascope.plan import Kind
-from mutascope.plan import PlanSpec, build_plan, parse_indices
+from mutascope.plan import Kind, PlanSpec, build_plan, parse_indices
 from mutascope.testing import tiny_model
 
 
@@ -47,7 +46,9 @@ def test_ragged_edge_tiles_are_planned(subject):
 
 
 def test_row_and_column_selection_clip_to_each_matrix(subject):
-    plan = build_plan(PlanSpec.parse(layers="0", matrices="k,gate", rows="1-50", cols="0", kinds="max"), subject.anatomy)
+    plan = build_plan(
+        PlanSpec.parse(layers="0", matrices="k,gate", rows="1-50", cols="0", kinds="max"), subject.anatomy
+    )
     for matrix in ("k", "gate"):
         grid = plan.grids[(0, matrix)]
         assert [m.row for m in plan if m.matrix == matrix] == list(range(1, grid.n_rows))

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from mutascope.errors import MutascopeError
-from mutascope.plan import Kind, Region, applied, build_plan, PlanSpec, region_mutation
+from mutascope.plan import Kind, PlanSpec, Region, applied, build_plan, region_mutation
 from mutascope.store import mutation_table, read_mutations
-from mutascope.store.schema import create
 from mutascope.store.db import insert
+from mutascope.store.schema import create
 from mutascope.testing import tiny_model
 
 
@@ -24,7 +24,9 @@ def test_a_whole_tile_is_the_plans_own_mutant_and_a_sub_block_is_not():
     subject = tiny_model("llama")
     plan = build_plan(PlanSpec.parse(layers="1", matrices="down", kinds="max,noise:0.1"), subject.anatomy)
     for m in plan.mutations:  # ragged edge tiles too (96 x 200 with 64 x 64 tiles)
-        again = region_mutation(subject.anatomy, 1, "down", Region(m.r0, m.r1, m.c0, m.c1), m.kind, (64, 64), m.mutation_id)
+        again = region_mutation(
+            subject.anatomy, 1, "down", Region(m.r0, m.r1, m.c0, m.c1), m.kind, (64, 64), m.mutation_id
+        )
         assert again == m and not again.subtile
     sub = region_mutation(subject.anatomy, 1, "down", Region(64, 96, 130, 131), Kind("max"), (64, 64))
     assert (sub.row, sub.col, sub.subtile, sub.height, sub.width) == (1, 2, True, 32, 1)
@@ -42,7 +44,7 @@ def test_noise_of_two_regions_of_one_tile_is_independent_and_restored():
     deltas = []
     for m in (a, b):
         with applied(w, m):
-            deltas.append((w[m.r0:m.r1, m.c0:m.c1] - before[m.r0:m.r1, m.c0:m.c1]).clone())
+            deltas.append((w[m.r0 : m.r1, m.c0 : m.c1] - before[m.r0 : m.r1, m.c0 : m.c1]).clone())
     assert not torch.allclose(deltas[0], deltas[1])
     assert torch.equal(w, before)
 

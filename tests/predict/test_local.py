@@ -5,6 +5,7 @@ an objective read right after the mutated attention or MLP the whole estimate is
 import pytest
 import torch
 
+from helpers import text_probes
 from mutascope.engine import ReferenceEngine, prepare_probes
 from mutascope.errors import MutascopeError
 from mutascope.plan import PlanSpec, build_plan
@@ -13,8 +14,6 @@ from mutascope.predict import gradient_sums
 from mutascope.predict.local import dense, is_local, local_changes, local_effects, recording
 from mutascope.predict.scores import wt_loglik
 from mutascope.testing import EXTRA_FAMILIES, TINY_FAMILIES, tiny_model
-
-from helpers import text_probes
 
 LAYER = 1
 
@@ -115,9 +114,11 @@ def test_whole_estimate_is_exact_with_an_identity_downstream(case, matrix):
         estimate = local_effects(subject, rec, {key: mutations})
     else:  # first order is exact here: -sum g (V - W) over the tile
         from mutascope.predict.scores import first_order
+
         sums = gradient_sums(subject, objective, (16, 16), {key})
-        estimate = {m.mutation_id: first_order(m, sums.g[key][m.row, m.col], sums.gw[key][m.row, m.col])
-                    for m in mutations}
+        estimate = {
+            m.mutation_id: first_order(m, sums.g[key][m.row, m.col], sums.gw[key][m.row, m.col]) for m in mutations
+        }
     base = value()
     for m in mutations:
         with applied(anatomy.weight(m.layer, m.matrix), m):

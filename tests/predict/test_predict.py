@@ -5,14 +5,13 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import text_probes
 from mutascope.engine import ReferenceEngine, prepare_probes
-from mutascope.plan.mutation import applied
 from mutascope.plan import PlanSpec, build_plan
+from mutascope.plan.mutation import applied
 from mutascope.predict import gradient_sums, predictions, tile_sums
 from mutascope.predict.scores import wt_loglik
 from mutascope.testing import tiny_model
-
-from helpers import text_probes
 
 
 @pytest.fixture(scope="module", params=["llama", "gpt2", "phi3"])
@@ -62,8 +61,9 @@ def _directions(subject, mutations):
 
 
 def _chosen(subject, n=24):
-    plan = build_plan(PlanSpec.parse(layers="0-2", kinds="max,min,zero,value:0.3,scale:2,sym:-0.5", tile=16),
-                      subject.anatomy)
+    plan = build_plan(
+        PlanSpec.parse(layers="0-2", kinds="max,min,zero,value:0.3,scale:2,sym:-0.5", tile=16), subject.anatomy
+    )
     rng = np.random.default_rng(0)
     return [plan.mutations[i] for i in sorted(rng.choice(len(plan), n, replace=False))]
 
@@ -101,10 +101,14 @@ def test_the_predicted_effect_is_the_directional_derivative_in_every_family(case
 
         def shifted(mod, args, output):
             x = args[0]
-            extra = (x[..., c0 : c0 + delta.shape[1]] @ (eps * delta).T)
+            extra = x[..., c0 : c0 + delta.shape[1]] @ (eps * delta).T
             out = output.clone()
-            out[..., r0 + subject.anatomy.ref(m.layer, m.matrix).offset:
-                r0 + subject.anatomy.ref(m.layer, m.matrix).offset + delta.shape[0]] += extra
+            out[
+                ...,
+                r0 + subject.anatomy.ref(m.layer, m.matrix).offset : r0
+                + subject.anatomy.ref(m.layer, m.matrix).offset
+                + delta.shape[0],
+            ] += extra
             return out
 
         handle = module.register_forward_hook(shifted)
@@ -124,8 +128,11 @@ def test_scores_are_deterministic_and_cover_every_mutant(case):
     assert subject.content_hash() == before  # no weight is ever written (float64 models alias their copies)
     b = predictions(subject, plan.mutations, probes, (16, 16))
     assert len(a) == len(plan) * len(probes) and a.equals(b)
-    noise = a.merge(__import__("pandas").DataFrame(
-        {"mutation_id": [m.mutation_id for m in plan], "kind": [str(m.kind) for m in plan]}))
+    noise = a.merge(
+        __import__("pandas").DataFrame(
+            {"mutation_id": [m.mutation_id for m in plan], "kind": [str(m.kind) for m in plan]}
+        )
+    )
     assert noise.loc[noise["kind"] == "noise:0.1", "predicted"].isna().all()
     assert noise.loc[noise["kind"] != "noise:0.1", "predicted"].notna().all()
     assert (a["magnitude"] > 0).all() and (a["change"] > 0).all() and (a["wanda"] > 0).all()
@@ -140,9 +147,14 @@ def test_agreement_measures_skill_and_chance_with_tile_bootstrap_intervals():
 
     f = noise_frame(0, probes=("a",), layers=(0, 1, 2))
     rng = np.random.default_rng(1)
-    pred = pd.DataFrame({"mutation_id": f["mutation_id"], "probe_id": f["probe_id"],
-                         "predicted": np.log(f["effect"]) + rng.normal(0, 0.3, len(f)),  # informative
-                         "magnitude": rng.random(len(f))})  # no skill
+    pred = pd.DataFrame(
+        {
+            "mutation_id": f["mutation_id"],
+            "probe_id": f["probe_id"],
+            "predicted": np.log(f["effect"]) + rng.normal(0, 0.3, len(f)),  # informative
+            "magnitude": rng.random(len(f)),
+        }
+    )  # no skill
     a = agreement(f, pred).set_index(["score", "matrix"])
     good, chance = a.loc[("predicted", "all")], a.loc[("magnitude", "all")]
     assert good["spearman"] > 0.9 and good["auc"] > 0.8 and good["recall_10"] > 0.6
@@ -163,8 +175,13 @@ def test_predicted_order_keeps_the_chunks_and_runs_the_strongest_first():
     from mutascope.predict.order import predicted_order
 
     chunks = [[0, 1], [2, 3], [4, 5], [6]]
-    pred = pd.DataFrame({"mutation_id": [0, 1, 2, 3, 4, 5, 0, 1], "probe_id": list("aaaaaabb"),
-                         "predicted": [0.1, -0.2, 5.0, 0.0, -3.0, 1.0, 0.1, 0.1]})
+    pred = pd.DataFrame(
+        {
+            "mutation_id": [0, 1, 2, 3, 4, 5, 0, 1],
+            "probe_id": list("aaaaaabb"),
+            "predicted": [0.1, -0.2, 5.0, 0.0, -3.0, 1.0, 0.1, 0.1],
+        }
+    )
     assert predicted_order(chunks, pred) == [1, 2, 0, 3]  # 5.0 > 4.0 > 0.5 > (unpredicted, last)
 
 
@@ -177,8 +194,12 @@ def test_recall_curves_and_figures_of_a_predicted_map():
     f = noise_frame(2, layers=tuple(range(6)))
     pred = pd.DataFrame({"mutation_id": f["mutation_id"], "probe_id": f["probe_id"], "predicted": f["effect"] * 1.1})
     curves = recall_curves(f, pred)
-    assert set(curves["order"]) == {"first order (each mutant)", "predicted (chunks, as screened)", "plan order",
-                                    "random order"}
+    assert set(curves["order"]) == {
+        "first order (each mutant)",
+        "predicted (chunks, as screened)",
+        "plan order",
+        "random order",
+    }
     at10 = curves[curves["screened"].round(2) == 0.10].set_index(["probe_id", "order"])["found"]
     assert at10[("a", "first order (each mutant)")] == 1.0  # a perfect prediction finds the whole top 1 % first
     assert at10[("a", "predicted (chunks, as screened)")] >= at10[("a", "plan order")]

@@ -6,14 +6,13 @@ from __future__ import annotations
 import duckdb
 import pytest
 
+from helpers import run_cli, tables, text_probes
 from mutascope.errors import MutascopeError
 from mutascope.plan import PlanSpec
 from mutascope.screen import Screen, fill, merge, predicted_coverage
 from mutascope.screen.fill import Selection
 from mutascope.store import open_results
 from mutascope.testing import tiny_model
-
-from helpers import run_cli, tables, text_probes
 
 SPEC = PlanSpec.parse(layers="0,2", matrices="q,v,down", kinds="max,min", tile="16")
 CHUNK = 8
@@ -53,7 +52,11 @@ def test_predicted_order_runs_other_chunks_first_with_identical_outcomes(tmp_pat
     assert len(stored) == n and stored["predicted"].notna().all()
     # highest summed |predicted| first
     first = stored[stored["mutation_id"] < CHUNK]["predicted"].abs().sum()
-    lead = stored[(stored["mutation_id"] >= order[0]) & (stored["mutation_id"] < order[0] + CHUNK)]["predicted"].abs().sum()
+    lead = (
+        stored[(stored["mutation_id"] >= order[0]) & (stored["mutation_id"] < order[0] + CHUNK)]["predicted"]
+        .abs()
+        .sum()
+    )
     assert lead >= first
 
 
@@ -75,7 +78,8 @@ def test_predicted_order_resumes_from_its_stored_predictions(tmp_path, subject, 
     uninterrupted = tmp_path / "whole.duckdb"
     Screen(subject, text_probes(6), SPEC, uninterrupted, chunk_size=CHUNK, order="predicted").run()
     assert _chunk_order(out) == _chunk_order(uninterrupted)[:2] + [
-        c for c in _chunk_order(uninterrupted) if c not in first_two]
+        c for c in _chunk_order(uninterrupted) if c not in first_two
+    ]
 
 
 def test_shards_in_predicted_order_merge_into_the_plan_order_file(tmp_path, subject, plan_file):
@@ -124,8 +128,20 @@ def test_predicted_coverage_reaches_everything(subject):
 def test_plan_predicted_counts_finished_chunks_only_and_names_a_single_chunk(tiny_model_dir):
     """A two-chunk plan (256 + 56 mutants) is shown at the end of each chunk, with the share
     screened by then; nothing before the first chunk ends. A one-chunk plan gets a sentence."""
-    args = ["plan", "--model", str(tiny_model_dir), "--probe", "python", "--max-new-tokens", "4",
-            "--matrices", "down", "--tile", "16", "--predicted"]
+    args = [
+        "plan",
+        "--model",
+        str(tiny_model_dir),
+        "--probe",
+        "python",
+        "--max-new-tokens",
+        "4",
+        "--matrices",
+        "down",
+        "--tile",
+        "16",
+        "--predicted",
+    ]
     code, stdout, err = run_cli([*args, "--layers", "0,2"])
     assert code == 0, err
     assert "312 mutants" in stdout and "2 chunks" in stdout
@@ -137,16 +153,39 @@ def test_plan_predicted_counts_finished_chunks_only_and_names_a_single_chunk(tin
 
 
 def test_unknown_order_is_one_line(tmp_path, tiny_model_dir):
-    code, _, err = run_cli(["screen", "--model", str(tiny_model_dir), "--probe", "python", "--order", "best",
-                            "--out", str(tmp_path / "r.duckdb")])
+    code, _, err = run_cli(
+        [
+            "screen",
+            "--model",
+            str(tiny_model_dir),
+            "--probe",
+            "python",
+            "--order",
+            "best",
+            "--out",
+            str(tmp_path / "r.duckdb"),
+        ]
+    )
     assert code == 2 and len(err.strip().splitlines()) == 1 and "unknown order 'best'" in err
     assert not (tmp_path / "r.duckdb").exists()
 
 
 def test_predict_command_writes_the_table_and_refuses_another_screen(tmp_path, tiny_model_dir):
     out = tmp_path / "r.duckdb"
-    args = ["--model", str(tiny_model_dir), "--probe", "python", "--max-new-tokens", "4", "--layers", "0",
-            "--matrices", "q,down", "--tile", "16"]
+    args = [
+        "--model",
+        str(tiny_model_dir),
+        "--probe",
+        "python",
+        "--max-new-tokens",
+        "4",
+        "--layers",
+        "0",
+        "--matrices",
+        "q,down",
+        "--tile",
+        "16",
+    ]
     code, stdout, err = run_cli(["predict", *args, "--out", str(out), "--top", "3"])
     assert code == 0, err
     assert "largest predicted effects" in stdout and "table `predictions`" in stdout
@@ -173,8 +212,16 @@ def test_analyze_and_report_use_the_predictions(tmp_path, subject):
     out = tmp_path / "a.duckdb"
     Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run()
     table = analyze(out, n_perm=99)["prediction_agreement"]
-    assert set(table["score"]) >= {"predicted", "predicted_abs", "local", "local_abs", "magnitude", "change", "wanda",
-                                  "activation"}
+    assert set(table["score"]) >= {
+        "predicted",
+        "predicted_abs",
+        "local",
+        "local_abs",
+        "magnitude",
+        "change",
+        "wanda",
+        "activation",
+    }
     assert set(table["probe_id"]) == {"hello", "story"} and "all" in set(table["matrix"])
     ok = table.dropna(subset=["spearman"])
     assert ((ok["spearman_low"] <= ok["spearman"] + 1e-12) & (ok["spearman"] <= ok["spearman_high"] + 1e-12)).all()
@@ -192,8 +239,25 @@ def test_predict_with_superweights_fills_the_marks_of_stored_predictions(tmp_pat
     code, _, err = run_cli(["superweights", "--model", str(tiny_model_dir), "--detect-only", "--export", str(sw)])
     assert code == 0, err
     out = tmp_path / "r.duckdb"
-    args = ["predict", "--model", str(tiny_model_dir), "--probe", "python", "--max-new-tokens", "4", "--layers",
-            "0-1", "--matrices", "q,down", "--tile", "16", "--top", "0", "--out", str(out)]
+    args = [
+        "predict",
+        "--model",
+        str(tiny_model_dir),
+        "--probe",
+        "python",
+        "--max-new-tokens",
+        "4",
+        "--layers",
+        "0-1",
+        "--matrices",
+        "q,down",
+        "--tile",
+        "16",
+        "--top",
+        "0",
+        "--out",
+        str(out),
+    ]
     assert run_cli(args)[0] == 0
     first = _predictions(out)
     assert first["superweight"].isna().all()
@@ -212,8 +276,15 @@ def test_a_merge_of_partly_predicted_shards_says_so_and_agreement_states_its_cov
     shards = []
     for i in range(2):
         shards.append(tmp_path / f"s{i}.duckdb")
-        Screen(subject, text_probes(6), SPEC, shards[-1], shard=(i, 2), chunk_size=CHUNK,
-               order="predicted" if i == 0 else "plan").run()
+        Screen(
+            subject,
+            text_probes(6),
+            SPEC,
+            shards[-1],
+            shard=(i, 2),
+            chunk_size=CHUNK,
+            order="predicted" if i == 0 else "plan",
+        ).run()
     merged = tmp_path / "merged.duckdb"
     code, _, err = run_cli(["merge", str(merged), *map(str, shards)])
     assert code == 0, err
@@ -252,8 +323,25 @@ def test_a_file_predicted_before_the_local_estimate_keeps_its_scores_and_gains_l
 
 def test_predict_notes_that_noise_kinds_get_no_predicted_effect(tmp_path, tiny_model_dir):
     out = tmp_path / "r.duckdb"
-    args = ["predict", "--model", str(tiny_model_dir), "--probe", "python", "--max-new-tokens", "4", "--layers", "0",
-            "--matrices", "q", "--tile", "32", "--kinds", "max,noise:0.5", "--out", str(out)]
+    args = [
+        "predict",
+        "--model",
+        str(tiny_model_dir),
+        "--probe",
+        "python",
+        "--max-new-tokens",
+        "4",
+        "--layers",
+        "0",
+        "--matrices",
+        "q",
+        "--tile",
+        "32",
+        "--kinds",
+        "max,noise:0.5",
+        "--out",
+        str(out),
+    ]
     code, stdout, err = run_cli(args)
     assert code == 0, err
     assert "note: noise:0.5 mutants get no predicted effect (`predicted` is NULL)" in " ".join(stdout.split())

@@ -1,7 +1,7 @@
 import torch
 
-from mutascope.probes.chooser import TokenChooser
 from mutascope.probes import Decoding
+from mutascope.probes.chooser import TokenChooser
 
 
 def test_greedy_is_argmax():
@@ -37,8 +37,8 @@ def test_sampling_follows_the_softmax_distribution():
 
 
 def test_row_scores_are_bit_identical_to_per_step_scores():
-    from mutascope.probes.chooser import TokenChooser
     from mutascope.probes import Decoding
+    from mutascope.probes.chooser import TokenChooser
 
     decoder = TokenChooser(Decoding(method="sample", temperature=0.7, seed=5), 50)
     logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(0))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-
 import pytest
 
+from helpers import ROOT  # noqa: E402
 from mutascope.errors import MutascopeError
+from mutascope.probes import Decoding, Probe
 from mutascope.probes.mmlu import (
     Question,
     answer_letter,
@@ -17,9 +18,6 @@ from mutascope.probes.mmlu import (
     select_mmlu21,
     subjects,
 )
-from mutascope.probes import Decoding, Probe
-
-from helpers import ROOT  # noqa: E402
 
 SHARED_MMLU = ROOT.parent / "shared" / "data" / "mmlu"
 
@@ -93,8 +91,8 @@ def test_load_questions_bad_split_and_dir(mmlu_dir, tmp_path):
     "content, line, what",
     [
         ("Q,a,b,c,d,A\nQ2,a,b,c,A\n", 2, "expected 6 fields"),
-        ("Q,a,b,c,d,A\n\"multi\nline\",a,b,c,d,E\n", 2, "answer must be one of"),
-        ("Q,a,b,c,d,A\n\n\"x\ny\",a,b,c,d,A\nQ,a,b,c,d,A,extra\n", 5, "expected 6 fields"),
+        ('Q,a,b,c,d,A\n"multi\nline",a,b,c,d,E\n', 2, "answer must be one of"),
+        ('Q,a,b,c,d,A\n\n"x\ny",a,b,c,d,A\nQ,a,b,c,d,A,extra\n', 5, "expected 6 fields"),
     ],
 )
 def test_load_questions_malformed_row_names_file_and_line(tmp_path, content, line, what):
@@ -132,7 +130,12 @@ def test_choice_probes(mmlu_dir):
     p = probes[3]
     assert p.text == EXPECTED_PROMPT_T3
     assert (p.kind, p.max_new_tokens, p.decoding, p.answer, p.group, p.chat) == (
-        "choice", 1, Decoding(), "D", "mmlu:toy_law", False,
+        "choice",
+        1,
+        Decoding(),
+        "D",
+        "mmlu:toy_law",
+        False,
     )
     assert len(choice_probes(mmlu_dir, "toy_law")) == 12
     assert len(choice_probes(mmlu_dir, "toy_law", split="val")) == 2
@@ -140,8 +143,20 @@ def test_choice_probes(mmlu_dir):
 
 @pytest.mark.parametrize(
     "text, letter",
-    [("A", "A"), (" B", "B"), ("C.", "C"), (" D)", "D"), ("\nA\n", "A"), ("E", None), ("", None),
-     ("   ", None), (" a", None), ("All", None), ("Answer", None), ("1", None)],
+    [
+        ("A", "A"),
+        (" B", "B"),
+        ("C.", "C"),
+        (" D)", "D"),
+        ("\nA\n", "A"),
+        ("E", None),
+        ("", None),
+        ("   ", None),
+        (" a", None),
+        ("All", None),
+        ("Answer", None),
+        ("1", None),
+    ],
 )
 def test_answer_letter(text, letter):
     assert answer_letter(text) == letter
@@ -153,8 +168,15 @@ def test_answer_letter(text, letter):
 
 def fake_probes(answers: str, subject: str = "toy_law") -> list[Probe]:
     return [
-        Probe(f"mmlu:{subject}:{i:04d}", f"question {i}\nAnswer:", 1, Decoding(), kind="choice", answer=a,
-              group=f"mmlu:{subject}")
+        Probe(
+            f"mmlu:{subject}:{i:04d}",
+            f"question {i}\nAnswer:",
+            1,
+            Decoding(),
+            kind="choice",
+            answer=a,
+            group=f"mmlu:{subject}",
+        )
         for i, a in enumerate(answers)
     ]
 
@@ -226,6 +248,8 @@ def test_real_international_law():
     probes = choice_probes(SHARED_MMLU, "international_law", limit=3)
     assert probes[0].text.startswith(
         "The following are multiple choice questions (with answers) about international law.\n\n"
-        + dev[0].question + "\nA. " + dev[0].choices[0]
+        + dev[0].question
+        + "\nA. "
+        + dev[0].choices[0]
     )
     assert probes[0].text.endswith("\nAnswer:")

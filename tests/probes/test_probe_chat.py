@@ -11,16 +11,16 @@ import json
 
 import pytest
 
-from mutascope.probes.resolve import resolve_probes
 from mutascope.probes import BUILTIN_PROBES, Decoding, builtin_probe, encode_probe
+from mutascope.probes.resolve import resolve_probes
 
 PINNED = {
     "drosophila": '{"answer": null, "chat": false, "decoding": {"method": "sample", "seed": 0, "temperature": 0.7}, '
-                  '"group": null, "id": "drosophila", "kind": "text", "max_new_tokens": 150, '
-                  '"text": "The life cycle of Drosophila:"}',
+    '"group": null, "id": "drosophila", "kind": "text", "max_new_tokens": 150, '
+    '"text": "The life cycle of Drosophila:"}',
     "python@greedy48": '{"answer": null, "chat": false, "decoding": {"method": "greedy", "seed": 0, '
-                       '"temperature": 1.0}, "group": null, "id": "python", "kind": "text", "max_new_tokens": 48, '
-                       '"text": "The following is a python program for bubble sort:"}',
+    '"temperature": 1.0}, "group": null, "id": "python", "kind": "text", "max_new_tokens": 48, '
+    '"text": "The following is a python program for bubble sort:"}',
 }
 
 
@@ -28,8 +28,16 @@ def test_plain_builtin_probes_are_unchanged():
     assert json.dumps(builtin_probe("drosophila").to_dict(), sort_keys=True) == PINNED["drosophila"]
     greedy = resolve_probes(["python"], max_new_tokens=48, decoding=Decoding.parse("greedy"))[0]
     assert json.dumps(greedy.to_dict(), sort_keys=True) == PINNED["python@greedy48"]
-    assert list(builtin_probe("newton").to_dict()) == ["id", "text", "max_new_tokens", "decoding", "chat", "kind",
-                                                       "answer", "group"]
+    assert list(builtin_probe("newton").to_dict()) == [
+        "id",
+        "text",
+        "max_new_tokens",
+        "decoding",
+        "chat",
+        "kind",
+        "answer",
+        "group",
+    ]
 
 
 def test_chat_suffix_is_the_same_probe_with_the_chat_template():
@@ -40,11 +48,14 @@ def test_chat_suffix_is_the_same_probe_with_the_chat_template():
     assert builtin_probe("p53@chat").max_new_tokens == BUILTIN_PROBES["p53"].max_new_tokens == 300
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("drosophila@raw", "unknown suffix @raw"),
-    ("fly@chat", "applies to the built-in probes"),
-    ("drosophila@", "unknown suffix @"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("drosophila@raw", "unknown suffix @raw"),
+        ("fly@chat", "applies to the built-in probes"),
+        ("drosophila@", "unknown suffix @"),
+    ],
+)
 def test_bad_suffixes_are_one_line_errors(spec, message):
     from mutascope.errors import MutascopeError
 

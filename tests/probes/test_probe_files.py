@@ -44,7 +44,8 @@ def test_yaml_plain_list_and_yml_extension(tmp_path):
 def test_jsonl_file_good(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text(
-        json.dumps({"id": "a", "text": "A"}) + "\n\n"
+        json.dumps({"id": "a", "text": "A"})
+        + "\n\n"
         + json.dumps({"id": "b", "text": "B", "decoding": {"method": "sample", "temperature": 0.7, "seed": 1}})
         + "\n"
     )
@@ -72,8 +73,14 @@ BAD_YAML = {
     "bad decoding string": ("- {id: a, text: A, decoding: beam}\n", "entry 1: decoding 'beam'"),
     "bad decoding type": ("- {id: a, text: A, decoding: 3}\n", "entry 1: decoding must be"),
     "bad decoding key": ("- {id: a, text: A, decoding: {method: sample, temp: 1}}\n", "entry 1: decoding has unknown"),
-    "bad temperature": ("- {id: a, text: A, decoding: {method: sample, temperature: 0}}\n", "entry 1: decoding temperature"),
-    "duplicate id": ("- {id: a, text: A}\n- {id: b, text: B}\n- {id: a, text: C}\n", "entry 3: duplicate id 'a' (first used by entry 1)"),
+    "bad temperature": (
+        "- {id: a, text: A, decoding: {method: sample, temperature: 0}}\n",
+        "entry 1: decoding temperature",
+    ),
+    "duplicate id": (
+        "- {id: a, text: A}\n- {id: b, text: B}\n- {id: a, text: C}\n",
+        "entry 3: duplicate id 'a' (first used by entry 1)",
+    ),
 }
 
 
@@ -86,11 +93,16 @@ BAD_JSONL = {
     "unknown field": ('{"id": "a", "text": "A", "kind": "choice"}\n', "unknown field(s) kind"),
     "wrong type": ('{"id": "a", "text": "A", "max_new_tokens": "10"}\n', "max_new_tokens must be an integer"),
     "chat as int": ('{"id": "a", "text": "A", "chat": 1}\n', "chat must be true or false"),
-    "duplicate id": ('{"id": "a", "text": "A"}\n{"id": "a", "text": "B"}\n', "entry 2 (line 2): duplicate id 'a' (first used by entry 1)"),
+    "duplicate id": (
+        '{"id": "a", "text": "A"}\n{"id": "a", "text": "B"}\n',
+        "entry 2 (line 2): duplicate id 'a' (first used by entry 1)",
+    ),
 }
 
 
-BAD_FILES = [("yaml", case, *BAD_YAML[case]) for case in BAD_YAML] + [("jsonl", case, *BAD_JSONL[case]) for case in BAD_JSONL]
+BAD_FILES = [("yaml", case, *BAD_YAML[case]) for case in BAD_YAML] + [
+    ("jsonl", case, *BAD_JSONL[case]) for case in BAD_JSONL
+]
 
 
 @pytest.mark.parametrize("suffix, case, content, expected", BAD_FILES, ids=[f"{s}-{c}" for s, c, _, _ in BAD_FILES])
@@ -123,8 +135,12 @@ def test_a_file_that_is_not_utf8_is_one_line(tmp_path):
 
 def test_a_file_resolves_in_order_among_other_specs_with_the_overrides(tmp_path):
     path = tmp_path / "mine.jsonl"
-    path.write_text(json.dumps({"id": "x", "text": "X", "max_new_tokens": 5}) + "\n"
-                    + json.dumps({"id": "y", "text": "Y", "decoding": "sample:0.7:2"}) + "\n")
+    path.write_text(
+        json.dumps({"id": "x", "text": "X", "max_new_tokens": 5})
+        + "\n"
+        + json.dumps({"id": "y", "text": "Y", "decoding": "sample:0.7:2"})
+        + "\n"
+    )
     plain = resolve_probes(["python", str(path)])
     assert [p.id for p in plain] == ["python", "x", "y"]
     assert plain[1] == Probe("x", "X", 5, Decoding())

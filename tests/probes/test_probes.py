@@ -71,8 +71,21 @@ def test_decoding_parse_good(text, expected):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "beam", "greedy:0.7", "sample:", "sample:hot", "sample:0", "sample:-1", "sample:nan",
-     "sample:inf", "sample:0.7:x", "sample:0.7:1.5", "sample:0.7:-3", "sample:0.7:1:2"],
+    [
+        "",
+        "beam",
+        "greedy:0.7",
+        "sample:",
+        "sample:hot",
+        "sample:0",
+        "sample:-1",
+        "sample:nan",
+        "sample:inf",
+        "sample:0.7:x",
+        "sample:0.7:1.5",
+        "sample:0.7:-3",
+        "sample:0.7:1:2",
+    ],
 )
 def test_decoding_parse_bad(text):
     with pytest.raises(MutascopeError) as e:
@@ -86,7 +99,10 @@ def test_decoding_describe():
     assert Decoding("sample", 1, 42).describe() == "sample(t=1.0, seed=42)"
 
 
-@pytest.mark.parametrize("kwargs", [{"method": "beam"}, {"temperature": 0}, {"temperature": True}, {"seed": -1}, {"seed": 1.0}, {"seed": 2**63}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"method": "beam"}, {"temperature": 0}, {"temperature": True}, {"seed": -1}, {"seed": 1.0}, {"seed": 2**63}],
+)
 def test_decoding_validates(kwargs):
     with pytest.raises(MutascopeError):
         Decoding(**kwargs)

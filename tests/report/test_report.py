@@ -23,7 +23,6 @@ from mutascope.plan import Kind, Mutation
 from mutascope.report import figure_set, save_figures, write_report
 from mutascope.report.payload import build_payload, probe_infos
 from mutascope.store import OutcomeRow, ProbeRecord, Store, open_results
-
 from pagetools import Watched, pixel
 
 # hostile outputs: markup, a fake template field, a script end tag, non-ASCII and a line separator
@@ -38,16 +37,30 @@ def _tokens(text: str) -> tuple[int, ...]:
     return tuple(ord(c) for c in text)
 
 
-RUN = dict(model_id="synthetic-report", model_hash="f" * 64, dtype="float32", device="cpu", decoding="greedy",
-           tile=(64, 64), shard="0/1", versions={"test": "1"})
+RUN = dict(
+    model_id="synthetic-report",
+    model_hash="f" * 64,
+    dtype="float32",
+    device="cpu",
+    decoding="greedy",
+    tile=(64, 64),
+    shard="0/1",
+    versions={"test": "1"},
+)
 
 
 def probe_records() -> list[ProbeRecord]:
     """Two text probes and a three-question multiple-choice set."""
-    probes = [ProbeRecord(pid, "text", f"prompt of {pid}", False, 16, "greedy", None, None, (1, 2), _tokens(wt), wt)
-              for pid, wt in TEXT_WT.items()]
-    return probes + [ProbeRecord(pid, "choice", f"question {pid}\nAnswer:", False, 1, "greedy", label, "mmlu21:law",
-                                 (1, 2), _tokens(wt), wt) for pid, label, wt in CHOICE]
+    probes = [
+        ProbeRecord(pid, "text", f"prompt of {pid}", False, 16, "greedy", None, None, (1, 2), _tokens(wt), wt)
+        for pid, wt in TEXT_WT.items()
+    ]
+    return probes + [
+        ProbeRecord(
+            pid, "choice", f"question {pid}\nAnswer:", False, 1, "greedy", label, "mmlu21:law", (1, 2), _tokens(wt), wt
+        )
+        for pid, label, wt in CHOICE
+    ]
 
 
 def write_screen(path: Path, seed: int = 0) -> tuple[Path, dict]:
@@ -64,8 +77,21 @@ def write_screen(path: Path, seed: int = 0) -> tuple[Path, dict]:
                 for row in range(-(-h // 64)):
                     for kind in kinds:
                         value = {"max": 0.9, "min": -0.9, "zero": 0.0}[kind]
-                        mutations.append(Mutation(mid, layer, matrix, row, col, Kind(kind), value, row * 64,
-                                                  min(h, row * 64 + 64), col * 64, min(w, col * 64 + 64)))
+                        mutations.append(
+                            Mutation(
+                                mid,
+                                layer,
+                                matrix,
+                                row,
+                                col,
+                                Kind(kind),
+                                value,
+                                row * 64,
+                                min(h, row * 64 + 64),
+                                col * 64,
+                                min(w, col * 64 + 64),
+                            )
+                        )
                         mid += 1
     probes = probe_records()
     outputs, rows = {}, []
@@ -76,8 +102,15 @@ def write_screen(path: Path, seed: int = 0) -> tuple[Path, dict]:
             else:
                 text = p.wt_text if rng.random() < 0.7 else rng.choice([" A", " B", " C", " D"])
             outputs[(m.mutation_id, p.probe_id)] = text
-            rows.append(OutcomeRow(m.mutation_id, p.probe_id, _tokens(text), text,
-                                   divergence_step(list(_tokens(text)), list(p.wt_tokens))))
+            rows.append(
+                OutcomeRow(
+                    m.mutation_id,
+                    p.probe_id,
+                    _tokens(text),
+                    text,
+                    divergence_step(list(_tokens(text)), list(p.wt_tokens)),
+                )
+            )
     with Store.open(path, {"test_report": seed}, run=RUN, probes=probes, mutations=mutations) as store:
         store.write_chunk(rows, engine="synthetic", seconds=0.0)
     return path, outputs
@@ -105,7 +138,9 @@ def test_site_frame_matches_the_outcomes(screen):
     path, _ = screen
     with open_results(path) as r:
         frame = site_frame(r)
-        sites = r.sites().merge(r.probes[["probe_id", "kind", "probe_group"]].rename(columns={"kind": "pkind"}), on="probe_id")
+        sites = r.sites().merge(
+            r.probes[["probe_id", "kind", "probe_group"]].rename(columns={"kind": "pkind"}), on="probe_id"
+        )
     text = sites[sites.pkind != "choice"]
     sets = sites[sites.pkind == "choice"].groupby(["probe_group", "mutation_id"])["nsm"].any()
     assert set(frame["probe_id"]) == {"fly", "py", "mmlu21:law"}
@@ -126,14 +161,20 @@ def test_payload_ids_and_texts_match_the_outcomes(screen):
     path, outputs = screen
     with open_results(path) as r:
         payload = build_payload(r.con, probe_infos(r.con), max_texts=3)
-        sites = r.query("SELECT o.mutation_id, o.probe_id, o.phenotype_id, m.layer, m.matrix, m.row, m.col, m.kind "
-                        "FROM outcomes o JOIN mutations m USING (mutation_id)")
+        sites = r.query(
+            "SELECT o.mutation_id, o.probe_id, o.phenotype_id, m.layer, m.matrix, m.row, m.col, m.kind "
+            "FROM outcomes o JOIN mutations m USING (mutation_id)"
+        )
     mats = {(m["layer"], m["matrix"]): m for m in payload["matrices"]}
     assert [(m["layer"], m["matrix"], m["rows"], m["cols"]) for m in payload["matrices"]] == [
-        (0, "q", 2, 2), (0, "gate", 4, 2), (1, "q", 2, 2), (1, "gate", 4, 2)]
+        (0, "q", 2, 2),
+        (0, "gate", 4, 2),
+        (1, "q", 2, 2),
+        (1, "gate", 4, 2),
+    ]
     assert payload["kinds"] == ["max", "min", "zero"]
     zero = _decode(payload, "fly", "zero")
-    assert (zero[mats[(0, "q")]["offset"]:mats[(1, "q")]["offset"]] == payload["none"]).all()  # zero only on L1 q
+    assert (zero[mats[(0, "q")]["offset"] : mats[(1, "q")]["offset"]] == payload["none"]).all()  # zero only on L1 q
     for s in sites[sites["probe_id"] == "fly"].itertuples():
         m = mats[(s.layer, s.matrix)]
         ph = _decode(payload, "fly", s.kind)[m["offset"] + s.row * m["cols"] + s.col]
@@ -180,8 +221,10 @@ def test_report_is_one_file_with_no_external_reference(screen, report):
 # -- in a real browser ------------------------------------------------------------------
 def _expected(path: Path, outputs: dict, probe: str, layer: int, matrix: str, row: int, col: int) -> dict[str, str]:
     with open_results(path) as r:
-        ms = r.query("SELECT mutation_id, kind FROM mutations WHERE layer = ? AND matrix = ? AND row = ? AND col = ?",
-                     [layer, matrix, row, col])
+        ms = r.query(
+            "SELECT mutation_id, kind FROM mutations WHERE layer = ? AND matrix = ? AND row = ? AND col = ?",
+            [layer, matrix, row, col],
+        )
     return {k: outputs[(int(m), probe)] for m, k in zip(ms["mutation_id"], ms["kind"])}
 
 
@@ -192,9 +235,11 @@ def test_page_loads_offline_and_clicking_a_tile_shows_its_outputs(screen, report
         page = w.page
         # a tile with a mutant whose output is the hostile text, so we also see it shown as text, not markup
         with open_results(path) as r:
-            hit = r.query("SELECT m.layer, m.matrix, m.row, m.col FROM outcomes o JOIN mutations m USING (mutation_id) "
-                          "WHERE o.probe_id = 'fly' AND o.output_text = ? ORDER BY m.mutation_id LIMIT 1",
-                          [HOSTILE]).iloc[0]
+            hit = r.query(
+                "SELECT m.layer, m.matrix, m.row, m.col FROM outcomes o JOIN mutations m USING (mutation_id) "
+                "WHERE o.probe_id = 'fly' AND o.output_text = ? ORDER BY m.mutation_id LIMIT 1",
+                [HOSTILE],
+            ).iloc[0]
         layer, matrix, row, col = int(hit.layer), str(hit.matrix), int(hit.row), int(hit.col)
         w.select("fly", layer, matrix)
         assert page.locator("#tilemap").get_attribute("data-matrix") == matrix
@@ -233,15 +278,19 @@ def test_page_loads_offline_and_clicking_a_tile_shows_its_outputs(screen, report
 def test_phenotypes_show_in_the_page_when_present(tmp_path, browser):
     phenotype = pytest.importorskip("mutascope.phenotype", reason="phenotype package not available")
     path, outputs = write_screen(tmp_path / "ph.duckdb", seed=1)
-    phenotype.phenotype_results(path, embedder=lambda texts: np.array([[len(t) + 1.0, 1.0, t.count(" ")] for t in texts]))
+    phenotype.phenotype_results(
+        path, embedder=lambda texts: np.array([[len(t) + 1.0, 1.0, t.count(" ")] for t in texts])
+    )
     html = write_report(path, **FAST)
     assert html == path.with_suffix(".html")  # default: beside the results file
     w = Watched(browser, html)
     try:
         page = w.page
         with open_results(path) as r:
-            hit = r.query("SELECT m.layer, m.matrix, m.row, m.col FROM outcomes o JOIN mutations m USING (mutation_id) "
-                          "WHERE o.probe_id = 'py' AND m.kind = 'max' AND o.nsm ORDER BY m.mutation_id LIMIT 1").iloc[0]
+            hit = r.query(
+                "SELECT m.layer, m.matrix, m.row, m.col FROM outcomes o JOIN mutations m USING (mutation_id) "
+                "WHERE o.probe_id = 'py' AND m.kind = 'max' AND o.nsm ORDER BY m.mutation_id LIMIT 1"
+            ).iloc[0]
         w.select("py", int(hit.layer), str(hit.matrix))
         page.mouse.click(*w.tile_point(int(hit.row), int(hit.col)))
         detail = page.locator("#detail").inner_text()
@@ -274,8 +323,12 @@ def write_zoomed_screen(path: Path) -> Path:
     rule = ZoomRule()
 
     def planted(regions):
-        return [(True, 8.0 + 0.01 * r.size / 4096) if r.r0 <= PLANTED[0] < r.r1 and r.c0 <= PLANTED[1] < r.c1
-                else (False, -0.1) for r in regions]
+        return [
+            (True, 8.0 + 0.01 * r.size / 4096)
+            if r.r0 <= PLANTED[0] < r.r1 and r.c0 <= PLANTED[1] < r.c1
+            else (False, -0.1)
+            for r in regions
+        ]
 
     def nothing(regions):
         return [(False, -0.5) for _ in regions]
@@ -283,13 +336,16 @@ def write_zoomed_screen(path: Path) -> Path:
     with Store.open_existing(path) as store:
         for probe, measure in (("fly", planted), ("py", nothing)):
             for level in refine(Region(0, 64, 0, 64), measure, rule):
-                write_level(store.con, ("0.q.0.0", "max", rule.share, rule.beam, rule.floor),
-                            _frame("0.q.0.0", 0, "q", "max", probe, level))
+                write_level(
+                    store.con,
+                    ("0.q.0.0", "max", rule.share, rule.beam, rule.floor),
+                    _frame("0.q.0.0", 0, "q", "max", probe, level),
+                )
     return path
 
 
 def _rgb(hex_colour: str) -> tuple[int, int, int]:
-    return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
 
 
 def test_zoomed_regions_are_drawn_inside_their_tile(tmp_path, report, browser):
@@ -302,7 +358,9 @@ def test_zoomed_regions_are_drawn_inside_their_tile(tmp_path, report, browser):
         page = w.page
         D = page.evaluate("JSON.parse(document.getElementById('mutascope-data').textContent)")
         assert [(z["site"], z["kind"], z["probe"], z["verdict"]) for z in D["zoom"]] == [
-            ("0.q.0.0", "max", "fly", "localised"), ("0.q.0.0", "max", "py", "none")]
+            ("0.q.0.0", "max", "fly", "localised"),
+            ("0.q.0.0", "max", "py", "none"),
+        ]
         assert page.locator("#zoom-select option").count() == 2
         canvas = page.locator("#zoommap")
         assert canvas.get_attribute("data-site") == "0.q.0.0" and canvas.get_attribute("data-probe") == "fly"

@@ -23,11 +23,18 @@ from mutascope.engine.batched import BatchedOutcomeRow
 from mutascope.plan import Kind, Mutation
 from mutascope.report import write_report
 from mutascope.store import ProbeRecord, Store, open_results
-
 from pagetools import Watched, lightness, pixel, tile_pixel
 
-RUN = dict(model_id="synthetic-effects", model_hash="e" * 64, dtype="float32", device="cpu", decoding="greedy",
-           tile=(64, 64), shard="0/1", versions={"test": "1"})
+RUN = dict(
+    model_id="synthetic-effects",
+    model_hash="e" * 64,
+    dtype="float32",
+    device="cpu",
+    decoding="greedy",
+    tile=(64, 64),
+    shard="0/1",
+    versions={"test": "1"},
+)
 SHAPES = {"v": (192, 576), "o": (256, 128)}  # 3 x 9 and 4 x 2 tiles
 WT = {"fly": "The life cycle of Drosophila has four stages", "py": "def bubble_sort(xs):"}
 CHANNEL = 200  # the super-activation channel: v column tile 3, o row tile 3
@@ -56,11 +63,26 @@ def write_effect_screen(path: Path, seed: int = 0) -> Path:
             for col in range(w // 64):
                 for row in range(h // 64):
                     for kind, value in (("max", 0.9), ("min", -0.9)):
-                        mutations.append(Mutation(mid, layer, matrix, row, col, Kind(kind), value, row * 64,
-                                                  row * 64 + 64, col * 64, col * 64 + 64))
+                        mutations.append(
+                            Mutation(
+                                mid,
+                                layer,
+                                matrix,
+                                row,
+                                col,
+                                Kind(kind),
+                                value,
+                                row * 64,
+                                row * 64 + 64,
+                                col * 64,
+                                col * 64 + 64,
+                            )
+                        )
                         mid += 1
-    probes = [ProbeRecord(pid, "text", f"prompt of {pid}", False, 16, "greedy", None, None, (1, 2), _tokens(wt), wt)
-              for pid, wt in WT.items()]
+    probes = [
+        ProbeRecord(pid, "text", f"prompt of {pid}", False, 16, "greedy", None, None, (1, 2), _tokens(wt), wt)
+        for pid, wt in WT.items()
+    ]
     rows = []
     for m in mutations:
         for p in probes:
@@ -71,21 +93,39 @@ def write_effect_screen(path: Path, seed: int = 0) -> Path:
             if (m.layer, m.matrix, m.row, m.col, m.kind.name) == UNFILLED_TILE:
                 tokens, text = None, None
             effect = planted_effect(rng, m.layer, m.matrix, m.row, m.col, p.probe_id)
-            rows.append(BatchedOutcomeRow(m.mutation_id, p.probe_id, tokens, text, 3 if nsm else None,
-                                          margin=1.0, min_margin=0.5, logprob_drop=effect,
-                                          logprob_drop_per_token=effect / 16, rechecked=False))
+            rows.append(
+                BatchedOutcomeRow(
+                    m.mutation_id,
+                    p.probe_id,
+                    tokens,
+                    text,
+                    3 if nsm else None,
+                    margin=1.0,
+                    min_margin=0.5,
+                    logprob_drop=effect,
+                    logprob_drop_per_token=effect / 16,
+                    rechecked=False,
+                )
+            )
     with Store.open(path, {"test_report_effects": seed}, run=RUN, probes=probes, mutations=mutations) as store:
         store.write_chunk(rows, engine="synthetic", seconds=0.0)
     return path
 
 
 def superweights_json(path: Path, model_hash: str = RUN["model_hash"]) -> Path:
-    path.write_text(json.dumps({
-        "format": "mutascope-superweights/1", "model_id": RUN["model_id"], "content_hash": model_hash,
-        "dtype": "float32", "tile": [64, 64],
-        "super_weights": [{"layer": 0, "matrix": "down", "row": CHANNEL, "col": 10}],  # down is not screened
-        "super_activations": [{"channel": CHANNEL, "first_layer": 0}],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "format": "mutascope-superweights/1",
+                "model_id": RUN["model_id"],
+                "content_hash": model_hash,
+                "dtype": "float32",
+                "tile": [64, 64],
+                "super_weights": [{"layer": 0, "matrix": "down", "row": CHANNEL, "col": 10}],  # down is not screened
+                "super_activations": [{"channel": CHANNEL, "first_layer": 0}],
+            }
+        )
+    )
     return path
 
 
@@ -100,10 +140,13 @@ def effect_screen(tmp_path_factory):
 
 def _effect(path, layer, matrix, row, col, kind, probe="fly") -> float:
     with open_results(path) as r:
-        return float(r.query(
-            "SELECT o.logprob_drop FROM outcomes o JOIN mutations m USING (mutation_id) WHERE m.layer = ? AND "
-            "m.matrix = ? AND m.row = ? AND m.col = ? AND m.kind = ? AND o.probe_id = ?",
-            [layer, matrix, row, col, kind, probe])["logprob_drop"][0])
+        return float(
+            r.query(
+                "SELECT o.logprob_drop FROM outcomes o JOIN mutations m USING (mutation_id) WHERE m.layer = ? AND "
+                "m.matrix = ? AND m.row = ? AND m.col = ? AND m.kind = ? AND o.probe_id = ?",
+                [layer, matrix, row, col, kind, probe],
+            )["logprob_drop"][0]
+        )
 
 
 # -- tables (no browser) ----------------------------------------------------------------
@@ -117,10 +160,14 @@ def test_planted_screen_tables(effect_screen):
     sw = tables["superweight_tiles"]
     marked = sw[sw["role"] == "super activation"]
     assert sorted(set(map(tuple, marked[["layer", "matrix", "axis", "index"]].values.tolist()))) == [
-        (1, "o", "row", 3), (1, "v", "col", 3)]
+        (1, "o", "row", 3),
+        (1, "v", "col", 3),
+    ]
     before = sw[sw["role"] == "before"]  # the same axes where the super activation does not exist yet: a control
     assert sorted(set(map(tuple, before[["layer", "matrix", "axis", "index"]].values.tolist()))) == [
-        (0, "o", "row", 3), (0, "v", "col", 3)]
+        (0, "o", "row", 3),
+        (0, "v", "col", 3),
+    ]
     summary = tables["superweight_summary"].set_index(["probe_id", "matrix", "role"])
     assert summary.loc[("fly", "v", "super activation"), "layers"] == 1
     v = marked[(marked.matrix == "v") & (marked.probe_id == "fly")].iloc[0]
@@ -217,7 +264,10 @@ def test_super_weight_axes_are_marked_on_the_map(effect_screen, browser):
         page = w.page
         assert page.locator("#tilemap").get_attribute("data-marks") == "col:3"
         page.mouse.move(*w.tile_point(2, 3))
-        assert "super weights (col 3): super-activation channel 200 (from layer 0)" in page.locator("#tooltip").inner_text()
+        assert (
+            "super weights (col 3): super-activation channel 200 (from layer 0)"
+            in page.locator("#tooltip").inner_text()
+        )
         w.select("fly", 1, "o")
         assert page.locator("#tilemap").get_attribute("data-marks") == "row:3"
         w.select("fly", 0, "v")  # the channel appears after layer 0: nothing marked there
@@ -252,10 +302,13 @@ def test_effect_map_png_draws_nonpositive_effects_in_their_own_colour():
     from mutascope.report.figures import NONPOSITIVE_COLOUR, effect_map_figure
 
     effects = {(0, 0): 2.0, (0, 1): 1e-3, (1, 0): -0.2, (1, 1): 0.0}  # (row, col): effect
-    frame = pd.DataFrame([
-        {"layer": 0, "matrix": "q", "probe_id": "a", "kind": kind, "row": r, "col": c, "effect": e}
-        for kind in ("max", "min") for (r, c), e in effects.items()
-    ])
+    frame = pd.DataFrame(
+        [
+            {"layer": 0, "matrix": "q", "probe_id": "a", "kind": kind, "row": r, "col": c, "effect": e}
+            for kind in ("max", "min")
+            for (r, c), e in effects.items()
+        ]
+    )
     fig = effect_map_figure(frame, 0, "q")
     image = fig.axes[0].get_images()[0]
     rgba = image.to_rgba(image.get_array())

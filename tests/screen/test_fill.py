@@ -4,18 +4,25 @@ import random
 
 import pytest
 
+from helpers import text_probes
 from mutascope.engine import BatchedEngine, ReferenceEngine, prepare_probes
 from mutascope.errors import MutascopeError
-from mutascope.screen.fill import Selection, fill
 from mutascope.plan import PlanSpec, build_plan
 from mutascope.screen import Screen
+from mutascope.screen.fill import Selection, fill
 from mutascope.store import open_results
 from mutascope.testing import tiny_model
 
-from helpers import text_probes
-
-CALL_FIELDS = ("mutation_id", "probe_id", "divergence", "margin", "min_margin", "logprob_drop",
-               "logprob_drop_per_token", "rechecked")
+CALL_FIELDS = (
+    "mutation_id",
+    "probe_id",
+    "divergence",
+    "margin",
+    "min_margin",
+    "logprob_drop",
+    "logprob_drop_per_token",
+    "rechecked",
+)
 
 
 def call(row):
@@ -85,8 +92,13 @@ def test_calls_only_screen_then_fill_all_equals_a_full_screen(screens, tmp_path)
     with open_results(path) as r:
         unfilled = r.query("SELECT count(*) AS n FROM outcomes WHERE NOT filled")["n"][0]
         assert unfilled > 0
-        assert r.query("SELECT count(*) AS n FROM outcomes WHERE NOT filled AND (nsm IS NOT TRUE "
-                       "OR output_tokens IS NOT NULL OR phenotype_id IS NOT NULL)")["n"][0] == 0
+        assert (
+            r.query(
+                "SELECT count(*) AS n FROM outcomes WHERE NOT filled AND (nsm IS NOT TRUE "
+                "OR output_tokens IS NOT NULL OR phenotype_id IS NOT NULL)"
+            )["n"][0]
+            == 0
+        )
 
     def stop_after_first_chunk(done, total):
         if done > 0:
@@ -111,9 +123,13 @@ def test_fill_top_n_per_probe_by_effect(screens, tmp_path):
     shutil.copy(tmp / "calls.duckdb", path)
     summary = fill(path, subject, Selection(top=3))
     with open_results(path) as r, open_results(tmp / "full.duckdb") as f:
-        nsm = r.query("SELECT mutation_id, probe_id, logprob_drop, filled, output_tokens, phenotype_id FROM outcomes "
-                      "WHERE nsm ORDER BY mutation_id, probe_id")
-        full = f.query("SELECT mutation_id, probe_id, output_tokens FROM outcomes WHERE nsm ORDER BY mutation_id, probe_id")
+        nsm = r.query(
+            "SELECT mutation_id, probe_id, logprob_drop, filled, output_tokens, phenotype_id FROM outcomes "
+            "WHERE nsm ORDER BY mutation_id, probe_id"
+        )
+        full = f.query(
+            "SELECT mutation_id, probe_id, output_tokens FROM outcomes WHERE nsm ORDER BY mutation_id, probe_id"
+        )
     for pid, group in nsm.groupby("probe_id"):
         top = group.sort_values(["logprob_drop", "mutation_id"], ascending=[False, True]).head(3)
         assert set(group.loc[group["filled"], "mutation_id"]) >= set(top["mutation_id"])
@@ -134,8 +150,10 @@ def test_fill_site_and_bad_selections(screens, tmp_path):
     path = tmp_path / "c.duckdb"
     shutil.copy(tmp / "calls.duckdb", path)
     with open_results(path) as r:
-        site = r.query("SELECT m.layer, m.matrix, m.row, m.col FROM outcomes o JOIN mutations m USING (mutation_id) "
-                       "WHERE NOT o.filled LIMIT 1").iloc[0]
+        site = r.query(
+            "SELECT m.layer, m.matrix, m.row, m.col FROM outcomes o JOIN mutations m USING (mutation_id) "
+            "WHERE NOT o.filled LIMIT 1"
+        ).iloc[0]
     label = f"{site.layer}.{site.matrix}.{site.row}.{site.col}"
     summary = fill(path, subject, Selection.parse(sites=[label]))
     assert summary.filled_now >= 1 and summary.unfilled_left > 0
@@ -154,8 +172,8 @@ def test_smollm2_calls_only_and_fill_equal_a_full_screen(tmp_path):
     """SmolLM2-135M: 120 random mutations, greedy and sampled probes; calls-only + fill --all == full."""
     import random
 
-    from mutascope.probes import Decoding, Probe
     from mutascope.model.subject import load_model
+    from mutascope.probes import Decoding, Probe
 
     subject = load_model()
     text = "The life cycle of Drosophila:"
@@ -163,15 +181,26 @@ def test_smollm2_calls_only_and_fill_equal_a_full_screen(tmp_path):
     spec = PlanSpec.parse(kinds="max,min")
     # 120 random mutants of the whole genome, the same in both files (a screen runs what its list
     # holds), in one chunk so that they are batched together as in a dense screen.
-    screens = {mode: Screen(subject, probes, spec, tmp_path / f"{mode}.duckdb", outputs=mode, chunk_size=2**16)
-               for mode in ("full", "calls")}
+    screens = {
+        mode: Screen(subject, probes, spec, tmp_path / f"{mode}.duckdb", outputs=mode, chunk_size=2**16)
+        for mode in ("full", "calls")
+    }
     picked = sorted(random.Random(3).sample(screens["full"].mutations, 120), key=lambda m: m.mutation_id)
     assert len({m.layer for m in picked}) > 15 and len({m.matrix for m in picked}) == 7
     for job in screens.values():
         job.mutations = picked
         job.run()
-    shared = ("mutation_id", "probe_id", "nsm", "divergence", "margin", "min_margin", "logprob_drop",
-              "logprob_drop_per_token", "rechecked")
+    shared = (
+        "mutation_id",
+        "probe_id",
+        "nsm",
+        "divergence",
+        "margin",
+        "min_margin",
+        "logprob_drop",
+        "logprob_drop_per_token",
+        "rechecked",
+    )
     query = f"SELECT {', '.join(shared)} FROM outcomes ORDER BY mutation_id, probe_id"
     with open_results(tmp_path / "full.duckdb") as a, open_results(tmp_path / "calls.duckdb") as b:
         assert a.con.execute(query).fetchall() == b.con.execute(query).fetchall()

@@ -5,14 +5,13 @@ import shutil
 
 import pytest
 
+from helpers import text_probes
 from mutascope.errors import MutascopeError
-from mutascope.screen.merge import merge
 from mutascope.plan import PlanSpec
 from mutascope.screen import Screen
+from mutascope.screen.merge import merge
 from mutascope.store import open_results
 from mutascope.testing import tiny_model
-
-from helpers import text_probes
 
 SPEC = PlanSpec.parse(layers="0-1", matrices="q,k,gate", kinds="max,min", tile=16)  # 528 mutants: 3 blocks of 256
 
@@ -20,10 +19,11 @@ SPEC = PlanSpec.parse(layers="0-1", matrices="q,k,gate", kinds="max,min", tile=1
 def screen_tables(path):
     """Every table of a screen file, timing columns (and the chunk's engine label) left out."""
     with open_results(path) as r:
-        out = {t: r.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in ("probes", "mutations", "outcomes")}
+        out = {
+            t: r.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in ("probes", "mutations", "outcomes")
+        }
         out["runs"] = r.con.execute("SELECT * EXCLUDE (created_at) FROM runs").fetchall()
-        out["progress"] = r.con.execute(
-            "SELECT * EXCLUDE (seconds, finished_at) FROM progress ORDER BY ALL").fetchall()
+        out["progress"] = r.con.execute("SELECT * EXCLUDE (seconds, finished_at) FROM progress ORDER BY ALL").fetchall()
     return out
 
 
@@ -43,8 +43,13 @@ def files(tmp_path_factory):
 
     with pytest.raises(KeyboardInterrupt):
         Screen(subject, probes, SPEC, tmp / "part1.duckdb", shard=(1, 3), chunk_size=8).run(stop)
-    Screen(subject, probes, PlanSpec.parse(layers="0-1", matrices="q,k,up", kinds="max,min", tile=16),
-           tmp / "other1.duckdb", shard=(1, 3)).run()
+    Screen(
+        subject,
+        probes,
+        PlanSpec.parse(layers="0-1", matrices="q,k,up", kinds="max,min", tile=16),
+        tmp / "other1.duckdb",
+        shard=(1, 3),
+    ).run()
     return tmp
 
 
@@ -59,13 +64,16 @@ def digests(root):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.iterdir() if p.is_file()}
 
 
-@pytest.mark.parametrize("names, message", [
-    (["s0", "s1", "s1"], "given twice"),
-    (["s0", "s1"], "missing"),
-    (["s0", "s1", "other1"], "another screen"),
-    (["s0", "half", "s2"], "different splits"),
-    (["s0", "part1", "s2"], "incomplete"),
-])
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        (["s0", "s1", "s1"], "given twice"),
+        (["s0", "s1"], "missing"),
+        (["s0", "s1", "other1"], "another screen"),
+        (["s0", "half", "s2"], "different splits"),
+        (["s0", "part1", "s2"], "incomplete"),
+    ],
+)
 def test_bad_shard_sets_are_refused_and_nothing_changes(files, tmp_path, names, message):
     for name in set(names):
         shutil.copy(files / f"{name}.duckdb", tmp_path / f"{name}.duckdb")
@@ -143,6 +151,8 @@ def test_a_file_as_the_outputs_directory_is_one_line(files, tmp_path):
     from helpers import run_cli
 
     (tmp_path / "file.txt").write_text("not a directory")
-    code, _, err = run_cli(["merge", str(tmp_path / "file.txt" / "o.duckdb"), *[str(files / f"s{i}.duckdb") for i in range(3)]])
+    code, _, err = run_cli(
+        ["merge", str(tmp_path / "file.txt" / "o.duckdb"), *[str(files / f"s{i}.duckdb") for i in range(3)]]
+    )
     assert code == 2 and len(err.strip().splitlines()) == 1 and "file.txt" in err and "not a directory" in err, err
     assert (tmp_path / "file.txt").read_text() == "not a directory"

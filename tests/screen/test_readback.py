@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import text_probes
 from mutascope.engine import BatchedEngine
 from mutascope.errors import MutascopeError
 from mutascope.model.subject import vocab_size
@@ -13,8 +14,6 @@ from mutascope.screen import Screen
 from mutascope.screen.readback import check_model, stored_config, stored_probes
 from mutascope.store import open_results, read_mutations
 from mutascope.testing import tiny_model
-
-from helpers import text_probes
 
 SPEC = PlanSpec.parse(layers="1", matrices="v", kinds="max,min")
 

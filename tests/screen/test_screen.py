@@ -3,14 +3,13 @@
 import pytest
 import torch
 
+from helpers import tables, text_probes
 from mutascope.engine import ReferenceEngine, divergence_step, prepare_probes
 from mutascope.errors import MutascopeError
 from mutascope.plan import PlanSpec, build_plan
 from mutascope.screen import Screen
 from mutascope.store import open_results
 from mutascope.testing import TINY_FAMILIES, tiny_model
-
-from helpers import tables, text_probes
 
 
 def test_divergence_step():
@@ -124,7 +123,9 @@ def test_weights_are_bit_identical_after_a_screen_stopped_mid_way(tmp_path, fail
 def test_completed_screen_leaves_weights_untouched(tmp_path):
     subject = tiny_model("gpt2")
     before = subject.content_hash()
-    summary = Screen(subject, text_probes(4), PlanSpec.parse(layers="0", kinds="max,min,zero"), tmp_path / "r.duckdb").run()
+    summary = Screen(
+        subject, text_probes(4), PlanSpec.parse(layers="0", kinds="max,min,zero"), tmp_path / "r.duckdb"
+    ).run()
     assert summary.n_done == summary.n_mutations > 0
     assert subject.content_hash() == before
 
@@ -143,7 +144,9 @@ def test_interrupted_and_resumed_screen_equals_an_uninterrupted_one(tmp_path, en
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        Screen(subject, text_probes(6), spec, tmp_path / "part.duckdb", chunk_size=4, engine=engine).run(stop_after_two_chunks)
+        Screen(subject, text_probes(6), spec, tmp_path / "part.duckdb", chunk_size=4, engine=engine).run(
+            stop_after_two_chunks
+        )
     resumed = Screen(subject, text_probes(6), spec, tmp_path / "part.duckdb", chunk_size=5, engine=engine).run()
     assert resumed.n_run_now == resumed.n_mutations - 8
     again = Screen(subject, text_probes(6), spec, tmp_path / "part.duckdb", engine=engine).run()
@@ -168,7 +171,15 @@ def test_outcome_table_contents(tmp_path):
     with open_results(tmp_path / "r.duckdb") as r:
         probes = r.probes.set_index("probe_id")
         outcomes = r.outcomes
-        assert set(outcomes.columns) >= {"mutation_id", "probe_id", "nsm", "divergence", "output_tokens", "output_text", "phenotype_id"}
+        assert set(outcomes.columns) >= {
+            "mutation_id",
+            "probe_id",
+            "nsm",
+            "divergence",
+            "output_tokens",
+            "output_text",
+            "phenotype_id",
+        }
         for o in outcomes.itertuples():
             wt = list(probes.loc[o.probe_id, "wt_tokens"])
             assert o.nsm == (list(o.output_tokens) != wt)
@@ -208,7 +219,9 @@ def test_a_file_that_is_not_a_results_file_is_refused(tmp_path):
 @pytest.mark.parametrize("family", TINY_FAMILIES)
 def test_every_tiny_family_screens(tmp_path, family):
     subject = tiny_model(family)
-    summary = Screen(subject, text_probes(3), PlanSpec.parse(layers="0", rows="0", cols="0"), tmp_path / "r.duckdb").run()
+    summary = Screen(
+        subject, text_probes(3), PlanSpec.parse(layers="0", rows="0", cols="0"), tmp_path / "r.duckdb"
+    ).run()
     assert summary.n_done == len(subject.anatomy.matrices) * 2
 
 
@@ -220,7 +233,14 @@ def test_export_writes_parquet(tmp_path):
     with open_results(tmp_path / "r.duckdb") as r:
         files = r.export(tmp_path / "pq")
         n = len(r.outcomes)
-    assert {f.name for f in files} == {"runs.parquet", "probes.parquet", "mutations.parquet", "outcomes.parquet", "progress.parquet", "fills.parquet"}
+    assert {f.name for f in files} == {
+        "runs.parquet",
+        "probes.parquet",
+        "mutations.parquet",
+        "outcomes.parquet",
+        "progress.parquet",
+        "fills.parquet",
+    }
     assert pq.read_table(tmp_path / "pq" / "outcomes.parquet").num_rows == n
 
 
@@ -234,10 +254,12 @@ def test_progress_moves_within_a_chunk_and_changes_nothing_stored(tmp_path, engi
     options = {"batch_size": 4} if engine == "batched" else None
     n = len(build_plan(spec, subject.anatomy))
     heard = []
-    Screen(subject, text_probes(4), spec, tmp_path / "seen.duckdb", chunk_size=n, engine=engine,
-           engine_options=options).run(lambda done, total: heard.append((done, total)))
-    Screen(subject, text_probes(4), spec, tmp_path / "quiet.duckdb", chunk_size=n, engine=engine,
-           engine_options=options).run()
+    Screen(
+        subject, text_probes(4), spec, tmp_path / "seen.duckdb", chunk_size=n, engine=engine, engine_options=options
+    ).run(lambda done, total: heard.append((done, total)))
+    Screen(
+        subject, text_probes(4), spec, tmp_path / "quiet.duckdb", chunk_size=n, engine=engine, engine_options=options
+    ).run()
     assert heard[0] == (0, n) and heard[-1] == (n, n)
     counts = [done for done, _ in heard]
     assert counts == sorted(counts)

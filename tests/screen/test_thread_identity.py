@@ -19,14 +19,29 @@ from helpers import tables
 
 pytestmark = [pytest.mark.real_model, pytest.mark.xdist_group("ray")]
 
-PLAN = ["--probe", "drosophila", "--layers", "29", "--matrices", "q,k,v,o", "--kinds", "max,min,zero",
-        "--max-new-tokens", "4"]
+PLAN = [
+    "--probe",
+    "drosophila",
+    "--layers",
+    "29",
+    "--matrices",
+    "q,k,v,o",
+    "--kinds",
+    "max,min,zero",
+    "--max-new-tokens",
+    "4",
+]
 
 
 def _screen(out, *options):
     env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
-    done = subprocess.run([sys.executable, "-m", "mutascope", "screen", *PLAN, *options, "--out", str(out)],
-                          env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "mutascope", "screen", *PLAN, *options, "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     return tables(out)
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from helpers import run_cli, tables, text_probes
 from mutascope.analysis.carriers import carriers
 from mutascope.engine import BatchedEngine, ReferenceEngine
 from mutascope.errors import MutascopeError
@@ -19,8 +20,6 @@ from mutascope.screen.readback import stored_probes
 from mutascope.screen.zoom import ZoomRule, refine, zoom
 from mutascope.store import open_results, read_zoom
 from mutascope.testing import tiny_model
-
-from helpers import run_cli, tables, text_probes
 
 PLANTED = (5, 101)  # in tile (0, 1) of layer 1 `down` (rows 0-63, columns 64-127)
 SITE = "1.down.0.1"
@@ -41,7 +40,9 @@ def planted_model():
 def planted(tmp_path_factory):
     subject = planted_model()
     tmp = tmp_path_factory.mktemp("zoom")
-    Screen(subject, text_probes(4), PlanSpec.parse(layers="1", matrices="down", kinds="zero"), tmp / "screen.duckdb").run()
+    Screen(
+        subject, text_probes(4), PlanSpec.parse(layers="1", matrices="down", kinds="zero"), tmp / "screen.duckdb"
+    ).run()
     shutil.copy(tmp / "screen.duckdb", tmp / "zoomed.duckdb")
     summary = zoom(tmp / "zoomed.duckdb", subject, sites=[SITE], kind="zero")
     with open_results(tmp / "zoomed.duckdb") as r:
@@ -97,10 +98,19 @@ def test_engines_agree_on_every_zoomed_region(planted):
     with open_results(tmp / "zoomed.duckdb") as r:
         probes = stored_probes(r.con, vocab_size(subject))
     regions = sorted({Region(r.row, r.row + r.height, r.col, r.col + r.width) for r in table.itertuples()})
-    mutations = [region_mutation(subject.anatomy, 1, "down", reg, Kind("zero"), (64, 64), i)
-                 for i, reg in enumerate(regions)]
-    ref = [(r.mutation_id, r.probe_id, r.divergence, r.tokens) for rs in ReferenceEngine(subject).run(mutations, probes) for r in rs]
-    fast = [(r.mutation_id, r.probe_id, r.divergence, r.tokens) for rs in BatchedEngine(subject).run(mutations, probes) for r in rs]
+    mutations = [
+        region_mutation(subject.anatomy, 1, "down", reg, Kind("zero"), (64, 64), i) for i, reg in enumerate(regions)
+    ]
+    ref = [
+        (r.mutation_id, r.probe_id, r.divergence, r.tokens)
+        for rs in ReferenceEngine(subject).run(mutations, probes)
+        for r in rs
+    ]
+    fast = [
+        (r.mutation_id, r.probe_id, r.divergence, r.tokens)
+        for rs in BatchedEngine(subject).run(mutations, probes)
+        for r in rs
+    ]
     assert fast == ref
     calls = {(Region(r.row, r.row + r.height, r.col, r.col + r.width), r.probe_id): r.nsm for r in table.itertuples()}
     assert all(calls[(regions[m], p)] == (d is not None) for m, p, d, _ in ref)
@@ -195,8 +205,14 @@ def test_show_refuses_a_region_not_in_the_zoom_table_in_one_line(planted):
     _, tmp, _, _ = planted
     zoomed, screen = tmp / "zoomed.duckdb", tmp / "screen.duckdb"
     for path, site, kind, region, message in [
-        (zoomed, SITE, "zero", "5:6,99:100", r"region \[5:6,99:100\] of site 1.down.0.1 \(zero\) is not in the zoom "
-                                              r"table .* down to level 12, e.g. \[5:6,101:102\]"),
+        (
+            zoomed,
+            SITE,
+            "zero",
+            "5:6,99:100",
+            r"region \[5:6,99:100\] of site 1.down.0.1 \(zero\) is not in the zoom "
+            r"table .* down to level 12, e.g. \[5:6,101:102\]",
+        ),
         (zoomed, SITE, "max", "5,101", "site 1.down.0.1 was not zoomed with max .* it was with zero"),
         (zoomed, "1.down.1.0", "zero", "70,3", "site 1.down.1.0 was not zoomed .* zoomed sites: 1.down.0.1"),
         (screen, SITE, "zero", "5,101", "has no zoom table: run `mutascope zoom"),

@@ -13,13 +13,12 @@ import duckdb
 import pytest
 import torch
 
+from helpers import run_cli
 from mutascope import specialization as sp
 from mutascope.errors import MutascopeError
 from mutascope.specialization import causal
 from mutascope.specialization.finetune import ARMS, arm_vectors, general_ranking, schedule, split, tuned
 from mutascope.testing import tiny_model
-
-from helpers import run_cli
 
 CONCEPTS = ["Paris", "the Moon", "water"]
 
@@ -39,8 +38,11 @@ def test_only_the_chosen_columns_move_and_everything_is_restored(family):
     vectors = [(0, 3), (0, 40), (1, 7), (2, 99)]
     concept = _concepts(["Paris"])[0]
     examples = [sp.prepare(subject, [q], "cloze") for q in concept.questions[:3]]
-    before, flags, hash_before = _snapshot(subject), {n: p.requires_grad for n, p in subject.model.named_parameters()}, \
-        subject.content_hash()
+    before, flags, hash_before = (
+        _snapshot(subject),
+        {n: p.requires_grad for n, p in subject.model.named_parameters()},
+        subject.content_hash(),
+    )
     down = {anatomy.ref(layer, "down").param_name: layer for layer in range(anatomy.n_layers)}
     with tuned(subject, vectors, examples, [0, 1, 2, 0], lr=1e-2) as log:
         assert log.moved == len(vectors)
@@ -94,8 +96,7 @@ def test_the_three_arms_see_identical_data_and_steps():
     handle = subject.model.get_input_embeddings().register_forward_pre_hook(hook)
     try:
         hash_before = subject.content_hash()
-        result = causal.finetune_experiment(subject, _concepts(), [4, 50], steps=7, lr=1e-2, repeats=2,
-                                            progress=status)
+        result = causal.finetune_experiment(subject, _concepts(), [4, 50], steps=7, lr=1e-2, repeats=2, progress=status)
     finally:
         handle.remove()
     assert subject.content_hash() == hash_before == result.content_hash
@@ -148,7 +149,9 @@ def test_tables_tests_and_figure(tmp_path):
         assert con.execute("SELECT count(*) FROM finetune_arms").fetchone()[0] == 3 * 2 * 3
         assert con.execute("SELECT count(*) FROM finetune_vectors").fetchone()[0] == 3 * 3 * (3 + 30)
         tests = con.execute("SELECT measure, comparison, concepts, family FROM finetune_tests").fetchall()
-    assert len(tests) == 2 * 3 * 2 and {t[3] for t in tests} == {f"{result.model_id}: 12 tests (k x measure x comparison)"}
+    assert len(tests) == 2 * 3 * 2 and {t[3] for t in tests} == {
+        f"{result.model_id}: 12 tests (k x measure x comparison)"
+    }
     png = sp.write_finetune_figure(tmp_path / "fig" / "ft.png", causal.arm_table([result]))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -159,8 +162,19 @@ def test_comparisons_find_a_planted_difference():
     rows = []
     for i in range(10):
         for arm, acc in (("specific", 0.9 - 0.01 * i), ("random", 0.5), ("general", 0.5 + 0.01 * i)):
-            rows.append(dict(model_id="m", concept=f"c{i}", repeat=0, seed=0, k=5, arm=arm, heldout_after=acc,
-                             control_after=0.5, hallucination=0.1))
+            rows.append(
+                dict(
+                    model_id="m",
+                    concept=f"c{i}",
+                    repeat=0,
+                    seed=0,
+                    k=5,
+                    arm=arm,
+                    heldout_after=acc,
+                    control_after=0.5,
+                    hallucination=0.1,
+                )
+            )
     result = causal.FinetuneResult("m", "llama", "h", "cloze", 1, 1, 0.5, rows=rows)
     tests = causal.comparisons([result]).set_index(["measure", "comparison"])
     win = tests.loc[("heldout_after", "specific - random")]
@@ -169,10 +183,17 @@ def test_comparisons_find_a_planted_difference():
     assert tests.loc[("control_after", "specific - random")].verdict == "no difference on any concept"
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(steps=0), "--steps"), (dict(lr=0.0), "--lr"), (dict(repeats=0), "--repeats"),
-    (dict(heldout=1.0), "--heldout"), (dict(confidence=0.2), "--confidence"), (dict(ks=[10**9]), "--k"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(steps=0), "--steps"),
+        (dict(lr=0.0), "--lr"),
+        (dict(repeats=0), "--repeats"),
+        (dict(heldout=1.0), "--heldout"),
+        (dict(confidence=0.2), "--confidence"),
+        (dict(ks=[10**9]), "--k"),
+    ],
+)
 def test_bad_arguments_are_refused(kwargs, message):
     ks = kwargs.pop("ks", [2])
     with pytest.raises(MutascopeError, match=message):
@@ -181,12 +202,50 @@ def test_bad_arguments_are_refused(kwargs, message):
 
 def test_cli_finetune_keeps_the_other_tables_and_refuses_bad_input(tmp_path):
     db, png = tmp_path / "s.duckdb", tmp_path / "s.png"
-    code, _, err = run_cli(["specialization", "--model", "tiny", "--concept", "Paris", "--concept", "water",
-                            "--k", "5", "--random-draws", "1", "--method", "letter", "--out", str(db)])
+    code, _, err = run_cli(
+        [
+            "specialization",
+            "--model",
+            "tiny",
+            "--concept",
+            "Paris",
+            "--concept",
+            "water",
+            "--k",
+            "5",
+            "--random-draws",
+            "1",
+            "--method",
+            "letter",
+            "--out",
+            str(db),
+        ]
+    )
     assert code == 0, err
-    code, out, err = run_cli(["specialization", "--finetune", "--model", "tiny", "--concepts",
-                              str(sp.default_concepts_path()), "--concept", "Paris", "--concept", "water", "--k", "5",
-                              "--k", "5000", "--steps", "2", "--out", str(db), "--figure", str(png)])
+    code, out, err = run_cli(
+        [
+            "specialization",
+            "--finetune",
+            "--model",
+            "tiny",
+            "--concepts",
+            str(sp.default_concepts_path()),
+            "--concept",
+            "Paris",
+            "--concept",
+            "water",
+            "--k",
+            "5",
+            "--k",
+            "5000",
+            "--steps",
+            "2",
+            "--out",
+            str(db),
+            "--figure",
+            str(png),
+        ]
+    )
     assert code == 0, err
     assert "training steps and question reads" in err and "k > that skipped" in err
     assert "Fine-tuning arms" in out and "Paired over concepts" in out
@@ -223,12 +282,30 @@ def test_finetune_reads_the_mmlu_set_by_default_and_pss_keeps_the_example_set(tm
     given = tmp_path / "mine.yaml"
     assert concepts_file(Settings(finetune=True, concepts=given)) == given
     db = tmp_path / "ft.duckdb"
-    code, _, err = run_cli(["specialization", "--finetune", "--model", "tiny", "--concept", "astronomy",
-                            "--concept", "sociology", "--k", "3", "--steps", "1", "--out", str(db)])
+    code, _, err = run_cli(
+        [
+            "specialization",
+            "--finetune",
+            "--model",
+            "tiny",
+            "--concept",
+            "astronomy",
+            "--concept",
+            "sociology",
+            "--k",
+            "3",
+            "--steps",
+            "1",
+            "--out",
+            str(db),
+        ]
+    )
     assert code == 0, err
     with duckdb.connect(str(db), read_only=True) as con:
-        assert {r[0] for r in con.execute("SELECT DISTINCT concept FROM finetune_arms").fetchall()} == \
-            {"astronomy", "sociology"}
+        assert {r[0] for r in con.execute("SELECT DISTINCT concept FROM finetune_arms").fetchall()} == {
+            "astronomy",
+            "sociology",
+        }
         assert con.execute("SELECT DISTINCT n_heldout FROM finetune_arms").fetchall() == [(10,)]
         settings = con.execute("SELECT settings FROM finetune_runs").fetchone()[0]
     assert "concepts_finetune.jsonl" in settings

@@ -82,7 +82,9 @@ def _q(concept: str, i: int, text: str, answer: str) -> Question:
 
 def toy_concepts(n: int = 4) -> list[sp.Concept]:
     concepts = [
-        sp.Concept("planted", tuple(_q("planted", i, f"Question ^ number {i} about the ^ thing ^?", "A") for i in range(n))),
+        sp.Concept(
+            "planted", tuple(_q("planted", i, f"Question ^ number {i} about the ^ thing ^?", "A") for i in range(n))
+        ),
         sp.Concept("rivers", tuple(_q("rivers", i, f"Which river is number {i} in the list?", "B") for i in range(n))),
         sp.Concept("hills", tuple(_q("hills", i, f"Name hill {i} of the range, please.", "B") for i in range(n))),
     ]
@@ -188,11 +190,23 @@ def test_jsonl_concepts_with_listed_controls(tmp_path):
     "text, message",
     [
         ("concepts:\n  - concept: a\n    questions: []\n", "non-empty list"),
-        ("concepts:\n  - concept: a\n    questions:\n      - {question: q, choices: [a, b, c], answer: A}\n", "exactly 4"),
-        ("concepts:\n  - concept: a\n    questions:\n      - {question: q, choices: [a, b, c, d], answer: E}\n", "answer must be"),
-        ("concepts:\n  - concept: a\n    questions:\n      - {question: q, choices: [1, 2, 3, 4], answer: A}\n", "quote numbers"),
-        ("concepts:\n  - concept: a\n    questions:\n      - {question: q, choices: [a, b, c, d], answer: A}\n"
-         "  - concept: a\n    questions:\n      - {question: q, choices: [a, b, c, d], answer: A}\n", "used twice"),
+        (
+            "concepts:\n  - concept: a\n    questions:\n      - {question: q, choices: [a, b, c], answer: A}\n",
+            "exactly 4",
+        ),
+        (
+            "concepts:\n  - concept: a\n    questions:\n      - {question: q, choices: [a, b, c, d], answer: E}\n",
+            "answer must be",
+        ),
+        (
+            "concepts:\n  - concept: a\n    questions:\n      - {question: q, choices: [1, 2, 3, 4], answer: A}\n",
+            "quote numbers",
+        ),
+        (
+            "concepts:\n  - concept: a\n    questions:\n      - {question: q, choices: [a, b, c, d], answer: A}\n"
+            "  - concept: a\n    questions:\n      - {question: q, choices: [a, b, c, d], answer: A}\n",
+            "used twice",
+        ),
         ("concepts: [", "malformed YAML"),
     ],
 )
@@ -206,7 +220,9 @@ def test_bad_concept_files_fail_with_one_line(tmp_path, text, message):
 
 def test_single_concept_without_controls_is_refused(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("concepts:\n  - concept: a\n    questions:\n      - {question: q, choices: [a, b, c, d], answer: A}\n")
+    path.write_text(
+        "concepts:\n  - concept: a\n    questions:\n      - {question: q, choices: [a, b, c, d], answer: A}\n"
+    )
     with pytest.raises(MutascopeError, match="no other concept"):
         sp.resolve_controls(sp.load_concepts(path))
     with pytest.raises(MutascopeError, match="not found"):
@@ -251,8 +267,27 @@ def test_cli_with_the_tiny_floor(tmp_path):
     db, png = tmp_path / "s.duckdb", tmp_path / "s.png"
     result = CliRunner().invoke(
         app,
-        ["specialization", "--model", "tiny", "--concept", "Paris", "--concept", "water", "--k", "5", "--k", "5000",
-         "--random-draws", "1", "--method", "letter", "--out", str(db), "--figure", str(png)],
+        [
+            "specialization",
+            "--model",
+            "tiny",
+            "--concept",
+            "Paris",
+            "--concept",
+            "water",
+            "--k",
+            "5",
+            "--k",
+            "5000",
+            "--random-draws",
+            "1",
+            "--method",
+            "letter",
+            "--out",
+            str(db),
+            "--figure",
+            str(png),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "PSS by model" in result.output and "tiny-llama-seed0" in result.output
@@ -271,27 +306,57 @@ def test_scores_equal_each_set_read_whole_and_every_evaluation_is_counted(method
     subject = planted_model(False)
     concepts = sp.resolve_controls(toy_concepts(3), 0)
     heard = []
-    result = sp.specialization(subject, concepts, ks=[4, 2], random_draws=2, method=method,
-                               count=lambda done, total: heard.append((done, total)))
+    result = sp.specialization(
+        subject,
+        concepts,
+        ks=[4, 2],
+        random_draws=2,
+        method=method,
+        count=lambda done, total: heard.append((done, total)),
+    )
     total = evaluations(concepts, [2, 4], 2)
     assert heard == [(i, total) for i in range(1, total + 1)]
-    sets = {c.name: (sp.prepare(subject, c.questions, method), sp.prepare(subject, c.controls, method)) for c in concepts}
+    sets = {
+        c.name: (sp.prepare(subject, c.questions, method), sp.prepare(subject, c.controls, method)) for c in concepts
+    }
     for score in result.scores:
-        vectors = (result.rankings[score.concept].top(score.k) if score.mask == "top"
-                   else sp.random_vectors(subject, score.k, 0, score.draw))
+        vectors = (
+            result.rankings[score.concept].top(score.k)
+            if score.mask == "top"
+            else sp.random_vectors(subject, score.k, 0, score.draw)
+        )
         concept_set, control_set = sets[score.concept]
         with sp.masked(subject, vectors):
             assert (score.concept_after, score.general_after) == (
-                sp.accuracy(subject, concept_set), sp.accuracy(subject, control_set))
+                sp.accuracy(subject, concept_set),
+                sp.accuracy(subject, control_set),
+            )
         assert (score.concept_before, score.general_before) == (
-            sp.accuracy(subject, concept_set), sp.accuracy(subject, control_set))
+            sp.accuracy(subject, concept_set),
+            sp.accuracy(subject, control_set),
+        )
     assert len(result.scores) == 2 * len(concepts) * 3
 
 
 def test_cli_says_how_many_evaluations_first():
     from helpers import run_cli
 
-    code, _, err = run_cli(["specialization", "--model", "tiny", "--concept", "Paris", "--concept", "water",
-                            "--k", "5", "--random-draws", "1", "--method", "letter"])
+    code, _, err = run_cli(
+        [
+            "specialization",
+            "--model",
+            "tiny",
+            "--concept",
+            "Paris",
+            "--concept",
+            "water",
+            "--k",
+            "5",
+            "--random-draws",
+            "1",
+            "--method",
+            "letter",
+        ]
+    )
     assert code == 0, err
     assert "question evaluations per model" in err.splitlines()[0]

@@ -11,13 +11,12 @@ import duckdb
 import numpy as np
 import pytest
 
+from helpers import run_cli as run
+from helpers import text_probes
 from mutascope.plan import PlanSpec
 from mutascope.screen import Screen
 from mutascope.store import open_results
 from mutascope.testing import tiny_model
-
-from helpers import text_probes
-from helpers import run_cli as run
 
 OLD_COLUMNS = ("filled", "margin", "min_margin", "logprob_drop", "logprob_drop_per_token", "rechecked")
 
@@ -25,8 +24,9 @@ OLD_COLUMNS = ("filled", "margin", "min_margin", "logprob_drop", "logprob_drop_p
 @pytest.fixture(scope="module")
 def old_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("old") / "v1.duckdb"
-    Screen(tiny_model("llama"), text_probes(4), PlanSpec.parse(layers="0-1", matrices="q,down", kinds="max,min"),
-           path).run()
+    Screen(
+        tiny_model("llama"), text_probes(4), PlanSpec.parse(layers="0-1", matrices="q,down", kinds="max,min"), path
+    ).run()
     con = duckdb.connect(str(path))
     for column in OLD_COLUMNS:
         con.execute(f"ALTER TABLE outcomes DROP COLUMN {column}")
@@ -52,7 +52,9 @@ def test_every_command_opens_an_old_file(old_file, tmp_path):
     with open_results(old_file) as r:
         assert r.query("SELECT count(*) AS n FROM analysis_effect_enrichment")["n"][0] == 0
         assert r.query("SELECT count(*) AS n FROM analysis_enrichment")["n"][0] > 0
-        assert r.query("SELECT count(*) AS n FROM analysis_saturation")["n"][0] == 2 * 2 * 2  # probes x layers x matrices
+        assert (
+            r.query("SELECT count(*) AS n FROM analysis_saturation")["n"][0] == 2 * 2 * 2
+        )  # probes x layers x matrices
     code, out, err = run(["show", str(old_file), "--site", "0.q.0.0", "--kind", "max"])
     assert code == 0 and "probe hello" in out, err
     phenotype_results(old_file, embedder=lambda texts: np.array([[len(t) + 1.0, 1.0] for t in texts]))

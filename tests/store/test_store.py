@@ -27,18 +27,37 @@ from mutascope.store import (
     write_tables,
 )
 
-RUN = {"model_id": "m", "model_hash": "h" * 16, "dtype": "float32", "device": "cpu", "decoding": "greedy",
-       "tile": (2, 2), "shard": "0/1", "versions": {"mutascope": "test"}}
-CONFIG = {"model": {"id": "m", "hash": "h" * 16}, "dtype": "float32", "device": "cpu", "plan": {"layers": [0]},
-          "shard": "0/1", "probes": [{"id": "a"}, {"id": "b"}], "eos": [2]}
-PROBES = [ProbeRecord("a", "text", "A", False, 3, "greedy", None, None, (1, 5), (7, 8, 9), "wt a", -1.5),
-          ProbeRecord("b", "text", "B", False, 3, "greedy", None, None, (1, 6), (4, 4, 4), "wt b")]
+RUN = {
+    "model_id": "m",
+    "model_hash": "h" * 16,
+    "dtype": "float32",
+    "device": "cpu",
+    "decoding": "greedy",
+    "tile": (2, 2),
+    "shard": "0/1",
+    "versions": {"mutascope": "test"},
+}
+CONFIG = {
+    "model": {"id": "m", "hash": "h" * 16},
+    "dtype": "float32",
+    "device": "cpu",
+    "plan": {"layers": [0]},
+    "shard": "0/1",
+    "probes": [{"id": "a"}, {"id": "b"}],
+    "eos": [2],
+}
+PROBES = [
+    ProbeRecord("a", "text", "A", False, 3, "greedy", None, None, (1, 5), (7, 8, 9), "wt a", -1.5),
+    ProbeRecord("b", "text", "B", False, 3, "greedy", None, None, (1, 6), (4, 4, 4), "wt b"),
+]
 
 
 def mutations(n: int = 6) -> list[Mutation]:
     kinds = [Kind("max"), Kind("min"), Kind.parse("sym:-1")]
-    return [Mutation(i, i // 3, "q", 0, i % 2, kinds[i % 3], float(i) - 2.5, 0, 2, 2 * (i % 2), 2 * (i % 2) + 1)
-            for i in range(n)]
+    return [
+        Mutation(i, i // 3, "q", 0, i % 2, kinds[i % 3], float(i) - 2.5, 0, 2, 2 * (i % 2), 2 * (i % 2) + 1)
+        for i in range(n)
+    ]
 
 
 def row(mid: int, pid: str, tokens, divergence) -> OutcomeRow:
@@ -66,15 +85,27 @@ def test_the_config_hash_is_canonical():
 
 
 def test_chunks_commit_with_their_progress_and_number_outputs_in_plan_order(store):
-    store.write_chunk([row(0, "a", (7, 8, 9), None), row(0, "b", (5, 5), 0),
-                       row(1, "a", (7, 1), 1), row(1, "b", (5, 5), 0)], engine="e", seconds=0.5)
+    store.write_chunk(
+        [row(0, "a", (7, 8, 9), None), row(0, "b", (5, 5), 0), row(1, "a", (7, 1), 1), row(1, "b", (5, 5), 0)],
+        engine="e",
+        seconds=0.5,
+    )
     store.write_chunk([row(2, "a", None, 2), row(2, "b", (6,), 0)], engine="e", seconds=0.25)
     assert store.done_mutations() == {0, 1, 2}
-    got = store.con.execute("SELECT mutation_id, probe_id, nsm, phenotype_id, filled FROM outcomes ORDER BY ALL").fetchall()
-    assert got == [(0, "a", False, 0, True), (0, "b", True, 1, True), (1, "a", True, 1, True),
-                   (1, "b", True, 1, True), (2, "a", True, None, False), (2, "b", True, 2, True)]
-    assert store.con.execute("SELECT first_mutation_id, last_mutation_id, n_mutations FROM progress ORDER BY 1").fetchall() \
-        == [(0, 1, 2), (2, 2, 1)]
+    got = store.con.execute(
+        "SELECT mutation_id, probe_id, nsm, phenotype_id, filled FROM outcomes ORDER BY ALL"
+    ).fetchall()
+    assert got == [
+        (0, "a", False, 0, True),
+        (0, "b", True, 1, True),
+        (1, "a", True, 1, True),
+        (1, "b", True, 1, True),
+        (2, "a", True, None, False),
+        (2, "b", True, 2, True),
+    ]
+    assert store.con.execute(
+        "SELECT first_mutation_id, last_mutation_id, n_mutations FROM progress ORDER BY 1"
+    ).fetchall() == [(0, 1, 2), (2, 2, 1)]
     assert store.renumber_phenotypes() == 0  # written in plan order: already canonical
 
 
@@ -150,8 +181,10 @@ def test_results_reads_every_table_in_order(store):
         assert list(r.probes["probe_id"]) == ["a", "b"]
         assert r.config == CONFIG
         sites = r.sites()
-        assert list(sites[["mutation_id", "probe_id", "kind", "nsm"]].itertuples(index=False, name=None)) == \
-            [(0, "a", "max", False), (0, "b", "max", True)]
+        assert list(sites[["mutation_id", "probe_id", "kind", "nsm"]].itertuples(index=False, name=None)) == [
+            (0, "a", "max", False),
+            (0, "b", "max", True),
+        ]
         with pytest.raises(MutascopeError, match="unknown table 'nope'"):
             r.table("nope")
     with pytest.raises(MutascopeError, match="results file not found"):
@@ -178,7 +211,7 @@ def test_the_mutations_format_round_trips(tmp_path):
     plan = mutations()
     con = duckdb.connect(str(tmp_path / "m.duckdb"))
     con.register("_m", mutation_table(plan))
-    con.execute('CREATE TABLE mutations AS SELECT * FROM _m')
+    con.execute("CREATE TABLE mutations AS SELECT * FROM _m")
     assert read_mutations(con) == {m.mutation_id: m for m in plan}
     assert read_mutations(con, [4, 1]) == {1: plan[1], 4: plan[4]}
     con.close()
@@ -186,8 +219,9 @@ def test_the_mutations_format_round_trips(tmp_path):
 
 def test_write_tables_replaces_and_replace_tables_drops_a_methods_stale_tables(tmp_path):
     path = tmp_path / "t.duckdb"
-    write_tables(path, {"a": pd.DataFrame({"x": [1, 2]}), "b": pd.DataFrame({"y": ["u"]}),
-                        "keep": pd.DataFrame({"z": [0]})})
+    write_tables(
+        path, {"a": pd.DataFrame({"x": [1, 2]}), "b": pd.DataFrame({"y": ["u"]}), "keep": pd.DataFrame({"z": [0]})}
+    )
     write_tables(path, {"a": pd.DataFrame({"x": [3]})})
     replace_tables(path, {"a": pd.DataFrame({"x": [4]})}, owned=("a", "b"))
     con = connect(path, read_only=True, purpose="DuckDB file")

@@ -184,7 +184,8 @@ def test_ablation_table_and_store(planted, work, tmp_path, monkeypatch):
     assert set(by["original"].stopwords) == {".", ","}
     assert all(r.perplexity > 1 for r in rows)
     assert by["zero top 0.0001 others"].n_changed == math.ceil(
-        1e-4 * sum(r.shape[0] * r.shape[1] for r in planted.anatomy.refs()))
+        1e-4 * sum(r.shape[0] * r.shape[1] for r in planted.anatomy.refs())
+    )
     quant = sw.quantization_table(planted, found.coords, work, block_size=32, original=rows[0])
     assert [q.name for q in quant] == ["original", "INT4 RTN naive", "INT4 RTN + SW handling"]
     assert planted.content_hash() == before
@@ -308,9 +309,23 @@ def test_command_on_a_saved_tiny_model(tmp_path):
     app = typer.Typer()
     app.command()(superweights)
     app.command("noop")(lambda: None)  # two commands, so the command name is an argument
-    args = ["superweights", "--model", str(tmp_path / "m"), "--max-tokens", "64", "--window", "32",
-            "--out", str(tmp_path / "r.duckdb"), "--export", str(tmp_path / "e.json"), "--check", "--quantize",
-            "--block-size", "32"]
+    args = [
+        "superweights",
+        "--model",
+        str(tmp_path / "m"),
+        "--max-tokens",
+        "64",
+        "--window",
+        "32",
+        "--out",
+        str(tmp_path / "r.duckdb"),
+        "--export",
+        str(tmp_path / "e.json"),
+        "--check",
+        "--quantize",
+        "--block-size",
+        "32",
+    ]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "ablations" in result.output and "quantization" in result.output

@@ -11,19 +11,17 @@ content; their perplexities are measured on SmolLM2 in the real-model test.
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 import duckdb
 import pytest
 import torch
+from test_superweights import K1, K2, ROW, plant
 
 from mutascope import evaluate
 from mutascope import superweights as sw
 from mutascope.errors import MutascopeError
 from mutascope.testing import tiny_model
-
-from test_superweights import K1, K2, ROW, plant
 
 
 def _kl(subject, ids, manager) -> float:
@@ -53,8 +51,15 @@ def test_parse_blocks_and_bits():
     assert sw.parse_blocks("64") == (64,)
     assert sw.parse_blocks(64) == (64,)
     assert sw.parse_blocks("per-tensor, 128,64,per-row,64,PER-ROW") == (64, 128, "per-row", "per-tensor")
-    for bad, msg in (("", "bad --block-size"), ("64,,128", "bad --block-size"), ("0", "at least 1"),
-                     ("-64", "at least 1"), ("abc", "'abc'"), ("64.5", "'64.5'"), ("per-column", "per-column")):
+    for bad, msg in (
+        ("", "bad --block-size"),
+        ("64,,128", "bad --block-size"),
+        ("0", "at least 1"),
+        ("-64", "at least 1"),
+        ("abc", "'abc'"),
+        ("64.5", "'64.5'"),
+        ("per-column", "per-column"),
+    ):
         with pytest.raises(MutascopeError, match=msg):
             sw.parse_blocks(bad)
     assert sw.parse_bits("3,4,4") == (4, 3)
@@ -121,9 +126,21 @@ def test_quantization_sweep_table_and_frame(outlier, ids, monkeypatch):
     assert [r.name for r in rows][:3] == ["original", "INT4 RTN naive, block 16", "INT4 RTN + SW handling, block 16"]
     assert len(rows) == 1 + 2 * 2 * 2
     frame = sw.store.sweep_frame(rows)
-    assert list(frame.columns) == ["bits", "block_size", "block_index", "method", "perplexity", "x_original", "accuracy"]
+    assert list(frame.columns) == [
+        "bits",
+        "block_size",
+        "block_index",
+        "method",
+        "perplexity",
+        "x_original",
+        "accuracy",
+    ]
     assert list(zip(frame.bits, frame.block_size, frame.method))[:4] == [
-        (4, "16", "naive"), (4, "16", "sw-aware"), (4, "per-tensor", "naive"), (4, "per-tensor", "sw-aware")]
+        (4, "16", "naive"),
+        (4, "16", "sw-aware"),
+        (4, "per-tensor", "naive"),
+        (4, "per-tensor", "sw-aware"),
+    ]
     assert frame["block_index"].tolist() == [0, 0, 1, 1] * 2
     assert frame["x_original"].tolist() == pytest.approx((frame["perplexity"] / rows[0].perplexity).tolist())
     # a single block size, as before the sweep existed
@@ -249,9 +266,30 @@ def test_command_sweeps_blocks_and_quantizes_activations(tmp_path):
     app.command()(superweights)
     app.command("noop")(lambda: None)
     db, fig = tmp_path / "r.duckdb", tmp_path / "sweep.png"
-    args = ["superweights", "--model", str(tmp_path / "m"), "--max-tokens", "64", "--window", "32", "--detect-only",
-            "--quantize", "--block-size", "per-tensor,32", "--bits", "4,3", "--quantize-activations",
-            "--activation-bits", "8", "--out", str(db), "--figure", str(fig), "--export", str(tmp_path / "e.json")]
+    args = [
+        "superweights",
+        "--model",
+        str(tmp_path / "m"),
+        "--max-tokens",
+        "64",
+        "--window",
+        "32",
+        "--detect-only",
+        "--quantize",
+        "--block-size",
+        "per-tensor,32",
+        "--bits",
+        "4,3",
+        "--quantize-activations",
+        "--activation-bits",
+        "8",
+        "--out",
+        str(db),
+        "--figure",
+        str(fig),
+        "--export",
+        str(tmp_path / "e.json"),
+    ]
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "perplexity by block size" in result.output and "activation quantization" in result.output

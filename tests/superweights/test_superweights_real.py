@@ -43,8 +43,9 @@ def test_smollm2_block_sweep_and_activation_quantization_small():
     assert sweep[("per-tensor", "naive")] > 10 * sweep[("per-tensor", "sw-aware")]
     assert subject.content_hash() == before
 
-    act = sw.activation_quant_table(subject, found.coords, work, bits=[8],
-                                    channels=tuple(a.channel for a in found.activations), original=rows[0])
+    act = sw.activation_quant_table(
+        subject, found.coords, work, bits=[8], channels=tuple(a.channel for a in found.activations), original=rows[0]
+    )
     frame = sw.store.activation_quant_frame(act).set_index("method")
     assert frame.loc["sa-held", "held_elements"] > 0 and frame.loc["naive", "held_elements"] == 0
     assert original < frame.loc["sa-held", "perplexity"] < frame.loc["naive", "perplexity"]

@@ -23,12 +23,24 @@ from matplotlib.figure import Figure
 
 from .inputs import ALL
 
-__all__ = ["FIGURES", "fractions_figure", "pruning_figure", "semantic_figure", "similarity_figure", "transfer_figure",
-           "write_figures"]
+__all__ = [
+    "FIGURES",
+    "fractions_figure",
+    "pruning_figure",
+    "semantic_figure",
+    "similarity_figure",
+    "transfer_figure",
+    "write_figures",
+]
 
 # every file write_figures may write, by the table it draws
-FIGURES = {"fractions": "activated_fraction.png", "similarity": "similarity.png", "layers": "pruning_sparsity.png",
-           "transfer": "calibration_transfer.png", "semantic": "semantic_pairs.png"}
+FIGURES = {
+    "fractions": "activated_fraction.png",
+    "similarity": "similarity.png",
+    "layers": "pruning_sparsity.png",
+    "transfer": "calibration_transfer.png",
+    "semantic": "semantic_pairs.png",
+}
 
 
 def _figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, list]:
@@ -48,8 +60,14 @@ def fractions_figure(fractions: pd.DataFrame, key_gammas=(2e-5, 2e-6)) -> Figure
         sel = f[np.isclose(f["gamma"], g, rtol=1e-9, atol=0)]
         for domain, part in sel.groupby("domain", sort=False):
             part = part.sort_values("layer")
-            ax1.plot(part["layer"], part["fraction"], styles[gi % len(styles)], marker=".",
-                     label=f"{domain}, gamma={g:g}", lw=2 if domain == ALL else 1)
+            ax1.plot(
+                part["layer"],
+                part["fraction"],
+                styles[gi % len(styles)],
+                marker=".",
+                label=f"{domain}, gamma={g:g}",
+                lw=2 if domain == ALL else 1,
+            )
     ax1.set(xlabel="layer", ylabel="activated fraction", title="activated parameters by layer", ylim=(0, 1.02))
     ax1.legend(fontsize=7)
     pooled = ALL if (f["domain"] == ALL).any() else f["domain"].iloc[0]
@@ -61,8 +79,12 @@ def fractions_figure(fractions: pd.DataFrame, key_gammas=(2e-5, 2e-6)) -> Figure
         ax2.plot(part["gamma"], part["fraction"], color=cmap(layer / max(1, len(layers) - 1)), lw=1)
     for g in key_gammas:
         ax2.axvline(g, color="grey", ls=":", lw=1)
-    ax2.set(xscale="log", xlabel="gamma", ylabel="activated fraction",
-            title=f"fraction vs threshold ({pooled}); dark = shallow, yellow = deep")
+    ax2.set(
+        xscale="log",
+        xlabel="gamma",
+        ylabel="activated fraction",
+        title=f"fraction vs threshold ({pooled}); dark = shallow, yellow = deep",
+    )
     return fig
 
 
@@ -73,8 +95,14 @@ def similarity_figure(similarity: pd.DataFrame) -> Figure:
         part = part.sort_values("layer")
         summary = a in ("within", "across")
         label = a if summary else (a if a == b else f"{a} x {b}")
-        ax.plot(part["layer"], part["cosine_mean"], "-" if summary else ":", marker="." if summary else None,
-                lw=2 if summary else 1, label=label)
+        ax.plot(
+            part["layer"],
+            part["cosine_mean"],
+            "-" if summary else ":",
+            marker="." if summary else None,
+            lw=2 if summary else 1,
+            label=label,
+        )
     ax.set(xlabel="layer", ylabel="mean cosine", title="similarity of activation patterns")
     ax.legend(fontsize=7)
     return fig
@@ -121,11 +149,19 @@ def transfer_figure(transfer: pd.DataFrame) -> Figure:
                 x, ppl = ratio.get((method, c, e), (np.nan, np.nan))
                 if np.isfinite(ppl):
                     dark = (x - vmin) > 0.55 * (vmax - vmin)
-                    ax.text(j, i, f"{ppl:.4g}\nx{x:.2f}", ha="center", va="center", fontsize=8,
-                            color="white" if dark else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{ppl:.4g}\nx{x:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="white" if dark else "black",
+                    )
                 if c == e:
-                    ax.add_patch(matplotlib.patches.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2,
-                                                              edgecolor="#0072B2"))
+                    ax.add_patch(
+                        matplotlib.patches.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2, edgecolor="#0072B2")
+                    )
         ax.set_xticks(range(len(domains)), domains, rotation=30, ha="right")
         ax.set_yticks(range(len(calib)), calib)
         ax.set(xlabel="evaluated on (held-out text)", ylabel="calibrated on", title=f"{method} Wanda")
@@ -149,15 +185,24 @@ def semantic_figure(semantic: pd.DataFrame) -> Figure:
     ax.axvspan(layers - k - 0.5, layers - 0.5, color="#009E73", alpha=0.12, lw=0, label="deep third")
     n = int(t["n_pairs"].iloc[0]) if len(t) else 0
     ax.set_xlim(-0.5, layers - 0.5)
-    ax.set(xlabel="layer", ylabel="Spearman rho (pattern cosine vs score)",
-           title=f"semantic pairs: do similar sentences share patterns? ({n} pairs)")
+    ax.set(
+        xlabel="layer",
+        ylabel="Spearman rho (pattern cosine vs score)",
+        title=f"semantic pairs: do similar sentences share patterns? ({n} pairs)",
+    )
     ax.legend(fontsize=7)
     return fig
 
 
-def write_figures(directory: str | os.PathLike, fractions: pd.DataFrame, similarity: pd.DataFrame | None = None,
-                  layers: pd.DataFrame | None = None, transfer: pd.DataFrame | None = None,
-                  semantic: pd.DataFrame | None = None, dpi: int = 120) -> list[Path]:
+def write_figures(
+    directory: str | os.PathLike,
+    fractions: pd.DataFrame,
+    similarity: pd.DataFrame | None = None,
+    layers: pd.DataFrame | None = None,
+    transfer: pd.DataFrame | None = None,
+    semantic: pd.DataFrame | None = None,
+    dpi: int = 120,
+) -> list[Path]:
     """Save every figure the tables allow as PNG in ``directory``; returns the paths.
 
     Each file is checked and written by :mod:`mutascope.files.outputs` (never

@@ -17,7 +17,6 @@ SmolLM2-135M has P ~ 106 M, so ~0.85 GB.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 

@@ -109,8 +109,9 @@ def _mmlu_items(directory: str | Path, subject: str, shots: int = 0, split: str 
     return [(p, LETTERS.index(q.answer)) for p, q in zip(prompts, questions)]
 
 
-def _domain(name: str, source: str, texts: list[str], answers: list[int] | None, limit: int | None,
-            heldout: int | None) -> Domain:
+def _domain(
+    name: str, source: str, texts: list[str], answers: list[int] | None, limit: int | None, heldout: int | None
+) -> Domain:
     """The first ``limit`` texts as inputs, at most ``heldout`` of the rest held out."""
     if limit is not None and limit < 1:
         raise MutascopeError(f"inputs per domain must be >= 1, got {limit}")
@@ -118,8 +119,9 @@ def _domain(name: str, source: str, texts: list[str], answers: list[int] | None,
         raise MutascopeError(f"held-out texts per domain must be >= 0, got {heldout}")
     n = len(texts) if limit is None else min(limit, len(texts))
     stop = len(texts) if heldout is None else n + heldout
-    return Domain(name, tuple(texts[:n]), source, tuple(texts[n:stop]),
-                  tuple(answers[n:stop]) if answers is not None else ())
+    return Domain(
+        name, tuple(texts[:n]), source, tuple(texts[n:stop]), tuple(answers[n:stop]) if answers is not None else ()
+    )
 
 
 def default_domains(limit: int | None = None, heldout: int | None = None) -> list[Domain]:
@@ -138,7 +140,7 @@ def parse_domain(spec: str, limit: int | None = None, heldout: int | None = None
         raise MutascopeError(f"bad domain name {name!r}: use letters, digits, _ . - (and not {ALL!r})")
     answers = None
     if source.startswith("mmlu:"):
-        parts = source[len("mmlu:"):].rsplit(":", 2)
+        parts = source[len("mmlu:") :].rsplit(":", 2)
         shots = 0
         if len(parts) == 3 and parts[2].isdigit():
             shots = int(parts[2])

@@ -33,14 +33,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from ..errors import MutascopeError
 from ..files.text import read_text_file
 from ..model.subject import Subject
-
 from .gradients import activation_maps, encode
 
-__all__ = ["Pair", "cosine_frame", "depth_summary", "layer_cosines", "pair_cosines", "read_pairs",
-           "semantic_correlation", "shipped_pairs"]
+__all__ = [
+    "Pair",
+    "cosine_frame",
+    "depth_summary",
+    "layer_cosines",
+    "pair_cosines",
+    "read_pairs",
+    "semantic_correlation",
+    "shipped_pairs",
+]
 
 SCORE_COLUMNS = ("score", "relatedness_score", "similarity", "similarity_score")
 FIRST_COLUMNS = ("sentence1", "sentence_a", "sentence_1")
@@ -71,8 +79,11 @@ def _parse(text: str, where: str) -> list[Pair]:
     if not numbered:
         raise MutascopeError(f"{where}: is empty; expected a header with score, sentence1, sentence2")
     (_, header), body = numbered[0], numbered[1:]
-    cols = (_column(header, SCORE_COLUMNS, "score", where), _column(header, FIRST_COLUMNS, "sentence1", where),
-            _column(header, SECOND_COLUMNS, "sentence2", where))
+    cols = (
+        _column(header, SCORE_COLUMNS, "score", where),
+        _column(header, FIRST_COLUMNS, "sentence1", where),
+        _column(header, SECOND_COLUMNS, "sentence2", where),
+    )
     pairs = []
     for line, row in body:
         if len(row) <= max(cols):
@@ -97,8 +108,9 @@ def _parse(text: str, where: str) -> list[Pair]:
 def read_pairs(path: str | Path) -> list[Pair]:
     """Pairs from a TSV file in the STS-B layout (columns found by header name)."""
     p = Path(path)
-    return _parse(read_text_file(p, "pair file", "pass a TSV file with score, sentence1, sentence2 columns"),
-                  f"pair file {p}")
+    return _parse(
+        read_text_file(p, "pair file", "pass a TSV file with score, sentence1, sentence2 columns"), f"pair file {p}"
+    )
 
 
 def shipped_pairs() -> list[Pair]:
@@ -128,8 +140,13 @@ def layer_cosines(subject: Subject, first: str, second: str, max_tokens: int | N
     return out
 
 
-def pair_cosines(subject: Subject, pairs: Sequence[Pair], *, max_tokens: int | None = 128,
-                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+def pair_cosines(
+    subject: Subject,
+    pairs: Sequence[Pair],
+    *,
+    max_tokens: int | None = 128,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
     """:func:`layer_cosines` of every pair: an array (pairs, layers). The model is only read."""
     if not pairs:
         raise MutascopeError("no sentence pairs given")
@@ -147,8 +164,9 @@ def _ranks(x: np.ndarray, axis: int = 0) -> np.ndarray:
     return rankdata(x, axis=axis)
 
 
-def semantic_correlation(cosines: np.ndarray, scores: Sequence[float], *, permutations: int = 1000,
-                         seed: int = 0) -> pd.DataFrame:
+def semantic_correlation(
+    cosines: np.ndarray, scores: Sequence[float], *, permutations: int = 1000, seed: int = 0
+) -> pd.DataFrame:
     """Per layer: Spearman rho of the pairs' cosines against their scores, with a permutation p-value.
 
     ``cosines`` is (pairs, layers). The same ``permutations`` shuffles of the
@@ -180,10 +198,18 @@ def semantic_correlation(cosines: np.ndarray, scores: Sequence[float], *, permut
         p = (1 + (np.abs(null) >= np.abs(rho) - tol).sum(axis=0)) / (permutations + 1)
     p = np.where(np.isfinite(rho), p, np.nan)
     layers = np.arange(c.shape[1])
-    return pd.DataFrame({
-        "layer": layers, "n_pairs": len(s), "spearman_rho": rho, "p_value": p, "permutations": permutations,
-        "cosine_mean": np.nanmean(c, axis=0), "cosine_min": np.nanmin(c, axis=0), "cosine_max": np.nanmax(c, axis=0),
-    })
+    return pd.DataFrame(
+        {
+            "layer": layers,
+            "n_pairs": len(s),
+            "spearman_rho": rho,
+            "p_value": p,
+            "permutations": permutations,
+            "cosine_mean": np.nanmean(c, axis=0),
+            "cosine_min": np.nanmin(c, axis=0),
+            "cosine_max": np.nanmax(c, axis=0),
+        }
+    )
 
 
 def cosine_frame(pairs: Sequence[Pair], cosines: np.ndarray) -> pd.DataFrame:

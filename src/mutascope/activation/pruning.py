@@ -32,9 +32,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -42,7 +41,6 @@ import torch
 
 from ..errors import MutascopeError
 from ..model.subject import Subject
-
 from .gradients import matrix_params
 
 __all__ = ["LayerSparsity", "PruneResult", "compare_pruning", "layerwise_sparsities", "pruned", "wanda_prune"]
@@ -52,19 +50,24 @@ __all__ = ["LayerSparsity", "PruneResult", "compare_pruning", "layerwise_sparsit
 class LayerSparsity:
     """Per-layer pruning ratios and the numbers they came from."""
 
-    counts: tuple[float, ...]        # N_i
-    normalised: tuple[float, ...]    # N'_i
-    sparsities: tuple[float, ...]    # S_i
-    target: float                    # S
+    counts: tuple[float, ...]  # N_i
+    normalised: tuple[float, ...]  # N'_i
+    sparsities: tuple[float, ...]  # S_i
+    target: float  # S
     alpha: float
     beta: float
-    renormalised: bool               # clipping to [0, 1] forced a shift back to mean S
+    renormalised: bool  # clipping to [0, 1] forced a shift back to mean S
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame({
-            "layer": range(len(self.counts)), "n_activated": self.counts, "n_prime": self.normalised,
-            "sparsity_layerwise": self.sparsities, "sparsity_uniform": self.target,
-        })
+        return pd.DataFrame(
+            {
+                "layer": range(len(self.counts)),
+                "n_activated": self.counts,
+                "n_prime": self.normalised,
+                "sparsity_layerwise": self.sparsities,
+                "sparsity_uniform": self.target,
+            }
+        )
 
 
 def _check_sparsity(s: float, what: str = "sparsity") -> None:
@@ -72,8 +75,9 @@ def _check_sparsity(s: float, what: str = "sparsity") -> None:
         raise MutascopeError(f"{what} must be in [0, 1), got {s!r}")
 
 
-def layerwise_sparsities(counts: Sequence[float], sparsity: float = 0.5, alpha: float = 2.0,
-                         beta: float = 0.2) -> LayerSparsity:
+def layerwise_sparsities(
+    counts: Sequence[float], sparsity: float = 0.5, alpha: float = 2.0, beta: float = 0.2
+) -> LayerSparsity:
     """S_i from N_i by the formula above (layers 1-based in ``alpha / i``)."""
     _check_sparsity(sparsity)
     for name, v in (("alpha", alpha), ("beta", beta)):
@@ -99,8 +103,15 @@ def layerwise_sparsities(counts: Sequence[float], sparsity: float = 0.5, alpha: 
             break
         s = clipped + np.where(free, gap / free.sum(), 0.0)
     s = np.clip(s, 0.0, 1.0)
-    return LayerSparsity(tuple(n.tolist()), tuple(prime.tolist()), tuple(s.tolist()), float(sparsity),
-                         float(alpha), float(beta), renormalised)
+    return LayerSparsity(
+        tuple(n.tolist()),
+        tuple(prime.tolist()),
+        tuple(s.tolist()),
+        float(sparsity),
+        float(alpha),
+        float(beta),
+        renormalised,
+    )
 
 
 class _Stop(Exception):
@@ -179,10 +190,13 @@ def wanda_prune(subject: Subject, sparsities: Sequence[float], calibration: Sequ
                 def hook(module, args):
                     x = args[0].detach().reshape(-1, args[0].shape[-1]).to(torch.float64)
                     sums[path] = sums.get(path, 0) + x.pow(2).sum(0)
+
                 return hook
 
-            hooks = [model.get_submodule(p).register_forward_pre_hook(pre_hook(p))
-                     for p in sorted({r.module_path for r in refs})]
+            hooks = [
+                model.get_submodule(p).register_forward_pre_hook(pre_hook(p))
+                for p in sorted({r.module_path for r in refs})
+            ]
             try:
                 for n, (_, rest) in enumerate(calls):
                     _run_block(block, hidden[n], rest[layer])
@@ -243,9 +257,18 @@ class PruneResult:
         return pd.DataFrame(list(self.rows), columns=["variant", "target_sparsity", "sparsity", "perplexity"])
 
 
-def compare_pruning(subject: Subject, counts: Sequence[float], calibration: Sequence[torch.Tensor],
-                    eval_ids: torch.Tensor, *, sparsity: float = 0.5, alpha: float = 2.0, beta: float = 0.2,
-                    window: int = 256, progress=None) -> PruneResult:
+def compare_pruning(
+    subject: Subject,
+    counts: Sequence[float],
+    calibration: Sequence[torch.Tensor],
+    eval_ids: torch.Tensor,
+    *,
+    sparsity: float = 0.5,
+    alpha: float = 2.0,
+    beta: float = 0.2,
+    window: int = 256,
+    progress=None,
+) -> PruneResult:
     """Dense vs uniform Wanda vs layer-wise Wanda, by perplexity on ``eval_ids``."""
     from ..evaluate import perplexity
 

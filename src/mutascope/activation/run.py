@@ -10,9 +10,9 @@ so a caller can print it while the rest runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ..errors import MutascopeError
 from ..evaluate import corpus_ids, read_corpus
@@ -118,13 +118,15 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
         raise MutascopeError(f"--screen {s.screen}: not found")
     short = [f"{d.name} ({len(d.texts)})" for d in domains if len(d.texts) < s.inputs_per_domain]
     if short:  # said once every setting is checked, so a refusal stays one line
-        tell("note", f"--inputs-per-domain {s.inputs_per_domain}: fewer inputs available, all used: "
-                     f"{', '.join(short)}")
+        tell("note", f"--inputs-per-domain {s.inputs_per_domain}: fewer inputs available, all used: {', '.join(short)}")
     subject = load(s.model, s.dtype, s.device)
 
     say("activation maps ...")
     acc, input_table = collect(
-        subject, domains, max_tokens=s.max_tokens, similarity_inputs=s.similarity_inputs,
+        subject,
+        domains,
+        max_tokens=s.max_tokens,
+        similarity_inputs=s.similarity_inputs,
         progress=lambda done, total: say(f"activation maps: input {done}/{total} ..."),
     )
     say("statistics ...")
@@ -132,9 +134,16 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
     similarity = acc.similarity()
     found = findings(fractions, similarity)
     tiles = tile_frame(acc, size)
-    out = Result({"activation_inputs": input_table, "activation_fractions": fractions,
-                  "activation_similarity": similarity, "activation_pairs": acc.pairs(),
-                  "activation_findings": found, "activation_tiles": tiles})
+    out = Result(
+        {
+            "activation_inputs": input_table,
+            "activation_fractions": fractions,
+            "activation_similarity": similarity,
+            "activation_pairs": acc.pairs(),
+            "activation_findings": found,
+            "activation_tiles": tiles,
+        }
+    )
     tell("fractions", (fractions, gammas))
     tell("similarity", similarity)
     tell("findings", found)
@@ -148,13 +157,24 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
     result = transfer = semantic = None
     if s.prune_sparsity:
         counts = acc.layer_counts(s.prune_gamma)
-        domain_counts = {d.name: acc.layer_counts(s.prune_gamma, d.name) for d in domains} if s.prune_calibration else {}
+        domain_counts = (
+            {d.name: acc.layer_counts(s.prune_gamma, d.name) for d in domains} if s.prune_calibration else {}
+        )
         del acc  # the sums and kept maps are not needed for pruning; free them first
         calibration = [encode(subject, t, s.max_tokens) for d in domains for t in d.texts]
         eval_ids = corpus_ids(subject, text, s.corpus_tokens)
         say("pruning ...")
-        result = compare_pruning(subject, counts, calibration, eval_ids, sparsity=s.prune_sparsity, alpha=s.alpha,
-                                 beta=s.beta, window=s.window, progress=lambda name: say(f"pruning: {name} ..."))
+        result = compare_pruning(
+            subject,
+            counts,
+            calibration,
+            eval_ids,
+            sparsity=s.prune_sparsity,
+            alpha=s.alpha,
+            beta=s.beta,
+            window=s.window,
+            progress=lambda name: say(f"pruning: {name} ..."),
+        )
         out.tables["pruning_layers"] = result.layers.frame()
         out.tables["pruning_perplexity"] = result.frame()
         tell("pruning", (result, s.prune_gamma))
@@ -162,8 +182,16 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
     if s.prune_calibration:
         say("calibration transfer ...")
         transfer = calibration_transfer(
-            subject, domains, domain_counts, sparsity=s.prune_sparsity, alpha=s.alpha, beta=s.beta,
-            max_tokens=s.max_tokens, window=s.window, progress=lambda msg: say(f"calibration transfer: {msg} ..."))
+            subject,
+            domains,
+            domain_counts,
+            sparsity=s.prune_sparsity,
+            alpha=s.alpha,
+            beta=s.beta,
+            max_tokens=s.max_tokens,
+            window=s.window,
+            progress=lambda msg: say(f"calibration transfer: {msg} ..."),
+        )
         summary = transfer.summary()
         out.tables["activation_calibration_transfer"] = transfer.frame()
         out.tables["activation_calibration_summary"] = summary
@@ -172,8 +200,12 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
 
     if pair_set is not None:
         say("semantic pairs ...")
-        cosines = pair_cosines(subject, pair_set, max_tokens=s.max_tokens,
-                               progress=lambda done, total: say(f"semantic pairs: {done}/{total} ..."))
+        cosines = pair_cosines(
+            subject,
+            pair_set,
+            max_tokens=s.max_tokens,
+            progress=lambda done, total: say(f"semantic pairs: {done}/{total} ..."),
+        )
         semantic = semantic_correlation(cosines, [p.score for p in pair_set], permutations=s.permutations)
         out.tables["activation_semantic_pairs"] = semantic
         out.tables["activation_semantic_cosines"] = cosine_frame(pair_set, cosines)
@@ -181,17 +213,35 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
 
     if s.out_file is not None:
         recorded = dict(
-            domains={d.name: d.source for d in domains}, inputs_per_domain=s.inputs_per_domain,
-            prune_calibration=s.prune_calibration, heldout=s.heldout if s.prune_calibration else None,
+            domains={d.name: d.source for d in domains},
+            inputs_per_domain=s.inputs_per_domain,
+            prune_calibration=s.prune_calibration,
+            heldout=s.heldout if s.prune_calibration else None,
             pairs=(str(s.pairs) if s.pairs else "shipped") if semantic_pairs else None,
-            n_pairs=len(pair_set) if pair_set else None, permutations=s.permutations if semantic_pairs else None,
-            max_tokens=s.max_tokens, gammas=list(gammas), similarity_inputs=s.similarity_inputs, tile=list(size),
-            screen=str(s.screen) if s.screen else None, prune_sparsity=s.prune_sparsity, prune_gamma=s.prune_gamma,
-            alpha=s.alpha, beta=s.beta, corpus=str(s.corpus or "shipped"), corpus_tokens=s.corpus_tokens,
-            window=s.window)
+            n_pairs=len(pair_set) if pair_set else None,
+            permutations=s.permutations if semantic_pairs else None,
+            max_tokens=s.max_tokens,
+            gammas=list(gammas),
+            similarity_inputs=s.similarity_inputs,
+            tile=list(size),
+            screen=str(s.screen) if s.screen else None,
+            prune_sparsity=s.prune_sparsity,
+            prune_gamma=s.prune_gamma,
+            alpha=s.alpha,
+            beta=s.beta,
+            corpus=str(s.corpus or "shipped"),
+            corpus_tokens=s.corpus_tokens,
+            window=s.window,
+        )
         out.tables["activation_runs"] = run_frame(subject, recorded)
         write_tables(s.out_file, out.tables)
     if s.figures is not None:
-        out.figures = write_figures(s.figures, fractions, similarity, result.layers.frame() if result else None,
-                                    transfer.frame() if transfer else None, semantic)
+        out.figures = write_figures(
+            s.figures,
+            fractions,
+            similarity,
+            result.layers.frame() if result else None,
+            transfer.frame() if transfer else None,
+            semantic,
+        )
     return out

@@ -36,7 +36,6 @@ import torch
 
 from ..errors import MutascopeError
 from ..model.subject import Subject
-
 from .gradients import InputMaps, activation_maps, encode, map_dtype
 from .inputs import ALL, Domain
 
@@ -108,7 +107,7 @@ class ActivationAccumulator:
     grams: list[list[list[float]]] = field(default_factory=list)  # per layer, K x K (lower triangle filled)
 
     @classmethod
-    def for_subject(cls, subject: Subject, **kwargs) -> "ActivationAccumulator":
+    def for_subject(cls, subject: Subject, **kwargs) -> ActivationAccumulator:
         a = subject.anatomy
         shapes = {(r.layer, r.matrix): r.shape for r in a.refs()}
         kwargs.setdefault("dtype", map_dtype(subject))
@@ -234,19 +233,27 @@ class ActivationAccumulator:
         swap = pairs["domain_a"].map(order) > pairs["domain_b"].map(order)
         pairs.loc[swap, ["domain_a", "domain_b"]] = pairs.loc[swap, ["domain_b", "domain_a"]].to_numpy()
         g = pairs.groupby(["layer", "domain_a", "domain_b"], sort=False)["cosine"]
-        out = g.agg(n_pairs="count", cosine_mean="mean", cosine_std=lambda s: s.std(ddof=0),
-                    cosine_min="min", cosine_max="max").reset_index()
+        out = g.agg(
+            n_pairs="count", cosine_mean="mean", cosine_std=lambda s: s.std(ddof=0), cosine_min="min", cosine_max="max"
+        ).reset_index()
         same = out["domain_a"] == out["domain_b"]
         summary = []
         for label, part in (("within", out[same]), ("across", out[~same])):
             if part.empty:
                 continue
-            s = part.groupby("layer").agg(n_pairs=("n_pairs", "sum"), cosine_mean=("cosine_mean", "mean"),
-                                          cosine_min=("cosine_min", "min"), cosine_max=("cosine_max", "max"))
+            s = part.groupby("layer").agg(
+                n_pairs=("n_pairs", "sum"),
+                cosine_mean=("cosine_mean", "mean"),
+                cosine_min=("cosine_min", "min"),
+                cosine_max=("cosine_max", "max"),
+            )
             s = s.reset_index().assign(domain_a=label, domain_b=label, cosine_std=float("nan"))
             summary.append(s)
-        return pd.concat([out, *summary], ignore_index=True)[cols].sort_values(
-            ["layer", "domain_a", "domain_b"], kind="stable").reset_index(drop=True)
+        return (
+            pd.concat([out, *summary], ignore_index=True)[cols]
+            .sort_values(["layer", "domain_a", "domain_b"], kind="stable")
+            .reset_index(drop=True)
+        )
 
 
 def collect(
@@ -280,14 +287,35 @@ def collect(
             result = activation_maps(subject, ids)
             acc.add(domain.name, result)
             token = subject.tokenizer.decode([result.token])
-            rows.append((domain.name, index, result.n_tokens, result.token, token, result.logit,
-                         index < similarity_inputs, text[:200]))
+            rows.append(
+                (
+                    domain.name,
+                    index,
+                    result.n_tokens,
+                    result.token,
+                    token,
+                    result.logit,
+                    index < similarity_inputs,
+                    text[:200],
+                )
+            )
             del result
             done += 1
             if progress is not None:
                 progress(done, total)
-    inputs = pd.DataFrame(rows, columns=["domain", "index", "n_tokens", "top_token_id", "top_token", "top_logit",
-                                         "kept_for_similarity", "text_start"])
+    inputs = pd.DataFrame(
+        rows,
+        columns=[
+            "domain",
+            "index",
+            "n_tokens",
+            "top_token_id",
+            "top_token",
+            "top_logit",
+            "kept_for_similarity",
+            "text_start",
+        ],
+    )
     return acc, inputs
 
 

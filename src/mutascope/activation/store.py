@@ -36,19 +36,38 @@ from ..store import replace_tables
 
 __all__ = ["TABLES", "run_frame", "write_tables"]
 
-TABLES = ("activation_runs", "activation_inputs", "activation_fractions", "activation_similarity",
-          "activation_pairs", "activation_findings", "activation_tiles", "activation_screen",
-          "pruning_layers", "pruning_perplexity", "activation_calibration_transfer",
-          "activation_calibration_summary", "activation_calibration_layers", "activation_semantic_pairs",
-          "activation_semantic_cosines")
+TABLES = (
+    "activation_runs",
+    "activation_inputs",
+    "activation_fractions",
+    "activation_similarity",
+    "activation_pairs",
+    "activation_findings",
+    "activation_tiles",
+    "activation_screen",
+    "pruning_layers",
+    "pruning_perplexity",
+    "activation_calibration_transfer",
+    "activation_calibration_summary",
+    "activation_calibration_layers",
+    "activation_semantic_pairs",
+    "activation_semantic_cosines",
+)
 
 
 def run_frame(subject: Subject, settings: dict) -> pd.DataFrame:
     """One row describing the run: model, its content hash, and every setting as JSON."""
-    return pd.DataFrame([dict(
-        model_id=subject.model_id, content_hash=subject.content_hash(), family=subject.anatomy.family,
-        dtype=str(subject.dtype).removeprefix("torch."), settings=json.dumps(settings, default=str, sort_keys=True),
-    )])
+    return pd.DataFrame(
+        [
+            dict(
+                model_id=subject.model_id,
+                content_hash=subject.content_hash(),
+                family=subject.anatomy.family,
+                dtype=str(subject.dtype).removeprefix("torch."),
+                settings=json.dumps(settings, default=str, sort_keys=True),
+            )
+        ]
+    )
 
 
 def write_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame]) -> Path:

@@ -18,7 +18,6 @@ import pandas as pd
 import torch
 
 from ..errors import MutascopeError
-
 from .inputs import ALL
 from .stats import ActivationAccumulator
 
@@ -42,8 +41,9 @@ def pool_tiles(a: torch.Tensor, tile: tuple[int, int] = (64, 64)) -> torch.Tenso
     return sums / (rh[:, None] * cw[None, :])
 
 
-def tile_frame(acc: ActivationAccumulator, tile: tuple[int, int] = (64, 64),
-               domains: Sequence[str] | None = None) -> pd.DataFrame:
+def tile_frame(
+    acc: ActivationAccumulator, tile: tuple[int, int] = (64, 64), domains: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Mean A per tile: ``domain, layer, matrix, row, col, activation`` (tile units, like a screen)."""
     if domains is None:
         domains = acc.domains + ([ALL] if len(acc.domains) > 1 else [])
@@ -53,15 +53,24 @@ def tile_frame(acc: ActivationAccumulator, tile: tuple[int, int] = (64, 64),
             for matrix in acc.matrices:
                 pooled = pool_tiles(acc.mean_map(domain, layer, matrix), tile).numpy()
                 r, c = np.indices(pooled.shape)
-                parts.append(pd.DataFrame({
-                    "domain": domain, "layer": layer, "matrix": matrix,
-                    "row": r.ravel(), "col": c.ravel(), "activation": pooled.ravel(),
-                }))
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "domain": domain,
+                            "layer": layer,
+                            "matrix": matrix,
+                            "row": r.ravel(),
+                            "col": c.ravel(),
+                            "activation": pooled.ravel(),
+                        }
+                    )
+                )
     return pd.concat(parts, ignore_index=True)
 
 
-def screen_nsm_rates(results_path: str | os.PathLike, *, tile: tuple[int, int] | None = None,
-                     model_hash: str | None = None) -> pd.DataFrame:
+def screen_nsm_rates(
+    results_path: str | os.PathLike, *, tile: tuple[int, int] | None = None, model_hash: str | None = None
+) -> pd.DataFrame:
     """NSM rate per site (over probes, per kind and ``kind='all'``) of a screen's results file.
 
     Refuses a screen of another model (content hash) or another tile size,

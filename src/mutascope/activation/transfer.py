@@ -43,7 +43,6 @@ import torch
 
 from ..errors import MutascopeError
 from ..model.subject import Subject
-
 from .gradients import encode
 from .inputs import Domain
 from .pruning import _matrix_sparsity, layerwise_sparsities, pruned
@@ -109,11 +108,22 @@ def _evaluate(subject: Subject, heldout: Heldout, window: int) -> tuple[float, f
 class TransferResult:
     """Every (calibration domain, evaluation domain, method) measured, and the ratios used."""
 
-    rows: pd.DataFrame    # see COLUMNS
+    rows: pd.DataFrame  # see COLUMNS
     layers: pd.DataFrame  # calibration_domain, layer, n_activated, sparsity_layerwise
 
-    COLUMNS = ("calibration_domain", "eval_domain", "method", "target_sparsity", "sparsity", "perplexity",
-               "x_dense", "accuracy", "n_tokens", "n_questions", "diagonal")
+    COLUMNS = (
+        "calibration_domain",
+        "eval_domain",
+        "method",
+        "target_sparsity",
+        "sparsity",
+        "perplexity",
+        "x_dense",
+        "accuracy",
+        "n_tokens",
+        "n_questions",
+        "diagonal",
+    )
 
     def frame(self) -> pd.DataFrame:
         return self.rows
@@ -127,8 +137,19 @@ class TransferResult:
         per method with ``eval_domain='all'`` pools them: how many domains
         the diagonal wins and the geometric-mean advantage.
         """
-        cols = ["method", "eval_domain", "diagonal_perplexity", "best_other_perplexity", "mean_other_perplexity",
-                "advantage", "wins", "n_wins", "n_domains", "diagonal_accuracy", "mean_other_accuracy"]
+        cols = [
+            "method",
+            "eval_domain",
+            "diagonal_perplexity",
+            "best_other_perplexity",
+            "mean_other_perplexity",
+            "advantage",
+            "wins",
+            "n_wins",
+            "n_domains",
+            "diagonal_accuracy",
+            "mean_other_accuracy",
+        ]
         pruned_rows = self.rows[self.rows["method"] != DENSE]
         out = []
         for method, part in pruned_rows.groupby("method", sort=False):
@@ -142,14 +163,39 @@ class TransferResult:
                 mean_other = float(np.exp(np.log(other["perplexity"]).mean()))  # geometric mean
                 win = bool(d < other["perplexity"].min())
                 acc = diag["accuracy"].iloc[0]
-                out.append((method, eval_domain, d, float(other["perplexity"].min()), mean_other, mean_other / d - 1,
-                            win, int(win), 1, float(acc) if pd.notna(acc) else math.nan,
-                            float(other["accuracy"].mean()) if other["accuracy"].notna().any() else math.nan))
+                out.append(
+                    (
+                        method,
+                        eval_domain,
+                        d,
+                        float(other["perplexity"].min()),
+                        mean_other,
+                        mean_other / d - 1,
+                        win,
+                        int(win),
+                        1,
+                        float(acc) if pd.notna(acc) else math.nan,
+                        float(other["accuracy"].mean()) if other["accuracy"].notna().any() else math.nan,
+                    )
+                )
                 ratios.append(mean_other / d)
                 wins.append(win)
             if ratios:
-                out.append((method, "all", math.nan, math.nan, math.nan, float(np.exp(np.log(ratios).mean())) - 1,
-                            all(wins), sum(wins), len(wins), math.nan, math.nan))
+                out.append(
+                    (
+                        method,
+                        "all",
+                        math.nan,
+                        math.nan,
+                        math.nan,
+                        float(np.exp(np.log(ratios).mean())) - 1,
+                        all(wins),
+                        sum(wins),
+                        len(wins),
+                        math.nan,
+                        math.nan,
+                    )
+                )
         return pd.DataFrame(out, columns=cols)
 
 
@@ -195,11 +241,25 @@ def calibration_transfer(
     def measure(calibration: str, method: str, target: float) -> None:
         realised = _matrix_sparsity(subject)
         for h in heldout:
-            say(f"{method} pruned on {calibration}: evaluating on {h.domain}" if method != DENSE
-                else f"dense model on {h.domain}")
+            say(
+                f"{method} pruned on {calibration}: evaluating on {h.domain}"
+                if method != DENSE
+                else f"dense model on {h.domain}"
+            )
             ppl, acc = _evaluate(subject, h, window)
-            rows.append((calibration, h.domain, method, target, realised, ppl, acc, h.n_tokens,
-                         len(h.choices.answers) if h.choices is not None else 0))
+            rows.append(
+                (
+                    calibration,
+                    h.domain,
+                    method,
+                    target,
+                    realised,
+                    ppl,
+                    acc,
+                    h.n_tokens,
+                    len(h.choices.answers) if h.choices is not None else 0,
+                )
+            )
 
     measure(DENSE, DENSE, 0.0)
     for d in domains:
@@ -216,8 +276,20 @@ def calibration_transfer(
                 measure(d.name, method, sparsity)
     if subject.content_hash() != before:  # pragma: no cover - pruned() already checks
         raise RuntimeError("calibration transfer left the model modified")
-    frame = pd.DataFrame(rows, columns=["calibration_domain", "eval_domain", "method", "target_sparsity",
-                                        "sparsity", "perplexity", "accuracy", "n_tokens", "n_questions"])
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "calibration_domain",
+            "eval_domain",
+            "method",
+            "target_sparsity",
+            "sparsity",
+            "perplexity",
+            "accuracy",
+            "n_tokens",
+            "n_questions",
+        ],
+    )
     frame["accuracy"] = frame["accuracy"].astype("float64")  # NaN where the domain is not multiple choice
     dense = frame[frame["method"] == DENSE].set_index("eval_domain")["perplexity"]
     frame["x_dense"] = frame["perplexity"] / frame["eval_domain"].map(dense)

@@ -33,8 +33,22 @@ from .tile_scores import MATRIX_KEYS, kind_pairs, kind_values, paired
 
 PAIR = ["pair", "kind_a", "kind_b", "value_a", "value_b", "size_ratio", "larger"]
 NSM_COLUMNS = MATRIX_KEYS + PAIR + ["tiles", "both", "a_only", "b_only", "neither", "p_value", "p_floor"]
-EFFECT_COLUMNS = MATRIX_KEYS + PAIR + ["tiles", "median_a", "median_b", "median_difference", "ci_low", "ci_high",
-                                       "rank_biserial", "median_difference_per_token", "p_value", "p_floor"]
+EFFECT_COLUMNS = (
+    MATRIX_KEYS
+    + PAIR
+    + [
+        "tiles",
+        "median_a",
+        "median_b",
+        "median_difference",
+        "ci_low",
+        "ci_high",
+        "rank_biserial",
+        "median_difference_per_token",
+        "p_value",
+        "p_floor",
+    ]
+)
 CALL = ["q_value", "bias", "size_verdict"]
 SIZE_MATCHED = ("sym:1", "sym:-1")
 
@@ -76,8 +90,21 @@ def _pair_tests(frame: pd.DataFrame, pair: tuple[str, str], readout: str) -> pd.
         else:
             t = signed_rank(a - b)
             tok = (g["a_tok"] - g["b_tok"]).median() if "a_tok" in g else np.nan
-            rows.append((*key, len(g), float(np.median(a)), float(np.median(b)), t["median_difference"],
-                         t["ci_low"], t["ci_high"], t["rank_biserial"], float(tok), t["p_value"], t["p_floor"]))
+            rows.append(
+                (
+                    *key,
+                    len(g),
+                    float(np.median(a)),
+                    float(np.median(b)),
+                    t["median_difference"],
+                    t["ci_low"],
+                    t["ci_high"],
+                    t["rank_biserial"],
+                    float(tok),
+                    t["p_value"],
+                    t["p_floor"],
+                )
+            )
     names = [c for c in (NSM_COLUMNS if readout == "nsm" else EFFECT_COLUMNS) if c not in PAIR]
     out = pd.DataFrame(rows, columns=names)
     out["pair"], out["kind_a"], out["kind_b"] = f"{pair[0]}/{pair[1]}", pair[0], pair[1]
@@ -95,8 +122,9 @@ def _with_values(out: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:
     out["value_a"], out["value_b"] = look(out["kind_a"]), look(out["kind_b"])
     with np.errstate(invalid="ignore", divide="ignore"):
         out["size_ratio"] = np.abs(out["value_a"]) / np.abs(out["value_b"])
-    out["larger"] = np.where(out["size_ratio"] > 1, out["kind_a"],
-                             np.where(out["size_ratio"] < 1, out["kind_b"], "equal"))
+    out["larger"] = np.where(
+        out["size_ratio"] > 1, out["kind_a"], np.where(out["size_ratio"] < 1, out["kind_b"], "equal")
+    )
     return out
 
 
@@ -111,15 +139,30 @@ def _size_verdicts(out: pd.DataFrame) -> np.ndarray:
         elif (r.probe_id, r.layer, r.matrix) in matched.index:
             control = matched.loc[(r.probe_id, r.layer, r.matrix)]
             same = (control == SIZE_MATCHED[0]) == (r.bias == r.kind_a)
-            verdicts.append("explained by size" if control == "none" else
-                            "survives size matching" if same else "reversed when size-matched")
+            verdicts.append(
+                "explained by size"
+                if control == "none"
+                else "survives size matching"
+                if same
+                else "reversed when size-matched"
+            )
         else:
             verdicts.append("towards the larger value" if r.bias == r.larger else "against the larger value")
     return np.array(verdicts, dtype=object)
 
 
-SIZE_COLUMNS = ["probe_id", "pair", "matrices", "called", "towards_larger", "against_larger", "p_direction",
-                "spearman_size", "p_spearman", "p_floor_spearman"]
+SIZE_COLUMNS = [
+    "probe_id",
+    "pair",
+    "matrices",
+    "called",
+    "towards_larger",
+    "against_larger",
+    "p_direction",
+    "spearman_size",
+    "p_spearman",
+    "p_floor_spearman",
+]
 
 
 def bias_size(table: pd.DataFrame, permutations: int = 9999, seed: int = 0) -> pd.DataFrame:

@@ -24,8 +24,20 @@ import pandas as pd
 FEW_WEIGHTS = 16  # a carrier of at most this many weights is "a few weights"
 SYNERGY = 0.5  # halves summing to less than this share of the tile's effect are "much weaker"
 
-COLUMNS = ("site", "kind", "probe_id", "parent", "largest_child", "children_sum", "carrier", "carrier_weights",
-           "carrier_drop", "mutants", "depth", "verdict")
+COLUMNS = (
+    "site",
+    "kind",
+    "probe_id",
+    "parent",
+    "largest_child",
+    "children_sum",
+    "carrier",
+    "carrier_weights",
+    "carrier_drop",
+    "mutants",
+    "depth",
+    "verdict",
+)
 
 
 def _region(r) -> str:
@@ -61,12 +73,22 @@ def carriers(zoom: pd.DataFrame) -> pd.DataFrame:
             verdict = "synergistic"
         else:
             verdict = "distributed"
-        out.append({
-            "site": site, "kind": kind, "probe_id": pid, "parent": parent, "largest_child": largest,
-            "children_sum": children, "carrier": _region(carrier), "carrier_weights": n,
-            "carrier_drop": float(carrier["logprob_drop"]), "mutants": len(g), "depth": int(g["level"].max()),
-            "verdict": verdict,
-        })
+        out.append(
+            {
+                "site": site,
+                "kind": kind,
+                "probe_id": pid,
+                "parent": parent,
+                "largest_child": largest,
+                "children_sum": children,
+                "carrier": _region(carrier),
+                "carrier_weights": n,
+                "carrier_drop": float(carrier["logprob_drop"]),
+                "mutants": len(g),
+                "depth": int(g["level"].max()),
+                "verdict": verdict,
+            }
+        )
     return pd.DataFrame(out, columns=list(COLUMNS))
 
 
@@ -75,8 +97,13 @@ def sentence(row) -> str:
     head = f"{row.site} {row.kind}, probe {row.probe_id}: the tile's effect is {row.parent:.3g}"
     if row.verdict == "none":
         return f"{head}: none, no positive effect to localise ({row.mutants} exact mutants)."
-    halves = ("" if row.largest_child is None else
-              f"; its stronger half carries {row.largest_child:.3g}, both halves {row.children_sum:.3g}")
-    return (f"{head}{halves}; the smallest region found carrying at least half is {row.carrier} "
-            f"({row.carrier_weights} weights, {row.carrier_drop:.3g}): {row.verdict} "
-            f"({row.mutants} exact mutants, {row.depth} levels).")
+    halves = (
+        ""
+        if row.largest_child is None
+        else f"; its stronger half carries {row.largest_child:.3g}, both halves {row.children_sum:.3g}"
+    )
+    return (
+        f"{head}{halves}; the smallest region found carrying at least half is {row.carrier} "
+        f"({row.carrier_weights} weights, {row.carrier_drop:.3g}): {row.verdict} "
+        f"({row.mutants} exact mutants, {row.depth} levels)."
+    )

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,11 +43,24 @@ from .registry import STATISTICS
 
 DEPTH_PARTS = (("early", 0.0, 1 / 3), ("middle", 1 / 3, 2 / 3), ("late", 2 / 3, 1.0 + 1e-9))
 PROFILE_COLUMNS = ["model", "probe_id", "matrix", "layer", "depth", "effect_bias", "enriched_share", "nsm_rate"]
-PROFILE_METRICS = {"effect_bias": "effect bias (max vs min, rank-biserial)",
-                   "enriched_share": "share of axes enriched (effect)", "nsm_rate": "NSM rate (max/min)"}
+PROFILE_METRICS = {
+    "effect_bias": "effect bias (max vs min, rank-biserial)",
+    "enriched_share": "share of axes enriched (effect)",
+    "nsm_rate": "NSM rate (max/min)",
+}
 STAT_COLUMNS = ["statistic", "key", "model", "figure", "verdict", "hits", "tests", "value"]
-LINK_COLUMNS = ["model", "probe_id", "channels", "channel_tiles", "top_tile", "top_layers", "layers", "holds",
-                "p_value", "figure"]
+LINK_COLUMNS = [
+    "model",
+    "probe_id",
+    "channels",
+    "channel_tiles",
+    "top_tile",
+    "top_layers",
+    "layers",
+    "holds",
+    "p_value",
+    "figure",
+]
 SCREEN_TABLES = ("runs", "probes", "mutations", "outcomes")
 NONE = "-"  # a cell a model has no row for (a matrix type it lacks, a probe it was not screened on)
 
@@ -100,8 +113,9 @@ def _read_export(p: Path) -> Screened:
     missing = [t for t in EXPORT_TABLES if t not in names]
     if missing:
         raise MutascopeError(f"{p} is a directory but not a compact export of a screen (no {missing[0]}.parquet)")
-    tables = {s.name: pd.read_parquet(p / f"analysis_{s.name}.parquet") for s in STATISTICS
-              if f"analysis_{s.name}" in names}
+    tables = {
+        s.name: pd.read_parquet(p / f"analysis_{s.name}.parquet") for s in STATISTICS if f"analysis_{s.name}" in names
+    }
     if not tables:
         raise MutascopeError(f"{p} holds no analysis table of this version: export an analysed screen")
     run = pd.read_parquet(p / "runs.parquet").iloc[0]
@@ -113,8 +127,17 @@ def _read_export(p: Path) -> Screened:
     if not layers:
         raise MutascopeError(f"{p} has no mutations")
     exact = (config.get("plan") or {}).get("layers") is None
-    return Screened(p, model_key(str(run["model_id"])), str(run["model_id"]), (int(run["tile_h"]), int(run["tile_w"])),
-                    layers, max(layers), exact, probes, tables)
+    return Screened(
+        p,
+        model_key(str(run["model_id"])),
+        str(run["model_id"]),
+        (int(run["tile_h"]), int(run["tile_w"])),
+        layers,
+        max(layers),
+        exact,
+        probes,
+        tables,
+    )
 
 
 def read_screened(path: str | os.PathLike) -> Screened:
@@ -141,8 +164,17 @@ def read_screened(path: str | os.PathLike) -> Screened:
     if not layers:
         raise MutascopeError(f"{p} has no mutations: run the screen first")
     exact = (config.get("plan") or {}).get("layers") is None  # --layers all: the screen spans the model
-    return Screened(p, model_key(str(run["model_id"])), str(run["model_id"]), (int(run["tile_h"]), int(run["tile_w"])),
-                    layers, max(layers), exact, probes, tables)
+    return Screened(
+        p,
+        model_key(str(run["model_id"])),
+        str(run["model_id"]),
+        (int(run["tile_h"]), int(run["tile_w"])),
+        layers,
+        max(layers),
+        exact,
+        probes,
+        tables,
+    )
 
 
 def _labels(screens: Sequence[Screened]) -> None:
@@ -163,9 +195,12 @@ def _labels(screens: Sequence[Screened]) -> None:
 
 # -- the header --------------------------------------------------------------------------
 
+
 def _probe_words(s: Screened) -> str:
-    return ", ".join(f"{r.probe_id} ({r.decoding}, {int(r.max_new_tokens)} tokens{', chat' if r.chat else ''})"
-                     for r in s.probes.itertuples())
+    return ", ".join(
+        f"{r.probe_id} ({r.decoding}, {int(r.max_new_tokens)} tokens{', chat' if r.chat else ''})"
+        for r in s.probes.itertuples()
+    )
 
 
 def probes_match(screens: Sequence[Screened]) -> bool:
@@ -177,16 +212,21 @@ def probes_match(screens: Sequence[Screened]) -> bool:
 def _header(screens: Sequence[Screened], common: list[str], left_out: dict[str, list[str]]) -> list[str]:
     lines = []
     for s in screens:
-        depth = (f"layers 0-{s.last_layer}" if s.depth_exact else
-                 f"layers {s.layers[0]}-{s.last_layer} screened of an unknown total: relative depth taken "
-                 f"over 0-{s.last_layer}")
+        depth = (
+            f"layers 0-{s.last_layer}"
+            if s.depth_exact
+            else f"layers {s.layers[0]}-{s.last_layer} screened of an unknown total: relative depth taken "
+            f"over 0-{s.last_layer}"
+        )
         lines.append(f"{s.label}: {s.path} ({s.model_id}; {depth}; tile {s.tile[0]}x{s.tile[1]})")
     if probes_match(screens):
         lines.append(f"probes: the same in every file: {_probe_words(screens[0])}")
     else:
-        lines.append("probes differ: " + "; ".join(f"{s.label}: {_probe_words(s)}" for s in screens)
-                     + (" (rows pair probes by position)" if not _same_ids(screens) else
-                        " (same ids, other texts or decoding)"))
+        lines.append(
+            "probes differ: "
+            + "; ".join(f"{s.label}: {_probe_words(s)}" for s in screens)
+            + (" (rows pair probes by position)" if not _same_ids(screens) else " (same ids, other texts or decoding)")
+        )
     lines.append(f"{len(common)} statistics in every file")
     for name, labels in left_out.items():
         lines.append(f"left out: {name} (only in {', '.join(labels)})")
@@ -199,6 +239,7 @@ def _same_ids(screens: Sequence[Screened]) -> bool:
 
 
 # -- one statistic, one model: figure and verdict ---------------------------------------------
+
 
 def _q(x: float) -> str:
     return "nan" if not np.isfinite(x) else (f"{x:.2g}" if x >= 1e-4 else f"{x:.1e}")
@@ -219,11 +260,13 @@ def _per_probe(table: pd.DataFrame, one: Callable[[pd.DataFrame], tuple]) -> lis
 
 def _family(noun: str, word: str, alpha: float):
     """A family's hits: "k of n NOUN at q < alpha", verdict WORD (or "none")."""
+
     def one(g: pd.DataFrame):
         hit = _hits(g, alpha)
         k, n = int(hit.sum()), int(g["q_value"].notna().sum())
         verdict = (word if k else "none") if n else "untested"
         return f"{k} of {n} {noun} at q < {alpha}", verdict, k, n, k / n if n else np.nan
+
     return one
 
 
@@ -236,8 +279,11 @@ def _bias(table, alpha):
         k, n = len(called), int(g["q_value"].notna().sum())
         kinds = called["bias"].value_counts()
         lead = ", ".join(f"{int(c)} {b}" for b, c in kinds.items())
-        fig = f"{k} of {n} matrices biased at q < {alpha}" + (f" ({lead}; {towards} towards the larger |value|)" if k else "")
+        fig = f"{k} of {n} matrices biased at q < {alpha}" + (
+            f" ({lead}; {towards} towards the larger |value|)" if k else ""
+        )
         return fig, ("biased matrices" if k else "none") if n else "untested", k, n, k / n if n else np.nan
+
     return _per_probe(table, one)
 
 
@@ -247,11 +293,17 @@ def _bias_size(table, alpha):
         if not r["called"] or not (r["towards_larger"] + r["against_larger"]):
             return f"{int(r['called'])} biases called", "nothing to test", None, None, np.nan
         rho = r["spearman_size"]
-        fig = (f"{int(r['towards_larger'])} towards / {int(r['against_larger'])} against the larger |value| "
-               f"(p = {_q(r['p_direction'])}); Spearman with log size ratio {rho:.2f}")
-        verdict = ("size explains" if r["towards_larger"] > r["against_larger"] else "against size") \
-            if r["p_direction"] < alpha else "n.s."
+        fig = (
+            f"{int(r['towards_larger'])} towards / {int(r['against_larger'])} against the larger |value| "
+            f"(p = {_q(r['p_direction'])}); Spearman with log size ratio {rho:.2f}"
+        )
+        verdict = (
+            ("size explains" if r["towards_larger"] > r["against_larger"] else "against size")
+            if r["p_direction"] < alpha
+            else "n.s."
+        )
         return fig, verdict, int(r["p_direction"] < alpha), 1, float(rho)
+
     return _per_probe(table[table["pair"] == "max/min"] if "pair" in table else table, one)
 
 
@@ -267,8 +319,11 @@ def _by_type(table, alpha, axis_col: str, positive: str, negative: str):
         if axis_col == "pair":
             a, b = str(r.pair).split("/")
             positive, negative = f"{a}-biased", f"{b}-biased"
-        word = "untested" if not np.isfinite(q) else (
-            (positive if r.positive > r.negative else negative) if q < alpha else "n.s.")
+        word = (
+            "untested"
+            if not np.isfinite(q)
+            else ((positive if r.positive > r.negative else negative) if q < alpha else "n.s.")
+        )
         fig = f"{int(r.positive)}+ / {int(r.negative)}- of {n} layers, median {r.median:.2f}, q = {_q(q)}"
         rows.append((key, fig, word, int(q < alpha), 1, float(r.median)))
     return rows
@@ -278,8 +333,16 @@ def _pairs(table, alpha, figure: Callable, word: str):
     rows = []
     for r in table.itertuples():
         p = float(r.q_value) if "q_value" in table.columns else float(r.p_value)
-        rows.append((f"{r.probe_a}/{r.probe_b}", figure(r), word if p < alpha else "n.s.", int(p < alpha), 1,
-                     float(getattr(r, "ratio", np.nan)) if word == "recurrent" else float(r.phi)))
+        rows.append(
+            (
+                f"{r.probe_a}/{r.probe_b}",
+                figure(r),
+                word if p < alpha else "n.s.",
+                int(p < alpha),
+                1,
+                float(getattr(r, "ratio", np.nan)) if word == "recurrent" else float(r.phi),
+            )
+        )
     return rows
 
 
@@ -292,6 +355,7 @@ def _counts(table, alpha):
         eff = g["median_effect"].median() if "median_effect" in g and g["median_effect"].notna().any() else np.nan
         fig = f"NSM rate {parts}" + (f"; median effect {eff:.3g}" if np.isfinite(eff) else "")
         return fig, "description", None, None, float(rate)
+
     return _per_probe(table, one)
 
 
@@ -299,6 +363,7 @@ def _saturation(table, alpha):
     def one(g):
         k, n = int(g["saturated"].sum()), len(g)
         return f"{k} of {n} matrices saturated", ("saturated" if k > n / 2 else "not saturated"), None, None, k / n
+
     return _per_probe(table, one)
 
 
@@ -307,8 +372,14 @@ def _copa(table, alpha):
         hit = _hits(g, alpha) & (pd.to_numeric(g["copa"], errors="coerce") < 0).to_numpy()
         k, n = int(hit.sum()), int(g["q_value"].notna().sum())
         med = pd.to_numeric(g["copa"], errors="coerce").median()
-        return (f"{k} of {n} matrix axes complementary at q < {alpha}; median r {med:.2f}",
-                ("complementary axes" if k else "none") if n else "untested", k, n, float(med))
+        return (
+            f"{k} of {n} matrix axes complementary at q < {alpha}; median r {med:.2f}",
+            ("complementary axes" if k else "none") if n else "untested",
+            k,
+            n,
+            float(med),
+        )
+
     return _per_probe(table, one)
 
 
@@ -316,6 +387,7 @@ def _holdout(table, alpha):
     def one(g):
         med = pd.to_numeric(g["rho"], errors="coerce").median()
         return f"median held-out Spearman {med:.2f} over {len(g)} layer axes", "description", None, None, float(med)
+
     return _per_probe(table, one)
 
 
@@ -324,8 +396,16 @@ def _superweights(table, alpha):
     for r in table.itertuples():
         key = f"{r.probe_id} {r.matrix} {r.axis} ({r.role}, channel {int(r.channel)})"
         fig = f"first in {int(r.top_layers)} of {int(r.layers)} layers (expected {r.expected_top:.2f}), p = {_q(r.p_value)}"
-        rows.append((key, fig, "top axis" if r.p_value < alpha else "n.s.", int(r.p_value < alpha), 1,
-                     float(r.top_layers) / r.layers if r.layers else np.nan))
+        rows.append(
+            (
+                key,
+                fig,
+                "top axis" if r.p_value < alpha else "n.s.",
+                int(r.p_value < alpha),
+                1,
+                float(r.top_layers) / r.layers if r.layers else np.nan,
+            )
+        )
     return rows
 
 
@@ -334,8 +414,17 @@ def _agreement(table, alpha):
     rows = []
     for (probe, score), g in t.groupby(["probe_id", "score"], sort=False):
         r = g.iloc[0]
-        rows.append((f"{probe} {score}", f"Spearman {r.spearman:.2f} [{r.spearman_low:.2f}, {r.spearman_high:.2f}], "
-                     f"AUC {r.auc:.2f}, recall top 10 % {r.recall_10:.2f}", "description", None, None, float(r.spearman)))
+        rows.append(
+            (
+                f"{probe} {score}",
+                f"Spearman {r.spearman:.2f} [{r.spearman_low:.2f}, {r.spearman_high:.2f}], "
+                f"AUC {r.auc:.2f}, recall top 10 % {r.recall_10:.2f}",
+                "description",
+                None,
+                None,
+                float(r.spearman),
+            )
+        )
     return rows
 
 
@@ -364,8 +453,12 @@ def summary_rows(name: str, table: pd.DataFrame, alpha: float) -> list[Row]:
     if base == "enrichment":
         return _per_probe(table, _family("axes", "enriched axes", alpha))
     if base == "recurrence":
-        return _pairs(table, alpha, lambda r: f"{int(r.shared)} shared axes vs {r.expected:.1f} expected, "
-                      f"p = {_q(r.p_value)}", "recurrent")
+        return _pairs(
+            table,
+            alpha,
+            lambda r: f"{int(r.shared)} shared axes vs {r.expected:.1f} expected, p = {_q(r.p_value)}",
+            "recurrent",
+        )
     if base == "copa":
         return _copa(table, alpha)
     if base in ("copa_by_type", "reorder_holdout_by_type"):
@@ -374,11 +467,20 @@ def summary_rows(name: str, table: pd.DataFrame, alpha: float) -> list[Row]:
     if base == "reorder_holdout":
         return _holdout(table, alpha)
     if base == "overlap":
-        return _pairs(table, alpha, lambda r: f"Jaccard {r.jaccard:.3f} (independent {r.expected_jaccard:.3f}), "
-                      f"phi {r.phi:.2f}, OR {r.odds_ratio:.2f}", "associated")
+        return _pairs(
+            table,
+            alpha,
+            lambda r: (
+                f"Jaccard {r.jaccard:.3f} (independent {r.expected_jaccard:.3f}), "
+                f"phi {r.phi:.2f}, OR {r.odds_ratio:.2f}"
+            ),
+            "associated",
+        )
     if base == "writers":
-        return _per_probe(table.assign(q_value=table[["q_row", "q_col"]].min(axis=1)) if len(table) else table,
-                          _family("groups sharing an axis", "shared axes", alpha))
+        return _per_probe(
+            table.assign(q_value=table[["q_row", "q_col"]].min(axis=1)) if len(table) else table,
+            _family("groups sharing an axis", "shared axes", alpha),
+        )
     if base == "superweight_summary":
         return _superweights(table, alpha)
     if base == "prediction_agreement":
@@ -386,8 +488,10 @@ def summary_rows(name: str, table: pd.DataFrame, alpha: float) -> list[Row]:
     if base == "counts_by_kind":
         return _counts(table, alpha)
     if base == "counts_by_matrix" and {"probe_id", "matrix"} <= set(table.columns):
-        return [(f"{probe} {matrix}", *_counts(g, alpha)[0][1:])
-                for (probe, matrix), g in table.groupby(["probe_id", "matrix"], sort=False)]
+        return [
+            (f"{probe} {matrix}", *_counts(g, alpha)[0][1:])
+            for (probe, matrix), g in table.groupby(["probe_id", "matrix"], sort=False)
+        ]
     return _generic(table, alpha)
 
 
@@ -417,8 +521,10 @@ def statistics_table(screens: Sequence[Screened], names: Sequence[str], alpha: f
             found = summary_rows(name, s.tables[name], alpha)
             if not by_id:
                 found = _position_keys(found, s)
-            rows += [(name, key, s.label, fig, verdict, hits, tests, value)
-                     for key, fig, verdict, hits, tests, value in found]
+            rows += [
+                (name, key, s.label, fig, verdict, hits, tests, value)
+                for key, fig, verdict, hits, tests, value in found
+            ]
     return pd.DataFrame(rows, columns=STAT_COLUMNS)
 
 
@@ -433,10 +539,13 @@ def side_by_side(long: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
         for label in labels:
             row += list(cells.get((statistic, key, label), (NONE, NONE)))
         rows.append(row)
-    return pd.DataFrame(rows, columns=["statistic", "key"] + [f"{m} {c}" for m in labels for c in ("figure", "verdict")])
+    return pd.DataFrame(
+        rows, columns=["statistic", "key"] + [f"{m} {c}" for m in labels for c in ("figure", "verdict")]
+    )
 
 
 # -- profiles over relative depth ------------------------------------------------------------
+
 
 def profiles(s: Screened, alpha: float) -> pd.DataFrame:
     """Per probe, layer and matrix: effect bias (max vs min rank-biserial), share of axes enriched by
@@ -482,13 +591,16 @@ def depth_summary(prof: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
 
 # -- the super-activation link -----------------------------------------------------------
 
+
 def superactivation_link(s: Screened, alpha: float) -> pd.DataFrame:
     """Per probe: is the v column tile most often first by median effect (layers after the super activation)
     the one holding the model's super-activation channel? "yes", "no" or "unknown" (with why)."""
+
     def unknown(why: str, probes=None) -> pd.DataFrame:
         ids = list(s.probes["probe_id"]) if probes is None else probes
-        return pd.DataFrame([(s.label, p, "", "", None, None, None, "unknown", np.nan, why) for p in ids],
-                            columns=LINK_COLUMNS)
+        return pd.DataFrame(
+            [(s.label, p, "", "", None, None, None, "unknown", np.nan, why) for p in ids], columns=LINK_COLUMNS
+        )
 
     tiles = s.tables.get("superweight_tiles")
     if tiles is None:
@@ -507,34 +619,61 @@ def superactivation_link(s: Screened, alpha: float) -> pd.DataFrame:
             rows.append((s.label, probe, "", "", None, None, None, "unknown", np.nan, "not screened on this probe"))
             continue
         layers = sorted(set(int(x) for x in marks["layer"]))
-        cols = enr[(enr["probe_id"] == probe) & (enr["matrix"] == "v") & (enr["axis"] == "col")
-                   & enr["layer"].isin(layers)]
-        first = (cols.sort_values(["layer", "median_effect", "index"], ascending=[True, False, True])
-                 .groupby("layer").head(1))
+        cols = enr[
+            (enr["probe_id"] == probe) & (enr["matrix"] == "v") & (enr["axis"] == "col") & enr["layer"].isin(layers)
+        ]
+        first = (
+            cols.sort_values(["layer", "median_effect", "index"], ascending=[True, False, True])
+            .groupby("layer")
+            .head(1)
+        )
         if first.empty:
             rows.append((s.label, probe, "", "", None, None, None, "unknown", np.nan, "v columns not in the tables"))
             continue
         counts = first["index"].value_counts()
-        mean_rank = cols.assign(rank=cols.groupby("layer")["median_effect"].rank(ascending=False)).groupby("index")["rank"].mean()
+        mean_rank = (
+            cols.assign(rank=cols.groupby("layer")["median_effect"].rank(ascending=False))
+            .groupby("index")["rank"]
+            .mean()
+        )
         top = int(sorted(counts.index, key=lambda i: (-counts[i], mean_rank.get(i, np.inf), i))[0])
         channels = sorted(set(int(c) for c in marks["channel"]))
         channel_tiles = sorted(set(int(i) for i in marks["index"]))
         p = np.nan
         if summary is not None and len(summary):
-            sub = summary[(summary["probe_id"] == probe) & (summary["matrix"] == "v") & (summary["axis"] == "col")
-                          & (summary["role"] == "super activation")]
+            sub = summary[
+                (summary["probe_id"] == probe)
+                & (summary["matrix"] == "v")
+                & (summary["axis"] == "col")
+                & (summary["role"] == "super activation")
+            ]
             p = float(sub["p_value"].min()) if len(sub) else np.nan
         holds = "yes" if top in channel_tiles else "no"
         own = ", ".join(f"{c} (tile {c // s.tile[1]})" for c in channels)
-        fig = (f"tile {top} first in {int(counts[top])} of {len(first)} layers; channel {own}"
-               + (f" first in {int(sum(counts.get(t, 0) for t in channel_tiles))}" if holds == "no" else "")
-               + (f"; p = {_q(p)}" if np.isfinite(p) else ""))
-        rows.append((s.label, probe, " ".join(map(str, channels)), " ".join(map(str, channel_tiles)), top,
-                     int(counts[top]), len(first), holds, p, fig))
+        fig = (
+            f"tile {top} first in {int(counts[top])} of {len(first)} layers; channel {own}"
+            + (f" first in {int(sum(counts.get(t, 0) for t in channel_tiles))}" if holds == "no" else "")
+            + (f"; p = {_q(p)}" if np.isfinite(p) else "")
+        )
+        rows.append(
+            (
+                s.label,
+                probe,
+                " ".join(map(str, channels)),
+                " ".join(map(str, channel_tiles)),
+                top,
+                int(counts[top]),
+                len(first),
+                holds,
+                p,
+                fig,
+            )
+        )
     return pd.DataFrame(rows, columns=LINK_COLUMNS)
 
 
 # -- the whole comparison ---------------------------------------------------------------
+
 
 def check_alpha(alpha: float) -> None:
     if not 0 < alpha < 1:
@@ -551,10 +690,15 @@ def compare(paths: Sequence[str | os.PathLike], alpha: float = 0.05) -> Comparis
     names = [s.name for s in STATISTICS]
     common = [n for n in names if all(n in s.tables for s in screens)]
     if not common:
-        raise MutascopeError(f"{', '.join(str(s.path) for s in screens)} have no statistic in common: "
-                             "analyse them with one version of `mutascope analyze`")
-    left_out = {n: [s.label for s in screens if n in s.tables] for n in names
-                if n not in common and any(n in s.tables for s in screens)}
+        raise MutascopeError(
+            f"{', '.join(str(s.path) for s in screens)} have no statistic in common: "
+            "analyse them with one version of `mutascope analyze`"
+        )
+    left_out = {
+        n: [s.label for s in screens if n in s.tables]
+        for n in names
+        if n not in common and any(n in s.tables for s in screens)
+    }
     prof = pd.concat([profiles(s, alpha) for s in screens], ignore_index=True)
     labels = [s.label for s in screens]
     return Comparison(
@@ -573,5 +717,15 @@ def statistic_title(name: str) -> str:
     return next((s.title for s in STATISTICS if s.name == name), name)
 
 
-__all__ = ["Comparison", "Screened", "compare", "depth_summary", "profiles", "read_screened", "side_by_side",
-           "statistics_table", "summary_rows", "superactivation_link"]
+__all__ = [
+    "Comparison",
+    "Screened",
+    "compare",
+    "depth_summary",
+    "profiles",
+    "read_screened",
+    "side_by_side",
+    "statistics_table",
+    "summary_rows",
+    "superactivation_link",
+]

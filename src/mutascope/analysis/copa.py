@@ -72,8 +72,9 @@ def _matrices(scored: pd.DataFrame):
         yield key, tile_map(mx, "score", rows=rows, cols=cols)[0], tile_map(mn, "score", rows=rows, cols=cols)[0]
 
 
-def copa(frame: pd.DataFrame, n_perm: int = 999, seed: int = 0, readout: str = "nsm",
-         alpha: float = 0.05) -> pd.DataFrame:
+def copa(
+    frame: pd.DataFrame, n_perm: int = 999, seed: int = 0, readout: str = "nsm", alpha: float = 0.05
+) -> pd.DataFrame:
     """One row per (probe, layer, matrix, axis): correlation, null mean, p (one-sided, low), q.
 
     ``n_perm`` is the least number of permutations; the family may ask for more.
@@ -103,8 +104,19 @@ def copa(frame: pd.DataFrame, n_perm: int = 999, seed: int = 0, readout: str = "
                 total += len(null)
                 null_sum += float(null.sum())
             p = (1 + below) / (1 + total)
-            rows.append((probe, layer, matrix, axis_name, observed, null_sum / total if total else np.nan, n, p,
-                         1 / (1 + total)))
+            rows.append(
+                (
+                    probe,
+                    layer,
+                    matrix,
+                    axis_name,
+                    observed,
+                    null_sum / total if total else np.nan,
+                    n,
+                    p,
+                    1 / (1 + total),
+                )
+            )
     out = pd.DataFrame(rows, columns=COLUMNS[:-1])
     out["q_value"] = np.nan
     for _, idx in out.groupby("probe_id", sort=False).indices.items():

@@ -12,7 +12,7 @@ sweep, next to max and min.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -39,8 +39,10 @@ def nsm_counts(frame: pd.DataFrame, by: Sequence[str] = ("probe_id", "layer", "m
             e = g["effect"].dropna().to_numpy(dtype=float)
             tok = g["effect_per_token"].dropna() if "effect_per_token" in g else pd.Series(dtype=float)
             low, high = median_interval(e) if len(e) else (np.nan, np.nan)
-            stats.append((float(np.median(e)) if len(e) else np.nan, low, high,
-                          float(tok.median()) if len(tok) else np.nan))
+            stats.append(
+                (float(np.median(e)) if len(e) else np.nan, low, high, float(tok.median()) if len(tok) else np.nan)
+            )
         out[["median_effect", "effect_low", "effect_high", "median_per_token"]] = (
-            np.array(stats, dtype=float) if stats else np.empty((0, 4)))
+            np.array(stats, dtype=float) if stats else np.empty((0, 4))
+        )
     return out

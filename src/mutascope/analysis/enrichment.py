@@ -46,8 +46,9 @@ EFFECT_COLUMNS = COMMON + ["median_effect", "median_rest", "median_per_token"] +
 BOOTSTRAP = 1000
 
 
-def enrichment(frame: pd.DataFrame, readout: str = "nsm", alpha: float = 0.05, axes=AXES,
-               seed: int = 0) -> pd.DataFrame:
+def enrichment(
+    frame: pd.DataFrame, readout: str = "nsm", alpha: float = 0.05, axes=AXES, seed: int = 0
+) -> pd.DataFrame:
     """One row per (probe, layer, matrix, axis, index), both axes by default; BH over every
     axis of every matrix of a probe (see the module docstring)."""
     check_readout(readout)
@@ -74,8 +75,9 @@ def enrichment(frame: pd.DataFrame, readout: str = "nsm", alpha: float = 0.05, a
     return out[columns]
 
 
-def _axis_tests(key: tuple, t: pd.DataFrame, m: pd.DataFrame, axis: str, readout: str,
-                rng: np.random.Generator) -> pd.DataFrame:
+def _axis_tests(
+    key: tuple, t: pd.DataFrame, m: pd.DataFrame, axis: str, readout: str, rng: np.random.Generator
+) -> pd.DataFrame:
     """Every index of one matrix along ``axis``: exact stratified rank-sum tests."""
     stratum = OTHER[axis]
     scores = t["score"].to_numpy(dtype=float)
@@ -101,8 +103,15 @@ def _axis_tests(key: tuple, t: pd.DataFrame, m: pd.DataFrame, axis: str, readout
         if tail is None:
             tail = tails[own] = rank_sum_tail([by_stratum[s] for s in own])
         s_obs = int(doubled[inside].sum())
-        rows.append((int(i), int(inside.sum()), float(tail[s_obs]) if s_obs < len(tail) else 0.0, float(tail[-1]),
-                     float(percent[inside].mean())))
+        rows.append(
+            (
+                int(i),
+                int(inside.sum()),
+                float(tail[s_obs]) if s_obs < len(tail) else 0.0,
+                float(tail[-1]),
+                float(percent[inside].mean()),
+            )
+        )
     out = pd.DataFrame(rows, columns=["index", "tiles", "p_value", "p_floor", "score"])
     out["ci_low"], out["ci_high"] = _bootstrap(percent, index, labels, rng)
     for name, value in zip(MATRIX_KEYS, key):
@@ -112,8 +121,9 @@ def _axis_tests(key: tuple, t: pd.DataFrame, m: pd.DataFrame, axis: str, readout
     return out
 
 
-def _bootstrap(percent: np.ndarray, index: np.ndarray, labels: np.ndarray,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _bootstrap(
+    percent: np.ndarray, index: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """95 % percentile-bootstrap interval of each index's mean percentile, over its strata."""
     low, high = np.full(len(labels), np.nan), np.full(len(labels), np.nan)
     groups: dict[int, list[int]] = {}

@@ -113,8 +113,17 @@ def signed_rank(d) -> dict:
     """
     d = np.asarray(d, dtype=float)
     d = d[~np.isnan(d)]
-    out = {"pairs": len(d), "nonzero": 0, "median_difference": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-           "rank_biserial": np.nan, "p_value": np.nan, "p_floor": np.nan, "method": "exact"}
+    out = {
+        "pairs": len(d),
+        "nonzero": 0,
+        "median_difference": np.nan,
+        "ci_low": np.nan,
+        "ci_high": np.nan,
+        "rank_biserial": np.nan,
+        "p_value": np.nan,
+        "p_floor": np.nan,
+        "method": "exact",
+    }
     if len(d) == 0:
         return out
     out["median_difference"] = float(np.median(d))
@@ -136,7 +145,7 @@ def signed_rank(d) -> dict:
         out["method"] = "saddlepoint"
         p = 2 * _saddlepoint_upper(a, total - low_side)
     out["p_value"] = min(1.0, p)
-    out["p_floor"] = min(1.0, 2 * 0.5 ** n)
+    out["p_floor"] = min(1.0, 2 * 0.5**n)
     return out
 
 
@@ -158,7 +167,7 @@ def mcnemar(first_only: int, second_only: int) -> tuple[float, float]:
     n = first_only + second_only
     if n == 0:
         return np.nan, np.nan
-    return float(binomtest(first_only, n, 0.5).pvalue), min(1.0, 2 * 0.5 ** n)
+    return float(binomtest(first_only, n, 0.5).pvalue), min(1.0, 2 * 0.5**n)
 
 
 # -- sums over strata ------------------------------------------------------------

@@ -35,6 +35,8 @@ def saturation_note(table: pd.DataFrame | None) -> str | None:
         return None
     n, total = int(table["saturated"].sum()), len(table)
     high = int((table["direction"] == "high").sum())
-    return (f"The NSM call is saturated in {n} of {total} probe x matrix pairs ({high} with NSM rate above {HIGH}, "
-            f"{n - high} below {LOW}): there the NSM tables have little to find; read the effect-size tables and the "
-            "maps' effect colour mode.")
+    return (
+        f"The NSM call is saturated in {n} of {total} probe x matrix pairs ({high} with NSM rate above {HIGH}, "
+        f"{n - high} below {LOW}): there the NSM tables have little to find; read the effect-size tables and the "
+        "maps' effect colour mode."
+    )

@@ -38,15 +38,18 @@ DEFAULT_EFFECT = "logprob_drop"
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-    ).fetchall()[0][0] > 0
+    return (
+        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0] > 0
+    )
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    return {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
-    ).fetchall()}
+    return {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+        ).fetchall()
+    }
 
 
 def phenotype_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -121,12 +124,16 @@ def probe_context(results) -> pd.DataFrame:
     likelihoods are not on one scale: the tables carry these beside their effects."""
     con = getattr(results, "con", results)
     wt = "p.wt_logprob" if "wt_logprob" in _columns(con, "probes") else "CAST(NULL AS DOUBLE)"
-    return con.execute(
-        f"SELECT CASE WHEN p.kind = 'choice' THEN coalesce(p.probe_group, '{UNGROUPED}') ELSE p.probe_id END "
-        f"AS probe_id, sum(len(p.wt_tokens)) AS new_tokens, "
-        f"CASE WHEN count({wt}) = count(*) THEN sum({wt}) END AS wt_logprob, min(p.position) AS _pos "
-        "FROM probes p GROUP BY 1 ORDER BY _pos"
-    ).df().drop(columns="_pos")
+    return (
+        con.execute(
+            f"SELECT CASE WHEN p.kind = 'choice' THEN coalesce(p.probe_group, '{UNGROUPED}') ELSE p.probe_id END "
+            f"AS probe_id, sum(len(p.wt_tokens)) AS new_tokens, "
+            f"CASE WHEN count({wt}) = count(*) THEN sum({wt}) END AS wt_logprob, min(p.position) AS _pos "
+            "FROM probes p GROUP BY 1 ORDER BY _pos"
+        )
+        .df()
+        .drop(columns="_pos")
+    )
 
 
 def tile_map(

@@ -44,9 +44,20 @@ def bias_by_type(bias_table: pd.DataFrame) -> pd.DataFrame:
     if stat == "_balance":
         t = t.assign(_balance=(t["a_only"] - t["b_only"]).astype(float))
     out = sign_test_over_layers(t, stat, ["probe_id", "matrix", "pair"])
-    calls = t.assign(_larger=t["size_ratio"] > 1, _a=t["bias"] == t["kind_a"], _b=t["bias"] == t["kind_b"],
-                     _against=(t["bias"] != "none") & (t["larger"] != "equal") & (t["bias"] != t["larger"]))
-    counts = calls.groupby(["probe_id", "matrix", "pair"], sort=False).agg(
-        a_larger=("_larger", "sum"), called_a=("_a", "sum"), called_b=("_b", "sum"),
-        called_against_size=("_against", "sum")).reset_index()
+    calls = t.assign(
+        _larger=t["size_ratio"] > 1,
+        _a=t["bias"] == t["kind_a"],
+        _b=t["bias"] == t["kind_b"],
+        _against=(t["bias"] != "none") & (t["larger"] != "equal") & (t["bias"] != t["larger"]),
+    )
+    counts = (
+        calls.groupby(["probe_id", "matrix", "pair"], sort=False)
+        .agg(
+            a_larger=("_larger", "sum"),
+            called_a=("_a", "sum"),
+            called_b=("_b", "sum"),
+            called_against_size=("_against", "sum"),
+        )
+        .reset_index()
+    )
     return out.merge(counts, on=["probe_id", "matrix", "pair"], how="left")

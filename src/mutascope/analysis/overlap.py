@@ -29,32 +29,65 @@ from scipy.stats import fisher_exact, norm
 
 from .tile_scores import main_kinds
 
-COLUMNS = ["probe_a", "probe_b", "mutants", "nsm_a", "nsm_b", "intersection", "union", "jaccard",
-           "expected_jaccard", "max_jaccard", "phi", "odds_ratio", "odds_ratio_low", "odds_ratio_high", "p_value"]
+COLUMNS = [
+    "probe_a",
+    "probe_b",
+    "mutants",
+    "nsm_a",
+    "nsm_b",
+    "intersection",
+    "union",
+    "jaccard",
+    "expected_jaccard",
+    "max_jaccard",
+    "phi",
+    "odds_ratio",
+    "odds_ratio_low",
+    "odds_ratio_high",
+    "p_value",
+]
 
 
 def overlap(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per pair of probes (screen order): sizes, Jaccard and its baselines."""
     frame = frame[frame["kind"].isin(main_kinds(frame))] if len(frame) else frame
     probes = list(dict.fromkeys(frame["probe_id"]))
-    calls = frame.pivot_table(index=["mutation_id", "layer", "matrix"], columns="probe_id", values="nsm",
-                              aggfunc="first").reset_index() if len(frame) else pd.DataFrame()
+    calls = (
+        frame.pivot_table(
+            index=["mutation_id", "layer", "matrix"], columns="probe_id", values="nsm", aggfunc="first"
+        ).reset_index()
+        if len(frame)
+        else pd.DataFrame()
+    )
     rows = []
     for a, b in itertools.combinations(probes, 2):
         both = calls[["layer", "matrix", a, b]].dropna()
         x, y = both[a].astype(bool).to_numpy(), both[b].astype(bool).to_numpy()
         inter, union = int((x & y).sum()), int((x | y).sum())
-        rates = both.assign(x=x, y=y).groupby(["layer", "matrix"]).agg(n=("x", "size"), px=("x", "mean"),
-                                                                          py=("y", "mean"))
+        rates = (
+            both.assign(x=x, y=y).groupby(["layer", "matrix"]).agg(n=("x", "size"), px=("x", "mean"), py=("y", "mean"))
+        )
         e_inter = float((rates["n"] * rates["px"] * rates["py"]).sum())
         e_union = float((rates["n"] * (rates["px"] + rates["py"] - rates["px"] * rates["py"])).sum())
         n11, n10, n01 = inter, int((x & ~y).sum()), int((~x & y).sum())
         n00 = len(x) - n11 - n10 - n01
-        rows.append((a, b, len(x), int(x.sum()), int(y.sum()), inter, union, inter / union if union else np.nan,
-                     e_inter / e_union if e_union else np.nan,
-                     min(x.sum(), y.sum()) / max(x.sum(), y.sum()) if max(x.sum(), y.sum()) else np.nan,
-                     _phi(n11, n10, n01, n00), *_odds_ratio(n11, n10, n01, n00),
-                     float(fisher_exact([[n11, n10], [n01, n00]]).pvalue) if len(x) else np.nan))
+        rows.append(
+            (
+                a,
+                b,
+                len(x),
+                int(x.sum()),
+                int(y.sum()),
+                inter,
+                union,
+                inter / union if union else np.nan,
+                e_inter / e_union if e_union else np.nan,
+                min(x.sum(), y.sum()) / max(x.sum(), y.sum()) if max(x.sum(), y.sum()) else np.nan,
+                _phi(n11, n10, n01, n00),
+                *_odds_ratio(n11, n10, n01, n00),
+                float(fisher_exact([[n11, n10], [n01, n00]]).pvalue) if len(x) else np.nan,
+            )
+        )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -23,8 +23,19 @@ import pandas as pd
 from .exact import bh, hypergeom_sum_tail
 
 KEYS = ["layer", "matrix", "axis", "index"]
-COLUMNS = ["probe_a", "probe_b", "axes", "hits_a", "hits_b", "shared", "expected", "ratio", "p_value", "p_floor",
-           "q_value"]
+COLUMNS = [
+    "probe_a",
+    "probe_b",
+    "axes",
+    "hits_a",
+    "hits_b",
+    "shared",
+    "expected",
+    "ratio",
+    "p_value",
+    "p_floor",
+    "q_value",
+]
 
 
 def recurrent_axes(table: pd.DataFrame, min_probes: int = 2) -> pd.DataFrame:
@@ -38,7 +49,11 @@ def recurrent_axes(table: pd.DataFrame, min_probes: int = 2) -> pd.DataFrame:
         .agg(probes=("probe_id", "nunique"), probe_ids=("probe_id", lambda s: ",".join(sorted(s))))
         .reset_index()
     )
-    return out[out["probes"] >= min_probes].sort_values(["probes", "layer"], ascending=[False, True]).reset_index(drop=True)
+    return (
+        out[out["probes"] >= min_probes]
+        .sort_values(["probes", "layer"], ascending=[False, True])
+        .reset_index(drop=True)
+    )
 
 
 def recurrence(table: pd.DataFrame) -> pd.DataFrame:
@@ -52,15 +67,27 @@ def recurrence(table: pd.DataFrame) -> pd.DataFrame:
         both = hit[hit["probe_id"] == a].merge(hit[hit["probe_id"] == b], on=KEYS, suffixes=("_a", "_b"))
         if both.empty:
             continue
-        strata = [(len(g), int(g["enriched_a"].sum()), int(g["enriched_b"].sum()))
-                  for _, g in both.groupby(["layer", "matrix", "axis"])]
+        strata = [
+            (len(g), int(g["enriched_a"].sum()), int(g["enriched_b"].sum()))
+            for _, g in both.groupby(["layer", "matrix", "axis"])
+        ]
         expected, tail = hypergeom_sum_tail(strata)
         shared = int((both["enriched_a"] & both["enriched_b"]).sum())
         ceiling = sum(min(x, y) for _, x, y in strata)
-        rows.append((a, b, len(both), int(both["enriched_a"].sum()), int(both["enriched_b"].sum()), shared,
-                     expected, shared / expected if expected > 0 else np.nan,
-                     float(tail[shared]) if shared < len(tail) else 0.0,
-                     float(tail[ceiling]) if ceiling < len(tail) else np.nan))
+        rows.append(
+            (
+                a,
+                b,
+                len(both),
+                int(both["enriched_a"].sum()),
+                int(both["enriched_b"].sum()),
+                shared,
+                expected,
+                shared / expected if expected > 0 else np.nan,
+                float(tail[shared]) if shared < len(tail) else 0.0,
+                float(tail[ceiling]) if ceiling < len(tail) else np.nan,
+            )
+        )
     out = pd.DataFrame(rows, columns=COLUMNS[:-1])
     out["q_value"] = bh(out["p_value"].to_numpy()) if len(out) else []
     return out

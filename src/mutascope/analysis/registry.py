@@ -13,11 +13,12 @@ implementation (the effect one named ``effect_<name>``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pandas as pd
 
+from ..predict.agreement import agreement
 from . import sentences as say
 from .bias import bias, bias_size
 from .copa import copa, copa_by_type
@@ -25,7 +26,6 @@ from .counts import nsm_counts
 from .enrichment import enrichment
 from .layers import bias_by_type
 from .overlap import overlap
-from ..predict.agreement import agreement
 from .recurrence import recurrence, recurrent_axes
 from .reorder import reorder_holdout, reorder_holdout_by_type, reordered_table
 from .saturation import saturation
@@ -84,11 +84,27 @@ class Statistic:
 def _both(name, title, unit, family, test, compute, sentences=None, needs="", effect_test=None):
     """The NSM and the effect entries of one statistic (``compute(ctx, readout)``)."""
     return [
-        Statistic(name, title, unit, family, test, lambda c: compute(c, "nsm"), needs,
-                  (lambda t, c: sentences(t, c, "nsm")) if sentences else None),
-        Statistic(f"effect_{name}", f"{title} (effect size)", unit, family, effect_test or test,
-                  lambda c: compute(c, "effect"), needs,
-                  (lambda t, c: sentences(t, c, "effect")) if sentences else None, effect_scale=True),
+        Statistic(
+            name,
+            title,
+            unit,
+            family,
+            test,
+            lambda c: compute(c, "nsm"),
+            needs,
+            (lambda t, c: sentences(t, c, "nsm")) if sentences else None,
+        ),
+        Statistic(
+            f"effect_{name}",
+            f"{title} (effect size)",
+            unit,
+            family,
+            effect_test or test,
+            lambda c: compute(c, "effect"),
+            needs,
+            (lambda t, c: sentences(t, c, "effect")) if sentences else None,
+            effect_scale=True,
+        ),
     ]
 
 
@@ -97,75 +113,201 @@ def _prefix(readout: str) -> str:
 
 
 STATISTICS: list[Statistic] = [
-    Statistic("counts", "Counts", "mutant", "none (description)",
-              "NSM rate with a Clopper-Pearson 95 % interval; median effect with an order-statistic 95 % interval",
-              lambda c: nsm_counts(c.frame), effect_scale=True),
-    Statistic("counts_by_matrix", "Counts by matrix type", "mutant", "none (description)",
-              "as counts, pooled over layers", lambda c: nsm_counts(c.frame, by=("probe_id", "matrix", "kind")),
-              effect_scale=True),
-    Statistic("counts_by_kind", "Kinds and controls", "mutant", "none (description)",
-              "as counts, pooled over matrices: the noise floor (noise:X), matched-norm random tiles, sym:X doses",
-              lambda c: nsm_counts(c.frame, by=("probe_id", "kind")), sentences=say.controls, effect_scale=True),
-    Statistic("saturation", "Saturation of the NSM call", "probe x matrix", "none (description)",
-              "NSM rate of max/min above 0.9 or below 0.1", lambda c: saturation(c.frame)),
-    *_both("bias", "Max/min bias", "tile (its two kinds are one paired observation)",
-           "every matrix of a probe, per kind pair", "McNemar, exact, two-sided",
-           lambda c, r: bias(c.frame, c.alpha, readout=r), say.bias, effect_test="Wilcoxon signed-rank, exact, two-sided"),
-    *_both("bias_size", "Bias against the size of the written value", "matrix", "one test per probe and kind pair",
-           "exact binomial of calls towards/against the larger |value|; Spearman with log(|max|/|min|), permutation",
-           lambda c, r: bias_size(c.tables[f"{_prefix(r)}bias"]), say.bias_size),
-    *_both("bias_by_type", "Bias per matrix type over layers", "layer",
-           "every matrix type x kind pair x probe", "sign test over layers, exact, two-sided",
-           lambda c, r: bias_by_type(c.tables[f"{_prefix(r)}bias"]), say.by_type),
-    *_both("enrichment", "Row and column enrichment", "tile (kinds reduced to one score)",
-           "every axis of every matrix of a probe",
-           "stratified rank sum (rows permuted within columns, and vice versa), exact, one-sided",
-           lambda c, r: enrichment(c.frame, r, c.alpha), say.enrichment),
-    *_both("recurrent_axes", "Axes enriched in several probes", "axis", "none (a list of the enrichment's hits)",
-           "q below the FDR in at least two probes",
-           lambda c, r: recurrent_axes(c.tables[f"{_prefix(r)}enrichment"])),
-    *_both("recurrence", "Recurrence across probes", "axis", "every pair of probes",
-           "shared hits against a matrix x axis stratified hypergeometric null, exact, one-sided",
-           lambda c, r: recurrence(c.tables[f"{_prefix(r)}enrichment"]), say.recurrence, needs="probes"),
-    *_both("copa", "COPA (complementary max/min patterns)", "axis profile of a matrix",
-           "every matrix x axis of a probe",
-           "Pearson r of max and min profiles; min map permuted within columns (rows), permutations chosen from "
-           "the family, one-sided (negative)",
-           lambda c, r: copa(c.scoped(f"{_prefix(r)}copa"), n_perm=c.n_perm, readout=r, alpha=c.alpha)),
-    *_both("copa_by_type", "COPA per matrix type over layers", "layer", "every matrix type x axis x probe",
-           "sign test of the COPA r over layers, exact, two-sided",
-           lambda c, r: copa_by_type(c.tables[f"{_prefix(r)}copa"]), say.copa_by_type),
-    Statistic("overlap", "Cross-probe overlap", "mutant", "every pair of probes",
-              "Jaccard with its independence baseline (stratified by matrix) and maximum; phi; odds ratio "
-              "(Woolf 95 % interval); Fisher exact", lambda c: overlap(c.frame), "probes", say.overlap),
-    Statistic("reordered_gate", "Re-ordered gate, cross-validated", "tile", "none (the view behind the figure)",
-              "order learnt on the other probe (or the other half of the tiles), shown on held-out data",
-              lambda c: reordered_table(c.frame, "gate")),
-    *_both("reorder_holdout", "Held-out order of gate rows and columns", "layer",
-           "none (per layer; tested over layers in reorder_holdout_by_type)",
-           "Spearman of the learnt order's key with the held-out balance",
-           lambda c, r: reorder_holdout(c.frame, "gate", r)),
-    *_both("reorder_holdout_by_type", "Held-out order over layers", "layer", "every probe x axis",
-           "sign test of the held-out Spearman over layers, exact, two-sided",
-           lambda c, r: reorder_holdout_by_type(c.tables[f"{_prefix(r)}reorder_holdout"]), say.holdout),
-    Statistic("severity", "Severity", "filled NSM", "none (description)", "NSMs per similarity band",
-              lambda c: severity_distribution(c.frame), "phenotypes"),
-    Statistic("writers", "Writer groups", "filled NSM", "every group x axis of every probe",
-              "top shared row/column against draws with the group's matrix-type composition, Monte Carlo "
-              "(draws chosen from the family), one-sided",
-              lambda c: writer_groups(c.frame, n_draws=c.n_perm, alpha=c.alpha), "phenotypes", say.writers),
-    Statistic("superweight_tiles", "Super-weight tiles", "axis", "none (ranks; tested in superweight_summary)",
-              "median effect and NSM rate ranked among the axes of the matrix",
-              lambda c: superweight_tiles(c.frame, c.marks, c.tables.get("effect_enrichment")), "superweights"),
-    Statistic("superweight_summary", "Super-weight axes over layers", "layer",
-              "none (one test per probe x matrix x axis x role, uncorrected; few and stated)",
-              "layers where the marked axis ranks first, against a uniform rank (Poisson-binomial, exact, one-sided)",
-              lambda c: superweight_summary(c.tables["superweight_tiles"]), "superweights", say.superweights),
-    Statistic("prediction_agreement", "Predicted against exact effects", "tile (bootstrap unit)",
-              "none (description with intervals)",
-              "Spearman with the effect, ROC AUC for the NSM call, recall of the exact top 1 % and 10 %; "
-              "95 % percentile bootstrap over tiles (a tile's kinds together, 200 resamples)",
-              lambda c: agreement(c.frame, c.predictions), "predictions", say.agreement),
+    Statistic(
+        "counts",
+        "Counts",
+        "mutant",
+        "none (description)",
+        "NSM rate with a Clopper-Pearson 95 % interval; median effect with an order-statistic 95 % interval",
+        lambda c: nsm_counts(c.frame),
+        effect_scale=True,
+    ),
+    Statistic(
+        "counts_by_matrix",
+        "Counts by matrix type",
+        "mutant",
+        "none (description)",
+        "as counts, pooled over layers",
+        lambda c: nsm_counts(c.frame, by=("probe_id", "matrix", "kind")),
+        effect_scale=True,
+    ),
+    Statistic(
+        "counts_by_kind",
+        "Kinds and controls",
+        "mutant",
+        "none (description)",
+        "as counts, pooled over matrices: the noise floor (noise:X), matched-norm random tiles, sym:X doses",
+        lambda c: nsm_counts(c.frame, by=("probe_id", "kind")),
+        sentences=say.controls,
+        effect_scale=True,
+    ),
+    Statistic(
+        "saturation",
+        "Saturation of the NSM call",
+        "probe x matrix",
+        "none (description)",
+        "NSM rate of max/min above 0.9 or below 0.1",
+        lambda c: saturation(c.frame),
+    ),
+    *_both(
+        "bias",
+        "Max/min bias",
+        "tile (its two kinds are one paired observation)",
+        "every matrix of a probe, per kind pair",
+        "McNemar, exact, two-sided",
+        lambda c, r: bias(c.frame, c.alpha, readout=r),
+        say.bias,
+        effect_test="Wilcoxon signed-rank, exact, two-sided",
+    ),
+    *_both(
+        "bias_size",
+        "Bias against the size of the written value",
+        "matrix",
+        "one test per probe and kind pair",
+        "exact binomial of calls towards/against the larger |value|; Spearman with log(|max|/|min|), permutation",
+        lambda c, r: bias_size(c.tables[f"{_prefix(r)}bias"]),
+        say.bias_size,
+    ),
+    *_both(
+        "bias_by_type",
+        "Bias per matrix type over layers",
+        "layer",
+        "every matrix type x kind pair x probe",
+        "sign test over layers, exact, two-sided",
+        lambda c, r: bias_by_type(c.tables[f"{_prefix(r)}bias"]),
+        say.by_type,
+    ),
+    *_both(
+        "enrichment",
+        "Row and column enrichment",
+        "tile (kinds reduced to one score)",
+        "every axis of every matrix of a probe",
+        "stratified rank sum (rows permuted within columns, and vice versa), exact, one-sided",
+        lambda c, r: enrichment(c.frame, r, c.alpha),
+        say.enrichment,
+    ),
+    *_both(
+        "recurrent_axes",
+        "Axes enriched in several probes",
+        "axis",
+        "none (a list of the enrichment's hits)",
+        "q below the FDR in at least two probes",
+        lambda c, r: recurrent_axes(c.tables[f"{_prefix(r)}enrichment"]),
+    ),
+    *_both(
+        "recurrence",
+        "Recurrence across probes",
+        "axis",
+        "every pair of probes",
+        "shared hits against a matrix x axis stratified hypergeometric null, exact, one-sided",
+        lambda c, r: recurrence(c.tables[f"{_prefix(r)}enrichment"]),
+        say.recurrence,
+        needs="probes",
+    ),
+    *_both(
+        "copa",
+        "COPA (complementary max/min patterns)",
+        "axis profile of a matrix",
+        "every matrix x axis of a probe",
+        "Pearson r of max and min profiles; min map permuted within columns (rows), permutations chosen from "
+        "the family, one-sided (negative)",
+        lambda c, r: copa(c.scoped(f"{_prefix(r)}copa"), n_perm=c.n_perm, readout=r, alpha=c.alpha),
+    ),
+    *_both(
+        "copa_by_type",
+        "COPA per matrix type over layers",
+        "layer",
+        "every matrix type x axis x probe",
+        "sign test of the COPA r over layers, exact, two-sided",
+        lambda c, r: copa_by_type(c.tables[f"{_prefix(r)}copa"]),
+        say.copa_by_type,
+    ),
+    Statistic(
+        "overlap",
+        "Cross-probe overlap",
+        "mutant",
+        "every pair of probes",
+        "Jaccard with its independence baseline (stratified by matrix) and maximum; phi; odds ratio "
+        "(Woolf 95 % interval); Fisher exact",
+        lambda c: overlap(c.frame),
+        "probes",
+        say.overlap,
+    ),
+    Statistic(
+        "reordered_gate",
+        "Re-ordered gate, cross-validated",
+        "tile",
+        "none (the view behind the figure)",
+        "order learnt on the other probe (or the other half of the tiles), shown on held-out data",
+        lambda c: reordered_table(c.frame, "gate"),
+    ),
+    *_both(
+        "reorder_holdout",
+        "Held-out order of gate rows and columns",
+        "layer",
+        "none (per layer; tested over layers in reorder_holdout_by_type)",
+        "Spearman of the learnt order's key with the held-out balance",
+        lambda c, r: reorder_holdout(c.frame, "gate", r),
+    ),
+    *_both(
+        "reorder_holdout_by_type",
+        "Held-out order over layers",
+        "layer",
+        "every probe x axis",
+        "sign test of the held-out Spearman over layers, exact, two-sided",
+        lambda c, r: reorder_holdout_by_type(c.tables[f"{_prefix(r)}reorder_holdout"]),
+        say.holdout,
+    ),
+    Statistic(
+        "severity",
+        "Severity",
+        "filled NSM",
+        "none (description)",
+        "NSMs per similarity band",
+        lambda c: severity_distribution(c.frame),
+        "phenotypes",
+    ),
+    Statistic(
+        "writers",
+        "Writer groups",
+        "filled NSM",
+        "every group x axis of every probe",
+        "top shared row/column against draws with the group's matrix-type composition, Monte Carlo "
+        "(draws chosen from the family), one-sided",
+        lambda c: writer_groups(c.frame, n_draws=c.n_perm, alpha=c.alpha),
+        "phenotypes",
+        say.writers,
+    ),
+    Statistic(
+        "superweight_tiles",
+        "Super-weight tiles",
+        "axis",
+        "none (ranks; tested in superweight_summary)",
+        "median effect and NSM rate ranked among the axes of the matrix",
+        lambda c: superweight_tiles(c.frame, c.marks, c.tables.get("effect_enrichment")),
+        "superweights",
+    ),
+    Statistic(
+        "superweight_summary",
+        "Super-weight axes over layers",
+        "layer",
+        "none (one test per probe x matrix x axis x role, uncorrected; few and stated)",
+        "layers where the marked axis ranks first, against a uniform rank (Poisson-binomial, exact, one-sided)",
+        lambda c: superweight_summary(c.tables["superweight_tiles"]),
+        "superweights",
+        say.superweights,
+    ),
+    Statistic(
+        "prediction_agreement",
+        "Predicted against exact effects",
+        "tile (bootstrap unit)",
+        "none (description with intervals)",
+        "Spearman with the effect, ROC AUC for the NSM call, recall of the exact top 1 % and 10 %; "
+        "95 % percentile bootstrap over tiles (a tile's kinds together, 200 resamples)",
+        lambda c: agreement(c.frame, c.predictions),
+        "predictions",
+        say.agreement,
+    ),
 ]
 
 

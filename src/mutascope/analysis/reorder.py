@@ -33,8 +33,15 @@ from .tile_scores import kind_scores
 HALVES = "halves"
 
 
-def _balance(frame: pd.DataFrame, probe_id: str, layer: int, matrix: str, readout: str,
-             rows: pd.Index | None = None, cols: pd.Index | None = None) -> tuple[np.ndarray, pd.Index, pd.Index]:
+def _balance(
+    frame: pd.DataFrame,
+    probe_id: str,
+    layer: int,
+    matrix: str,
+    readout: str,
+    rows: pd.Index | None = None,
+    cols: pd.Index | None = None,
+) -> tuple[np.ndarray, pd.Index, pd.Index]:
     m = frame[(frame["probe_id"] == probe_id) & (frame["layer"] == layer) & (frame["matrix"] == matrix)]
     if m.empty:
         raise ValueError(f"no outcomes for probe {probe_id!r}, layer {layer}, matrix {matrix!r}")
@@ -53,8 +60,9 @@ def order_source(probes: list[str], probe_id: str) -> str:
     return probes[(probes.index(probe_id) + 1) % len(probes)]
 
 
-def reordered_map(frame: pd.DataFrame, probe_id: str, layer: int, matrix: str, order_from: str | None = None,
-                  readout: str = "nsm") -> pd.DataFrame:
+def reordered_map(
+    frame: pd.DataFrame, probe_id: str, layer: int, matrix: str, order_from: str | None = None, readout: str = "nsm"
+) -> pd.DataFrame:
     """Balance per tile of ``probe_id``, rows and columns sorted (descending) by the balance of
     ``order_from`` (another probe; default :func:`order_source`), or of the other half of the
     tiles (``"halves"``: only odd rows and columns are shown).

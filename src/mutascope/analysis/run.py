@@ -12,8 +12,8 @@ effect tables empty, with their columns.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -34,10 +34,17 @@ def check_options(alpha: float, n_perm: int) -> None:
         raise MutascopeError(f"--permutations must be at least 1, got {n_perm}")
 
 
-def analysis_tables(frame: pd.DataFrame, *, alpha: float = 0.05, n_perm: int = 999,
-                    marks: pd.DataFrame | None = None, probes: pd.DataFrame | None = None,
-                    effect: str = DEFAULT_EFFECT, progress: Callable[[str], None] | None = None,
-                    predictions: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+def analysis_tables(
+    frame: pd.DataFrame,
+    *,
+    alpha: float = 0.05,
+    n_perm: int = 999,
+    marks: pd.DataFrame | None = None,
+    probes: pd.DataFrame | None = None,
+    effect: str = DEFAULT_EFFECT,
+    progress: Callable[[str], None] | None = None,
+    predictions: pd.DataFrame | None = None,
+) -> dict[str, pd.DataFrame]:
     """Every analysis table of a site frame, by name.
 
     ``marks`` (from :func:`~.superweight_tiles.marked_axes`) adds the
@@ -46,8 +53,9 @@ def analysis_tables(frame: pd.DataFrame, *, alpha: float = 0.05, n_perm: int = 9
     probes' WT length and likelihood to the tables with effect sizes;
     ``n_perm`` is the least number of permutations (families may need more).
     """
-    ctx = Context(frame=frame, alpha=alpha, n_perm=n_perm, effect=effect, marks=marks, probes=probes,
-                  predictions=predictions)
+    ctx = Context(
+        frame=frame, alpha=alpha, n_perm=n_perm, effect=effect, marks=marks, probes=probes, predictions=predictions
+    )
     return compute_all(ctx, progress)
 
 
@@ -60,15 +68,23 @@ def control_frames(results, controls, effect: str, frame: pd.DataFrame) -> list[
     for control in controls:
         with open_results(control) as c:
             other = c.runs.iloc[0]
-            for key, what in (("model_hash", "model weights"), ("dtype", "dtype"), ("tile_h", "tile"),
-                              ("tile_w", "tile")):
+            for key, what in (
+                ("model_hash", "model weights"),
+                ("dtype", "dtype"),
+                ("tile_h", "tile"),
+                ("tile_w", "tile"),
+            ):
                 if other[key] != run[key]:
-                    raise MutascopeError(f"control {control} differs from {results.path} in its {what}; "
-                                         "a control must screen the same model with the same tiles")
+                    raise MutascopeError(
+                        f"control {control} differs from {results.path} in its {what}; "
+                        "a control must screen the same model with the same tiles"
+                    )
             theirs = c.probes.set_index("probe_id")["wt_tokens"].map(tuple).to_dict()
             if theirs != wt:
-                raise MutascopeError(f"control {control} has other probes (or WT outputs) than {results.path}; "
-                                     "screen the control with the same --probe options")
+                raise MutascopeError(
+                    f"control {control} has other probes (or WT outputs) than {results.path}; "
+                    "screen the control with the same --probe options"
+                )
             part = site_frame(c, effect)
         part = _covering(part[~part["kind"].isin(set(frame["kind"]))], frame, control, results.path)
         part = part.assign(mutation_id=part["mutation_id"] + offset)
@@ -89,8 +105,10 @@ def _covering(part: pd.DataFrame, frame: pd.DataFrame, control, path) -> pd.Data
     statistic would otherwise set a handful of control tiles beside the whole screen.
     """
     if part.empty:
-        raise MutascopeError(f"control {control} adds no kind that {path} lacks; a control screens "
-                             "control kinds (sym:X, noise:X) at the screen's sites")
+        raise MutascopeError(
+            f"control {control} adds no kind that {path} lacks; a control screens "
+            "control kinds (sym:X, noise:X) at the screen's sites"
+        )
     sites = frame[SITE].drop_duplicates()
     for kind, screened in part.groupby("kind", sort=True):
         missing = sites.merge(screened[SITE].drop_duplicates(), how="left", on=SITE, indicator=True)
@@ -100,7 +118,8 @@ def _covering(part: pd.DataFrame, frame: pd.DataFrame, control, path) -> pd.Data
             raise MutascopeError(
                 f"control {control} does not cover the screen's sites: kind {kind} misses {len(missing)} of "
                 f"{len(sites)} (first: layer {first['layer']} {first['matrix']} tile row {first['row']} col "
-                f"{first['col']}); screen the control with the same --layers/--matrices/--rows/--cols")
+                f"{first['col']}); screen the control with the same --layers/--matrices/--rows/--cols"
+            )
     return part.merge(sites, on=SITE, how="inner")
 
 
@@ -147,8 +166,16 @@ def analyze(
         stale = [t for t in results.table_names() if t.startswith("analysis_")]
     if frame.empty:
         raise MutascopeError(f"{path} has no outcomes yet: run the screen first")
-    tables = analysis_tables(frame, alpha=alpha, n_perm=n_perm, marks=marks, probes=probes, effect=effect,
-                             progress=progress, predictions=predicted)
+    tables = analysis_tables(
+        frame,
+        alpha=alpha,
+        n_perm=n_perm,
+        marks=marks,
+        probes=probes,
+        effect=effect,
+        progress=progress,
+        predictions=predicted,
+    )
     stored = {f"analysis_{name}": _storable(table) for name, table in tables.items()}
     write_tables(path, stored, drop=[t for t in stale if t not in stored])
     if csv_dir is not None:

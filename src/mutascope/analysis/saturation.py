@@ -28,8 +28,7 @@ def saturation(frame: pd.DataFrame, low: float = LOW, high: float = HIGH) -> pd.
     sub = maxmin if len(maxmin) else frame
     if sub.empty:
         return pd.DataFrame(columns=COLUMNS)
-    out = sub.groupby(["probe_id", "layer", "matrix"], as_index=False).agg(
-        mutants=("nsm", "size"), nsm=("nsm", "sum"))
+    out = sub.groupby(["probe_id", "layer", "matrix"], as_index=False).agg(mutants=("nsm", "size"), nsm=("nsm", "sum"))
     out["nsm"] = out["nsm"].astype(int)
     out["rate"] = out["nsm"] / out["mutants"]
     out["direction"] = np.where(out["rate"] > high, "high", np.where(out["rate"] < low, "low", ""))

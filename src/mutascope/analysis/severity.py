@@ -12,6 +12,8 @@ def severity_distribution(frame: pd.DataFrame) -> pd.DataFrame:
     if "severity" not in frame.columns:
         raise MutascopeError("this screen has no phenotypes yet: run `mutascope phenotype FILE` first")
     nsm = frame[frame["nsm"] & frame["severity"].notna()]
-    out = nsm.groupby(["probe_id", "matrix", "kind", "severity"], as_index=False).size().rename(columns={"size": "count"})
+    out = (
+        nsm.groupby(["probe_id", "matrix", "kind", "severity"], as_index=False).size().rename(columns={"size": "count"})
+    )
     out["fraction"] = out["count"] / out.groupby(["probe_id", "matrix", "kind"])["count"].transform("sum")
     return out

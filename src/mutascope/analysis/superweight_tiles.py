@@ -39,9 +39,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -58,8 +58,25 @@ READS = ("q", "k", "v", "gate", "up")  # input columns are hidden (residual) cha
 WRITES = ("o",)  # output rows are hidden channels (down is marked through its super weights)
 MARK_COLUMNS = ["layer", "matrix", "axis", "index", "role", "channel", "reason"]
 ROLES = ("super weight", "canceller", "super activation", "before")
-COLUMNS = ["probe_id", "layer", "matrix", "axis", "index", "role", "channel", "reason", "mutants", "median_effect", "effect_rank",
-           "effect_percentile", "nsm_rate", "nsm_rank", "nsm_percentile", "axes", "effect_q_value"]
+COLUMNS = [
+    "probe_id",
+    "layer",
+    "matrix",
+    "axis",
+    "index",
+    "role",
+    "channel",
+    "reason",
+    "mutants",
+    "median_effect",
+    "effect_rank",
+    "effect_percentile",
+    "nsm_rate",
+    "nsm_rank",
+    "nsm_percentile",
+    "axes",
+    "effect_q_value",
+]
 HOW = "write one with `mutascope superweights --out SW.duckdb` or `--export SW.json`"
 
 
@@ -92,18 +109,28 @@ def _read_duckdb(p: Path) -> SuperWeights:
         names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         missing = [t for t in ("superweight_runs", "superweights", "superactivations") if t not in names]
         if missing:
-            raise MutascopeError(f"superweights file {p} has no table {missing[0]}: it is not a superweights file; {HOW}")
+            raise MutascopeError(
+                f"superweights file {p} has no table {missing[0]}: it is not a superweights file; {HOW}"
+            )
         run = con.execute("SELECT model_id, content_hash, dtype FROM superweight_runs LIMIT 1").fetchone()
         if run is None:
             raise MutascopeError(f"superweights file {p}: superweight_runs is empty; {HOW}")
-        weights, cancellers = (con.execute(
-            f'SELECT layer, "row", col FROM superweights WHERE kind = \'{kind}\' ORDER BY ALL').fetchall()
-            for kind in ("creator", "canceller"))
+        weights, cancellers = (
+            con.execute(f"SELECT layer, \"row\", col FROM superweights WHERE kind = '{kind}' ORDER BY ALL").fetchall()
+            for kind in ("creator", "canceller")
+        )
         acts = con.execute("SELECT DISTINCT channel, first_layer FROM superactivations ORDER BY ALL").fetchall()
     finally:
         con.close()
-    return SuperWeights(p, str(run[0]), run[1], run[2], tuple(map(tuple, weights)), tuple(map(tuple, acts)),
-                        tuple(map(tuple, cancellers)))
+    return SuperWeights(
+        p,
+        str(run[0]),
+        run[1],
+        run[2],
+        tuple(map(tuple, weights)),
+        tuple(map(tuple, acts)),
+        tuple(map(tuple, cancellers)),
+    )
 
 
 def _read_json(p: Path) -> SuperWeights:
@@ -111,12 +138,16 @@ def _read_json(p: Path) -> SuperWeights:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise MutascopeError(f"superweights file {p}: neither DuckDB nor JSON ({e.msg} at line {e.lineno}); {HOW}") from None
+        raise MutascopeError(
+            f"superweights file {p}: neither DuckDB nor JSON ({e.msg} at line {e.lineno}); {HOW}"
+        ) from None
     if not isinstance(data, dict) or not str(data.get("format", "")).startswith("mutascope-superweights/"):
         raise MutascopeError(f"superweights file {p}: not a mutascope super-weights export (no format field); {HOW}")
     try:
-        weights, cancellers = (tuple((int(w["layer"]), int(w["row"]), int(w["col"])) for w in data.get(key, []))
-                               for key in ("super_weights", "cancellers"))
+        weights, cancellers = (
+            tuple((int(w["layer"]), int(w["row"]), int(w["col"])) for w in data.get(key, []))
+            for key in ("super_weights", "cancellers")
+        )
         acts = tuple(sorted({(int(a["channel"]), int(a["first_layer"])) for a in data.get("super_activations", [])}))
         model_id = str(data["model_id"])
     except (KeyError, TypeError, ValueError) as e:
@@ -135,10 +166,14 @@ def check_same_model(sw: SuperWeights, run: dict, screen: str | os.PathLike | No
     theirs = f"{sw.model_id} (weights {str(sw.content_hash or '?')[:12]}, {sw.dtype or '?'})"
     ours = f"{run.get('model_id')} (weights {str(run.get('model_hash'))[:12]}, {run.get('dtype')})"
     if screen is None:
-        raise MutascopeError(f"superweights file {sw.path} describes {theirs}, but the model given (--model) is "
-                             f"{ours}; detect the super weights of that model (mutascope superweights --model ...)")
-    raise MutascopeError(f"superweights file {sw.path} describes {theirs}, but {screen} screened {ours}; "
-                         "detect the super weights of the screened model")
+        raise MutascopeError(
+            f"superweights file {sw.path} describes {theirs}, but the model given (--model) is "
+            f"{ours}; detect the super weights of that model (mutascope superweights --model ...)"
+        )
+    raise MutascopeError(
+        f"superweights file {sw.path} describes {theirs}, but {screen} screened {ours}; "
+        "detect the super weights of the screened model"
+    )
 
 
 def marked_axes(sw: SuperWeights, matrices: Iterable[tuple[int, str]], tile: tuple[int, int]) -> pd.DataFrame:
@@ -170,8 +205,11 @@ def marked_axes(sw: SuperWeights, matrices: Iterable[tuple[int, str]], tile: tup
         first, where = min(firsts), ", ".join(map(str, sorted(firsts)))
         for layer in layers:
             role = "super activation" if layer > first else "before"
-            reason = (f"super-activation channel {channel} (from layer {where})" if layer > first else
-                      f"channel {channel} before its super activation (made in layer {where})")
+            reason = (
+                f"super-activation channel {channel} (from layer {where})"
+                if layer > first
+                else f"channel {channel} before its super activation (made in layer {where})"
+            )
             for matrix in READS:
                 mark(layer, matrix, "col", channel // w, role, channel, reason)
             for matrix in WRITES:
@@ -193,8 +231,11 @@ def _axis_profiles(frame: pd.DataFrame, axis: str) -> pd.DataFrame:
     (main kinds only: controls such as ``noise:X`` are not part of the map)."""
     keys = ["probe_id", "layer", "matrix"]
     frame = frame[frame["kind"].isin(main_kinds(frame))]
-    g = frame.groupby(keys + [axis]).agg(mutants=("nsm", "size"), nsm_rate=("nsm", "mean"),
-                                         median_effect=("effect", "median")).reset_index()
+    g = (
+        frame.groupby(keys + [axis])
+        .agg(mutants=("nsm", "size"), nsm_rate=("nsm", "mean"), median_effect=("effect", "median"))
+        .reset_index()
+    )
     g = g.rename(columns={axis: "index"})
     by = g.groupby(keys)
     g["effect_rank"] = by["median_effect"].rank(ascending=False, method="min")
@@ -206,8 +247,9 @@ def _axis_profiles(frame: pd.DataFrame, axis: str) -> pd.DataFrame:
     return g
 
 
-def superweight_tiles(frame: pd.DataFrame, marks: pd.DataFrame,
-                      effect_enrichment: pd.DataFrame | None = None) -> pd.DataFrame:
+def superweight_tiles(
+    frame: pd.DataFrame, marks: pd.DataFrame, effect_enrichment: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Each marked axis for each probe, with its effect and NSM rank within its matrix.
 
     ``effect_enrichment`` (the ``analysis_effect_enrichment`` table), when
@@ -219,20 +261,34 @@ def superweight_tiles(frame: pd.DataFrame, marks: pd.DataFrame,
     profiles = pd.concat([_axis_profiles(frame, axis) for axis in ("row", "col")], ignore_index=True)
     probes = pd.DataFrame({"probe_id": list(dict.fromkeys(frame["probe_id"]))})
     out = probes.merge(marks, how="cross").merge(
-        profiles, on=["probe_id", "layer", "matrix", "axis", "index"], how="left")
+        profiles, on=["probe_id", "layer", "matrix", "axis", "index"], how="left"
+    )
     out = out[out["mutants"].notna()]
     out["mutants"] = out["mutants"].fillna(0).astype(int)
     if effect_enrichment is not None and len(effect_enrichment):
         q = effect_enrichment[["probe_id", "layer", "matrix", "axis", "index", "q_value"]].rename(
-            columns={"q_value": "effect_q_value"})
+            columns={"q_value": "effect_q_value"}
+        )
         out = out.merge(q, on=["probe_id", "layer", "matrix", "axis", "index"], how="left")
     else:
         out["effect_q_value"] = np.nan
     return out[COLUMNS].reset_index(drop=True)
 
 
-SUMMARY_COLUMNS = ["probe_id", "matrix", "axis", "role", "channel", "layers", "top_layers", "expected_top",
-                   "p_value", "p_floor", "median_percentile", "median_effect"]
+SUMMARY_COLUMNS = [
+    "probe_id",
+    "matrix",
+    "axis",
+    "role",
+    "channel",
+    "layers",
+    "top_layers",
+    "expected_top",
+    "p_value",
+    "p_floor",
+    "median_percentile",
+    "median_effect",
+]
 
 
 def superweight_summary(tiles: pd.DataFrame) -> pd.DataFrame:
@@ -244,25 +300,47 @@ def superweight_summary(tiles: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     rows = []
     for (probe, matrix, axis, role, channel), g in tiles.dropna(subset=["effect_rank"]).groupby(
-            ["probe_id", "matrix", "axis", "role", "channel"], sort=False):
+        ["probe_id", "matrix", "axis", "role", "channel"], sort=False
+    ):
         chance = 1 / g["axes"].to_numpy(dtype=float)
         tail = poisson_binomial_tail(chance)
         top = int((g["effect_rank"] == 1).sum())
-        rows.append((probe, matrix, axis, role, int(channel), len(g), top, float(chance.sum()), float(tail[top]),
-                     float(tail[len(g)]), float(g["effect_percentile"].median()), float(g["median_effect"].median())))
+        rows.append(
+            (
+                probe,
+                matrix,
+                axis,
+                role,
+                int(channel),
+                len(g),
+                top,
+                float(chance.sum()),
+                float(tail[top]),
+                float(tail[len(g)]),
+                float(g["effect_percentile"].median()),
+                float(g["median_effect"].median()),
+            )
+        )
     order = {r: i for i, r in enumerate(ROLES)}
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    return out.sort_values(["probe_id", "role", "channel", "matrix"],
-                           key=lambda s: s.map(order) if s.name == "role" else s, ignore_index=True)
+    return out.sort_values(
+        ["probe_id", "role", "channel", "matrix"],
+        key=lambda s: s.map(order) if s.name == "role" else s,
+        ignore_index=True,
+    )
 
 
-def subject_marks(path: str | os.PathLike, subject, matrices: Iterable[tuple[int, str]],
-                  tile: tuple[int, int]) -> set[tuple[int, str, str, int]]:
+def subject_marks(
+    path: str | os.PathLike, subject, matrices: Iterable[tuple[int, str]], tile: tuple[int, int]
+) -> set[tuple[int, str, str, int]]:
     """The (layer, matrix, axis, index) axes of ``matrices`` that the super weights in ``path``
     mark, for a loaded model (refusing another model's file): the predictions' ``superweight``."""
     sw = read_superweights(path)
-    run = {"model_id": subject.model_id, "model_hash": subject.content_hash(),
-           "dtype": str(subject.dtype).replace("torch.", "")}
+    run = {
+        "model_id": subject.model_id,
+        "model_hash": subject.content_hash(),
+        "dtype": str(subject.dtype).replace("torch.", ""),
+    }
     check_same_model(sw, run, None)
     marks = marked_axes(sw, matrices, tile)
     return {(int(r.layer), str(r.matrix), str(r.axis), int(r.index)) for r in marks.itertuples()}

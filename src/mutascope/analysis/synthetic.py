@@ -13,12 +13,33 @@ import numpy as np
 import pandas as pd
 
 GRIDS = {"q": (9, 9), "k": (3, 9), "v": (3, 9), "o": (9, 9), "gate": (24, 9), "up": (24, 9), "down": (9, 24)}
-COLUMNS = ["probe_id", "layer", "matrix", "row", "col", "kind", "value", "mutation_id", "nsm", "effect",
-           "effect_per_token", "filled"]
+COLUMNS = [
+    "probe_id",
+    "layer",
+    "matrix",
+    "row",
+    "col",
+    "kind",
+    "value",
+    "mutation_id",
+    "nsm",
+    "effect",
+    "effect_per_token",
+    "filled",
+]
 
 
-def noise_frame(seed: int, *, probes=("a", "b"), layers=(0, 1), matrices=tuple(GRIDS), kinds=("max", "min"),
-                nsm_rate: float = 0.5, tile_corr: float = 0.7, plant=None) -> pd.DataFrame:
+def noise_frame(
+    seed: int,
+    *,
+    probes=("a", "b"),
+    layers=(0, 1),
+    matrices=tuple(GRIDS),
+    kinds=("max", "min"),
+    nsm_rate: float = 0.5,
+    tile_corr: float = 0.7,
+    plant=None,
+) -> pd.DataFrame:
     """A site frame of log-normal effects with no structure: each tile has a sensitivity
     shared by its kinds (correlation ``tile_corr`` on the log scale, as max and min of one tile
     correlate in real screens) and NSM calls thresholded from the same numbers.
@@ -43,8 +64,22 @@ def noise_frame(seed: int, *, probes=("a", "b"), layers=(0, 1), matrices=tuple(G
                             if plant is not None:
                                 z += plant(layer, matrix, row, col, kind, probe)
                             effect = float(np.exp(z))
-                            rows.append((probe, layer, matrix, row, col, kind, values[kind], mid, bool(z > threshold),
-                                         effect, effect / 24, True))
+                            rows.append(
+                                (
+                                    probe,
+                                    layer,
+                                    matrix,
+                                    row,
+                                    col,
+                                    kind,
+                                    values[kind],
+                                    mid,
+                                    bool(z > threshold),
+                                    effect,
+                                    effect / 24,
+                                    True,
+                                )
+                            )
                             mid += 1
     return pd.DataFrame(rows, columns=COLUMNS)
 

@@ -23,8 +23,24 @@ import pandas as pd
 from ..errors import MutascopeError
 from .exact import bh, permutations_for
 
-COLUMNS = ["probe_id", "first_word", "category", "nsm", "matrices", "layers", "draws",
-           "top_row", "top_row_count", "p_row", "q_row", "top_col", "top_col_count", "p_col", "q_col", "p_floor"]
+COLUMNS = [
+    "probe_id",
+    "first_word",
+    "category",
+    "nsm",
+    "matrices",
+    "layers",
+    "draws",
+    "top_row",
+    "top_row_count",
+    "p_row",
+    "q_row",
+    "top_col",
+    "top_col_count",
+    "p_col",
+    "q_col",
+    "p_floor",
+]
 
 
 def _top_counts(values: np.ndarray) -> np.ndarray:
@@ -39,8 +55,9 @@ def _draw_without_replacement(pool_size: int, size: int, n: int, rng: np.random.
     """``n`` uniform draws of ``size`` distinct positions among ``pool_size`` (rejection where
     repeats occur, which is exact: distinct i.i.d. draws are uniform without replacement)."""
     if size * size > pool_size:  # a draw would often repeat (birthday bound): shuffle, in blocks of draws
-        return np.concatenate([np.argsort(rng.random((min(2000, n - i), pool_size)), axis=1)[:, :size]
-                               for i in range(0, n, 2000)])
+        return np.concatenate(
+            [np.argsort(rng.random((min(2000, n - i), pool_size)), axis=1)[:, :size] for i in range(0, n, 2000)]
+        )
     out = rng.integers(0, pool_size, size=(n, size))
     while True:
         s = np.sort(out, axis=1)
@@ -50,31 +67,46 @@ def _draw_without_replacement(pool_size: int, size: int, n: int, rng: np.random.
         out[bad] = rng.integers(0, pool_size, size=(len(bad), size))
 
 
-def writer_groups(frame: pd.DataFrame, min_size: int = 3, n_draws: int = 999, seed: int = 0,
-                  alpha: float = 0.05) -> pd.DataFrame:
+def writer_groups(
+    frame: pd.DataFrame, min_size: int = 3, n_draws: int = 999, seed: int = 0, alpha: float = 0.05
+) -> pd.DataFrame:
     """One row per (probe, first word, category) group of at least ``min_size`` NSMs."""
     if "first_word" not in frame.columns or "category" not in frame.columns:
         raise MutascopeError("this screen has no phenotypes yet: run `mutascope phenotype FILE` first")
     rng = np.random.default_rng(seed)
     nsm = frame[frame["nsm"] & frame["first_word"].notna()]
-    groups = [(probe, key, g) for probe, pool in nsm.groupby("probe_id")
-              for key, g in pool.groupby(["first_word", "category"]) if len(g) >= min_size]
+    groups = [
+        (probe, key, g)
+        for probe, pool in nsm.groupby("probe_id")
+        for key, g in pool.groupby(["first_word", "category"])
+        if len(g) >= min_size
+    ]
     draws = permutations_for(2 * len(groups), alpha, n_draws)
-    pools = {probe: {m: pool[pool["matrix"] == m] for m in pool["matrix"].unique()}
-             for probe, pool in nsm.groupby("probe_id")}
+    pools = {
+        probe: {m: pool[pool["matrix"] == m] for m in pool["matrix"].unique()}
+        for probe, pool in nsm.groupby("probe_id")
+    }
     rows = []
     for probe, (word, category), g in groups:
-        rec = {"probe_id": probe, "first_word": word, "category": category, "nsm": len(g), "draws": draws,
-               "matrices": ",".join(sorted(g["matrix"].unique())),
-               "layers": ",".join(map(str, sorted(g["layer"].unique())))}
+        rec = {
+            "probe_id": probe,
+            "first_word": word,
+            "category": category,
+            "nsm": len(g),
+            "draws": draws,
+            "matrices": ",".join(sorted(g["matrix"].unique())),
+            "layers": ",".join(map(str, sorted(g["layer"].unique()))),
+        }
         composition = g["matrix"].value_counts()
         for axis in ("row", "col"):
             values = g[axis].to_numpy()
             rec[f"top_{axis}"] = int(pd.Series(values).mode().iloc[0])
             observed = int(np.bincount(values).max())
             # the group's matrix types drawn from that type's NSMs, then pooled: one null draw per row
-            parts = [pools[probe][m][axis].to_numpy()[_draw_without_replacement(len(pools[probe][m]), k, draws, rng)]
-                     for m, k in composition.items()]
+            parts = [
+                pools[probe][m][axis].to_numpy()[_draw_without_replacement(len(pools[probe][m]), k, draws, rng)]
+                for m, k in composition.items()
+            ]
             null = _top_counts(np.concatenate(parts, axis=1))
             rec[f"top_{axis}_count"] = observed
             rec[f"p_{axis}"] = (1 + int(np.sum(null >= observed))) / (1 + draws)
@@ -82,5 +114,5 @@ def writer_groups(frame: pd.DataFrame, min_size: int = 3, n_draws: int = 999, se
         rows.append(rec)
     out = pd.DataFrame(rows, columns=[c for c in COLUMNS if not c.startswith("q_")])
     q = bh(np.concatenate([out["p_row"].to_numpy(dtype=float), out["p_col"].to_numpy(dtype=float)]))
-    out["q_row"], out["q_col"] = q[: len(out)], q[len(out):]
+    out["q_row"], out["q_col"] = q[: len(out)], q[len(out) :]
     return out[COLUMNS].sort_values("nsm", ascending=False, ignore_index=True)

@@ -58,8 +58,15 @@ def check_backend(engine_name: str, placement: Placement, name: str | None = Non
     return cls
 
 
-def make_backend(subject, engine, *, engine_options: dict | None = None, placement: Placement | None = None,
-                 status: Status | None = None, name: str | None = None) -> Backend:
+def make_backend(
+    subject,
+    engine,
+    *,
+    engine_options: dict | None = None,
+    placement: Placement | None = None,
+    status: Status | None = None,
+    name: str | None = None,
+) -> Backend:
     """The backend for ``placement`` (default: this process) running ``engine``, built for ``subject``.
 
     ``engine`` is the driver's engine (the local backend runs it; other

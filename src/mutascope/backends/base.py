@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Protocol
 
 from ..errors import MutascopeError
 from ..plan.mutation import Mutation
@@ -45,7 +46,7 @@ class Placement:
     threads_per_worker: int = 1
     source: str | None = None
 
-    def check(self) -> "Placement":
+    def check(self) -> Placement:
         """One-line errors for impossible values, before any slow work."""
         if self.workers is not None and self.workers < 1:
             raise MutascopeError(f"--workers must be at least 1, got {self.workers}")
@@ -78,8 +79,10 @@ def check_address(address: str, timeout: float = 5.0) -> None:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             pass
     except OSError as exc:
-        raise MutascopeError(f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); "
-                             "is the Ray head running (`ray start --head`)?") from None
+        raise MutascopeError(
+            f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); "
+            "is the Ray head running (`ray start --head`)?"
+        ) from None
 
 
 class Backend(Protocol):
@@ -93,8 +96,9 @@ class Backend(Protocol):
     def description(self) -> str:
         """The engine and options that made the rows (stored with each committed chunk)."""
 
-    def run(self, tasks: Sequence[Task], probes: Sequence[PreparedProbe],
-            rows_done: TaskRowsDone | None = None) -> Iterator[tuple[Task, list[OutcomeRow], float]]:
+    def run(
+        self, tasks: Sequence[Task], probes: Sequence[PreparedProbe], rows_done: TaskRowsDone | None = None
+    ) -> Iterator[tuple[Task, list[OutcomeRow], float]]:
         """Yield ``(task, rows, seconds)`` per task as it finishes, in any order.
 
         ``rows`` are in mutation order, then probe order; ``seconds`` is the
@@ -107,7 +111,7 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release workers (nothing to do for the local backend)."""
 
-    def __enter__(self) -> "Backend": ...
+    def __enter__(self) -> Backend: ...
 
     def __exit__(self, *exc) -> None: ...
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from ..engine.base import Engine
 from ..probes.prepared import PreparedProbe
@@ -17,8 +17,9 @@ def select_probes(probes: Sequence[PreparedProbe], ids: tuple[str, ...] | None) 
     return list(probes) if ids is None else [p for p in probes if p.id in set(ids)]
 
 
-def run_task(engine: Engine, task: Task, probes: Sequence[PreparedProbe],
-             rows_done: TaskRowsDone | None = None) -> tuple[list[OutcomeRow], float]:
+def run_task(
+    engine: Engine, task: Task, probes: Sequence[PreparedProbe], rows_done: TaskRowsDone | None = None
+) -> tuple[list[OutcomeRow], float]:
     """Run one task on ``engine``: its rows (mutation order, then probe order) and seconds;
     ``rows_done(task, n)`` as the engine finishes rows."""
     t0 = time.perf_counter()
@@ -43,16 +44,18 @@ class LocalBackend(Closing):
         return not placement.distributed
 
     @classmethod
-    def build(cls, subject, engine: Engine, engine_options: dict, placement: Placement,
-              status: Status | None = None) -> "LocalBackend":
+    def build(
+        cls, subject, engine: Engine, engine_options: dict, placement: Placement, status: Status | None = None
+    ) -> LocalBackend:
         return cls(engine)
 
     @property
     def description(self) -> str:
         return self.engine.description
 
-    def run(self, tasks: Sequence[Task], probes: Sequence[PreparedProbe],
-            rows_done: TaskRowsDone | None = None) -> Iterator[tuple[Task, list[OutcomeRow], float]]:
+    def run(
+        self, tasks: Sequence[Task], probes: Sequence[PreparedProbe], rows_done: TaskRowsDone | None = None
+    ) -> Iterator[tuple[Task, list[OutcomeRow], float]]:
         for task in tasks:
             rows, seconds = run_task(self.engine, task, probes, rows_done)
             yield task, rows, seconds

@@ -33,8 +33,8 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from ..engine import DEFAULT_ENGINE
 from ..errors import MutascopeError
@@ -59,8 +59,15 @@ def _import_ray():
 class Worker:
     """What runs inside each Ray actor: a model replica and an engine."""
 
-    def __init__(self, source: str, dtype: str, device: str, threads: int | None, engine_options: dict,
-                 engine: str = DEFAULT_ENGINE):
+    def __init__(
+        self,
+        source: str,
+        dtype: str,
+        device: str,
+        threads: int | None,
+        engine_options: dict,
+        engine: str = DEFAULT_ENGINE,
+    ):
         import torch
 
         from ..engine import make_engine
@@ -74,8 +81,13 @@ class Worker:
 
     def identity(self) -> dict:
         """Where this replica lives, which weights it holds, and its engine (the head its hardware chose)."""
-        return {"hash": self.subject.content_hash(), "host": socket.gethostname(), "pid": os.getpid(),
-                "node": _node_ip(), "engine": self.engine.description}
+        return {
+            "hash": self.subject.content_hash(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "node": _node_ip(),
+            "engine": self.engine.description,
+        }
 
     def wild_type_mismatches(self, probes: Sequence[PreparedProbe]) -> list[str]:
         """Ids of probes whose unmutated output here differs from the driver's."""
@@ -160,8 +172,9 @@ class RayBackend(Closing):
         return placement.distributed
 
     @classmethod
-    def build(cls, subject, engine, engine_options: dict, placement: Placement,
-              status: Status | None = None) -> "RayBackend":
+    def build(
+        cls, subject, engine, engine_options: dict, placement: Placement, status: Status | None = None
+    ) -> RayBackend:
         """Workers for ``placement`` running the driver's ``engine`` with ``engine_options``.
 
         Workers load the model from the same source as the driver: a local
@@ -169,13 +182,21 @@ class RayBackend(Closing):
         driver's working directory.
         """
         model = placement.source
-        source = str(Path(model).expanduser().resolve()) if model and os.path.exists(os.path.expanduser(model)) else model
+        source = (
+            str(Path(model).expanduser().resolve()) if model and os.path.exists(os.path.expanduser(model)) else model
+        )
         if status:
             status(f"starting {placement.workers or 'the cluster'}'s Ray workers (each loads the model) ...")
         return cls(
-            source, subject.content_hash(), dtype=str(subject.dtype).replace("torch.", ""), device=str(subject.device),
-            workers=placement.workers, address=placement.ray_address, threads_per_worker=placement.threads_per_worker,
-            engine_options=engine_options, engine=engine.name,
+            source,
+            subject.content_hash(),
+            dtype=str(subject.dtype).replace("torch.", ""),
+            device=str(subject.device),
+            workers=placement.workers,
+            address=placement.ray_address,
+            threads_per_worker=placement.threads_per_worker,
+            engine_options=engine_options,
+            engine=engine.name,
         )
 
     # -- setting up ------------------------------------------------------------
@@ -202,7 +223,9 @@ class RayBackend(Closing):
         if self.gpu:
             n = int(resources.get("GPU", 0))
             if n < 1:
-                raise MutascopeError("--device cuda with Ray: the cluster has no GPUs; use --device cpu or add GPU nodes")
+                raise MutascopeError(
+                    "--device cuda with Ray: the cluster has no GPUs; use --device cpu or add GPU nodes"
+                )
             return n
         return max(1, int(resources.get("CPU", 1)) // self.threads)
 
@@ -244,8 +267,9 @@ class RayBackend(Closing):
 
     # -- running -------------------------------------------------------------------
 
-    def run(self, tasks: Sequence[Task], probes: Sequence[PreparedProbe],
-            rows_done: TaskRowsDone | None = None) -> Iterator[tuple[Task, list[OutcomeRow], float]]:
+    def run(
+        self, tasks: Sequence[Task], probes: Sequence[PreparedProbe], rows_done: TaskRowsDone | None = None
+    ) -> Iterator[tuple[Task, list[OutcomeRow], float]]:
         """Tasks on the actors; ``rows_done`` is not called: a worker's rows are seen
         only when its whole task returns, so progress moves a chunk at a time."""
         ray = self.ray
@@ -269,9 +293,13 @@ class RayBackend(Closing):
                     task, actor = in_flight.pop(ref)
                     try:
                         rows, seconds = ray.get(ref)
-                    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-                            ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError,
-                            ray.exceptions.NodeDiedError) as exc:
+                    except (
+                        ray.exceptions.RayActorError,
+                        ray.exceptions.WorkerCrashedError,
+                        ray.exceptions.ObjectLostError,
+                        ray.exceptions.OutOfMemoryError,
+                        ray.exceptions.NodeDiedError,
+                    ) as exc:
                         attempts[task.index] += 1
                         if attempts[task.index] >= MAX_FAILURES_PER_TASK:
                             raise MutascopeError(

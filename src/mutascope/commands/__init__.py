@@ -11,6 +11,21 @@ A new command is one module here plus one line of :data:`COMMANDS`.
 
 # Each name is a module of this package defining a function of that name, in `--help` order.
 COMMANDS = (
-    "models", "plan", "predict", "screen", "merge", "export", "report", "probes", "fill", "zoom", "phenotype", "show", "analyze", "compare",
-    "superweights", "specialization", "activation",
+    "models",
+    "plan",
+    "predict",
+    "screen",
+    "merge",
+    "export",
+    "report",
+    "probes",
+    "fill",
+    "zoom",
+    "phenotype",
+    "show",
+    "analyze",
+    "compare",
+    "superweights",
+    "specialization",
+    "activation",
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -12,20 +11,28 @@ from .common import err, out
 
 def analyze(
     results_file: Path = typer.Argument(..., help="A screen's results file."),
-    csv_dir: Optional[Path] = typer.Option(None, "--csv", help="Also write each table as CSV into this directory (default: next to the file)."),
+    csv_dir: Path | None = typer.Option(
+        None, "--csv", help="Also write each table as CSV into this directory (default: next to the file)."
+    ),
     alpha: float = typer.Option(0.05, help="False discovery rate for enrichment and bias calls."),
-    permutations: int = typer.Option(999, help="Least number of permutations (COPA) and draws (writers); a family of m tests gets at least 4m/alpha."),
-    effect: str = typer.Option("logprob_drop", help="Effect-size column: logprob_drop (summed over the WT output) or logprob_drop_per_token."),
-    superweights: Optional[Path] = typer.Option(
-        None, "--superweights",
+    permutations: int = typer.Option(
+        999, help="Least number of permutations (COPA) and draws (writers); a family of m tests gets at least 4m/alpha."
+    ),
+    effect: str = typer.Option(
+        "logprob_drop", help="Effect-size column: logprob_drop (summed over the WT output) or logprob_drop_per_token."
+    ),
+    superweights: Path | None = typer.Option(
+        None,
+        "--superweights",
         help="Super weights of the screened model (the --out DuckDB file or --export JSON of `mutascope superweights`): "
-             "mark their tiles and rank them (table analysis_superweight_tiles).",
+        "mark their tiles and rank them (table analysis_superweight_tiles).",
     ),
     control: list[Path] = typer.Option(
-        [], "--control",
+        [],
+        "--control",
         help="A control screen of the same model, probes and tiles (e.g. --kinds sym, or noise:0.001) covering every "
-             "site of FILE (extra sites are dropped; fewer are refused), analysed with this one: its kinds join the "
-             "tables (the size-matched pair decides which biases size explains).",
+        "site of FILE (extra sites are dropped; fewer are refused), analysed with this one: its kinds join the "
+        "tables (the size-matched pair decides which biases size explains).",
     ),
 ) -> None:
     """Compute every statistic (counts, bias and its size control, enrichment, recurrence, COPA, the
@@ -37,9 +44,16 @@ def analyze(
 
     target = csv_dir or results_file.with_name(results_file.stem + "_analysis")
     with err.status("analysing ...") as status:
-        tables = run_analyze(results_file, csv_dir=target, alpha=alpha, n_perm=permutations, effect=effect,
-                             superweights=superweights, controls=control,
-                             progress=lambda name: status.update(f"analysing: {name} ..."))
+        tables = run_analyze(
+            results_file,
+            csv_dir=target,
+            alpha=alpha,
+            n_perm=permutations,
+            effect=effect,
+            superweights=superweights,
+            controls=control,
+            progress=lambda name: status.update(f"analysing: {name} ..."),
+        )
     out.print(f"analysis of {results_file} (q below {alpha} counted as hits):")
     for stat in STATISTICS:
         if stat.name not in tables:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -17,23 +17,43 @@ from ..interrupts import SIGNALS, raise_if_interrupted, stage  # noqa: F401 (SIG
 out = Console()
 err = Console(stderr=True)
 
-ModelOpt = typer.Option(None, "--model", "-m", help="Hub id, local directory or .gguf file (default: bundled SmolLM2-135M-Instruct).")
+ModelOpt = typer.Option(
+    None, "--model", "-m", help="Hub id, local directory or .gguf file (default: bundled SmolLM2-135M-Instruct)."
+)
 DtypeOpt = typer.Option("float32", help="float32, bfloat16 or float16.")
 DeviceOpt = typer.Option("cpu", help="cpu or cuda.")
-ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for torch in this process (default: torch's choice, usually one per core).")
-WorkersOpt = typer.Option(None, "--workers", help="Run chunks on N Ray workers, each with its own model replica (a local Ray instance unless --ray-address).")
-RayAddressOpt = typer.Option(None, "--ray-address", help="Join an existing Ray cluster (auto, or HOST:PORT of `ray start --head`).")
+ThreadsOpt = typer.Option(
+    None, "--threads", help="CPU threads for torch in this process (default: torch's choice, usually one per core)."
+)
+WorkersOpt = typer.Option(
+    None,
+    "--workers",
+    help="Run chunks on N Ray workers, each with its own model replica (a local Ray instance unless --ray-address).",
+)
+RayAddressOpt = typer.Option(
+    None, "--ray-address", help="Join an existing Ray cluster (auto, or HOST:PORT of `ray start --head`)."
+)
 ThreadsPerWorkerOpt = typer.Option(1, "--threads-per-worker", help="torch threads (and Ray CPUs) per CPU worker.")
-ProbeOpt = typer.Option(..., "--probe", "-p", help="Built-in id (drosophila python java newton p53; ID@chat applies the chat template; `mutascope probes` lists them), probe file, mmlu21:SUBJECT or mmlu:SUBJECT[:N]. Repeat for several.")
+ProbeOpt = typer.Option(
+    ...,
+    "--probe",
+    "-p",
+    help="Built-in id (drosophila python java newton p53; ID@chat applies the chat template; `mutascope probes` lists them), probe file, mmlu21:SUBJECT or mmlu:SUBJECT[:N]. Repeat for several.",
+)
 LayersOpt = typer.Option("all", help="Layers, e.g. 0-3,7 (inclusive ranges) or all.")
 MatricesOpt = typer.Option("all", help="Matrices among q,k,v,o,gate,up,down, or all.")
 RowsOpt = typer.Option("all", help="Tile rows, e.g. 0-3 (clipped to each matrix), or all.")
 ColsOpt = typer.Option("all", help="Tile columns, e.g. 0-3 (clipped to each matrix), or all.")
-KindsOpt = typer.Option("max,min", help="Mutation kinds: max, min, zero, value:X, scale:X, and the controls sym:X (X times the matrix's largest |value|; sym alone: the size-matched pair sym:1,sym:-1) and noise:X (random tiles of matched norm).")
+KindsOpt = typer.Option(
+    "max,min",
+    help="Mutation kinds: max, min, zero, value:X, scale:X, and the controls sym:X (X times the matrix's largest |value|; sym alone: the size-matched pair sym:1,sym:-1) and noise:X (random tiles of matched norm).",
+)
 TileOpt = typer.Option("64", help="Tile size: 64 or HxW.")
 TokensOpt = typer.Option(None, "--max-new-tokens", help="Override the new-token count of free-text probes.")
 DecodingOpt = typer.Option(None, help="Override free-text probes' decoding: greedy, sample:T or sample:T:SEED.")
-MmluOpt = typer.Option(None, "--mmlu-dir", help="MMLU-format directory for mmlu21:/mmlu: probes (or $MUTASCOPE_MMLU_DIR).")
+MmluOpt = typer.Option(
+    None, "--mmlu-dir", help="MMLU-format directory for mmlu21:/mmlu: probes (or $MUTASCOPE_MMLU_DIR)."
+)
 
 
 def resolve(specs, subject, mmlu_dir, max_new_tokens, decoding):
@@ -45,7 +65,7 @@ def resolve(specs, subject, mmlu_dir, max_new_tokens, decoding):
         return resolve_probes(specs, subject, mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens, decoding=dec)
 
 
-def check_threads(threads: Optional[int]) -> None:
+def check_threads(threads: int | None) -> None:
     """Refuse a ``--threads`` below 1 in one line (without importing torch)."""
     from ..errors import MutascopeError
 
@@ -53,8 +73,22 @@ def check_threads(threads: Optional[int]) -> None:
         raise MutascopeError(f"--threads must be at least 1, got {threads}")
 
 
-def checked_spec(model, layers, matrices, rows, cols, kinds, tile, *, probe=None, max_new_tokens=None,
-                 decoding=None, mmlu_dir=None, threads=None, shard=None):
+def checked_spec(
+    model,
+    layers,
+    matrices,
+    rows,
+    cols,
+    kinds,
+    tile,
+    *,
+    probe=None,
+    max_new_tokens=None,
+    decoding=None,
+    mmlu_dir=None,
+    threads=None,
+    shard=None,
+):
     """The plan selection a command line gives, after everything that can be refused from the
     arguments and the model's config is refused: before torch is imported and before any model
     loads (issue 27, item 7: these took 11-22 s on a loaded machine). Checked here: the selection
@@ -68,14 +102,18 @@ def checked_spec(model, layers, matrices, rows, cols, kinds, tile, *, probe=None
     spec = PlanSpec.parse(layers, matrices, rows, cols, kinds, tile)
     shard_pair = parse_shard(shard) if shard is not None else None
     if probe is not None:
-        count_probes(probe, mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens,
-                     decoding=Decoding.parse(decoding) if decoding else None)
+        count_probes(
+            probe,
+            mmlu_dir=mmlu_dir,
+            max_new_tokens=max_new_tokens,
+            decoding=Decoding.parse(decoding) if decoding else None,
+        )
     check_spec_source(spec, model)
     stage("arguments")
     return spec, shard_pair
 
 
-def set_threads(threads: Optional[int]) -> None:
+def set_threads(threads: int | None) -> None:
     """Apply ``--threads`` (before any model work), or say why not in one line."""
     check_threads(threads)
     if threads is None:
@@ -85,7 +123,7 @@ def set_threads(threads: Optional[int]) -> None:
     torch.set_num_threads(threads)
 
 
-def load_subject(model: Optional[str], dtype: str, device: str, status: Optional[Callable[[str], None]] = None):
+def load_subject(model: str | None, dtype: str, device: str, status: Callable[[str], None] | None = None):
     """Load a model with a spinner on stderr, or a line to ``status`` when a spinner already
     runs (transformers' own warnings silenced: a normal run shows none)."""
     import transformers
@@ -212,8 +250,12 @@ class _LogStatus:
     def _beat(self) -> None:
         while not self.stopped.wait(self.every):
             if self.line is not None:
-                err.print(f"{self.line} (elapsed {_clock(time.monotonic() - self.start)})",
-                          markup=False, highlight=False, soft_wrap=True)
+                err.print(
+                    f"{self.line} (elapsed {_clock(time.monotonic() - self.start)})",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
 
     def stop(self) -> None:
         self.stopped.set()
@@ -277,6 +319,10 @@ def resumable(path: Path) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        err.print(f"interrupted: finished chunks are saved in {path}; rerun the same command to resume",
-                  markup=False, highlight=False, soft_wrap=True)
+        err.print(
+            f"interrupted: finished chunks are saved in {path}; rerun the same command to resume",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         raise Interrupted() from None

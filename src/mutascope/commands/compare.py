@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
+
 from .common import out
 
 
 def compare(
-    results_files: List[Path] = typer.Argument(..., help="Two or more analysed results files (`mutascope analyze`), or their compact exports (directories)."),
-    out_dir: Optional[Path] = typer.Option(
-        None, "--out", "-o",
-        help="Also write the tables (CSV), comparison.md and one profile figure per matrix type (PNG) into this directory."),
+    results_files: list[Path] = typer.Argument(
+        ..., help="Two or more analysed results files (`mutascope analyze`), or their compact exports (directories)."
+    ),
+    out_dir: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Also write the tables (CSV), comparison.md and one profile figure per matrix type (PNG) into this directory.",
+    ),
     alpha: float = typer.Option(0.05, help="False discovery rate: q-values below it count as hits."),
 ) -> None:
     """Each statistic every file has, each model's figure and verdict side by side; per-layer profiles

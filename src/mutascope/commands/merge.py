@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
 
 import typer
 
@@ -12,7 +11,7 @@ from .common import err, out
 
 def merge(
     out_file: Path = typer.Argument(..., help="The merged results file to write (must not exist)."),
-    shards: List[Path] = typer.Argument(..., help="Every shard file of one screen (screen --shard I/N)."),
+    shards: list[Path] = typer.Argument(..., help="Every shard file of one screen (screen --shard I/N)."),
 ) -> None:
     """Merge the shard files of one screen into the file an unsharded screen would have written."""
     from ..screen import merge as run_merge

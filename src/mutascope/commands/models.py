@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from rich.table import Table
 
 from .common import DeviceOpt, DtypeOpt, ModelOpt, TileOpt, load_subject, out
 
 
-def models(model: Optional[str] = ModelOpt, dtype: str = DtypeOpt, device: str = DeviceOpt, tile: str = TileOpt) -> None:
+def models(model: str | None = ModelOpt, dtype: str = DtypeOpt, device: str = DeviceOpt, tile: str = TileOpt) -> None:
     """List every mutable matrix of a model with its shape and tile counts."""
     from ..plan import TileGrid, parse_tile
 
@@ -23,7 +21,13 @@ def models(model: Optional[str] = ModelOpt, dtype: str = DtypeOpt, device: str =
     for ref in anatomy.refs():
         grid = TileGrid(ref.shape, size)
         total += len(grid)
-        table.add_row(str(ref.layer), ref.matrix, ref.param_name, f"{ref.shape[0]}x{ref.shape[1]}",
-                      f"{grid.n_rows}x{grid.n_cols}", str(len(grid)))
+        table.add_row(
+            str(ref.layer),
+            ref.matrix,
+            ref.param_name,
+            f"{ref.shape[0]}x{ref.shape[1]}",
+            f"{grid.n_rows}x{grid.n_cols}",
+            str(len(grid)),
+        )
     out.print(table)
     out.print(f"{len(anatomy.refs())} matrices, {total} tiles")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.table import Table
@@ -16,37 +15,40 @@ _IGNORED = "A screen option, accepted so a screen's command line can be pasted; 
 
 
 def plan(
-    probe: List[str] = common.ProbeOpt,
-    model: Optional[str] = common.ModelOpt,
+    probe: list[str] = common.ProbeOpt,
+    model: str | None = common.ModelOpt,
     layers: str = common.LayersOpt,
     matrices: str = common.MatricesOpt,
     rows: str = common.RowsOpt,
     cols: str = common.ColsOpt,
     kinds: str = common.KindsOpt,
     tile: str = common.TileOpt,
-    max_new_tokens: Optional[int] = common.TokensOpt,
-    decoding: Optional[str] = common.DecodingOpt,
-    mmlu_dir: Optional[Path] = common.MmluOpt,
-    estimate: bool = typer.Option(True, help="Estimate the run time from a short calibration run of the batched engine."),
+    max_new_tokens: int | None = common.TokensOpt,
+    decoding: str | None = common.DecodingOpt,
+    mmlu_dir: Path | None = common.MmluOpt,
+    estimate: bool = typer.Option(
+        True, help="Estimate the run time from a short calibration run of the batched engine."
+    ),
     predicted: bool = typer.Option(
-        False, "--predicted",
+        False,
+        "--predicted",
         help="Also say how much of the predicted top 1 % (local estimate) a screen in --order predicted covers per hour "
-             "(one forward and backward pass per probe; needs --estimate).",
+        "(one forward and backward pass per probe; needs --estimate).",
     ),
     dtype: str = common.DtypeOpt,
     device: str = common.DeviceOpt,
-    threads: Optional[int] = common.ThreadsOpt,
-    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help=_IGNORED, hidden=True),
-    engine: Optional[str] = typer.Option(None, "--engine", help=_IGNORED, hidden=True),
-    outputs: Optional[str] = typer.Option(None, "--outputs", help=_IGNORED, hidden=True),
-    order: Optional[str] = typer.Option(None, "--order", help=_IGNORED, hidden=True),
-    shard: Optional[str] = typer.Option(None, "--shard", help=_IGNORED, hidden=True),
-    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help=_IGNORED, hidden=True),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help=_IGNORED, hidden=True),
+    threads: int | None = common.ThreadsOpt,
+    out_file: Path | None = typer.Option(None, "--out", "-o", help=_IGNORED, hidden=True),
+    engine: str | None = typer.Option(None, "--engine", help=_IGNORED, hidden=True),
+    outputs: str | None = typer.Option(None, "--outputs", help=_IGNORED, hidden=True),
+    order: str | None = typer.Option(None, "--order", help=_IGNORED, hidden=True),
+    shard: str | None = typer.Option(None, "--shard", help=_IGNORED, hidden=True),
+    chunk_size: int | None = typer.Option(None, "--chunk-size", help=_IGNORED, hidden=True),
+    batch_size: int | None = typer.Option(None, "--batch-size", help=_IGNORED, hidden=True),
     float32_head: bool = typer.Option(False, "--float32-head", help=_IGNORED, hidden=True),
-    workers: Optional[int] = typer.Option(None, "--workers", help=_IGNORED, hidden=True),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help=_IGNORED, hidden=True),
-    threads_per_worker: Optional[int] = typer.Option(None, "--threads-per-worker", help=_IGNORED, hidden=True),
+    workers: int | None = typer.Option(None, "--workers", help=_IGNORED, hidden=True),
+    ray_address: str | None = typer.Option(None, "--ray-address", help=_IGNORED, hidden=True),
+    threads_per_worker: int | None = typer.Option(None, "--threads-per-worker", help=_IGNORED, hidden=True),
 ) -> None:
     """Count the mutants and probe runs of a plan, and estimate its time, before anything runs.
 
@@ -57,18 +59,44 @@ def plan(
     """
     from ..errors import MutascopeError
 
-    spec, _ = common.checked_spec(model, layers, matrices, rows, cols, kinds, tile, probe=probe,
-                                  max_new_tokens=max_new_tokens, decoding=decoding, mmlu_dir=mmlu_dir,
-                                  threads=threads)
+    spec, _ = common.checked_spec(
+        model,
+        layers,
+        matrices,
+        rows,
+        cols,
+        kinds,
+        tile,
+        probe=probe,
+        max_new_tokens=max_new_tokens,
+        decoding=decoding,
+        mmlu_dir=mmlu_dir,
+        threads=threads,
+    )
     if predicted and not estimate:
         raise MutascopeError("--predicted needs the time estimate: drop --no-estimate")
-    given = {"--out": out_file, "--engine": engine, "--outputs": outputs, "--order": order, "--shard": shard,
-             "--chunk-size": chunk_size, "--batch-size": batch_size, "--float32-head": float32_head or None,
-             "--workers": workers, "--ray-address": ray_address, "--threads-per-worker": threads_per_worker}
+    given = {
+        "--out": out_file,
+        "--engine": engine,
+        "--outputs": outputs,
+        "--order": order,
+        "--shard": shard,
+        "--chunk-size": chunk_size,
+        "--batch-size": batch_size,
+        "--float32-head": float32_head or None,
+        "--workers": workers,
+        "--ray-address": ray_address,
+        "--threads-per-worker": threads_per_worker,
+    }
     ignored = [name for name, value in given.items() if value is not None]
     if ignored:
-        err.print(f"note: plan ignores the screen options {', '.join(ignored)} (it counts and times the whole "
-                  "plan and writes nothing)", markup=False, highlight=False, soft_wrap=True)
+        err.print(
+            f"note: plan ignores the screen options {', '.join(ignored)} (it counts and times the whole "
+            "plan and writes nothing)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     from ..plan import build_plan
     from ..probes import Decoding, count_probes
 
@@ -79,8 +107,12 @@ def plan(
         probes = resolve(probe, subject, mmlu_dir, max_new_tokens, decoding)
         n_probes = len(probes)
     else:  # mmlu21 sets are selected by running the model; count them as 21 without running.
-        n_probes = count_probes(probe, mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens,
-                                decoding=Decoding.parse(decoding) if decoding else None)
+        n_probes = count_probes(
+            probe,
+            mmlu_dir=mmlu_dir,
+            max_new_tokens=max_new_tokens,
+            decoding=Decoding.parse(decoding) if decoding else None,
+        )
     table = Table(title="plan")
     table.add_column("matrix")
     table.add_column("mutants", justify="right")
@@ -93,8 +125,10 @@ def plan(
 
         with err.status("calibrating the batched engine on a sample of the plan ..."):
             seconds = estimate_seconds(subject, probes, built)
-        out.print(f"estimated time with the batched engine on {subject.device}: {_duration(seconds['full'])} "
-                  f"(--outputs full), {_duration(seconds['calls'])} (--outputs calls)")
+        out.print(
+            f"estimated time with the batched engine on {subject.device}: {_duration(seconds['full'])} "
+            f"(--outputs full), {_duration(seconds['calls'])} (--outputs calls)"
+        )
         if predicted:
             from ..screen import predicted_coverage
 
@@ -111,8 +145,10 @@ def _coverage_table(schedule, seconds: float):
     gets a sentence instead: the order cannot help it."""
     n = schedule.n_chunks
     if n <= 1:
-        return (f"the plan is a single chunk: a screen in --order predicted covers the predicted top 1 % "
-                f"only when it ends (after about {_duration(seconds)}); predicted order helps plans of several chunks")
+        return (
+            f"the plan is a single chunk: a screen in --order predicted covers the predicted top 1 % "
+            f"only when it ends (after about {_duration(seconds)}); predicted order helps plans of several chunks"
+        )
     hours = seconds / 3600
     if n <= 8:
         fractions = list(schedule.ends)
@@ -120,8 +156,10 @@ def _coverage_table(schedule, seconds: float):
         fractions = [min(h / hours, 1.0) for h in range(1, min(int(hours + 0.999), 12) + 1)]
     else:
         fractions = [0.1, 0.25, 0.5, 1.0]
-    table = Table(title=f"screen in --order predicted (--outputs calls), {n} chunks: the predicted top 1 % "
-                        "of mutants covered (finished chunks only)")
+    table = Table(
+        title=f"screen in --order predicted (--outputs calls), {n} chunks: the predicted top 1 % "
+        "of mutants covered (finished chunks only)"
+    )
     for col in ("after", "chunks done", "plan screened", "predicted top 1 % covered"):
         table.add_column(col, justify="right")
     for fraction in fractions:

@@ -4,7 +4,6 @@ forward and backward pass per probe, into a results file (docs/methods.md, "Pred
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -14,18 +13,24 @@ from . import common
 from .common import load_subject, out, resolve, resumable, set_threads, working
 
 SuperweightsOpt = typer.Option(
-    None, "--superweights",
+    None,
+    "--superweights",
     help="Super weights of this model (a `mutascope superweights` DuckDB file or JSON export): "
-         "fills the `superweight` score (tile on a marked row or column), also of predictions stored earlier "
-         "without it (marks already stored are kept).",
+    "fills the `superweight` score (tile on a marked row or column), also of predictions stored earlier "
+    "without it (marks already stored are kept).",
 )
 
 
 def predict(
-    probe: List[str] = common.ProbeOpt,
-    out_file: Path = typer.Option(..., "--out", "-o", help="A screen's results file (the plan must match) or a new file "
-                                                           "(a screen with these options can later run into it)."),
-    model: Optional[str] = common.ModelOpt,
+    probe: list[str] = common.ProbeOpt,
+    out_file: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="A screen's results file (the plan must match) or a new file "
+        "(a screen with these options can later run into it).",
+    ),
+    model: str | None = common.ModelOpt,
     layers: str = common.LayersOpt,
     matrices: str = common.MatricesOpt,
     rows: str = common.RowsOpt,
@@ -33,13 +38,13 @@ def predict(
     kinds: str = common.KindsOpt,
     tile: str = common.TileOpt,
     shard: str = typer.Option("0/1", help="Only shard INDEX/COUNT of the plan (as `screen --shard`)."),
-    superweights: Optional[Path] = SuperweightsOpt,
-    max_new_tokens: Optional[int] = common.TokensOpt,
-    decoding: Optional[str] = common.DecodingOpt,
-    mmlu_dir: Optional[Path] = common.MmluOpt,
+    superweights: Path | None = SuperweightsOpt,
+    max_new_tokens: int | None = common.TokensOpt,
+    decoding: str | None = common.DecodingOpt,
+    mmlu_dir: Path | None = common.MmluOpt,
     dtype: str = common.DtypeOpt,
     device: str = common.DeviceOpt,
-    threads: Optional[int] = common.ThreadsOpt,
+    threads: int | None = common.ThreadsOpt,
     top: int = typer.Option(10, "--top", help="Print the N mutants of each probe with the largest predicted effect."),
 ) -> None:
     """Predict every mutant's effect from one backward pass per probe (first order, and local: exact through the
@@ -53,14 +58,36 @@ def predict(
         raise MutascopeError(f"--top must be 0 or more, got {top}")
     if superweights is not None and not superweights.is_file():
         raise MutascopeError(f"superweights file not found: {superweights}")
-    spec, shard_pair = common.checked_spec(model, layers, matrices, rows, cols, kinds, tile, probe=probe,
-                                           max_new_tokens=max_new_tokens, decoding=decoding, mmlu_dir=mmlu_dir,
-                                           threads=threads, shard=shard)
+    spec, shard_pair = common.checked_spec(
+        model,
+        layers,
+        matrices,
+        rows,
+        cols,
+        kinds,
+        tile,
+        probe=probe,
+        max_new_tokens=max_new_tokens,
+        decoding=decoding,
+        mmlu_dir=mmlu_dir,
+        threads=threads,
+        shard=shard,
+    )
     from ..probes import Decoding
     from ..screen import Screen, check_out_file
-    check_out_file(out_file, spec=spec, probe_specs=probe, model=model, dtype=dtype, device=device, shard=shard_pair,
-                   mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens,
-                   decoding=Decoding.parse(decoding) if decoding else None)
+
+    check_out_file(
+        out_file,
+        spec=spec,
+        probe_specs=probe,
+        model=model,
+        dtype=dtype,
+        device=device,
+        shard=shard_pair,
+        mmlu_dir=mmlu_dir,
+        max_new_tokens=max_new_tokens,
+        decoding=Decoding.parse(decoding) if decoding else None,
+    )
     set_threads(threads)
     start = time.perf_counter()
     with resumable(out_file):
@@ -71,17 +98,27 @@ def predict(
             from ..analysis.superweight_tiles import subject_marks
 
             job.marked = subject_marks(superweights, subject, {(m.layer, m.matrix) for m in job.mutations}, spec.tile)
-        columns = (TextColumn("predict (probes)"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("eta"), TimeRemainingColumn())
+        columns = (
+            TextColumn("predict (probes)"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+        )
         with working("predict", *columns) as shown:
             table = job.predict(shown.progress, shown.status)
     _print_top(table, job, top)
     noise = sorted({str(m.kind) for m in job.mutations if m.kind.name == "noise"})
     if noise:
-        out.print(f"note: {', '.join(noise)} mutants get no predicted effect (`predicted` is NULL): the first-order "
-                  "term of a random tile is a random projection of the gradient; their cheap scores are filled")
-    out.print(f"{len(job.mutations)} mutants x {len(probes)} probes predicted ({time.perf_counter() - start:.1f} s); "
-              f"table `predictions` in {out_file}")
+        out.print(
+            f"note: {', '.join(noise)} mutants get no predicted effect (`predicted` is NULL): the first-order "
+            "term of a random tile is a random projection of the gradient; their cheap scores are filled"
+        )
+    out.print(
+        f"{len(job.mutations)} mutants x {len(probes)} probes predicted ({time.perf_counter() - start:.1f} s); "
+        f"table `predictions` in {out_file}"
+    )
 
 
 def _print_top(table, job, top: int) -> None:
@@ -93,12 +130,21 @@ def _print_top(table, job, top: int) -> None:
     local = "local" in table.columns
     for probe_id, rows in table[table["mutation_id"].isin(sites)].groupby("probe_id", sort=False):
         best = rows.assign(a=ordering_estimate(rows)).nlargest(top, "a")
-        shown = Table(title=f"largest predicted effects, probe {probe_id} (logprob_drop in nats; local: exact to the "
-                            "first nonlinearity, first order after it)")
+        shown = Table(
+            title=f"largest predicted effects, probe {probe_id} (logprob_drop in nats; local: exact to the "
+            "first nonlinearity, first order after it)"
+        )
         for col in ("layer", "matrix", "row", "col", "kind", "predicted", *(["local"] if local else [])):
             shown.add_column(col, justify="right")
         for r in best.itertuples():
             m = sites[r.mutation_id]
-            shown.add_row(str(m.layer), m.matrix, str(m.row), str(m.col), str(m.kind), f"{r.predicted:.3g}",
-                          *([f"{r.local:.3g}"] if local else []))
+            shown.add_row(
+                str(m.layer),
+                m.matrix,
+                str(m.row),
+                str(m.col),
+                str(m.kind),
+                f"{r.predicted:.3g}",
+                *([f"{r.local:.3g}"] if local else []),
+            )
         out.print(shown)

@@ -15,11 +15,13 @@ def probes() -> None:
     for col in ("id", "text", "new tokens", "decoding", "chat"):
         table.add_column(col, overflow="fold")
     for probe in BUILTIN_PROBES.values():
-        table.add_row(probe.id, probe.text, str(probe.max_new_tokens), probe.decoding.describe(),
-                      "yes" if probe.chat else "no")
+        table.add_row(
+            probe.id, probe.text, str(probe.max_new_tokens), probe.decoding.describe(), "yes" if probe.chat else "no"
+        )
     out.print(table)
     out.print(
         f"ID{CHAT_SUFFIX} (e.g. drosophila{CHAT_SUFFIX}) is the same probe with the model's chat template applied; "
         "--decoding and --max-new-tokens override any free-text probe; a YAML/JSONL probe file defines new ones.",
-        markup=False, highlight=False,
+        markup=False,
+        highlight=False,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -13,16 +12,17 @@ from . import common
 from .common import load_subject, out, resolve, resumable, set_threads, working
 
 OutputsOpt = typer.Option(
-    "full", "--outputs",
+    "full",
+    "--outputs",
     help="full: decode every NSM's output; calls: NSM calls, divergence steps and effect sizes only "
-         "(several times faster; `mutascope fill` computes chosen outputs later).",
+    "(several times faster; `mutascope fill` computes chosen outputs later).",
 )
 
 
 def screen(
-    probe: List[str] = common.ProbeOpt,
+    probe: list[str] = common.ProbeOpt,
     out_file: Path = typer.Option(..., "--out", "-o", help="Results file (DuckDB); rerun the same command to resume."),
-    model: Optional[str] = common.ModelOpt,
+    model: str | None = common.ModelOpt,
     layers: str = common.LayersOpt,
     matrices: str = common.MatricesOpt,
     rows: str = common.RowsOpt,
@@ -32,31 +32,48 @@ def screen(
     outputs: str = OutputsOpt,
     engine: str = typer.Option("batched", help="batched (fast, identical results) or reference (the paper's loop)."),
     order: str = typer.Option(
-        "plan", "--order",
+        "plan",
+        "--order",
         help="plan, or predicted: chunks with the largest predicted effect first (the local estimate, exact "
-             "through the mutated block's first nonlinearity; predictions are computed once, stored in the file "
-             "as `predictions`; outcomes are identical to plan order).",
+        "through the mutated block's first nonlinearity; predictions are computed once, stored in the file "
+        "as `predictions`; outcomes are identical to plan order).",
     ),
-    shard: str = typer.Option("0/1", help="Run only shard INDEX/COUNT of the plan (one file per shard; `mutascope merge` joins them)."),
-    chunk_size: Optional[int] = typer.Option(None, help="Mutations per committed transaction (default: the engine's)."),
-    batch_size: Optional[int] = typer.Option(None, help="Batched engine: mutants per forward pass (default: from free memory)."),
+    shard: str = typer.Option(
+        "0/1", help="Run only shard INDEX/COUNT of the plan (one file per shard; `mutascope merge` joins them)."
+    ),
+    chunk_size: int | None = typer.Option(None, help="Mutations per committed transaction (default: the engine's)."),
+    batch_size: int | None = typer.Option(
+        None, help="Batched engine: mutants per forward pass (default: from free memory)."
+    ),
     float32_head: bool = typer.Option(
         False, "--float32-head", help="Batched engine: float32 LM head throughout (exact effect sizes, slower)."
     ),
-    max_new_tokens: Optional[int] = common.TokensOpt,
-    decoding: Optional[str] = common.DecodingOpt,
-    mmlu_dir: Optional[Path] = common.MmluOpt,
+    max_new_tokens: int | None = common.TokensOpt,
+    decoding: str | None = common.DecodingOpt,
+    mmlu_dir: Path | None = common.MmluOpt,
     dtype: str = common.DtypeOpt,
     device: str = common.DeviceOpt,
-    threads: Optional[int] = common.ThreadsOpt,
-    workers: Optional[int] = common.WorkersOpt,
-    ray_address: Optional[str] = common.RayAddressOpt,
+    threads: int | None = common.ThreadsOpt,
+    workers: int | None = common.WorkersOpt,
+    ray_address: str | None = common.RayAddressOpt,
     threads_per_worker: int = common.ThreadsPerWorkerOpt,
 ) -> None:
     """Run (or resume) a mutagenesis screen into a results file."""
-    spec, shard_pair = common.checked_spec(model, layers, matrices, rows, cols, kinds, tile, probe=probe,
-                                           max_new_tokens=max_new_tokens, decoding=decoding, mmlu_dir=mmlu_dir,
-                                           threads=threads, shard=shard)
+    spec, shard_pair = common.checked_spec(
+        model,
+        layers,
+        matrices,
+        rows,
+        cols,
+        kinds,
+        tile,
+        probe=probe,
+        max_new_tokens=max_new_tokens,
+        decoding=decoding,
+        mmlu_dir=mmlu_dir,
+        threads=threads,
+        shard=shard,
+    )
     from ..backends import Placement
     from ..predict.order import check_order
     from ..probes import Decoding
@@ -66,18 +83,50 @@ def screen(
     check_order(order)
     options = {"batch_size": batch_size, "fast_head": False if float32_head else None}
     placement = Placement(workers, ray_address, threads_per_worker, model)
-    check_screen(out_file, spec=spec, probe_specs=probe, engine=engine, outputs=outputs, engine_options=options,
-                 placement=placement, model=model, dtype=dtype, device=device, shard=shard_pair, mmlu_dir=mmlu_dir,
-                 max_new_tokens=max_new_tokens, decoding=Decoding.parse(decoding) if decoding else None)
+    check_screen(
+        out_file,
+        spec=spec,
+        probe_specs=probe,
+        engine=engine,
+        outputs=outputs,
+        engine_options=options,
+        placement=placement,
+        model=model,
+        dtype=dtype,
+        device=device,
+        shard=shard_pair,
+        mmlu_dir=mmlu_dir,
+        max_new_tokens=max_new_tokens,
+        decoding=Decoding.parse(decoding) if decoding else None,
+    )
     set_threads(threads)
     with resumable(out_file):
         subject = load_subject(model, dtype, device)
         probes = resolve(probe, subject, mmlu_dir, max_new_tokens, decoding)
-        job = Screen(subject, probes, spec, out_file, engine=engine, shard=shard_pair, chunk_size=chunk_size,
-                     engine_options=options, outputs=outputs, workers=workers, ray_address=ray_address,
-                     threads_per_worker=threads_per_worker, source=model, order=order)
-        columns = (TextColumn("screen"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("eta"), TimeRemainingColumn())
+        job = Screen(
+            subject,
+            probes,
+            spec,
+            out_file,
+            engine=engine,
+            shard=shard_pair,
+            chunk_size=chunk_size,
+            engine_options=options,
+            outputs=outputs,
+            workers=workers,
+            ray_address=ray_address,
+            threads_per_worker=threads_per_worker,
+            source=model,
+            order=order,
+        )
+        columns = (
+            TextColumn("screen"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+        )
         with working("screen", *columns) as shown:
             summary = job.run(shown.progress, shown.status)
     with open_results(summary.path) as results:
@@ -96,7 +145,9 @@ def _print_summary(results, summary) -> None:
     for r in counts.itertuples():
         table.add_row(r.matrix, r.kind, str(r.mutants), str(r.nsm_mutants))
     out.print(table)
-    per_probe = results.query("SELECT probe_id, sum(nsm::INT) AS nsm, count(*) AS n FROM outcomes GROUP BY ALL ORDER BY ALL")
+    per_probe = results.query(
+        "SELECT probe_id, sum(nsm::INT) AS nsm, count(*) AS n FROM outcomes GROUP BY ALL ORDER BY ALL"
+    )
     for r in per_probe.itertuples():
         out.print(f"probe {r.probe_id}: {int(r.nsm)} NSM of {int(r.n)}")
     out.print(

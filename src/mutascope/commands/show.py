@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,12 +13,27 @@ from .common import DeviceOpt, ThreadsOpt, load_subject, set_threads
 def show(
     results_file: Path = typer.Argument(..., dir_okay=False, help="A screen's results file."),
     site: str = typer.Option(..., "--site", help="LAYER.MATRIX.ROW.COL in tile units, e.g. 3.down.0.5."),
-    kind: str = typer.Option("max", "--kind", help="Mutation kind of that site (with --region: the kind it was zoomed with)."),
-    region: Optional[str] = typer.Option(None, "--region", help="A zoomed region of that tile, as `mutascope zoom` prints it: R0:R1,C0:C1 in the matrix's weights (ends exclusive), e.g. 507:508,90:91, or ROW,COL for one weight."),
-    decode: bool = typer.Option(False, "--decode", help="With --region: load the screen's model and decode the region's mutant (the zoom table keeps calls and effects, no outputs)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="With --decode: where to load the screen's model from (default: the model id stored in the file)."),
+    kind: str = typer.Option(
+        "max", "--kind", help="Mutation kind of that site (with --region: the kind it was zoomed with)."
+    ),
+    region: str | None = typer.Option(
+        None,
+        "--region",
+        help="A zoomed region of that tile, as `mutascope zoom` prints it: R0:R1,C0:C1 in the matrix's weights (ends exclusive), e.g. 507:508,90:91, or ROW,COL for one weight.",
+    ),
+    decode: bool = typer.Option(
+        False,
+        "--decode",
+        help="With --region: load the screen's model and decode the region's mutant (the zoom table keeps calls and effects, no outputs).",
+    ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="With --decode: where to load the screen's model from (default: the model id stored in the file).",
+    ),
     device: str = DeviceOpt,
-    threads: Optional[int] = ThreadsOpt,
+    threads: int | None = ThreadsOpt,
     width: int = typer.Option(100, help="Total width of the side-by-side view."),
 ) -> None:
     """Show one mutant: WT and mutant outputs side by side, divergence, similarity, category, scores."""
@@ -45,7 +59,8 @@ def show(
             model_id, dtype = run["model_id"], run["dtype"]
         set_threads(threads)
         subject = load_subject(model or model_id, dtype, device)
-        value, rows = region_outputs(results_file, subject, view.site, view.kind, view.region,
-                                     [p.probe_id for p in view.probes])
+        value, rows = region_outputs(
+            results_file, subject, view.site, view.kind, view.region, [p.probe_id for p in view.probes]
+        )
         view = with_outputs(view, value, rows)
     typer.echo(render_region(view, width=width), nl=False)

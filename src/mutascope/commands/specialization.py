@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -26,26 +25,58 @@ DEFAULT_CONFIDENCE = 0.8  # as specialization.hallucination
 
 
 def specialization(
-    model: List[str] = typer.Option(
-        ["SmolLM2-135M-Instruct"], "--model", "-m",
+    model: list[str] = typer.Option(
+        ["SmolLM2-135M-Instruct"],
+        "--model",
+        "-m",
         help=f"Model to score; repeat for several. '{TINY}' is a tiny random model (the floor).",
     ),
-    concepts: Optional[Path] = typer.Option(None, "--concepts", "-c", help="Concept file (.yaml or .jsonl; default: the shipped 10-concept example set, or with --finetune the shipped 30 MMLU subjects x 20 questions, concepts_finetune.jsonl)."),
-    concept: Optional[List[str]] = typer.Option(None, "--concept", help="Score only this concept (repeatable; default: all)."),
-    k: Optional[List[int]] = typer.Option(None, "--k", "-k", help=f"Number of value vectors to mask (or fine-tune); repeat for a sweep (sizes above a model's count are skipped for it). Default {', '.join(map(str, DEFAULT_KS))}; with --finetune {', '.join(map(str, FINETUNE_KS))}."),
-    random_draws: int = typer.Option(DEFAULT_DRAWS, "--random-draws", help="Random masks of each size (the baseline; not used by --finetune)."),
+    concepts: Path | None = typer.Option(
+        None,
+        "--concepts",
+        "-c",
+        help="Concept file (.yaml or .jsonl; default: the shipped 10-concept example set, or with --finetune the shipped 30 MMLU subjects x 20 questions, concepts_finetune.jsonl).",
+    ),
+    concept: list[str] | None = typer.Option(
+        None, "--concept", help="Score only this concept (repeatable; default: all)."
+    ),
+    k: list[int] | None = typer.Option(
+        None,
+        "--k",
+        "-k",
+        help=f"Number of value vectors to mask (or fine-tune); repeat for a sweep (sizes above a model's count are skipped for it). Default {', '.join(map(str, DEFAULT_KS))}; with --finetune {', '.join(map(str, FINETUNE_KS))}.",
+    ),
+    random_draws: int = typer.Option(
+        DEFAULT_DRAWS, "--random-draws", help="Random masks of each size (the baseline; not used by --finetune)."
+    ),
     seed: int = typer.Option(0, help="Seed of the random masks and of the drawn controls."),
     method: str = typer.Option("cloze", help="How answers are read: cloze (choice likelihood) or letter (A-D logit)."),
-    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="DuckDB file for the tables."),
-    figure: Optional[Path] = typer.Option(None, "--figure", help="PNG of PSS against k."),
+    out_file: Path | None = typer.Option(None, "--out", "-o", help="DuckDB file for the tables."),
+    figure: Path | None = typer.Option(None, "--figure", help="PNG of PSS against k."),
     dtype: str = DtypeOpt,
     device: str = DeviceOpt,
-    finetune: bool = typer.Option(False, "--finetune", help="Run the fine-tuning experiment: per concept, fine-tune only its k most specific value vectors, k random ones and the k most generally active ones, and compare held-out accuracy, interference and hallucination."),
-    steps: int = typer.Option(DEFAULT_STEPS, "--steps", help="--finetune: training steps per arm (one training question each)."),
+    finetune: bool = typer.Option(
+        False,
+        "--finetune",
+        help="Run the fine-tuning experiment: per concept, fine-tune only its k most specific value vectors, k random ones and the k most generally active ones, and compare held-out accuracy, interference and hallucination.",
+    ),
+    steps: int = typer.Option(
+        DEFAULT_STEPS, "--steps", help="--finetune: training steps per arm (one training question each)."
+    ),
     lr: float = typer.Option(DEFAULT_LR, "--lr", help="--finetune: Adam learning rate of the tuned value vectors."),
-    repeats: int = typer.Option(DEFAULT_REPEATS, "--repeats", help="--finetune: repeats per concept (seeds --seed, --seed + 1, ...: split, random arm, data order)."),
-    heldout: float = typer.Option(DEFAULT_HELDOUT, "--heldout", help="--finetune: share of each concept's questions held out from training."),
-    confidence: float = typer.Option(DEFAULT_CONFIDENCE, "--confidence", help="--finetune: choice probability below which the model counts as abstaining (hallucination)."),
+    repeats: int = typer.Option(
+        DEFAULT_REPEATS,
+        "--repeats",
+        help="--finetune: repeats per concept (seeds --seed, --seed + 1, ...: split, random arm, data order).",
+    ),
+    heldout: float = typer.Option(
+        DEFAULT_HELDOUT, "--heldout", help="--finetune: share of each concept's questions held out from training."
+    ),
+    confidence: float = typer.Option(
+        DEFAULT_CONFIDENCE,
+        "--confidence",
+        help="--finetune: choice probability below which the model counts as abstaining (hallucination).",
+    ),
 ) -> None:
     """Parameter specialization score (arXiv 2505.17260): mask each concept's top-k value vectors.
 
@@ -59,18 +90,50 @@ def specialization(
     take about an hour for SmolLM2-135M on one CPU thread; --concept picks a few for a quick look."""
     from ..specialization.run import Settings, run
 
-    settings = Settings(model=model, concepts=concepts, concept=concept, k=k or None, random_draws=random_draws,
-                        seed=seed, method=method, out_file=out_file, figure=figure, dtype=dtype, device=device,
-                        finetune=finetune, steps=steps, lr=lr, repeats=repeats, heldout=heldout, confidence=confidence)
-    printers = {"note": lambda text: err.print(text), "model": _print_concepts,
-                "summary": lambda table: _print_summary(table, random_draws),
-                "finetune": lambda result: None, "arms": _print_arms, "tests": _print_tests}
+    settings = Settings(
+        model=model,
+        concepts=concepts,
+        concept=concept,
+        k=k or None,
+        random_draws=random_draws,
+        seed=seed,
+        method=method,
+        out_file=out_file,
+        figure=figure,
+        dtype=dtype,
+        device=device,
+        finetune=finetune,
+        steps=steps,
+        lr=lr,
+        repeats=repeats,
+        heldout=heldout,
+        confidence=confidence,
+    )
+    printers = {
+        "note": lambda text: err.print(text),
+        "model": _print_concepts,
+        "summary": lambda table: _print_summary(table, random_draws),
+        "finetune": lambda result: None,
+        "arms": _print_arms,
+        "tests": _print_tests,
+    }
     label = "fine-tuning (steps + question reads)" if finetune else "specialization (questions)"
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("eta"), TimeRemainingColumn())
+    columns = (
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
     with working("specialization", *columns) as shown:
-        run(settings, lambda *where: load_subject(*where, status=shown.status), status=shown.status,
-            show=lambda name, value: printers[name](value), progress=shown.progress)
+        run(
+            settings,
+            lambda *where: load_subject(*where, status=shown.status),
+            status=shown.status,
+            show=lambda name, value: printers[name](value),
+            progress=shown.progress,
+        )
     if out_file is not None:
         out.print(f"tables written to {out_file}")
     if figure is not None:
@@ -88,8 +151,14 @@ def _print_concepts(result) -> None:
     for col in ("concept", "k", "concept acc", "general acc", "PSS", "PSS random"):
         table.add_column(col, justify="left" if col == "concept" else "right")
     for r in concept_table(result).itertuples():
-        table.add_row(r.concept, str(r.k), f"{r.concept_before:.2f} -> {r.concept_after:.2f}",
-                      f"{r.general_before:.2f} -> {r.general_after:.2f}", _fmt(r.pss), _fmt(r.pss_random))
+        table.add_row(
+            r.concept,
+            str(r.k),
+            f"{r.concept_before:.2f} -> {r.concept_after:.2f}",
+            f"{r.general_before:.2f} -> {r.general_after:.2f}",
+            _fmt(r.pss),
+            _fmt(r.pss_random),
+        )
     out.print(table)
 
 
@@ -108,10 +177,16 @@ def _print_arms(table) -> None:
     for col in ("model", "k", "arm", "train", "held-out", "controls", "hallucination", "loss"):
         view.add_column(col, justify="left" if col in ("model", "arm") else "right")
     for r in table.itertuples():
-        view.add_row(r.model_id, str(r.k), r.arm, f"{r.train_before:.2f} -> {r.train_after:.2f}",
-                     f"{r.heldout_before:.2f} -> {r.heldout_after:.2f}",
-                     f"{r.control_before:.2f} -> {r.control_after:.2f}", _fmt(r.hallucination),
-                     f"{r.loss_start:.2f} -> {r.loss_end:.2f}")
+        view.add_row(
+            r.model_id,
+            str(r.k),
+            r.arm,
+            f"{r.train_before:.2f} -> {r.train_after:.2f}",
+            f"{r.heldout_before:.2f} -> {r.heldout_after:.2f}",
+            f"{r.control_before:.2f} -> {r.control_after:.2f}",
+            _fmt(r.hallucination),
+            f"{r.loss_start:.2f} -> {r.loss_end:.2f}",
+        )
     out.print(view)
 
 
@@ -121,7 +196,14 @@ def _print_tests(table) -> None:
     for col in ("model", "k", "measure", "comparison", "median diff [95 % CI]", "p", "q", "verdict"):
         view.add_column(col, justify="left" if col in ("model", "measure", "comparison", "verdict") else "right")
     for r in table.itertuples():
-        view.add_row(r.model_id, str(r.k), r.measure, r.comparison,
-                     f"{_fmt(r.median_difference)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]", _fmt(r.p_value),
-                     _fmt(r.q_value), r.verdict)
+        view.add_row(
+            r.model_id,
+            str(r.k),
+            r.measure,
+            r.comparison,
+            f"{_fmt(r.median_difference)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]",
+            _fmt(r.p_value),
+            _fmt(r.q_value),
+            r.verdict,
+        )
     out.print(view)

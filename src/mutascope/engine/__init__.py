@@ -31,12 +31,16 @@ def check_engine(name: str, *, outputs: str = "full", options: dict | None = Non
         raise MutascopeError(f"unknown engine {name!r}: choose from {', '.join(ENGINES)}") from None
     check_outputs(outputs)
     if outputs not in cls.outputs:
-        raise MutascopeError(f"--outputs {outputs} needs the {_able(lambda c: outputs in c.outputs)} engine "
-                             f"(the {name} engine always decodes in full)")
+        raise MutascopeError(
+            f"--outputs {outputs} needs the {_able(lambda c: outputs in c.outputs)} engine "
+            f"(the {name} engine always decodes in full)"
+        )
     given = {k: v for k, v in (options or {}).items() if v is not None}
     if any(k not in cls.options for k in given):
-        raise MutascopeError(f"{', '.join(sorted(given))} only apply to the "
-                             f"{_able(lambda c: set(given) <= set(c.options))} engine, not {name!r}")
+        raise MutascopeError(
+            f"{', '.join(sorted(given))} only apply to the "
+            f"{_able(lambda c: set(given) <= set(c.options))} engine, not {name!r}"
+        )
     if given.get("batch_size", 1) < 1:
         raise MutascopeError(f"batch size must be at least 1, got {given['batch_size']}")
     return cls

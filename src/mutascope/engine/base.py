@@ -10,7 +10,8 @@ it takes (the batched engine's ``batch_size`` and ``fast_head``).
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator, Protocol, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
 
 import torch
 
@@ -63,7 +64,10 @@ class Engine(Protocol):
         """The unmutated model's output tokens for ``probe``."""
 
     def run(
-        self, mutations: Sequence[Mutation], probes: Sequence[PreparedProbe], outputs: str = "full",
+        self,
+        mutations: Sequence[Mutation],
+        probes: Sequence[PreparedProbe],
+        outputs: str = "full",
         rows_done: RowsDone | None = None,
     ) -> Iterator[list[OutcomeRow]]:
         """Yield, per mutation in order, its outcome rows for every probe.

@@ -46,8 +46,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import torch
 from transformers import DynamicCache
@@ -84,6 +84,8 @@ DETECTION = ("forced", "incremental")
 # SmolLM2-135M, 2 cores: a 256-mutation chunk runs 14% faster at 128 than at 64,
 # mostly because each decoding step streams the weights once for more rows).
 MAX_BATCH = {"cpu": 128, "cuda": 512}
+
+
 @dataclass(frozen=True)
 class BatchedOutcomeRow(OutcomeRow):
     """An outcome plus what the batched engine measures on the way.
@@ -178,8 +180,18 @@ class BatchedEngine:
         self._single_row: list[str] | None = None
         self._states: dict[tuple, _ProbeState] = {}
         self.stats: dict[str, float] = dict.fromkeys(
-            ("outcomes", "rechecked", "continued", "wild_type_s", "detect_s", "continue_s", "recheck_s",
-             "recheck_call_s", "probes_exact"), 0
+            (
+                "outcomes",
+                "rechecked",
+                "continued",
+                "wild_type_s",
+                "detect_s",
+                "continue_s",
+                "recheck_s",
+                "recheck_call_s",
+                "probes_exact",
+            ),
+            0,
         )
 
     # -- the Engine interface ------------------------------------------------
@@ -195,7 +207,10 @@ class BatchedEngine:
         return self.reference.generate(probe)
 
     def run(
-        self, mutations: Sequence[Mutation], probes: Sequence[PreparedProbe], outputs: str = "full",
+        self,
+        mutations: Sequence[Mutation],
+        probes: Sequence[PreparedProbe],
+        outputs: str = "full",
         rows_done: RowsDone | None = None,
     ) -> Iterator[list[OutcomeRow]]:
         """Yield, per mutation in order, its rows for every probe.
@@ -220,7 +235,7 @@ class BatchedEngine:
     # -- one probe -----------------------------------------------------------
 
     def _run_probe(
-        self, mutations: list[Mutation], probe: PreparedProbe, outputs: str = "full", tally: "_Tally | None" = None
+        self, mutations: list[Mutation], probe: PreparedProbe, outputs: str = "full", tally: _Tally | None = None
     ) -> Iterator[tuple[int, BatchedOutcomeRow]]:
         """Detection batch by batch (one layer each); NSMs pooled and continued in full batches.
         ``tally`` counts each row once, after the last piece of work it needs."""
@@ -276,9 +291,16 @@ class BatchedEngine:
         """The row of one mutant: re-checked if a decision was near a tie; without
         its output when only the call was computed and the output is unfinished."""
         row = BatchedOutcomeRow(
-            mutation.mutation_id, probe.id, tuple(s.tokens), None, s.divergence,
-            margin=s.margin, min_margin=s.min_margin, logprob_drop=s.logprob_drop,
-            logprob_drop_per_token=s.logprob_drop / len(probe.wt_tokens), rechecked=s.call_tie is not None,
+            mutation.mutation_id,
+            probe.id,
+            tuple(s.tokens),
+            None,
+            s.divergence,
+            margin=s.margin,
+            min_margin=s.min_margin,
+            logprob_drop=s.logprob_drop,
+            logprob_drop_per_token=s.logprob_drop / len(probe.wt_tokens),
+            rechecked=s.call_tie is not None,
         )
         self.stats["outcomes"] += 1
         complete = s.divergence is None or s.finished
@@ -318,7 +340,10 @@ class BatchedEngine:
             return row, False
         divergence = divergence_step(tokens, probe.wt_tokens)
         return dataclasses.replace(
-            row, tokens=tokens, text=None, divergence=divergence,
+            row,
+            tokens=tokens,
+            text=None,
+            divergence=divergence,
             margin=row.margin if divergence == row.divergence else None,
         ), True
 
@@ -349,12 +374,17 @@ class BatchedEngine:
             wt = capture_wild_type(self.decoder_model, self.blocks, ids)
             targets = torch.tensor(probe.wt_tokens, device=self.device)
             scores = teacher_forced(
-                wt.last_hidden[:, len(probe.prompt) - 1 :], self.head, probe.chooser, targets,
+                wt.last_hidden[:, len(probe.prompt) - 1 :],
+                self.head,
+                probe.chooser,
+                targets,
                 tolerance=self.tie_tolerance,
             )
         exact = self.detection == "incremental" and self._given_tolerance is None and self._matches_reference(probe, wt)
         self.stats["probes_exact"] += exact
-        return _ProbeState(ids, wt, float(scores.logprobs.sum()), float(scores.margins.min()), exact, self.tie_tolerance)
+        return _ProbeState(
+            ids, wt, float(scores.logprobs.sum()), float(scores.margins.min()), exact, self.tie_tolerance
+        )
 
     def _single_rows(self) -> list[str]:
         if self._single_row is None:
@@ -381,20 +411,45 @@ class BatchedEngine:
         if steps < 3:
             return True
         n = len(probe.prompt) + 1
-        seeds = [Seed(RowState(1, list(probe.wt_tokens[:2]), None, math.inf, None, 0.0, False), None, 0,
-                      [c.keys[r : r + 1, :, :n].clone() for c in run.cache.layers],
-                      [c.values[r : r + 1, :, :n].clone() for c in run.cache.layers]) for r in range(rows)]
+        seeds = [
+            Seed(
+                RowState(1, list(probe.wt_tokens[:2]), None, math.inf, None, 0.0, False),
+                None,
+                0,
+                [c.keys[r : r + 1, :, :n].clone() for c in run.cache.layers],
+                [c.values[r : r + 1, :, :n].clone() for c in run.cache.layers],
+            )
+            for r in range(rows)
+        ]
         seen: list[torch.Tensor] = []
-        continue_seeds(self.model, self.decoder_model, self.head, probe.chooser, wt, len(probe.prompt),
-                       probe.probe.max_new_tokens, self.eos, seeds, 0.0, self._single_rows(),
-                       observe=lambda hidden: seen.append(self.head(hidden).float()))
+        continue_seeds(
+            self.model,
+            self.decoder_model,
+            self.head,
+            probe.chooser,
+            wt,
+            len(probe.prompt),
+            probe.probe.max_new_tokens,
+            self.eos,
+            seeds,
+            0.0,
+            self._single_rows(),
+            observe=lambda hidden: seen.append(self.head(hidden).float()),
+        )
         return len(seen) == steps - 2 and all(
-            h.shape[0] == rows and all(torch.equal(h[r], expected[2 + i]) for r in range(rows)) for i, h in enumerate(seen))
+            h.shape[0] == rows and all(torch.equal(h[r], expected[2 + i]) for r in range(rows))
+            for i, h in enumerate(seen)
+        )
 
     # -- detection -----------------------------------------------------------
 
     def _detect(
-        self, probe: PreparedProbe, state: _ProbeState, batch: list[int], deltas: list[TileDelta], layer: int,
+        self,
+        probe: PreparedProbe,
+        state: _ProbeState,
+        batch: list[int],
+        deltas: list[TileDelta],
+        layer: int,
         seeds: bool = True,
     ) -> Iterator[tuple[int, RowState, Seed | None]]:
         """Teacher-force the WT tokens through every mutant of the batch at once.
@@ -444,19 +499,33 @@ class BatchedEngine:
             if not done and need_cache:
                 n = p + d  # positions whose keys/values the mutant shares with this pass
                 keys = [None if l < layer else c.keys[row : row + 1, :, :n].clone() for l, c in enumerate(cache.layers)]
-                values = [None if l < layer else c.values[row : row + 1, :, :n].clone() for l, c in enumerate(cache.layers)]
+                values = [
+                    None if l < layer else c.values[row : row + 1, :, :n].clone() for l, c in enumerate(cache.layers)
+                ]
                 seed = Seed(s, deltas[row], layer, keys, values)
             yield i, s, seed
 
     def _continue(
-        self, probe: PreparedProbe, state: _ProbeState, seeds: list[Seed], tally: "_Tally | None" = None,
+        self,
+        probe: PreparedProbe,
+        state: _ProbeState,
+        seeds: list[Seed],
+        tally: _Tally | None = None,
         full: bool = True,
     ) -> None:
         """Decode pooled NSMs from their divergence steps on."""
         t0 = time.perf_counter()
         continue_seeds(
-            self.model, self.decoder_model, self.head, probe.chooser, state.wt, len(probe.prompt),
-            probe.probe.max_new_tokens, self.eos, seeds, state.tolerance,
+            self.model,
+            self.decoder_model,
+            self.head,
+            probe.chooser,
+            state.wt,
+            len(probe.prompt),
+            probe.probe.max_new_tokens,
+            self.eos,
+            seeds,
+            state.tolerance,
             self._single_rows() if state.exact else None,
         )
         self.stats["continue_s"] += time.perf_counter() - t0

@@ -23,8 +23,8 @@ from transformers.cache_utils import DynamicLayer
 
 from ..probes.chooser import TokenChooser
 from .deltas import TileDelta, row_deltas
-from .rowwise import one_row_at_a_time
 from .prefix import WildTypePass, cache_kwargs
+from .rowwise import one_row_at_a_time
 from .scoring import LogitHead, decide
 
 
@@ -184,7 +184,11 @@ def continue_seeds(
         mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
         with row_deltas(model, [s.delta for s in rows]), one_row_at_a_time(model, single_row or []):
             out = decoder_model(
-                input_ids=feed, attention_mask=mask, position_ids=pos, use_cache=True, **cache_kwargs(decoder_model, cache)
+                input_ids=feed,
+                attention_mask=mask,
+                position_ids=pos,
+                use_cache=True,
+                **cache_kwargs(decoder_model, cache),
             )
         hidden = out.last_hidden_state[:, -1]
         del out

@@ -22,8 +22,8 @@ bias: the same numbers and the same operation as the reference engine's.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import torch
 
@@ -46,7 +46,7 @@ class TileDelta:
     bias: torch.Tensor | None = None  # the module's bias over out0:out1, when ``rows`` is set
 
     @classmethod
-    def of(cls, anatomy: Anatomy, mutation: Mutation) -> "TileDelta":
+    def of(cls, anatomy: Anatomy, mutation: Mutation) -> TileDelta:
         """The delta of ``mutation``, with the mutated tile rounded to the weight's dtype.
 
         The tile is built with :func:`mutated_tile` in the weight's own dtype,
@@ -111,4 +111,3 @@ def row_deltas(model: torch.nn.Module, deltas: Sequence[TileDelta | None]) -> It
     finally:
         for h in handles:
             h.remove()
-

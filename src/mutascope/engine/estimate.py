@@ -59,10 +59,14 @@ def estimate_seconds(
         sample = batch_size or auto_batch_size(subject, longest)
     rng = random.Random(seed)
     stride, offset = len(mutations) / blocks, rng.random()
-    runs = [mutations] if len(mutations) <= sample * blocks else [
-        mutations[start : start + sample]
-        for start in (min(int((k + offset) * stride), len(mutations) - sample) for k in range(blocks))
-    ]
+    runs = (
+        [mutations]
+        if len(mutations) <= sample * blocks
+        else [
+            mutations[start : start + sample]
+            for start in (min(int((k + offset) * stride), len(mutations) - sample) for k in range(blocks))
+        ]
+    )
     before = dict(engine.stats)
     t0 = time.perf_counter()
     for run in runs:

@@ -40,7 +40,11 @@ class IncrementalPass:
 
 
 def incremental_pass(
-    decoder: torch.nn.Module, prompt: tuple[int, ...], wt: tuple[int, ...], rows: int, single_row: list[str],
+    decoder: torch.nn.Module,
+    prompt: tuple[int, ...],
+    wt: tuple[int, ...],
+    rows: int,
+    single_row: list[str],
     root: torch.nn.Module,
 ) -> IncrementalPass:
     """Feed ``prompt`` then the WT tokens one at a time to ``rows`` copies of the decoder.
@@ -58,8 +62,13 @@ def incremental_pass(
             n = len(prompt) + step
             feed = torch.full((rows, 1), token, dtype=torch.long, device=device)
             mask = torch.ones(rows, n + 1, dtype=torch.long, device=device)
-            out = decoder(input_ids=feed, attention_mask=mask, use_cache=True,
-                          cache_position=torch.tensor([n], device=device), **cache_kwargs(decoder, cache))
+            out = decoder(
+                input_ids=feed,
+                attention_mask=mask,
+                use_cache=True,
+                cache_position=torch.tensor([n], device=device),
+                **cache_kwargs(decoder, cache),
+            )
             hidden.append(out.last_hidden_state)
     return IncrementalPass(torch.cat(hidden, dim=1), cache)
 
@@ -68,8 +77,16 @@ def incremental_pass(
 def reference_logits(model: torch.nn.Module, prompt: tuple[int, ...], steps: int, chooser, pad: int) -> torch.Tensor:
     """The reference's own logits (``generate``, greedy under the probe's chooser) for ``steps`` steps: (steps, V)."""
     ids = torch.tensor([prompt], device=next(model.parameters()).device)
-    config = GenerationConfig(max_new_tokens=steps, do_sample=False, num_beams=1,
-                              pad_token_id=pad, output_logits=True, return_dict_in_generate=True)
+    config = GenerationConfig(
+        max_new_tokens=steps,
+        do_sample=False,
+        num_beams=1,
+        pad_token_id=pad,
+        output_logits=True,
+        return_dict_in_generate=True,
+    )
     processors = LogitsProcessorList([ChooserLogitsProcessor(chooser, len(prompt))])
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config, logits_processor=processors)
+    out = model.generate(
+        ids, attention_mask=torch.ones_like(ids), generation_config=config, logits_processor=processors
+    )
     return torch.cat([step[:1] for step in out.logits])

@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from transformers import DynamicCache
@@ -30,7 +30,7 @@ def decoder_blocks(subject) -> torch.nn.ModuleList:
     return subject.model.get_submodule(subject.anatomy.blocks_path)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cache_keyword(forward_type: type) -> str:
     names = inspect.signature(forward_type.forward).parameters
     return "cache" if "cache" in names else "past_key_values"

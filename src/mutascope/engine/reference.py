@@ -8,7 +8,7 @@ that every faster engine is tested against. It always decodes in full.
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from ..model.subject import decode_text, eos_ids
 from ..plan.mutation import Mutation, applied
@@ -34,7 +34,10 @@ class ReferenceEngine:
         return generate(self.subject, probe, max_new_tokens, self.eos)
 
     def run(
-        self, mutations: Sequence[Mutation], probes: Sequence[PreparedProbe], outputs: str = "full",
+        self,
+        mutations: Sequence[Mutation],
+        probes: Sequence[PreparedProbe],
+        outputs: str = "full",
         rows_done: RowsDone | None = None,
     ) -> Iterator[list[OutcomeRow]]:
         anatomy = self.subject.anatomy
@@ -45,8 +48,13 @@ class ReferenceEngine:
                 for p in probes:
                     tokens = self.generate(p)
                     rows.append(
-                        OutcomeRow(m.mutation_id, p.id, tokens, decode_text(self.subject, tokens),
-                                   divergence_step(tokens, p.wt_tokens))
+                        OutcomeRow(
+                            m.mutation_id,
+                            p.id,
+                            tokens,
+                            decode_text(self.subject, tokens),
+                            divergence_step(tokens, p.wt_tokens),
+                        )
                     )
                     done += 1
                     if rows_done:

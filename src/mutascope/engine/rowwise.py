@@ -17,7 +17,7 @@ reference's operation exactly.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

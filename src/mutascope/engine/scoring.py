@@ -44,7 +44,7 @@ MAX_CANDIDATES = 64
 _U = 2.0**-8  # bfloat16 unit roundoff
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bf16_is_faster(device_type: str) -> bool:
     """Whether bfloat16 matrix products beat float32 here (AMX/AVX512-BF16 CPUs, recent GPUs).
 
@@ -321,7 +321,9 @@ def teacher_forced(
             for r0 in range(0, len(flat), per_slice):
                 part = slice(r0, r0 + per_slice)
                 if decides:
-                    parts.append(decide(flat[part], head, chooser, steps[part], tolerance=tolerance, targets=want[part]))
+                    parts.append(
+                        decide(flat[part], head, chooser, steps[part], tolerance=tolerance, targets=want[part])
+                    )
                 else:
                     parts.append(StepScores(None, None, None, logprobs(flat[part], head, want[part])))  # type: ignore[arg-type]
             out_logprobs[rows, s0:s1] = torch.cat([p.logprobs for p in parts]).view(len(rows), width)

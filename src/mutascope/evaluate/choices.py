@@ -43,8 +43,9 @@ def choice_set(subject: Subject, mmlu_dir: str | Path, mmlu_subject: str, limit:
     questions = load_questions(mmlu_dir, mmlu_subject, "test")[:limit]
     if not questions:
         raise MutascopeError(f"MMLU subject {mmlu_subject!r} has no test questions")
-    return choice_prompts(subject, [five_shot_prompt(dev, q) for q in questions],
-                          [LETTERS.index(q.answer) for q in questions])
+    return choice_prompts(
+        subject, [five_shot_prompt(dev, q) for q in questions], [LETTERS.index(q.answer) for q in questions]
+    )
 
 
 def choice_prompts(subject: Subject, prompts: list[str], answers: list[int]) -> ChoiceSet:

@@ -11,7 +11,15 @@ screens or tables (DuckDB ``--out`` files are checked by
 :func:`mutascope.store.check_tables_file`).
 """
 
-from .outputs import atomic_file, check_output_dir, check_output_file, is_duckdb_file, save_figure, write_bytes, write_text
+from .outputs import (
+    atomic_file,
+    check_output_dir,
+    check_output_file,
+    is_duckdb_file,
+    save_figure,
+    write_bytes,
+    write_text,
+)
 from .text import read_text_file
 
 __all__ = [

@@ -26,8 +26,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO
 
 from ..errors import MutascopeError
 
@@ -70,7 +71,9 @@ def refuse_file_parent(path: Path, what: str, verb: str = "write") -> None:
         raise MutascopeError(f"cannot {verb} {what} {path}: {parent} is a file, not a directory")
 
 
-def check_output_file(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), what: str = "output") -> Path:
+def check_output_file(
+    path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), what: str = "output"
+) -> Path:
     """Validate ``path`` as a file this command may (re)write; returns it as a Path.
 
     Refuses one-line: a directory, a DuckDB file, one of ``inputs``, or a
@@ -86,7 +89,9 @@ def check_output_file(path: str | os.PathLike, *, inputs: Iterable[str | os.Path
     return p
 
 
-def check_output_dir(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), what: str = "output directory") -> Path:
+def check_output_dir(
+    path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), what: str = "output directory"
+) -> Path:
     """Validate ``path`` as a directory this command may write files into (created if missing)."""
     p = Path(path)
     refuse_inputs(p, inputs, what)

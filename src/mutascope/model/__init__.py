@@ -20,9 +20,16 @@ TYPE_CHECKING = False
 
 # public name -> the submodule that defines it
 _EXPORTS = {
-    "MATRICES": "source", "DEFAULT_MODEL": "source", "model_key": "source",
-    "Anatomy": "anatomy", "MatrixRef": "anatomy", "anatomy_of": "anatomy",
-    "Subject": "subject", "decode_text": "subject", "eos_ids": "subject", "load_model": "subject",
+    "MATRICES": "source",
+    "DEFAULT_MODEL": "source",
+    "model_key": "source",
+    "Anatomy": "anatomy",
+    "MatrixRef": "anatomy",
+    "anatomy_of": "anatomy",
+    "Subject": "subject",
+    "decode_text": "subject",
+    "eos_ids": "subject",
+    "load_model": "subject",
     "vocab_size": "subject",
 }
 

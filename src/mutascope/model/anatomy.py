@@ -97,17 +97,14 @@ class Anatomy:
             raise MutascopeError(f"unknown matrix {matrix!r}; valid names: {', '.join(MATRICES)}")
         if matrix not in self.matrices:
             raise MutascopeError(
-                f"matrix {matrix!r} does not exist in this {self.family} model; "
-                f"it has: {', '.join(self.matrices)}"
+                f"matrix {matrix!r} does not exist in this {self.family} model; it has: {', '.join(self.matrices)}"
             )
         try:
             layer = operator.index(layer)
         except TypeError:
             raise MutascopeError(f"layer must be an integer, got {layer!r}") from None
         if not 0 <= layer < self.n_layers:
-            raise MutascopeError(
-                f"layer {layer} out of range; this model has layers 0-{self.n_layers - 1}"
-            )
+            raise MutascopeError(f"layer {layer} out of range; this model has layers 0-{self.n_layers - 1}")
         return self._refs[(layer, matrix)]
 
     def weight(self, layer: int, matrix: str) -> torch.Tensor:
@@ -207,8 +204,7 @@ def _reject_unsupported(block: torch.nn.Module, family: str) -> None:
     for name, _ in block.named_modules():
         if name.rsplit(".", 1)[-1] in _UNSUPPORTED_LEAVES:
             raise MutascopeError(
-                f"{family} models fuse q/k/v interleaved per head ({name}); "
-                "this layout is not supported yet"
+                f"{family} models fuse q/k/v interleaved per head ({name}); this layout is not supported yet"
             )
 
 

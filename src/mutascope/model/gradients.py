@@ -8,7 +8,7 @@ parameters that hold the seven matrices, and nothing else.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

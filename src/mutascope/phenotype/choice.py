@@ -18,8 +18,8 @@ at least 6 of WT's 14 right answers net of lucky guesses.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..errors import MutascopeError
 from ..probes.mmlu import answer_letter, mmlu21_score

@@ -89,27 +89,43 @@ def _ranges(values: list[int]) -> str:
 
 def _find_mutation(r, path: Path, site: str, kind: str) -> tuple:
     layer, matrix, row, col = parse_site(site)
-    found = next(iter(r.con.execute(
-        'SELECT mutation_id, layer, matrix, "row", col, kind, value, r0, r0 + height, c0, c0 + width '
-        'FROM mutations WHERE layer = ? AND matrix = ? AND "row" = ? AND col = ? AND kind = ?',
-        [layer, matrix, row, col, kind],
-    ).fetchall()), None)
+    found = next(
+        iter(
+            r.con.execute(
+                'SELECT mutation_id, layer, matrix, "row", col, kind, value, r0, r0 + height, c0, c0 + width '
+                'FROM mutations WHERE layer = ? AND matrix = ? AND "row" = ? AND col = ? AND kind = ?',
+                [layer, matrix, row, col, kind],
+            ).fetchall()
+        ),
+        None,
+    )
     if found is not None:
         return found
-    kinds_here = [k for (k,) in r.con.execute(
-        'SELECT DISTINCT kind FROM mutations WHERE layer = ? AND matrix = ? AND "row" = ? AND col = ? ORDER BY 1',
-        [layer, matrix, row, col],
-    ).fetchall()]
+    kinds_here = [
+        k
+        for (k,) in r.con.execute(
+            'SELECT DISTINCT kind FROM mutations WHERE layer = ? AND matrix = ? AND "row" = ? AND col = ? ORDER BY 1',
+            [layer, matrix, row, col],
+        ).fetchall()
+    ]
     if kinds_here:
         raise MutascopeError(
             f"{path} has no {kind} mutation at site {site}; kinds screened there: {', '.join(kinds_here)}"
         )
     layers = [v for (v,) in r.con.execute("SELECT DISTINCT layer FROM mutations").fetchall()]
     matrices = [v for (v,) in r.con.execute("SELECT DISTINCT matrix FROM mutations ORDER BY 1").fetchall()]
-    rows = [v for (v,) in r.con.execute(
-        'SELECT DISTINCT "row" FROM mutations WHERE layer = ? AND matrix = ?', [layer, matrix]).fetchall()]
-    cols = [v for (v,) in r.con.execute(
-        "SELECT DISTINCT col FROM mutations WHERE layer = ? AND matrix = ?", [layer, matrix]).fetchall()]
+    rows = [
+        v
+        for (v,) in r.con.execute(
+            'SELECT DISTINCT "row" FROM mutations WHERE layer = ? AND matrix = ?', [layer, matrix]
+        ).fetchall()
+    ]
+    cols = [
+        v
+        for (v,) in r.con.execute(
+            "SELECT DISTINCT col FROM mutations WHERE layer = ? AND matrix = ?", [layer, matrix]
+        ).fetchall()
+    ]
     where = f"layers {_ranges(layers)}, matrices {','.join(matrices)}"
     if rows:
         where += f"; {layer}.{matrix} has rows {_ranges(rows)}, cols {_ranges(cols)}"
@@ -157,19 +173,42 @@ def show_mutant(path: str | os.PathLike, site: str, kind: str = "max") -> Mutant
     for pid, pkind, group, answer, wt_tokens, wt_text, nsm, divergence, tokens, text in rows:
         sim, severity, malignant = stored.get(pid, (None, None, None))
         if tokens is None:  # a calls-only NSM: its output is computed by `mutascope fill`
-            probes.append(ProbeView(
-                probe_id=pid, kind=pkind, group=group, nsm=True, divergence=divergence, wt_text=wt_text,
-                text=None, diff_at=None, edit_distance=None, category=None, wt_category=categorize(wt_text),
-                first_word=None, key=answer,
-            ))
+            probes.append(
+                ProbeView(
+                    probe_id=pid,
+                    kind=pkind,
+                    group=group,
+                    nsm=True,
+                    divergence=divergence,
+                    wt_text=wt_text,
+                    text=None,
+                    diff_at=None,
+                    edit_distance=None,
+                    category=None,
+                    wt_category=categorize(wt_text),
+                    first_word=None,
+                    key=answer,
+                )
+            )
             continue
         probes.append(
             ProbeView(
-                probe_id=pid, kind=pkind, group=group, nsm=bool(nsm), divergence=divergence,
-                wt_text=wt_text, text=text, diff_at=_common_prefix(wt_text, text),
+                probe_id=pid,
+                kind=pkind,
+                group=group,
+                nsm=bool(nsm),
+                divergence=divergence,
+                wt_text=wt_text,
+                text=text,
+                diff_at=_common_prefix(wt_text, text),
                 edit_distance=token_edit_distance(tokens, wt_tokens),
-                category=categorize(text), wt_category=categorize(wt_text), first_word=first_word(text),
-                similarity=sim, severity=severity, malignant=malignant, key=answer,
+                category=categorize(text),
+                wt_category=categorize(wt_text),
+                first_word=first_word(text),
+                similarity=sim,
+                severity=severity,
+                malignant=malignant,
+                key=answer,
             )
         )
         if pkind == "choice":
@@ -179,8 +218,17 @@ def show_mutant(path: str | os.PathLike, site: str, kind: str = "max") -> Mutant
         for g, qs in groups.items()
     ]
     return MutantView(
-        path=path, mutation_id=mid, layer=layer, matrix=matrix, row=row, col=col, kind=kind_s,
-        value=value, elements=(r0, r1, c0, c1), probes=probes, scores=scores,
+        path=path,
+        mutation_id=mid,
+        layer=layer,
+        matrix=matrix,
+        row=row,
+        col=col,
+        kind=kind_s,
+        value=value,
+        elements=(r0, r1, c0, c1),
+        probes=probes,
+        scores=scores,
         phenotyped=bool(stored),
     )
 
@@ -238,9 +286,11 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
 
 def _text_probe(p: ProbeView, width: int, fill_hint: str = "") -> list[str]:
     if p.text is None:
-        return [f"probe {p.probe_id} ({p.kind}): NSM, diverges at generated token {p.divergence}",
-                f"  output not filled yet (a calls-only screen): run {fill_hint or '`mutascope fill FILE --site ...`'}",
-                "  wild type:"] + ["  " + line for line in _column(p.wt_text, None, width - 2)]
+        return [
+            f"probe {p.probe_id} ({p.kind}): NSM, diverges at generated token {p.divergence}",
+            f"  output not filled yet (a calls-only screen): run {fill_hint or '`mutascope fill FILE --site ...`'}",
+            "  wild type:",
+        ] + ["  " + line for line in _column(p.wt_text, None, width - 2)]
     if not p.nsm:
         head = f"probe {p.probe_id} ({p.kind}): silent, output identical to WT"
         lines = [head, f"  category {p.category}"]
@@ -251,8 +301,12 @@ def _text_probe(p: ProbeView, width: int, fill_hint: str = "") -> list[str]:
     else:
         sim = f"similarity {p.similarity:.3f} (severity {p.severity})"
     word = f'"{p.first_word}"' if p.first_word is not None else "none"
-    facts = [sim, f"edit distance {p.edit_distance} tokens", f"category {p.category} (WT: {p.wt_category})",
-             f"first word {word}"]
+    facts = [
+        sim,
+        f"edit distance {p.edit_distance} tokens",
+        f"category {p.category} (WT: {p.wt_category})",
+        f"first word {word}",
+    ]
     if p.malignant is not None:
         facts.append(f"malignant: {'yes' if p.malignant else 'no'}")
     lines.append("  " + "; ".join(facts))

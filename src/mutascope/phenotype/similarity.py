@@ -20,7 +20,8 @@ batches. Identical texts get similarity exactly 1 without being embedded.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterable, Protocol, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 import numpy as np
 from rapidfuzz.distance import Levenshtein

@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import duckdb
 import pyarrow as pa
@@ -97,9 +97,9 @@ class PhenotypeSummary:
 def has_phenotypes(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether a results file's connection holds computed phenotypes."""
     return (
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'phenotype_runs'"
-        ).fetchall()[0][0]
+        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'phenotype_runs'").fetchall()[0][
+            0
+        ]
         > 0
     )
 
@@ -122,10 +122,21 @@ def _measure(rows: list[tuple], cache: EmbeddingCache, progress: Progress | None
         if kind != "choice" and text != wt_text:
             texts += [wt_text, text]
     cache.add(texts, progress)
-    cols: dict[str, list] = {k: [] for k in (
-        "probe_id", "phenotype_id", "similarity", "severity", "edit_distance",
-        "category", "first_word", "answer", "correct", "wt_correct",
-    )}
+    cols: dict[str, list] = {
+        k: []
+        for k in (
+            "probe_id",
+            "phenotype_id",
+            "similarity",
+            "severity",
+            "edit_distance",
+            "category",
+            "first_word",
+            "answer",
+            "correct",
+            "wt_correct",
+        )
+    }
     for pid, ph, tokens, text, kind, answer, wt_tokens, wt_text in rows:
         cols["probe_id"].append(pid)
         cols["phenotype_id"].append(ph)
@@ -282,9 +293,7 @@ def _summarize(con, path, cache, n_distinct, model_name, malignant_applies, star
     n_unfilled = con.execute("SELECT count(*) FROM outcomes WHERE nsm AND output_tokens IS NULL").fetchall()[0][0]
     n_malignant = None
     if malignant_applies:
-        n_malignant = con.execute(
-            "SELECT count(DISTINCT mutation_id) FROM phenotypes WHERE malignant"
-        ).fetchall()[0][0]
+        n_malignant = con.execute("SELECT count(DISTINCT mutation_id) FROM phenotypes WHERE malignant").fetchall()[0][0]
     return PhenotypeSummary(
         path=path,
         n_outcomes=n_outcomes,

@@ -82,15 +82,18 @@ def _missing(zoom, path: Path, site: str, kind: str, region: Region) -> Mutascop
         return MutascopeError(f"site {site} was not zoomed in {path}; zoomed sites: {', '.join(sites[:8])}{more}")
     kinds = sorted(set(at_site["kind"]))
     if kind not in kinds:
-        return MutascopeError(f"site {site} was not zoomed with {kind} in {path}; it was with {', '.join(kinds)} "
-                              "(pass --kind)")
+        return MutascopeError(
+            f"site {site} was not zoomed with {kind} in {path}; it was with {', '.join(kinds)} (pass --kind)"
+        )
     rows = at_site[at_site["kind"] == kind]
     deepest = rows[rows["level"] == rows["level"].max()]
     followed = deepest[deepest["followed"].astype(bool)]
     pick = (followed if len(followed) else deepest).iloc[0]
-    return MutascopeError(f"region {region} of site {site} ({kind}) is not in the zoom table of {path}; "
-                          f"it has {len(rows.drop_duplicates(['row', 'col', 'height', 'width']))} regions down to "
-                          f"level {int(pick['level'])}, e.g. {_label(pick)}")
+    return MutascopeError(
+        f"region {region} of site {site} ({kind}) is not in the zoom table of {path}; "
+        f"it has {len(rows.drop_duplicates(['row', 'col', 'height', 'width']))} regions down to "
+        f"level {int(pick['level'])}, e.g. {_label(pick)}"
+    )
 
 
 def show_region(path: str | os.PathLike, site: str, kind: str, region: str | Region) -> RegionView:
@@ -105,13 +108,22 @@ def show_region(path: str | os.PathLike, site: str, kind: str, region: str | Reg
         wt = dict(r.con.execute("SELECT probe_id, wt_text FROM probes").fetchall())
         order = [p for (p,) in r.con.execute("SELECT probe_id FROM probes ORDER BY position").fetchall()]
     rows = zoom[(zoom["site"] == site) & (zoom["kind"] == kind_s)] if len(zoom) else zoom
-    here = rows[(rows["row"] == region.r0) & (rows["col"] == region.c0) & (rows["height"] == region.height)
-                & (rows["width"] == region.width)] if len(rows) else rows
+    here = (
+        rows[
+            (rows["row"] == region.r0)
+            & (rows["col"] == region.c0)
+            & (rows["height"] == region.height)
+            & (rows["width"] == region.width)
+        ]
+        if len(rows)
+        else rows
+    )
     if here.empty:
         raise _missing(zoom, path, site, kind_s, region)
     root = rows[rows["level"] == 0].iloc[0]
-    tile = Region(int(root["row"]), int(root["row"] + root["height"]), int(root["col"]),
-                  int(root["col"] + root["width"]))
+    tile = Region(
+        int(root["row"]), int(root["row"] + root["height"]), int(root["col"]), int(root["col"] + root["width"])
+    )
     probes = []
     for h in sorted(here.itertuples(index=False), key=lambda h: order.index(h.probe_id)):
         mine = rows[rows["probe_id"] == h.probe_id]
@@ -121,16 +133,28 @@ def show_region(path: str | os.PathLike, site: str, kind: str, region: str | Reg
             chain.append((_label(at), float(at.logprob_drop)))
             at = by_label.get(at.parent) if isinstance(at.parent, str) else None
         tile_drop = float(mine[mine["level"] == 0]["logprob_drop"].iloc[0])
-        probes.append(RegionProbe(h.probe_id, int(h.level), bool(h.nsm), float(h.logprob_drop), tile_drop,
-                                  bool(h.followed), tuple(reversed(chain)), wt[h.probe_id]))
+        probes.append(
+            RegionProbe(
+                h.probe_id,
+                int(h.level),
+                bool(h.nsm),
+                float(h.logprob_drop),
+                tile_drop,
+                bool(h.followed),
+                tuple(reversed(chain)),
+                wt[h.probe_id],
+            )
+        )
     return RegionView(path, site, layer, matrix, kind_s, region, tile, probes)
 
 
 def with_outputs(view: RegionView, value: float, outputs: dict) -> RegionView:
     """The view with each probe's decoded output (``OutcomeRow``s by probe id, from
     :func:`mutascope.screen.zoom.region_outputs`) and the value written."""
-    probes = [dataclasses.replace(p, text=outputs[p.probe_id].text, divergence=outputs[p.probe_id].divergence)
-              for p in view.probes]
+    probes = [
+        dataclasses.replace(p, text=outputs[p.probe_id].text, divergence=outputs[p.probe_id].divergence)
+        for p in view.probes
+    ]
     return dataclasses.replace(view, probes=probes, value=value, decoded=True)
 
 
@@ -139,15 +163,22 @@ def render_region(view: RegionView, width: int = 100) -> str:
     its output beside the wild type."""
     reg, tile = view.region, view.tile
     value = "" if view.value is None else f" (value {view.value:.6g})"
-    lines = [f"zoomed region {reg} of layer {view.layer} {view.matrix} in {view.path.name}: {reg.height} x "
-             f"{reg.width} = {reg.size} weights inside tile {view.site} {tile}, kind {view.kind}{value}"]
+    lines = [
+        f"zoomed region {reg} of layer {view.layer} {view.matrix} in {view.path.name}: {reg.height} x "
+        f"{reg.width} = {reg.size} weights inside tile {view.site} {tile}, kind {view.kind}{value}"
+    ]
     if not view.decoded:
-        lines.append("outputs are not stored for zoomed regions: add --decode to compute this mutant's output "
-                     "with the screen's model")
+        lines.append(
+            "outputs are not stored for zoomed regions: add --decode to compute this mutant's output "
+            "with the screen's model"
+        )
     for p in view.probes:
         share = "" if p.share is None else f" ({p.share:.0%} of the tile's {p.tile_drop:.4g})"
-        lines += ["", f"probe {p.probe_id}: {'NSM' if p.nsm else 'silent'}, logprob_drop {p.drop:.4g}{share}, "
-                      f"level {p.level}, {'followed' if p.followed else 'not followed'}"]
+        lines += [
+            "",
+            f"probe {p.probe_id}: {'NSM' if p.nsm else 'silent'}, logprob_drop {p.drop:.4g}{share}, "
+            f"level {p.level}, {'followed' if p.followed else 'not followed'}",
+        ]
         lines.append("  path: " + " > ".join(f"{label} {drop:.3g}" for label, drop in p.path))
         if not view.decoded:
             continue
@@ -160,9 +191,14 @@ def render_region(view: RegionView, width: int = 100) -> str:
             continue
         at = _common_prefix(p.wt_text, p.text)
         word = first_word(p.text)
-        lines.append(f"  diverges at generated token {p.divergence}; category {categorize(p.text)} "
-                     f"(WT: {categorize(p.wt_text)}); first word {'none' if word is None else repr(word)}")
-        lines.append(f"  {DIFF_MARK} marks where the texts start to differ" if at is not None else
-                     "  (different tokens that decode to the same text)")
+        lines.append(
+            f"  diverges at generated token {p.divergence}; category {categorize(p.text)} "
+            f"(WT: {categorize(p.wt_text)}); first word {'none' if word is None else repr(word)}"
+        )
+        lines.append(
+            f"  {DIFF_MARK} marks where the texts start to differ"
+            if at is not None
+            else "  (different tokens that decode to the same text)"
+        )
         lines += _side_by_side(p.wt_text, p.text, at, width)
     return "\n".join(lines) + "\n"

@@ -21,8 +21,8 @@ do), so commands check a selection before the slow imports.
 from .build import SHARD_BLOCK, Plan, PlanSpec, build_plan, check_layers, check_spec_source
 from .kinds import BASE_KINDS, KINDS, PARAMETRIC, Kind, KindRule, kind_value, mutated_tile
 from .mutation import Mutation, applied
-from .region import Region, region_mutation
 from .parse import parse_indices, parse_kinds, parse_names, parse_shard, parse_site, parse_tile
+from .region import Region, region_mutation
 from .tiles import TileGrid
 
 __all__ = [

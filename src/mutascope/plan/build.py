@@ -9,8 +9,8 @@ a plan can be split into shards and a stopped screen resumed by mutation id.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Sequence
 
 from ..errors import MutascopeError
 from ..model.source import MATRICES, stated_layers
@@ -48,7 +48,7 @@ class PlanSpec:
         cols: str | Sequence[int] | None = None,
         kinds: str | Sequence[str] = "max,min",
         tile: str | int | Sequence[int] = 64,
-    ) -> "PlanSpec":
+    ) -> PlanSpec:
         return cls(
             layers=parse_indices(layers, "layer"),
             matrices=parse_names(matrices),
@@ -67,7 +67,7 @@ class PlanSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PlanSpec":
+    def from_dict(cls, d: dict) -> PlanSpec:
         def tup(v):
             return None if v is None else tuple(v)
 

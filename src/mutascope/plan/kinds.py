@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..errors import MutascopeError
 
@@ -91,8 +91,13 @@ KINDS: dict[str, KindRule] = {
     "scale": KindRule(True, lambda x, w: x, tile=_scaled, largest=lambda v, w, n: abs(v) * _extreme(w)),
     "sym": KindRule(True, lambda x, w: x * _extreme(w)),
     # an element of a noise tile of RMS v is at most v * sqrt(n) (the whole norm in one element)
-    "noise": KindRule(True, lambda x, w: x * _extreme(w), tile=_noisy, check=_positive,
-                      largest=lambda v, w, n: _extreme(w) + abs(v) * math.sqrt(n)),
+    "noise": KindRule(
+        True,
+        lambda x, w: x * _extreme(w),
+        tile=_noisy,
+        check=_positive,
+        largest=lambda v, w, n: _extreme(w) + abs(v) * math.sqrt(n),
+    ),
 }
 # A name in a kind list that stands for several kinds (``sym``: the size-matched pair).
 ALIASES: dict[str, tuple[str, ...]] = {"sym": ("sym:1", "sym:-1")}
@@ -115,7 +120,7 @@ class Kind:
     x: float | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "Kind":
+    def parse(cls, text: str) -> Kind:
         text = text.strip()
         rule = KINDS.get(text)
         if rule is not None and not rule.parametric:
@@ -153,8 +158,10 @@ def check_representable(kind: Kind, value: float, weight: torch.Tensor, n: int, 
     largest = rule.largest(value, weight, n) if rule.largest else abs(value)
     limit = float(torch.finfo(weight.dtype).max) if weight.dtype.is_floating_point else math.inf
     if not largest <= limit:
-        raise MutascopeError(f"kind {kind} writes values up to {largest:.3g} into {where}, beyond what "
-                             f"{str(weight.dtype).removeprefix('torch.')} holds ({limit:.3g}): choose a smaller X")
+        raise MutascopeError(
+            f"kind {kind} writes values up to {largest:.3g} into {where}, beyond what "
+            f"{str(weight.dtype).removeprefix('torch.')} holds ({limit:.3g}): choose a smaller X"
+        )
 
 
 def noise_tile(shape: tuple[int, ...], rms: float, site: tuple[int, str, int, int], kind: Kind) -> torch.Tensor:
@@ -168,8 +175,9 @@ def noise_tile(shape: tuple[int, ...], rms: float, site: tuple[int, str, int, in
     return (z * (rms * math.sqrt(z.numel()) / float(z.norm()))).to(torch.float32)
 
 
-def mutated_tile(original: torch.Tensor, kind: Kind, value: float,
-                 site: tuple[int, str, int, int] | None = None) -> torch.Tensor:
+def mutated_tile(
+    original: torch.Tensor, kind: Kind, value: float, site: tuple[int, str, int, int] | None = None
+) -> torch.Tensor:
     """The new contents of a tile whose unmutated contents are ``original`` (``site``, the
     mutation's (layer, matrix, row, col), seeds ``noise:X``)."""
     import torch

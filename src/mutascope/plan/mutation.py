@@ -4,8 +4,8 @@ and :func:`applied`, which writes it into the weights and restores them in ``fin
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from .kinds import Kind, mutated_tile
 

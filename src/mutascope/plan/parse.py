@@ -7,7 +7,7 @@ An empty selection is always an error, never "everything".
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..errors import MutascopeError
 from ..model.source import MATRICES
@@ -61,7 +61,9 @@ def parse_names(text: str | Sequence[str] | None) -> tuple[str, ...] | None:
     items = [t.strip() for t in text.split(",")] if isinstance(text, str) else [str(t) for t in text]
     items = [t for t in items if t]
     if not items:
-        raise MutascopeError(f"the matrix selection {text!r} is empty: name at least one of {', '.join(MATRICES)}, or all")
+        raise MutascopeError(
+            f"the matrix selection {text!r} is empty: name at least one of {', '.join(MATRICES)}, or all"
+        )
     if items == ["all"]:
         return None
     unknown = [t for t in items if t not in MATRICES]
@@ -72,7 +74,7 @@ def parse_names(text: str | Sequence[str] | None) -> tuple[str, ...] | None:
 
 def parse_kinds(text: str | Sequence[str]) -> tuple[Kind, ...]:
     """Parse ``"max,min"`` into kinds, in the given order (an alias such as ``sym`` stands for
-its kinds: ``sym:1,sym:-1``)."""
+    its kinds: ``sym:1,sym:-1``)."""
     items = text.split(",") if isinstance(text, str) else list(text)
     items = [x for t in items for x in ALIASES.get(str(t).strip(), (t,))]
     kinds = tuple(Kind.parse(t) if not isinstance(t, Kind) else t for t in items if str(t).strip())

@@ -44,7 +44,7 @@ class Region:
     def size(self) -> int:
         return self.height * self.width
 
-    def halves(self) -> dict[str, tuple["Region", "Region"]]:
+    def halves(self) -> dict[str, tuple[Region, Region]]:
         """The region cut in two along each axis it can be cut on: ``rows`` (top, bottom) when
         it is taller than one weight, ``cols`` (left, right) when wider; the first half takes
         the extra row or column of an odd size."""
@@ -61,7 +61,7 @@ class Region:
         return f"[{self.r0}:{self.r1},{self.c0}:{self.c1}]"
 
     @classmethod
-    def parse(cls, text: str) -> "Region":
+    def parse(cls, text: str) -> Region:
         """A region as ``mutascope zoom`` prints it, ``[R0:R1,C0:C1]`` (brackets optional;
         element bounds in the matrix, ends exclusive), or one weight as ``R,C``."""
         body = text.strip().removeprefix("[").removesuffix("]").replace(" ", "")
@@ -76,16 +76,24 @@ class Region:
             else:
                 raise ValueError
         except ValueError:
-            raise MutascopeError(f"bad region {text!r}: use R0:R1,C0:C1 as zoom prints it "
-                                 "(e.g. [507:508,90:91]) or ROW,COL for one weight") from None
+            raise MutascopeError(
+                f"bad region {text!r}: use R0:R1,C0:C1 as zoom prints it "
+                "(e.g. [507:508,90:91]) or ROW,COL for one weight"
+            ) from None
         if min(bounds) < 0 or bounds[1] <= bounds[0] or bounds[3] <= bounds[2]:
             raise MutascopeError(f"bad region {text!r}: bounds must be non-negative with each end after its start")
         return cls(*bounds)
 
 
 def region_mutation(
-    anatomy: Anatomy, layer: int, matrix: str, region: Region, kind: Kind, tile: tuple[int, int],
-    mutation_id: int = 0, value: float | None = None,
+    anatomy: Anatomy,
+    layer: int,
+    matrix: str,
+    region: Region,
+    kind: Kind,
+    tile: tuple[int, int],
+    mutation_id: int = 0,
+    value: float | None = None,
 ) -> Mutation:
     """The mutant that sets ``region`` of ``matrix`` in ``layer`` by ``kind``.
 
@@ -104,5 +112,6 @@ def region_mutation(
     grid = TileGrid(tuple(shape), tile)
     row, col = region.r0 // tile[0], region.c0 // tile[1]
     whole = grid.bounds(row, col) == (region.r0, region.r1, region.c0, region.c1)
-    return Mutation(mutation_id, layer, matrix, row, col, kind, value, region.r0, region.r1, region.c0, region.c1,
-                    subtile=not whole)
+    return Mutation(
+        mutation_id, layer, matrix, row, col, kind, value, region.r0, region.r1, region.c0, region.c1, subtile=not whole
+    )

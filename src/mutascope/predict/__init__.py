@@ -11,10 +11,38 @@ maps").
 """
 
 from .agreement import agreement, recall_curve
-from .order import ORDER_BY, ORDERS, Schedule, chunk_cost, chunk_priority, coverage, ordering_estimate, predicted_order, schedule
+from .order import (
+    ORDER_BY,
+    ORDERS,
+    Schedule,
+    chunk_cost,
+    chunk_priority,
+    coverage,
+    ordering_estimate,
+    predicted_order,
+    schedule,
+)
 from .scores import COLUMNS, SCORES, first_order, predictions, superweight_mark
 from .tilesums import GradientSums, gradient_sums, tile_sums
 
-__all__ = ["COLUMNS", "ORDER_BY", "ORDERS", "GradientSums", "SCORES", "Schedule", "agreement", "chunk_cost",
-           "chunk_priority", "coverage", "first_order", "gradient_sums", "ordering_estimate", "predicted_order",
-           "predictions", "recall_curve", "schedule", "superweight_mark", "tile_sums"]
+__all__ = [
+    "COLUMNS",
+    "ORDER_BY",
+    "ORDERS",
+    "GradientSums",
+    "SCORES",
+    "Schedule",
+    "agreement",
+    "chunk_cost",
+    "chunk_priority",
+    "coverage",
+    "first_order",
+    "gradient_sums",
+    "ordering_estimate",
+    "predicted_order",
+    "predictions",
+    "recall_curve",
+    "schedule",
+    "superweight_mark",
+    "tile_sums",
+]

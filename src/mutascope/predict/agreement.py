@@ -31,8 +31,25 @@ import pandas as pd
 from scipy.stats import rankdata
 
 BOOTSTRAP = 200
-COLUMNS = ["score", "probe_id", "matrix", "mutants", "screened", "spearman", "spearman_low", "spearman_high", "auc", "auc_low",
-           "auc_high", "recall_1", "recall_1_low", "recall_1_high", "recall_10", "recall_10_low", "recall_10_high"]
+COLUMNS = [
+    "score",
+    "probe_id",
+    "matrix",
+    "mutants",
+    "screened",
+    "spearman",
+    "spearman_low",
+    "spearman_high",
+    "auc",
+    "auc_low",
+    "auc_high",
+    "recall_1",
+    "recall_1_low",
+    "recall_1_high",
+    "recall_10",
+    "recall_10_low",
+    "recall_10_high",
+]
 ALL = "all"
 
 
@@ -62,15 +79,31 @@ def agreement(frame: pd.DataFrame, predictions: pd.DataFrame, seed: int = 0) -> 
     if frame.empty or predictions is None or predictions.empty:
         return pd.DataFrame(columns=COLUMNS)
     measured = frame[frame["effect"].notna()]
-    screened = {**measured.groupby("probe_id").size().to_dict(),
-                **measured.groupby(["probe_id", "matrix"]).size().to_dict()}
+    screened = {
+        **measured.groupby("probe_id").size().to_dict(),
+        **measured.groupby(["probe_id", "matrix"]).size().to_dict(),
+    }
     joined = frame[["mutation_id", "probe_id", "layer", "matrix", "row", "col", "nsm", "effect"]].merge(
-        predictions, on=["mutation_id", "probe_id"])
+        predictions, on=["mutation_id", "probe_id"]
+    )
     joined = joined[joined["effect"].notna()].assign(predicted_abs=lambda d: d["predicted"].abs())
     if "local" in joined.columns:
         joined = joined.assign(local_abs=joined["local"].abs())
-    scores = [c for c in ("predicted", "predicted_abs", "local", "local_abs", "magnitude", "change", "wanda", "activation", "superweight")
-              if c in joined.columns and joined[c].notna().any()]
+    scores = [
+        c
+        for c in (
+            "predicted",
+            "predicted_abs",
+            "local",
+            "local_abs",
+            "magnitude",
+            "change",
+            "wanda",
+            "activation",
+            "superweight",
+        )
+        if c in joined.columns and joined[c].notna().any()
+    ]
     rng = np.random.default_rng(seed)
     rows = []
     for probe, p in joined.groupby("probe_id", sort=False):
@@ -87,7 +120,16 @@ def agreement(frame: pd.DataFrame, predictions: pd.DataFrame, seed: int = 0) -> 
                 boot = np.array([_metrics(s[d][ok[d]], effect[d][ok[d]], nsm[d][ok[d]]) for d in draws])
                 low, high = np.nanquantile(boot, 0.025, axis=0), np.nanquantile(boot, 0.975, axis=0)
                 n_screened = screened[probe] if matrix == ALL else screened[(probe, matrix)]
-                rows.append((name, probe, matrix, int(ok.sum()), int(n_screened), *[v for i in range(4) for v in (point[i], low[i], high[i])]))
+                rows.append(
+                    (
+                        name,
+                        probe,
+                        matrix,
+                        int(ok.sum()),
+                        int(n_screened),
+                        *[v for i in range(4) for v in (point[i], low[i], high[i])],
+                    )
+                )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -34,8 +34,8 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import torch
 
@@ -46,8 +46,21 @@ from ..plan.mutation import Mutation
 Key = tuple[int, str]
 # Families whose attention (query/key norm, rotary embedding, scaling) this module reproduces;
 # their tiny models are tested against the real modules (tests/predict/test_local.py).
-ATTENTION_FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma3", "gemma3_text", "olmo", "olmo2",
-                      "phi3", "gpt2", "opt", "gptj")
+ATTENTION_FAMILIES = (
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gemma",
+    "gemma3",
+    "gemma3_text",
+    "olmo",
+    "olmo2",
+    "phi3",
+    "gpt2",
+    "opt",
+    "gptj",
+)
 LOCAL_MATRICES = ("q", "k", "gate", "up")  # the ones with an exact step (gated `up` is linear: first order)
 CHUNK_BYTES = 16 * 2**20  # about the largest change tensor one batch of mutants makes
 
@@ -75,10 +88,10 @@ def _sequence(t: torch.Tensor) -> torch.Tensor:
 class LayerRecord:
     """What one layer's local step needs, from the WT pass (all float64, batch row 0)."""
 
-    inputs: dict = field(default_factory=dict)    # module path -> its input (T, in), first projection only
-    outputs: dict = field(default_factory=dict)   # module path -> its output (T, out)
-    grads: dict = field(default_factory=dict)     # "o" / "down" -> gradient at that projection's input (T, n)
-    rotary: tuple | None = None                   # (cos, sin) the attention was given
+    inputs: dict = field(default_factory=dict)  # module path -> its input (T, in), first projection only
+    outputs: dict = field(default_factory=dict)  # module path -> its output (T, out)
+    grads: dict = field(default_factory=dict)  # "o" / "down" -> gradient at that projection's input (T, n)
+    rotary: tuple | None = None  # (cos, sin) the attention was given
 
 
 class Recording:
@@ -111,12 +124,16 @@ class Recording:
                         path = anatomy.ref(layer, m).module_path
                         io[path] = (rec, m == first or io.get(path, (rec, False))[1])
                 reads[(anatomy.ref(layer, "down").module_path, "down")] = rec
-        handles = [model.get_submodule(p).register_forward_hook(self._io(rec, p, keep))
-                   for p, (rec, keep) in io.items()]
-        handles += [model.get_submodule(p).register_forward_pre_hook(self._grad(rec, name))
-                    for (p, name), rec in reads.items()]
-        handles += [model.get_submodule(p).register_forward_pre_hook(self._rotary(rec), with_kwargs=True)
-                    for p, rec in rotary.items()]
+        handles = [
+            model.get_submodule(p).register_forward_hook(self._io(rec, p, keep)) for p, (rec, keep) in io.items()
+        ]
+        handles += [
+            model.get_submodule(p).register_forward_pre_hook(self._grad(rec, name)) for (p, name), rec in reads.items()
+        ]
+        handles += [
+            model.get_submodule(p).register_forward_pre_hook(self._rotary(rec), with_kwargs=True)
+            for p, rec in rotary.items()
+        ]
         return handles
 
     @staticmethod
@@ -125,6 +142,7 @@ class Recording:
             if keep_input:
                 rec.inputs[path] = _sequence(args[0])
             rec.outputs[path] = _sequence(output)
+
         return hook
 
     @staticmethod
@@ -133,6 +151,7 @@ class Recording:
             x = args[0]
             if x.requires_grad:
                 x.register_hook(lambda g: rec.grads.__setitem__(name, _sequence(g)))
+
         return hook
 
     @staticmethod
@@ -140,6 +159,7 @@ class Recording:
         def hook(module, args, kwargs):
             pe = kwargs.get("position_embeddings")
             rec.rotary = None if pe is None else tuple(t.detach() for t in pe)
+
         return hook
 
 
@@ -168,16 +188,21 @@ def check_supported(subject, matrix: str) -> None:
     anatomy = subject.anatomy
     if matrix in ("q", "k"):
         if family not in ATTENTION_FAMILIES:
-            raise MutascopeError(f"the local predicted effect does not cover {family} models' {matrix} matrices yet "
-                                 f"(their attention is not reproduced); families covered: {', '.join(ATTENTION_FAMILIES)}")
+            raise MutascopeError(
+                f"the local predicted effect does not cover {family} models' {matrix} matrices yet "
+                f"(their attention is not reproduced); families covered: {', '.join(ATTENTION_FAMILIES)}"
+            )
         return
     path = anatomy.ref(0, "down").module_path
     if _activation(subject.model.get_submodule(_parent(path))) is None:
-        raise MutascopeError(f"the local predicted effect does not cover {family} models' {matrix} matrices yet "
-                             f"(no activation function found beside {path})")
+        raise MutascopeError(
+            f"the local predicted effect does not cover {family} models' {matrix} matrices yet "
+            f"(no activation function found beside {path})"
+        )
 
 
 # -- the exact step ----------------------------------------------------------------------
+
 
 def _weight_changes(subject, ms: Sequence[Mutation]) -> tuple[torch.Tensor, int, int]:
     """(B, h, w) float64 changes V - W of each tile, zero-padded to the largest tile: what the tile
@@ -198,8 +223,9 @@ def _weight_changes(subject, ms: Sequence[Mutation]) -> tuple[torch.Tensor, int,
     out = torch.zeros(len(ms), h, w, dtype=torch.float64)
     for i, m in enumerate(ms):
         original = native[i, : m.height, : m.width]
-        out[i, : m.height, : m.width] = mutated_tile(original, m.kind, m.value, m.site).to(torch.float64) - \
-            tiles[i, : m.height, : m.width]
+        out[i, : m.height, : m.width] = (
+            mutated_tile(original, m.kind, m.value, m.site).to(torch.float64) - tiles[i, : m.height, : m.width]
+        )
     return out, h, w
 
 
@@ -244,8 +270,9 @@ class _Attention:
         self.mask = torch.zeros(t, t, dtype=torch.float64).masked_fill_(~allowed, -math.inf)
         self.scaling = 1.0 if self.family == "opt" else float(self.module.scaling)
         self.softcap = getattr(self.module, "attn_logit_softcapping", None)
-        self.wt = self.attend(self.q, self.k.repeat_interleave(self.hq // self.hkv, 0),
-                              self.v.repeat_interleave(self.hq // self.hkv, 0))  # (Hq, T, hd)
+        self.wt = self.attend(
+            self.q, self.k.repeat_interleave(self.hq // self.hkv, 0), self.v.repeat_interleave(self.hq // self.hkv, 0)
+        )  # (Hq, T, hd)
 
     def _part(self, m: str) -> torch.Tensor:
         ref = self.refs[m]
@@ -297,7 +324,7 @@ class _Attention:
             slot = 0
             for h in hs:
                 changed.append((b, h))
-                for qh in ([h] if matrix == "q" else range(h * rep, (h + 1) * rep)):
+                for qh in [h] if matrix == "q" else range(h * rep, (h + 1) * rep):
                     pairs_b.append(b)
                     pairs_h.append(qh)
                     sources.append(len(changed) - 1)
@@ -355,8 +382,11 @@ class _Mlp:
         self.x = rec.inputs[first.module_path].to(torch.float64)
         self.pre = rec.outputs[first.module_path][:, first.offset : first.offset + first.shape[0]].to(torch.float64)
         up = self.refs["up"]
-        self.up = rec.outputs[up.module_path][:, up.offset : up.offset + up.shape[0]].to(torch.float64) \
-            if self.gated else None
+        self.up = (
+            rec.outputs[up.module_path][:, up.offset : up.offset + up.shape[0]].to(torch.float64)
+            if self.gated
+            else None
+        )
 
     def changes(self, subject, ms: Sequence[Mutation], matrix: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Each mutant's exact change of ``down``'s input: (B, T, h) values at the tile's channels (B, h)."""
@@ -374,8 +404,9 @@ def _stage(subject, rec: LayerRecord, layer: int, matrix: str):
     return _Attention(subject, rec, layer) if matrix in ("q", "k") else _Mlp(subject, rec, layer)
 
 
-def local_changes(subject, recording: Recording, layer: int, matrix: str, mutations: Sequence[Mutation]
-                  ) -> Iterator[tuple[list[Mutation], torch.Tensor, torch.Tensor, torch.Tensor]]:
+def local_changes(
+    subject, recording: Recording, layer: int, matrix: str, mutations: Sequence[Mutation]
+) -> Iterator[tuple[list[Mutation], torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Batches of (mutants, their exact changes (B, T, n) at readout features (B, n), the gradient
     there (T, width)); :func:`dense` makes the changes whole.
 
@@ -415,5 +446,13 @@ def local_effects(subject, recording: Recording, by_key: dict[Key, list[Mutation
     return out
 
 
-__all__ = ["ATTENTION_FAMILIES", "Recording", "check_supported", "dense", "is_local", "local_changes", "local_effects",
-           "recording"]
+__all__ = [
+    "ATTENTION_FAMILIES",
+    "Recording",
+    "check_supported",
+    "dense",
+    "is_local",
+    "local_changes",
+    "local_effects",
+    "recording",
+]

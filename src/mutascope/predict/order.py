@@ -22,8 +22,8 @@ mutants takes longer than one of late-layer mutants.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -113,12 +113,16 @@ class Schedule:
         return done, float(self.screened[done - 1]), float(self.covered[done - 1])
 
 
-def schedule(chunks: Sequence[Sequence[int]], predictions: pd.DataFrame, costs: Sequence[float],
-             share: float = 0.01) -> Schedule:
+def schedule(
+    chunks: Sequence[Sequence[int]], predictions: pd.DataFrame, costs: Sequence[float], share: float = 0.01
+) -> Schedule:
     """The :class:`Schedule` of a predicted-order screen of ``chunks`` (mutation ids, plan order)
     whose chunks cost ``costs`` (:func:`chunk_cost`)."""
     order = predicted_order(chunks, predictions)
     sizes = np.array([len(chunks[i]) for i in order], dtype=float)
     spent = np.cumsum(np.asarray(costs, dtype=float)[order])
-    return Schedule(coverage(chunks, predictions, share), np.cumsum(sizes) / max(sizes.sum(), 1),
-                    spent / spent[-1] if len(spent) and spent[-1] > 0 else np.ones(len(order)))
+    return Schedule(
+        coverage(chunks, predictions, share),
+        np.cumsum(sizes) / max(sizes.sum(), 1),
+        spent / spent[-1] if len(spent) and spent[-1] > 0 else np.ones(len(order)),
+    )

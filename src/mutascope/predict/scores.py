@@ -32,17 +32,16 @@ deterministic function of the model, the probe and the plan (one thread).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 
 from ..engine.base import one_thread
-from ..probes.prepared import PreparedProbe
 from ..plan.kinds import noise_tile
 from ..plan.mutation import Mutation
+from ..probes.prepared import PreparedProbe
 from .local import local_effects, recording
 from .tilesums import GradientSums, gradient_sums, tile_sums
 
@@ -62,20 +61,24 @@ def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
 
 def wt_loglik(subject, probe: PreparedProbe) -> Callable[[], torch.Tensor]:
     """The objective log p(WT output | prompt), teacher-forced at temperature 1."""
+
     def objective():
         wt = list(probe.wt_tokens)
         logits = subject.model(input_ids=_sequence(subject, probe), logits_to_keep=len(wt), use_cache=False).logits[0]
         targets = torch.tensor(wt, device=logits.device)
         return torch.log_softmax(_at_least_float32(logits), dim=-1).gather(1, targets[:, None]).sum()
+
     return objective
 
 
 def top_logit(subject, probe: PreparedProbe) -> Callable[[], torch.Tensor]:
     """The objective D of arXiv 2405.17799: the largest logit at the prompt's last position."""
+
     def objective():
         ids = _sequence(subject, probe)[:, : len(probe.prompt)]
         logits = subject.model(input_ids=ids, logits_to_keep=1, use_cache=False).logits[0, -1]
         return _at_least_float32(logits).max()
+
     return objective
 
 
@@ -90,6 +93,7 @@ def input_norms(subject, probe: PreparedProbe, keys: set) -> dict:
         def record(module, args):
             x = args[0].detach().to(torch.float64)
             squares[path] = squares.get(path, 0) + x.reshape(-1, x.shape[-1]).pow(2).sum(dim=0)
+
         return record
 
     try:
@@ -123,8 +127,9 @@ def probe_sums(subject, probe: PreparedProbe, by_key: dict, tile: tuple[int, int
     with one_thread():
         local = local_effects(subject, record, by_key)
     del record
-    return ProbeSums(loglik, gradient_sums(subject, top_logit(subject, probe), tile, keys),
-                     input_norms(subject, probe, keys), local)
+    return ProbeSums(
+        loglik, gradient_sums(subject, top_logit(subject, probe), tile, keys), input_norms(subject, probe, keys), local
+    )
 
 
 def first_order(m: Mutation, g: float, gw: float) -> float:
@@ -151,8 +156,14 @@ def superweight_mark(m: Mutation, marked: set) -> float:
     return float((m.layer, m.matrix, "row", m.row) in marked or (m.layer, m.matrix, "col", m.col) in marked)
 
 
-def predictions(subject, mutations: Sequence[Mutation], probes: Sequence[PreparedProbe], tile: tuple[int, int],
-                marked: set | None = None, progress: Progress | None = None) -> pd.DataFrame:
+def predictions(
+    subject,
+    mutations: Sequence[Mutation],
+    probes: Sequence[PreparedProbe],
+    tile: tuple[int, int],
+    marked: set | None = None,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
     """Every score of :data:`SCORES` for every (mutation, probe), in plan order.
 
     ``marked``: the (layer, matrix, axis, index) axes a super-weights file marks. Matrices
@@ -184,10 +195,12 @@ def predictions(subject, mutations: Sequence[Mutation], probes: Sequence[Prepare
                 predicted = first_order(m, sums.loglik.g[key][at], sums.loglik.gw[key][at])
                 local = sums.local.get(m.mutation_id, predicted)
                 scores[(m.mutation_id, probe.id)] = (predicted, local, wanda[at], sums.top.agw[key][at])
-    rows = [(m.mutation_id, p.id, predicted, local, *fixed[m.mutation_id][:2], wanda, activation,
-             fixed[m.mutation_id][2])
-            for p in probes for m in mutations
-            for predicted, local, wanda, activation in [scores[(m.mutation_id, p.id)]]]
+    rows = [
+        (m.mutation_id, p.id, predicted, local, *fixed[m.mutation_id][:2], wanda, activation, fixed[m.mutation_id][2])
+        for p in probes
+        for m in mutations
+        for predicted, local, wanda, activation in [scores[(m.mutation_id, p.id)]]
+    ]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

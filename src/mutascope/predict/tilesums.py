@@ -20,14 +20,14 @@ Only the parameters holding the catalogued matrices are differentiated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
 
-from ..model.gradients import gradients_on
 from ..engine.base import one_thread
+from ..model.gradients import gradients_on
 
 Key = tuple[int, str]
 
@@ -74,8 +74,9 @@ class GradientSums:
     value: float = 0.0  # the objective's value
 
 
-def gradient_sums(subject, objective: Callable[[], torch.Tensor], tile: tuple[int, int],
-                  matrices: set[Key] | None = None) -> GradientSums:
+def gradient_sums(
+    subject, objective: Callable[[], torch.Tensor], tile: tuple[int, int], matrices: set[Key] | None = None
+) -> GradientSums:
     """Run ``objective()`` (a scalar built by a forward pass) backward once, reducing each
     matrix's gradient to :class:`GradientSums` as it is accumulated.
 
@@ -105,8 +106,9 @@ def gradient_sums(subject, objective: Callable[[], torch.Tensor], tile: tuple[in
         try:
             for name, p in params.items():
                 if name in by_param:
-                    handles.append(p.register_post_accumulate_grad_hook(
-                        lambda param, refs=by_param[name]: reduce(param, refs)))
+                    handles.append(
+                        p.register_post_accumulate_grad_hook(lambda param, refs=by_param[name]: reduce(param, refs))
+                    )
                 else:
                     p.requires_grad_(False)
             value = objective()

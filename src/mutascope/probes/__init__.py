@@ -14,7 +14,16 @@ Importing this package does not import torch (``chooser`` and ``prepared`` do).
 """
 
 from .files import load_probe_file
-from .probe import BUILTIN_PROBES, CHAT_SUFFIX, DECODING_METHODS, PROBE_KINDS, Decoding, Probe, builtin_probe, encode_probe
+from .probe import (
+    BUILTIN_PROBES,
+    CHAT_SUFFIX,
+    DECODING_METHODS,
+    PROBE_KINDS,
+    Decoding,
+    Probe,
+    builtin_probe,
+    encode_probe,
+)
 from .resolve import count_probes, resolve_probes
 
 __all__ = [

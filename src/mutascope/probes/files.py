@@ -75,7 +75,9 @@ def _read_yaml_entries(path: Path, raw: str) -> list[tuple[str, Any]]:
             )
         data = data["probes"]
     if not isinstance(data, list):
-        raise MutascopeError(f"probe file {path}: expected a list of probes (or 'probes:' holding one), got {type(data).__name__}")
+        raise MutascopeError(
+            f"probe file {path}: expected a list of probes (or 'probes:' holding one), got {type(data).__name__}"
+        )
     return [(f"entry {i}", item) for i, item in enumerate(data, start=1)]
 
 
@@ -98,7 +100,9 @@ def load_probe_file(path: str | Path) -> list[Probe]:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in PROBE_FILE_SUFFIXES:
-        raise MutascopeError(f"probe file {path}: unsupported extension {path.suffix or '(none)'!r}; use .yaml, .yml or .jsonl")
+        raise MutascopeError(
+            f"probe file {path}: unsupported extension {path.suffix or '(none)'!r}; use .yaml, .yml or .jsonl"
+        )
     raw = read_text_file(path, "probe file")
 
     entries = _read_yaml_entries(path, raw) if suffix in (".yaml", ".yml") else _read_jsonl_entries(path, raw)

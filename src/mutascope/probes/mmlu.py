@@ -54,7 +54,9 @@ class Question:
 def _check_directory(directory: str | Path) -> Path:
     d = Path(directory)
     if not d.is_dir():
-        raise MutascopeError(f"MMLU directory {d}: not found; pass a directory holding dev/, val/ and test/ CSV folders")
+        raise MutascopeError(
+            f"MMLU directory {d}: not found; pass a directory holding dev/, val/ and test/ CSV folders"
+        )
     return d
 
 
@@ -143,9 +145,7 @@ def five_shot_prompt(dev: list[Question], q: Question) -> str:
     return prompt + format_question(q, with_answer=False)
 
 
-def choice_probes(
-    directory: str | Path, subject: str, *, split: str = "test", limit: int | None = None
-) -> list[Probe]:
+def choice_probes(directory: str | Path, subject: str, *, split: str = "test", limit: int | None = None) -> list[Probe]:
     """One greedy, one-token choice probe per question of a subject's split."""
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise MutascopeError(f"MMLU limit must be a positive integer or None, got {limit!r}")
@@ -231,9 +231,7 @@ def select_mmlu21(
             "use another subject or split"
         )
     chosen = sorted(right + wrong)
-    return [
-        replace(probes[i], id=f"mmlu21:{subject}:{keys[i][1]:04d}", group=f"mmlu21:{subject}") for i in chosen
-    ]
+    return [replace(probes[i], id=f"mmlu21:{subject}:{keys[i][1]:04d}", group=f"mmlu21:{subject}") for i in chosen]
 
 
 def mmlu21_score(correct_right: int, correct_wrong: int) -> str:

@@ -8,8 +8,9 @@ mutation. Selecting an MMLU21 set and every engine start from it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import torch
 from transformers import GenerationConfig, LogitsProcessorList
@@ -60,7 +61,8 @@ def prepare(subject, probe: Probe) -> PreparedProbe:
     if limit is not None and len(prompt) + probe.max_new_tokens > limit:
         raise MutascopeError(
             f"probe {probe.id!r}: {len(prompt)} prompt tokens + {probe.max_new_tokens} new tokens exceed the "
-            f"model's context of {limit} tokens; shorten the probe or lower --max-new-tokens")
+            f"model's context of {limit} tokens; shorten the probe or lower --max-new-tokens"
+        )
     return PreparedProbe(probe, prompt, TokenChooser(probe.decoding, vocab_size(subject)))
 
 
@@ -74,8 +76,9 @@ def prepare_probes(subject, engine: Generator, probes: Sequence[Probe]) -> list[
 
 
 @torch.inference_mode()
-def generate(subject, probe: PreparedProbe, max_new_tokens: int | None = None,
-             eos: Sequence[int] | None = None) -> tuple[int, ...]:
+def generate(
+    subject, probe: PreparedProbe, max_new_tokens: int | None = None, eos: Sequence[int] | None = None
+) -> tuple[int, ...]:
     """The model's current output for ``probe`` (its first ``max_new_tokens`` tokens if given).
 
     Generation stops at the first end-of-sequence token (``eos``, default the
@@ -95,7 +98,9 @@ def generate(subject, probe: PreparedProbe, max_new_tokens: int | None = None,
         pad_token_id=pad if pad is not None else (eos[0] if eos else 0),
     )
     processors = LogitsProcessorList([ChooserLogitsProcessor(probe.chooser, len(probe.prompt))])
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config, logits_processor=processors)
+    out = model.generate(
+        ids, attention_mask=torch.ones_like(ids), generation_config=config, logits_processor=processors
+    )
     tokens = out[0, len(probe.prompt) :].tolist()
     for i, t in enumerate(tokens):  # keep the first end-of-sequence, drop any padding after it
         if t in eos:

@@ -147,9 +147,7 @@ class Probe:
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _ID_RE.fullmatch(self.id):
-            raise MutascopeError(
-                f"probe id {self.id!r} is invalid; use letters, digits and _ . : @ - only"
-            )
+            raise MutascopeError(f"probe id {self.id!r} is invalid; use letters, digits and _ . : @ - only")
         where = f"probe {self.id!r}"
         if not isinstance(self.text, str) or not self.text.strip():
             raise MutascopeError(f"{where}: text must be a non-empty string")
@@ -163,9 +161,13 @@ class Probe:
             raise MutascopeError(f"{where}: kind {self.kind!r} is unknown; use one of {', '.join(PROBE_KINDS)}")
         if self.kind == "choice":
             if not isinstance(self.answer, str) or not re.fullmatch(r"[A-Z]", self.answer):
-                raise MutascopeError(f"{where}: a choice probe needs answer set to one capital letter, got {self.answer!r}")
+                raise MutascopeError(
+                    f"{where}: a choice probe needs answer set to one capital letter, got {self.answer!r}"
+                )
             if self.max_new_tokens != 1:
-                raise MutascopeError(f"{where}: a choice probe generates exactly 1 new token, got max_new_tokens={self.max_new_tokens}")
+                raise MutascopeError(
+                    f"{where}: a choice probe generates exactly 1 new token, got max_new_tokens={self.max_new_tokens}"
+                )
         elif self.answer is not None:
             raise MutascopeError(f"{where}: only choice probes have an answer; set kind to choice or drop answer")
         if self.group is not None and (not isinstance(self.group, str) or not self.group):
@@ -197,7 +199,9 @@ class Probe:
         if missing:
             raise MutascopeError(f"stored probe lacks field(s) {', '.join(missing)}")
         dec = d.get("decoding", None)
-        decoding = Decoding() if dec is None else Decoding.parse(dec) if isinstance(dec, str) else Decoding.from_dict(dec)
+        decoding = (
+            Decoding() if dec is None else Decoding.parse(dec) if isinstance(dec, str) else Decoding.from_dict(dec)
+        )
         return cls(
             id=d["id"],
             text=d["text"],
@@ -222,8 +226,7 @@ _PAPER_PROMPTS: tuple[tuple[str, str, int], ...] = (
 )
 
 BUILTIN_PROBES: dict[str, Probe] = {
-    pid: Probe(id=pid, text=text, max_new_tokens=n, decoding=_PAPER_DECODING)
-    for pid, text, n in _PAPER_PROMPTS
+    pid: Probe(id=pid, text=text, max_new_tokens=n, decoding=_PAPER_DECODING) for pid, text, n in _PAPER_PROMPTS
 }
 
 
@@ -248,8 +251,9 @@ def builtin_probe(probe_id: str) -> Probe:
                 "in a probe file set chat: true"
             )
         plain = BUILTIN_PROBES[base]
-        return Probe(id=probe_id, text=plain.text, max_new_tokens=plain.max_new_tokens, decoding=plain.decoding,
-                     chat=True)
+        return Probe(
+            id=probe_id, text=plain.text, max_new_tokens=plain.max_new_tokens, decoding=plain.decoding, chat=True
+        )
     try:
         return BUILTIN_PROBES[probe_id]
     except (KeyError, TypeError):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..errors import MutascopeError
 from .files import PROBE_FILE_SUFFIXES, load_probe_file
@@ -108,5 +108,6 @@ def count_probes(
     questions (which 21 depends on what the unmutated model answers)."""
     n_mmlu21 = sum(s.startswith("mmlu21:") for s in specs)
     rest = [s for s in specs if not s.startswith("mmlu21:")]
-    return 21 * n_mmlu21 + len(resolve_probes(rest, None, mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens,
-                                              decoding=decoding))
+    return 21 * n_mmlu21 + len(
+        resolve_probes(rest, None, mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens, decoding=decoding)
+    )

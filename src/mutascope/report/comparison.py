@@ -37,8 +37,15 @@ def profile_figure(profiles: pd.DataFrame, matrix: str, labels: list[str]) -> Fi
         for (model, probe), g in sub.groupby(["model", "probe_id"], sort=False):
             probes = list(dict.fromkeys(sub.loc[sub["model"] == model, "probe_id"]))
             g = g.sort_values("depth")
-            ax.plot(g["depth"], g[metric], marker="o", markersize=3, color=colours.get(model, "k"),
-                    linestyle=LINESTYLES[probes.index(probe) % len(LINESTYLES)], label=f"{model}: {probe}")
+            ax.plot(
+                g["depth"],
+                g[metric],
+                marker="o",
+                markersize=3,
+                color=colours.get(model, "k"),
+                linestyle=LINESTYLES[probes.index(probe) % len(LINESTYLES)],
+                label=f"{model}: {probe}",
+            )
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("relative depth (layer / (layers - 1))", fontsize=8)
         ax.set_xlim(-0.03, 1.03)
@@ -75,11 +82,24 @@ def markdown(c: Comparison) -> str:
     for metric in PROFILE_METRICS:
         depth[metric] = depth[metric].map(lambda x: "-" if pd.isna(x) else f"{x:.2f}")
     link = c.link[["model", "probe_id", "holds", "figure"]]
-    out = ["# Screens compared", "", *[f"* {line}" for line in c.header], "",
-           f"## Statistics side by side (q below {c.alpha} counted as hits)", "", *_md_table(wide), "",
-           "## Profiles over thirds of relative depth (means over probes and layers)", "", *_md_table(depth), "",
-           "## Does the most sensitive `v` column tile hold the model's super-activation channel?", "",
-           *_md_table(link), ""]
+    out = [
+        "# Screens compared",
+        "",
+        *[f"* {line}" for line in c.header],
+        "",
+        f"## Statistics side by side (q below {c.alpha} counted as hits)",
+        "",
+        *_md_table(wide),
+        "",
+        "## Profiles over thirds of relative depth (means over probes and layers)",
+        "",
+        *_md_table(depth),
+        "",
+        "## Does the most sensitive `v` column tile hold the model's super-activation channel?",
+        "",
+        *_md_table(link),
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -93,8 +113,13 @@ def write_comparison(c: Comparison, out_dir: str | os.PathLike, dpi: int = 110) 
     directory = check_comparison_dir(out_dir, [s.path for s in c.inputs])
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, table in (("comparison", c.side_by_side()), ("statistics", c.statistics), ("profiles", c.profiles),
-                        ("depth", c.depth_parts), ("superactivation", c.link)):
+    for name, table in (
+        ("comparison", c.side_by_side()),
+        ("statistics", c.statistics),
+        ("profiles", c.profiles),
+        ("depth", c.depth_parts),
+        ("superactivation", c.link),
+    ):
         with atomic_file(directory / f"{name}.csv", "w", encoding="utf-8", newline="") as f:
             table.to_csv(f, index=False)
         written.append(directory / f"{name}.csv")
@@ -102,8 +127,9 @@ def write_comparison(c: Comparison, out_dir: str | os.PathLike, dpi: int = 110) 
     labels = [s.label for s in c.inputs]
     present = set(c.profiles["matrix"])
     for matrix in [m for m in MATRICES if m in present] + sorted(present - set(MATRICES)):
-        written.append(save_figure(profile_figure(c.profiles, matrix, labels), directory / f"profile_{matrix}.png",
-                                   dpi=dpi))
+        written.append(
+            save_figure(profile_figure(c.profiles, matrix, labels), directory / f"profile_{matrix}.png", dpi=dpi)
+        )
     return written
 
 

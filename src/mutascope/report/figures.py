@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -118,7 +118,7 @@ def tile_map_figure(frame: pd.DataFrame, layer: int, matrix: str, probes: Sequen
         ax.set_xlabel("tile col (input features)", fontsize=8)
         ax.set_ylabel("tile row (output features)", fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(shown):]:
+    for ax in list(axes.flat)[len(shown) :]:
         ax.set_axis_off()
     more = f" (first {MAX_PANELS} of {len(probes)} probes)" if len(probes) > MAX_PANELS else ""
     fig.suptitle(f"Layer {layer} {matrix}: tile map{more}", fontsize=11)
@@ -130,7 +130,9 @@ def tile_map_figure(frame: pd.DataFrame, layer: int, matrix: str, probes: Sequen
 
 def overview_table(frame: pd.DataFrame) -> pd.DataFrame:
     """NSM rate (all kinds pooled) per probe, layer and matrix: the overview's numbers."""
-    out = frame.groupby(["probe_id", "layer", "matrix"], as_index=False).agg(mutants=("nsm", "size"), nsm=("nsm", "sum"))
+    out = frame.groupby(["probe_id", "layer", "matrix"], as_index=False).agg(
+        mutants=("nsm", "size"), nsm=("nsm", "sum")
+    )
     out["rate"] = out["nsm"] / out["mutants"]
     return out
 
@@ -154,14 +156,15 @@ def overview_figure(frame: pd.DataFrame) -> Figure:
             .pivot(index="layer", columns="matrix", values="rate")
             .reindex(index=layers, columns=matrices)
         )
-        image = ax.imshow(grid.to_numpy(dtype=float), cmap=CONTINUOUS_CMAP, vmin=0, vmax=1, aspect="auto",
-                          interpolation="nearest")
+        image = ax.imshow(
+            grid.to_numpy(dtype=float), cmap=CONTINUOUS_CMAP, vmin=0, vmax=1, aspect="auto", interpolation="nearest"
+        )
         ax.set_title(probe, fontsize=9)
         ax.set_xticks(range(len(matrices)), matrices, fontsize=7, rotation=90)
         step = max(1, len(layers) // 15)
         ax.set_yticks(range(0, len(layers), step), [str(layers[i]) for i in range(0, len(layers), step)], fontsize=7)
         ax.set_ylabel("layer", fontsize=8)
-    for ax in list(axes.flat)[len(shown):]:
+    for ax in list(axes.flat)[len(shown) :]:
         ax.set_axis_off()
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.8, label="NSM rate (all kinds)")
@@ -170,8 +173,14 @@ def overview_figure(frame: pd.DataFrame) -> Figure:
     return fig
 
 
-def enrichment_figure(frame: pd.DataFrame, layer: int, matrix: str, alpha: float = 0.05,
-                      table: pd.DataFrame | None = None, readout: str | None = None) -> Figure:
+def enrichment_figure(
+    frame: pd.DataFrame,
+    layer: int,
+    matrix: str,
+    alpha: float = 0.05,
+    table: pd.DataFrame | None = None,
+    readout: str | None = None,
+) -> Figure:
     """-log10 q of row and column enrichment along one matrix, a line per probe, threshold dashed.
 
     ``table`` is an enrichment table of the screen's whole family (q-values as ``analyze``
@@ -199,8 +208,9 @@ def enrichment_figure(frame: pd.DataFrame, layer: int, matrix: str, alpha: float
         ax.set_ylim(bottom=0)
     axes[1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     what = "effect-size" if readout == "effect" else "NSM"
-    fig.suptitle(f"Layer {layer} {matrix}: {what} enrichment along tile rows and columns (exact, tile as unit)",
-                 fontsize=11)
+    fig.suptitle(
+        f"Layer {layer} {matrix}: {what} enrichment along tile rows and columns (exact, tile as unit)", fontsize=11
+    )
     return fig
 
 
@@ -220,7 +230,7 @@ def effect_map_figure(frame: pd.DataFrame, layer: int, matrix: str, probes: Sequ
 
     sub = _matrix_frame(frame, layer, matrix)
     probes = list(probes) if probes is not None else _probes(sub)
-    probes = probes[:MAX_PANELS // 2]
+    probes = probes[: MAX_PANELS // 2]
     kinds = [k for k in ("max", "min") if k in set(sub["kind"])] or list(dict.fromkeys(sub["kind"]))[:2]
     rows = pd.Index(range(int(sub["row"].max()) + 1))
     cols = pd.Index(range(int(sub["col"].max()) + 1))
@@ -248,8 +258,13 @@ def effect_map_figure(frame: pd.DataFrame, layer: int, matrix: str, probes: Sequ
             ax.set_ylabel("tile row (output features)", fontsize=8)
             ax.tick_params(labelsize=7)
         if image is not None:
-            fig.colorbar(image, ax=axes[p_i * len(kinds): (p_i + 1) * len(kinds)].tolist(), shrink=0.8, extend="min",
-                         label=f"effect ({probe}), log scale; below: zero or negative")
+            fig.colorbar(
+                image,
+                ax=axes[p_i * len(kinds) : (p_i + 1) * len(kinds)].tolist(),
+                shrink=0.8,
+                extend="min",
+                label=f"effect ({probe}), log scale; below: zero or negative",
+            )
     fig.suptitle(f"Layer {layer} {matrix}: effect size (logprob_drop) per tile", fontsize=11)
     return fig
 
@@ -299,8 +314,15 @@ def overlap_figure(frame: pd.DataFrame) -> Figure:
         for i in range(n):
             for j in range(n):
                 v = grid[i, j]
-                ax.text(j, i, "" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=7,
-                        color="black" if (np.isnan(v) or v > 0.6) else "white")
+                ax.text(
+                    j,
+                    i,
+                    "" if np.isnan(v) else f"{v:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if (np.isnan(v) or v > 0.6) else "white",
+                )
     fig.colorbar(image, ax=ax, label="Jaccard index of NSM sets")
     ax.set_title("Cross-probe overlap of NSMs", fontsize=11)
     return fig
@@ -326,8 +348,13 @@ def structured_matrices(table: pd.DataFrame, n: int = 6) -> list[tuple[int, str]
     return [(int(r.layer), str(r.matrix)) for r in g.head(n).itertuples()]
 
 
-def figure_set(frame: pd.DataFrame, top_n: int = 6, tables: dict[str, pd.DataFrame] | None = None,
-               alpha: float = 0.05, predictions: pd.DataFrame | None = None) -> Iterator[tuple[str, str, Figure]]:
+def figure_set(
+    frame: pd.DataFrame,
+    top_n: int = 6,
+    tables: dict[str, pd.DataFrame] | None = None,
+    alpha: float = 0.05,
+    predictions: pd.DataFrame | None = None,
+) -> Iterator[tuple[str, str, Figure]]:
     """``(file stem, caption, figure)`` for a bounded set: overview, overlap, and for each of
     the ``top_n`` matrices with the most enriched axes (effect size where measured, else
     the NSM call; the most NSMs where nothing is enriched) its map and its enrichment profile,
@@ -358,21 +385,32 @@ def figure_set(frame: pd.DataFrame, top_n: int = 6, tables: dict[str, pd.DataFra
             yield f"effect_{stem}", f"Effect-size map, layer {layer} {matrix}", effect_map_figure(frame, layer, matrix)
         else:
             yield f"map_{stem}", f"Tile map, layer {layer} {matrix}", tile_map_figure(frame, layer, matrix)
-        yield (f"enrichment_{stem}", f"Row/column enrichment, layer {layer} {matrix}",
-               enrichment_figure(frame, layer, matrix, alpha, table=enr, readout=readout))
+        yield (
+            f"enrichment_{stem}",
+            f"Row/column enrichment, layer {layer} {matrix}",
+            enrichment_figure(frame, layer, matrix, alpha, table=enr, readout=readout),
+        )
     gates = top_matrices(frame[frame["matrix"] == "gate"], 1)
     if gates and frame["kind"].isin(["max"]).any() and frame["kind"].isin(["min"]).any():
         layer, matrix = gates[0]
-        yield (f"reordered_L{layer}_gate",
-               f"Re-ordered balance view, layer {layer} gate, order learnt on held-out data (2-D asymmetry)",
-               reordered_figure(frame, layer, matrix, readout))
+        yield (
+            f"reordered_L{layer}_gate",
+            f"Re-ordered balance view, layer {layer} gate, order learnt on held-out data (2-D asymmetry)",
+            reordered_figure(frame, layer, matrix, readout),
+        )
     if predictions is not None and has_effect:
         from .prediction_figures import prediction_scatter, recall_figure
 
-        yield ("predicted_scatter", "Predicted (first order, and local where stored) against exact effect of every mutant, per probe",
-               prediction_scatter(frame, predictions))
-        yield ("recall_curves", "Share of the exact top 1 % found against the share of the plan screened: "
-               "predicted, plan and random order", recall_figure(frame, predictions))
+        yield (
+            "predicted_scatter",
+            "Predicted (first order, and local where stored) against exact effect of every mutant, per probe",
+            prediction_scatter(frame, predictions),
+        )
+        yield (
+            "recall_curves",
+            "Share of the exact top 1 % found against the share of the plan screened: predicted, plan and random order",
+            recall_figure(frame, predictions),
+        )
 
 
 def _safe(name: str) -> str:
@@ -386,8 +424,13 @@ def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
     return buf.getvalue()
 
 
-def save_figures(frame: pd.DataFrame, out_dir: str | Path, top_n: int = 6, dpi: int = 110,
-                 tables: dict[str, pd.DataFrame] | None = None) -> list[Path]:
+def save_figures(
+    frame: pd.DataFrame,
+    out_dir: str | Path,
+    top_n: int = 6,
+    dpi: int = 110,
+    tables: dict[str, pd.DataFrame] | None = None,
+) -> list[Path]:
     """Write :func:`figure_set` as PNG files into ``out_dir``; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -398,6 +441,18 @@ def save_figures(frame: pd.DataFrame, out_dir: str | Path, top_n: int = 6, dpi: 
 
 
 __all__ = [
-    "TILE_CLASSES", "effect_map_figure", "enrichment_figure", "structured_matrices", "figure_set", "overlap_figure", "overview_figure",
-    "overview_table", "png_bytes", "reordered_figure", "save_figures", "tile_classes", "tile_map_figure", "top_matrices",
+    "TILE_CLASSES",
+    "effect_map_figure",
+    "enrichment_figure",
+    "structured_matrices",
+    "figure_set",
+    "overlap_figure",
+    "overview_figure",
+    "overview_table",
+    "png_bytes",
+    "reordered_figure",
+    "save_figures",
+    "tile_classes",
+    "tile_map_figure",
+    "top_matrices",
 ]

@@ -21,9 +21,9 @@ import base64
 import datetime as _dt
 import json
 import re
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -47,6 +47,7 @@ EFFECT_COLOURS = {"nonpositive": "#F4A6B8", "unmeasured": "#DDDDDD"}
 
 def _plan_line(plan: dict) -> str:
     """The stored plan spec in words: ``None`` (every layer, matrix, row or column) reads ``all``."""
+
     def shown(value) -> str:
         if value is None:
             return "all"
@@ -54,7 +55,13 @@ def _plan_line(plan: dict) -> str:
             return ",".join(map(str, value))
         return str(value)
 
-    return ", ".join(f"{k}={'x'.join(map(str, v)) if k == 'tile' and isinstance(v, (list, tuple)) else shown(v)}" for k, v in plan.items()) or "(not recorded)"
+    return (
+        ", ".join(
+            f"{k}={'x'.join(map(str, v)) if k == 'tile' and isinstance(v, (list, tuple)) else shown(v)}"
+            for k, v in plan.items()
+        )
+        or "(not recorded)"
+    )
 
 
 def _asset(name: str) -> str:
@@ -75,8 +82,11 @@ def _filled_line(frame: pd.DataFrame) -> str:
 def _findings_html(tables: dict[str, pd.DataFrame], alpha: float, effect: str) -> str:
     sentences = findings(tables, alpha, effect)
     note = saturation_note(tables.get("saturation"))
-    body = (f'<ul id="findings">{"".join(f"<li>{_esc(x)}</li>" for x in sentences)}</ul>' if sentences else
-            f'<p class="note" id="findings">No test survives the false discovery rate {alpha}.</p>')
+    body = (
+        f'<ul id="findings">{"".join(f"<li>{_esc(x)}</li>" for x in sentences)}</ul>'
+        if sentences
+        else f'<p class="note" id="findings">No test survives the false discovery rate {alpha}.</p>'
+    )
     if note:
         body += f'<p class="notice" id="saturation-summary">{_esc(note)}</p>'
     return f"<h3>Findings (BH q &lt; {_esc(alpha)})</h3>" + body
@@ -106,8 +116,8 @@ def _summary(results, infos: list[ProbeInfo], frame: pd.DataFrame, findings_html
     facts_html = "<table>" + "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in facts) + "</table>"
     probe_rows = "".join(
         f"<tr><td>{_esc(i.probe_id)}</td><td>{_esc(i.kind)}</td><td>{_esc(i.decoding)}</td>"
-        f"<td>{_esc(i.max_new_tokens)}</td><td><pre class=\"out\">{_esc(i.prompt)}</pre></td>"
-        f"<td><pre class=\"out\">{_esc(i.wt)}</pre></td></tr>"
+        f'<td>{_esc(i.max_new_tokens)}</td><td><pre class="out">{_esc(i.prompt)}</pre></td>'
+        f'<td><pre class="out">{_esc(i.wt)}</pre></td></tr>'
         for i in infos
     )
     probes_html = (
@@ -120,13 +130,23 @@ def _summary(results, infos: list[ProbeInfo], frame: pd.DataFrame, findings_html
     return section(
         "summary",
         "Run summary",
-        facts_html + findings_html + "<h3>Probes</h3>" + probes_html + "<h3>NSM counts by probe and kind</h3>"
+        facts_html
+        + findings_html
+        + "<h3>Probes</h3>"
+        + probes_html
+        + "<h3>NSM counts by probe and kind</h3>"
         + table_html(counts),
     )
 
 
-def _figures(frame: pd.DataFrame, top_n: int, tables: dict[str, pd.DataFrame], alpha: float,
-             figures_dir: Path | None = None, predictions: pd.DataFrame | None = None) -> str:
+def _figures(
+    frame: pd.DataFrame,
+    top_n: int,
+    tables: dict[str, pd.DataFrame],
+    alpha: float,
+    figures_dir: Path | None = None,
+    predictions: pd.DataFrame | None = None,
+) -> str:
     parts = []
     for stem, caption, fig in figure_set(frame, top_n, tables, alpha, predictions):
         if figures_dir is not None:
@@ -136,13 +156,15 @@ def _figures(frame: pd.DataFrame, top_n: int, tables: dict[str, pd.DataFrame], a
             f'<figure id="fig-{_esc(stem)}"><img alt="{_esc(caption)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{_esc(caption)}</figcaption></figure>"
         )
-    note = (f'<p class="note">The overview, the overlap and the {top_n} matrices with the most enriched axes '
-            "(effect size where measured), each as a map and an enrichment profile, and the re-ordered gate with "
-            "its order learnt on held-out data (the other probe, or the other half of the tiles): sorting a map "
-            "by its own balance draws a gradient from pure noise. Where the file has predictions "
-            "(`mutascope predict`), the predicted against the exact effect of every mutant, and how much of the "
-            "exact top 1 % a screen finds in predicted, plan and random order. Every matrix is in the "
-            "interactive maps above.</p>")
+    note = (
+        f'<p class="note">The overview, the overlap and the {top_n} matrices with the most enriched axes '
+        "(effect size where measured), each as a map and an enrichment profile, and the re-ordered gate with "
+        "its order learnt on held-out data (the other probe, or the other half of the tiles): sorting a map "
+        "by its own balance draws a gradient from pure noise. Where the file has predictions "
+        "(`mutascope predict`), the predicted against the exact effect of every mutant, and how much of the "
+        "exact top 1 % a screen finds in predicted, plan and random order. Every matrix is in the "
+        "interactive maps above.</p>"
+    )
     return section("figures", "Figures", note + ("".join(parts) or '<p class="note">No outcomes yet.</p>'))
 
 
@@ -154,8 +176,13 @@ def _cmap_lut(n: int = 33) -> list[str]:
     return [to_hex(cm(i / (n - 1))) for i in range(n)]
 
 
-def check_report(results_path: str | Path, out_path: str | Path | None = None, *,
-                 figures_dir: str | Path | None = None, controls: list[str | Path] = ()) -> Path:
+def check_report(
+    results_path: str | Path,
+    out_path: str | Path | None = None,
+    *,
+    figures_dir: str | Path | None = None,
+    controls: list[str | Path] = (),
+) -> Path:
     """Everything ``mutascope report`` can refuse before any work, one line each: the HTML file
     (default: beside the results, ``.html``) and the figures directory may be written, and
     the results file and every control open. Returns the HTML file's path."""
@@ -209,8 +236,9 @@ def write_report(
     --superweights`` has stored it.
     """
     results_path = Path(results_path)
-    out = check_output_file(out_path if out_path is not None else results_path.with_suffix(".html"),
-                            inputs=[results_path], what="report")
+    out = check_output_file(
+        out_path if out_path is not None else results_path.with_suffix(".html"), inputs=[results_path], what="report"
+    )
     step = 0
 
     def advance():
@@ -227,21 +255,31 @@ def write_report(
         stored = {name: results.table(f"analysis_{name}") for name in STORED if f"analysis_{name}" in names}
         marks = stored.get("superweight_tiles")
         advance()
-        with_controls = pd.concat([frame, *control_frames(results, controls, DEFAULT_EFFECT, frame)],
-                                  ignore_index=True) if controls else frame
+        with_controls = (
+            pd.concat([frame, *control_frames(results, controls, DEFAULT_EFFECT, frame)], ignore_index=True)
+            if controls
+            else frame
+        )
         predicted = results.predictions
-        tables, scope = report_tables(with_controls, alpha=alpha, n_perm=n_perm, copa_matrices=copa_matrices,
-                                      stored=stored, probes=probe_context(results), predictions=predicted)
+        tables, scope = report_tables(
+            with_controls,
+            alpha=alpha,
+            n_perm=n_perm,
+            copa_matrices=copa_matrices,
+            stored=stored,
+            probes=probe_context(results),
+            predictions=predicted,
+        )
         summary = _summary(results, infos, frame, _findings_html(tables, alpha, DEFAULT_EFFECT))
         statistics = statistics_section(frame, tables, scope, alpha=alpha, n_perm=n_perm, effect=DEFAULT_EFFECT)
         advance()
         if figures_dir is not None:
             Path(figures_dir).mkdir(parents=True, exist_ok=True)
-        figures = _figures(frame, top_n, tables, alpha, Path(figures_dir) if figures_dir is not None else None,
-                           predicted)
+        figures = _figures(
+            frame, top_n, tables, alpha, Path(figures_dir) if figures_dir is not None else None, predicted
+        )
         advance()
-        payload = build_payload(results.con, infos, max_texts=max_texts, max_chars=max_chars, frame=frame,
-                                marks=marks)
+        payload = build_payload(results.con, infos, max_texts=max_texts, max_chars=max_chars, frame=frame, marks=marks)
         payload["file"] = str(results_path)
         payload["effect_name"] = DEFAULT_EFFECT
         payload["effect_unit"] = UNITS[DEFAULT_EFFECT]
@@ -249,7 +287,8 @@ def write_report(
         payload["classes"] = [list(c) for c in TILE_CLASSES]
         payload["cmap"] = _cmap_lut()
         payload["matrix_order"] = list(MATRIX_ORDER) + sorted(
-            {m["matrix"] for m in payload["matrices"]} - set(MATRIX_ORDER))
+            {m["matrix"] for m in payload["matrices"]} - set(MATRIX_ORDER)
+        )
         model = results.runs.iloc[0]["model_id"]
         zoomed = zoom_section(read_zoom(results.con))
         advance()

@@ -141,9 +141,7 @@ def _str(x):
     return None if x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA else str(x)
 
 
-def _outcome_table(
-    con: duckdb.DuckDBPyConnection, infos: list[ProbeInfo]
-) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+def _outcome_table(con: duckdb.DuckDBPyConnection, infos: list[ProbeInfo]) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """One row per (mutation, report probe): site, kind, phenotype id.
 
     Choice sets get their ids here: each distinct answer string of a set is
@@ -231,8 +229,9 @@ def build_payload(
             pk = p[p["kind"] == kind]
             arr = np.full(n_tiles, none, dtype=np.int64)
             ph = pk["ph"].to_numpy(dtype=np.int64)
-            arr[pk["_tile"].to_numpy(dtype=np.int64)] = np.where(ph == UNFILLED_PH, special[UNFILLED_PH],
-                                                                 np.where(ph < 0, special[-1], ph))
+            arr[pk["_tile"].to_numpy(dtype=np.int64)] = np.where(
+                ph == UNFILLED_PH, special[UNFILLED_PH], np.where(ph < 0, special[-1], ph)
+            )
             ids[info.probe_id][kind] = _encode(arr, dtype)
             mats = pk["_mat"].to_numpy(dtype=np.int64)
             counts[info.probe_id][kind] = np.bincount(mats[ph != 0], minlength=len(extents)).tolist()
@@ -247,13 +246,25 @@ def build_payload(
         "tile": list(con.execute("SELECT tile_h, tile_w FROM runs").fetchone()),
         "kinds": kinds,
         "probes": [
-            {"id": i.probe_id, "kind": i.kind, "prompt": _clip(i.prompt, max_chars), "wt": _clip(i.wt, max_chars),
-             "n_questions": i.n_questions}
+            {
+                "id": i.probe_id,
+                "kind": i.kind,
+                "prompt": _clip(i.prompt, max_chars),
+                "wt": _clip(i.wt, max_chars),
+                "n_questions": i.n_questions,
+            }
             for i in infos
         ],
         "matrices": [
-            {"layer": int(r.layer), "matrix": str(r.matrix), "rows": int(r.nrows), "cols": int(r.ncols),
-             "height": int(r.height), "width": int(r.width), "offset": int(o)}
+            {
+                "layer": int(r.layer),
+                "matrix": str(r.matrix),
+                "rows": int(r.nrows),
+                "cols": int(r.ncols),
+                "height": int(r.height),
+                "width": int(r.width),
+                "offset": int(o),
+            }
             for r, o in zip(extents.itertuples(), offsets)
         ],
         "n_tiles": n_tiles,
@@ -302,8 +313,14 @@ def effect_scale(effects: np.ndarray) -> list[float] | None:
     return [floor, top]
 
 
-def effect_payload(frame: pd.DataFrame, infos: list[ProbeInfo], kinds: list[str], extents: pd.DataFrame,
-                   offsets: np.ndarray, n_tiles: int) -> dict:
+def effect_payload(
+    frame: pd.DataFrame,
+    infos: list[ProbeInfo],
+    kinds: list[str],
+    extents: pd.DataFrame,
+    offsets: np.ndarray,
+    n_tiles: int,
+) -> dict:
     """``effects``, ``effect_scale`` and ``saturated`` (module docstring) from the site frame."""
     from ..analysis.saturation import saturation
 
@@ -319,8 +336,9 @@ def effect_payload(frame: pd.DataFrame, infos: list[ProbeInfo], kinds: list[str]
             for kind in kinds:
                 pk = p[p["kind"] == kind]
                 arr = np.full(n_tiles, np.nan, dtype=np.float32)
-                arr[pk["_tile"].to_numpy(dtype=np.int64)] = np.clip(pk["effect"].to_numpy(dtype=float),
-                                                                    -FLOAT16_MAX, FLOAT16_MAX)
+                arr[pk["_tile"].to_numpy(dtype=np.int64)] = np.clip(
+                    pk["effect"].to_numpy(dtype=float), -FLOAT16_MAX, FLOAT16_MAX
+                )
                 effects[info.probe_id][kind] = _encode(arr, "<f2")
             scales[info.probe_id] = effect_scale(p["effect"].to_numpy(dtype=float))
     saturated: dict[str, list[str]] = {}
@@ -344,9 +362,13 @@ def _marks(marks: pd.DataFrame | None, extents: pd.DataFrame) -> list[dict]:
     if "role" in marks.columns:
         marks = marks[marks["role"] != "before"]
     key = extents[["layer", "matrix"]].assign(mat_index=np.arange(len(extents)))
-    distinct = marks[["layer", "matrix", "axis", "index", "reason"]].drop_duplicates().merge(key, on=["layer", "matrix"])
-    return [{"m": int(r.mat_index), "axis": str(r.axis), "index": int(r.index), "reason": str(r.reason)}
-            for r in distinct.itertuples()]
+    distinct = (
+        marks[["layer", "matrix", "axis", "index", "reason"]].drop_duplicates().merge(key, on=["layer", "matrix"])
+    )
+    return [
+        {"m": int(r.mat_index), "axis": str(r.axis), "index": int(r.index), "reason": str(r.reason)}
+        for r in distinct.itertuples()
+    ]
 
 
 def _text_meta(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
@@ -383,7 +405,7 @@ def _texts_for(
     m = meta[meta["probe_id"] == info.probe_id].set_index("ph")
     for ph, text in rows:
         rec = m.loc[ph] if ph in m.index else None
-        get = (lambda c: rec[c] if rec is not None and c in rec.index else None)
+        get = lambda c: rec[c] if rec is not None and c in rec.index else None
         out[str(int(ph))] = [
             _clip(text or "", max_chars),
             None if get("divergence") is None or pd.isna(get("divergence")) else int(get("divergence")),

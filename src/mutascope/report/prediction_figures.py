@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..model.anatomy import MATRICES as MATRIX_ORDER
 from ..predict.agreement import recall_curve
 from ..predict.order import predicted_order
-from ..model.anatomy import MATRICES as MATRIX_ORDER
 
 CHUNK = 256  # the screen's chunk grid (the batched engine's chunk size)
 COLOURS = dict(zip(MATRIX_ORDER, ("#0072B2", "#56B4E9", "#009E73", "#F0E442", "#E69F00", "#D55E00", "#CC79A7")))
@@ -50,8 +50,15 @@ def prediction_scatter(frame: pd.DataFrame, predictions: pd.DataFrame) -> Figure
     for ax, (probe, estimate) in zip(axes, panels):
         p = joined[joined["probe_id"] == probe].dropna(subset=[estimate])
         for matrix, g in p.groupby("matrix", sort=False):
-            ax.scatter(g[estimate], g["effect"], s=2, alpha=0.35, color=COLOURS.get(matrix, "#777777"),
-                       label=matrix, rasterized=True)
+            ax.scatter(
+                g[estimate],
+                g["effect"],
+                s=2,
+                alpha=0.35,
+                color=COLOURS.get(matrix, "#777777"),
+                label=matrix,
+                rasterized=True,
+            )
         rho = p[estimate].abs().rank().corr(p["effect"].rank())
         ax.set_xscale("symlog", linthresh=0.1)
         ax.set_yscale("symlog", linthresh=0.1)
@@ -62,8 +69,9 @@ def prediction_scatter(frame: pd.DataFrame, predictions: pd.DataFrame) -> Figure
         ax.set_ylabel("exact logprob_drop", fontsize=8)
         ax.tick_params(labelsize=7)
     if panels:
-        axes[len(probes) - 1].legend(fontsize=7, markerscale=4, frameon=False, loc="upper left",
-                                     bbox_to_anchor=(1.0, 1.0))
+        axes[len(probes) - 1].legend(
+            fontsize=7, markerscale=4, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0)
+        )
     fig.suptitle("Predictions against the exact screen", fontsize=11)
     return fig
 
@@ -83,16 +91,23 @@ def recall_curves(frame: pd.DataFrame, predictions: pd.DataFrame, seed: int = 0)
         ids = p["mutation_id"].to_numpy()
         chunk_rank = np.array([position[int(c)] for c in ids // CHUNK])
         orders = {
-            **{f"{ESTIMATES[e]} (each mutant)": np.argsort(-np.nan_to_num(np.abs(p[e].to_numpy()), nan=-1.0),
-                                                           kind="stable")
-               for e in _estimates(predictions)},
+            **{
+                f"{ESTIMATES[e]} (each mutant)": np.argsort(
+                    -np.nan_to_num(np.abs(p[e].to_numpy()), nan=-1.0), kind="stable"
+                )
+                for e in _estimates(predictions)
+            },
             "predicted (chunks, as screened)": np.lexsort((ids, chunk_rank)),
             "plan order": np.arange(len(p)),
             "random order": np.random.default_rng(seed).permutation(len(p)),
         }
         for name, o in orders.items():
             parts.append(recall_curve(effect, o).assign(probe_id=probe, order=name))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["screened", "found", "probe_id", "order"])
+    return (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=["screened", "found", "probe_id", "order"])
+    )
 
 
 def recall_figure(frame: pd.DataFrame, predictions: pd.DataFrame) -> Figure:

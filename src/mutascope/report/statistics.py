@@ -41,20 +41,36 @@ def top_effect_matrices(frame: pd.DataFrame, n: int) -> list[tuple[int, str]]:
     return [(int(r.layer), str(r.matrix)) for r in med.head(n).itertuples()]
 
 
-def report_tables(frame: pd.DataFrame, *, alpha: float, n_perm: int, copa_matrices: int,
-                  stored: dict[str, pd.DataFrame] | None = None, probes: pd.DataFrame | None = None,
-                  predictions: pd.DataFrame | None = None) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+def report_tables(
+    frame: pd.DataFrame,
+    *,
+    alpha: float,
+    n_perm: int,
+    copa_matrices: int,
+    stored: dict[str, pd.DataFrame] | None = None,
+    probes: pd.DataFrame | None = None,
+    predictions: pd.DataFrame | None = None,
+) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """The tables the report shows, by the names ``mutascope analyze`` stores them under, and
     for each COPA table the scope it was computed on (in words)."""
     n_all = frame.groupby(["layer", "matrix"]).ngroups if len(frame) else 0
     nsm_top, effect_top = top_matrices(frame, copa_matrices), top_effect_matrices(frame, copa_matrices)
     scope = {
         "copa": "every matrix" if len(nsm_top) >= n_all else f"the {len(nsm_top)} matrices (of {n_all}) with most NSMs",
-        "effect_copa": ("every matrix" if len(effect_top) >= n_all
-                        else f"the {len(effect_top)} matrices (of {n_all}) with the largest median effect"),
+        "effect_copa": (
+            "every matrix"
+            if len(effect_top) >= n_all
+            else f"the {len(effect_top)} matrices (of {n_all}) with the largest median effect"
+        ),
     }
-    ctx = Context(frame=frame, alpha=alpha, n_perm=n_perm, probes=probes, predictions=predictions,
-                  scope={"copa": nsm_top, "effect_copa": effect_top})
+    ctx = Context(
+        frame=frame,
+        alpha=alpha,
+        n_perm=n_perm,
+        probes=probes,
+        predictions=predictions,
+        scope={"copa": nsm_top, "effect_copa": effect_top},
+    )
     tables = compute_all(ctx)
     for name in STORED:
         if stored and name in stored:
@@ -71,18 +87,29 @@ def _shown(table: pd.DataFrame, alpha: float) -> tuple[pd.DataFrame, str]:
     return hits, f"{len(hits)} of {len(table)} rows with q below {alpha} shown."
 
 
-def statistics_section(frame: pd.DataFrame, tables: dict[str, pd.DataFrame], scope: dict[str, str], *,
-                       alpha: float, n_perm: int, effect: str) -> str:
+def statistics_section(
+    frame: pd.DataFrame,
+    tables: dict[str, pd.DataFrame],
+    scope: dict[str, str],
+    *,
+    alpha: float,
+    n_perm: int,
+    effect: str,
+) -> str:
     """The "Statistics" section: every table, in the registry's order, each with its description."""
     if frame.empty:
         return section("statistics", "Statistics", '<p class="note">No outcomes yet.</p>')
-    blocks = [f'<p class="note">The effect size is {effect}; q-values are Benjamini-Hochberg within each table\'s '
-              "family, and p_floor is the smallest p a test could give. Effect sizes are summed over a probe's WT "
-              "output; the per-token column and the probe's new_tokens and wt_logprob put probes of different "
-              "lengths side by side.</p>"]
+    blocks = [
+        f'<p class="note">The effect size is {effect}; q-values are Benjamini-Hochberg within each table\'s '
+        "family, and p_floor is the smallest p a test could give. Effect sizes are summed over a probe's WT "
+        "output; the per-token column and the probe's new_tokens and wt_logprob put probes of different "
+        "lengths side by side.</p>"
+    ]
     if tables.get("effect_enrichment") is not None and tables["effect_enrichment"].empty:
-        blocks.append('<p class="note">This screen has no effect sizes (screened with the reference engine, or by '
-                      "a mutascope before they were recorded): the effect-size statistics are empty.</p>")
+        blocks.append(
+            '<p class="note">This screen has no effect sizes (screened with the reference engine, or by '
+            "a mutascope before they were recorded): the effect-size statistics are empty.</p>"
+        )
     for stat in STATISTICS:
         table = tables.get(stat.name)
         if table is None:
@@ -91,8 +118,11 @@ def statistics_section(frame: pd.DataFrame, tables: dict[str, pd.DataFrame], sco
             continue
         shown, which = _shown(table, alpha)
         where = f" Computed on {scope[stat.name]}." if stat.name in scope else ""
-        blocks.append(block(stat.title, f"{stat.describe()}.{where} {which}", table_html(shown),
-                            anchor=stat.name.replace("_", "-")))
+        blocks.append(
+            block(
+                stat.title, f"{stat.describe()}.{where} {which}", table_html(shown), anchor=stat.name.replace("_", "-")
+            )
+        )
     return section("statistics", "Statistics", "".join(blocks))
 
 

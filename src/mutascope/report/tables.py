@@ -50,8 +50,10 @@ def table_html(frame: pd.DataFrame, *, max_rows: int = MAX_TABLE_ROWS, total: in
             cells.append(f"<td{attrs}>{esc(text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     note = f'<p class="note">Showing {len(shown)} of {total} rows.</p>' if total > len(shown) else ""
-    return (f'<div class="tablebox"><table class="stats"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div>{note}')
+    return (
+        f'<div class="tablebox"><table class="stats"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>{note}"
+    )
 
 
 def section(anchor: str, title: str, body: str) -> str:
@@ -60,4 +62,4 @@ def section(anchor: str, title: str, body: str) -> str:
 
 def block(title: str, intro: str, body: str, anchor: str | None = None) -> str:
     ident = f' id="{esc(anchor)}"' if anchor else ""
-    return f"<details open{ident}><summary>{esc(title)}</summary><p class=\"note\">{esc(intro)}</p>{body}</details>"
+    return f'<details open{ident}><summary>{esc(title)}</summary><p class="note">{esc(intro)}</p>{body}</details>'

@@ -45,12 +45,20 @@ def zoom_figure(table: pd.DataFrame, site: str, kind: str) -> Figure:
         for r in drawn.itertuples(index=False):
             value = r.logprob_drop / parent if parent > 0 else 0.0
             share[r.row - r0 : r.row - r0 + r.height, r.col - c0 : r.col - c0 + r.width] = max(0.0, min(1.0, value))
-        image = ax.imshow(share, cmap=cmap, norm=norm, interpolation="nearest",
-                          extent=(c0 - 0.5, c0 + w - 0.5, r0 + h - 0.5, r0 - 0.5))
+        image = ax.imshow(
+            share,
+            cmap=cmap,
+            norm=norm,
+            interpolation="nearest",
+            extent=(c0 - 0.5, c0 + w - 0.5, r0 + h - 0.5, r0 - 0.5),
+        )
         for r in g[g["followed"].astype(bool)].itertuples(index=False):
             if r.level > 0:
-                ax.add_patch(Rectangle((r.col - 0.5, r.row - 0.5), r.width, r.height, fill=False,
-                                       edgecolor="#D55E00", linewidth=0.8))
+                ax.add_patch(
+                    Rectangle(
+                        (r.col - 0.5, r.row - 0.5), r.width, r.height, fill=False, edgecolor="#D55E00", linewidth=0.8
+                    )
+                )
         ax.set_title(f"{pid}: tile effect {parent:.3g}, {len(g)} mutants", fontsize=9)
         ax.set_xlabel("input feature (column)")
         ax.set_ylabel("output feature (row)")
@@ -73,16 +81,35 @@ def zoom_payload(table: pd.DataFrame) -> list[dict]:
         c = Region.parse(v.carrier)
         carrier = [c.r0, c.c0, c.height, c.width]
         layer, matrix, row, col = site.split(".")
-        out.append({
-            "site": site, "layer": int(layer), "matrix": matrix, "row": int(row), "col": int(col),
-            "kind": kind, "probe": pid,
-            "tile": [int(root["row"]), int(root["col"]), int(root["height"]), int(root["width"])],
-            "parent": float(root["logprob_drop"]), "verdict": str(v.verdict), "carrier": carrier,
-            "sentence": sentence(v),
-            "regions": [[int(r.row), int(r.col), int(r.height), int(r.width), int(r.level),
-                         round(float(r.logprob_drop), 4), bool(r.followed), bool(r.nsm)]
-                        for r in g.itertuples(index=False)],
-        })
+        out.append(
+            {
+                "site": site,
+                "layer": int(layer),
+                "matrix": matrix,
+                "row": int(row),
+                "col": int(col),
+                "kind": kind,
+                "probe": pid,
+                "tile": [int(root["row"]), int(root["col"]), int(root["height"]), int(root["width"])],
+                "parent": float(root["logprob_drop"]),
+                "verdict": str(v.verdict),
+                "carrier": carrier,
+                "sentence": sentence(v),
+                "regions": [
+                    [
+                        int(r.row),
+                        int(r.col),
+                        int(r.height),
+                        int(r.width),
+                        int(r.level),
+                        round(float(r.logprob_drop), 4),
+                        bool(r.followed),
+                        bool(r.nsm),
+                    ]
+                    for r in g.itertuples(index=False)
+                ],
+            }
+        )
     return out
 
 
@@ -92,14 +119,22 @@ def zoom_section(table: pd.DataFrame) -> str:
     if table.empty:
         return ""
     found = carriers(table)
-    intro = ("Tiles refined into sub-blocks by <code>mutascope zoom</code> (docs/methods.md, \"Zoom\"). "
-             "The selected tile is drawn at the resolution of single weights: every region the refinement "
-             "screened is painted with its effect as a share of the tile's (the colour bar), smaller regions over "
-             "larger ones; followed regions are outlined, and the smallest region found carrying at least half the "
-             "tile's effect (the carrier) is outlined in black. Hover a weight for the smallest region holding it.")
-    view = ('<div class="controls"><label>Zoomed tile <select id="zoom-select"></select></label></div>'
-            '<p class="note" id="zoom-sentence"></p><div id="zoom-legend" class="legend"></div>'
-            '<canvas id="zoommap" width="10" height="10"></canvas>')
-    return section("zoom", "Zoomed tiles", f'<p class="note">{intro}</p>{view}<h3>What carries each tile\'s effect'
-                   f'</h3>{table_html(found, max_rows=len(found))}'
-                   f'<p class="note">{esc(len(found))} zoomed tiles x probes; the verdict rule is in docs/methods.md.</p>')
+    intro = (
+        'Tiles refined into sub-blocks by <code>mutascope zoom</code> (docs/methods.md, "Zoom"). '
+        "The selected tile is drawn at the resolution of single weights: every region the refinement "
+        "screened is painted with its effect as a share of the tile's (the colour bar), smaller regions over "
+        "larger ones; followed regions are outlined, and the smallest region found carrying at least half the "
+        "tile's effect (the carrier) is outlined in black. Hover a weight for the smallest region holding it."
+    )
+    view = (
+        '<div class="controls"><label>Zoomed tile <select id="zoom-select"></select></label></div>'
+        '<p class="note" id="zoom-sentence"></p><div id="zoom-legend" class="legend"></div>'
+        '<canvas id="zoommap" width="10" height="10"></canvas>'
+    )
+    return section(
+        "zoom",
+        "Zoomed tiles",
+        f'<p class="note">{intro}</p>{view}<h3>What carries each tile\'s effect'
+        f"</h3>{table_html(found, max_rows=len(found))}"
+        f'<p class="note">{esc(len(found))} zoomed tiles x probes; the verdict rule is in docs/methods.md.</p>',
+    )

@@ -17,8 +17,8 @@
 
 from .fill import FillSummary, Selection, check_fill, fill, select_rows
 from .merge import check_shards, merge
-from .zoom import ZoomRule, ZoomSummary, refine, zoom
 from .screen import Screen, ScreenSummary, check_out_file, check_screen, predicted_coverage
+from .zoom import ZoomRule, ZoomSummary, refine, zoom
 
 __all__ = [
     "FillSummary",

@@ -29,9 +29,9 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
@@ -60,8 +60,16 @@ class Selection:
     probe_ids: tuple[str, ...] | None = None
 
     @classmethod
-    def parse(cls, *, all: bool = False, top: int | None = None, sites: Sequence[str] = (),
-              layers: str | None = None, matrices: str | None = None, probes: Sequence[str] = ()) -> "Selection":
+    def parse(
+        cls,
+        *,
+        all: bool = False,
+        top: int | None = None,
+        sites: Sequence[str] = (),
+        layers: str | None = None,
+        matrices: str | None = None,
+        probes: Sequence[str] = (),
+    ) -> Selection:
         """From command-line values, with one-line errors for bad ones."""
         if not (all or top is not None or sites):
             raise MutascopeError("choose what to fill: --all, --top N (per probe, by effect) or --site L.m.r.c")
@@ -70,7 +78,9 @@ class Selection:
         for site in sites:
             parse_site(site)
         return cls(
-            all=all, top=top, sites=tuple(sites),
+            all=all,
+            top=top,
+            sites=tuple(sites),
             layers=parse_indices(layers, "layer"),
             matrices=parse_names(matrices),
             probe_ids=tuple(probes) or None,
@@ -115,10 +125,14 @@ def select_rows(con, selection: Selection) -> pd.DataFrame:
     if selection.sites:
         for site in selection.sites:
             layer, matrix, row, col = parse_site(site)
-            chosen |= (frame["layer"] == layer) & (frame["matrix"] == matrix) & (frame["row"] == row) & (frame["col"] == col)
+            chosen |= (
+                (frame["layer"] == layer) & (frame["matrix"] == matrix) & (frame["row"] == row) & (frame["col"] == col)
+            )
     if selection.top is not None:
         if frame["logprob_drop"].isna().all() and len(frame):
-            raise MutascopeError("this screen has no effect sizes (reference engine): --top needs them; use --all or --site")
+            raise MutascopeError(
+                "this screen has no effect sizes (reference engine): --top needs them; use --all or --site"
+            )
         ranked = frame.sort_values(["probe_id", "logprob_drop", "mutation_id"], ascending=[True, False, True])
         top_index = ranked.groupby("probe_id", sort=False).head(selection.top).index
         chosen |= frame.index.isin(top_index)
@@ -140,8 +154,9 @@ def _check_in_screen(con, selection: Selection) -> None:
     for site in selection.sites or ():
         layer, matrix, row, col = parse_site(site)
         if (layer, matrix, row, col) not in sites:
-            raise MutascopeError(f"site {site} (layer {layer}, {matrix}, tile row {row}, column {col}) is not in "
-                                 f"this screen: {where}")
+            raise MutascopeError(
+                f"site {site} (layer {layer}, {matrix}, tile row {row}, column {col}) is not in this screen: {where}"
+            )
 
 
 def _ranges(values: list[int]) -> str:
@@ -167,8 +182,9 @@ def fill_tasks(rows: pd.DataFrame, mutations: dict, probe_order: list[str], chun
     return tasks
 
 
-def check_fill(*, chunk_size: int = DEFAULT_CHUNK, engine_options: dict | None = None,
-               placement: Placement | None = None) -> None:
+def check_fill(
+    *, chunk_size: int = DEFAULT_CHUNK, engine_options: dict | None = None, placement: Placement | None = None
+) -> None:
     """What can be checked before the model loads: the chunk size, the engine's options, the placement."""
     if chunk_size < 1:
         raise MutascopeError(f"--chunk-size must be at least 1, got {chunk_size}")
@@ -207,8 +223,11 @@ def fill(
         chosen = select_rows(results.con, selection)
     todo = chosen[~chosen["filled"]]
     engine = make_engine(DEFAULT_ENGINE, subject, **(engine_options or {}))
-    opened = (contextlib.nullcontext(backend) if backend is not None else
-              make_backend(subject, engine, engine_options=engine_options, placement=placement, status=status))
+    opened = (
+        contextlib.nullcontext(backend)
+        if backend is not None
+        else make_backend(subject, engine, engine_options=engine_options, placement=placement, status=status)
+    )
     with opened as backend, Store.open_existing(path) as store:
         probes = stored_probes(store.con, vocab_size(subject))
         for p in probes:
@@ -239,4 +258,6 @@ def fill(
                 progress(done, total)
         store.renumber_phenotypes()
         left = store.con.execute("SELECT count(*) FROM outcomes WHERE nsm AND output_tokens IS NULL").fetchone()[0]
-    return FillSummary(path, len(chosen), int(chosen["filled"].sum()), filled_now, int(left), time.perf_counter() - start)
+    return FillSummary(
+        path, len(chosen), int(chosen["filled"].sum()), filled_now, int(left), time.perf_counter() - start
+    )

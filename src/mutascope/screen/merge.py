@@ -38,9 +38,9 @@ import glob
 import json
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from ..errors import MutascopeError
 from ..files.outputs import is_duckdb_file, refuse_file_parent
@@ -70,7 +70,8 @@ def _read_shard(path: Path) -> _Shard:
         first, last = r.con.execute("SELECT min(mutation_id), max(mutation_id) FROM mutations").fetchone()
         n_done = r.con.execute("SELECT count(DISTINCT mutation_id) FROM outcomes").fetchone()[0]
         probes = r.con.execute(
-            "SELECT probe_id, position, prompt_tokens, wt_tokens FROM probes ORDER BY position").fetchall()
+            "SELECT probe_id, position, prompt_tokens, wt_tokens FROM probes ORDER BY position"
+        ).fetchall()
     return _Shard(path, int(index), int(count), config, int(n_mut), int(n_done), first, last, probes, int(version))
 
 
@@ -86,8 +87,9 @@ def check_shards(paths: Sequence[str | os.PathLike]) -> list[_Shard]:
     strip = lambda c: {k: v for k, v in c.items() if k != "shard"}  # noqa: E731
     for s in shards[1:]:
         if strip(s.config) != strip(base.config):
-            differs = sorted(k for k in set(s.config) | set(base.config)
-                             if k != "shard" and s.config.get(k) != base.config.get(k))
+            differs = sorted(
+                k for k in set(s.config) | set(base.config) if k != "shard" and s.config.get(k) != base.config.get(k)
+            )
             raise MutascopeError(f"{s.path} holds another screen than {base.path} (differs in: {', '.join(differs)})")
         if s.probes != base.probes:
             raise MutascopeError(f"{s.path} has other wild-type outputs than {base.path}: not shards of one screen")
@@ -137,8 +139,9 @@ def merge(out: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> Path:
         try:
             os.link(tmp, out)  # never replaces: a merge into the same file that finished first wins
         except FileExistsError:
-            raise MutascopeError(f"{out} was written by another merge meanwhile; it is kept, this merge's "
-                                 "result is discarded") from None
+            raise MutascopeError(
+                f"{out} was written by another merge meanwhile; it is kept, this merge's result is discarded"
+            ) from None
     finally:
         for leftover in (tmp, Path(str(tmp) + ".wal")):
             with contextlib.suppress(FileNotFoundError):
@@ -157,16 +160,22 @@ def predictions_note(path: str | os.PathLike) -> str | None:
         total = int(r.runs["n_mutations"].iloc[0])
         have, marked = r.con.execute(
             "SELECT count(DISTINCT mutation_id), count(DISTINCT mutation_id) FILTER (superweight IS NOT NULL) "
-            "FROM predictions").fetchone()
+            "FROM predictions"
+        ).fetchone()
     parts = []
     if have < total:
         parts.append(f"predictions cover {have} of {total} mutants (not every shard was predicted)")
     if 0 < marked < have:
-        parts.append(f"super-weight marks cover {marked} of {have} predicted mutants (shards predicted with and "
-                     "without --superweights)")
+        parts.append(
+            f"super-weight marks cover {marked} of {have} predicted mutants (shards predicted with and "
+            "without --superweights)"
+        )
     if not parts:
         return None
-    return "; ".join(parts) + ": run `mutascope predict` with the screen's options (and --superweights) on the merged file to complete them"
+    return (
+        "; ".join(parts)
+        + ": run `mutascope predict` with the screen's options (and --superweights) on the merged file to complete them"
+    )
 
 
 def remove_stale_temporaries(out: Path) -> list[Path]:
@@ -174,7 +183,7 @@ def remove_stale_temporaries(out: Path) -> list[Path]:
     ``.OUT.PID.*.tmp`` files (and their ``.wal``) of processes that no longer run."""
     removed = []
     for leftover in out.parent.glob(f".{glob.escape(out.name)}.*.tmp*"):
-        parts = leftover.name[len(out.name) + 2:].split(".")
+        parts = leftover.name[len(out.name) + 2 :].split(".")
         if not parts or not parts[0].isdigit() or _alive(int(parts[0])):
             continue
         with contextlib.suppress(FileNotFoundError):
@@ -203,9 +212,15 @@ def _write(target: Path, shards: list[_Shard], config: dict) -> None:
             create(con)  # the tables and keys a fresh screen has
             con.execute("ALTER TABLE outcomes ALTER COLUMN filled SET DEFAULT true")  # schema-1 shards: all complete
             con.execute("INSERT INTO runs SELECT * FROM s0.runs")
-            con.execute("UPDATE runs SET shard = '0/1', n_mutations = ?, config = ?, config_hash = ?, schema_version = ?",
-                        [sum(s.n_mutations for s in shards), json.dumps(config, sort_keys=True), config_hash(config),
-                         SCHEMA_VERSION])
+            con.execute(
+                "UPDATE runs SET shard = '0/1', n_mutations = ?, config = ?, config_hash = ?, schema_version = ?",
+                [
+                    sum(s.n_mutations for s in shards),
+                    json.dumps(config, sort_keys=True),
+                    config_hash(config),
+                    SCHEMA_VERSION,
+                ],
+            )
             con.execute("INSERT INTO probes BY NAME SELECT * FROM s0.probes")
             if any(_has(con, f"s{i}", "predictions") for i in range(len(shards))):
                 con.execute(PREDICTIONS_DDL)
@@ -227,9 +242,12 @@ def _write(target: Path, shards: list[_Shard], config: dict) -> None:
 
 
 def _has(con, schema: str, table: str) -> bool:
-    return con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?", [schema, table]
-    ).fetchone()[0] > 0
+    return (
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?", [schema, table]
+        ).fetchone()[0]
+        > 0
+    )
 
 
 def _sql_path(path: Path) -> str:

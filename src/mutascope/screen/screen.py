@@ -22,9 +22,9 @@ import contextlib
 import os
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from ..backends import Backend, Placement, Task, check_backend, chunk_grid, make_backend
 from ..engine import DEFAULT_ENGINE, check_engine, make_engine
@@ -163,9 +163,18 @@ class Screen:
         prepared = self.prepared()
         records = [
             ProbeRecord(
-                p.id, p.probe.kind, p.probe.text, p.probe.chat, p.probe.max_new_tokens,
-                p.probe.decoding.describe(), p.probe.answer, p.probe.group, p.prompt, p.wt_tokens,
-                decode_text(self.subject, p.wt_tokens), wild_type_logprob(self.subject, p),
+                p.id,
+                p.probe.kind,
+                p.probe.text,
+                p.probe.chat,
+                p.probe.max_new_tokens,
+                p.probe.decoding.describe(),
+                p.probe.answer,
+                p.probe.group,
+                p.prompt,
+                p.wt_tokens,
+                decode_text(self.subject, p.wt_tokens),
+                wild_type_logprob(self.subject, p),
             )
             for p in prepared
         ]
@@ -186,8 +195,9 @@ class Screen:
         """The backend chunks run on: the one given (left open), or one chosen from the placement."""
         if self.backend is not None:
             return contextlib.nullcontext(self.backend)
-        return make_backend(self.subject, self.engine, engine_options=self.engine_options,
-                            placement=self.placement, status=status)
+        return make_backend(
+            self.subject, self.engine, engine_options=self.engine_options, placement=self.placement, status=status
+        )
 
     def predict(self, progress: Progress | None = None, status: Status | None = None):
         """The predictions of this screen's mutants (docs/methods.md, "Predicted maps"):
@@ -248,10 +258,14 @@ class Screen:
                 status("running the unmutated model on the probes ...")
             prepared = self.prepared()
             with self._open_store() as store:
-                tasks = self._ordered([
-                    Task(t.index, t.mutations, None, self.outputs)
-                    for t in chunk_grid(self.mutations, self.chunk_size, store.done_mutations())
-                ], store, status)
+                tasks = self._ordered(
+                    [
+                        Task(t.index, t.mutations, None, self.outputs)
+                        for t in chunk_grid(self.mutations, self.chunk_size, store.done_mutations())
+                    ],
+                    store,
+                    status,
+                )
                 total, n_todo = len(self.mutations), sum(len(t.mutations) for t in tasks)
                 finished = total - n_todo
                 if progress:

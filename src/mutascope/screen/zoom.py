@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import pandas as pd
 
@@ -55,7 +55,7 @@ class ZoomRule:
     beam: int = 2  # at most this many regions followed per level
     floor: int = 1  # regions of at most this many weights are not cut
 
-    def check(self) -> "ZoomRule":
+    def check(self) -> ZoomRule:
         if not 0 < self.share <= 1:
             raise MutascopeError(f"--share must be in (0, 1], got {self.share:g}")
         if self.beam < 1:
@@ -87,7 +87,7 @@ def refine(root: Region, measure: Measure, rule: ZoomRule) -> Iterator[list[Meas
     once per level with that level's regions in a fixed order, so an engine
     batches the same mutants together on every run.
     """
-    (nsm, drop), = measure([root])
+    ((nsm, drop),) = measure([root])
     level_rows = [Measured(root, 0, None, nsm, drop, drop > 0 and root.size > rule.floor)]
     yield level_rows
     frontier = [m for m in level_rows if m.followed]
@@ -137,14 +137,16 @@ def top_sites(con, n: int, kind: Kind) -> list[str]:
         raise MutascopeError(f"--top must be at least 1, got {n}")
     frame = con.execute(
         'SELECT m.layer, m.matrix, m."row", m.col, m.kind, o.logprob_drop FROM outcomes o '
-        "JOIN mutations m USING (mutation_id)").df()
+        "JOIN mutations m USING (mutation_id)"
+    ).df()
     if frame.empty or frame["logprob_drop"].isna().all():
         raise MutascopeError("this screen has no effect sizes (reference engine): --top needs them; use --site")
     if (frame["kind"] == str(kind)).any():
         frame = frame[frame["kind"] == str(kind)]
     best = frame.groupby(["layer", "matrix", "row", "col"], as_index=False)["logprob_drop"].max()
-    best = best.sort_values(["logprob_drop", "layer", "matrix", "row", "col"],
-                            ascending=[False, True, True, True, True]).head(n)
+    best = best.sort_values(
+        ["logprob_drop", "layer", "matrix", "row", "col"], ascending=[False, True, True, True, True]
+    ).head(n)
     return [site_label(*r) for r in best[["layer", "matrix", "row", "col"]].itertuples(index=False, name=None)]
 
 
@@ -161,14 +163,19 @@ def check_zoom(con, subject, sites: Sequence[str], probe_ids: Sequence[str], rul
     for site in sites:
         layer, matrix, row, col = parse_site(site)
         if not 0 <= layer < anatomy.n_layers:
-            raise MutascopeError(f"site {site}: layer {layer} is out of range (the model has layers 0-{anatomy.n_layers - 1})")
+            raise MutascopeError(
+                f"site {site}: layer {layer} is out of range (the model has layers 0-{anatomy.n_layers - 1})"
+            )
         if matrix not in anatomy.matrices:
-            raise MutascopeError(f"site {site}: matrix {matrix!r} does not exist in this model: it has "
-                                 f"{', '.join(anatomy.matrices)}")
+            raise MutascopeError(
+                f"site {site}: matrix {matrix!r} does not exist in this model: it has {', '.join(anatomy.matrices)}"
+            )
         grid = TileGrid(tuple(anatomy.ref(layer, matrix).shape), tile)
         if not (row < grid.n_rows and col < grid.n_cols):
-            raise MutascopeError(f"site {site}: tile ({row}, {col}) is outside layer {layer} {matrix}'s "
-                                 f"{grid.n_rows}x{grid.n_cols} grid of {tile[0]}x{tile[1]} tiles")
+            raise MutascopeError(
+                f"site {site}: tile ({row}, {col}) is outside layer {layer} {matrix}'s "
+                f"{grid.n_rows}x{grid.n_cols} grid of {tile[0]}x{tile[1]} tiles"
+            )
         check_settings(con, site_label(layer, matrix, row, col), str(kind), rule.share, rule.beam, rule.floor)
     return list(probe_ids) or probes
 
@@ -215,8 +222,9 @@ def zoom(
             root = Region(*TileGrid(tuple(subject.anatomy.ref(layer, matrix).shape), tile).bounds(row, col))
             known = {
                 Region(r.row, r.row + r.height, r.col, r.col + r.width): (bool(r.nsm), float(r.logprob_drop))
-                for r in stored[(stored["site"] == site) & (stored["kind"] == str(kind)) & (stored["probe_id"] == pid)
-                                ].itertuples(index=False)
+                for r in stored[
+                    (stored["site"] == site) & (stored["kind"] == str(kind)) & (stored["probe_id"] == pid)
+                ].itertuples(index=False)
             }
             value = None
 
@@ -241,8 +249,11 @@ def zoom(
                 new = [m for m in level if m.region not in fresh_before]
                 fresh_before.update(m.region for m in level)
                 if new:
-                    write_level(store.con, (site, str(kind), rule.share, rule.beam, rule.floor),
-                                _frame(site, layer, matrix, str(kind), pid, new))
+                    write_level(
+                        store.con,
+                        (site, str(kind), rule.share, rule.beam, rule.floor),
+                        _frame(site, layer, matrix, str(kind), pid, new),
+                    )
             if progress:
                 progress(done + 1, len(jobs))
         final = read_zoom(store.con)
@@ -255,11 +266,13 @@ def _check_wild_type(engine, probes: dict, probe_ids: Sequence[str], path: Path,
         if engine.generate(probes[pid]) != probes[pid].wt_tokens:
             raise MutascopeError(
                 f"{path}: the unmutated model's output for probe {pid!r} differs from the stored one; "
-                f"the numerics of this machine differ from the screen's, so it cannot be {what} here")
+                f"the numerics of this machine differ from the screen's, so it cannot be {what} here"
+            )
 
 
-def region_outputs(path: str | os.PathLike, subject, site: str, kind: str | Kind, region: Region,
-                   probe_ids: Sequence[str]) -> tuple[float, dict[str, OutcomeRow]]:
+def region_outputs(
+    path: str | os.PathLike, subject, site: str, kind: str | Kind, region: Region, probe_ids: Sequence[str]
+) -> tuple[float, dict[str, OutcomeRow]]:
     """The output of one zoomed region's mutant for each of ``probe_ids``, decoded in full
     (the zoom table keeps calls and effects only): what ``mutascope show --region --decode``
     prints beside the wild type. Returns the value written and the rows by probe id."""
@@ -278,19 +291,21 @@ def region_outputs(path: str | os.PathLike, subject, site: str, kind: str | Kind
 
 
 def _frame(site: str, layer: int, matrix: str, kind: str, probe_id: str, rows: list[Measured]) -> pd.DataFrame:
-    return pd.DataFrame({
-        "site": [site] * len(rows),
-        "layer": pd.array([layer] * len(rows), dtype="int32"),
-        "matrix": [matrix] * len(rows),
-        "row": pd.array([m.region.r0 for m in rows], dtype="int32"),
-        "col": pd.array([m.region.c0 for m in rows], dtype="int32"),
-        "height": pd.array([m.region.height for m in rows], dtype="int32"),
-        "width": pd.array([m.region.width for m in rows], dtype="int32"),
-        "level": pd.array([m.level for m in rows], dtype="int32"),
-        "parent": [None if m.parent is None else str(m.parent) for m in rows],
-        "kind": [kind] * len(rows),
-        "probe_id": [probe_id] * len(rows),
-        "nsm": pd.array([m.nsm for m in rows], dtype="boolean"),
-        "logprob_drop": [m.drop for m in rows],
-        "followed": pd.array([m.followed for m in rows], dtype="boolean"),
-    })
+    return pd.DataFrame(
+        {
+            "site": [site] * len(rows),
+            "layer": pd.array([layer] * len(rows), dtype="int32"),
+            "matrix": [matrix] * len(rows),
+            "row": pd.array([m.region.r0 for m in rows], dtype="int32"),
+            "col": pd.array([m.region.c0 for m in rows], dtype="int32"),
+            "height": pd.array([m.region.height for m in rows], dtype="int32"),
+            "width": pd.array([m.region.width for m in rows], dtype="int32"),
+            "level": pd.array([m.level for m in rows], dtype="int32"),
+            "parent": [None if m.parent is None else str(m.parent) for m in rows],
+            "kind": [kind] * len(rows),
+            "probe_id": [probe_id] * len(rows),
+            "nsm": pd.array([m.nsm for m in rows], dtype="boolean"),
+            "logprob_drop": [m.drop for m in rows],
+            "followed": pd.array([m.followed for m in rows], dtype="boolean"),
+        }
+    )

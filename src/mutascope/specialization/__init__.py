@@ -31,9 +31,9 @@ Typical use::
 """
 
 from .answers import METHODS, accuracy, letter_ids, prepare, prompt
+from .causal import FinetuneResult, arm_table, comparisons, finetune_experiment
 from .coefficients import Ranking, answer_coefficients, rank_vectors
 from .concepts import Concept, default_concepts_path, finetune_concepts_path, load_concepts, resolve_controls, select
-from .causal import FinetuneResult, arm_table, comparisons, finetune_experiment
 from .figures import finetune_figure, pss_figure, write_figure, write_finetune_figure
 from .finetune import ARMS, tuned
 from .masking import masked, n_vectors, random_vectors

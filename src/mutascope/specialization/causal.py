@@ -68,10 +68,33 @@ MEASURES = {
     "hallucination": ("hallucination rate", -1),
 }
 COMPARISONS = (("specific", "random"), ("specific", "general"))
-ROW_COLUMNS = ["model_id", "concept", "repeat", "seed", "k", "arm", "n_train", "n_heldout", "n_controls", "steps",
-               "lr", "train_before", "train_after", "heldout_before", "heldout_after", "control_before",
-               "control_after", "abstained", "hallucination", "confident_wrong_before", "confident_wrong_after",
-               "loss_start", "loss_end", "moved", "shared_with_specific"]
+ROW_COLUMNS = [
+    "model_id",
+    "concept",
+    "repeat",
+    "seed",
+    "k",
+    "arm",
+    "n_train",
+    "n_heldout",
+    "n_controls",
+    "steps",
+    "lr",
+    "train_before",
+    "train_after",
+    "heldout_before",
+    "heldout_after",
+    "control_before",
+    "control_after",
+    "abstained",
+    "hallucination",
+    "confident_wrong_before",
+    "confident_wrong_after",
+    "loss_start",
+    "loss_end",
+    "moved",
+    "shared_with_specific",
+]
 
 
 @dataclass
@@ -90,8 +113,9 @@ class FinetuneResult:
     vectors: list[dict] = field(default_factory=list)
 
 
-def check_finetune(ks: Sequence[int], total: int, *, repeats: int, steps: int, lr: float, heldout: float,
-                   confidence: float) -> list[int]:
+def check_finetune(
+    ks: Sequence[int], total: int, *, repeats: int, steps: int, lr: float, heldout: float, confidence: float
+) -> list[int]:
     """Every argument error of the experiment, one line each; the sorted distinct ``ks``."""
     if not ks:
         raise MutascopeError("give at least one --k (number of value vectors to fine-tune)")
@@ -116,8 +140,7 @@ def _sets(concept: Concept, seed: int, heldout: float):
     return train, held, controls
 
 
-def finetune_work(concepts: Sequence[Concept], ks: Sequence[int], *, repeats: int, steps: int,
-                  heldout: float) -> int:
+def finetune_work(concepts: Sequence[Concept], ks: Sequence[int], *, repeats: int, steps: int, heldout: float) -> int:
     """Units of work :func:`finetune_experiment` counts: a training step or a question read, each one."""
     unique = len(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.controls)))
     total = unique
@@ -151,8 +174,9 @@ def finetune_experiment(
         raise MutascopeError("no concepts to fine-tune on")
     check_method(method)
     n_layers, d_ff = n_vectors(subject)
-    ks = check_finetune(ks, n_layers * d_ff, repeats=repeats, steps=steps, lr=lr, heldout=heldout,
-                        confidence=confidence)
+    ks = check_finetune(
+        ks, n_layers * d_ff, repeats=repeats, steps=steps, lr=lr, heldout=heldout, confidence=confidence
+    )
     if any(c.controls is None for c in concepts):
         concepts = resolve_controls(list(concepts), seed)
     for c in concepts:
@@ -184,8 +208,15 @@ def finetune_experiment(
     say("the base model's answers")
     base = reading(unique)
     own = [q for c in concepts for q in c.questions]
-    result = FinetuneResult(subject.model_id, subject.anatomy.family, before, method, n_layers, d_ff,
-                            sum(base[q].right for q in own) / len(own))
+    result = FinetuneResult(
+        subject.model_id,
+        subject.anatomy.family,
+        before,
+        method,
+        n_layers,
+        d_ff,
+        sum(base[q].right for q in own) / len(own),
+    )
 
     def share(readings, questions) -> float:
         return sum(readings[q].right for q in questions) / len(questions) if questions else math.nan
@@ -209,21 +240,41 @@ def finetune_experiment(
                         tick(steps)
                         after = reading((*train, *evaluated))
                     rate, abstained = hallucination(base, after, evaluated, confidence)
-                    result.rows.append(dict(
-                        model_id=subject.model_id, concept=c.name, repeat=repeat, seed=s, k=k, arm=arm,
-                        n_train=len(train), n_heldout=len(held), n_controls=len(controls), steps=steps, lr=lr,
-                        train_before=share(base, train), train_after=share(after, train),
-                        heldout_before=share(base, held), heldout_after=share(after, held),
-                        control_before=share(base, controls), control_after=share(after, controls),
-                        abstained=abstained, hallucination=rate,
-                        confident_wrong_before=confident_wrong(base, evaluated, confidence),
-                        confident_wrong_after=confident_wrong(after, evaluated, confidence),
-                        loss_start=float(np.mean(log.losses[:window])), loss_end=float(np.mean(log.losses[-window:])),
-                        moved=log.moved,
-                        shared_with_specific=len(chosen & set(arms[arm])) / k,
-                    ))
-                    result.vectors += [dict(model_id=subject.model_id, concept=c.name, repeat=repeat, k=k, arm=arm,
-                                            layer=layer, index=j) for layer, j in arms[arm]]
+                    result.rows.append(
+                        dict(
+                            model_id=subject.model_id,
+                            concept=c.name,
+                            repeat=repeat,
+                            seed=s,
+                            k=k,
+                            arm=arm,
+                            n_train=len(train),
+                            n_heldout=len(held),
+                            n_controls=len(controls),
+                            steps=steps,
+                            lr=lr,
+                            train_before=share(base, train),
+                            train_after=share(after, train),
+                            heldout_before=share(base, held),
+                            heldout_after=share(after, held),
+                            control_before=share(base, controls),
+                            control_after=share(after, controls),
+                            abstained=abstained,
+                            hallucination=rate,
+                            confident_wrong_before=confident_wrong(base, evaluated, confidence),
+                            confident_wrong_after=confident_wrong(after, evaluated, confidence),
+                            loss_start=float(np.mean(log.losses[:window])),
+                            loss_end=float(np.mean(log.losses[-window:])),
+                            moved=log.moved,
+                            shared_with_specific=len(chosen & set(arms[arm])) / k,
+                        )
+                    )
+                    result.vectors += [
+                        dict(
+                            model_id=subject.model_id, concept=c.name, repeat=repeat, k=k, arm=arm, layer=layer, index=j
+                        )
+                        for layer, j in arms[arm]
+                    ]
             if subject.content_hash() != before:  # pragma: no cover - tuned() already checks its columns
                 raise RuntimeError("the fine-tuning experiment did not give back the original weights")
     return result
@@ -241,8 +292,19 @@ def arm_table(results: Sequence[FinetuneResult]):
     import pandas as pd
 
     frame = rows_frame(results)
-    cols = ["train_before", "train_after", "heldout_before", "heldout_after", "control_before", "control_after",
-            "hallucination", "confident_wrong_after", "loss_start", "loss_end", "shared_with_specific"]
+    cols = [
+        "train_before",
+        "train_after",
+        "heldout_before",
+        "heldout_after",
+        "control_before",
+        "control_after",
+        "hallucination",
+        "confident_wrong_after",
+        "loss_start",
+        "loss_end",
+        "shared_with_specific",
+    ]
     if frame.empty:
         return pd.DataFrame(columns=["model_id", "k", "arm", "n_concepts", *cols])
     table = frame.groupby(["model_id", "k", "arm"], sort=False)[cols].mean().reset_index()
@@ -250,9 +312,25 @@ def arm_table(results: Sequence[FinetuneResult]):
     return table
 
 
-TEST_COLUMNS = ["model_id", "k", "measure", "comparison", "expected", "concepts", "nonzero", "mean_difference",
-                "median_difference", "ci_low", "ci_high", "rank_biserial", "p_value", "p_floor", "q_value",
-                "family", "verdict"]
+TEST_COLUMNS = [
+    "model_id",
+    "k",
+    "measure",
+    "comparison",
+    "expected",
+    "concepts",
+    "nonzero",
+    "mean_difference",
+    "median_difference",
+    "ci_low",
+    "ci_high",
+    "rank_biserial",
+    "p_value",
+    "p_floor",
+    "q_value",
+    "family",
+    "verdict",
+]
 
 
 def comparisons(results: Sequence[FinetuneResult], alpha: float = ALPHA):
@@ -271,14 +349,24 @@ def comparisons(results: Sequence[FinetuneResult], alpha: float = ALPHA):
                     d = (per[first] - per[second]).to_numpy(dtype=float)
                     d = d[~np.isnan(d)]
                     test = signed_rank(d)
-                    family.append(dict(
-                        model_id=model_id, k=int(k), measure=measure, comparison=f"{first} - {second}",
-                        expected={1: "+", -1: "-", 0: ""}[sign], concepts=test["pairs"], nonzero=test["nonzero"],
-                        mean_difference=float(d.mean()) if len(d) else math.nan,
-                        median_difference=test["median_difference"], ci_low=test["ci_low"],
-                        ci_high=test["ci_high"], rank_biserial=test["rank_biserial"], p_value=test["p_value"],
-                        p_floor=test["p_floor"],
-                    ))
+                    family.append(
+                        dict(
+                            model_id=model_id,
+                            k=int(k),
+                            measure=measure,
+                            comparison=f"{first} - {second}",
+                            expected={1: "+", -1: "-", 0: ""}[sign],
+                            concepts=test["pairs"],
+                            nonzero=test["nonzero"],
+                            mean_difference=float(d.mean()) if len(d) else math.nan,
+                            median_difference=test["median_difference"],
+                            ci_low=test["ci_low"],
+                            ci_high=test["ci_high"],
+                            rank_biserial=test["rank_biserial"],
+                            p_value=test["p_value"],
+                            p_floor=test["p_floor"],
+                        )
+                    )
         q = bh([r["p_value"] for r in family])
         for r, qv in zip(family, q):
             r["q_value"] = float(qv)
@@ -293,12 +381,17 @@ def _verdict(r: dict, alpha: float) -> str:
         return "no difference on any concept"
     if not (r["q_value"] <= alpha):
         floor = r["p_floor"]
-        return "not significant" + (f" (floor p {floor:.3g}: only {r['nonzero']} concepts differ)"
-                                    if floor > alpha else "")
-    direction = "higher" if r["median_difference"] > 0 or (r["median_difference"] == 0 and r["rank_biserial"] > 0) \
-        else "lower"
+        return "not significant" + (
+            f" (floor p {floor:.3g}: only {r['nonzero']} concepts differ)" if floor > alpha else ""
+        )
+    direction = (
+        "higher" if r["median_difference"] > 0 or (r["median_difference"] == 0 and r["rank_biserial"] > 0) else "lower"
+    )
     sign = {"+": "higher", "-": "lower"}.get(r["expected"])
     if sign is None:
         return f"specific arm {direction}"
-    return f"specific arm {direction}, as the paper predicts" if direction == sign else \
-        f"specific arm {direction}, against the paper"
+    return (
+        f"specific arm {direction}, as the paper predicts"
+        if direction == sign
+        else f"specific arm {direction}, against the paper"
+    )

@@ -176,8 +176,7 @@ def _from_jsonl(p: Path, text: str) -> list[Concept]:
     if orphans:
         raise MutascopeError(f"concept file {p}: concept {orphans[0]!r} has controls but no questions")
     return [
-        Concept(name, tuple(qs), tuple(controls[name]) if name in controls else None)
-        for name, qs in questions.items()
+        Concept(name, tuple(qs), tuple(controls[name]) if name in controls else None) for name, qs in questions.items()
     ]
 
 
@@ -211,7 +210,5 @@ def select(concepts: list[Concept], names: list[str] | None) -> list[Concept]:
     by_name = {c.name: c for c in concepts}
     missing = [n for n in names if n not in by_name]
     if missing:
-        raise MutascopeError(
-            f"concept {missing[0]!r} is not in the concept file; it has: {', '.join(by_name)}"
-        )
+        raise MutascopeError(f"concept {missing[0]!r} is not in the concept file; it has: {', '.join(by_name)}")
     return [by_name[n] for n in dict.fromkeys(names)]

@@ -56,13 +56,17 @@ def split(questions: Sequence[Question], seed: int, name: str, heldout: float) -
     """``(train, held_out)``: a seeded share ``heldout`` of the questions held out (at least one each)."""
     n = len(questions)
     if n < 2:
-        raise MutascopeError(f"concept {name!r} has {n} question; the fine-tuning experiment needs at least 2 "
-                             "(some to train on, some held out)")
+        raise MutascopeError(
+            f"concept {name!r} has {n} question; the fine-tuning experiment needs at least 2 "
+            "(some to train on, some held out)"
+        )
     n_out = min(n - 1, max(1, round(n * heldout)))
     order = _stream(seed, name).permutation(n)
     out = set(order[:n_out].tolist())
-    return (tuple(q for i, q in enumerate(questions) if i not in out),
-            tuple(q for i, q in enumerate(questions) if i in out))
+    return (
+        tuple(q for i, q in enumerate(questions) if i not in out),
+        tuple(q for i, q in enumerate(questions) if i in out),
+    )
 
 
 def general_ranking(coefs: torch.Tensor) -> torch.Tensor:
@@ -71,8 +75,9 @@ def general_ranking(coefs: torch.Tensor) -> torch.Tensor:
     return torch.sort(coefs.mean(0).flatten(), descending=True, stable=True).indices
 
 
-def arm_vectors(specific: Ranking, general: torch.Tensor, d_ff: int, k: int, seed: int,
-                name: str) -> dict[str, list[Vector]]:
+def arm_vectors(
+    specific: Ranking, general: torch.Tensor, d_ff: int, k: int, seed: int, name: str
+) -> dict[str, list[Vector]]:
     """The ``k`` value vectors of each arm (see the module docstring)."""
     total = len(specific.diff)
     flat = _stream(seed, name, k, 1).choice(total, size=k, replace=False)
@@ -103,7 +108,9 @@ def example_loss(subject: Subject, prepared) -> torch.Tensor:
         target = torch.tensor(prepared.letter_ids[answer], device=logits.device)
         return torch.nn.functional.cross_entropy(logits[None], target[None])
     a = prepared.answers[0]
-    ids, mask, tgt = (t[0][a : a + 1].to(subject.device) for t in (prepared.inputs, prepared.attention, prepared.targets))
+    ids, mask, tgt = (
+        t[0][a : a + 1].to(subject.device) for t in (prepared.inputs, prepared.attention, prepared.targets)
+    )
     logp = subject.model(ids, attention_mask=mask).logits.float().log_softmax(-1)
     keep = tgt >= 0
     return -logp.gather(2, tgt.clamp(min=0)[..., None])[..., 0][keep].mean()
@@ -127,8 +134,9 @@ def _canonical(subject: Subject, layer: int, tensor: torch.Tensor) -> torch.Tens
 
 
 @contextlib.contextmanager
-def tuned(subject: Subject, vectors: Sequence[Vector], examples: Sequence, order: Sequence[int],
-          lr: float) -> Iterator[Tuning]:
+def tuned(
+    subject: Subject, vectors: Sequence[Vector], examples: Sequence, order: Sequence[int], lr: float
+) -> Iterator[Tuning]:
     """Fine-tune only ``vectors`` on ``examples`` (prepared questions) in ``order``, one per step,
     by Adam at ``lr``; the tuned model inside the block, the original on leaving it (checked).
 
@@ -139,8 +147,9 @@ def tuned(subject: Subject, vectors: Sequence[Vector], examples: Sequence, order
         raise MutascopeError(f"the learning rate must be > 0, got {lr}")
     by_layer = vectors_by_layer(subject, vectors)
     columns = {layer: sorted(set(cols)) for layer, cols in sorted(by_layer.items())}
-    params = {layer: subject.model.get_submodule(subject.anatomy.ref(layer, "down").module_path).weight
-              for layer in columns}
+    params = {
+        layer: subject.model.get_submodule(subject.anatomy.ref(layer, "down").module_path).weight for layer in columns
+    }
     flags = {layer: (p.requires_grad, p.grad) for layer, p in params.items()}
     views = {layer: subject.anatomy.weight(layer, "down") for layer in columns}
     saved = {layer: views[layer][:, idx].clone() for layer, idx in columns.items()}

@@ -21,10 +21,9 @@ of those questions answered confidently and wrongly, base and tuned.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-
-import math
 
 import torch
 

@@ -20,9 +20,9 @@ means as ``show("arms", table)`` and the paired tests as ``show("tests", table)`
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ..errors import MutascopeError
 from ..files.outputs import check_output_file
@@ -30,11 +30,21 @@ from ..progress import Progress, Show, Status, listeners
 from ..store import check_tables_file
 from ..testing import tiny_model
 from .answers import check_method
-from .causal import (DEFAULT_HELDOUT, DEFAULT_LR, DEFAULT_REPEATS, DEFAULT_STEPS, FINETUNE_KS, arm_table,
-                     check_finetune, comparisons, finetune_experiment, finetune_work)
+from .causal import (
+    DEFAULT_HELDOUT,
+    DEFAULT_LR,
+    DEFAULT_REPEATS,
+    DEFAULT_STEPS,
+    FINETUNE_KS,
+    arm_table,
+    check_finetune,
+    comparisons,
+    finetune_experiment,
+    finetune_work,
+)
 from .concepts import finetune_concepts_path, load_concepts, resolve_controls, select
-from .finetune import split
 from .figures import write_figure, write_finetune_figure
+from .finetune import split
 from .hallucination import DEFAULT_CONFIDENCE
 from .masking import n_vectors
 from .score import DEFAULT_DRAWS, DEFAULT_KS, evaluations, specialization, summary
@@ -76,8 +86,14 @@ class Result:
     tests: object = None
 
 
-def run(settings: Settings, load: Callable, *, status: Status | None = None, show: Show | None = None,
-        progress: Progress | None = None) -> Result:
+def run(
+    settings: Settings,
+    load: Callable,
+    *,
+    status: Status | None = None,
+    show: Show | None = None,
+    progress: Progress | None = None,
+) -> Result:
     """Score every model of ``settings``; ``load(model, dtype, device)`` loads one (not ``tiny``)."""
     s = settings
     say, tell = listeners(status, show)
@@ -85,8 +101,9 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
     ks = list(s.k) if s.k else list(FINETUNE_KS if s.finetune else DEFAULT_KS)
     if s.finetune:
         # every argument error first; k is checked against each model's size once it loads
-        check_finetune(ks, max(ks), repeats=s.repeats, steps=s.steps, lr=s.lr, heldout=s.heldout,
-                       confidence=s.confidence)
+        check_finetune(
+            ks, max(ks), repeats=s.repeats, steps=s.steps, lr=s.lr, heldout=s.heldout, confidence=s.confidence
+        )
     if s.random_draws < 0:
         raise MutascopeError(f"--random-draws must be >= 0, got {s.random_draws}")
     inputs = [s.concepts] if s.concepts is not None else []
@@ -107,16 +124,27 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
         name = subject.model_id
         work = evaluations(chosen, model_ks, s.random_draws)
         if index == 0:
-            tell("note", f"{work} question evaluations per model (one forward pass each; SmolLM2-135M on "
-                         f"2 CPU cores: about {_minutes(work)} with nothing else running)")
+            tell(
+                "note",
+                f"{work} question evaluations per model (one forward pass each; SmolLM2-135M on "
+                f"2 CPU cores: about {_minutes(work)} with nothing else running)",
+            )
         say(f"{name}: starting ...")
 
         def counted(done: int, total: int, before: int = finished, left: int = len(names) - index) -> None:
             if progress:
                 progress(before + done, before + total * left)  # later models taken to cost as much
 
-        result = specialization(subject, chosen, model_ks, random_draws=s.random_draws, seed=s.seed, method=s.method,
-                                progress=lambda msg: say(f"{name}: {msg} ..."), count=counted)
+        result = specialization(
+            subject,
+            chosen,
+            model_ks,
+            random_draws=s.random_draws,
+            seed=s.seed,
+            method=s.method,
+            progress=lambda msg: say(f"{name}: {msg} ..."),
+            count=counted,
+        )
         finished += work
         out.models.append(result)
         tell("model", result)
@@ -124,8 +152,15 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
     out.summary = summary(out.models)
     tell("summary", out.summary)
     if s.out_file is not None:
-        recorded = dict(concepts=str(s.concepts or "shipped"), concept=s.concept, k=ks,
-                        random_draws=s.random_draws, seed=s.seed, method=s.method, dtype=s.dtype)
+        recorded = dict(
+            concepts=str(s.concepts or "shipped"),
+            concept=s.concept,
+            k=ks,
+            random_draws=s.random_draws,
+            seed=s.seed,
+            method=s.method,
+            dtype=s.dtype,
+        )
         write_results(s.out_file, out.models, recorded)
     if s.figure is not None:
         write_figure(s.figure, out.summary)
@@ -153,8 +188,9 @@ def concepts_file(s: Settings) -> Path | None:
     return finetune_concepts_path()
 
 
-def _run_finetune(s: Settings, ks: list[int], chosen: list, load: Callable, say: Status, tell: Show,
-                  progress: Progress | None) -> Result:
+def _run_finetune(
+    s: Settings, ks: list[int], chosen: list, load: Callable, say: Status, tell: Show, progress: Progress | None
+) -> Result:
     """The fine-tuning experiment on every model of ``s`` (see the module docstring)."""
     for c in chosen:  # a concept too small to split is refused before any model loads
         split(c.questions, s.seed, c.name, s.heldout)
@@ -166,18 +202,32 @@ def _run_finetune(s: Settings, ks: list[int], chosen: list, load: Callable, say:
         name = subject.model_id
         work = finetune_work(chosen, model_ks, repeats=s.repeats, steps=s.steps, heldout=s.heldout)
         if index == 0:
-            tell("note", f"{work} training steps and question reads per model ({len(chosen)} concepts x "
-                         f"{s.repeats} repeat(s) x {len(model_ks)} k x 3 arms; SmolLM2-135M on one CPU thread: "
-                         f"about {_minutes(work * SECONDS_PER_FINETUNE_UNIT / SECONDS_PER_EVALUATION)})")
+            tell(
+                "note",
+                f"{work} training steps and question reads per model ({len(chosen)} concepts x "
+                f"{s.repeats} repeat(s) x {len(model_ks)} k x 3 arms; SmolLM2-135M on one CPU thread: "
+                f"about {_minutes(work * SECONDS_PER_FINETUNE_UNIT / SECONDS_PER_EVALUATION)})",
+            )
         say(f"{name}: starting ...")
 
         def counted(done: int, total: int, before: int = finished, left: int = len(names) - index) -> None:
             if progress:
                 progress(before + done, before + total * left)
 
-        result = finetune_experiment(subject, chosen, model_ks, repeats=s.repeats, seed=s.seed, steps=s.steps,
-                                     lr=s.lr, heldout=s.heldout, confidence=s.confidence, method=s.method,
-                                     progress=lambda msg: say(f"{name}: {msg} ..."), count=counted)
+        result = finetune_experiment(
+            subject,
+            chosen,
+            model_ks,
+            repeats=s.repeats,
+            seed=s.seed,
+            steps=s.steps,
+            lr=s.lr,
+            heldout=s.heldout,
+            confidence=s.confidence,
+            method=s.method,
+            progress=lambda msg: say(f"{name}: {msg} ..."),
+            count=counted,
+        )
         finished += work
         out.models.append(result)
         tell("finetune", result)
@@ -187,9 +237,19 @@ def _run_finetune(s: Settings, ks: list[int], chosen: list, load: Callable, say:
     tell("arms", out.summary)
     tell("tests", out.tests)
     if s.out_file is not None:
-        recorded = dict(concepts=str(s.concepts or f"shipped: {concepts_file(s).name}"), concept=s.concept, k=ks,
-                        repeats=s.repeats, seed=s.seed, steps=s.steps, lr=s.lr, heldout=s.heldout,
-                        confidence=s.confidence, method=s.method, dtype=s.dtype)
+        recorded = dict(
+            concepts=str(s.concepts or f"shipped: {concepts_file(s).name}"),
+            concept=s.concept,
+            k=ks,
+            repeats=s.repeats,
+            seed=s.seed,
+            steps=s.steps,
+            lr=s.lr,
+            heldout=s.heldout,
+            confidence=s.confidence,
+            method=s.method,
+            dtype=s.dtype,
+        )
         write_finetune(s.out_file, out.models, recorded)
     if s.figure is not None:
         write_finetune_figure(s.figure, out.summary)

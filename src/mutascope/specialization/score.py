@@ -29,11 +29,9 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-
 from ..errors import MutascopeError
 from ..model.subject import Subject
 from ..progress import Progress
-
 from .answers import accuracy, check_method, prepare, prompt_ids
 from .coefficients import Ranking, answer_coefficients, rank_vectors
 from .concepts import Concept, resolve_controls
@@ -230,8 +228,17 @@ def summary(results: Sequence[ModelResult]):
             )
     return pd.DataFrame(
         rows,
-        columns=["model_id", "accuracy", "k", "n_concepts", "pss", "pss_random", "pss_random_sd",
-                 "concept_after", "general_after"],
+        columns=[
+            "model_id",
+            "accuracy",
+            "k",
+            "n_concepts",
+            "pss",
+            "pss_random",
+            "pss_random_sd",
+            "concept_after",
+            "general_after",
+        ],
     )
 
 
@@ -246,8 +253,13 @@ def concept_table(result: ModelResult):
         rnd = group[group["mask"] == "random"]
         rows.append(
             dict(
-                concept=concept, k=int(k), concept_before=top.concept_before, general_before=top.general_before,
-                concept_after=top.concept_after, general_after=top.general_after, pss=top.pss,
+                concept=concept,
+                k=int(k),
+                concept_before=top.concept_before,
+                general_before=top.general_before,
+                concept_after=top.concept_after,
+                general_after=top.general_after,
+                pss=top.pss,
                 pss_random=float(rnd["pss"].mean()) if len(rnd) else math.nan,
             )
         )

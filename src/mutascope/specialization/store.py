@@ -34,7 +34,6 @@ from pathlib import Path
 import pandas as pd
 
 from ..store import replace_tables
-
 from .causal import FinetuneResult, arm_table, comparisons, rows_frame
 from .score import ModelResult, summary
 
@@ -45,12 +44,30 @@ FINETUNE_TABLES = ("finetune_runs", "finetune_arms", "finetune_vectors", "finetu
 def frames(results: Sequence[ModelResult], settings: dict | None = None) -> dict[str, pd.DataFrame]:
     """Every table as a DataFrame (empty tables keep their columns)."""
     runs = [
-        dict(model_id=r.model_id, family=r.family, content_hash=r.content_hash, method=r.method, n_layers=r.n_layers,
-             d_ff=r.d_ff, accuracy=r.accuracy, settings=json.dumps(settings or {}, default=str))
+        dict(
+            model_id=r.model_id,
+            family=r.family,
+            content_hash=r.content_hash,
+            method=r.method,
+            n_layers=r.n_layers,
+            d_ff=r.d_ff,
+            accuracy=r.accuracy,
+            settings=json.dumps(settings or {}, default=str),
+        )
         for r in results
     ]
-    score_cols = ["model_id", "concept", "k", "mask", "draw", "concept_before", "general_before",
-                  "concept_after", "general_after", "pss"]
+    score_cols = [
+        "model_id",
+        "concept",
+        "k",
+        "mask",
+        "draw",
+        "concept_before",
+        "general_before",
+        "concept_after",
+        "general_after",
+        "pss",
+    ]
     scores = [dict(model_id=r.model_id, **asdict(s)) for r in results for s in r.scores]
     vec_cols = ["model_id", "concept", "rank", "layer", "index", "concept_coef", "control_coef", "diff"]
     vectors = []
@@ -59,9 +76,16 @@ def frames(results: Sequence[ModelResult], settings: dict | None = None) -> dict
         for concept, ranking in r.rankings.items():
             n = min(depth, len(ranking.diff))
             vectors += [
-                dict(model_id=r.model_id, concept=concept, rank=i + 1, layer=int(ranking.layers[i]),
-                     index=int(ranking.indices[i]), concept_coef=float(ranking.concept[i]),
-                     control_coef=float(ranking.control[i]), diff=float(ranking.diff[i]))
+                dict(
+                    model_id=r.model_id,
+                    concept=concept,
+                    rank=i + 1,
+                    layer=int(ranking.layers[i]),
+                    index=int(ranking.indices[i]),
+                    concept_coef=float(ranking.concept[i]),
+                    control_coef=float(ranking.control[i]),
+                    diff=float(ranking.diff[i]),
+                )
                 for i in range(n)
             ]
     run_cols = ["model_id", "family", "content_hash", "method", "n_layers", "d_ff", "accuracy", "settings"]
@@ -82,8 +106,16 @@ def finetune_frames(results: Sequence[FinetuneResult], settings: dict | None = N
     """Every table of a fine-tuning run as a DataFrame (empty tables keep their columns)."""
     run_cols = ["model_id", "family", "content_hash", "method", "n_layers", "d_ff", "accuracy", "settings"]
     runs = [
-        dict(model_id=r.model_id, family=r.family, content_hash=r.content_hash, method=r.method, n_layers=r.n_layers,
-             d_ff=r.d_ff, accuracy=r.accuracy, settings=json.dumps(settings or {}, default=str))
+        dict(
+            model_id=r.model_id,
+            family=r.family,
+            content_hash=r.content_hash,
+            method=r.method,
+            n_layers=r.n_layers,
+            d_ff=r.d_ff,
+            accuracy=r.accuracy,
+            settings=json.dumps(settings or {}, default=str),
+        )
         for r in results
     ]
     vec_cols = ["model_id", "concept", "repeat", "k", "arm", "layer", "index"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import duckdb
 import pandas as pd
@@ -66,9 +66,7 @@ def insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
 
 def existing_runs(con: duckdb.DuckDBPyConnection) -> int:
     """How many ``runs`` rows a connection's database holds (0 when new)."""
-    has = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'"
-    ).fetchone()[0]
+    has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'").fetchone()[0]
     return con.execute("SELECT count(*) FROM runs").fetchone()[0] if has else 0
 
 
@@ -107,8 +105,9 @@ def replace_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame], *, 
     return write_tables(path, tables, drop=[t for t in owned if t not in tables])
 
 
-def check_tables_file(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (),
-                      what: str = "--out file") -> Path:
+def check_tables_file(
+    path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), what: str = "--out file"
+) -> Path:
     """Validate ``path`` as a DuckDB file a command may add its tables to (created if missing).
 
     Refuses one-line: one of ``inputs``, a directory, an existing file that is

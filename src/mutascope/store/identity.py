@@ -79,9 +79,13 @@ def check_target(path: str | os.PathLike, config: dict) -> None:
         return
     if path.is_dir():
         raise MutascopeError(f"{path} is a directory; give a file name for the results, e.g. {path / 'screen.duckdb'}")
-    if path.stat().st_size and not is_duckdb_file(path):  # DuckDB's own error here is "Cannot launch in-memory database"
-        raise MutascopeError(f"{path} is not a readable mutascope results file: it is not a DuckDB database "
-                             "(results files are); give a new --out file, e.g. runs/screen.duckdb")
+    if path.stat().st_size and not is_duckdb_file(
+        path
+    ):  # DuckDB's own error here is "Cannot launch in-memory database"
+        raise MutascopeError(
+            f"{path} is not a readable mutascope results file: it is not a DuckDB database "
+            "(results files are); give a new --out file, e.g. runs/screen.duckdb"
+        )
     existing = read_config(path)
     if existing is None:
         return

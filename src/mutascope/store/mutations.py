@@ -3,7 +3,7 @@ back as :class:`~mutascope.plan.Mutation` objects (what ``mutascope fill`` runs 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import duckdb
 import pandas as pd
@@ -34,7 +34,7 @@ def mutation_table(mutations: Sequence[Mutation]) -> pa.Table:
 
 def read_mutations(con: duckdb.DuckDBPyConnection, ids: list[int] | None = None) -> dict[int, Mutation]:
     """Mutations of the file by id (all, or those in ``ids``)."""
-    sql = ('SELECT mutation_id, layer, matrix, "row", col, kind, value, r0, height, c0, width FROM mutations')
+    sql = 'SELECT mutation_id, layer, matrix, "row", col, kind, value, r0, height, c0, width FROM mutations'
     if ids is not None:
         con.register("_wanted", pd.DataFrame({"mutation_id": list(ids)}))
         sql += " WHERE mutation_id IN (SELECT mutation_id FROM _wanted)"

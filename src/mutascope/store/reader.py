@@ -29,8 +29,10 @@ class Results:
 
     def table_names(self) -> list[str]:
         """Every table in the file: the screen's, then phenotypes and analyses if computed."""
-        names = [r[0] for r in self.con.execute(
-            "SELECT table_name FROM information_schema.tables ORDER BY table_name").fetchall()]
+        names = [
+            r[0]
+            for r in self.con.execute("SELECT table_name FROM information_schema.tables ORDER BY table_name").fetchall()
+        ]
         return [t for t in TABLES if t in names] + [t for t in names if t not in TABLES]
 
     def table(self, name: str) -> pd.DataFrame:
@@ -63,7 +65,8 @@ class Results:
         if "predictions" not in self.table_names():
             return None
         return self.con.execute(
-            "SELECT x.* FROM predictions x JOIN probes p USING (probe_id) ORDER BY x.mutation_id, p.position").df()
+            "SELECT x.* FROM predictions x JOIN probes p USING (probe_id) ORDER BY x.mutation_id, p.position"
+        ).df()
 
     @property
     def config(self) -> dict:
@@ -92,15 +95,19 @@ class Results:
         """
         queries = {name: f'SELECT * FROM "{name}" ORDER BY ALL' for name in self.table_names()}
         if compact:
-            have = {r[0] for r in self.con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'outcomes'").fetchall()}
+            have = {
+                r[0]
+                for r in self.con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = 'outcomes'"
+                ).fetchall()
+            }
             effects = "".join(f", o.{c}" for c in EFFECT_COLUMNS if c in have)
             queries = {
                 "runs": "SELECT * FROM runs",
                 "probes": "SELECT * EXCLUDE (prompt_tokens, wt_tokens) FROM probes ORDER BY position",
                 "tiles": "SELECT o.mutation_id, o.probe_id, m.layer, m.matrix, m.row, m.col, m.kind, m.value, "
-                         f"o.nsm, o.divergence{effects} FROM outcomes o JOIN mutations m USING (mutation_id) "
-                         "ORDER BY o.mutation_id, o.probe_id",
+                f"o.nsm, o.divergence{effects} FROM outcomes o JOIN mutations m USING (mutation_id) "
+                "ORDER BY o.mutation_id, o.probe_id",
                 **{n: q for n, q in queries.items() if n.startswith("analysis_") or n == "predictions"},
             }
         directory = check_output_dir(directory, inputs=[self.path], what="export directory")
@@ -118,8 +125,13 @@ class Results:
                 raise
         for name in sorted(stale):  # another screen's (or a fuller export's) tables: not this export's
             (directory / name).unlink(missing_ok=True)
-        manifest = {"format": "mutascope-export/1", "source": Path(self.path).name, "compact": compact,
-                    "config_hash": str(self.runs["config_hash"].iloc[0]), "files": sorted(t.name for t in targets)}
+        manifest = {
+            "format": "mutascope-export/1",
+            "source": Path(self.path).name,
+            "compact": compact,
+            "config_hash": str(self.runs["config_hash"].iloc[0]),
+            "files": sorted(t.name for t in targets),
+        }
         with atomic_file(directory / MANIFEST, "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=1)
         return targets
@@ -127,7 +139,7 @@ class Results:
     def close(self) -> None:
         self.con.close()
 
-    def __enter__(self) -> "Results":
+    def __enter__(self) -> Results:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -136,8 +148,10 @@ class Results:
 
 MANIFEST = "export.json"  # which files of an export directory the last export wrote
 # Files an export wrote before exports had a manifest: the tables a results file can hold.
-_EXPORTED = re.compile(r"^(runs|probes|mutations|outcomes|progress|fills|predictions|tiles|phenotypes|"
-                       r"choice_scores|phenotype_runs|analysis_\w+)\.parquet$")
+_EXPORTED = re.compile(
+    r"^(runs|probes|mutations|outcomes|progress|fills|predictions|tiles|phenotypes|"
+    r"choice_scores|phenotype_runs|analysis_\w+)\.parquet$"
+)
 
 
 def earlier_export(directory: Path) -> set[str]:

@@ -136,8 +136,10 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ALTER TABLE outcomes ADD COLUMN IF NOT EXISTS filled BOOLEAN DEFAULT true")
         con.execute(FILLS_DDL)
         con.execute("ALTER TABLE probes ADD COLUMN IF NOT EXISTS wt_logprob DOUBLE")
-        if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'predictions' "
-                       "AND table_catalog = current_database()").fetchone()[0]:
+        if con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'predictions' "
+            "AND table_catalog = current_database()"
+        ).fetchone()[0]:
             con.execute('ALTER TABLE predictions ADD COLUMN IF NOT EXISTS "local" DOUBLE')
         con.execute("UPDATE runs SET schema_version = ?", [SCHEMA_VERSION])
         con.commit()

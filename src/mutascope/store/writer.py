@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import duckdb
 import pandas as pd
@@ -69,7 +69,7 @@ class Store:
         run: dict,
         probes: Sequence[ProbeRecord],
         mutations: Sequence[Mutation],
-    ) -> "Store":
+    ) -> Store:
         """Create the file, or reopen it for the *same* configuration.
 
         Everything is validated before anything is written: a file holding a
@@ -99,7 +99,7 @@ class Store:
         return store
 
     @classmethod
-    def open_existing(cls, path: str | os.PathLike) -> "Store":
+    def open_existing(cls, path: str | os.PathLike) -> Store:
         """Open a results file that holds a screen for writing (``mutascope fill``, ``merge``)."""
         path = Path(path)
         Results(path).close()  # one-line errors for a missing, foreign or locked file
@@ -120,9 +120,19 @@ class Store:
                 "INSERT INTO runs (schema_version, config_hash, config, model_id, model_hash, dtype, device,"
                 " decoding, tile_h, tile_w, n_mutations, shard, versions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
-                    SCHEMA_VERSION, digest, json.dumps(config, sort_keys=True), run["model_id"],
-                    run["model_hash"], run["dtype"], run["device"], run["decoding"], run["tile"][0],
-                    run["tile"][1], len(mutations), run["shard"], json.dumps(run["versions"], sort_keys=True),
+                    SCHEMA_VERSION,
+                    digest,
+                    json.dumps(config, sort_keys=True),
+                    run["model_id"],
+                    run["model_hash"],
+                    run["dtype"],
+                    run["device"],
+                    run["decoding"],
+                    run["tile"][0],
+                    run["tile"][1],
+                    len(mutations),
+                    run["shard"],
+                    json.dumps(run["versions"], sort_keys=True),
                 ],
             )
             probe_table = pa.table(
@@ -152,8 +162,7 @@ class Store:
     def _check_probes(self, probes: Sequence[ProbeRecord]) -> None:
         """On resume, the WT outputs must be what they were (same model, same decoding)."""
         stored = {
-            pid: tuple(tokens)
-            for pid, tokens in self.con.execute("SELECT probe_id, wt_tokens FROM probes").fetchall()
+            pid: tuple(tokens) for pid, tokens in self.con.execute("SELECT probe_id, wt_tokens FROM probes").fetchall()
         }
         for p in probes:
             if stored.get(p.probe_id) != tuple(p.wt_tokens):
@@ -183,8 +192,9 @@ class Store:
         con.begin()
         try:
             for probe_id, value in values.items():
-                con.execute("UPDATE probes SET wt_logprob = ? WHERE probe_id = ? AND wt_logprob IS NULL",
-                            [value, probe_id])
+                con.execute(
+                    "UPDATE probes SET wt_logprob = ? WHERE probe_id = ? AND wt_logprob IS NULL", [value, probe_id]
+                )
             con.commit()
         except BaseException:
             con.rollback()
@@ -214,14 +224,22 @@ class Store:
         schema 4 lacks it)."""
         if not self.has_predictions():
             return set()
-        return {r[0] for r in self.con.execute(
-            "SELECT mutation_id FROM predictions GROUP BY mutation_id "
-            "HAVING count(*) FILTER (WHERE local IS NULL AND predicted IS NOT NULL) = 0").fetchall()}
+        return {
+            r[0]
+            for r in self.con.execute(
+                "SELECT mutation_id FROM predictions GROUP BY mutation_id "
+                "HAVING count(*) FILTER (WHERE local IS NULL AND predicted IS NOT NULL) = 0"
+            ).fetchall()
+        }
 
     def has_predictions(self) -> bool:
         """Whether the file has a predictions table."""
-        return self.con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'predictions'").fetchone()[0] > 0
+        return (
+            self.con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'predictions'"
+            ).fetchone()[0]
+            > 0
+        )
 
     def write_predictions(self, frame: pd.DataFrame) -> int:
         """Add predictions of mutations that have none, and the ``local`` estimate where a stored row
@@ -232,7 +250,9 @@ class Store:
         gains a ``local`` value where it has none. Every row must name a
         mutation and a probe of this file.
         """
-        missing = set(frame["mutation_id"]) - {r[0] for r in self.con.execute("SELECT mutation_id FROM mutations").fetchall()}
+        missing = set(frame["mutation_id"]) - {
+            r[0] for r in self.con.execute("SELECT mutation_id FROM mutations").fetchall()
+        }
         unknown = set(frame["probe_id"]) - {r[0] for r in self.con.execute("SELECT probe_id FROM probes").fetchall()}
         if missing or unknown:
             raise MutascopeError(f"{self.path}: predictions of mutations or probes this screen does not have")
@@ -255,8 +275,10 @@ class Store:
             if len(known):
                 con.register("_local", known.astype({"mutation_id": "int32", "local": "float64"}))
                 before = con.execute("SELECT count(*) FROM predictions WHERE local IS NULL").fetchall()[0][0]
-                con.execute("UPDATE predictions SET local = l.local FROM _local l WHERE predictions.local IS NULL "
-                            "AND predictions.mutation_id = l.mutation_id AND predictions.probe_id = l.probe_id").fetchall()
+                con.execute(
+                    "UPDATE predictions SET local = l.local FROM _local l WHERE predictions.local IS NULL "
+                    "AND predictions.mutation_id = l.mutation_id AND predictions.probe_id = l.probe_id"
+                ).fetchall()
                 added += before - con.execute("SELECT count(*) FROM predictions WHERE local IS NULL").fetchall()[0][0]
                 con.unregister("_local")
             con.commit()
@@ -275,9 +297,11 @@ class Store:
         con.begin()
         try:
             con.register("_marks", frame.astype({"mutation_id": "int32", "mark": "float64"}))
-            n = con.execute("UPDATE predictions SET superweight = _marks.mark FROM _marks "
-                            "WHERE predictions.mutation_id = _marks.mutation_id AND predictions.superweight IS NULL "
-                            "RETURNING 1").fetchall()
+            n = con.execute(
+                "UPDATE predictions SET superweight = _marks.mark FROM _marks "
+                "WHERE predictions.mutation_id = _marks.mutation_id AND predictions.superweight IS NULL "
+                "RETURNING 1"
+            ).fetchall()
             con.unregister("_marks")
             con.commit()
         except BaseException:
@@ -316,7 +340,8 @@ class Store:
                 "nsm": [o.nsm for o in outcomes],
                 "divergence": pa.array([o.divergence for o in outcomes], pa.int32()),
                 "output_tokens": pa.array(
-                    [None if o.tokens is None else list(o.tokens) for o in outcomes], pa.list_(pa.int32())),
+                    [None if o.tokens is None else list(o.tokens) for o in outcomes], pa.list_(pa.int32())
+                ),
                 "output_text": pa.array([o.text for o in outcomes], pa.string()),
                 "phenotype_id": pa.array(phenotype_ids, pa.int32()),
                 **{
@@ -408,7 +433,7 @@ class Store:
     def close(self) -> None:
         self.con.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:

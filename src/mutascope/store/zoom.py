@@ -17,13 +17,26 @@ import pandas as pd
 from ..errors import MutascopeError
 from .schema import ZOOM_DDL
 
-ZOOM_COLUMNS = ("site", "layer", "matrix", "row", "col", "height", "width", "level", "parent", "kind",
-                "probe_id", "nsm", "logprob_drop", "followed")
+ZOOM_COLUMNS = (
+    "site",
+    "layer",
+    "matrix",
+    "row",
+    "col",
+    "height",
+    "width",
+    "level",
+    "parent",
+    "kind",
+    "probe_id",
+    "nsm",
+    "logprob_drop",
+    "followed",
+)
 
 
 def has_zoom(con: duckdb.DuckDBPyConnection) -> bool:
-    return con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'zoom'").fetchone()[0] > 0
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'zoom'").fetchone()[0] > 0
 
 
 def read_zoom(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -38,12 +51,14 @@ def check_settings(con: duckdb.DuckDBPyConnection, site: str, kind: str, share: 
     """Refuse to continue a (site, kind) zoom with another rule than the one stored (one line)."""
     if not has_zoom(con):
         return
-    row = con.execute("SELECT share, beam, floor FROM zoom_settings WHERE site = ? AND kind = ?",
-                      [site, kind]).fetchone()
+    row = con.execute(
+        "SELECT share, beam, floor FROM zoom_settings WHERE site = ? AND kind = ?", [site, kind]
+    ).fetchone()
     if row is not None and (float(row[0]), int(row[1]), int(row[2])) != (float(share), int(beam), int(floor)):
         raise MutascopeError(
             f"site {site} was zoomed with {kind} at --share {row[0]:g} --beam {row[1]} --floor {row[2]}; "
-            "rerun with those to resume it (a zoom table holds one refinement per site and kind)")
+            "rerun with those to resume it (a zoom table holds one refinement per site and kind)"
+        )
 
 
 def write_level(con: duckdb.DuckDBPyConnection, settings: tuple[str, str, float, int, int], rows: pd.DataFrame) -> None:
@@ -51,9 +66,11 @@ def write_level(con: duckdb.DuckDBPyConnection, settings: tuple[str, str, float,
     con.begin()
     try:
         con.execute(ZOOM_DDL)
-        con.execute("INSERT INTO zoom_settings SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS "
-                    "(SELECT 1 FROM zoom_settings WHERE site = ? AND kind = ?)",
-                    [*settings, settings[0], settings[1]])
+        con.execute(
+            "INSERT INTO zoom_settings SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS "
+            "(SELECT 1 FROM zoom_settings WHERE site = ? AND kind = ?)",
+            [*settings, settings[0], settings[1]],
+        )
         if len(rows):
             con.register("_zoom", rows[list(ZOOM_COLUMNS)])
             con.execute("INSERT INTO zoom BY NAME SELECT * FROM _zoom")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 
@@ -70,7 +70,9 @@ def zeroed(subject: Subject, coords: Iterable[Coord]) -> contextlib.AbstractCont
     return scaled(subject, coords, 0.0)
 
 
-def top_weights(subject: Subject, fraction: float = 1e-6, exclude: Iterable[Coord] = ()) -> list[tuple[int, str, int, int, float]]:
+def top_weights(
+    subject: Subject, fraction: float = 1e-6, exclude: Iterable[Coord] = ()
+) -> list[tuple[int, str, int, int, float]]:
     """The ``ceil(fraction * N)`` largest-magnitude weights over all mutable matrices,
     super weights excluded: ``(layer, matrix, row, col, value)``, largest first."""
     if not 0 < fraction < 1:

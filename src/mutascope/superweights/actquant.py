@@ -30,15 +30,13 @@ like everything else, and a tensor with no spike holds nothing.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 
 from ..errors import MutascopeError
 from ..model.subject import Subject
-
 from .ablate import Coord, _check
 from .export import READS
 from .quantize import PER_TENSOR, rtn
@@ -55,7 +53,9 @@ class ActQuantStats:
     held: int = 0
 
 
-def hold_channels(subject: Subject, weights: Iterable[Coord], channels: Iterable[int] = ()) -> dict[str, tuple[int, ...]]:
+def hold_channels(
+    subject: Subject, weights: Iterable[Coord], channels: Iterable[int] = ()
+) -> dict[str, tuple[int, ...]]:
     """Module path -> candidate input channels (see the module docstring) for super weights ``weights``
     and extra residual ``channels`` (super activations)."""
     anatomy = subject.anatomy
@@ -99,8 +99,9 @@ def quantize_activation(x: torch.Tensor, bits: int = 8, channels: Sequence[int] 
 
 
 @contextlib.contextmanager
-def activations_quantized(subject: Subject, bits: int = 8,
-                          hold: Mapping[str, Sequence[int]] | None = None) -> Iterator[ActQuantStats]:
+def activations_quantized(
+    subject: Subject, bits: int = 8, hold: Mapping[str, Sequence[int]] | None = None
+) -> Iterator[ActQuantStats]:
     """Every mutable projection's input quantized per tensor to ``bits`` bits inside the block.
 
     ``hold`` maps module paths to candidate channels (:func:`hold_channels`);

@@ -58,7 +58,6 @@ import torch
 
 from ..errors import MutascopeError
 from ..model.subject import Subject
-
 from .ablate import Coord, zeroed
 
 # Short, varied texts: the super activation appears at the first token of any
@@ -248,7 +247,9 @@ def _pass(subject: Subject, cap: _Capture, threshold: float, relative: float, we
             continue
         creators.append(sw)
         mags = tuple(float(cap.h_out[i][t, row].abs()) for i in range(layer, anatomy.n_layers))
-        activations.append(SuperActivation(row, layer, text_index, token, float(cap.h_out[layer][t, row]), mags, iteration))
+        activations.append(
+            SuperActivation(row, layer, text_index, token, float(cap.h_out[layer][t, row]), mags, iteration)
+        )
     return creators, cancellers, activations
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from ..model.subject import Subject
 from ..version import __version__
-
 from .detect import Detection
 
 WRITES = ("o", "down")  # matrices whose output rows are residual channels
@@ -28,13 +27,22 @@ def export_dict(subject: Subject, detection: Detection, tile: tuple[int, int] = 
     """The export as plain data."""
     h, w = tile
     anatomy = subject.anatomy
+
     def entry(sw):
         ref = anatomy.ref(sw.layer, "down")
         stored = (sw.col, ref.offset + sw.row) if ref.transposed else (ref.offset + sw.row, sw.col)
         return dict(
-            layer=sw.layer, matrix="down", module_path=sw.module_path, param_name=sw.param_name,
-            row=sw.row, col=sw.col, stored_index=list(stored), value=sw.value, rank=sw.rank,
-            iteration=sw.iteration, tile=dict(layer=sw.layer, matrix="down", row=sw.row // h, col=sw.col // w),
+            layer=sw.layer,
+            matrix="down",
+            module_path=sw.module_path,
+            param_name=sw.param_name,
+            row=sw.row,
+            col=sw.col,
+            stored_index=list(stored),
+            value=sw.value,
+            rank=sw.rank,
+            iteration=sw.iteration,
+            tile=dict(layer=sw.layer, matrix="down", row=sw.row // h, col=sw.col // w),
         )
 
     weights = [entry(sw) for sw in detection.weights]
@@ -44,9 +52,18 @@ def export_dict(subject: Subject, detection: Detection, tile: tuple[int, int] = 
         present = [m for m in WRITES + READS if m in anatomy.matrices]
         activations.append(
             dict(
-                channel=channel, first_layer=layer, row_tile=channel // h, col_tile=channel // w,
-                tiles=[dict(matrix=m, axis="row" if m in WRITES else "col",
-                            index=channel // h if m in WRITES else channel // w) for m in present],
+                channel=channel,
+                first_layer=layer,
+                row_tile=channel // h,
+                col_tile=channel // w,
+                tiles=[
+                    dict(
+                        matrix=m,
+                        axis="row" if m in WRITES else "col",
+                        index=channel // h if m in WRITES else channel // w,
+                    )
+                    for m in present
+                ],
             )
         )
     return dict(
@@ -56,8 +73,12 @@ def export_dict(subject: Subject, detection: Detection, tile: tuple[int, int] = 
         content_hash=subject.content_hash(),
         family=anatomy.family,
         dtype=str(subject.dtype).removeprefix("torch."),
-        detection=dict(threshold=detection.threshold, relative=detection.relative,
-                       weight_z=detection.weight_z, iterations=detection.iterations),
+        detection=dict(
+            threshold=detection.threshold,
+            relative=detection.relative,
+            weight_z=detection.weight_z,
+            iterations=detection.iterations,
+        ),
         tile=[h, w],
         super_weights=weights,
         cancellers=[entry(sw) for sw in detection.cancellers],
@@ -65,7 +86,9 @@ def export_dict(subject: Subject, detection: Detection, tile: tuple[int, int] = 
     )
 
 
-def write_export(path: str | os.PathLike, subject: Subject, detection: Detection, tile: tuple[int, int] = (64, 64)) -> Path:
+def write_export(
+    path: str | os.PathLike, subject: Subject, detection: Detection, tile: tuple[int, int] = (64, 64)
+) -> Path:
     """Write :func:`export_dict` as indented JSON by the output-file rule (never over a DuckDB
     file; an existing file is replaced atomically); returns the path."""
     from ..files.outputs import write_text

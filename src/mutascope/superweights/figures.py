@@ -36,8 +36,14 @@ def quant_sweep_figure(sweep: pd.DataFrame, original: float | None = None) -> Fi
     for (bits, method), part in sweep.groupby(["bits", "method"], sort=False):
         part = part.sort_values("block_index")
         label = "naive RTN" if method == "naive" else "clip + super weights kept"
-        ax.plot(part["block_index"], part["perplexity"], STYLES[widths.index(bits) % len(STYLES)], marker="o",
-                color=COLOURS.get(method, "#000000"), label=f"INT{bits} {label}")
+        ax.plot(
+            part["block_index"],
+            part["perplexity"],
+            STYLES[widths.index(bits) % len(STYLES)],
+            marker="o",
+            color=COLOURS.get(method, "#000000"),
+            label=f"INT{bits} {label}",
+        )
     if original is not None:
         ax.axhline(original, color="grey", ls="--", lw=1, label=f"unquantized ({original:.3g})")
     ticks = sweep.drop_duplicates("block_index").sort_values("block_index")

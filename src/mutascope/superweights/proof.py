@@ -14,15 +14,14 @@ is never computed on a model a bug left modified.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
+from .. import evaluate
 from ..errors import MutascopeError
 from ..model.subject import Subject
-
-from .. import evaluate
 from . import ablate, quantize
 from .ablate import Coord
 from .stopwords import STOPWORD_PROMPTS, STOPWORDS, stopword_probs
@@ -53,8 +52,9 @@ class Workload:
     prompts: tuple[str, ...] = STOPWORD_PROMPTS
     words: tuple[str, ...] = STOPWORDS
 
-    def measure(self, subject: Subject, name: str, detail: str = "", n_changed: int = 0,
-                config: dict | None = None) -> Measurement:
+    def measure(
+        self, subject: Subject, name: str, detail: str = "", n_changed: int = 0, config: dict | None = None
+    ) -> Measurement:
         return Measurement(
             name=name,
             detail=detail,
@@ -105,17 +105,40 @@ def ablation_table(
     if each and len(weights) > 1:
         for c in weights:
             run(f"zero {_label(c)}", _label(c), ablate.zeroed(subject, [c]), 1)
-    run(f"zero top {fraction:g} others", "largest |w| except super weights",
-        ablate.top_zeroed(subject, fraction, exclude=weights))
-    run("zero SW, restore activation", all_label,
-        ablate.activation_restored(subject, weights, originals, restore_threshold), len(weights))
+    run(
+        f"zero top {fraction:g} others",
+        "largest |w| except super weights",
+        ablate.top_zeroed(subject, fraction, exclude=weights),
+    )
+    run(
+        "zero SW, restore activation",
+        all_label,
+        ablate.activation_restored(subject, weights, originals, restore_threshold),
+        len(weights),
+    )
     for s in scales:
         if s == 1.0:
-            rows.append(Measurement(f"scale x{s:g}", all_label + " (= original)", original.perplexity,
-                                    original.accuracy, original.stopwords, 0))
+            rows.append(
+                Measurement(
+                    f"scale x{s:g}",
+                    all_label + " (= original)",
+                    original.perplexity,
+                    original.accuracy,
+                    original.stopwords,
+                    0,
+                )
+            )
         elif s == 0.0:
-            rows.append(Measurement(f"scale x{s:g}", all_label + " (= zero super weights)", zero_all.perplexity,
-                                    zero_all.accuracy, zero_all.stopwords, len(weights)))
+            rows.append(
+                Measurement(
+                    f"scale x{s:g}",
+                    all_label + " (= zero super weights)",
+                    zero_all.perplexity,
+                    zero_all.accuracy,
+                    zero_all.stopwords,
+                    len(weights),
+                )
+            )
         else:
             run(f"scale x{s:g}", all_label, ablate.scaled(subject, weights, s), len(weights))
     _same(subject, before)
@@ -158,15 +181,20 @@ def quantization_table(
             suffix = f", block {label}" if len(blocks) > 1 else ""  # one block size: the names as before sweeps
             cases = [
                 (f"INT{width} RTN naive{suffix}", f"block {label}", NAIVE, dict(clip=None, keep=())),
-                (f"INT{width} RTN + SW handling{suffix}",
-                 f"block {label}, clip z={clip:g}, {len(weights)} SW kept", SW_AWARE, dict(clip=clip, keep=weights)),
+                (
+                    f"INT{width} RTN + SW handling{suffix}",
+                    f"block {label}, clip z={clip:g}, {len(weights)} SW kept",
+                    SW_AWARE,
+                    dict(clip=clip, keep=weights),
+                ),
             ]
             for name, detail, method, kw in cases:
                 if progress:
                     progress(name)
                 with quantize.quantized(subject, block, bits=width, **kw):
-                    rows.append(work.measure(subject, name, detail,
-                                             config=dict(bits=width, block_size=label, method=method)))
+                    rows.append(
+                        work.measure(subject, name, detail, config=dict(bits=width, block_size=label, method=method))
+                    )
     _same(subject, before)
     return rows
 
@@ -194,15 +222,31 @@ def activation_quant_table(
     hold = hold_channels(subject, weights, channels)
     rows = [original or work.measure(subject, "original", "unmodified")]
     for width in _values(bits):
-        for name, method, h in ((f"W16A{width} RTN naive", NAIVE, None),
-                                (f"W16A{width} RTN, super activation held", SA_HELD, hold)):
+        for name, method, h in (
+            (f"W16A{width} RTN naive", NAIVE, None),
+            (f"W16A{width} RTN, super activation held", SA_HELD, hold),
+        ):
             if progress:
                 progress(name)
             with activations_quantized(subject, width, h) as stats:
                 m = work.measure(subject, name, f"per-tensor activations, {width} bits")
-            rows.append(Measurement(m.name, m.detail, m.perplexity, m.accuracy, m.stopwords, 0,
-                                    dict(bits=width, method=method, held_elements=stats.held,
-                                         quantized_elements=stats.elements, quantized_tensors=stats.tensors)))
+            rows.append(
+                Measurement(
+                    m.name,
+                    m.detail,
+                    m.perplexity,
+                    m.accuracy,
+                    m.stopwords,
+                    0,
+                    dict(
+                        bits=width,
+                        method=method,
+                        held_elements=stats.held,
+                        quantized_elements=stats.elements,
+                        quantized_tensors=stats.tensors,
+                    ),
+                )
+            )
     _same(subject, before)
     return rows
 

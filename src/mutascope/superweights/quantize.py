@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 
 from ..errors import MutascopeError
 from ..model.subject import Subject
-
 from .ablate import Coord, _check
 
-PER_ROW = "per-row"        # a block is one whole row (one scale per output channel)
+PER_ROW = "per-row"  # a block is one whole row (one scale per output channel)
 PER_TENSOR = "per-tensor"  # a block is the whole matrix (one scale per matrix)
 
 
@@ -47,7 +46,9 @@ def parse_blocks(spec: str | int) -> tuple:
     (integers ascending, then per-row, then per-tensor)."""
     parts = [p.strip() for p in str(spec).split(",")]
     if not any(parts) or not all(parts):
-        raise MutascopeError(f"bad --block-size {spec!r}: give integers >= 1, {PER_ROW} or {PER_TENSOR}, comma-separated")
+        raise MutascopeError(
+            f"bad --block-size {spec!r}: give integers >= 1, {PER_ROW} or {PER_TENSOR}, comma-separated"
+        )
     blocks: set = set()
     for part in parts:
         word = part.lower()

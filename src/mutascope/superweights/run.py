@@ -9,9 +9,9 @@ figure. Each result is handed to ``show(name, value)`` as soon as it exists.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..errors import MutascopeError
 from ..evaluate import choice_set, corpus_ids, read_corpus
@@ -103,8 +103,9 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
     text = read_corpus(s.corpus) if measuring else None
     subject = load(s.model, s.dtype, s.device)
     say("detecting super weights ...")
-    found = detect(subject, threshold=s.threshold, relative=s.relative, weight_z=s.weight_z,
-                   max_iterations=s.max_iterations)
+    found = detect(
+        subject, threshold=s.threshold, relative=s.relative, weight_z=s.weight_z, max_iterations=s.max_iterations
+    )
     out = Result(detection=found)
     tell("detection", found)
     if s.check:
@@ -117,18 +118,33 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
         say("measuring ...")
         measure = lambda name: say(f"measuring: {name} ...")  # noqa: E731
         if not s.detect_only:
-            out.ablations = ablation_table(subject, found.coords, work, fraction=s.fraction,
-                                           restore_threshold=s.threshold or 1.0, progress=measure)
+            out.ablations = ablation_table(
+                subject, found.coords, work, fraction=s.fraction, restore_threshold=s.threshold or 1.0, progress=measure
+            )
             tell("ablations", out.ablations)
         base = out.ablations[0] if out.ablations else None
         if s.quantize:
-            out.quantization = quantization_table(subject, found.coords, work, block_size=list(blocks),
-                                                  bits=list(widths), clip=s.clip, original=base, progress=measure)
+            out.quantization = quantization_table(
+                subject,
+                found.coords,
+                work,
+                block_size=list(blocks),
+                bits=list(widths),
+                clip=s.clip,
+                original=base,
+                progress=measure,
+            )
             base = out.quantization[0]
         if s.quantize_activations:
-            out.activation_quant = activation_quant_table(subject, found.coords, work, bits=list(act_widths),
-                                                          channels=tuple(a.channel for a in found.activations),
-                                                          original=base, progress=measure)
+            out.activation_quant = activation_quant_table(
+                subject,
+                found.coords,
+                work,
+                bits=list(act_widths),
+                channels=tuple(a.channel for a in found.activations),
+                original=base,
+                progress=measure,
+            )
         if out.quantization:
             tell("sweep", (sweep_frame(out.quantization), out.quantization[0].perplexity))
         if out.activation_quant:
@@ -137,10 +153,18 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
         tell("none", None)
 
     if s.out_file is not None:
-        recorded = dict(corpus=str(s.corpus or "shipped"), max_tokens=s.max_tokens, window=s.window,
-                        fraction=s.fraction, mmlu_dir=str(s.mmlu_dir) if s.mmlu_dir else None, subject=s.subject_name,
-                        block_size=[str(b) for b in blocks], bits=list(widths), clip_z=s.clip,
-                        activation_bits=list(act_widths) if s.quantize_activations else None)
+        recorded = dict(
+            corpus=str(s.corpus or "shipped"),
+            max_tokens=s.max_tokens,
+            window=s.window,
+            fraction=s.fraction,
+            mmlu_dir=str(s.mmlu_dir) if s.mmlu_dir else None,
+            subject=s.subject_name,
+            block_size=[str(b) for b in blocks],
+            bits=list(widths),
+            clip_z=s.clip,
+            activation_bits=list(act_widths) if s.quantize_activations else None,
+        )
         out.tables = frames(subject, found, out.ablations, out.quantization, recorded, out.activation_quant)
         write_results(s.out_file, out.tables)
     if s.export is not None:

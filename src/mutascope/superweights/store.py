@@ -29,8 +29,15 @@ from ..store import replace_tables
 from .detect import Detection
 from .proof import Measurement
 
-TABLES = ("superweight_runs", "superweights", "superactivations", "ablations", "quantization",
-          "superweight_quant_sweep", "superweight_activation_quant")
+TABLES = (
+    "superweight_runs",
+    "superweights",
+    "superactivations",
+    "ablations",
+    "quantization",
+    "superweight_quant_sweep",
+    "superweight_activation_quant",
+)
 
 
 def _measurements(rows: list[Measurement]) -> pd.DataFrame:
@@ -46,9 +53,18 @@ def _measurements(rows: list[Measurement]) -> pd.DataFrame:
 def sweep_frame(quantization: list[Measurement]) -> pd.DataFrame:
     """``superweight_quant_sweep``: one row per (bits, block size, method), perplexity against the original."""
     base = quantization[0].perplexity
-    rows = [dict(bits=m.config["bits"], block_size=m.config["block_size"], method=m.config["method"],
-                 perplexity=m.perplexity, x_original=m.perplexity / base, accuracy=m.accuracy)
-            for m in quantization if m.config]
+    rows = [
+        dict(
+            bits=m.config["bits"],
+            block_size=m.config["block_size"],
+            method=m.config["method"],
+            perplexity=m.perplexity,
+            x_original=m.perplexity / base,
+            accuracy=m.accuracy,
+        )
+        for m in quantization
+        if m.config
+    ]
     frame = pd.DataFrame(rows, columns=["bits", "block_size", "method", "perplexity", "x_original", "accuracy"])
     order = {b: i for i, b in enumerate(dict.fromkeys(frame["block_size"]))}
     frame.insert(2, "block_index", frame["block_size"].map(order).astype("int64"))
@@ -58,32 +74,80 @@ def sweep_frame(quantization: list[Measurement]) -> pd.DataFrame:
 def activation_quant_frame(rows: list[Measurement]) -> pd.DataFrame:
     """``superweight_activation_quant``: one row per (bits, method), perplexity against the original."""
     base = rows[0].perplexity
-    records = [dict(bits=m.config["bits"], method=m.config["method"], perplexity=m.perplexity,
-                    x_original=m.perplexity / base, accuracy=m.accuracy, held_elements=m.config["held_elements"],
-                    quantized_elements=m.config["quantized_elements"], quantized_tensors=m.config["quantized_tensors"])
-               for m in rows if m.config]
-    return pd.DataFrame(records, columns=["bits", "method", "perplexity", "x_original", "accuracy", "held_elements",
-                                          "quantized_elements", "quantized_tensors"])
+    records = [
+        dict(
+            bits=m.config["bits"],
+            method=m.config["method"],
+            perplexity=m.perplexity,
+            x_original=m.perplexity / base,
+            accuracy=m.accuracy,
+            held_elements=m.config["held_elements"],
+            quantized_elements=m.config["quantized_elements"],
+            quantized_tensors=m.config["quantized_tensors"],
+        )
+        for m in rows
+        if m.config
+    ]
+    return pd.DataFrame(
+        records,
+        columns=[
+            "bits",
+            "method",
+            "perplexity",
+            "x_original",
+            "accuracy",
+            "held_elements",
+            "quantized_elements",
+            "quantized_tensors",
+        ],
+    )
 
 
-def frames(subject: Subject, detection: Detection, ablations=None, quantization=None, settings=None,
-           activation_quant=None) -> dict[str, pd.DataFrame]:
+def frames(
+    subject: Subject, detection: Detection, ablations=None, quantization=None, settings=None, activation_quant=None
+) -> dict[str, pd.DataFrame]:
     """Every table as a DataFrame (empty tables keep their columns)."""
-    sw_cols = ["kind", "layer", "module_path", "param_name", "row", "col", "value", "rank",
-               "input_spike", "output_spike", "text_index", "token", "iteration"]
+    sw_cols = [
+        "kind",
+        "layer",
+        "module_path",
+        "param_name",
+        "row",
+        "col",
+        "value",
+        "rank",
+        "input_spike",
+        "output_spike",
+        "text_index",
+        "token",
+        "iteration",
+    ]
     sw = [dict(kind="creator", **asdict(w)) for w in detection.weights]
     sw += [dict(kind="canceller", **asdict(w)) for w in detection.cancellers]
     acts = [
-        dict(channel=a.channel, first_layer=a.layer, layer=a.layer + i, magnitude=m,
-             value=a.value, text_index=a.text_index, token=a.token, iteration=a.iteration)
+        dict(
+            channel=a.channel,
+            first_layer=a.layer,
+            layer=a.layer + i,
+            magnitude=m,
+            value=a.value,
+            text_index=a.text_index,
+            token=a.token,
+            iteration=a.iteration,
+        )
         for a in detection.activations
         for i, m in enumerate(a.magnitudes)
     ]
     act_cols = ["channel", "first_layer", "layer", "magnitude", "value", "text_index", "token", "iteration"]
     run = dict(
-        model_id=subject.model_id, content_hash=subject.content_hash(), family=subject.anatomy.family,
-        dtype=str(subject.dtype).removeprefix("torch."), threshold=detection.threshold,
-        relative=detection.relative, weight_z=detection.weight_z, iterations=detection.iterations,
+        model_id=subject.model_id,
+        content_hash=subject.content_hash(),
+        family=subject.anatomy.family,
+        dtype=str(subject.dtype).removeprefix("torch."),
+        threshold=detection.threshold,
+        relative=detection.relative,
+        weight_z=detection.weight_z,
+        iterations=detection.iterations,
         settings=json.dumps(settings or {}, default=str),
     )
     out = {
