@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mutascope.plan import Kind, Mutation
-from mutascope.store import ProbeRecord, Store
+from mutascope.store import ProbeRecord, RunRecord, Store
 from mutascope.store.db import insert as _insert
 
 # SmolLM2-135M: hidden 576, intermediate 1536, 9 query heads and 3 key/value heads of 64
@@ -145,17 +145,17 @@ def synthesize(
         wt_texts[pid] = _random_text(rng, 110)
         records.append(
             ProbeRecord(
-                pid,
-                "text",
-                f"The {pid} prompt:",
-                False,
-                150,
-                "sample(t=0.7, seed=0)",
-                None,
-                None,
-                (1, 2, 3),
-                tuple(rng.integers(0, 49152, 150).tolist()),
-                wt_texts[pid],
+                probe_id=pid,
+                kind="text",
+                text=f"The {pid} prompt:",
+                chat=False,
+                max_new_tokens=150,
+                decoding="sample(t=0.7, seed=0)",
+                answer=None,
+                group=None,
+                prompt_tokens=(1, 2, 3),
+                wt_tokens=tuple(rng.integers(0, 49152, 150).tolist()),
+                wt_text=wt_texts[pid],
             )
         )
     letters = "ABCD"
@@ -163,20 +163,20 @@ def synthesize(
     for i in range(n_mmlu):
         records.append(
             ProbeRecord(
-                f"mmlu:{i}",
-                "choice",
-                f"Question {i} ...\nAnswer:",
-                False,
-                1,
-                "greedy",
-                str(rng.choice(list(letters))),
-                "mmlu21:international_law",
-                (1, 2, 3),
-                (letters.index(wt_answers[i]) + 330,),
-                " " + wt_answers[i],
+                probe_id=f"mmlu:{i}",
+                kind="choice",
+                text=f"Question {i} ...\nAnswer:",
+                chat=False,
+                max_new_tokens=1,
+                decoding="greedy",
+                answer=str(rng.choice(list(letters))),
+                group="mmlu21:international_law",
+                prompt_tokens=(1, 2, 3),
+                wt_tokens=(letters.index(wt_answers[i]) + 330,),
+                wt_text=" " + wt_answers[i],
             )
         )
-    run = dict(
+    run = RunRecord(
         model_id="HuggingFaceTB/SmolLM2-135M-Instruct (synthetic outcomes)",
         model_hash="0" * 64,
         dtype="float32",

@@ -22,6 +22,41 @@ def text_probes(n_tokens: int = 8) -> list[Probe]:
     ]
 
 
+def screen_of(
+    subject,
+    probes,
+    spec,
+    out,
+    *,
+    backend=None,
+    engine: str = "batched",
+    chunk_size: int | None = None,
+    engine_options: dict | None = None,
+    shard: tuple[int, int] = (0, 1),
+    outputs: str = "full",
+    order: str = "plan",
+    marked=None,
+    placement=None,
+):
+    """A :class:`~mutascope.Screen` as the tests spell it: flat arguments sorted into the
+    configuration's concerns (:class:`~mutascope.screen.config.ScreenConfig`)."""
+    from mutascope.backends import Placement
+    from mutascope.screen import EngineChoice, Screen, ScreenConfig
+
+    config = ScreenConfig(
+        probes=probes,
+        plan=spec,
+        out=out,
+        shard=shard,
+        engine=EngineChoice(engine, chunk_size=chunk_size, **(engine_options or {})),
+        outputs=outputs,
+        order=order,
+        marked=marked,
+        placement=placement or Placement(),
+    )
+    return Screen(subject, config, backend=backend)
+
+
 def tables(path) -> dict[str, list[tuple]]:
     """Every table of a results file as sorted rows, minus wall-clock columns."""
     from mutascope.store import open_results

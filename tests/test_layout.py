@@ -170,6 +170,7 @@ def test_every_command_is_its_own_module_importing_no_library_at_its_top():
                     "math",
                     "pathlib",
                     "typing",
+                    "os",
                     "collections",
                     "contextlib",
                     "time",

@@ -4,9 +4,12 @@ The public API, in the order data flows::
 
     import mutascope as ms
     subject = ms.load_model()                      # bundled SmolLM2-135M-Instruct
-    probes = ms.resolve_probes(["drosophila"], subject, max_new_tokens=32)
-    spec = ms.PlanSpec.parse(layers="0-1", matrices="down", kinds="max,min")
-    ms.Screen(subject, probes, spec, "runs/demo.duckdb").run()
+    config = ms.ScreenConfig(
+        probes=ms.ProbeSet(("drosophila",), max_new_tokens=32),
+        plan=ms.PlanSpec.parse(layers="0-1", matrices="down", kinds="max,min"),
+        out="runs/demo.duckdb",
+    )                                              # one object per concern, checked once
+    ms.Screen(subject, config).run()
     results = ms.open_results("runs/demo.duckdb")  # tidy tables as DataFrames
 
 Names are imported on first use (PEP 562), so ``import mutascope.cli`` and
@@ -58,6 +61,11 @@ _EXPORTS = {
     "load_probe_file": "probes.files",
     "Screen": "screen.screen",
     "ScreenSummary": "screen.screen",
+    "ScreenConfig": "screen.config",
+    "ModelSource": "screen.config",
+    "ProbeSet": "screen.config",
+    "EngineChoice": "screen.config",
+    "Placement": "backends.base",
     "Results": "store.reader",
     "open_results": "store.reader",
     "DEFAULT_MODEL": "model.subject",
@@ -84,6 +92,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and editors: the eager imports
+    from .backends.base import Placement  # noqa: F401
     from .errors import MutascopeError  # noqa: F401
     from .model.anatomy import MATRICES, Anatomy, MatrixRef, anatomy_of  # noqa: F401
     from .model.subject import DEFAULT_MODEL, Subject, load_model  # noqa: F401
@@ -94,5 +103,6 @@ if TYPE_CHECKING:  # for type checkers and editors: the eager imports
     from .probes.files import load_probe_file  # noqa: F401
     from .probes.probe import BUILTIN_PROBES, Decoding, Probe  # noqa: F401
     from .probes.resolve import resolve_probes  # noqa: F401
+    from .screen.config import EngineChoice, ModelSource, ProbeSet, ScreenConfig  # noqa: F401
     from .screen.screen import Screen, ScreenSummary  # noqa: F401
     from .store.reader import Results, open_results  # noqa: F401

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from helpers import screen_of
 from mutascope import activation as act
 from mutascope.errors import MutascopeError
 from mutascope.testing import tiny_model
@@ -231,12 +232,11 @@ def test_tile_frame_and_spearman_against_nsm_rates(streamed):
 def test_correlation_with_a_real_screen_file(tmp_path):
     from mutascope.plan import PlanSpec
     from mutascope.probes import Decoding, Probe
-    from mutascope.screen import Screen
 
     subject = tiny_model("llama")
     out = tmp_path / "screen.duckdb"
     spec = PlanSpec.parse(layers="0", matrices="q,gate", kinds="max,zero")
-    Screen(subject, [Probe("hello", "Hello world, the", 3, Decoding("greedy"))], spec, out).run()
+    screen_of(subject, [Probe("hello", "Hello world, the", 3, Decoding("greedy"))], spec, out).run()
     acc, _ = act.collect(subject, [act.Domain("d", ("The cat sat", "Once upon"), "test")])
     tiles = act.tile_frame(acc, (64, 64))
     rates = act.screen_nsm_rates(out, tile=(64, 64), model_hash=subject.content_hash())

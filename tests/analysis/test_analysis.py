@@ -148,15 +148,14 @@ def test_overlap_jaccard():
 
 
 def test_analyze_writes_tables_into_the_file_and_csv(tmp_path):
-    from helpers import text_probes
+    from helpers import screen_of, text_probes
     from mutascope.analysis.run import analyze
     from mutascope.plan import PlanSpec
-    from mutascope.screen import Screen
     from mutascope.store import open_results
     from mutascope.testing import tiny_model
 
     path = tmp_path / "r.duckdb"
-    Screen(tiny_model("llama"), text_probes(6), PlanSpec.parse(layers="0-1", kinds="max,min"), path).run()
+    screen_of(tiny_model("llama"), text_probes(6), PlanSpec.parse(layers="0-1", kinds="max,min"), path).run()
     tables = analyze(path, csv_dir=tmp_path / "csv", n_perm=49)
     assert {"counts", "bias", "enrichment", "copa", "overlap", "recurrent_axes"} <= set(tables)
     with open_results(path) as r:

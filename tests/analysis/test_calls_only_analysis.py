@@ -4,11 +4,10 @@ only where filled; ``show`` and the report say which NSMs are unfilled and how t
 import pytest
 
 from helpers import run_cli as run
-from helpers import text_probes
+from helpers import screen_of, text_probes
 from mutascope.analysis import site_frame
 from mutascope.analysis.run import analyze
 from mutascope.plan import PlanSpec
-from mutascope.screen import Screen
 from mutascope.store import open_results
 from mutascope.testing import tiny_model
 
@@ -16,7 +15,7 @@ from mutascope.testing import tiny_model
 @pytest.fixture(scope="module")
 def calls_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("calls") / "calls.duckdb"
-    Screen(
+    screen_of(
         tiny_model("llama"),
         text_probes(4),
         PlanSpec.parse(layers="0-1", matrices="q,down", kinds="max,min"),

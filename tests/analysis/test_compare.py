@@ -20,12 +20,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import GREEDY, run_cli, text_probes
+from helpers import GREEDY, run_cli, screen_of, text_probes
 from mutascope.analysis.compare import compare
 from mutascope.analysis.run import analyze
 from mutascope.plan import PlanSpec
 from mutascope.probes import Probe
-from mutascope.screen import Screen
 from mutascope.store import open_results
 from mutascope.testing import tiny_model
 
@@ -67,17 +66,17 @@ def screens(tmp_path_factory):
     llama, gpt2, other = d / "llama.duckdb", d / "gpt2.duckdb", d / "llama-other-probes.duckdb"
     spec = dict(kinds="max,min", tile=TILE)
     # calls only, 3 tokens: the effects are planted below, so the screens only need their shape
-    Screen(
+    screen_of(
         tiny_model("llama", num_hidden_layers=2),
         text_probes(3),
         PlanSpec.parse(matrices="v,gate,down", **spec),
         llama,
         outputs="calls",
     ).run()
-    Screen(
+    screen_of(
         tiny_model("gpt2", n_layer=3), text_probes(3), PlanSpec.parse(matrices="v,down", **spec), gpt2, outputs="calls"
     ).run()
-    Screen(
+    screen_of(
         tiny_model("llama", num_hidden_layers=2),
         [Probe("count", "One two three", 3, GREEDY)],
         PlanSpec.parse(matrices="v,down", **spec),

@@ -7,7 +7,8 @@ deterministic: analysing again gives identical rows.
 
 import pytest
 
-from mutascope import PlanSpec, Screen, load_model, open_results, resolve_probes
+from helpers import screen_of
+from mutascope import PlanSpec, load_model, open_results, resolve_probes
 from mutascope.analysis.run import analyze
 from mutascope.probes import Decoding
 
@@ -20,7 +21,7 @@ def test_effect_tables_of_a_real_screen_exist_and_are_deterministic(tmp_path):
     probes = resolve_probes(["drosophila", "python"], subject, max_new_tokens=12, decoding=Decoding.parse("greedy"))
     spec = PlanSpec.parse(layers="15", matrices="v,down", rows="0-2", cols="0-3", kinds="max,min")
     path = tmp_path / "real.duckdb"
-    Screen(subject, probes, spec, path, outputs="calls").run()  # 48 mutants x 2 probes
+    screen_of(subject, probes, spec, path, outputs="calls").run()  # 48 mutants x 2 probes
     first = analyze(path, n_perm=99)
     with open_results(path) as r:
         stored = {name: r.table(f"analysis_{name}") for name in EFFECT_TABLES}

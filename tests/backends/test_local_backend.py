@@ -36,7 +36,10 @@ def setup():
 
 def test_tasks_run_in_order_with_their_probes_and_outputs(setup):
     subject, engine, probes, mutations = setup
-    tasks = [Task(0, tuple(mutations[:3]), ("story",), "full"), Task(1, tuple(mutations[3:6]), None, "calls")]
+    tasks = [
+        Task(index=0, mutations=tuple(mutations[:3]), probe_ids=("story",), outputs="full"),
+        Task(index=1, mutations=tuple(mutations[3:6]), probe_ids=None, outputs="calls"),
+    ]
     with LocalBackend(engine) as backend:
         assert backend.description == engine.description
         done = list(backend.run(tasks, probes))
@@ -97,5 +100,5 @@ def test_the_local_backend_runs_any_engine(setup):
     subject, _, probes, mutations = setup
     reference = ReferenceEngine(subject)
     with make_backend(subject, reference) as backend:
-        ((task, rows, _),) = backend.run([Task(0, tuple(mutations[:1]), ("hello",))], probes)
+        ((task, rows, _),) = backend.run([Task(index=0, mutations=tuple(mutations[:1]), probe_ids=("hello",))], probes)
     assert backend.description == "reference" and rows[0].mutation_id == mutations[0].mutation_id

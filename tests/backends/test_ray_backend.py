@@ -10,12 +10,11 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from helpers import tables, text_probes  # noqa: E402
+from helpers import tables, text_probes  # noqa: E402, screen_of
 from mutascope.backends.ray import RayBackend  # noqa: E402
 from mutascope.errors import MutascopeError  # noqa: E402
 from mutascope.model.subject import load_model  # noqa: E402
 from mutascope.plan import PlanSpec  # noqa: E402
-from mutascope.screen import Screen  # noqa: E402
 from mutascope.testing import tiny_model  # noqa: E402
 
 # Under pytest-xdist every test of this module runs on one worker, beside at most one other test.
@@ -34,7 +33,7 @@ def cluster():
 @pytest.fixture(scope="module")
 def local_file(tmp_path_factory, tiny_model_dir):
     path = tmp_path_factory.mktemp("local") / "local.duckdb"
-    Screen(load_model(tiny_model_dir), text_probes(6), SPEC, path, chunk_size=8).run()
+    screen_of(load_model(tiny_model_dir), text_probes(6), SPEC, path, chunk_size=8).run()
     return path
 
 
@@ -47,7 +46,7 @@ def test_two_workers_give_the_local_tables_even_when_one_is_killed(cluster, tiny
     backend = _backend(tiny_model_dir, subject)
     try:
         assert len(set(backend.worker_pids())) == 2
-        Screen(subject, text_probes(6), SPEC, tmp_path / "ray.duckdb", chunk_size=8, backend=backend).run()
+        screen_of(subject, text_probes(6), SPEC, tmp_path / "ray.duckdb", chunk_size=8, backend=backend).run()
         assert tables(tmp_path / "ray.duckdb") == tables(local_file)
         killed = []
 
@@ -57,7 +56,7 @@ def test_two_workers_give_the_local_tables_even_when_one_is_killed(cluster, tiny
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
 
-        Screen(subject, text_probes(6), SPEC, tmp_path / "killed.duckdb", chunk_size=8, backend=backend).run(
+        screen_of(subject, text_probes(6), SPEC, tmp_path / "killed.duckdb", chunk_size=8, backend=backend).run(
             kill_a_worker
         )
         assert killed and backend.failures >= 1 and killed[0] not in backend.worker_pids()
@@ -69,7 +68,7 @@ def test_two_workers_give_the_local_tables_even_when_one_is_killed(cluster, tiny
 
         pids = backend.worker_pids()
         with pytest.raises(KeyboardInterrupt):  # Ctrl-C: the file keeps what was committed ...
-            Screen(subject, text_probes(6), SPEC, tmp_path / "stopped.duckdb", chunk_size=8, backend=backend).run(
+            screen_of(subject, text_probes(6), SPEC, tmp_path / "stopped.duckdb", chunk_size=8, backend=backend).run(
                 ctrl_c
             )
     finally:
@@ -79,7 +78,7 @@ def test_two_workers_give_the_local_tables_even_when_one_is_killed(cluster, tiny
         time.sleep(0.5)
     assert not any(_alive(pid) for pid in pids)
     # ... and resumes locally to the same tables
-    Screen(subject, text_probes(6), SPEC, tmp_path / "stopped.duckdb", chunk_size=8).run()
+    screen_of(subject, text_probes(6), SPEC, tmp_path / "stopped.duckdb", chunk_size=8).run()
     assert tables(tmp_path / "stopped.duckdb") == tables(local_file)
 
 
@@ -185,10 +184,10 @@ def test_smollm2_with_two_workers_is_identical_to_the_local_run(cluster, tmp_pat
         Probe("sampled", "The life cycle of Drosophila:", 12, Decoding("sample", 0.7, 0)),
     ]
     spec = PlanSpec.parse(layers="28-29", matrices="v", kinds="max,min")  # 108 mutants, 7 chunks
-    Screen(subject, probes, spec, tmp_path / "local.duckdb", chunk_size=16).run()
+    screen_of(subject, probes, spec, tmp_path / "local.duckdb", chunk_size=16).run()
     backend = RayBackend(DEFAULT_MODEL, subject.content_hash(), workers=2)
     try:
-        Screen(subject, probes, spec, tmp_path / "ray.duckdb", chunk_size=16, backend=backend).run()
+        screen_of(subject, probes, spec, tmp_path / "ray.duckdb", chunk_size=16, backend=backend).run()
     finally:
         backend.close()
     assert tables(tmp_path / "ray.duckdb") == tables(tmp_path / "local.duckdb")
@@ -199,7 +198,7 @@ def test_two_workers_in_predicted_order_give_the_local_tables(cluster, tiny_mode
     backend = _backend(tiny_model_dir, subject)
     try:
         out = tmp_path / "predicted.duckdb"
-        Screen(subject, text_probes(6), SPEC, out, chunk_size=8, backend=backend, order="predicted").run()
+        screen_of(subject, text_probes(6), SPEC, out, chunk_size=8, backend=backend, order="predicted").run()
         assert tables(out) == tables(local_file)
     finally:
         backend.close()

@@ -6,11 +6,10 @@ import random
 
 import pytest
 
-from helpers import GREEDY, tables, text_probes
+from helpers import GREEDY, screen_of, tables, text_probes
 from mutascope.engine import BatchedEngine, BatchedOutcomeRow, ReferenceEngine, estimate_seconds, prepare_probes
 from mutascope.plan import PlanSpec, build_plan
 from mutascope.probes import Decoding, Probe
-from mutascope.screen import Screen
 from mutascope.testing import TINY_FAMILIES, tiny_model
 
 KINDS = "max,min,zero,value:0.5,scale:-2,sym:1,sym:-0.5,noise:0.5"
@@ -84,7 +83,9 @@ def test_a_near_tie_recheck_generates_up_to_the_tie_step_then_all_if_it_disagree
     (want,) = next(iter(ReferenceEngine(subject).run([m], [probe])))
     assert len(want.tokens) >= 3
     call = (want.tokens, want.divergence)
-    ours = BatchedOutcomeRow(m.mutation_id, probe.id, want.tokens, None, want.divergence)
+    ours = BatchedOutcomeRow(
+        mutation_id=m.mutation_id, probe_id=probe.id, tokens=want.tokens, text=None, divergence=want.divergence
+    )
     kept, regenerated = engine._recheck(m, probe, ours, tie_step=1)
     assert (kept.tokens, kept.divergence) == call and not regenerated
     flipped = list(want.tokens)
@@ -236,8 +237,8 @@ def test_weights_and_hooks_are_untouched_even_after_an_error():
 def test_screen_with_the_batched_engine_equals_the_reference(tmp_path):
     subject = tiny_model("llama")
     spec = PlanSpec.parse(layers="0,2", matrices="q,v,down", kinds="max,min")
-    Screen(subject, text_probes(6), spec, tmp_path / "ref.duckdb").run()
-    Screen(subject, text_probes(6), spec, tmp_path / "fast.duckdb", engine="batched", chunk_size=64).run()
+    screen_of(subject, text_probes(6), spec, tmp_path / "ref.duckdb").run()
+    screen_of(subject, text_probes(6), spec, tmp_path / "fast.duckdb", engine="batched", chunk_size=64).run()
     ref, fast = tables(tmp_path / "ref.duckdb"), tables(tmp_path / "fast.duckdb")
     assert ref["outcomes"] == fast["outcomes"] and ref["probes"] == fast["probes"]
 

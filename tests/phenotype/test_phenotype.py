@@ -15,7 +15,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from helpers import GREEDY, tables, text_probes
+from helpers import GREEDY, screen_of, tables, text_probes
 from mutascope.engine import divergence_step
 from mutascope.errors import MutascopeError
 from mutascope.phenotype import (
@@ -35,8 +35,7 @@ from mutascope.phenotype import (
 )
 from mutascope.plan import Kind, Mutation, PlanSpec
 from mutascope.probes import Probe
-from mutascope.screen import Screen
-from mutascope.store import OutcomeRow, ProbeRecord, Store, open_results
+from mutascope.store import OutcomeRow, ProbeRecord, RunRecord, Store, open_results
 from mutascope.testing import tiny_model
 
 WT_TEXT = "The life cycle of Drosophila melanogaster has four stages: egg, larva, pupa and adult."
@@ -80,17 +79,17 @@ def write_synthetic(path, probes, outputs):
     """
     records = [
         ProbeRecord(
-            pid,
-            kind,
-            f"prompt {pid}",
-            False,
-            1 if kind == "choice" else 16,
-            "greedy",
-            answer,
-            group,
-            (1, 2, 3),
-            tokens_of(wt),
-            wt,
+            probe_id=pid,
+            kind=kind,
+            text=f"prompt {pid}",
+            chat=False,
+            max_new_tokens=1 if kind == "choice" else 16,
+            decoding="greedy",
+            answer=answer,
+            group=group,
+            prompt_tokens=(1, 2, 3),
+            wt_tokens=tokens_of(wt),
+            wt_text=wt,
         )
         for pid, kind, answer, group, wt in probes
     ]
@@ -110,7 +109,7 @@ def write_synthetic(path, probes, outputs):
         )
         for i in range(len(outputs))
     ]
-    run = dict(
+    run = RunRecord(
         model_id="synthetic",
         model_hash="0",
         dtype="float32",
@@ -126,7 +125,13 @@ def write_synthetic(path, probes, outputs):
             for pid, _kind, _answer, _group, wt in probes:
                 text = out.get(pid, wt)
                 rows.append(
-                    OutcomeRow(mid, pid, tokens_of(text), text, divergence_step(tokens_of(text), tokens_of(wt)))
+                    OutcomeRow(
+                        mutation_id=mid,
+                        probe_id=pid,
+                        tokens=tokens_of(text),
+                        text=text,
+                        divergence=divergence_step(tokens_of(text), tokens_of(wt)),
+                    )
                 )
         store.write_chunk(rows, engine="synthetic", seconds=0.0)
     return path
@@ -375,11 +380,11 @@ def test_a_tiny_model_screen_phenotyped_then_resumed(tmp_path, embedder):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        Screen(subject, probes, spec, path, chunk_size=4).run(stop)
+        screen_of(subject, probes, spec, path, chunk_size=4).run(stop)
     partial = phenotype_results(path, embedder=embedder)
     assert partial.n_outcomes == 4 * len(probes)
     before = tables(path)["outcomes"]
-    Screen(subject, probes, spec, path, chunk_size=4).run()  # resumes despite the new tables
+    screen_of(subject, probes, spec, path, chunk_size=4).run()  # resumes despite the new tables
     after = tables(path)["outcomes"]
     assert len(after) > len(before) and all(row in after for row in before)
 

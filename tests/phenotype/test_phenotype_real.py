@@ -10,12 +10,11 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from helpers import MMLU_DIR  # noqa: E402
+from helpers import MMLU_DIR  # noqa: E402, screen_of
 from mutascope.model.subject import load_model
 from mutascope.phenotype import load_embedder, phenotype_results, render_show, show_mutant
 from mutascope.plan import PlanSpec
 from mutascope.probes.resolve import resolve_probes
-from mutascope.screen import Screen
 from mutascope.store import open_results
 
 GROUP = "mmlu21:international_law"
@@ -33,7 +32,7 @@ def test_phenotypes_of_a_smollm2_screen(tmp_path):
     path = tmp_path / "smollm2.duckdb"
     # max of the whole matrix in one tile of an early MLP down projection: a strong mutation
     spec = PlanSpec.parse(layers="1", matrices="down", rows="0", cols="0", kinds="max")
-    Screen(subject, probes, spec, path).run()
+    screen_of(subject, probes, spec, path).run()
 
     summary = phenotype_results(path, embedder=load_embedder())
     assert summary.n_outcomes == 22

@@ -3,13 +3,15 @@ plan-order screen's, however the screen runs (resumed, sharded and merged, fille
 
 from __future__ import annotations
 
+import os
+
 import duckdb
 import pytest
 
-from helpers import run_cli, tables, text_probes
+from helpers import run_cli, screen_of, tables, text_probes
 from mutascope.errors import MutascopeError
 from mutascope.plan import PlanSpec
-from mutascope.screen import Screen, fill, merge, predicted_coverage
+from mutascope.screen import ScreenConfig, fill, merge, predicted_coverage
 from mutascope.screen.fill import Selection
 from mutascope.store import open_results
 from mutascope.testing import tiny_model
@@ -26,7 +28,7 @@ def subject():
 @pytest.fixture(scope="module")
 def plan_file(tmp_path_factory, subject):
     path = tmp_path_factory.mktemp("plan") / "plan.duckdb"
-    Screen(subject, text_probes(6), SPEC, path, chunk_size=CHUNK).run()
+    screen_of(subject, text_probes(6), SPEC, path, chunk_size=CHUNK).run()
     return path
 
 
@@ -42,7 +44,7 @@ def _predictions(path):
 
 def test_predicted_order_runs_other_chunks_first_with_identical_outcomes(tmp_path, subject, plan_file):
     out = tmp_path / "predicted.duckdb"
-    Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run()
+    screen_of(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run()
     assert tables(out) == tables(plan_file)  # every call, token and effect size, bit for bit
     order = _chunk_order(out)
     assert sorted(order) == _chunk_order(plan_file) and order != sorted(order)
@@ -68,15 +70,15 @@ def test_predicted_order_resumes_from_its_stored_predictions(tmp_path, subject, 
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run(stop)
+        screen_of(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run(stop)
     before = _predictions(out)
     first_two = _chunk_order(out)
-    resumed = Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run()
+    resumed = screen_of(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run()
     assert resumed.n_run_now == resumed.n_mutations - 2 * CHUNK
     assert tables(out) == tables(plan_file)
     assert _predictions(out).equals(before)  # read back, not recomputed
     uninterrupted = tmp_path / "whole.duckdb"
-    Screen(subject, text_probes(6), SPEC, uninterrupted, chunk_size=CHUNK, order="predicted").run()
+    screen_of(subject, text_probes(6), SPEC, uninterrupted, chunk_size=CHUNK, order="predicted").run()
     assert _chunk_order(out) == _chunk_order(uninterrupted)[:2] + [
         c for c in _chunk_order(uninterrupted) if c not in first_two
     ]
@@ -86,27 +88,27 @@ def test_shards_in_predicted_order_merge_into_the_plan_order_file(tmp_path, subj
     shards = []
     for i in range(2):
         shards.append(tmp_path / f"s{i}.duckdb")
-        Screen(subject, text_probes(6), SPEC, shards[-1], shard=(i, 2), chunk_size=CHUNK, order="predicted").run()
+        screen_of(subject, text_probes(6), SPEC, shards[-1], shard=(i, 2), chunk_size=CHUNK, order="predicted").run()
     merged = merge(tmp_path / "merged.duckdb", shards)
     assert tables(merged) == tables(plan_file)
     whole = tmp_path / "whole.duckdb"
-    Screen(subject, text_probes(6), SPEC, whole, chunk_size=CHUNK).predict()
+    screen_of(subject, text_probes(6), SPEC, whole, chunk_size=CHUNK).predict()
     assert _predictions(merged).equals(_predictions(whole))
 
 
 def test_a_calls_only_screen_in_predicted_order_fills_to_the_full_screen(tmp_path, subject, plan_file):
     out = tmp_path / "calls.duckdb"
-    Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted", outputs="calls").run()
+    screen_of(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted", outputs="calls").run()
     fill(out, subject, Selection.parse(all=True))
     assert tables(out) == tables(plan_file)
 
 
 def test_predict_into_a_new_file_then_screen_into_it(tmp_path, subject, plan_file):
     out = tmp_path / "p.duckdb"
-    frame = Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK).predict()
+    frame = screen_of(subject, text_probes(6), SPEC, out, chunk_size=CHUNK).predict()
     with open_results(out) as r:
         assert len(r.outcomes) == 0 and len(r.mutations) * 2 == len(frame)
-    Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run()
+    screen_of(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run()
     assert tables(out) == tables(plan_file)
     assert _predictions(out).equals(frame)
 
@@ -114,12 +116,12 @@ def test_predict_into_a_new_file_then_screen_into_it(tmp_path, subject, plan_fil
 def test_predictions_of_another_plan_are_refused(tmp_path, subject, plan_file):
     other = PlanSpec.parse(layers="1", matrices="q", kinds="max,min", tile="16")
     with pytest.raises(MutascopeError, match="different screen"):
-        Screen(subject, text_probes(6), other, plan_file, chunk_size=CHUNK).predict()
+        screen_of(subject, text_probes(6), other, plan_file, chunk_size=CHUNK).predict()
     assert _predictions(plan_file) is None
 
 
 def test_predicted_coverage_reaches_everything(subject):
-    schedule = predicted_coverage(subject, text_probes(6), SPEC)
+    schedule = predicted_coverage(subject, ScreenConfig(probes=text_probes(6), plan=SPEC, out=os.devnull))
     for column in (schedule.covered, schedule.screened, schedule.ends):
         assert column[-1] == pytest.approx(1.0) and (column[1:] >= column[:-1]).all()
     assert schedule.at(0.0) == (0, 0.0, 0.0)
@@ -210,7 +212,7 @@ def test_analyze_and_report_use_the_predictions(tmp_path, subject):
     from mutascope.report import write_report
 
     out = tmp_path / "a.duckdb"
-    Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run()
+    screen_of(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run()
     table = analyze(out, n_perm=99)["prediction_agreement"]
     assert set(table["score"]) >= {
         "predicted",
@@ -276,7 +278,7 @@ def test_a_merge_of_partly_predicted_shards_says_so_and_agreement_states_its_cov
     shards = []
     for i in range(2):
         shards.append(tmp_path / f"s{i}.duckdb")
-        Screen(
+        screen_of(
             subject,
             text_probes(6),
             SPEC,
@@ -295,7 +297,7 @@ def test_a_merge_of_partly_predicted_shards_says_so_and_agreement_states_its_cov
     assert (whole["mutants"] < whole["screened"]).all()
     assert all("screened mutants that have predictions" in s for s in say(table, None))
     # completing the predictions on the merged file removes the note's cause
-    Screen(subject, text_probes(6), SPEC, merged, chunk_size=CHUNK).predict()
+    screen_of(subject, text_probes(6), SPEC, merged, chunk_size=CHUNK).predict()
     from mutascope.screen.merge import predictions_note
 
     assert predictions_note(merged) is None
@@ -306,7 +308,7 @@ def test_a_file_predicted_before_the_local_estimate_keeps_its_scores_and_gains_l
     are (here deliberately altered, so a silent recomputation would show), and predicting again fills
     only the missing `local` values."""
     out = tmp_path / "old.duckdb"
-    fresh = Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK).predict()
+    fresh = screen_of(subject, text_probes(6), SPEC, out, chunk_size=CHUNK).predict()
     assert fresh["local"].notna().all()
     with duckdb.connect(str(out)) as con:
         con.execute("ALTER TABLE predictions DROP COLUMN local")
@@ -314,7 +316,7 @@ def test_a_file_predicted_before_the_local_estimate_keeps_its_scores_and_gains_l
         con.execute("UPDATE runs SET schema_version = 3")
     with open_results(out) as r:  # read as it is: no local column, nothing written
         assert "local" not in r.predictions.columns
-    again = Screen(subject, text_probes(6), SPEC, out, chunk_size=CHUNK).predict()
+    again = screen_of(subject, text_probes(6), SPEC, out, chunk_size=CHUNK).predict()
     assert (again["predicted"] == fresh["predicted"] + 1).all()  # stored values kept, not replaced
     assert (again["local"] == fresh["local"]).all()
     with duckdb.connect(str(out), read_only=True) as con:

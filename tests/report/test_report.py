@@ -22,7 +22,7 @@ from mutascope.engine import divergence_step
 from mutascope.plan import Kind, Mutation
 from mutascope.report import figure_set, save_figures, write_report
 from mutascope.report.payload import build_payload, probe_infos
-from mutascope.store import OutcomeRow, ProbeRecord, Store, open_results
+from mutascope.store import OutcomeRow, ProbeRecord, RunRecord, Store, open_results
 from pagetools import Watched, pixel
 
 # hostile outputs: markup, a fake template field, a script end tag, non-ASCII and a line separator
@@ -37,7 +37,7 @@ def _tokens(text: str) -> tuple[int, ...]:
     return tuple(ord(c) for c in text)
 
 
-RUN = dict(
+RUN = RunRecord(
     model_id="synthetic-report",
     model_hash="f" * 64,
     dtype="float32",
@@ -52,12 +52,34 @@ RUN = dict(
 def probe_records() -> list[ProbeRecord]:
     """Two text probes and a three-question multiple-choice set."""
     probes = [
-        ProbeRecord(pid, "text", f"prompt of {pid}", False, 16, "greedy", None, None, (1, 2), _tokens(wt), wt)
+        ProbeRecord(
+            probe_id=pid,
+            kind="text",
+            text=f"prompt of {pid}",
+            chat=False,
+            max_new_tokens=16,
+            decoding="greedy",
+            answer=None,
+            group=None,
+            prompt_tokens=(1, 2),
+            wt_tokens=_tokens(wt),
+            wt_text=wt,
+        )
         for pid, wt in TEXT_WT.items()
     ]
     return probes + [
         ProbeRecord(
-            pid, "choice", f"question {pid}\nAnswer:", False, 1, "greedy", label, "mmlu21:law", (1, 2), _tokens(wt), wt
+            probe_id=pid,
+            kind="choice",
+            text=f"question {pid}\nAnswer:",
+            chat=False,
+            max_new_tokens=1,
+            decoding="greedy",
+            answer=label,
+            group="mmlu21:law",
+            prompt_tokens=(1, 2),
+            wt_tokens=_tokens(wt),
+            wt_text=wt,
         )
         for pid, label, wt in CHOICE
     ]
@@ -104,11 +126,11 @@ def write_screen(path: Path, seed: int = 0) -> tuple[Path, dict]:
             outputs[(m.mutation_id, p.probe_id)] = text
             rows.append(
                 OutcomeRow(
-                    m.mutation_id,
-                    p.probe_id,
-                    _tokens(text),
-                    text,
-                    divergence_step(list(_tokens(text)), list(p.wt_tokens)),
+                    mutation_id=m.mutation_id,
+                    probe_id=p.probe_id,
+                    tokens=_tokens(text),
+                    text=text,
+                    divergence=divergence_step(list(_tokens(text)), list(p.wt_tokens)),
                 )
             )
     with Store.open(path, {"test_report": seed}, run=RUN, probes=probes, mutations=mutations) as store:

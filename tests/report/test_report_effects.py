@@ -22,10 +22,10 @@ from mutascope.analysis.run import analyze
 from mutascope.engine.batched import BatchedOutcomeRow
 from mutascope.plan import Kind, Mutation
 from mutascope.report import write_report
-from mutascope.store import ProbeRecord, Store, open_results
+from mutascope.store import ProbeRecord, RunRecord, Store, open_results
 from pagetools import Watched, lightness, pixel, tile_pixel
 
-RUN = dict(
+RUN = RunRecord(
     model_id="synthetic-effects",
     model_hash="e" * 64,
     dtype="float32",
@@ -80,7 +80,19 @@ def write_effect_screen(path: Path, seed: int = 0) -> Path:
                         )
                         mid += 1
     probes = [
-        ProbeRecord(pid, "text", f"prompt of {pid}", False, 16, "greedy", None, None, (1, 2), _tokens(wt), wt)
+        ProbeRecord(
+            probe_id=pid,
+            kind="text",
+            text=f"prompt of {pid}",
+            chat=False,
+            max_new_tokens=16,
+            decoding="greedy",
+            answer=None,
+            group=None,
+            prompt_tokens=(1, 2),
+            wt_tokens=_tokens(wt),
+            wt_text=wt,
+        )
         for pid, wt in WT.items()
     ]
     rows = []
@@ -95,11 +107,11 @@ def write_effect_screen(path: Path, seed: int = 0) -> Path:
             effect = planted_effect(rng, m.layer, m.matrix, m.row, m.col, p.probe_id)
             rows.append(
                 BatchedOutcomeRow(
-                    m.mutation_id,
-                    p.probe_id,
-                    tokens,
-                    text,
-                    3 if nsm else None,
+                    mutation_id=m.mutation_id,
+                    probe_id=p.probe_id,
+                    tokens=tokens,
+                    text=text,
+                    divergence=3 if nsm else None,
                     margin=1.0,
                     min_margin=0.5,
                     logprob_drop=effect,
@@ -112,12 +124,12 @@ def write_effect_screen(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def superweights_json(path: Path, model_hash: str = RUN["model_hash"]) -> Path:
+def superweights_json(path: Path, model_hash: str = RUN.model_hash) -> Path:
     path.write_text(
         json.dumps(
             {
                 "format": "mutascope-superweights/1",
-                "model_id": RUN["model_id"],
+                "model_id": RUN.model_id,
                 "content_hash": model_hash,
                 "dtype": "float32",
                 "tile": [64, 64],

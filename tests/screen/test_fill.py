@@ -4,11 +4,11 @@ import random
 
 import pytest
 
-from helpers import text_probes
+from helpers import screen_of, text_probes
 from mutascope.engine import BatchedEngine, ReferenceEngine, prepare_probes
 from mutascope.errors import MutascopeError
 from mutascope.plan import PlanSpec, build_plan
-from mutascope.screen import Screen
+from mutascope.screen import EngineChoice
 from mutascope.screen.fill import Selection, fill
 from mutascope.store import open_results
 from mutascope.testing import tiny_model
@@ -71,7 +71,7 @@ def test_calls_only_rows_equal_full_rows_in_every_shared_column(case, batch_size
 
 def _screen(subject, path, outputs, chunk_size=16):
     spec = PlanSpec.parse(layers="0,2", kinds="max,min")
-    return Screen(subject, text_probes(6), spec, path, chunk_size=chunk_size, outputs=outputs).run()
+    return screen_of(subject, text_probes(6), spec, path, chunk_size=chunk_size, outputs=outputs).run()
 
 
 @pytest.fixture(scope="module")
@@ -105,10 +105,10 @@ def test_calls_only_screen_then_fill_all_equals_a_full_screen(screens, tmp_path)
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fill(path, subject, Selection(all=True), chunk_size=5, progress=stop_after_first_chunk)
+        fill(path, subject, Selection(all=True), engine=EngineChoice(chunk_size=5), progress=stop_after_first_chunk)
     with open_results(path) as r:
         assert r.query("SELECT count(*) AS n FROM outcomes WHERE NOT filled")["n"][0] == unfilled - 5
-    summary = fill(path, subject, Selection(all=True), chunk_size=5)
+    summary = fill(path, subject, Selection(all=True), engine=EngineChoice(chunk_size=5))
     assert summary.filled_now == unfilled - 5 and summary.unfilled_left == 0
     assert all_rows(path) == all_rows(tmp / "full.duckdb")
     again = fill(path, subject, Selection(all=True))
@@ -182,7 +182,7 @@ def test_smollm2_calls_only_and_fill_equal_a_full_screen(tmp_path):
     # 120 random mutants of the whole genome, the same in both files (a screen runs what its list
     # holds), in one chunk so that they are batched together as in a dense screen.
     screens = {
-        mode: Screen(subject, probes, spec, tmp_path / f"{mode}.duckdb", outputs=mode, chunk_size=2**16)
+        mode: screen_of(subject, probes, spec, tmp_path / f"{mode}.duckdb", outputs=mode, chunk_size=2**16)
         for mode in ("full", "calls")
     }
     picked = sorted(random.Random(3).sample(screens["full"].mutations, 120), key=lambda m: m.mutation_id)

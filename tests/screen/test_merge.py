@@ -5,10 +5,9 @@ import shutil
 
 import pytest
 
-from helpers import text_probes
+from helpers import screen_of, text_probes
 from mutascope.errors import MutascopeError
 from mutascope.plan import PlanSpec
-from mutascope.screen import Screen
 from mutascope.screen.merge import merge
 from mutascope.store import open_results
 from mutascope.testing import tiny_model
@@ -32,18 +31,18 @@ def files(tmp_path_factory):
     subject = tiny_model("llama")
     tmp = tmp_path_factory.mktemp("merge")
     probes = text_probes(4)[:1]
-    Screen(subject, probes, SPEC, tmp / "full.duckdb").run()
+    screen_of(subject, probes, SPEC, tmp / "full.duckdb").run()
     for i in range(3):
-        Screen(subject, probes, SPEC, tmp / f"s{i}.duckdb", shard=(i, 3)).run()
-    Screen(subject, probes, SPEC, tmp / "half.duckdb", shard=(0, 2)).run()
+        screen_of(subject, probes, SPEC, tmp / f"s{i}.duckdb", shard=(i, 3)).run()
+    screen_of(subject, probes, SPEC, tmp / "half.duckdb", shard=(0, 2)).run()
 
     def stop(done, total):
         if done >= 8:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        Screen(subject, probes, SPEC, tmp / "part1.duckdb", shard=(1, 3), chunk_size=8).run(stop)
-    Screen(
+        screen_of(subject, probes, SPEC, tmp / "part1.duckdb", shard=(1, 3), chunk_size=8).run(stop)
+    screen_of(
         subject,
         probes,
         PlanSpec.parse(layers="0-1", matrices="q,k,up", kinds="max,min", tile=16),

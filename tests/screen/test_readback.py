@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import text_probes
+from helpers import screen_of, text_probes
 from mutascope.engine import BatchedEngine
 from mutascope.errors import MutascopeError
 from mutascope.model.subject import vocab_size
 from mutascope.plan import PlanSpec, build_plan
-from mutascope.screen import Screen
 from mutascope.screen.readback import check_model, stored_config, stored_probes
 from mutascope.store import open_results, read_mutations
 from mutascope.testing import tiny_model
@@ -22,7 +21,7 @@ SPEC = PlanSpec.parse(layers="1", matrices="v", kinds="max,min")
 def screened(tmp_path_factory):
     subject = tiny_model("llama")
     path = tmp_path_factory.mktemp("readback") / "s.duckdb"
-    job = Screen(subject, text_probes(5), SPEC, path, outputs="calls")
+    job = screen_of(subject, text_probes(5), SPEC, path, outputs="calls")
     job.run()
     return subject, job, path
 

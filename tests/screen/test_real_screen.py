@@ -2,7 +2,8 @@
 
 import pytest
 
-from mutascope import PlanSpec, Screen, load_model, open_results, resolve_probes
+from helpers import screen_of
+from mutascope import PlanSpec, load_model, open_results, resolve_probes
 
 
 @pytest.mark.real_model
@@ -11,7 +12,7 @@ def test_real_screen_finds_nsms_and_silent_mutations(tmp_path):
     before = subject.content_hash()
     probes = resolve_probes(["drosophila"], subject, max_new_tokens=16)
     spec = PlanSpec.parse(layers="0,29", matrices="down,v", rows="0", cols="0", kinds="max,zero")
-    summary = Screen(subject, probes, spec, tmp_path / "real.duckdb", engine="reference").run()
+    summary = screen_of(subject, probes, spec, tmp_path / "real.duckdb", engine="reference").run()
     assert summary.n_done == 8
     with open_results(tmp_path / "real.duckdb") as r:
         outcomes = r.sites()

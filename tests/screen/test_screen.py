@@ -3,11 +3,10 @@
 import pytest
 import torch
 
-from helpers import tables, text_probes
+from helpers import screen_of, tables, text_probes
 from mutascope.engine import ReferenceEngine, divergence_step, prepare_probes
 from mutascope.errors import MutascopeError
 from mutascope.plan import PlanSpec, build_plan
-from mutascope.screen import Screen
 from mutascope.store import open_results
 from mutascope.testing import TINY_FAMILIES, tiny_model
 
@@ -95,7 +94,7 @@ def test_weights_are_bit_identical_after_a_screen_stopped_mid_way(tmp_path, fail
     spec = PlanSpec.parse(layers="1", matrices="q,gate")
 
     def make(name):
-        job = Screen(subject, text_probes(4), spec, tmp_path / name, chunk_size=3, engine=engine)
+        job = screen_of(subject, text_probes(4), spec, tmp_path / name, chunk_size=3, engine=engine)
         job.prepared()
         return job
 
@@ -123,7 +122,7 @@ def test_weights_are_bit_identical_after_a_screen_stopped_mid_way(tmp_path, fail
 def test_completed_screen_leaves_weights_untouched(tmp_path):
     subject = tiny_model("gpt2")
     before = subject.content_hash()
-    summary = Screen(
+    summary = screen_of(
         subject, text_probes(4), PlanSpec.parse(layers="0", kinds="max,min,zero"), tmp_path / "r.duckdb"
     ).run()
     assert summary.n_done == summary.n_mutations > 0
@@ -137,19 +136,19 @@ def test_interrupted_and_resumed_screen_equals_an_uninterrupted_one(tmp_path, en
     batch, so they are compared to 1e-4; every call, token and text is identical."""
     spec = PlanSpec.parse(layers="0,2", matrices="v,up,down", kinds="max,min")
     subject = tiny_model("llama")
-    Screen(subject, text_probes(6), spec, tmp_path / "full.duckdb", chunk_size=4, engine=engine).run()
+    screen_of(subject, text_probes(6), spec, tmp_path / "full.duckdb", chunk_size=4, engine=engine).run()
 
     def stop_after_two_chunks(done, total):
         if done >= 8:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        Screen(subject, text_probes(6), spec, tmp_path / "part.duckdb", chunk_size=4, engine=engine).run(
+        screen_of(subject, text_probes(6), spec, tmp_path / "part.duckdb", chunk_size=4, engine=engine).run(
             stop_after_two_chunks
         )
-    resumed = Screen(subject, text_probes(6), spec, tmp_path / "part.duckdb", chunk_size=5, engine=engine).run()
+    resumed = screen_of(subject, text_probes(6), spec, tmp_path / "part.duckdb", chunk_size=5, engine=engine).run()
     assert resumed.n_run_now == resumed.n_mutations - 8
-    again = Screen(subject, text_probes(6), spec, tmp_path / "part.duckdb", engine=engine).run()
+    again = screen_of(subject, text_probes(6), spec, tmp_path / "part.duckdb", engine=engine).run()
     assert again.n_run_now == 0
     full, part = tables(tmp_path / "full.duckdb"), tables(tmp_path / "part.duckdb")
     n_exact = 7  # mutation_id, probe_id, nsm, divergence, output_tokens, output_text, phenotype_id
@@ -167,7 +166,7 @@ def test_interrupted_and_resumed_screen_equals_an_uninterrupted_one(tmp_path, en
 def test_outcome_table_contents(tmp_path):
     subject = tiny_model("llama")
     spec = PlanSpec.parse(layers="0-2", matrices="all", kinds="max,min")
-    Screen(subject, text_probes(8), spec, tmp_path / "r.duckdb").run()
+    screen_of(subject, text_probes(8), spec, tmp_path / "r.duckdb").run()
     with open_results(tmp_path / "r.duckdb") as r:
         probes = r.probes.set_index("probe_id")
         outcomes = r.outcomes
@@ -199,12 +198,12 @@ def test_outcome_table_contents(tmp_path):
 def test_a_different_configuration_is_refused_and_the_file_kept(tmp_path):
     subject = tiny_model("llama")
     path = tmp_path / "r.duckdb"
-    Screen(subject, text_probes(4), PlanSpec.parse(layers="0", matrices="q"), path).run()
+    screen_of(subject, text_probes(4), PlanSpec.parse(layers="0", matrices="q"), path).run()
     before = tables(path)
     with pytest.raises(MutascopeError, match=r"different screen \(differs in: plan.layers"):
-        Screen(subject, text_probes(4), PlanSpec.parse(layers="1", matrices="q"), path).run()
+        screen_of(subject, text_probes(4), PlanSpec.parse(layers="1", matrices="q"), path).run()
     with pytest.raises(MutascopeError, match="probes"):
-        Screen(subject, text_probes(5), PlanSpec.parse(layers="0", matrices="q"), path).run()
+        screen_of(subject, text_probes(5), PlanSpec.parse(layers="0", matrices="q"), path).run()
     assert tables(path) == before
 
 
@@ -212,14 +211,14 @@ def test_a_file_that_is_not_a_results_file_is_refused(tmp_path):
     path = tmp_path / "notes.duckdb"
     path.write_text("not a database")
     with pytest.raises(MutascopeError, match="not a readable mutascope results file"):
-        Screen(tiny_model("llama"), text_probes(2), PlanSpec.parse(layers="0", matrices="q"), path).run()
+        screen_of(tiny_model("llama"), text_probes(2), PlanSpec.parse(layers="0", matrices="q"), path).run()
     assert path.read_text() == "not a database"
 
 
 @pytest.mark.parametrize("family", TINY_FAMILIES)
 def test_every_tiny_family_screens(tmp_path, family):
     subject = tiny_model(family)
-    summary = Screen(
+    summary = screen_of(
         subject, text_probes(3), PlanSpec.parse(layers="0", rows="0", cols="0"), tmp_path / "r.duckdb"
     ).run()
     assert summary.n_done == len(subject.anatomy.matrices) * 2
@@ -229,7 +228,7 @@ def test_export_writes_parquet(tmp_path):
     import pyarrow.parquet as pq
 
     subject = tiny_model("llama")
-    Screen(subject, text_probes(3), PlanSpec.parse(layers="0", matrices="k"), tmp_path / "r.duckdb").run()
+    screen_of(subject, text_probes(3), PlanSpec.parse(layers="0", matrices="k"), tmp_path / "r.duckdb").run()
     with open_results(tmp_path / "r.duckdb") as r:
         files = r.export(tmp_path / "pq")
         n = len(r.outcomes)
@@ -254,10 +253,10 @@ def test_progress_moves_within_a_chunk_and_changes_nothing_stored(tmp_path, engi
     options = {"batch_size": 4} if engine == "batched" else None
     n = len(build_plan(spec, subject.anatomy))
     heard = []
-    Screen(
+    screen_of(
         subject, text_probes(4), spec, tmp_path / "seen.duckdb", chunk_size=n, engine=engine, engine_options=options
     ).run(lambda done, total: heard.append((done, total)))
-    Screen(
+    screen_of(
         subject, text_probes(4), spec, tmp_path / "quiet.duckdb", chunk_size=n, engine=engine, engine_options=options
     ).run()
     assert heard[0] == (0, n) and heard[-1] == (n, n)

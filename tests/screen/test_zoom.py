@@ -9,13 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import run_cli, tables, text_probes
+from helpers import run_cli, screen_of, tables, text_probes
 from mutascope.analysis.carriers import carriers
 from mutascope.engine import BatchedEngine, ReferenceEngine
 from mutascope.errors import MutascopeError
 from mutascope.model.subject import vocab_size
 from mutascope.plan import Kind, PlanSpec, Region, region_mutation
-from mutascope.screen import Screen
 from mutascope.screen.readback import stored_probes
 from mutascope.screen.zoom import ZoomRule, refine, zoom
 from mutascope.store import open_results, read_zoom
@@ -40,7 +39,7 @@ def planted_model():
 def planted(tmp_path_factory):
     subject = planted_model()
     tmp = tmp_path_factory.mktemp("zoom")
-    Screen(
+    screen_of(
         subject, text_probes(4), PlanSpec.parse(layers="1", matrices="down", kinds="zero"), tmp / "screen.duckdb"
     ).run()
     shutil.copy(tmp / "screen.duckdb", tmp / "zoomed.duckdb")

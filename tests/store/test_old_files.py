@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from helpers import run_cli as run
-from helpers import text_probes
+from helpers import screen_of, text_probes
 from mutascope.plan import PlanSpec
-from mutascope.screen import Screen
 from mutascope.store import open_results
 from mutascope.testing import tiny_model
 
@@ -24,7 +23,7 @@ OLD_COLUMNS = ("filled", "margin", "min_margin", "logprob_drop", "logprob_drop_p
 @pytest.fixture(scope="module")
 def old_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("old") / "v1.duckdb"
-    Screen(
+    screen_of(
         tiny_model("llama"), text_probes(4), PlanSpec.parse(layers="0-1", matrices="q,down", kinds="max,min"), path
     ).run()
     con = duckdb.connect(str(path))

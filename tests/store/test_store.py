@@ -3,6 +3,8 @@ back, the mutations format both ways, and the DuckDB helpers every analysis writ
 
 from __future__ import annotations
 
+import dataclasses
+
 import duckdb
 import pandas as pd
 import pytest
@@ -15,6 +17,7 @@ from mutascope.store import (
     OutcomeRow,
     ProbeRecord,
     Results,
+    RunRecord,
     Store,
     check_tables_file,
     check_target,
@@ -27,16 +30,16 @@ from mutascope.store import (
     write_tables,
 )
 
-RUN = {
-    "model_id": "m",
-    "model_hash": "h" * 16,
-    "dtype": "float32",
-    "device": "cpu",
-    "decoding": "greedy",
-    "tile": (2, 2),
-    "shard": "0/1",
-    "versions": {"mutascope": "test"},
-}
+RUN = RunRecord(
+    model_id="m",
+    model_hash="h" * 16,
+    dtype="float32",
+    device="cpu",
+    decoding="greedy",
+    tile=(2, 2),
+    shard="0/1",
+    versions={"mutascope": "test"},
+)
 CONFIG = {
     "model": {"id": "m", "hash": "h" * 16},
     "dtype": "float32",
@@ -47,8 +50,33 @@ CONFIG = {
     "eos": [2],
 }
 PROBES = [
-    ProbeRecord("a", "text", "A", False, 3, "greedy", None, None, (1, 5), (7, 8, 9), "wt a", -1.5),
-    ProbeRecord("b", "text", "B", False, 3, "greedy", None, None, (1, 6), (4, 4, 4), "wt b"),
+    ProbeRecord(
+        probe_id="a",
+        kind="text",
+        text="A",
+        chat=False,
+        max_new_tokens=3,
+        decoding="greedy",
+        answer=None,
+        group=None,
+        prompt_tokens=(1, 5),
+        wt_tokens=(7, 8, 9),
+        wt_text="wt a",
+        wt_logprob=-1.5,
+    ),
+    ProbeRecord(
+        probe_id="b",
+        kind="text",
+        text="B",
+        chat=False,
+        max_new_tokens=3,
+        decoding="greedy",
+        answer=None,
+        group=None,
+        prompt_tokens=(1, 6),
+        wt_tokens=(4, 4, 4),
+        wt_text="wt b",
+    ),
 ]
 
 
@@ -61,7 +89,13 @@ def mutations(n: int = 6) -> list[Mutation]:
 
 
 def row(mid: int, pid: str, tokens, divergence) -> OutcomeRow:
-    return OutcomeRow(mid, pid, None if tokens is None else tuple(tokens), None if tokens is None else "t", divergence)
+    return OutcomeRow(
+        mutation_id=mid,
+        probe_id=pid,
+        tokens=None if tokens is None else tuple(tokens),
+        text=None if tokens is None else "t",
+        divergence=divergence,
+    )
 
 
 @pytest.fixture
@@ -137,7 +171,7 @@ def test_fill_chunk_writes_outputs_only_once(store):
 def test_reopening_checks_probes_and_mutations(tmp_path, store):
     path = store.path
     store.close()
-    changed = [PROBES[0], ProbeRecord(*[*PROBES[1].__dict__.values()][:9], (9, 9, 9), "other")]
+    changed = [PROBES[0], dataclasses.replace(PROBES[1], wt_tokens=(9, 9, 9), wt_text="other")]
     with pytest.raises(MutascopeError, match="wild-type output of probe 'b' differs"):
         Store.open(path, CONFIG, run=RUN, probes=changed, mutations=mutations())
     with pytest.raises(MutascopeError, match="holds mutations 0-5"):

@@ -13,7 +13,7 @@ from ..probes.prepared import PreparedProbe
 from ..store.rows import OutcomeRow
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Task:
     """One unit of work: run ``mutations`` on some probes and return their rows.
 
@@ -144,4 +144,4 @@ def chunk_grid(mutations: Sequence[Mutation], size: int, done: set[int] | frozen
     for m in mutations:
         if m.mutation_id not in done:
             chunks.setdefault(m.mutation_id // size, []).append(m)
-    return [Task(index, tuple(ms)) for index, ms in sorted(chunks.items())]
+    return [Task(index=index, mutations=tuple(ms)) for index, ms in sorted(chunks.items())]

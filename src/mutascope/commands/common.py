@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -38,7 +40,8 @@ ProbeOpt = typer.Option(
     ...,
     "--probe",
     "-p",
-    help="Built-in id (drosophila python java newton p53; ID@chat applies the chat template; `mutascope probes` lists them), probe file, mmlu21:SUBJECT or mmlu:SUBJECT[:N]. Repeat for several.",
+    help="Built-in id (drosophila python java newton p53; ID@chat applies the chat template; "
+    "`mutascope probes` lists them), probe file, mmlu21:SUBJECT or mmlu:SUBJECT[:N]. Repeat for several.",
 )
 LayersOpt = typer.Option("all", help="Layers, e.g. 0-3,7 (inclusive ranges) or all.")
 MatricesOpt = typer.Option("all", help="Matrices among q,k,v,o,gate,up,down, or all.")
@@ -46,7 +49,8 @@ RowsOpt = typer.Option("all", help="Tile rows, e.g. 0-3 (clipped to each matrix)
 ColsOpt = typer.Option("all", help="Tile columns, e.g. 0-3 (clipped to each matrix), or all.")
 KindsOpt = typer.Option(
     "max,min",
-    help="Mutation kinds: max, min, zero, value:X, scale:X, and the controls sym:X (X times the matrix's largest |value|; sym alone: the size-matched pair sym:1,sym:-1) and noise:X (random tiles of matched norm).",
+    help="Mutation kinds: max, min, zero, value:X, scale:X, and the controls sym:X (X times the matrix's "
+    "largest |value|; sym alone: the size-matched pair sym:1,sym:-1) and noise:X (random tiles of matched norm).",
 )
 TileOpt = typer.Option("64", help="Tile size: 64 or HxW.")
 TokensOpt = typer.Option(None, "--max-new-tokens", help="Override the new-token count of free-text probes.")
@@ -54,15 +58,6 @@ DecodingOpt = typer.Option(None, help="Override free-text probes' decoding: gree
 MmluOpt = typer.Option(
     None, "--mmlu-dir", help="MMLU-format directory for mmlu21:/mmlu: probes (or $MUTASCOPE_MMLU_DIR)."
 )
-
-
-def resolve(specs, subject, mmlu_dir, max_new_tokens, decoding):
-    """``--probe`` specs resolved for ``subject`` with a spinner, the overrides applied."""
-    from ..probes import Decoding, resolve_probes
-
-    dec = Decoding.parse(decoding) if decoding else None
-    with err.status("preparing probes ..."):
-        return resolve_probes(specs, subject, mmlu_dir=mmlu_dir, max_new_tokens=max_new_tokens, decoding=dec)
 
 
 def check_threads(threads: int | None) -> None:
@@ -74,21 +69,21 @@ def check_threads(threads: int | None) -> None:
 
 
 def checked_spec(
-    model,
-    layers,
-    matrices,
-    rows,
-    cols,
-    kinds,
-    tile,
+    model: str | None,
+    layers: str,
+    matrices: str,
+    rows: str,
+    cols: str,
+    kinds: str,
+    tile: str,
     *,
-    probe=None,
-    max_new_tokens=None,
-    decoding=None,
-    mmlu_dir=None,
-    threads=None,
-    shard=None,
-):
+    probe: list[str] | None = None,
+    max_new_tokens: int | None = None,
+    decoding: str | None = None,
+    mmlu_dir: Path | None = None,
+    threads: int | None = None,
+    shard: str | None = None,
+) -> tuple[Any, tuple[int, int] | None]:
     """The plan selection a command line gives, after everything that can be refused from the
     arguments and the model's config is refused: before torch is imported and before any model
     loads (issue 27, item 7: these took 11-22 s on a loaded machine). Checked here: the selection
@@ -111,6 +106,73 @@ def checked_spec(
     check_spec_source(spec, model)
     stage("arguments")
     return spec, shard_pair
+
+
+# The screen options of a command line, by parameter name, with the value a command that
+# does not declare one stands for (`predict` has no --engine, `plan` no --out ...).
+SCREEN_DEFAULTS: dict[str, Any] = {
+    "out_file": None,
+    "shard": "0/1",
+    "engine": "batched",
+    "chunk_size": None,
+    "batch_size": None,
+    "float32_head": False,
+    "outputs": "full",
+    "order": "plan",
+    "workers": None,
+    "ray_address": None,
+    "threads_per_worker": 1,
+}
+
+
+def screen_config(cli: dict[str, Any]) -> Any:
+    """The screen a command line describes (a :class:`~mutascope.screen.config.ScreenConfig`),
+    from the command's parameters by name (``locals()`` at its start): the plan selection,
+    probes and model options every screening command declares, and whichever of
+    :data:`SCREEN_DEFAULTS` it declares. Everything that can be refused without torch is refused
+    first (:func:`checked_spec`); the configuration's own checks follow when it is built."""
+    given = {**SCREEN_DEFAULTS, **{k: v for k, v in cli.items() if k in SCREEN_DEFAULTS and v is not None}}
+    spec, shard = checked_spec(
+        cli["model"],
+        cli["layers"],
+        cli["matrices"],
+        cli["rows"],
+        cli["cols"],
+        cli["kinds"],
+        cli["tile"],
+        probe=cli["probe"],
+        max_new_tokens=cli["max_new_tokens"],
+        decoding=cli["decoding"],
+        mmlu_dir=cli["mmlu_dir"],
+        threads=cli["threads"],
+        shard=given["shard"],
+    )
+    from ..backends import Placement
+    from ..probes import Decoding
+    from ..screen import EngineChoice, ModelSource, ProbeSet, ScreenConfig
+
+    decoding = cli["decoding"]
+    return ScreenConfig(
+        probes=ProbeSet(
+            tuple(cli["probe"]),
+            mmlu_dir=cli["mmlu_dir"],
+            max_new_tokens=cli["max_new_tokens"],
+            decoding=Decoding.parse(decoding) if decoding else None,
+        ),
+        plan=spec,
+        out=given["out_file"] or os.devnull,
+        model=ModelSource(cli["model"], cli["dtype"], cli["device"]),
+        shard=shard or (0, 1),
+        engine=EngineChoice(
+            given["engine"],
+            batch_size=given["batch_size"],
+            fast_head=False if given["float32_head"] else None,
+            chunk_size=given["chunk_size"],
+        ),
+        outputs=given["outputs"],
+        placement=Placement(given["workers"], given["ray_address"], given["threads_per_worker"]),
+        order=given["order"],
+    )
 
 
 def set_threads(threads: int | None) -> None:

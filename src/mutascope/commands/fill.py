@@ -45,18 +45,19 @@ def fill(
     threads_per_worker: int = ThreadsPerWorkerOpt,
 ) -> None:
     """Complete the outputs of chosen NSMs, identical to a full screen's (resumable, idempotent)."""
+    from dataclasses import replace
+
     from ..backends import Placement
-    from ..screen import Selection, check_fill, select_rows
+    from ..screen import EngineChoice, Selection, check_fill, select_rows
     from ..screen import fill as run_fill
     from ..store import open_results
 
     selection = Selection.parse(
         all=all_nsms, top=top, sites=site or (), layers=layers, matrices=matrices, probes=probe or ()
     )
-    options = {"batch_size": batch_size}
-    check_fill(
-        chunk_size=chunk_size, engine_options=options, placement=Placement(workers, ray_address, threads_per_worker)
-    )
+    engine = EngineChoice(batch_size=batch_size, chunk_size=chunk_size)
+    placement = Placement(workers, ray_address, threads_per_worker)
+    check_fill(engine, placement)
     with open_results(results_file) as results:
         run = results.runs.iloc[0]
         model_id, dtype = run["model_id"], run["dtype"]
@@ -80,12 +81,8 @@ def fill(
                 results_file,
                 subject,
                 selection,
-                chunk_size=chunk_size,
-                engine_options=options,
-                workers=workers,
-                ray_address=ray_address,
-                threads_per_worker=threads_per_worker,
-                source=model or model_id,
+                engine=engine,
+                placement=replace(placement, source=model or model_id),
                 progress=shown.progress,
                 status=shown.status,
             )

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from . import common
-from .common import err, load_subject, out, resolve, set_threads
+from .common import err, load_subject, out, set_threads
 
 # screen options plan accepts (hidden from its help, named in its docstring) so a pasted screen line works
 _IGNORED = "A screen option, accepted so a screen's command line can be pasted; ignored here (one note says so)."
@@ -32,8 +32,8 @@ def plan(
     predicted: bool = typer.Option(
         False,
         "--predicted",
-        help="Also say how much of the predicted top 1 % (local estimate) a screen in --order predicted covers per hour "
-        "(one forward and backward pass per probe; needs --estimate).",
+        help="Also say how much of the predicted top 1 % (local estimate) a screen in --order predicted covers "
+        "per hour (one forward and backward pass per probe; needs --estimate).",
     ),
     dtype: str = common.DtypeOpt,
     device: str = common.DeviceOpt,
@@ -59,20 +59,8 @@ def plan(
     """
     from ..errors import MutascopeError
 
-    spec, _ = common.checked_spec(
-        model,
-        layers,
-        matrices,
-        rows,
-        cols,
-        kinds,
-        tile,
-        probe=probe,
-        max_new_tokens=max_new_tokens,
-        decoding=decoding,
-        mmlu_dir=mmlu_dir,
-        threads=threads,
-    )
+    selection = {k: v for k, v in locals().items() if k not in common.SCREEN_DEFAULTS}
+    config = common.screen_config(selection)  # plan's own: what a screen of this selection would be
     if predicted and not estimate:
         raise MutascopeError("--predicted needs the time estimate: drop --no-estimate")
     given = {
@@ -102,9 +90,10 @@ def plan(
 
     set_threads(threads)
     subject = load_subject(model, dtype, device)
-    built = build_plan(spec, subject.anatomy)
+    built = build_plan(config.plan, subject.anatomy)
     if estimate:
-        probes = resolve(probe, subject, mmlu_dir, max_new_tokens, decoding)
+        with err.status("preparing probes ..."):
+            probes = config.probes.resolve(subject)
         n_probes = len(probes)
     else:  # mmlu21 sets are selected by running the model; count them as 21 without running.
         n_probes = count_probes(
@@ -133,7 +122,7 @@ def plan(
             from ..screen import predicted_coverage
 
             with err.status("predicting every mutant (one backward pass per probe) ..."):
-                covered = predicted_coverage(subject, probes, spec)
+                covered = predicted_coverage(subject, config)
             out.print(_coverage_table(covered, seconds["calls"]))
 
 

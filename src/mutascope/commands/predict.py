@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.table import Table
 
 from . import common
-from .common import load_subject, out, resolve, resumable, set_threads, working
+from .common import err, load_subject, out, resumable, set_threads, working
 
 SuperweightsOpt = typer.Option(
     None,
@@ -51,6 +51,7 @@ def predict(
     mutated block's first nonlinearity; no mutant is run). Stored predictions are kept; a file predicted before
     the local estimate existed gets only its `local` values added."""
     import time
+    from dataclasses import replace
 
     from ..errors import MutascopeError
 
@@ -58,46 +59,24 @@ def predict(
         raise MutascopeError(f"--top must be 0 or more, got {top}")
     if superweights is not None and not superweights.is_file():
         raise MutascopeError(f"superweights file not found: {superweights}")
-    spec, shard_pair = common.checked_spec(
-        model,
-        layers,
-        matrices,
-        rows,
-        cols,
-        kinds,
-        tile,
-        probe=probe,
-        max_new_tokens=max_new_tokens,
-        decoding=decoding,
-        mmlu_dir=mmlu_dir,
-        threads=threads,
-        shard=shard,
-    )
-    from ..probes import Decoding
-    from ..screen import Screen, check_out_file
+    config = common.screen_config(locals())
+    from ..screen import Screen, check_screen
 
-    check_out_file(
-        out_file,
-        spec=spec,
-        probe_specs=probe,
-        model=model,
-        dtype=dtype,
-        device=device,
-        shard=shard_pair,
-        mmlu_dir=mmlu_dir,
-        max_new_tokens=max_new_tokens,
-        decoding=Decoding.parse(decoding) if decoding else None,
-    )
+    check_screen(config)
     set_threads(threads)
     start = time.perf_counter()
     with resumable(out_file):
         subject = load_subject(model, dtype, device)
-        probes = resolve(probe, subject, mmlu_dir, max_new_tokens, decoding)
-        job = Screen(subject, probes, spec, out_file, shard=shard_pair, source=model)
         if superweights is not None:
             from ..analysis.superweight_tiles import subject_marks
+            from ..plan import build_plan
 
-            job.marked = subject_marks(superweights, subject, {(m.layer, m.matrix) for m in job.mutations}, spec.tile)
+            planned = build_plan(config.plan, subject.anatomy).shard(*config.shard)
+            matrices_planned = {(m.layer, m.matrix) for m in planned}
+            marked = subject_marks(superweights, subject, matrices_planned, config.plan.tile)
+            config = replace(config, marked=marked)
+        with err.status("preparing probes ..."):
+            job = Screen(subject, config)
         columns = (
             TextColumn("predict (probes)"),
             BarColumn(),
@@ -116,7 +95,7 @@ def predict(
             "term of a random tile is a random projection of the gradient; their cheap scores are filled"
         )
     out.print(
-        f"{len(job.mutations)} mutants x {len(probes)} probes predicted ({time.perf_counter() - start:.1f} s); "
+        f"{len(job.mutations)} mutants x {len(job.probes)} probes predicted ({time.perf_counter() - start:.1f} s); "
         f"table `predictions` in {out_file}"
     )
 

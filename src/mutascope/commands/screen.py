@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.table import Table
 
 from . import common
-from .common import load_subject, out, resolve, resumable, set_threads, working
+from .common import err, load_subject, out, resumable, set_threads, working
 
 OutputsOpt = typer.Option(
     "full",
@@ -59,78 +59,35 @@ def screen(
     threads_per_worker: int = common.ThreadsPerWorkerOpt,
 ) -> None:
     """Run (or resume) a mutagenesis screen into a results file."""
-    spec, shard_pair = common.checked_spec(
-        model,
-        layers,
-        matrices,
-        rows,
-        cols,
-        kinds,
-        tile,
-        probe=probe,
-        max_new_tokens=max_new_tokens,
-        decoding=decoding,
-        mmlu_dir=mmlu_dir,
-        threads=threads,
-        shard=shard,
-    )
-    from ..backends import Placement
-    from ..predict.order import check_order
-    from ..probes import Decoding
-    from ..screen import Screen, check_screen
+    config = common.screen_config(locals())
+    from ..screen import check_screen
     from ..store import open_results
 
-    check_order(order)
-    options = {"batch_size": batch_size, "fast_head": False if float32_head else None}
-    placement = Placement(workers, ray_address, threads_per_worker, model)
-    check_screen(
-        out_file,
-        spec=spec,
-        probe_specs=probe,
-        engine=engine,
-        outputs=outputs,
-        engine_options=options,
-        placement=placement,
-        model=model,
-        dtype=dtype,
-        device=device,
-        shard=shard_pair,
-        mmlu_dir=mmlu_dir,
-        max_new_tokens=max_new_tokens,
-        decoding=Decoding.parse(decoding) if decoding else None,
-    )
+    check_screen(config)
     set_threads(threads)
     with resumable(out_file):
-        subject = load_subject(model, dtype, device)
-        probes = resolve(probe, subject, mmlu_dir, max_new_tokens, decoding)
-        job = Screen(
-            subject,
-            probes,
-            spec,
-            out_file,
-            engine=engine,
-            shard=shard_pair,
-            chunk_size=chunk_size,
-            engine_options=options,
-            outputs=outputs,
-            workers=workers,
-            ray_address=ray_address,
-            threads_per_worker=threads_per_worker,
-            source=model,
-            order=order,
-        )
-        columns = (
-            TextColumn("screen"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-        )
-        with working("screen", *columns) as shown:
-            summary = job.run(shown.progress, shown.status)
+        summary = _run(config)
     with open_results(summary.path) as results:
         _print_summary(results, summary)
+
+
+def _run(config):
+    """Load the model, resolve the probes and run the screen with a progress bar."""
+    from ..screen import Screen
+
+    subject = load_subject(config.model.name, config.model.dtype, config.model.device)
+    with err.status("preparing probes ..."):
+        job = Screen(subject, config)
+    columns = (
+        TextColumn("screen"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with working("screen", *columns) as shown:
+        return job.run(shown.progress, shown.status)
 
 
 def _print_summary(results, summary) -> None:

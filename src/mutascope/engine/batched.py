@@ -54,7 +54,7 @@ from transformers import DynamicCache
 
 from ..model.subject import decode_text, eos_ids
 from ..plan.mutation import Mutation, applied
-from ..store.rows import OutcomeRow
+from ..store.rows import MeasuredOutcomeRow, OutcomeRow
 from .base import OUTPUTS, PreparedProbe, RowsDone, check_outputs, divergence_step, one_thread
 from .continuation import RowState, Seed, continue_seeds
 from .deltas import TileDelta, row_deltas
@@ -86,28 +86,9 @@ DETECTION = ("forced", "incremental")
 MAX_BATCH = {"cpu": 128, "cuda": 512}
 
 
-@dataclass(frozen=True)
-class BatchedOutcomeRow(OutcomeRow):
-    """An outcome plus what the batched engine measures on the way.
-
-    ``margin``: top-1 minus top-2 decoder score at the divergence step (NSMs
-    only). ``min_margin``: the smallest such margin over the decisions that
-    made the call (every step of a silent mutant; up to the divergence step
-    of an NSM): a near-tie indicator. ``logprob_drop``: summed over the WT
-    output tokens, log p_WT - log p_mutant when the WT tokens are fed to both
-    (teacher-forced); ``logprob_drop_per_token`` is its mean. ``rechecked``:
-    a decision of the call was within ``tie_tolerance`` of a tie, so the
-    reference engine re-decided it (``divergence``, and ``tokens``/``text``
-    where they were regenerated, are then the reference's; the other fields
-    stay this engine's measurements). All of these come from the detection
-    pass, so a calls-only run records them exactly as a full run does.
-    """
-
-    margin: float | None = None
-    min_margin: float | None = None
-    logprob_drop: float = 0.0
-    logprob_drop_per_token: float = 0.0
-    rechecked: bool = False
+# The batched engine's rows are the store's measured rows: one declaration
+# (:class:`~mutascope.store.rows.MeasuredOutcomeRow`) for the fields and the columns.
+BatchedOutcomeRow = MeasuredOutcomeRow
 
 
 @dataclass
@@ -229,8 +210,7 @@ class BatchedEngine:
             for p_index, probe in enumerate(probes):
                 for i, row in self._run_probe(mutations, probe, outputs, tally):
                     results[i][p_index] = row
-        for rows in results:
-            yield rows  # type: ignore[misc]
+        yield from results  # type: ignore[misc]  # every slot was filled by the loop above
 
     # -- one probe -----------------------------------------------------------
 
@@ -291,11 +271,11 @@ class BatchedEngine:
         """The row of one mutant: re-checked if a decision was near a tie; without
         its output when only the call was computed and the output is unfinished."""
         row = BatchedOutcomeRow(
-            mutation.mutation_id,
-            probe.id,
-            tuple(s.tokens),
-            None,
-            s.divergence,
+            mutation_id=mutation.mutation_id,
+            probe_id=probe.id,
+            tokens=tuple(s.tokens),
+            text=None,
+            divergence=s.divergence,
             margin=s.margin,
             min_margin=s.min_margin,
             logprob_drop=s.logprob_drop,
@@ -413,11 +393,19 @@ class BatchedEngine:
         n = len(probe.prompt) + 1
         seeds = [
             Seed(
-                RowState(1, list(probe.wt_tokens[:2]), None, math.inf, None, 0.0, False),
-                None,
-                0,
-                [c.keys[r : r + 1, :, :n].clone() for c in run.cache.layers],
-                [c.values[r : r + 1, :, :n].clone() for c in run.cache.layers],
+                state=RowState(
+                    divergence=1,
+                    tokens=list(probe.wt_tokens[:2]),
+                    margin=None,
+                    min_margin=math.inf,
+                    call_tie=None,
+                    logprob_drop=0.0,
+                    finished=False,
+                ),
+                delta=None,
+                layer=0,
+                keys=[c.keys[r : r + 1, :, :n].clone() for c in run.cache.layers],
+                values=[c.values[r : r + 1, :, :n].clone() for c in run.cache.layers],
             )
             for r in range(rows)
         ]
@@ -488,21 +476,40 @@ class BatchedEngine:
         drops = (state.wt_logprob - scores.logprobs.sum(dim=1)).tolist()
         for row, i in enumerate(batch):
             if not bool(diverged[row]):
-                yield i, RowState(None, list(wt), None, min_margin[row], tie_steps[row], drops[row]), None
+                yield (
+                    i,
+                    RowState(
+                        divergence=None,
+                        tokens=list(wt),
+                        margin=None,
+                        min_margin=min_margin[row],
+                        call_tie=tie_steps[row],
+                        logprob_drop=drops[row],
+                    ),
+                    None,
+                )
                 continue
             d = int(first[row])
             token = int(scores.tokens[row, d])
             tokens = list(wt[:d]) + [token]
             done = token in self.eos or len(tokens) >= probe.probe.max_new_tokens
-            s = RowState(d, tokens, float(scores.margins[row, d]), min_margin[row], tie_steps[row], drops[row], done)
+            s = RowState(
+                divergence=d,
+                tokens=tokens,
+                margin=float(scores.margins[row, d]),
+                min_margin=min_margin[row],
+                call_tie=tie_steps[row],
+                logprob_drop=drops[row],
+                finished=done,
+            )
             seed = None
             if not done and need_cache:
                 n = p + d  # positions whose keys/values the mutant shares with this pass
-                keys = [None if l < layer else c.keys[row : row + 1, :, :n].clone() for l, c in enumerate(cache.layers)]
+                keys = [None if i < layer else c.keys[row : row + 1, :, :n].clone() for i, c in enumerate(cache.layers)]
                 values = [
-                    None if l < layer else c.values[row : row + 1, :, :n].clone() for l, c in enumerate(cache.layers)
+                    None if i < layer else c.values[row : row + 1, :, :n].clone() for i, c in enumerate(cache.layers)
                 ]
-                seed = Seed(s, deltas[row], layer, keys, values)
+                seed = Seed(state=s, delta=deltas[row], layer=layer, keys=keys, values=values)
             yield i, s, seed
 
     def _continue(

@@ -28,7 +28,7 @@ from .rowwise import one_row_at_a_time
 from .scoring import LogitHead, decide
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RowState:
     """One mutant on one probe: its output so far and what its decisions looked like.
 
@@ -50,7 +50,7 @@ class RowState:
     output_tie: int | None = None  # the last continuation decision within the tie tolerance
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Seed:
     """An NSM waiting to be continued: its state, its delta, and its keys/values.
 
@@ -59,7 +59,7 @@ class Seed:
     """
 
     state: RowState
-    delta: TileDelta
+    delta: TileDelta | None  # None: the WT row itself
     layer: int
     keys: list[torch.Tensor | None]
     values: list[torch.Tensor | None]
@@ -105,11 +105,11 @@ def _cache_for(seeds: list[Seed], wt: WildTypePass, lengths: list[int], room: in
     rows = len(seeds)
     device = wt.keys[0].device
     layers = []
-    for l, (wk, wv) in enumerate(zip(wt.keys, wt.values)):
+    for index, (wk, wv) in enumerate(zip(wt.keys, wt.values)):
         kbuf = wk.new_zeros(rows, wk.shape[1], width + room, wk.shape[3])
         vbuf = wv.new_zeros(rows, wv.shape[1], width + room, wv.shape[3])
         for i, (seed, n) in enumerate(zip(seeds, lengths)):
-            k, v = (seed.keys[l], seed.values[l]) if l >= seed.layer else (wk, wv)
+            k, v = (seed.keys[index], seed.values[index]) if index >= seed.layer else (wk, wv)
             kbuf[i, :, width - n : width] = k[0, :, :n]
             vbuf[i, :, width - n : width] = v[0, :, :n]
         layers.append(_BufferLayer(kbuf, vbuf, width))

@@ -49,11 +49,11 @@ class ReferenceEngine:
                     tokens = self.generate(p)
                     rows.append(
                         OutcomeRow(
-                            m.mutation_id,
-                            p.id,
-                            tokens,
-                            decode_text(self.subject, tokens),
-                            divergence_step(tokens, p.wt_tokens),
+                            mutation_id=m.mutation_id,
+                            probe_id=p.id,
+                            tokens=tokens,
+                            text=decode_text(self.subject, tokens),
+                            divergence=divergence_step(tokens, p.wt_tokens),
                         )
                     )
                     done += 1

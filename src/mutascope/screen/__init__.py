@@ -1,5 +1,8 @@
 """Running a screen and the commands that continue one: screen, fill, merge, and a screen read back.
 
+* :mod:`.config`: :class:`ScreenConfig`, a screen's configuration, one
+  frozen object per concern (:class:`ModelSource`, :class:`ProbeSet`,
+  :class:`EngineChoice`, the plan, the placement), checked once;
 * :mod:`.screen`: :class:`Screen`: validate everything, compute the WT
   outputs, open (or resume) the store, hand the chunk grid to a backend,
   commit each chunk as it returns (in plan or predicted order), report
@@ -15,20 +18,24 @@
   for the engine, the model check).
 """
 
+from .config import EngineChoice, ModelSource, ProbeSet, ScreenConfig
 from .fill import FillSummary, Selection, check_fill, fill, select_rows
 from .merge import check_shards, merge
-from .screen import Screen, ScreenSummary, check_out_file, check_screen, predicted_coverage
+from .screen import Screen, ScreenSummary, check_screen, predicted_coverage
 from .zoom import ZoomRule, ZoomSummary, refine, zoom
 
 __all__ = [
+    "EngineChoice",
     "FillSummary",
+    "ModelSource",
+    "ProbeSet",
     "Screen",
+    "ScreenConfig",
     "ScreenSummary",
     "Selection",
     "ZoomRule",
     "ZoomSummary",
     "check_fill",
-    "check_out_file",
     "check_screen",
     "check_shards",
     "fill",

@@ -32,20 +32,24 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from ..backends import Backend, Placement, Task, check_backend, make_backend
-from ..engine import DEFAULT_ENGINE, check_engine, make_engine
-from ..engine.base import wild_type_logprob
+from ..engine import make_engine
+from ..engine.base import Engine, wild_type_logprob
 from ..errors import MutascopeError
 from ..model.subject import vocab_size
 from ..plan.parse import parse_indices, parse_names, parse_site
+from ..probes.prepared import PreparedProbe
 from ..progress import Progress, Status
-from ..store import Store, open_results, read_mutations
+from ..store import OutcomeRow, Store, open_results, read_mutations
+from .config import EngineChoice
 from .readback import check_model, stored_probes
 
 DEFAULT_CHUNK = 64  # rows per committed fill transaction: a few seconds of decoding each
+FILL_ENGINE = EngineChoice(chunk_size=DEFAULT_CHUNK)  # the default engine, full outputs
 
 
 @dataclass(frozen=True)
@@ -178,64 +182,49 @@ def fill_tasks(rows: pd.DataFrame, mutations: dict, probe_order: list[str], chun
         ids = sorted(rows.loc[rows["probe_id"] == pid, "mutation_id"].tolist())
         for start in range(0, len(ids), chunk_size):
             chunk = tuple(mutations[i] for i in ids[start : start + chunk_size])
-            tasks.append(Task(len(tasks), chunk, (pid,), "full"))
+            tasks.append(Task(index=len(tasks), mutations=chunk, probe_ids=(pid,), outputs="full"))
     return tasks
 
 
-def check_fill(
-    *, chunk_size: int = DEFAULT_CHUNK, engine_options: dict | None = None, placement: Placement | None = None
-) -> None:
+def check_fill(engine: EngineChoice, placement: Placement) -> None:
     """What can be checked before the model loads: the chunk size, the engine's options, the placement."""
-    if chunk_size < 1:
-        raise MutascopeError(f"--chunk-size must be at least 1, got {chunk_size}")
-    check_engine(DEFAULT_ENGINE, options=engine_options)
-    check_backend(DEFAULT_ENGINE, placement or Placement())
+    engine.check()
+    check_backend(engine.name, placement)
 
 
 def fill(
     path: str | os.PathLike,
-    subject,
+    subject: Any,
     selection: Selection,
     *,
-    chunk_size: int = DEFAULT_CHUNK,
-    engine_options: dict | None = None,
+    engine: EngineChoice = FILL_ENGINE,
+    placement: Placement = Placement(),
     backend: Backend | None = None,
-    workers: int | None = None,
-    ray_address: str | None = None,
-    threads_per_worker: int = 1,
-    source: str | None = None,
     progress: Progress | None = None,
     status: Status | None = None,
 ) -> FillSummary:
     """Fill the outputs of the NSMs ``selection`` names, in place; see the module docstring.
 
-    Runs the default engine in full mode, on ``backend`` if given (the caller
-    closes it), else on the backend the placement (``workers``, ``ray_address``,
-    ``threads_per_worker``, ``source``) calls for.
+    Runs ``engine`` (the default engine, chunks of ``engine.chunk_size`` rows) in full mode,
+    on ``backend`` if given (the caller closes it), else on the backend ``placement`` calls for.
     """
     start = time.perf_counter()
     path = Path(path)
-    if chunk_size < 1:
-        raise MutascopeError("chunk size must be at least 1")
-    placement = Placement(workers, ray_address, threads_per_worker, source)
+    check_fill(engine, placement)
+    chunk_size = engine.chunk_size or DEFAULT_CHUNK
     with open_results(path) as results:
         check_model(results.con, subject, path)
         chosen = select_rows(results.con, selection)
     todo = chosen[~chosen["filled"]]
-    engine = make_engine(DEFAULT_ENGINE, subject, **(engine_options or {}))
+    runner = make_engine(engine.name, subject, **engine.options)
     opened = (
         contextlib.nullcontext(backend)
         if backend is not None
-        else make_backend(subject, engine, engine_options=engine_options, placement=placement, status=status)
+        else make_backend(subject, runner, engine_options=engine.options, placement=placement, status=status)
     )
     with opened as backend, Store.open_existing(path) as store:
         probes = stored_probes(store.con, vocab_size(subject))
-        for p in probes:
-            if p.id in set(todo["probe_id"]) and engine.generate(p) != p.wt_tokens:
-                raise MutascopeError(
-                    f"{path}: the unmutated model's output for probe {p.id!r} differs from the stored one; "
-                    "the numerics of this machine differ from the screen's, so its outputs cannot be filled here"
-                )
+        _check_wild_types(runner, probes, set(todo["probe_id"]), path)
         store.record_wt_logprobs({p.id: wild_type_logprob(subject, p) for p in probes})
         mutations = read_mutations(store.con, sorted(set(todo["mutation_id"])))
         tasks = fill_tasks(todo, mutations, [p.id for p in probes], chunk_size)
@@ -246,12 +235,7 @@ def fill(
             progress(0, total)
         for task, rows, seconds in backend.run(tasks, probes):
             for row in rows:
-                if row.divergence != calls.get((row.mutation_id, row.probe_id)):
-                    raise MutascopeError(
-                        f"{path}: mutation {row.mutation_id} on probe {row.probe_id!r} now diverges at step "
-                        f"{row.divergence}, the screen recorded {calls.get((row.mutation_id, row.probe_id))}; the "
-                        "numerics of this machine differ from the screen's, so its outputs cannot be filled here"
-                    )
+                _check_call(row, calls.get((row.mutation_id, row.probe_id)), path)
             filled_now += store.fill_chunk(rows, engine=backend.description, seconds=seconds)
             done += len(task.mutations)
             if progress:
@@ -261,3 +245,24 @@ def fill(
     return FillSummary(
         path, len(chosen), int(chosen["filled"].sum()), filled_now, int(left), time.perf_counter() - start
     )
+
+
+def _check_wild_types(engine: Engine, probes: Sequence[PreparedProbe], used: set[str], path: Path) -> None:
+    """Refuse a machine whose unmutated outputs differ from the stored ones on a probe to fill:
+    its numerics differ from the screen's, so the outputs it computes would not be the screen's."""
+    for p in probes:
+        if p.id in used and engine.generate(p) != p.wt_tokens:
+            raise MutascopeError(
+                f"{path}: the unmutated model's output for probe {p.id!r} differs from the stored one; "
+                "the numerics of this machine differ from the screen's, so its outputs cannot be filled here"
+            )
+
+
+def _check_call(row: OutcomeRow, stored: int | None, path: Path) -> None:
+    """Refuse a recomputed call that differs from the stored one (nothing of its chunk is written)."""
+    if row.divergence != stored:
+        raise MutascopeError(
+            f"{path}: mutation {row.mutation_id} on probe {row.probe_id!r} now diverges at step "
+            f"{row.divergence}, the screen recorded {stored}; the "
+            "numerics of this machine differ from the screen's, so its outputs cannot be filled here"
+        )

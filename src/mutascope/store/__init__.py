@@ -16,7 +16,7 @@ from .db import check_tables_file, connect, existing_runs, open_error, replace_t
 from .identity import check_target, config_hash
 from .mutations import mutation_table, read_mutations
 from .reader import Results, open_results
-from .rows import OutcomeRow, ProbeRecord
+from .rows import MeasuredOutcomeRow, OutcomeRow, ProbeRecord, RunRecord
 from .schema import EFFECT_COLUMNS, SCHEMA_VERSION, TABLES
 from .writer import Store
 from .zoom import ZOOM_COLUMNS, read_zoom
@@ -26,8 +26,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "TABLES",
     "ZOOM_COLUMNS",
+    "MeasuredOutcomeRow",
     "OutcomeRow",
     "ProbeRecord",
+    "RunRecord",
     "Results",
     "Store",
     "check_tables_file",

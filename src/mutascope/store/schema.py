@@ -40,17 +40,15 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from .rows import EFFECT_FIELDS
+
 SCHEMA_VERSION = 4  # 2: outcomes.filled (calls-only screens) and the fills table; 3: probes.wt_logprob;
 # 4: predictions.local
 # Measurements an engine may report beside the NSM call (the batched engine's
-# teacher-forced pass does; the reference engine leaves them null).
-EFFECT_COLUMNS = {
-    "margin": pa.float64(),
-    "min_margin": pa.float64(),
-    "logprob_drop": pa.float64(),
-    "logprob_drop_per_token": pa.float64(),
-    "rechecked": pa.bool_(),
-}
+# teacher-forced pass does; the reference engine leaves them null): the fields of
+# MeasuredOutcomeRow, with their Arrow types (an annotation without one fails at import).
+_ARROW = {"float": pa.float64(), "float | None": pa.float64(), "bool": pa.bool_()}
+EFFECT_COLUMNS = {name: _ARROW[annotation] for name, annotation in EFFECT_FIELDS}
 TABLES = ("runs", "probes", "mutations", "outcomes", "progress", "fills")  # every screen has these
 
 SCREEN_DDL = """

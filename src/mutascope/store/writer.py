@@ -34,7 +34,7 @@ from .db import connect, existing_runs, insert
 from .identity import check_target, config_hash
 from .mutations import mutation_table
 from .reader import Results
-from .rows import OutcomeRow, ProbeRecord
+from .rows import OutcomeRow, ProbeRecord, RunRecord
 from .schema import EFFECT_COLUMNS, PREDICTIONS_DDL, SCHEMA_VERSION, create, migrate
 
 # One statement renumbers every probe's distinct NSM outputs in plan order (see the
@@ -66,7 +66,7 @@ class Store:
         path: str | os.PathLike,
         config: dict,
         *,
-        run: dict,
+        run: RunRecord,
         probes: Sequence[ProbeRecord],
         mutations: Sequence[Mutation],
     ) -> Store:
@@ -111,7 +111,9 @@ class Store:
             con.close()
             raise
 
-    def _create(self, config, digest, run, probes, mutations) -> None:
+    def _create(
+        self, config: dict, digest: str, run: RunRecord, probes: Sequence[ProbeRecord], mutations: Sequence[Mutation]
+    ) -> None:
         con = self.con
         con.begin()
         try:
@@ -123,16 +125,16 @@ class Store:
                     SCHEMA_VERSION,
                     digest,
                     json.dumps(config, sort_keys=True),
-                    run["model_id"],
-                    run["model_hash"],
-                    run["dtype"],
-                    run["device"],
-                    run["decoding"],
-                    run["tile"][0],
-                    run["tile"][1],
+                    run.model_id,
+                    run.model_hash,
+                    run.dtype,
+                    run.device,
+                    run.decoding,
+                    run.tile[0],
+                    run.tile[1],
                     len(mutations),
-                    run["shard"],
-                    json.dumps(run["versions"], sort_keys=True),
+                    run.shard,
+                    json.dumps(run.versions, sort_keys=True),
                 ],
             )
             probe_table = pa.table(
