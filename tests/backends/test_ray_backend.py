@@ -10,7 +10,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from helpers import tables, text_probes  # noqa: E402, screen_of
+from helpers import screen_of, tables, text_probes  # noqa: E402
 from mutascope.backends.ray import RayBackend  # noqa: E402
 from mutascope.errors import MutascopeError  # noqa: E402
 from mutascope.model.subject import load_model  # noqa: E402

@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from helpers import MMLU_DIR  # noqa: E402, screen_of
+from helpers import MMLU_DIR, screen_of  # noqa: E402
 from mutascope.model.subject import load_model
 from mutascope.phenotype import load_embedder, phenotype_results, render_show, show_mutant
 from mutascope.plan import PlanSpec

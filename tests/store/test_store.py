@@ -317,3 +317,21 @@ def test_an_export_directory_holds_exactly_one_screens_export(store, tmp_path):
     with open_results(other) as r:
         r.export(out, compact=True)
     assert not (out / "analysis_stale.parquet").exists() and (out / "mine.parquet").exists()
+
+
+def test_the_effect_columns_are_the_measured_rows_fields_and_the_tables():
+    """One declaration: MeasuredOutcomeRow's fields beyond OutcomeRow's are EFFECT_COLUMNS, in order,
+    and the outcomes table declares each of them (a renamed field would otherwise write NULLs)."""
+    import duckdb
+
+    from mutascope.engine import BatchedOutcomeRow
+    from mutascope.store import EFFECT_COLUMNS, MeasuredOutcomeRow, OutcomeRow
+    from mutascope.store.schema import create
+
+    base = {f.name for f in dataclasses.fields(OutcomeRow)}
+    measured = [f.name for f in dataclasses.fields(MeasuredOutcomeRow) if f.name not in base]
+    assert measured == list(EFFECT_COLUMNS) and BatchedOutcomeRow is MeasuredOutcomeRow
+    con = duckdb.connect()
+    create(con)
+    columns = {r[0] for r in con.execute("DESCRIBE outcomes").fetchall()}
+    assert set(EFFECT_COLUMNS) <= columns

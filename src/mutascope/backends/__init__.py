@@ -8,15 +8,17 @@ comes back; they never know which backend they have, as an HTTP client does
 not know its transport.
 
 The library chooses the backend from plain arguments (:class:`~.base.Placement`:
-workers, a cluster address, threads per worker) with :func:`make_backend`,
-which asks each entry of :data:`BACKENDS` in turn whether the arguments call
-for it. Backends are context managers: ``with make_backend(...) as backend``.
+workers, a cluster address, threads per worker, or a backend named outright)
+with :func:`make_backend`, which asks every entry of :data:`BACKENDS` whether
+the arguments call for it and requires exactly one yes. Backends are context
+managers: ``with make_backend(...) as backend``.
 
 * :mod:`.local`: one engine in this process, tasks in order;
 * :mod:`.ray`: one actor per worker, each holding its own model replica.
 
-A new backend is one module (a class with ``chosen``, ``build``,
-``description``, ``run`` and ``close``) plus one entry of :data:`BACKENDS`.
+A new backend is one module (a subclass of :class:`~.base.Backend`, which
+declares every member the registry and the screen use) plus one entry of
+:data:`BACKENDS`, or a call of :func:`register_backend` from outside the package.
 """
 
 from __future__ import annotations
@@ -25,31 +27,52 @@ import importlib
 
 from ..errors import MutascopeError
 from ..progress import Status
-from .base import Backend, Closing, Placement, Task, chunk_grid
+from .base import Backend, Placement, Task, chunk_grid
 from .local import LocalBackend
 
-# name -> "module:class", asked in this order; the local backend takes whatever is left.
-BACKENDS = {
+# name -> a Backend subclass, or "module:class" imported on first use (Ray is optional).
+# Exactly one backend must say it is chosen for a placement, so the order does not matter.
+BACKENDS: dict[str, str | type[Backend]] = {
     "ray": "mutascope.backends.ray:RayBackend",
     "local": "mutascope.backends.local:LocalBackend",
 }
 
 
-def backend_class(name: str) -> type:
-    """The backend class registered as ``name`` (imported on first use: Ray is optional)."""
+def register_backend(name: str, backend: str | type[Backend]) -> None:
+    """Make ``backend`` (a :class:`~.base.Backend` subclass or ``"module:class"``) available as ``name``."""
+    if isinstance(backend, type) and not issubclass(backend, Backend):
+        raise TypeError(f"{backend.__name__} is not a mutascope.backends.Backend")
+    BACKENDS[name] = backend
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The backend class registered as ``name`` (a ``"module:class"`` entry is imported now)."""
     try:
-        module, _, cls = BACKENDS[name].partition(":")
+        entry = BACKENDS[name]
     except KeyError:
         raise MutascopeError(f"unknown backend {name!r}: choose from {', '.join(BACKENDS)}") from None
-    return getattr(importlib.import_module(module), cls)
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attr)
+    assert isinstance(entry, type) and issubclass(entry, Backend), f"{name}: not a Backend subclass"
+    return entry
 
 
 def chosen_backend(placement: Placement) -> str:
-    """The name of the first backend of :data:`BACKENDS` that ``placement`` calls for."""
-    return next(name for name in BACKENDS if backend_class(name).chosen(placement))
+    """The name of the backend ``placement`` names, or else of the one registered backend it calls for."""
+    if placement.backend is not None:
+        backend_class(placement.backend)  # a one-line error for an unknown name
+        return placement.backend
+    chosen = [name for name in BACKENDS if backend_class(name).chosen(placement)]
+    if len(chosen) != 1:
+        raise MutascopeError(
+            f"{len(chosen)} backends ({', '.join(chosen) or 'none'}) claim these placement options; "
+            "name one with Placement(backend=...)"
+        )
+    return chosen[0]
 
 
-def check_backend(engine_name: str, placement: Placement, name: str | None = None) -> type:
+def check_backend(engine_name: str, placement: Placement, name: str | None = None) -> type[Backend]:
     """The backend class for ``placement`` (or ``name``), or a one-line error when it cannot run
     the engine ``engine_name`` (checked before the model loads)."""
     cls = backend_class(name or chosen_backend(placement.check()))
@@ -82,7 +105,6 @@ def make_backend(
 __all__ = [
     "BACKENDS",
     "Backend",
-    "Closing",
     "LocalBackend",
     "Placement",
     "Status",
@@ -92,4 +114,5 @@ __all__ = [
     "chosen_backend",
     "chunk_grid",
     "make_backend",
+    "register_backend",
 ]

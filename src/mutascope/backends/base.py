@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import abc
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, ClassVar
 
+from ..engine.base import Engine
 from ..errors import MutascopeError
 from ..plan.mutation import Mutation
 from ..probes.prepared import PreparedProbe
+from ..progress import Status
 from ..store.rows import OutcomeRow
 
 
@@ -38,13 +41,16 @@ class Placement:
     ``--threads-per-worker``): none of them means this process.
 
     ``source`` is where other processes load the model from (the driver's
-    ``--model``; None: the default model).
+    ``--model``; None: the default model). ``backend`` names a registered
+    backend outright (as an HTTP client takes ``transport=``); None lets the
+    other fields choose.
     """
 
     workers: int | None = None
     ray_address: str | None = None
     threads_per_worker: int = 1
     source: str | None = None
+    backend: str | None = None  # a registered backend by name, instead of the one the others call for
 
     def check(self) -> Placement:
         """One-line errors for impossible values, before any slow work."""
@@ -85,17 +91,52 @@ def check_address(address: str, timeout: float = 5.0) -> None:
         ) from None
 
 
-class Backend(Protocol):
+class Backend(abc.ABC):
     """Runs tasks on prepared probes somewhere, yielding each finished task once.
 
-    A backend is a context manager: leaving the ``with`` block releases its
-    workers, whatever happened inside.
+    Everything the registry (:mod:`mutascope.backends`) and the screen use is
+    declared here; a new backend subclasses this and implements the abstract
+    members (a class missing one cannot be instantiated):
+
+    * :attr:`engines` and :attr:`asked_by`: the engines it can run (None: any)
+      and the options that choose it, for one-line messages;
+    * :meth:`chosen`: whether a :class:`Placement` calls for it (the registry
+      asks every backend and requires exactly one yes, so the order of the
+      registry does not matter);
+    * :meth:`build`: the backend, ready to run, for a loaded model and engine;
+    * :attr:`description`, :meth:`run` and :meth:`close`.
+
+    A backend is a context manager: leaving the ``with`` block closes it,
+    releasing its workers, whatever happened inside.
     """
 
+    engines: ClassVar[tuple[str, ...] | None] = None
+    asked_by: ClassVar[str] = ""
+
+    @classmethod
+    @abc.abstractmethod
+    def chosen(cls, placement: Placement) -> bool:
+        """Whether ``placement`` (a user's --workers, --ray-address ...) calls for this backend."""
+
+    @classmethod
+    @abc.abstractmethod
+    def build(
+        cls,
+        subject: Any,
+        engine: Engine,
+        engine_options: dict[str, Any],
+        placement: Placement,
+        status: Status | None = None,
+    ) -> Backend:
+        """The backend for ``placement`` running ``engine`` (built with ``engine_options``, for
+        workers that build their own) on ``subject``; ``status`` hears of slow start-up."""
+
     @property
+    @abc.abstractmethod
     def description(self) -> str:
         """The engine and options that made the rows (stored with each committed chunk)."""
 
+    @abc.abstractmethod
     def run(
         self, tasks: Sequence[Task], probes: Sequence[PreparedProbe], rows_done: TaskRowsDone | None = None
     ) -> Iterator[tuple[Task, list[OutcomeRow], float]]:
@@ -108,24 +149,13 @@ class Backend(Protocol):
         backend can see them (the local backend; the Ray backend reports whole tasks only).
         """
 
-    def close(self) -> None:
-        """Release workers (nothing to do for the local backend)."""
+    def close(self) -> None:  # noqa: B027 (optional: a backend without workers has nothing to release)
+        """Release workers (nothing to do for a backend without any)."""
 
-    def __enter__(self) -> Backend: ...
-
-    def __exit__(self, *exc) -> None: ...
-
-
-class Closing:
-    """The context-manager half of every backend: ``with backend:`` closes it on the way out."""
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self):
+    def __enter__(self) -> Backend:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

@@ -9,7 +9,7 @@ from ..engine.base import Engine
 from ..probes.prepared import PreparedProbe
 from ..progress import Status
 from ..store.rows import OutcomeRow
-from .base import Closing, Placement, Task, TaskRowsDone
+from .base import Backend, Placement, Task, TaskRowsDone
 
 
 def select_probes(probes: Sequence[PreparedProbe], ids: tuple[str, ...] | None) -> list[PreparedProbe]:
@@ -29,7 +29,7 @@ def run_task(
     return rows, time.perf_counter() - t0
 
 
-class LocalBackend(Closing):
+class LocalBackend(Backend):
     """Runs every task on one engine, in the order given."""
 
     engines = None  # runs any engine

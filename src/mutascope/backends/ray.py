@@ -41,7 +41,7 @@ from ..errors import MutascopeError
 from ..probes.prepared import PreparedProbe
 from ..progress import Status
 from ..store.rows import OutcomeRow
-from .base import Closing, Placement, Task, TaskRowsDone
+from .base import Backend, Placement, Task, TaskRowsDone
 from .local import run_task
 
 INSTALL_HINT = "the Ray backend needs Ray: pip install 'mutascope[ray]'"
@@ -61,7 +61,7 @@ class Worker:
 
     def __init__(
         self,
-        source: str,
+        source: str | None,
         dtype: str,
         device: str,
         threads: int | None,
@@ -111,7 +111,7 @@ def _node_ip() -> str:
         return "?"
 
 
-class RayBackend(Closing):
+class RayBackend(Backend):
     """Runs tasks on Ray actors, one model replica each.
 
     Args:
@@ -133,7 +133,7 @@ class RayBackend(Closing):
 
     def __init__(
         self,
-        source: str,
+        source: str | None,
         expected_hash: str,
         *,
         dtype: str = "float32",

@@ -160,7 +160,7 @@ def screen_config(cli: dict[str, Any]) -> Any:
             decoding=Decoding.parse(decoding) if decoding else None,
         ),
         plan=spec,
-        out=given["out_file"] or os.devnull,
+        out=Path(given["out_file"] or os.devnull),
         model=ModelSource(cli["model"], cli["dtype"], cli["device"]),
         shard=shard or (0, 1),
         engine=EngineChoice(
@@ -299,9 +299,10 @@ class _LogStatus:
         import threading  # not at the top: `mutascope --help` imports only what it needs
 
         self.threading = threading
-        self.every, self.start, self.line = every, time.monotonic(), None
+        self.every, self.start = every, time.monotonic()
+        self.line: str | None = None
         self.stopped = threading.Event()
-        self.thread = None
+        self.thread: threading.Thread | None = None
 
     def update(self, text: str) -> None:
         self.line = text
@@ -344,7 +345,8 @@ class _Working:
     def __init__(self, stack: contextlib.ExitStack, label: str, columns: tuple):
         self.stack, self.label, self.columns = stack, label, columns
         self.spinner = stack.enter_context(spinner())
-        self.bar = self.task = None
+        self.bar: Any = None  # a rich Progress (or its log stand-in) once the first count comes
+        self.task: Any = None
         self.first: float | None = None  # the count first reported (a resumed run starts part way)
 
     def status(self, text: str) -> None:

@@ -14,7 +14,11 @@ from .batched import BatchedEngine, BatchedOutcomeRow
 from .estimate import estimate_seconds
 from .reference import ReferenceEngine
 
-ENGINES = {"batched": BatchedEngine, "reference": ReferenceEngine}
+EngineClass = type[BatchedEngine] | type[ReferenceEngine]
+ENGINES: dict[str, EngineClass] = {
+    "batched": BatchedEngine,
+    "reference": ReferenceEngine,
+}
 DEFAULT_ENGINE = "batched"  # what `screen` runs unless told otherwise, and what `fill` runs
 
 
@@ -22,7 +26,7 @@ def _able(test) -> str:
     return " or ".join(name for name, cls in ENGINES.items() if test(cls))
 
 
-def check_engine(name: str, *, outputs: str = "full", options: dict | None = None) -> type:
+def check_engine(name: str, *, outputs: str = "full", options: dict | None = None) -> EngineClass:
     """The engine class called ``name`` if it can run ``outputs`` with ``options``, else a
     one-line error naming the engines that can (checked before any model loads)."""
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import torch
 
@@ -55,10 +55,13 @@ class Engine(Protocol):
     """Runs mutants on prepared probes."""
 
     name: str
-    description: str  # the name plus options that change measurements (stored per committed chunk)
     chunk_size: int  # default mutations per committed chunk
-    outputs: tuple[str, ...]  # the modes of OUTPUTS it can run ("full" always)
-    options: tuple[str, ...]  # keyword options its constructor takes besides the subject
+    outputs: ClassVar[tuple[str, ...]]  # the modes of OUTPUTS it can run ("full" always)
+    options: ClassVar[tuple[str, ...]]  # keyword options its constructor takes besides the subject
+
+    @property
+    def description(self) -> str:
+        """The name plus options that change measurements (stored per committed chunk)."""
 
     def generate(self, probe: PreparedProbe) -> tuple[int, ...]:
         """The unmutated model's output tokens for ``probe``."""

@@ -48,6 +48,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from transformers import DynamicCache
@@ -59,7 +60,14 @@ from .base import OUTPUTS, PreparedProbe, RowsDone, check_outputs, divergence_st
 from .continuation import RowState, Seed, continue_seeds
 from .deltas import TileDelta, row_deltas
 from .incremental import incremental_pass, reference_logits
-from .prefix import WildTypePass, cache_kwargs, capture_wild_type, decoder_blocks, skipping_below
+from .prefix import (
+    WildTypePass,
+    cache_kwargs,
+    capture_wild_type,
+    decoder_blocks,
+    layer_keys_values,
+    skipping_below,
+)
 from .reference import ReferenceEngine
 from .rowwise import row_dependent
 from .scoring import LogitHead, teacher_forced
@@ -129,8 +137,8 @@ class BatchedEngine:
 
     name = "batched"
     chunk_size = 256  # mutations per committed chunk: enough to fill batches of every layer
-    outputs = OUTPUTS
-    options = ("batch_size", "tie_tolerance", "prefix_reuse", "fast_head", "detection")
+    outputs: ClassVar[tuple[str, ...]] = OUTPUTS
+    options: ClassVar[tuple[str, ...]] = ("batch_size", "tie_tolerance", "prefix_reuse", "fast_head", "detection")
 
     def __init__(
         self,
@@ -308,9 +316,10 @@ class BatchedEngine:
         t0 = time.perf_counter()
         anatomy = self.subject.anatomy
         with applied(anatomy.weight(mutation.layer, mutation.matrix), mutation):
+            so_far = row.tokens or ()  # the engine's rows always carry their tokens so far
             prefix = self.reference.generate(probe, max_new_tokens=tie_step + 1)
-            agrees = prefix == row.tokens[: tie_step + 1]
-            tokens = row.tokens if agrees else self.reference.generate(probe)
+            agrees = prefix == so_far[: tie_step + 1]
+            tokens = so_far if agrees else self.reference.generate(probe)
         seconds = time.perf_counter() - t0
         self.stats["recheck_s"] += seconds
         if call:
@@ -363,7 +372,7 @@ class BatchedEngine:
         exact = self.detection == "incremental" and self._given_tolerance is None and self._matches_reference(probe, wt)
         self.stats["probes_exact"] += exact
         return _ProbeState(
-            ids, wt, float(scores.logprobs.sum()), float(scores.margins.min()), exact, self.tie_tolerance
+            ids, wt, float(scores.target_logprobs.sum()), float(scores.margins.min()), exact, self.tie_tolerance
         )
 
     def _single_rows(self) -> list[str]:
@@ -391,6 +400,7 @@ class BatchedEngine:
         if steps < 3:
             return True
         n = len(probe.prompt) + 1
+        cached_keys, cached_values = layer_keys_values(run.cache)
         seeds = [
             Seed(
                 state=RowState(
@@ -404,8 +414,8 @@ class BatchedEngine:
                 ),
                 delta=None,
                 layer=0,
-                keys=[c.keys[r : r + 1, :, :n].clone() for c in run.cache.layers],
-                values=[c.values[r : r + 1, :, :n].clone() for c in run.cache.layers],
+                keys=[k[r : r + 1, :, :n].clone() for k in cached_keys],
+                values=[v[r : r + 1, :, :n].clone() for v in cached_values],
             )
             for r in range(rows)
         ]
@@ -448,6 +458,7 @@ class BatchedEngine:
         b = len(deltas)
         p, wt = len(probe.prompt), probe.wt_tokens
         need_cache = seeds and probe.probe.max_new_tokens > 1
+        cache: DynamicCache | None
         if self.detection == "incremental":
             with row_deltas(self.model, deltas):
                 run = incremental_pass(self.decoder_model, probe.prompt, wt, b, self._single_rows(), self.model)
@@ -464,6 +475,7 @@ class BatchedEngine:
         targets = torch.tensor(wt, device=self.device)
         scores = teacher_forced(final, self.head, probe.chooser, targets, tolerance=state.tolerance)
         del final
+        cached_keys, cached_values = layer_keys_values(cache) if cache is not None else ([], [])
         mismatch = scores.tokens != targets
         diverged = mismatch.any(dim=1)
         first = torch.where(diverged, mismatch.int().argmax(dim=1), len(wt))
@@ -473,7 +485,7 @@ class BatchedEngine:
         near = (scores.relative < state.tolerance) & ~undecided
         tie_steps = torch.where(near, steps, -1).amax(dim=1).tolist()
         tie_steps = [None if t < 0 else t for t in tie_steps]
-        drops = (state.wt_logprob - scores.logprobs.sum(dim=1)).tolist()
+        drops = (state.wt_logprob - scores.target_logprobs.sum(dim=1)).tolist()
         for row, i in enumerate(batch):
             if not bool(diverged[row]):
                 yield (
@@ -505,10 +517,8 @@ class BatchedEngine:
             seed = None
             if not done and need_cache:
                 n = p + d  # positions whose keys/values the mutant shares with this pass
-                keys = [None if i < layer else c.keys[row : row + 1, :, :n].clone() for i, c in enumerate(cache.layers)]
-                values = [
-                    None if i < layer else c.values[row : row + 1, :, :n].clone() for i, c in enumerate(cache.layers)
-                ]
+                keys = [None if i < layer else k[row : row + 1, :, :n].clone() for i, k in enumerate(cached_keys)]
+                values = [None if i < layer else v[row : row + 1, :, :n].clone() for i, v in enumerate(cached_values)]
                 seed = Seed(state=s, delta=deltas[row], layer=layer, keys=keys, values=values)
             yield i, s, seed
 

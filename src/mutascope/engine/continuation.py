@@ -96,10 +96,20 @@ class _BufferLayer(DynamicLayer):
         self._views()
 
 
-def _cache_for(seeds: list[Seed], wt: WildTypePass, lengths: list[int], room: int) -> tuple[DynamicCache, torch.Tensor]:
+def _divergence(seed: Seed) -> int:
+    """A seed's divergence step (every seed is an NSM, or the WT row seeded at step 1)."""
+    if seed.state.divergence is None:
+        raise ValueError("a silent mutant has nothing to continue")
+    return seed.state.divergence
+
+
+def _cache_for(
+    seeds: list[Seed], wt: WildTypePass, lengths: list[int], room: int
+) -> tuple[DynamicCache, list[_BufferLayer], torch.Tensor]:
     """A cache holding each seed's first ``lengths[i]`` positions, right-aligned, with ``room`` free slots.
 
-    Returns the cache and the (rows, width) 0/1 attention mask of its filled part.
+    Returns the cache, its layers (typed as ours, for compaction) and the (rows, width) 0/1
+    attention mask of its filled part.
     """
     width = max(lengths)
     rows = len(seeds)
@@ -109,16 +119,18 @@ def _cache_for(seeds: list[Seed], wt: WildTypePass, lengths: list[int], room: in
         kbuf = wk.new_zeros(rows, wk.shape[1], width + room, wk.shape[3])
         vbuf = wv.new_zeros(rows, wv.shape[1], width + room, wv.shape[3])
         for i, (seed, n) in enumerate(zip(seeds, lengths)):
-            k, v = (seed.keys[index], seed.values[index]) if index >= seed.layer else (wk, wv)
+            own_k, own_v = seed.keys[index], seed.values[index]
+            k, v = (own_k, own_v) if index >= seed.layer and own_k is not None and own_v is not None else (wk, wv)
             kbuf[i, :, width - n : width] = k[0, :, :n]
             vbuf[i, :, width - n : width] = v[0, :, :n]
         layers.append(_BufferLayer(kbuf, vbuf, width))
     cache = DynamicCache()
-    cache.layers = layers
+    cache.layers = []
+    cache.layers.extend(layers)
     mask = torch.zeros(rows, width, dtype=torch.long, device=device)
     for i, n in enumerate(lengths):
         mask[i, width - n :] = 1
-    return cache, mask
+    return cache, layers, mask
 
 
 def decide_rows(
@@ -162,11 +174,12 @@ def continue_seeds(
     still decoding (the engine's check against the reference uses it).
     """
     device = wt.keys[0].device
-    lengths = [prompt_len + s.state.divergence for s in seeds]  # type: ignore[operator]
+    steps = [_divergence(s) for s in seeds]
+    lengths = [prompt_len + d for d in steps]
     if single_row is not None and len(set(lengths)) > 1:
         raise ValueError("rows continued with the reference's arithmetic must share their length")
-    room = max_new - min(s.state.divergence for s in seeds)  # type: ignore[type-var]
-    cache, mask = _cache_for(seeds, wt, lengths, room)
+    room = max_new - min(steps)
+    cache, layers, mask = _cache_for(seeds, wt, lengths, room)
     rows = list(seeds)  # in cache order; finished rows stay until compaction
     while True:
         live = [i for i, s in enumerate(rows) if not s.state.finished]
@@ -174,7 +187,7 @@ def continue_seeds(
             return
         if len(rows) - len(live) >= max(1, len(rows) // 4):  # drop finished rows once a quarter are
             index = torch.tensor(live, device=device)
-            for layer in cache.layers:
+            for layer in layers:
                 layer.select_rows(index)
             mask = mask[index]
             rows = [rows[i] for i in live]

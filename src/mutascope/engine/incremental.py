@@ -21,6 +21,7 @@ it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers import DynamicCache, GenerationConfig, LogitsProcessorList
@@ -74,7 +75,7 @@ def incremental_pass(
 
 
 @torch.inference_mode()
-def reference_logits(model: torch.nn.Module, prompt: tuple[int, ...], steps: int, chooser, pad: int) -> torch.Tensor:
+def reference_logits(model: Any, prompt: tuple[int, ...], steps: int, chooser, pad: int) -> torch.Tensor:
     """The reference's own logits (``generate``, greedy under the probe's chooser) for ``steps`` steps: (steps, V)."""
     ids = torch.tensor([prompt], device=next(model.parameters()).device)
     config = GenerationConfig(

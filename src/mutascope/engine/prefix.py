@@ -18,8 +18,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers import DynamicCache
@@ -31,9 +32,22 @@ def decoder_blocks(subject) -> torch.nn.ModuleList:
 
 
 @functools.cache
-def _cache_keyword(forward_type: type) -> str:
-    names = inspect.signature(forward_type.forward).parameters
+def _cache_keyword(forward: Callable[..., Any]) -> str:  # a decoder class's forward (hashable, for the cache)
+    names = inspect.signature(forward).parameters
     return "cache" if "cache" in names else "past_key_values"
+
+
+def layer_keys_values(cache: DynamicCache) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Each layer's keys and values of a cache a full pass filled (every layer of the models
+    the anatomy supports is full attention: a layer without both is an error, not a skip)."""
+    keys, values = [], []
+    for i, layer in enumerate(cache.layers):
+        k, v = getattr(layer, "keys", None), getattr(layer, "values", None)
+        if not isinstance(k, torch.Tensor) or not isinstance(v, torch.Tensor):
+            raise RuntimeError(f"cache layer {i} holds no keys and values ({type(layer).__name__})")
+        keys.append(k)
+        values.append(v)
+    return keys, values
 
 
 def cache_kwargs(decoder: torch.nn.Module, cache) -> dict:
@@ -42,7 +56,7 @@ def cache_kwargs(decoder: torch.nn.Module, cache) -> dict:
     Recent transformers name it ``cache`` and warn about ``past_key_values``;
     older ones (down to the pinned floor) only know ``past_key_values``.
     """
-    return {_cache_keyword(type(decoder)): cache}
+    return {_cache_keyword(type(decoder).forward): cache}
 
 
 def _hidden_arg(args: tuple, kwargs: dict) -> torch.Tensor:
@@ -88,8 +102,7 @@ def capture_wild_type(decoder: torch.nn.Module, blocks: torch.nn.ModuleList, ids
     finally:
         for h in handles:
             h.remove()
-    keys = [layer.keys for layer in cache.layers]
-    values = [layer.values for layer in cache.layers]
+    keys, values = layer_keys_values(cache)
     if any(h is None for h in hidden_in) or len(keys) != len(blocks):
         raise RuntimeError("the wild-type pass did not run every decoder block once")
     return WildTypePass(hidden_in, keys, values, out.last_hidden_state, returns_tuple[0])  # type: ignore[arg-type]
@@ -97,16 +110,19 @@ def capture_wild_type(decoder: torch.nn.Module, blocks: torch.nn.ModuleList, ids
 
 @contextlib.contextmanager
 def skipping_below(
-    blocks: torch.nn.ModuleList, layer: int, hidden: torch.Tensor, returns_tuple: bool
+    blocks: torch.nn.ModuleList, layer: int, hidden: torch.Tensor | None, returns_tuple: bool
 ) -> Iterator[None]:
-    """While active, blocks ``< layer`` do nothing and block ``layer`` receives ``hidden``.
+    """While active, blocks ``< layer`` do nothing and block ``layer`` receives ``hidden``
+    (None, and nothing patched, when ``layer`` is 0).
 
     Blocks are patched per instance (``forward`` attribute), so their other
     attributes (e.g. ``attention_type``, read by some models' loops) stay.
     Skipped blocks write no cache entries; callers fill those from the
     wild-type pass when they need them.
     """
-    if layer == 0:
+    if layer == 0 or hidden is None:
+        if layer:
+            raise ValueError(f"skipping the blocks below {layer} needs their output")
         yield
         return
 

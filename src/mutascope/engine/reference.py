@@ -9,6 +9,7 @@ that every faster engine is tested against. It always decodes in full.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import ClassVar
 
 from ..model.subject import decode_text, eos_ids
 from ..plan.mutation import Mutation, applied
@@ -22,8 +23,8 @@ class ReferenceEngine:
 
     name = description = "reference"
     chunk_size = 8  # mutations per committed chunk: a few seconds of work each
-    outputs = ("full",)
-    options = ()
+    outputs: ClassVar[tuple[str, ...]] = ("full",)
+    options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, subject):
         self.subject = subject

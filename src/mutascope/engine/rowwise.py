@@ -25,16 +25,16 @@ import torch
 PROBE_ROWS = (2, 3, 8, 33, 128)
 
 
-def _projections(model: torch.nn.Module) -> Iterator[tuple[str, torch.nn.Module, int]]:
-    """Every Linear-like module (a Linear, or GPT-2's transposed Conv1D), with its input width."""
+def _projections(model: torch.nn.Module) -> Iterator[tuple[str, torch.nn.Module, torch.Tensor, int]]:
+    """Every Linear-like module (a Linear, or GPT-2's transposed Conv1D), with its weight and input width."""
     for path, module in model.named_modules():
         weight = getattr(module, "weight", None)
         if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
             continue
         if isinstance(module, torch.nn.Linear):
-            yield path, module, int(weight.shape[1])
+            yield path, module, weight, int(weight.shape[1])
         elif type(module).__name__ == "Conv1D":
-            yield path, module, int(weight.shape[0])
+            yield path, module, weight, int(weight.shape[0])
 
 
 @torch.inference_mode()
@@ -49,8 +49,7 @@ def row_dependent(model: torch.nn.Module, seed: int = 0) -> list[str]:
     generator = torch.Generator().manual_seed(seed)
     verdicts: dict[tuple, bool] = {}
     found = []
-    for path, module, width in _projections(model):
-        weight = module.weight
+    for path, module, weight, width in _projections(model):
         key = (type(module), tuple(weight.shape), weight.dtype, getattr(module, "bias", None) is None)
         if key not in verdicts:
             x = torch.randn(max(PROBE_ROWS), 1, width, generator=generator).to(weight.device, weight.dtype)

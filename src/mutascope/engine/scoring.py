@@ -32,6 +32,7 @@ import functools
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -92,7 +93,7 @@ class LogitHead:
             decides from :func:`bf16_is_faster`.
     """
 
-    def __init__(self, model: torch.nn.Module, *, fast: bool | None = None):
+    def __init__(self, model: Any, *, fast: bool | None = None):  # a transformers causal LM
         self.lm_head = model.get_output_embeddings()
         config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
         self.softcap = getattr(config, "final_logit_softcapping", None)
@@ -153,6 +154,13 @@ class StepScores:
     margins: torch.Tensor  # float32
     relative: torch.Tensor  # float32: margin / largest |score|
     logprobs: torch.Tensor | None  # float32, when targets were given
+
+    @property
+    def target_logprobs(self) -> torch.Tensor:
+        """``logprobs`` of scores computed with targets (an error for scores without)."""
+        if self.logprobs is None:
+            raise ValueError("these scores were computed without targets")
+        return self.logprobs
 
 
 def _from_scores(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -326,7 +334,7 @@ def teacher_forced(
                     )
                 else:
                     parts.append(StepScores(None, None, None, logprobs(flat[part], head, want[part])))  # type: ignore[arg-type]
-            out_logprobs[rows, s0:s1] = torch.cat([p.logprobs for p in parts]).view(len(rows), width)
+            out_logprobs[rows, s0:s1] = torch.cat([p.target_logprobs for p in parts]).view(len(rows), width)
             if decides:
                 tokens[rows, s0:s1] = torch.cat([p.tokens for p in parts]).view(len(rows), width)
                 margins[rows, s0:s1] = torch.cat([p.margins for p in parts]).view(len(rows), width)

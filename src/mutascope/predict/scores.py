@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import pandas as pd
@@ -151,7 +152,7 @@ def _change(m: Mutation, tile_w: torch.Tensor) -> float:
     return float((m.value - tile_w).abs().sum())
 
 
-def superweight_mark(m: Mutation, marked: set) -> float:
+def superweight_mark(m: Mutation, marked: AbstractSet[tuple[int, str, str, int]]) -> float:
     """1.0 where the mutant's tile lies on a row or column a super-weights file marks, else 0.0."""
     return float((m.layer, m.matrix, "row", m.row) in marked or (m.layer, m.matrix, "col", m.col) in marked)
 
@@ -161,7 +162,7 @@ def predictions(
     mutations: Sequence[Mutation],
     probes: Sequence[PreparedProbe],
     tile: tuple[int, int],
-    marked: set | None = None,
+    marked: AbstractSet[tuple[int, str, str, int]] | None = None,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Every score of :data:`SCORES` for every (mutation, probe), in plan order.

@@ -200,6 +200,7 @@ class ScreenConfig:
         """
         from ..model.subject import eos_ids
 
+        known: dict[str, Any]
         if subject is not None:
             known = {
                 "model": {"id": subject.model_id, "hash": subject.content_hash()},

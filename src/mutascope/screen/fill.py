@@ -177,7 +177,7 @@ def _ranges(values: list[int]) -> str:
 
 def fill_tasks(rows: pd.DataFrame, mutations: dict, probe_order: list[str], chunk_size: int) -> list[Task]:
     """Tasks of at most ``chunk_size`` mutations, one probe each, in plan order."""
-    tasks = []
+    tasks: list[Task] = []
     for pid in probe_order:
         ids = sorted(rows.loc[rows["probe_id"] == pid, "mutation_id"].tolist())
         for start in range(0, len(ids), chunk_size):
