@@ -11,7 +11,7 @@ STAMP := $(VENV)/.mutascope-installed
 DEMO_OUT ?= runs/demo.duckdb
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install demo test test-fast clean chromium atlas atlas-run
+.PHONY: install demo lint test test-fast clean chromium atlas atlas-run
 comma := ,
 
 install: $(STAMP)
@@ -106,7 +106,13 @@ chromium:
 TEST_WORKERS ?= 2
 PYTEST = $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
-test: install chromium
+# Lint, format and types first (seconds): CI fails on a new ruff finding or mypy error.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: install chromium lint
 	$(PYTEST)
 
 test-fast: install

@@ -75,17 +75,17 @@ def build_mutations(n_layers: int) -> list[Mutation]:
                     for kind, value in (("max", 0.9), ("min", -0.9)):
                         out.append(
                             Mutation(
-                                mid,
-                                layer,
-                                matrix,
-                                row,
-                                col,
-                                Kind(kind),
-                                value,
-                                row * TILE,
-                                (row + 1) * TILE,
-                                col * TILE,
-                                (col + 1) * TILE,
+                                mutation_id=mid,
+                                layer=layer,
+                                matrix=matrix,
+                                row=row,
+                                col=col,
+                                kind=Kind(kind),
+                                value=value,
+                                r0=row * TILE,
+                                r1=(row + 1) * TILE,
+                                c0=col * TILE,
+                                c1=(col + 1) * TILE,
                             )
                         )
                         mid += 1

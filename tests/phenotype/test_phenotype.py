@@ -95,17 +95,17 @@ def write_synthetic(path, probes, outputs):
     ]
     mutations = [
         Mutation(
-            i,
-            0,
-            "q",
-            0,
-            i // 2,
-            Kind("max" if i % 2 == 0 else "min"),
-            1.5 if i % 2 == 0 else -1.5,
-            0,
-            64,
-            64 * (i // 2),
-            64 * (i // 2) + 64,
+            mutation_id=i,
+            layer=0,
+            matrix="q",
+            row=0,
+            col=i // 2,
+            kind=Kind("max" if i % 2 == 0 else "min"),
+            value=1.5 if i % 2 == 0 else -1.5,
+            r0=0,
+            r1=64,
+            c0=64 * (i // 2),
+            c1=64 * (i // 2) + 64,
         )
         for i in range(len(outputs))
     ]

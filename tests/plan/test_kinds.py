@@ -33,7 +33,7 @@ def test_a_new_kind_is_one_rule(monkeypatch):
     assert kind == Kind("flip", 2.0) and str(kind) == "flip:2"
     weight = torch.arange(12, dtype=torch.float32).reshape(3, 4)
     assert kind_value(kind, weight) == pytest.approx(2 * float(weight.abs().mean()))
-    m = Mutation(0, 0, "q", 0, 0, kind, 3.0, 0, 2, 0, 2)
+    m = Mutation(mutation_id=0, layer=0, matrix="q", row=0, col=0, kind=kind, value=3.0, r0=0, r1=2, c0=0, c1=2)
     before = weight.clone()
     with applied(weight, m):
         assert torch.equal(weight[:2, :2], -before[:2, :2] * 3.0) and torch.equal(weight[2:], before[2:])

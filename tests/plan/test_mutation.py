@@ -42,7 +42,19 @@ def test_applied_writes_exactly_the_tile_and_restores_bits():
     torch.manual_seed(0)
     w = torch.randn(130, 70)
     before = w.clone()
-    m = Mutation(0, 0, "q", 2, 1, Kind("max"), float(w.max()), 128, 130, 64, 70)
+    m = Mutation(
+        mutation_id=0,
+        layer=0,
+        matrix="q",
+        row=2,
+        col=1,
+        kind=Kind("max"),
+        value=float(w.max()),
+        r0=128,
+        r1=130,
+        c0=64,
+        c1=70,
+    )
     with applied(w, m):
         changed = w != before
         assert bool((w[128:130, 64:70] == before.max()).all())
@@ -54,7 +66,9 @@ def test_applied_writes_exactly_the_tile_and_restores_bits():
 def test_applied_restores_after_an_exception():
     w = torch.randn(64, 64)
     before = w.clone()
-    m = Mutation(0, 0, "q", 0, 0, Kind("zero"), 0.0, 0, 64, 0, 64)
+    m = Mutation(
+        mutation_id=0, layer=0, matrix="q", row=0, col=0, kind=Kind("zero"), value=0.0, r0=0, r1=64, c0=0, c1=64
+    )
     with pytest.raises(KeyboardInterrupt):
         with applied(w, m):
             assert bool((w == 0).all())

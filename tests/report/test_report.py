@@ -101,17 +101,17 @@ def write_screen(path: Path, seed: int = 0) -> tuple[Path, dict]:
                         value = {"max": 0.9, "min": -0.9, "zero": 0.0}[kind]
                         mutations.append(
                             Mutation(
-                                mid,
-                                layer,
-                                matrix,
-                                row,
-                                col,
-                                Kind(kind),
-                                value,
-                                row * 64,
-                                min(h, row * 64 + 64),
-                                col * 64,
-                                min(w, col * 64 + 64),
+                                mutation_id=mid,
+                                layer=layer,
+                                matrix=matrix,
+                                row=row,
+                                col=col,
+                                kind=Kind(kind),
+                                value=value,
+                                r0=row * 64,
+                                r1=min(h, row * 64 + 64),
+                                c0=col * 64,
+                                c1=min(w, col * 64 + 64),
                             )
                         )
                         mid += 1
@@ -324,7 +324,11 @@ def test_phenotypes_show_in_the_page_when_present(tmp_path, browser):
 
 def test_report_of_a_screen_with_no_outcomes_yet(tmp_path):
     empty = tmp_path / "empty.duckdb"
-    mutations = [Mutation(0, 0, "q", 0, 0, Kind("max"), 1.0, 0, 64, 0, 64)]
+    mutations = [
+        Mutation(
+            mutation_id=0, layer=0, matrix="q", row=0, col=0, kind=Kind("max"), value=1.0, r0=0, r1=64, c0=0, c1=64
+        )
+    ]
     Store.open(empty, {"empty": 1}, run=RUN, probes=probe_records(), mutations=mutations).close()
     page = write_report(empty, **FAST).read_text(encoding="utf-8")
     assert "0 of 1 (partial screen)" in page and "No outcomes yet" in page

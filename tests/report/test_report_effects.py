@@ -65,17 +65,17 @@ def write_effect_screen(path: Path, seed: int = 0) -> Path:
                     for kind, value in (("max", 0.9), ("min", -0.9)):
                         mutations.append(
                             Mutation(
-                                mid,
-                                layer,
-                                matrix,
-                                row,
-                                col,
-                                Kind(kind),
-                                value,
-                                row * 64,
-                                row * 64 + 64,
-                                col * 64,
-                                col * 64 + 64,
+                                mutation_id=mid,
+                                layer=layer,
+                                matrix=matrix,
+                                row=row,
+                                col=col,
+                                kind=Kind(kind),
+                                value=value,
+                                r0=row * 64,
+                                r1=row * 64 + 64,
+                                c0=col * 64,
+                                c1=col * 64 + 64,
                             )
                         )
                         mid += 1

@@ -83,7 +83,19 @@ PROBES = [
 def mutations(n: int = 6) -> list[Mutation]:
     kinds = [Kind("max"), Kind("min"), Kind.parse("sym:-1")]
     return [
-        Mutation(i, i // 3, "q", 0, i % 2, kinds[i % 3], float(i) - 2.5, 0, 2, 2 * (i % 2), 2 * (i % 2) + 1)
+        Mutation(
+            mutation_id=i,
+            layer=i // 3,
+            matrix="q",
+            row=0,
+            col=i % 2,
+            kind=kinds[i % 3],
+            value=float(i) - 2.5,
+            r0=0,
+            r1=2,
+            c0=2 * (i % 2),
+            c1=2 * (i % 2) + 1,
+        )
         for i in range(n)
     ]
 

@@ -35,7 +35,7 @@ class Task:
 TaskRowsDone = Callable[[Task, int], None]
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Placement:
     """Where a job's tasks should run, as a user says it (``--workers``, ``--ray-address``,
     ``--threads-per-worker``): none of them means this process.

@@ -145,7 +145,7 @@ class RayBackend(Backend):
         max_restarts: int = 2,
         engine: str = DEFAULT_ENGINE,
     ):
-        Placement(workers, address, threads_per_worker).check()
+        Placement(workers=workers, ray_address=address, threads_per_worker=threads_per_worker).check()
         self.ray = _import_ray()
         self.source, self.expected_hash, self.engine = source, expected_hash, engine
         self.dtype, self.device = dtype, device

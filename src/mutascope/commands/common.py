@@ -161,7 +161,7 @@ def screen_config(cli: dict[str, Any]) -> Any:
         ),
         plan=spec,
         out=Path(given["out_file"] or os.devnull),
-        model=ModelSource(cli["model"], cli["dtype"], cli["device"]),
+        model=ModelSource(name=cli["model"], dtype=cli["dtype"], device=cli["device"]),
         shard=shard or (0, 1),
         engine=EngineChoice(
             given["engine"],
@@ -170,7 +170,9 @@ def screen_config(cli: dict[str, Any]) -> Any:
             chunk_size=given["chunk_size"],
         ),
         outputs=given["outputs"],
-        placement=Placement(given["workers"], given["ray_address"], given["threads_per_worker"]),
+        placement=Placement(
+            workers=given["workers"], ray_address=given["ray_address"], threads_per_worker=given["threads_per_worker"]
+        ),
         order=given["order"],
     )
 

@@ -56,7 +56,7 @@ def fill(
         all=all_nsms, top=top, sites=site or (), layers=layers, matrices=matrices, probes=probe or ()
     )
     engine = EngineChoice(batch_size=batch_size, chunk_size=chunk_size)
-    placement = Placement(workers, ray_address, threads_per_worker)
+    placement = Placement(workers=workers, ray_address=ray_address, threads_per_worker=threads_per_worker)
     check_fill(engine, placement)
     with open_results(results_file) as results:
         run = results.runs.iloc[0]

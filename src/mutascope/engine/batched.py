@@ -99,7 +99,7 @@ MAX_BATCH = {"cpu": 128, "cuda": 512}
 BatchedOutcomeRow = MeasuredOutcomeRow
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _ProbeState:
     """A probe's WT pass and WT log-probabilities, computed once per engine."""
 
@@ -372,7 +372,12 @@ class BatchedEngine:
         exact = self.detection == "incremental" and self._given_tolerance is None and self._matches_reference(probe, wt)
         self.stats["probes_exact"] += exact
         return _ProbeState(
-            ids, wt, float(scores.target_logprobs.sum()), float(scores.margins.min()), exact, self.tie_tolerance
+            ids=ids,
+            wt=wt,
+            wt_logprob=float(scores.target_logprobs.sum()),
+            wt_min_margin=float(scores.margins.min()),
+            exact=exact,
+            bound=self.tie_tolerance,
         )
 
     def _single_rows(self) -> list[str]:
@@ -475,7 +480,7 @@ class BatchedEngine:
         targets = torch.tensor(wt, device=self.device)
         scores = teacher_forced(final, self.head, probe.chooser, targets, tolerance=state.tolerance)
         del final
-        cached_keys, cached_values = layer_keys_values(cache) if cache is not None else ([], [])
+        cached_keys, cached_values = layer_keys_values(cache, layer) if cache is not None else ([], [])
         mismatch = scores.tokens != targets
         diverged = mismatch.any(dim=1)
         first = torch.where(diverged, mismatch.int().argmax(dim=1), len(wt))
@@ -517,8 +522,10 @@ class BatchedEngine:
             seed = None
             if not done and need_cache:
                 n = p + d  # positions whose keys/values the mutant shares with this pass
-                keys = [None if i < layer else k[row : row + 1, :, :n].clone() for i, k in enumerate(cached_keys)]
-                values = [None if i < layer else v[row : row + 1, :, :n].clone() for i, v in enumerate(cached_values)]
+                keys: list[torch.Tensor | None] = [None] * layer  # below the mutated layer: the WT's
+                values: list[torch.Tensor | None] = [None] * layer
+                keys += [k[row : row + 1, :, :n].clone() for k in cached_keys]
+                values += [v[row : row + 1, :, :n].clone() for v in cached_values]
                 seed = Seed(state=s, delta=deltas[row], layer=layer, keys=keys, values=values)
             yield i, s, seed
 

@@ -31,7 +31,7 @@ from .prefix import cache_kwargs
 from .rowwise import one_row_at_a_time
 
 
-@dataclass
+@dataclass(kw_only=True)
 class IncrementalPass:
     """What :func:`incremental_pass` leaves: each row's final hidden states at the decision
     positions (rows, steps, d) and the key/value cache over ``prompt + WT[:-1]``."""
@@ -71,7 +71,7 @@ def incremental_pass(
                 **cache_kwargs(decoder, cache),
             )
             hidden.append(out.last_hidden_state)
-    return IncrementalPass(torch.cat(hidden, dim=1), cache)
+    return IncrementalPass(hidden=torch.cat(hidden, dim=1), cache=cache)
 
 
 @torch.inference_mode()

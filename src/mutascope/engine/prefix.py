@@ -37,11 +37,12 @@ def _cache_keyword(forward: Callable[..., Any]) -> str:  # a decoder class's for
     return "cache" if "cache" in names else "past_key_values"
 
 
-def layer_keys_values(cache: DynamicCache) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Each layer's keys and values of a cache a full pass filled (every layer of the models
-    the anatomy supports is full attention: a layer without both is an error, not a skip)."""
+def layer_keys_values(cache: DynamicCache, start: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The keys and values of each layer from ``start`` on, of a cache a pass filled (layers below
+    ``start`` were skipped: :func:`skipping_below`). Every layer of the models the anatomy
+    supports is full attention, so a layer without both is an error, not a skip."""
     keys, values = [], []
-    for i, layer in enumerate(cache.layers):
+    for i, layer in enumerate(cache.layers[start:], start):
         k, v = getattr(layer, "keys", None), getattr(layer, "values", None)
         if not isinstance(k, torch.Tensor) or not isinstance(v, torch.Tensor):
             raise RuntimeError(f"cache layer {i} holds no keys and values ({type(layer).__name__})")
@@ -63,7 +64,7 @@ def _hidden_arg(args: tuple, kwargs: dict) -> torch.Tensor:
     return args[0] if args else kwargs["hidden_states"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class WildTypePass:
     """What one teacher-forced wild-type pass over ``prompt + WT[:-1]`` leaves behind.
 
@@ -105,7 +106,9 @@ def capture_wild_type(decoder: torch.nn.Module, blocks: torch.nn.ModuleList, ids
     keys, values = layer_keys_values(cache)
     if any(h is None for h in hidden_in) or len(keys) != len(blocks):
         raise RuntimeError("the wild-type pass did not run every decoder block once")
-    return WildTypePass(hidden_in, keys, values, out.last_hidden_state, returns_tuple[0])  # type: ignore[arg-type]
+    return WildTypePass(
+        hidden_in=hidden_in, keys=keys, values=values, last_hidden=out.last_hidden_state, returns_tuple=returns_tuple[0]
+    )  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager

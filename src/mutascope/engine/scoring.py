@@ -146,7 +146,7 @@ class LogitHead:
         return self._post(pre).to(torch.float32)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StepScores:
     """Per decision: chosen token, top-1/top-2 score margin and its relative size, log p(target)."""
 
@@ -273,7 +273,7 @@ def decide(
         token, margin, relative, logprob = _fast(hidden, head, chooser, steps, targets, tolerance)
     else:
         token, margin, relative, logprob = _exact(hidden, head, chooser, steps, targets)
-    return StepScores(token, margin, relative, logprob)
+    return StepScores(tokens=token, margins=margin, relative=relative, logprobs=logprob)
 
 
 def logprobs(hidden: torch.Tensor, head: LogitHead, targets: torch.Tensor) -> torch.Tensor:
@@ -333,7 +333,11 @@ def teacher_forced(
                         decide(flat[part], head, chooser, steps[part], tolerance=tolerance, targets=want[part])
                     )
                 else:
-                    parts.append(StepScores(None, None, None, logprobs(flat[part], head, want[part])))  # type: ignore[arg-type]
+                    parts.append(
+                        StepScores(
+                            tokens=None, margins=None, relative=None, logprobs=logprobs(flat[part], head, want[part])
+                        )
+                    )  # type: ignore[arg-type]
             out_logprobs[rows, s0:s1] = torch.cat([p.target_logprobs for p in parts]).view(len(rows), width)
             if decides:
                 tokens[rows, s0:s1] = torch.cat([p.tokens for p in parts]).view(len(rows), width)
@@ -342,4 +346,4 @@ def teacher_forced(
         if len(deciding):
             disagree = (tokens[deciding, s0:s1] != targets[s0:s1]).any(dim=1)
             active[deciding[disagree]] = False
-    return StepScores(tokens, margins, relative, out_logprobs)
+    return StepScores(tokens=tokens, margins=margins, relative=relative, logprobs=out_logprobs)

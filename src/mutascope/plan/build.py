@@ -81,7 +81,7 @@ class PlanSpec:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Plan:
     """The ordered mutations of a spec on one model."""
 
@@ -186,8 +186,20 @@ def build_plan(spec: PlanSpec, anatomy: Anatomy) -> Plan:
                     r0, r1, c0, c1 = grid.bounds(row, col)
                     for kind in spec.kinds:
                         mutations.append(
-                            Mutation(len(mutations), layer, matrix, row, col, kind, values[kind], r0, r1, c0, c1)
+                            Mutation(
+                                mutation_id=len(mutations),
+                                layer=layer,
+                                matrix=matrix,
+                                row=row,
+                                col=col,
+                                kind=kind,
+                                value=values[kind],
+                                r0=r0,
+                                r1=r1,
+                                c0=c0,
+                                c1=c1,
+                            )
                         )
     if not mutations:
         raise MutascopeError("the plan is empty: no tile matches the selected rows/columns; widen --rows/--cols")
-    return Plan(spec, tuple(mutations), grids)
+    return Plan(spec=spec, mutations=tuple(mutations), grids=grids)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import torch
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class Mutation:
     """One mutant: tile (row, col) of ``matrix`` in ``layer`` set by ``kind``.
 

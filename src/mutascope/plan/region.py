@@ -113,5 +113,16 @@ def region_mutation(
     row, col = region.r0 // tile[0], region.c0 // tile[1]
     whole = grid.bounds(row, col) == (region.r0, region.r1, region.c0, region.c1)
     return Mutation(
-        mutation_id, layer, matrix, row, col, kind, value, region.r0, region.r1, region.c0, region.c1, subtile=not whole
+        mutation_id=mutation_id,
+        layer=layer,
+        matrix=matrix,
+        row=row,
+        col=col,
+        kind=kind,
+        value=value,
+        r0=region.r0,
+        r1=region.r1,
+        c0=region.c0,
+        c1=region.c1,
+        subtile=not whole,
     )

@@ -21,7 +21,7 @@ from .chooser import ChooserLogitsProcessor, TokenChooser
 from .probe import Probe, encode_probe
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class PreparedProbe:
     """A probe ready to run: prompt token ids, its token chooser, and the WT output."""
 
@@ -63,7 +63,7 @@ def prepare(subject, probe: Probe) -> PreparedProbe:
             f"probe {probe.id!r}: {len(prompt)} prompt tokens + {probe.max_new_tokens} new tokens exceed the "
             f"model's context of {limit} tokens; shorten the probe or lower --max-new-tokens"
         )
-    return PreparedProbe(probe, prompt, TokenChooser(probe.decoding, vocab_size(subject)))
+    return PreparedProbe(probe=probe, prompt=prompt, chooser=TokenChooser(probe.decoding, vocab_size(subject)))
 
 
 def prepare_probes(subject, engine: Generator, probes: Sequence[Probe]) -> list[PreparedProbe]:

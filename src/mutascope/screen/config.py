@@ -34,7 +34,7 @@ Order = Literal["plan", "predicted"]
 Shard = tuple[int, int]  # (index, count): the contiguous part of the plan a file holds
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class ModelSource:
     """Which model to screen and how to hold it: known before anything loads.
 

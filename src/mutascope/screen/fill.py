@@ -91,7 +91,7 @@ class Selection:
         )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FillSummary:
     """What :func:`fill` did."""
 
@@ -243,7 +243,12 @@ def fill(
         store.renumber_phenotypes()
         left = store.con.execute("SELECT count(*) FROM outcomes WHERE nsm AND output_tokens IS NULL").fetchone()[0]
     return FillSummary(
-        path, len(chosen), int(chosen["filled"].sum()), filled_now, int(left), time.perf_counter() - start
+        path=path,
+        selected=len(chosen),
+        already=int(chosen["filled"].sum()),
+        filled_now=filled_now,
+        unfilled_left=int(left),
+        seconds=time.perf_counter() - start,
     )
 
 

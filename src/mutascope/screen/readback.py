@@ -31,7 +31,11 @@ def stored_probes(con: duckdb.DuckDBPyConnection, vocab_size: int) -> list[Prepa
     prepared = []
     for pid, prompt, wt in rows:
         probe = by_id[pid]
-        prepared.append(PreparedProbe(probe, tuple(prompt), TokenChooser(probe.decoding, vocab_size), tuple(wt)))
+        prepared.append(
+            PreparedProbe(
+                probe=probe, prompt=tuple(prompt), chooser=TokenChooser(probe.decoding, vocab_size), wt_tokens=tuple(wt)
+            )
+        )
     return prepared
 
 

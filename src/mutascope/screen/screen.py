@@ -71,7 +71,7 @@ def probe_record(subject: Any, p: PreparedProbe) -> ProbeRecord:
     )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ScreenSummary:
     """What a finished (or partly finished) screen did."""
 
@@ -238,7 +238,9 @@ class Screen:
                 # Canonical phenotype ids even if chunks arrived out of order, in this run or
                 # an interrupted earlier one (a no-op update when they already are).
                 store.renumber_phenotypes()
-        return ScreenSummary(self.out, total, finished, n_todo, time.perf_counter() - start)
+        return ScreenSummary(
+            path=self.out, n_mutations=total, n_done=finished, n_run_now=n_todo, seconds=time.perf_counter() - start
+        )
 
 
 def predicted_coverage(subject: Any, config: ScreenConfig, share: float = 0.01) -> Any:

@@ -44,6 +44,18 @@ def read_mutations(con: duckdb.DuckDBPyConnection, ids: list[int] | None = None)
         if ids is not None:
             con.unregister("_wanted")
     return {
-        mid: Mutation(mid, layer, matrix, row, col, Kind.parse(kind), value, r0, r0 + h, c0, c0 + w)
+        mid: Mutation(
+            mutation_id=mid,
+            layer=layer,
+            matrix=matrix,
+            row=row,
+            col=col,
+            kind=Kind.parse(kind),
+            value=value,
+            r0=r0,
+            r1=r0 + h,
+            c0=c0,
+            c1=c0 + w,
+        )
         for mid, layer, matrix, row, col, kind, value, r0, h, c0, w in rows
     }
