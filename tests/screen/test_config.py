@@ -50,7 +50,7 @@ def test_the_configuration_is_frozen_and_normalised(tmp_path):
 
 def test_the_identity_before_loading_is_part_of_the_identity_after(tmp_path):
     subject = tiny_model("llama")
-    c = config(tmp_path, shard=(1, 2))
+    c = config(tmp_path)
     before = c.identity()
     after = Screen(subject, c).identity()
     assert set(before) < set(after) and {"eos"} <= set(after) - set(before)
