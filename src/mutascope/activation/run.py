@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..evaluate import corpus_ids, read_corpus
 from ..files.outputs import check_output_dir, check_output_file
 from ..plan.parse import parse_tile
@@ -79,26 +79,26 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
     gammas = parse_gammas(s.gamma)
     if s.prune_sparsity:
         if not 0 < s.prune_sparsity < 1:
-            raise MutascopeError(f"--prune-sparsity must be in [0, 1), got {s.prune_sparsity}")
+            raise InputError(f"--prune-sparsity must be in [0, 1), got {s.prune_sparsity}")
         gammas = tuple(sorted(set(gammas) | {s.prune_gamma}))
     if s.inputs_per_domain < 1:
-        raise MutascopeError(f"--inputs-per-domain must be >= 1, got {s.inputs_per_domain}")
+        raise InputError(f"--inputs-per-domain must be >= 1, got {s.inputs_per_domain}")
     if s.heldout < 1:
-        raise MutascopeError(f"--heldout must be >= 1, got {s.heldout}")
+        raise InputError(f"--heldout must be >= 1, got {s.heldout}")
     if s.prune_calibration and not s.prune_sparsity:
-        raise MutascopeError("--prune-calibration prunes: give a --prune-sparsity in (0, 1), not 0")
+        raise InputError("--prune-calibration prunes: give a --prune-sparsity in (0, 1), not 0")
     semantic_pairs = s.semantic_pairs or s.pairs is not None
     if s.max_pairs is not None and s.max_pairs < 3:
-        raise MutascopeError(f"--max-pairs must be >= 3 (a rank correlation), got {s.max_pairs}")
+        raise InputError(f"--max-pairs must be >= 3 (a rank correlation), got {s.max_pairs}")
     if s.permutations < 1:
-        raise MutascopeError(f"--permutations must be >= 1, got {s.permutations}")
+        raise InputError(f"--permutations must be >= 1, got {s.permutations}")
     inputs = [p for p in (s.corpus, s.pairs, s.screen) if p is not None]
     if s.out_file is not None:
         check_tables_file(s.out_file, inputs=[p for p in inputs if p is not s.screen])
     if s.figures is not None:
         check_output_dir(s.figures, inputs=inputs, what="--figures directory")
         if s.out_file is not None and s.figures.resolve() == s.out_file.resolve():
-            raise MutascopeError(f"--figures {s.figures} is the --out file; give a directory")
+            raise InputError(f"--figures {s.figures} is the --out file; give a directory")
         for name in FIGURES.values():
             check_output_file(s.figures / name, what="figure")
     if s.domain:
@@ -107,7 +107,7 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
         domains = default_domains(s.inputs_per_domain, s.heldout)
     if s.prune_calibration:
         if len(domains) < 2:
-            raise MutascopeError("--prune-calibration needs at least two domains")
+            raise InputError("--prune-calibration needs at least two domains")
         check_heldout(domains)
     pair_set = None
     if semantic_pairs:
@@ -115,7 +115,7 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
         pair_set = pair_set[: s.max_pairs] if s.max_pairs else pair_set
     text = read_corpus(s.corpus) if s.prune_sparsity else None
     if s.screen is not None and not s.screen.is_file():
-        raise MutascopeError(f"--screen {s.screen}: not found")
+        raise InputError(f"--screen {s.screen}: not found")
     short = [f"{d.name} ({len(d.texts)})" for d in domains if len(d.texts) < s.inputs_per_domain]
     if short:  # said once every setting is checked, so a refusal stays one line
         tell("note", f"--inputs-per-domain {s.inputs_per_domain}: fewer inputs available, all used: {', '.join(short)}")

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import Subject
 from .gradients import encode
 from .inputs import Domain
@@ -70,13 +70,13 @@ def check_heldout(domains: Sequence[Domain]) -> None:
     """Every domain has held-out text and none of it repeats one of its calibration inputs."""
     for d in domains:
         if not d.heldout:
-            raise MutascopeError(
+            raise InputError(
                 f"domain {d.name} has no held-out text after its {len(d.texts)} inputs: "
                 "give fewer --inputs-per-domain or a source with more texts"
             )
         overlap = set(d.heldout) & set(d.texts)
         if overlap:
-            raise MutascopeError(f"domain {d.name}: {len(overlap)} held-out text(s) repeat a calibration input")
+            raise InputError(f"domain {d.name}: {len(overlap)} held-out text(s) repeat a calibration input")
 
 
 def heldout_set(subject: Subject, domain: Domain, max_tokens: int | None = None) -> Heldout:
@@ -91,7 +91,7 @@ def heldout_set(subject: Subject, domain: Domain, max_tokens: int | None = None)
         if len(t) >= 2:
             ids.append(t)
     if not ids:
-        raise MutascopeError(f"domain {domain.name}: its held-out texts are too short to score (under 2 tokens)")
+        raise InputError(f"domain {domain.name}: its held-out texts are too short to score (under 2 tokens)")
     choices = choice_prompts(subject, list(domain.heldout), list(domain.answers)) if domain.answers else None
     return Heldout(domain.name, tuple(ids), choices)
 
@@ -219,18 +219,18 @@ def calibration_transfer(
     to their last ``max_tokens`` tokens as for the activation maps.
     """
     if len(domains) < 2:
-        raise MutascopeError("calibration transfer needs at least two domains")
+        raise InputError("calibration transfer needs at least two domains")
     names = [d.name for d in domains]
     if len(set(names)) != len(names):
-        raise MutascopeError(f"domain names must be unique, got {', '.join(names)}")
+        raise InputError(f"domain names must be unique, got {', '.join(names)}")
     for m in methods:
         if m not in METHODS:
-            raise MutascopeError(f"unknown pruning method {m!r}; use {', '.join(METHODS)}")
+            raise InputError(f"unknown pruning method {m!r}; use {', '.join(METHODS)}")
     if not 0 < sparsity < 1:
-        raise MutascopeError(f"calibration transfer needs a sparsity in (0, 1), got {sparsity}")
+        raise InputError(f"calibration transfer needs a sparsity in (0, 1), got {sparsity}")
     missing = [n for n in names if n not in counts] if "layerwise" in methods else []
     if missing:
-        raise MutascopeError(f"no activated counts for domain(s) {', '.join(missing)}")
+        raise InputError(f"no activated counts for domain(s) {', '.join(missing)}")
     check_heldout(domains)
     say = progress or (lambda msg: None)
     before = subject.content_hash()

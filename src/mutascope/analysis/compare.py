@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import MutascopeError
+from ..errors import InputError, ResultsFileError
 from ..model.anatomy import MATRICES
 from ..model.subject import model_key
 from ..store import open_results
@@ -112,12 +112,12 @@ def _read_export(p: Path) -> Screened:
     names = {f.stem for f in p.glob("*.parquet")}
     missing = [t for t in EXPORT_TABLES if t not in names]
     if missing:
-        raise MutascopeError(f"{p} is a directory but not a compact export of a screen (no {missing[0]}.parquet)")
+        raise ResultsFileError(f"{p} is a directory but not a compact export of a screen (no {missing[0]}.parquet)")
     tables = {
         s.name: pd.read_parquet(p / f"analysis_{s.name}.parquet") for s in STATISTICS if f"analysis_{s.name}" in names
     }
     if not tables:
-        raise MutascopeError(f"{p} holds no analysis table of this version: export an analysed screen")
+        raise ResultsFileError(f"{p} holds no analysis table of this version: export an analysed screen")
     run = pd.read_parquet(p / "runs.parquet").iloc[0]
     config = json.loads(run["config"]) if isinstance(run["config"], str) else {}
     layers = tuple(sorted(int(x) for x in pd.read_parquet(p / "tiles.parquet", columns=["layer"])["layer"].unique()))
@@ -125,7 +125,7 @@ def _read_export(p: Path) -> Screened:
     probes = probes.sort_values("position") if "position" in probes else probes
     probes = probes[["probe_id", "text", "chat", "decoding", "max_new_tokens"]].reset_index(drop=True)
     if not layers:
-        raise MutascopeError(f"{p} has no mutations")
+        raise ResultsFileError(f"{p} has no mutations")
     exact = (config.get("plan") or {}).get("layers") is None
     return Screened(
         p,
@@ -150,19 +150,19 @@ def read_screened(path: str | os.PathLike) -> Screened:
         names = results.table_names()
         missing = [t for t in SCREEN_TABLES if t not in names]
         if missing:
-            raise MutascopeError(f"{p} is not a complete mutascope results file (no table {missing[0]})")
+            raise ResultsFileError(f"{p} is not a complete mutascope results file (no table {missing[0]})")
         analysed = {t.removeprefix("analysis_") for t in names if t.startswith("analysis_")}
         if not analysed:
-            raise MutascopeError(f"{p} is not analysed: run `mutascope analyze {p}` first")
+            raise ResultsFileError(f"{p} is not analysed: run `mutascope analyze {p}` first")
         tables = {s.name: results.table(f"analysis_{s.name}") for s in STATISTICS if s.name in analysed}
         if not tables:
-            raise MutascopeError(f"{p} holds no table of this version's statistics: rerun `mutascope analyze {p}`")
+            raise ResultsFileError(f"{p} holds no table of this version's statistics: rerun `mutascope analyze {p}`")
         run = results.runs.iloc[0]
         config = json.loads(run["config"]) if isinstance(run["config"], str) else {}
         layers = tuple(int(x) for x in results.query("SELECT DISTINCT layer FROM mutations ORDER BY layer")["layer"])
         probes = results.probes[["probe_id", "text", "chat", "decoding", "max_new_tokens"]].reset_index(drop=True)
     if not layers:
-        raise MutascopeError(f"{p} has no mutations: run the screen first")
+        raise ResultsFileError(f"{p} has no mutations: run the screen first")
     exact = (config.get("plan") or {}).get("layers") is None  # --layers all: the screen spans the model
     return Screened(
         p,
@@ -677,20 +677,20 @@ def superactivation_link(s: Screened, alpha: float) -> pd.DataFrame:
 
 def check_alpha(alpha: float) -> None:
     if not 0 < alpha < 1:
-        raise MutascopeError(f"--alpha must be between 0 and 1 (exclusive), got {alpha}")
+        raise InputError(f"--alpha must be between 0 and 1 (exclusive), got {alpha}")
 
 
 def compare(paths: Sequence[str | os.PathLike], alpha: float = 0.05) -> Comparison:
     """Read every file (refusing one that cannot be compared, in one line) and build the comparison."""
     check_alpha(alpha)
     if len(paths) < 2:
-        raise MutascopeError(f"compare needs at least two results files, got {len(paths)}")
+        raise InputError(f"compare needs at least two results files, got {len(paths)}")
     screens = [read_screened(p) for p in paths]
     _labels(screens)
     names = [s.name for s in STATISTICS]
     common = [n for n in names if all(n in s.tables for s in screens)]
     if not common:
-        raise MutascopeError(
+        raise ResultsFileError(
             f"{', '.join(str(s.path) for s in screens)} have no statistic in common: "
             "analyse them with one version of `mutascope analyze`"
         )

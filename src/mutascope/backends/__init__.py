@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..progress import Status
 from .base import Backend, Closing, Placement, Task, chunk_grid
 from .local import LocalBackend
@@ -40,7 +40,7 @@ def backend_class(name: str) -> type:
     try:
         module, _, cls = BACKENDS[name].partition(":")
     except KeyError:
-        raise MutascopeError(f"unknown backend {name!r}: choose from {', '.join(BACKENDS)}") from None
+        raise InputError(f"unknown backend {name!r}: choose from {', '.join(BACKENDS)}") from None
     return getattr(importlib.import_module(module), cls)
 
 
@@ -54,7 +54,7 @@ def check_backend(engine_name: str, placement: Placement, name: str | None = Non
     the engine ``engine_name`` (checked before the model loads)."""
     cls = backend_class(name or chosen_backend(placement.check()))
     if cls.engines is not None and engine_name not in cls.engines:
-        raise MutascopeError(f"{cls.asked_by} run the {' or '.join(cls.engines)} engine; drop --engine {engine_name}")
+        raise InputError(f"{cls.asked_by} run the {' or '.join(cls.engines)} engine; drop --engine {engine_name}")
     return cls
 
 

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from ..errors import Interrupted
+from ..errors import InputError, Interrupted
 from ..interrupts import SIGNALS, raise_if_interrupted, stage  # noqa: F401 (SIGNALS: for callers)
 
 out = Console()
@@ -67,10 +67,8 @@ def resolve(specs, subject, mmlu_dir, max_new_tokens, decoding):
 
 def check_threads(threads: int | None) -> None:
     """Refuse a ``--threads`` below 1 in one line (without importing torch)."""
-    from ..errors import MutascopeError
-
     if threads is not None and threads < 1:
-        raise MutascopeError(f"--threads must be at least 1, got {threads}")
+        raise InputError(f"--threads must be at least 1, got {threads}")
 
 
 def checked_spec(

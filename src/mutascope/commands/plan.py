@@ -57,7 +57,7 @@ def plan(
     --outputs, --order, --shard, --chunk-size, --batch-size, --float32-head, --workers,
     --ray-address, --threads-per-worker) are accepted and ignored, with one note on stderr.
     """
-    from ..errors import MutascopeError
+    from ..errors import InputError
 
     spec, _ = common.checked_spec(
         model,
@@ -74,7 +74,7 @@ def plan(
         threads=threads,
     )
     if predicted and not estimate:
-        raise MutascopeError("--predicted needs the time estimate: drop --no-estimate")
+        raise InputError("--predicted needs the time estimate: drop --no-estimate")
     given = {
         "--out": out_file,
         "--engine": engine,

@@ -52,12 +52,12 @@ def predict(
     the local estimate existed gets only its `local` values added."""
     import time
 
-    from ..errors import MutascopeError
+    from ..errors import InputError
 
     if top < 0:
-        raise MutascopeError(f"--top must be 0 or more, got {top}")
+        raise InputError(f"--top must be 0 or more, got {top}")
     if superweights is not None and not superweights.is_file():
-        raise MutascopeError(f"superweights file not found: {superweights}")
+        raise InputError(f"superweights file not found: {superweights}")
     spec, shard_pair = common.checked_spec(
         model,
         layers,

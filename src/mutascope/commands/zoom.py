@@ -51,18 +51,18 @@ def zoom(
 ) -> None:
     """Where a tile's effect sits: hierarchical refinement into exact sub-block mutants (resumable)."""
     from ..analysis.carriers import carriers, sentence
-    from ..errors import MutascopeError
+    from ..errors import InputError
     from ..plan import Kind
     from ..screen.zoom import ZoomRule
     from ..screen.zoom import zoom as run_zoom
     from ..store import open_results, read_zoom
 
     if not site and top is None:
-        raise MutascopeError("choose what to zoom: --site L.m.r.c (repeatable) or --top N (the strongest sites)")
+        raise InputError("choose what to zoom: --site L.m.r.c (repeatable) or --top N (the strongest sites)")
     parsed = Kind.parse(kind)
     rule = ZoomRule(share, beam, floor).check()
     if top is not None and top < 1:
-        raise MutascopeError(f"--top must be at least 1, got {top}")
+        raise InputError(f"--top must be at least 1, got {top}")
     if figures is not None:
         from ..files.outputs import check_output_dir
 

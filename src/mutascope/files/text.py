@@ -10,17 +10,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import MutascopeError
+from ..errors import InputError
 
 
 def read_text_file(path: str | os.PathLike, what: str, hint: str = "") -> str:
     """The UTF-8 text of ``path``; ``what`` names it in errors ("probe file")."""
     p = Path(path)
     if not p.is_file():
-        raise MutascopeError(f"{what} {p}: not found" + (f"; {hint}" if hint else ""))
+        raise InputError(f"{what} {p}: not found" + (f"; {hint}" if hint else ""))
     try:
         return p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise MutascopeError(f"{what} {p}: not valid UTF-8 text") from None
+        raise InputError(f"{what} {p}: not valid UTF-8 text") from None
     except OSError as exc:
-        raise MutascopeError(f"{what} {p}: cannot be read: {exc.strerror or exc}") from None
+        raise InputError(f"{what} {p}: cannot be read: {exc.strerror or exc}") from None

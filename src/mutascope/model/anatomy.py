@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError, ModelLoadError
 from .source import MATRICES  # noqa: F401 (the canonical names; re-exported)
 
 # (path of the submodule inside one decoder block, canonical parts it holds in
@@ -94,17 +94,17 @@ class Anatomy:
     def ref(self, layer: int, matrix: str) -> MatrixRef:
         """Look up one matrix, with errors that list what is valid."""
         if matrix not in MATRICES:
-            raise MutascopeError(f"unknown matrix {matrix!r}; valid names: {', '.join(MATRICES)}")
+            raise InputError(f"unknown matrix {matrix!r}; valid names: {', '.join(MATRICES)}")
         if matrix not in self.matrices:
-            raise MutascopeError(
+            raise InputError(
                 f"matrix {matrix!r} does not exist in this {self.family} model; it has: {', '.join(self.matrices)}"
             )
         try:
             layer = operator.index(layer)
         except TypeError:
-            raise MutascopeError(f"layer must be an integer, got {layer!r}") from None
+            raise InputError(f"layer must be an integer, got {layer!r}") from None
         if not 0 <= layer < self.n_layers:
-            raise MutascopeError(f"layer {layer} out of range; this model has layers 0-{self.n_layers - 1}")
+            raise InputError(f"layer {layer} out of range; this model has layers 0-{self.n_layers - 1}")
         return self._refs[(layer, matrix)]
 
     def weight(self, layer: int, matrix: str) -> torch.Tensor:
@@ -123,7 +123,7 @@ class Anatomy:
     def block_path(self, layer: int) -> str:
         """Dotted path of decoder block ``layer`` (e.g. ``model.layers.3``)."""
         if not 0 <= layer < self.n_layers:
-            raise MutascopeError(f"layer {layer} is out of range: the model has layers 0-{self.n_layers - 1}")
+            raise InputError(f"layer {layer} is out of range: the model has layers 0-{self.n_layers - 1}")
         return f"{self.blocks_path}.{layer}"
 
     def refs(self) -> list[MatrixRef]:
@@ -140,7 +140,7 @@ def anatomy_of(model: torch.nn.Module) -> Anatomy:
     family = getattr(config, "model_type", None) or type(model).__name__
     blocks_path, blocks = _find_blocks(model)
     if blocks is None:
-        raise MutascopeError(
+        raise ModelLoadError(
             f"unrecognised architecture {type(model).__name__}: no list of decoder layers "
             "with known q/k/v/o/gate/up/down submodules was found"
         )
@@ -155,14 +155,14 @@ def anatomy_of(model: torch.nn.Module) -> Anatomy:
         ]
         names = [r.matrix for r in layer_refs]
         if len(set(names)) != len(names):
-            raise MutascopeError(
+            raise ModelLoadError(
                 f"layer {i} of this {family} model has more than one candidate for a matrix "
                 f"({', '.join(sorted(names))}); this layout is not supported yet"
             )
         if first is None:
             first = set(names)
         elif set(names) != first:
-            raise MutascopeError(
+            raise ModelLoadError(
                 f"layer {i} of this {family} model has matrices {sorted(names)}, layer 0 has "
                 f"{sorted(first)}; models whose layers differ are not supported yet"
             )
@@ -203,7 +203,7 @@ def _get(block: torch.nn.Module, path: str) -> torch.nn.Module | None:
 def _reject_unsupported(block: torch.nn.Module, family: str) -> None:
     for name, _ in block.named_modules():
         if name.rsplit(".", 1)[-1] in _UNSUPPORTED_LEAVES:
-            raise MutascopeError(
+            raise ModelLoadError(
                 f"{family} models fuse q/k/v interleaved per head ({name}); this layout is not supported yet"
             )
 
@@ -215,7 +215,7 @@ def _layout_refs(block, prefix, layer, path, parts, conv1d, config) -> list[Matr
     weight = getattr(module, "weight", None)
     is_conv1d = type(module).__name__ == "Conv1D"
     if not isinstance(weight, torch.Tensor) or weight.ndim != 2 or conv1d != is_conv1d:
-        raise MutascopeError(
+        raise ModelLoadError(
             f"{prefix}.{path} is a {type(module).__name__}, not the "
             f"{'Conv1D' if conv1d else 'Linear-like'} layer expected there; "
             "this layout is not supported yet"
@@ -249,7 +249,7 @@ def _split_sizes(parts: tuple[str, ...], total: int, config, where: str) -> list
         head_dim = getattr(config, "head_dim", None) or (hidden // heads if heads and hidden else None)
         kv_heads = getattr(config, "num_key_value_heads", None) or heads
         if not (heads and head_dim):
-            raise MutascopeError(f"cannot split fused {where}: the config lacks head counts")
+            raise ModelLoadError(f"cannot split fused {where}: the config lacks head counts")
         sizes = [heads * head_dim, kv_heads * head_dim, kv_heads * head_dim]
     elif parts == ("gate", "up"):
         sizes = [total // 2, total // 2]
@@ -259,7 +259,7 @@ def _split_sizes(parts: tuple[str, ...], total: int, config, where: str) -> list
     else:  # pragma: no cover - the layout table only holds the two shapes above
         raise AssertionError(parts)
     if sum(sizes) != total:
-        raise MutascopeError(
+        raise ModelLoadError(
             f"cannot split fused {where}: the config gives parts {'+'.join(map(str, sizes))} "
             f"but the weight has {total} output features; this layout is not supported yet"
         )

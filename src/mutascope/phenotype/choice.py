@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..probes.mmlu import answer_letter, mmlu21_score
 
 __all__ = [
@@ -90,7 +90,7 @@ def _letter(text: str) -> str:
 def score_choices(group: str, key: Sequence[str], wt_outputs: Sequence[str], outputs: Sequence[str]) -> ChoiceScore:
     """Score one mutant: ``key`` the correct letters, ``wt_outputs``/``outputs`` the decoded new tokens."""
     if not (len(key) == len(wt_outputs) == len(outputs)) or not key:
-        raise MutascopeError(
+        raise InputError(
             f"choice set {group!r}: need one key letter, WT output and mutant output per question, "
             f"got {len(key)}, {len(wt_outputs)}, {len(outputs)}"
         )

@@ -15,7 +15,7 @@ from typing import Protocol
 import torch
 from transformers import GenerationConfig, LogitsProcessorList
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import eos_ids, vocab_size
 from .chooser import ChooserLogitsProcessor, TokenChooser
 from .probe import Probe, encode_probe
@@ -59,7 +59,7 @@ def prepare(subject, probe: Probe) -> PreparedProbe:
     prompt = tuple(encode_probe(subject.tokenizer, probe))
     limit = context_length(subject)
     if limit is not None and len(prompt) + probe.max_new_tokens > limit:
-        raise MutascopeError(
+        raise InputError(
             f"probe {probe.id!r}: {len(prompt)} prompt tokens + {probe.max_new_tokens} new tokens exceed the "
             f"model's context of {limit} tokens; shorten the probe or lower --max-new-tokens"
         )

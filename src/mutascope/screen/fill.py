@@ -38,7 +38,7 @@ import pandas as pd
 from ..backends import Backend, Placement, Task, check_backend, make_backend
 from ..engine import DEFAULT_ENGINE, check_engine, make_engine
 from ..engine.base import wild_type_logprob
-from ..errors import MutascopeError
+from ..errors import InputError, ResultsFileError
 from ..model.subject import vocab_size
 from ..plan.parse import parse_indices, parse_names, parse_site
 from ..progress import Progress, Status
@@ -72,9 +72,9 @@ class Selection:
     ) -> Selection:
         """From command-line values, with one-line errors for bad ones."""
         if not (all or top is not None or sites):
-            raise MutascopeError("choose what to fill: --all, --top N (per probe, by effect) or --site L.m.r.c")
+            raise InputError("choose what to fill: --all, --top N (per probe, by effect) or --site L.m.r.c")
         if top is not None and top < 1:
-            raise MutascopeError(f"--top must be at least 1, got {top}")
+            raise InputError(f"--top must be at least 1, got {top}")
         for site in sites:
             parse_site(site)
         return cls(
@@ -104,7 +104,7 @@ def select_rows(con, selection: Selection) -> pd.DataFrame:
     probes = [r[0] for r in con.execute("SELECT probe_id FROM probes ORDER BY position").fetchall()]
     unknown = [p for p in selection.probe_ids or () if p not in probes]
     if unknown:
-        raise MutascopeError(f"unknown probe {unknown[0]!r}: this screen has {', '.join(probes)}")
+        raise InputError(f"unknown probe {unknown[0]!r}: this screen has {', '.join(probes)}")
     _check_in_screen(con, selection)
     frame = con.execute(
         "SELECT o.mutation_id, o.probe_id, o.output_tokens IS NOT NULL AS filled, o.logprob_drop, "
@@ -130,7 +130,7 @@ def select_rows(con, selection: Selection) -> pd.DataFrame:
             )
     if selection.top is not None:
         if frame["logprob_drop"].isna().all() and len(frame):
-            raise MutascopeError(
+            raise InputError(
                 "this screen has no effect sizes (reference engine): --top needs them; use --all or --site"
             )
         ranked = frame.sort_values(["probe_id", "logprob_drop", "mutation_id"], ascending=[True, False, True])
@@ -146,15 +146,15 @@ def _check_in_screen(con, selection: Selection) -> None:
     where = f"this screen has layers {_ranges(layers)} and matrices {','.join(matrices)}"
     for layer in selection.layers or ():
         if layer not in layers:
-            raise MutascopeError(f"layer {layer} is not in this screen: {where}")
+            raise InputError(f"layer {layer} is not in this screen: {where}")
     for matrix in selection.matrices or ():
         if matrix not in matrices:
-            raise MutascopeError(f"matrix {matrix!r} is not in this screen: {where}")
+            raise InputError(f"matrix {matrix!r} is not in this screen: {where}")
     sites = set(screened.itertuples(index=False, name=None))
     for site in selection.sites or ():
         layer, matrix, row, col = parse_site(site)
         if (layer, matrix, row, col) not in sites:
-            raise MutascopeError(
+            raise InputError(
                 f"site {site} (layer {layer}, {matrix}, tile row {row}, column {col}) is not in this screen: {where}"
             )
 
@@ -187,7 +187,7 @@ def check_fill(
 ) -> None:
     """What can be checked before the model loads: the chunk size, the engine's options, the placement."""
     if chunk_size < 1:
-        raise MutascopeError(f"--chunk-size must be at least 1, got {chunk_size}")
+        raise InputError(f"--chunk-size must be at least 1, got {chunk_size}")
     check_engine(DEFAULT_ENGINE, options=engine_options)
     check_backend(DEFAULT_ENGINE, placement or Placement())
 
@@ -216,7 +216,7 @@ def fill(
     start = time.perf_counter()
     path = Path(path)
     if chunk_size < 1:
-        raise MutascopeError("chunk size must be at least 1")
+        raise InputError("chunk size must be at least 1")
     placement = Placement(workers, ray_address, threads_per_worker, source)
     with open_results(path) as results:
         check_model(results.con, subject, path)
@@ -232,7 +232,7 @@ def fill(
         probes = stored_probes(store.con, vocab_size(subject))
         for p in probes:
             if p.id in set(todo["probe_id"]) and engine.generate(p) != p.wt_tokens:
-                raise MutascopeError(
+                raise ResultsFileError(
                     f"{path}: the unmutated model's output for probe {p.id!r} differs from the stored one; "
                     "the numerics of this machine differ from the screen's, so its outputs cannot be filled here"
                 )
@@ -247,7 +247,7 @@ def fill(
         for task, rows, seconds in backend.run(tasks, probes):
             for row in rows:
                 if row.divergence != calls.get((row.mutation_id, row.probe_id)):
-                    raise MutascopeError(
+                    raise ResultsFileError(
                         f"{path}: mutation {row.mutation_id} on probe {row.probe_id!r} now diverges at step "
                         f"{row.divergence}, the screen recorded {calls.get((row.mutation_id, row.probe_id))}; the "
                         "numerics of this machine differ from the screen's, so its outputs cannot be filled here"

@@ -29,7 +29,7 @@ from pathlib import Path
 from ..backends import Backend, Placement, Task, check_backend, chunk_grid, make_backend
 from ..engine import DEFAULT_ENGINE, check_engine, make_engine
 from ..engine.base import wild_type_logprob
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import decode_text, eos_ids
 from ..plan import Plan, PlanSpec, build_plan
 from ..predict import predictions, superweight_mark
@@ -113,13 +113,13 @@ class Screen:
     ):
         check_order(order)
         if not probes:
-            raise MutascopeError("no probes given: use --probe (e.g. --probe drosophila)")
+            raise InputError("no probes given: use --probe (e.g. --probe drosophila)")
         ids = [p.id for p in probes]
         dup = next((i for i in ids if ids.count(i) > 1), None)
         if dup is not None:
-            raise MutascopeError(f"probe id {dup!r} is given twice")
+            raise InputError(f"probe id {dup!r} is given twice")
         if chunk_size is not None and chunk_size < 1:
-            raise MutascopeError("chunk size must be at least 1")
+            raise InputError("chunk size must be at least 1")
         check_engine(engine, outputs=outputs, options=engine_options)
         self.placement = Placement(workers, ray_address, threads_per_worker, source)
         if backend is None:

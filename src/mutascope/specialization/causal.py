@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..analysis.exact import bh, signed_rank
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import Subject
 from ..probes.mmlu import LETTERS
 from ..progress import Progress
@@ -118,18 +118,18 @@ def check_finetune(
 ) -> list[int]:
     """Every argument error of the experiment, one line each; the sorted distinct ``ks``."""
     if not ks:
-        raise MutascopeError("give at least one --k (number of value vectors to fine-tune)")
+        raise InputError("give at least one --k (number of value vectors to fine-tune)")
     for k in ks:
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= total:
-            raise MutascopeError(f"--k must be an integer from 1 to {total} (the model's value vectors), got {k!r}")
+            raise InputError(f"--k must be an integer from 1 to {total} (the model's value vectors), got {k!r}")
     if not isinstance(repeats, int) or repeats < 1:
-        raise MutascopeError(f"--repeats must be at least 1, got {repeats!r}")
+        raise InputError(f"--repeats must be at least 1, got {repeats!r}")
     if not isinstance(steps, int) or steps < 1:
-        raise MutascopeError(f"--steps must be at least 1, got {steps!r}")
+        raise InputError(f"--steps must be at least 1, got {steps!r}")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise MutascopeError(f"--lr must be a positive number, got {lr!r}")
+        raise InputError(f"--lr must be a positive number, got {lr!r}")
     if not 0 < heldout < 1:
-        raise MutascopeError(f"--heldout must be a share between 0 and 1, got {heldout!r}")
+        raise InputError(f"--heldout must be a share between 0 and 1, got {heldout!r}")
     check_confidence(confidence)
     return sorted(set(ks))
 
@@ -171,7 +171,7 @@ def finetune_experiment(
     question reads (:func:`finetune_work` of them in all).
     """
     if not concepts:
-        raise MutascopeError("no concepts to fine-tune on")
+        raise InputError("no concepts to fine-tune on")
     check_method(method)
     n_layers, d_ff = n_vectors(subject)
     ks = check_finetune(

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..evaluate import ChoiceSet
 from ..model.subject import Subject
 from ..probes.mmlu import Question
@@ -56,7 +56,7 @@ def split(questions: Sequence[Question], seed: int, name: str, heldout: float) -
     """``(train, held_out)``: a seeded share ``heldout`` of the questions held out (at least one each)."""
     n = len(questions)
     if n < 2:
-        raise MutascopeError(
+        raise InputError(
             f"concept {name!r} has {n} question; the fine-tuning experiment needs at least 2 "
             "(some to train on, some held out)"
         )
@@ -144,7 +144,7 @@ def tuned(
     stops at the lowest of them); their ``requires_grad`` flags and ``.grad`` are put back.
     """
     if not lr > 0:
-        raise MutascopeError(f"the learning rate must be > 0, got {lr}")
+        raise InputError(f"the learning rate must be > 0, got {lr}")
     by_layer = vectors_by_layer(subject, vectors)
     columns = {layer: sorted(set(cols)) for layer, cols in sorted(by_layer.items())}
     params = {

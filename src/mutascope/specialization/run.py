@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..files.outputs import check_output_file
 from ..progress import Progress, Show, Status, listeners
 from ..store import check_tables_file
@@ -105,13 +105,13 @@ def run(
             ks, max(ks), repeats=s.repeats, steps=s.steps, lr=s.lr, heldout=s.heldout, confidence=s.confidence
         )
     if s.random_draws < 0:
-        raise MutascopeError(f"--random-draws must be >= 0, got {s.random_draws}")
+        raise InputError(f"--random-draws must be >= 0, got {s.random_draws}")
     inputs = [s.concepts] if s.concepts is not None else []
     if s.out_file is not None:
         check_tables_file(s.out_file, inputs=inputs)
     if s.figure is not None:
         if s.out_file is not None and s.figure.resolve() == s.out_file.resolve():
-            raise MutascopeError(f"--figure {s.figure} is the --out file; give the figure another name")
+            raise InputError(f"--figure {s.figure} is the --out file; give the figure another name")
         check_output_file(s.figure, inputs=inputs, what="--figure")
     chosen = select(resolve_controls(load_concepts(concepts_file(s)), s.seed), s.concept)
     if s.finetune:
@@ -173,7 +173,7 @@ def _loaded(name: str, s: Settings, ks: list[int], load: Callable, tell: Show):
     n_layers, d_ff = n_vectors(subject)
     model_ks = [x for x in ks if x <= n_layers * d_ff]
     if not model_ks:
-        raise MutascopeError(f"every --k exceeds the {n_layers * d_ff} value vectors of {subject.model_id}")
+        raise InputError(f"every --k exceeds the {n_layers * d_ff} value vectors of {subject.model_id}")
     if len(model_ks) < len(ks):
         tell("note", f"{subject.model_id} has {n_layers * d_ff} value vectors: k > that skipped")
     return subject, model_ks

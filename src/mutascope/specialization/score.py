@@ -29,7 +29,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import Subject
 from ..progress import Progress
 from .answers import accuracy, check_method, prepare, prompt_ids
@@ -91,11 +91,11 @@ class ModelResult:
 
 def _check_ks(ks: Sequence[int], total: int) -> list[int]:
     if not ks:
-        raise MutascopeError("give at least one k (number of value vectors to mask)")
+        raise InputError("give at least one k (number of value vectors to mask)")
     out = []
     for k in ks:
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= total:
-            raise MutascopeError(f"k must be an integer from 1 to {total} (the model's value vectors), got {k!r}")
+            raise InputError(f"k must be an integer from 1 to {total} (the model's value vectors), got {k!r}")
         out.append(k)
     return sorted(set(out))
 
@@ -120,9 +120,9 @@ def specialization(
     (:func:`evaluations` of them in all), after each one.
     """
     if not concepts:
-        raise MutascopeError("no concepts to score")
+        raise InputError("no concepts to score")
     if not isinstance(random_draws, int) or random_draws < 0:
-        raise MutascopeError(f"random draws must be an integer >= 0, got {random_draws!r}")
+        raise InputError(f"random draws must be an integer >= 0, got {random_draws!r}")
     if any(c.controls is None for c in concepts):
         concepts = resolve_controls(list(concepts), seed)
     n_layers, d_ff = n_vectors(subject)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .. import evaluate
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import Subject
 from . import ablate, quantize
 from .ablate import Coord
@@ -86,7 +86,7 @@ def ablation_table(
     activation, and scale the super weights by each of ``scales`` (1 and 0 reuse
     the original and zero-all rows instead of running again)."""
     if not weights:
-        raise MutascopeError("no super weights to ablate; detection found none")
+        raise InputError("no super weights to ablate; detection found none")
     before = subject.content_hash()
     originals = {c: float(subject.anatomy.weight(c[0], "down")[c[1], c[2]]) for c in weights}
     all_label = ", ".join(map(_label, weights))

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..evaluate import choice_set, corpus_ids, read_corpus
 from ..files.outputs import check_output_file
 from ..plan.parse import parse_tile
@@ -82,12 +82,12 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
     say, tell = listeners(status, show)
     size = parse_tile(s.tile)
     if s.max_tokens < 2:
-        raise MutascopeError(f"--max-tokens must be >= 2, got {s.max_tokens}")
+        raise InputError(f"--max-tokens must be >= 2, got {s.max_tokens}")
     blocks = parse_blocks(s.block_size)
     widths = parse_bits(s.bits)
     act_widths = parse_bits(s.activation_bits, "--activation-bits", 2, 16)
     if s.figure is not None and not s.quantize:
-        raise MutascopeError("--figure draws the quantization sweep: add --quantize")
+        raise InputError("--figure draws the quantization sweep: add --quantize")
     inputs = [p for p in (s.corpus,) if p is not None]
     if s.out_file is not None:
         check_tables_file(s.out_file, inputs=inputs)
@@ -95,10 +95,10 @@ def run(settings: Settings, load: Callable, *, status: Status | None = None, sho
         if path is None:
             continue
         if s.out_file is not None and _same_path(path, s.out_file):
-            raise MutascopeError(f"{what} {path} is the --out file; give the {what} file another name")
+            raise InputError(f"{what} {path} is the --out file; give the {what} file another name")
         check_output_file(path, inputs=inputs, what=what)
     if s.export is not None and s.figure is not None and _same_path(s.export, s.figure):
-        raise MutascopeError(f"--export and --figure are the same file {s.export}; give them different names")
+        raise InputError(f"--export and --figure are the same file {s.export}; give them different names")
     measuring = not s.detect_only or s.quantize or s.quantize_activations
     text = read_corpus(s.corpus) if measuring else None
     subject = load(s.model, s.dtype, s.device)
