@@ -7,13 +7,12 @@ mapping). Every mistake is one line naming the file and the entry.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, MutascopeError
-from ..files.text import read_text_file
+from ..files.text import read_jsonl, read_text_file
 from .probe import Decoding, Probe, _is_int, _one_line
 
 __all__ = ["PROBE_FILE_SUFFIXES", "load_probe_file"]
@@ -82,17 +81,8 @@ def _read_yaml_entries(path: Path, raw: str) -> list[tuple[str, Any]]:
 
 
 def _read_jsonl_entries(path: Path, raw: str) -> list[tuple[str, Any]]:
-    entries: list[tuple[str, Any]] = []
-    for lineno, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"entry {len(entries) + 1} (line {lineno})"
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"probe file {path}: {where}: invalid JSON: {e.msg} at column {e.colno}") from None
-        entries.append((where, item))
-    return entries
+    entries = read_jsonl(path, raw, "probe file")
+    return [(f"entry {i} (line {lineno})", item) for i, (lineno, item) in enumerate(entries, start=1)]
 
 
 def load_probe_file(path: str | Path) -> list[Probe]:

@@ -30,14 +30,13 @@ is :mod:`.answers`.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from ..errors import InputError
-from ..files.text import read_text_file
+from ..files.text import read_jsonl, read_text_file
 from ..probes.mmlu import LETTERS, Question
 
 
@@ -151,14 +150,8 @@ def _from_yaml(p: Path, text: str) -> list[Concept]:
 def _from_jsonl(p: Path, text: str) -> list[Concept]:
     questions: dict[str, list[Question]] = {}
     controls: dict[str, list[Question]] = {}
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for n, raw in read_jsonl(p, text, "concept file"):
         where = f"concept file {p}:{n}"
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{where}: malformed JSON: {e.msg}") from None
         if not isinstance(raw, dict):
             raise InputError(f"{where}: each line must be a JSON object")
         name = _concept_name(where, raw.get("concept"))

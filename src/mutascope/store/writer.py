@@ -86,6 +86,7 @@ class Store:
             if existing_runs(con) == 0:
                 store = cls(path, con)
                 store._create(config, digest, run, probes, mutations)
+                store._load_phenotypes()  # the new file's WT outputs (a reopened file's were loaded by cls())
             else:
                 migrate(con)
                 store = cls(path, con)
@@ -95,7 +96,6 @@ class Store:
         except BaseException:
             con.close()
             raise
-        store._load_phenotypes()
         return store
 
     @classmethod
