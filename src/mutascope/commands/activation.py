@@ -84,17 +84,19 @@ def activation(
 ) -> None:
     """Map which parameters each input activates (arXiv 2405.17799) and prune layer-wise by it."""
     from ..activation.run import Settings, run
+    from ..activation.stats import parse_gammas
+    from ..plan.parse import parse_tile
 
     settings = Settings(
-        domain=domain,
+        domain=tuple(domain or ()),
         model=model,
         dtype=dtype,
         device=device,
         inputs_per_domain=inputs_per_domain,
         max_tokens=max_tokens,
-        gamma=gamma,
+        gamma=parse_gammas(gamma),
         similarity_inputs=similarity_inputs,
-        tile=tile,
+        tile=parse_tile(tile),
         screen=screen,
         prune_sparsity=prune_sparsity,
         prune_gamma=prune_gamma,

@@ -88,16 +88,17 @@ def specialization(
     its own shipped set, 30 MMLU subjects x 20 questions (enough concepts for the paired tests to
     have power; --concepts to use another): the defaults (k = 10 and 100, 10 steps, one repeat)
     take about an hour for SmolLM2-135M on one CPU thread; --concept picks a few for a quick look."""
+    from ..specialization.answers import check_method
     from ..specialization.run import Settings, run
 
     settings = Settings(
-        model=model,
+        model=tuple(model),
         concepts=concepts,
-        concept=concept,
-        k=k or None,
+        concept=tuple(concept) if concept else None,
+        k=tuple(k) if k else None,
         random_draws=random_draws,
         seed=seed,
-        method=method,
+        method=check_method(method),
         out_file=out_file,
         figure=figure,
         dtype=dtype,

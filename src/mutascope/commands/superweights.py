@@ -74,6 +74,8 @@ def superweights(
     tile: str = typer.Option("64", help="Tile size for the export: 64 or HxW."),
 ) -> None:
     """Find super weights (arXiv 2411.07191) and measure what removing them does."""
+    from ..plan.parse import parse_tile
+    from ..superweights.quantize import parse_bits, parse_blocks
     from ..superweights.run import Settings, run
 
     settings = Settings(
@@ -94,15 +96,15 @@ def superweights(
         fraction=fraction,
         check=check,
         quantize=quantize,
-        block_size=block_size,
-        bits=bits,
+        block_size=parse_blocks(block_size),
+        bits=parse_bits(bits),
         clip=clip,
         quantize_activations=quantize_activations,
-        activation_bits=activation_bits,
+        activation_bits=parse_bits(activation_bits, "--activation-bits", 2, 16),
         out_file=out_file,
         export=export,
         figure=figure,
-        tile=tile,
+        tile=parse_tile(tile),
     )
     printers = {
         "detection": _print_detection,

@@ -31,6 +31,7 @@ is :mod:`.answers`.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -196,7 +197,7 @@ def resolve_controls(concepts: list[Concept], seed: int = 0) -> list[Concept]:
     return out
 
 
-def select(concepts: list[Concept], names: list[str] | None) -> list[Concept]:
+def select(concepts: list[Concept], names: Sequence[str] | None) -> list[Concept]:
     """The named concepts, in the given order (all when ``names`` is empty or None)."""
     if not names:
         return list(concepts)

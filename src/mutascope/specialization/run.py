@@ -20,7 +20,7 @@ means as ``show("arms", table)`` and the paired tests as ``show("tests", table)`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,12 +55,13 @@ TINY = "tiny"  # the model name that means a tiny random model (the floor)
 
 @dataclass
 class Settings:
-    """What ``mutascope specialization`` takes (its options, by the same names)."""
+    """What ``mutascope specialization`` takes (its options, by the same names), as values: the
+    command turns repeated options into tuples and checks ``--method`` before anything runs."""
 
-    model: Sequence[str] = ("SmolLM2-135M-Instruct",)
+    model: tuple[str, ...] = ("SmolLM2-135M-Instruct",)  # each a model, or TINY
     concepts: Path | None = None
-    concept: Sequence[str] | None = None
-    k: Sequence[int] | None = None  # None: DEFAULT_KS, or FINETUNE_KS with finetune
+    concept: tuple[str, ...] | None = None  # None: every concept of the file
+    k: tuple[int, ...] | None = None  # None: DEFAULT_KS, or FINETUNE_KS with finetune
     random_draws: int = DEFAULT_DRAWS
     seed: int = 0
     method: str = "cloze"

@@ -136,55 +136,89 @@ def specialization(
 
     # Coefficients of every distinct question, once (controls are often other concepts' questions).
     unique = list(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.controls)))
-    row = {q: i for i, q in enumerate(unique)}
     say(f"coefficients on {len(unique)} questions")
     coefs = answer_coefficients(subject, prompt_ids(subject, unique, method))
+    answered = _Answers(
+        subject, {q: prepare(subject, [q], method) for q in unique}, evaluations(concepts, ks, random_draws), count
+    )
+    say("accuracy before masking")
+    before = _unmasked(result, concepts, unique, coefs, answered(unique))
+    for k in ks:
+        _masked_scores(result, subject, concepts, unique, k, before, answered, random_draws, seed, say)
+    return result
 
-    singles = {q: prepare(subject, [q], method) for q in unique}
-    total = evaluations(concepts, ks, random_draws)
-    done = [0]
 
-    def answered(questions) -> dict:
-        """Whether each of ``questions`` is answered right by the model as it stands."""
+@dataclass
+class _Answers:
+    """Whether each question is answered right by the model as it stands, one forward pass each,
+    counted for the caller's progress bar (``count(done, total)``) as it goes."""
+
+    subject: Subject
+    singles: dict
+    total: int
+    count: Progress | None
+    done: int = 0
+
+    def __call__(self, questions) -> dict:
         right = {}
         for q in questions:
-            right[q] = accuracy(subject, singles[q]) == 1.0
-            done[0] += 1
-            if count:
-                count(done[0], total)
+            right[q] = accuracy(self.subject, self.singles[q]) == 1.0
+            self.done += 1
+            if self.count:
+                self.count(self.done, self.total)
         return right
 
-    def share(questions, right: dict) -> float:
-        return sum(right[q] for q in questions) / len(questions)
 
-    say("accuracy before masking")
-    unmasked = answered(unique)
+def _share(questions, right: dict) -> float:
+    return sum(right[q] for q in questions) / len(questions)
+
+
+def _unmasked(
+    result: ModelResult, concepts: Sequence[Concept], unique: list, coefs, right: dict
+) -> dict[str, tuple[float, float]]:
+    """Each concept's (own, control) accuracy unmasked and its ranking of value vectors; the pooled
+    accuracy is the "knowledge accuracy" the paper sets PSS against."""
+    row = {q: i for i, q in enumerate(unique)}
     before: dict[str, tuple[float, float]] = {}
     for c in concepts:
-        before[c.name] = (share(c.questions, unmasked), share(c.controls, unmasked))
+        before[c.name] = (_share(c.questions, right), _share(c.controls, right))
         result.rankings[c.name] = rank_vectors(
             coefs[[row[q] for q in c.questions]], coefs[[row[q] for q in c.controls]]
         )
     n_questions = sum(len(c.questions) for c in concepts)
     result.accuracy = sum(before[c.name][0] * len(c.questions) for c in concepts) / n_questions
+    return before
 
-    for k in ks:
-        drawn = []  # per random draw: every distinct question's answer under that mask
-        for d in range(random_draws):
-            say(f"k={k}, random mask {d + 1}/{random_draws}")
-            with masked(subject, random_vectors(subject, k, seed, d)):
-                drawn.append(answered(unique))
-        for c in concepts:
-            c_before, g_before = before[c.name]
-            say(f"{c.name}: k={k}, top mask")
-            with masked(subject, result.rankings[c.name].top(k)):
-                top = answered(dict.fromkeys((*c.questions, *c.controls)))
-            for kind, draw, right in [("top", -1, top)] + [("random", d, r) for d, r in enumerate(drawn)]:
-                c_after, g_after = share(c.questions, right), share(c.controls, right)
-                result.scores.append(
-                    Score(c.name, k, kind, draw, c_before, g_before, c_after, g_after, pss(g_before, g_after, c_after))
-                )
-    return result
+
+def _masked_scores(
+    result: ModelResult,
+    subject: Subject,
+    concepts: Sequence[Concept],
+    unique: list,
+    k: int,
+    before: dict[str, tuple[float, float]],
+    answered: _Answers,
+    random_draws: int,
+    seed: int,
+    say: Callable[[str], None],
+) -> None:
+    """PSS of every concept under its top-k mask and under each random k-mask. A random mask is
+    the same for every concept, so every question is answered once under it and shared."""
+    drawn = []  # per random draw: every distinct question's answer under that mask
+    for d in range(random_draws):
+        say(f"k={k}, random mask {d + 1}/{random_draws}")
+        with masked(subject, random_vectors(subject, k, seed, d)):
+            drawn.append(answered(unique))
+    for c in concepts:
+        c_before, g_before = before[c.name]
+        say(f"{c.name}: k={k}, top mask")
+        with masked(subject, result.rankings[c.name].top(k)):
+            top = answered(dict.fromkeys((*c.questions, *c.controls)))
+        for kind, draw, right in [("top", -1, top)] + [("random", d, r) for d, r in enumerate(drawn)]:
+            c_after, g_after = _share(c.questions, right), _share(c.controls, right)
+            result.scores.append(
+                Score(c.name, k, kind, draw, c_before, g_before, c_after, g_after, pss(g_before, g_after, c_after))
+            )
 
 
 def evaluations(concepts: Sequence[Concept], ks: Sequence[int], random_draws: int) -> int:
