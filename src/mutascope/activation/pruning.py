@@ -133,7 +133,7 @@ def _block_calls(subject: Subject, calibration: Sequence[torch.Tensor]) -> list[
         first: list[torch.Tensor] = []
         rest: list = []
 
-        def pre(module, args, kwargs):
+        def pre(module, args, kwargs, first=first, rest=rest):  # bound now: hooks of this input only
             if not first:
                 first.append(args[0] if args else kwargs["hidden_states"])
             rest.append((args[1:], {k: v for k, v in kwargs.items() if k != "hidden_states"}, bool(args)))
@@ -186,7 +186,7 @@ def wanda_prune(subject: Subject, sparsities: Sequence[float], calibration: Sequ
             refs = [r for r in anatomy.refs() if r.layer == layer]
             sums: dict[str, torch.Tensor] = {}
 
-            def pre_hook(path):
+            def pre_hook(path, sums=sums):  # this layer's sums, bound now (its hooks are removed with it)
                 def hook(module, args):
                     x = args[0].detach().reshape(-1, args[0].shape[-1]).to(torch.float64)
                     sums[path] = sums.get(path, 0) + x.pow(2).sum(0)

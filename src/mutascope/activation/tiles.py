@@ -86,7 +86,8 @@ def screen_nsm_rates(
         run = runs.iloc[0]
         if model_hash is not None and run["model_hash"] != model_hash:
             raise ResultsFileError(
-                f"{results_path}: is a screen of another model ({run['model_id']}, hash {str(run['model_hash'])[:12]}); "
+                f"{results_path}: is a screen of another model ({run['model_id']}, hash "
+                f"{str(run['model_hash'])[:12]}); "
                 "activation tiles can only be compared with a screen of the same weights"
             )
         if tile is not None and (int(run["tile_h"]), int(run["tile_w"])) != tuple(tile):

@@ -395,7 +395,8 @@ def _superweights(table, alpha):
     rows = []
     for r in table.itertuples():
         key = f"{r.probe_id} {r.matrix} {r.axis} ({r.role}, channel {int(r.channel)})"
-        fig = f"first in {int(r.top_layers)} of {int(r.layers)} layers (expected {r.expected_top:.2f}), p = {_q(r.p_value)}"
+        expected = f"(expected {r.expected_top:.2f})"
+        fig = f"first in {int(r.top_layers)} of {int(r.layers)} layers {expected}, p = {_q(r.p_value)}"
         rows.append(
             (
                 key,

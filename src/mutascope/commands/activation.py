@@ -19,7 +19,8 @@ def activation(
         None,
         "--domain",
         "-d",
-        help="NAME=FILE (one input per paragraph, or per line) or NAME=mmlu:DIR:SUBJECT[:5] (zero-shot, or 5-shot, question prompts). Repeat for several domains. Default: the shipped biology, law and python domains.",
+        help="NAME=FILE (one input per paragraph, or per line) or NAME=mmlu:DIR:SUBJECT[:5] (zero-shot, or 5-shot, "
+        "question prompts). Repeat for several domains. Default: the shipped biology, law and python domains.",
     ),
     model: str | None = ModelOpt,
     dtype: str = DtypeOpt,
@@ -31,7 +32,8 @@ def activation(
     gamma: list[str] | None = typer.Option(
         None,
         "--gamma",
-        help="Activation thresholds (repeat or comma-separate; default: a 1-2-5 grid 1e-9..1e-2 holding the paper's 2e-5 and 2e-6).",
+        help="Activation thresholds (repeat or comma-separate; default: a 1-2-5 grid 1e-9..1e-2 holding the paper's "
+        "2e-5 and 2e-6).",
     ),
     similarity_inputs: int = typer.Option(
         8,
@@ -54,7 +56,8 @@ def activation(
     prune_calibration: bool = typer.Option(
         False,
         "--prune-calibration",
-        help="Wanda-prune (uniform and layer-wise) on each domain's inputs in turn and evaluate each pruned model on every domain's held-out text.",
+        help="Wanda-prune (uniform and layer-wise) on each domain's inputs in turn and evaluate each pruned model on "
+        "every domain's held-out text.",
     ),
     heldout: int = typer.Option(
         8,
@@ -69,7 +72,8 @@ def activation(
     pairs: Path | None = typer.Option(
         None,
         "--pairs",
-        help="Sentence pairs in the STS-B TSV layout (header with score, sentence1, sentence2; STS-B and SICK files as they come). Implies --semantic-pairs. Default: the 48 shipped pairs.",
+        help="Sentence pairs in the STS-B TSV layout (header with score, sentence1, sentence2; STS-B and SICK files as "
+        "they come). Implies --semantic-pairs. Default: the 48 shipped pairs.",
     ),
     max_pairs: int | None = typer.Option(
         None, "--max-pairs", help="Use only the first this many pairs (default: all)."

@@ -38,7 +38,8 @@ ProbeOpt = typer.Option(
     ...,
     "--probe",
     "-p",
-    help="Built-in id (drosophila python java newton p53; ID@chat applies the chat template; `mutascope probes` lists them), probe file, mmlu21:SUBJECT or mmlu:SUBJECT[:N]. Repeat for several.",
+    help="Built-in id (drosophila python java newton p53; ID@chat applies the chat template; `mutascope probes` lists "
+    "them), probe file, mmlu21:SUBJECT or mmlu:SUBJECT[:N]. Repeat for several.",
 )
 LayersOpt = typer.Option("all", help="Layers, e.g. 0-3,7 (inclusive ranges) or all.")
 MatricesOpt = typer.Option("all", help="Matrices among q,k,v,o,gate,up,down, or all.")
@@ -46,7 +47,8 @@ RowsOpt = typer.Option("all", help="Tile rows, e.g. 0-3 (clipped to each matrix)
 ColsOpt = typer.Option("all", help="Tile columns, e.g. 0-3 (clipped to each matrix), or all.")
 KindsOpt = typer.Option(
     "max,min",
-    help="Mutation kinds: max, min, zero, value:X, scale:X, and the controls sym:X (X times the matrix's largest |value|; sym alone: the size-matched pair sym:1,sym:-1) and noise:X (random tiles of matched norm).",
+    help="Mutation kinds: max, min, zero, value:X, scale:X, and the controls sym:X (X times the matrix's largest "
+    "|value|; sym alone: the size-matched pair sym:1,sym:-1) and noise:X (random tiles of matched norm).",
 )
 TileOpt = typer.Option("64", help="Tile size: 64 or HxW.")
 TokensOpt = typer.Option(None, "--max-new-tokens", help="Override the new-token count of free-text probes.")

@@ -19,12 +19,14 @@ def show(
     region: str | None = typer.Option(
         None,
         "--region",
-        help="A zoomed region of that tile, as `mutascope zoom` prints it: R0:R1,C0:C1 in the matrix's weights (ends exclusive), e.g. 507:508,90:91, or ROW,COL for one weight.",
+        help="A zoomed region of that tile, as `mutascope zoom` prints it: R0:R1,C0:C1 in the matrix's weights (ends "
+        "exclusive), e.g. 507:508,90:91, or ROW,COL for one weight.",
     ),
     decode: bool = typer.Option(
         False,
         "--decode",
-        help="With --region: load the screen's model and decode the region's mutant (the zoom table keeps calls and effects, no outputs).",
+        help="With --region: load the screen's model and decode the region's mutant (the zoom table keeps calls and "
+        "effects, no outputs).",
     ),
     model: str | None = typer.Option(
         None,

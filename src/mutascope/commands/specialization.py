@@ -35,7 +35,8 @@ def specialization(
         None,
         "--concepts",
         "-c",
-        help="Concept file (.yaml or .jsonl; default: the shipped 10-concept example set, or with --finetune the shipped 30 MMLU subjects x 20 questions, concepts_finetune.jsonl).",
+        help="Concept file (.yaml or .jsonl; default: the shipped 10-concept example set, or with --finetune the "
+        "shipped 30 MMLU subjects x 20 questions, concepts_finetune.jsonl).",
     ),
     concept: list[str] | None = typer.Option(
         None, "--concept", help="Score only this concept (repeatable; default: all)."
@@ -44,7 +45,9 @@ def specialization(
         None,
         "--k",
         "-k",
-        help=f"Number of value vectors to mask (or fine-tune); repeat for a sweep (sizes above a model's count are skipped for it). Default {', '.join(map(str, DEFAULT_KS))}; with --finetune {', '.join(map(str, FINETUNE_KS))}.",
+        help="Number of value vectors to mask (or fine-tune); repeat for a sweep (sizes above a model's count are "
+        f"skipped for it). Default {', '.join(map(str, DEFAULT_KS))}; with --finetune "
+        f"{', '.join(map(str, FINETUNE_KS))}.",
     ),
     random_draws: int = typer.Option(
         DEFAULT_DRAWS, "--random-draws", help="Random masks of each size (the baseline; not used by --finetune)."
@@ -58,7 +61,8 @@ def specialization(
     finetune: bool = typer.Option(
         False,
         "--finetune",
-        help="Run the fine-tuning experiment: per concept, fine-tune only its k most specific value vectors, k random ones and the k most generally active ones, and compare held-out accuracy, interference and hallucination.",
+        help="Run the fine-tuning experiment: per concept, fine-tune only its k most specific value vectors, k random "
+        "ones and the k most generally active ones, and compare held-out accuracy, interference and hallucination.",
     ),
     steps: int = typer.Option(
         DEFAULT_STEPS, "--steps", help="--finetune: training steps per arm (one training question each)."

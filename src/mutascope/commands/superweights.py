@@ -45,7 +45,8 @@ def superweights(
     block_size: str = typer.Option(
         "64",
         "--block-size",
-        help="Quantization block size(s): weights per block along a row, per-row or per-tensor; comma-separate to sweep, e.g. 64,128,256,512,per-row,per-tensor.",
+        help="Quantization block size(s): weights per block along a row, per-row or per-tensor; comma-separate to "
+        "sweep, e.g. 64,128,256,512,per-row,per-tensor.",
     ),
     bits: str = typer.Option(
         "4", "--bits", help="Weight bit width(s) for --quantize, 2-8; comma-separate to sweep, e.g. 4,3."
@@ -65,7 +66,8 @@ def superweights(
         None,
         "--out",
         "-o",
-        help="DuckDB file for the tables (superweights, superactivations, ablations, quantization, superweight_quant_sweep, superweight_activation_quant).",
+        help="DuckDB file for the tables (superweights, superactivations, ablations, quantization, "
+        "superweight_quant_sweep, superweight_activation_quant).",
     ),
     export: Path | None = typer.Option(None, "--export", help="JSON file listing the super weights and their tiles."),
     figure: Path | None = typer.Option(
@@ -185,7 +187,7 @@ def _print_check(result, model_id: str) -> None:
     if result is None:
         out.print(f"--check: the catalogue has no entry for {model_id}")
         return
-    fmt = lambda cs: ", ".join(f"L{l}[{r},{c}]" for l, r, c in cs) or "none"  # noqa: E731
+    fmt = lambda cs: ", ".join(f"L{layer}[{r},{c}]" for layer, r, c in cs) or "none"  # noqa: E731
     verdict = (
         "[green]all catalogued super weights found[/]" if result.ok else "[red]catalogued super weights missing[/]"
     )

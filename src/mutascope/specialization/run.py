@@ -143,7 +143,7 @@ def run(
             random_draws=s.random_draws,
             seed=s.seed,
             method=s.method,
-            progress=lambda msg: say(f"{name}: {msg} ..."),
+            progress=lambda msg, name=name: say(f"{name}: {msg} ..."),
             count=counted,
         )
         finished += work
@@ -226,7 +226,7 @@ def _run_finetune(
             heldout=s.heldout,
             confidence=s.confidence,
             method=s.method,
-            progress=lambda msg: say(f"{name}: {msg} ..."),
+            progress=lambda msg, name=name: say(f"{name}: {msg} ..."),
             count=counted,
         )
         finished += work
