@@ -212,6 +212,7 @@ def _map(
 
 def _prune(s: Settings, subject: Subject, inputs: _Inputs, counts, out: Result, say, tell) -> PruneResult:
     """Wanda, uniform and layer-wise by the activated counts, calibrated on every domain's inputs."""
+    assert inputs.corpus is not None  # read whenever pruning is asked (_read_inputs)
     calibration = [encode(subject, t, s.max_tokens) for d in inputs.domains for t in d.texts]
     eval_ids = corpus_ids(subject, inputs.corpus, s.corpus_tokens)
     say("pruning ...")

@@ -168,7 +168,9 @@ class ActivationAccumulator:
         key = (layer, matrix)
         if domain == ALL:
             total = sum(self.counts.values())
-            return sum(self.sums[d][key] for d in self.counts) / total
+            summed = sum(self.sums[d][key] for d in self.counts)
+            assert isinstance(summed, torch.Tensor)  # at least one domain (checked above)
+            return summed / total
         return self.sums[domain][key] / self.counts[domain]
 
     def fractions(self, gammas: Sequence[float] = DEFAULT_GAMMAS, domains: Sequence[str] | None = None) -> pd.DataFrame:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,9 @@ from ..model.subject import Subject
 from .gradients import encode
 from .inputs import Domain
 from .pruning import _matrix_sparsity, layerwise_sparsities, pruned
+
+if TYPE_CHECKING:
+    from ..evaluate import ChoiceSet
 
 __all__ = ["DENSE", "METHODS", "Heldout", "TransferResult", "calibration_transfer", "check_heldout", "heldout_set"]
 
@@ -59,7 +63,7 @@ class Heldout:
 
     domain: str
     ids: tuple[torch.Tensor, ...]
-    choices: object | None  # mutascope.evaluate.ChoiceSet, or None (not multiple choice)
+    choices: ChoiceSet | None  # None: not multiple choice
 
     @property
     def n_tokens(self) -> int:

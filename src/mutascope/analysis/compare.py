@@ -309,7 +309,7 @@ def _bias_size(table, alpha):
 
 def _by_type(table, alpha, axis_col: str, positive: str, negative: str):
     """Tests over layers: one row per probe x canonical matrix type (x pair or axis)."""
-    rows = []
+    rows: list[Row] = []
     if table.empty:
         return rows
     for r in table.itertuples():
@@ -499,17 +499,17 @@ def summary_rows(name: str, table: pd.DataFrame, alpha: float) -> list[Row]:
 def _position_keys(rows: list[Row], s: Screened) -> list[Row]:
     """Rows keyed by probe position instead of id (files whose probes differ); the id goes into the figure."""
     pos = {str(p): i + 1 for i, p in enumerate(s.probes["probe_id"])}
-    out = []
-    for key, fig, *rest in rows:
+    out: list[Row] = []
+    for key, fig, verdict, hits, tests, value in rows:
         head, _, tail = key.partition(" ")
         if "/" in head and all(h in pos for h in head.split("/")):
             new, ids = "/".join(f"probe {pos[h]}" for h in head.split("/")), head
         elif head in pos:
             new, ids = f"probe {pos[head]}", head
         else:
-            out.append((key, fig, *rest))
+            out.append((key, fig, verdict, hits, tests, value))
             continue
-        out.append((f"{new} {tail}".strip(), f"[{ids}] {fig}", *rest))
+        out.append((f"{new} {tail}".strip(), f"[{ids}] {fig}", verdict, hits, tests, value))
     return out
 
 
@@ -613,7 +613,7 @@ def superactivation_link(s: Screened, alpha: float) -> pd.DataFrame:
     if enr is None or enr.empty:
         return unknown("no effect sizes in this screen")
     summary = s.tables.get("superweight_summary")
-    rows = []
+    rows: list[tuple] = []  # LINK_COLUMNS
     for probe in s.probes["probe_id"]:
         marks = v[v["probe_id"] == probe]
         if marks.empty:

@@ -12,7 +12,7 @@ effect tables empty, with their columns.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -140,7 +140,7 @@ def analyze(
     n_perm: int = 999,
     effect: str = DEFAULT_EFFECT,
     superweights: str | os.PathLike | None = None,
-    controls: list[str | os.PathLike] = (),
+    controls: Sequence[str | os.PathLike] = (),
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Compute all tables for the screen in ``path``; store them in the file (and CSV).

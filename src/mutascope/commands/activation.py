@@ -131,7 +131,7 @@ def activation(
     with spinner() as status:
         result = run(
             settings,
-            lambda *where: load_subject(*where, status=status),
+            lambda model, dtype, device: load_subject(model, dtype, device, status=status),
             status=status,
             show=lambda name, value: printers[name](value),
         )

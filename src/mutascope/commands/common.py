@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -237,9 +238,10 @@ class _LogStatus:
         import threading  # not at the top: `mutascope --help` imports only what it needs
 
         self.threading = threading
-        self.every, self.start, self.line = every, time.monotonic(), None
+        self.every, self.start = every, time.monotonic()
+        self.line: str | None = None
         self.stopped = threading.Event()
-        self.thread = None
+        self.thread: threading.Thread | None = None
 
     def update(self, text: str) -> None:
         self.line = text
@@ -282,7 +284,9 @@ class _Working:
     def __init__(self, stack: contextlib.ExitStack, label: str, columns: tuple):
         self.stack, self.label, self.columns = stack, label, columns
         self.spinner = stack.enter_context(spinner())
-        self.bar = self.task = None
+        # a rich Progress, or a _LogProgress in a log: the same add_task and update, duck-typed
+        self.bar: Any = None
+        self.task: Any = None
         self.first: float | None = None  # the count first reported (a resumed run starts part way)
 
     def status(self, text: str) -> None:

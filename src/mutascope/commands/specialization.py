@@ -134,7 +134,7 @@ def specialization(
     with working("specialization", *columns) as shown:
         run(
             settings,
-            lambda *where: load_subject(*where, status=shown.status),
+            lambda model, dtype, device: load_subject(model, dtype, device, status=shown.status),
             status=shown.status,
             show=lambda name, value: printers[name](value),
             progress=shown.progress,

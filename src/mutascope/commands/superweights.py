@@ -119,7 +119,7 @@ def superweights(
     with spinner() as status:
         result = run(
             settings,
-            lambda *where: load_subject(*where, status=status),
+            lambda model, dtype, device: load_subject(model, dtype, device, status=status),
             status=status,
             show=lambda name, value: printers[name](value),
         )
@@ -197,8 +197,8 @@ def _print_check(result, model_id: str) -> None:
 
 def _print_measurements(title: str, rows) -> None:
     table = Table(title=f"{title} (details of each row in the --out file)")
-    words = list(rows[0].stopwords) if rows else []
     base = rows[0] if rows else None
+    words = list(base.stopwords) if base is not None else []
     columns = ["ablation", "perplexity", "x original", "weights changed"]
     if base is not None and base.accuracy is not None:
         columns.append("accuracy")
@@ -206,6 +206,7 @@ def _print_measurements(title: str, rows) -> None:
     for col in columns:
         table.add_column(col, justify="left" if col == "ablation" else "right")
     for m in rows:
+        assert base is not None  # rows is not empty
         cells = [m.name, f"{m.perplexity:.4g}", f"{m.perplexity / base.perplexity:.3g}", str(m.n_changed)]
         if base.accuracy is not None:
             cells.append(f"{m.accuracy:.3f}")

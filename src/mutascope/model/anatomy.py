@@ -63,6 +63,14 @@ _LAYOUTS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
 _UNSUPPORTED_LEAVES = ("query_key_value",)
 
 
+def weight_of(module: torch.nn.Module) -> torch.Tensor:
+    """A Linear-like module's weight, as a tensor (``nn.Module`` types its attributes as
+    tensor-or-module, so the one narrowing is here)."""
+    weight = module.weight
+    assert isinstance(weight, torch.Tensor), f"{type(module).__name__} has no weight tensor"
+    return weight
+
+
 @dataclass(frozen=True)
 class MatrixRef:
     """One canonical matrix: where its weight is stored and how to slice it."""
@@ -114,7 +122,7 @@ class Anatomy:
         copy of the matrix and cannot drift from what the forward pass uses.
         """
         r = self.ref(layer, matrix)
-        param = self.model.get_submodule(r.module_path).weight.detach()
+        param = weight_of(self.model.get_submodule(r.module_path)).detach()
         n = r.shape[0]
         if r.transposed:
             return param[:, r.offset : r.offset + n].T
@@ -184,7 +192,8 @@ def _find_blocks(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList | Non
     Ties go to the longer list, then the first found, so a vision tower in a
     multimodal model loses to its language model.
     """
-    best, best_key = ("", None), (0, 0)
+    best: tuple[str, torch.nn.ModuleList | None] = ("", None)
+    best_key = (0, 0)
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.ModuleList) and len(module) > 0:
             key = (_match_count(module[0]), len(module))

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError, ModelLoadError
-from .anatomy import Anatomy, anatomy_of
+from .anatomy import Anatomy, anatomy_of, weight_of
 from .source import DEFAULT_MODEL, _resolve, default_gguf, model_id_of, model_key  # noqa: F401 (re-exported)
 
 _DTYPES = {
@@ -56,14 +56,14 @@ class Subject:
 
 def weights_hash(model: torch.nn.Module) -> str:
     """sha256 over every parameter and buffer: name, dtype, shape and raw bytes, in name order."""
-    tensors = dict(model.named_parameters())
+    tensors: dict[str, torch.Tensor] = dict(model.named_parameters())
     tensors.update(model.named_buffers())
     h = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].detach()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
         # Via uint8 because numpy has no bfloat16; reshape(-1) so 0-d tensors can be viewed.
-        h.update(t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        h.update(t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)
     return h.hexdigest()
 
 
@@ -198,7 +198,17 @@ def _from_pretrained(name: str, dtype: torch.dtype, label: str | None = None, **
 
 def vocab_size(subject: Subject) -> int:
     """Rows of the model's output embedding: the vocabulary a decoding step chooses from."""
-    return subject.model.get_output_embeddings().weight.shape[0]
+    return weight_of(output_embeddings(subject.model)).shape[0]
+
+
+def output_embeddings(model: torch.nn.Module) -> torch.nn.Module:
+    """The LM head of a transformers model (its ``get_output_embeddings()``; ``nn.Module`` types
+    attributes as tensor-or-module, so the method and its result are narrowed here, once)."""
+    get = model.get_output_embeddings
+    assert callable(get)
+    head = get()
+    assert isinstance(head, torch.nn.Module)
+    return head
 
 
 def eos_ids(subject: Subject) -> list[int]:

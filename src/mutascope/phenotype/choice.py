@@ -41,7 +41,7 @@ NO_ANSWER = "-"  # stands for an output that is not a letter A-D in an answers s
 
 def is_mmlu21_group(group: str | None) -> bool:
     """Whether a probe group is the paper's 21-question set (the malignancy rule applies only there)."""
-    return bool(group) and group.startswith("mmlu21:")
+    return group is not None and group.startswith("mmlu21:")
 
 
 @dataclass(frozen=True)

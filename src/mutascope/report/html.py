@@ -21,7 +21,7 @@ import base64
 import datetime as _dt
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -181,7 +181,7 @@ def check_report(
     out_path: str | Path | None = None,
     *,
     figures_dir: str | Path | None = None,
-    controls: list[str | Path] = (),
+    controls: Sequence[str | Path] = (),
 ) -> Path:
     """Everything ``mutascope report`` can refuse before any work, one line each: the HTML file
     (default: beside the results, ``.html``) and the figures directory may be written, and
@@ -208,7 +208,7 @@ def write_report(
     n_perm: int = 199,
     copa_matrices: int = 12,
     figures_dir: str | Path | None = None,
-    controls: list[str | Path] = (),
+    controls: Sequence[str | Path] = (),
 ) -> Path:
     """Write the screen's report as one offline HTML file; returns its path.
 

@@ -136,13 +136,13 @@ def check_finetune(
 
 def _sets(concept: Concept, seed: int, heldout: float):
     train, held = split(concept.questions, seed, concept.name, heldout)
-    controls = tuple(q for q in dict.fromkeys(concept.controls) if q not in set(concept.questions))
+    controls = tuple(q for q in dict.fromkeys(concept.control_questions) if q not in set(concept.questions))
     return train, held, controls
 
 
 def finetune_work(concepts: Sequence[Concept], ks: Sequence[int], *, repeats: int, steps: int, heldout: float) -> int:
     """Units of work :func:`finetune_experiment` counts: a training step or a question read, each one."""
-    unique = len(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.controls)))
+    unique = len(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.control_questions)))
     total = unique
     for c in concepts:
         train, held, controls = _sets(c, 0, heldout)  # the sizes do not depend on the seed
@@ -191,7 +191,7 @@ def finetune_experiment(
         if count:
             count(done[0], total)
 
-    unique = list(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.controls)))
+    unique = list(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.control_questions)))
     row = {q: i for i, q in enumerate(unique)}
     answers = {q: LETTERS.index(q.answer) for q in unique}
     say(f"coefficients on {len(unique)} questions")
@@ -225,8 +225,8 @@ def finetune_experiment(
         for repeat in range(repeats):
             s = seed + repeat
             train, held, controls = _sets(c, s, heldout)
-            specific = rank_vectors(coefs[[row[q] for q in train]], coefs[[row[q] for q in c.controls]])
-            general = general_ranking(coefs[[row[q] for q in (*train, *c.controls)]])
+            specific = rank_vectors(coefs[[row[q] for q in train]], coefs[[row[q] for q in c.control_questions]])
+            general = general_ranking(coefs[[row[q] for q in (*train, *c.control_questions)]])
             order = schedule(len(train), steps, s, c.name)
             examples = [singles[q] for q in train]
             evaluated = (*held, *controls)

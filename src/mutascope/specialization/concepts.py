@@ -49,6 +49,13 @@ class Concept:
     questions: tuple[Question, ...]
     controls: tuple[Question, ...] | None = None
 
+    @property
+    def control_questions(self) -> tuple[Question, ...]:
+        """The controls of a resolved concept (:func:`resolve_controls`); what scoring reads."""
+        if self.controls is None:
+            raise ValueError(f"concept {self.name!r} has no controls yet: resolve_controls() first")
+        return self.controls
+
 
 def default_concepts_path() -> Path:
     """The shipped example set (package data), so the command works with no file."""

@@ -132,9 +132,12 @@ def run(
             )
         say(f"{name}: starting ...")
 
-        def counted(done: int, total: int, before: int = finished, left: int = len(names) - index) -> None:
-            if progress:
+        def counted(done: int, total: int | None, before: int = finished, left: int = len(names) - index) -> None:
+            if progress and total is not None:
                 progress(before + done, before + total * left)  # later models taken to cost as much
+
+        def said(msg: str, name: str = name) -> None:
+            say(f"{name}: {msg} ...")
 
         result = specialization(
             subject,
@@ -143,7 +146,7 @@ def run(
             random_draws=s.random_draws,
             seed=s.seed,
             method=s.method,
-            progress=lambda msg, name=name: say(f"{name}: {msg} ..."),
+            progress=said,
             count=counted,
         )
         finished += work
@@ -211,9 +214,12 @@ def _run_finetune(
             )
         say(f"{name}: starting ...")
 
-        def counted(done: int, total: int, before: int = finished, left: int = len(names) - index) -> None:
-            if progress:
+        def counted(done: int, total: int | None, before: int = finished, left: int = len(names) - index) -> None:
+            if progress and total is not None:
                 progress(before + done, before + total * left)
+
+        def said(msg: str, name: str = name) -> None:
+            say(f"{name}: {msg} ...")
 
         result = finetune_experiment(
             subject,
@@ -226,7 +232,7 @@ def _run_finetune(
             heldout=s.heldout,
             confidence=s.confidence,
             method=s.method,
-            progress=lambda msg, name=name: say(f"{name}: {msg} ..."),
+            progress=said,
             count=counted,
         )
         finished += work
@@ -239,7 +245,7 @@ def _run_finetune(
     tell("tests", out.tests)
     if s.out_file is not None:
         recorded = dict(
-            concepts=str(s.concepts or f"shipped: {concepts_file(s).name}"),
+            concepts=str(s.concepts or f"shipped: {finetune_concepts_path().name}"),
             concept=s.concept,
             k=ks,
             repeats=s.repeats,
@@ -267,6 +273,6 @@ SECONDS_PER_FINETUNE_UNIT = 0.33
 SECONDS_PER_EVALUATION = 0.25
 
 
-def _minutes(evaluations: int) -> str:
+def _minutes(evaluations: float) -> str:
     seconds = evaluations * SECONDS_PER_EVALUATION
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"

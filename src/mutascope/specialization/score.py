@@ -135,7 +135,7 @@ def specialization(
     )
 
     # Coefficients of every distinct question, once (controls are often other concepts' questions).
-    unique = list(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.controls)))
+    unique = list(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.control_questions)))
     say(f"coefficients on {len(unique)} questions")
     coefs = answer_coefficients(subject, prompt_ids(subject, unique, method))
     answered = _Answers(
@@ -181,9 +181,9 @@ def _unmasked(
     row = {q: i for i, q in enumerate(unique)}
     before: dict[str, tuple[float, float]] = {}
     for c in concepts:
-        before[c.name] = (_share(c.questions, right), _share(c.controls, right))
+        before[c.name] = (_share(c.questions, right), _share(c.control_questions, right))
         result.rankings[c.name] = rank_vectors(
-            coefs[[row[q] for q in c.questions]], coefs[[row[q] for q in c.controls]]
+            coefs[[row[q] for q in c.questions]], coefs[[row[q] for q in c.control_questions]]
         )
     n_questions = sum(len(c.questions) for c in concepts)
     result.accuracy = sum(before[c.name][0] * len(c.questions) for c in concepts) / n_questions
@@ -213,9 +213,9 @@ def _masked_scores(
         c_before, g_before = before[c.name]
         say(f"{c.name}: k={k}, top mask")
         with masked(subject, result.rankings[c.name].top(k)):
-            top = answered(dict.fromkeys((*c.questions, *c.controls)))
+            top = answered(dict.fromkeys((*c.questions, *c.control_questions)))
         for kind, draw, right in [("top", -1, top)] + [("random", d, r) for d, r in enumerate(drawn)]:
-            c_after, g_after = _share(c.questions, right), _share(c.controls, right)
+            c_after, g_after = _share(c.questions, right), _share(c.control_questions, right)
             result.scores.append(
                 Score(c.name, k, kind, draw, c_before, g_before, c_after, g_after, pss(g_before, g_after, c_after))
             )
@@ -224,8 +224,8 @@ def _masked_scores(
 def evaluations(concepts: Sequence[Concept], ks: Sequence[int], random_draws: int) -> int:
     """Question evaluations (one forward pass each) :func:`specialization` makes: every distinct
     question unmasked and under each random mask, and each concept's own under its top mask."""
-    unique = len(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.controls)))
-    own = sum(len(dict.fromkeys((*c.questions, *c.controls))) for c in concepts)
+    unique = len(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.control_questions)))
+    own = sum(len(dict.fromkeys((*c.questions, *c.control_questions))) for c in concepts)
     return unique + len(set(ks)) * (own + random_draws * unique)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -179,7 +180,7 @@ def quantization_table(
         for block in blocks:
             label = quantize.block_label(block)
             suffix = f", block {label}" if len(blocks) > 1 else ""  # one block size: the names as before sweeps
-            cases = [
+            cases: list[tuple[str, str, str, dict[str, Any]]] = [
                 (f"INT{width} RTN naive{suffix}", f"block {label}", NAIVE, dict(clip=None, keep=())),
                 (
                     f"INT{width} RTN + SW handling{suffix}",

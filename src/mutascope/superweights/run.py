@@ -123,6 +123,7 @@ def _check_settings(s: Settings) -> None:
 def _measure(s: Settings, subject: Subject, found: Detection, text: str | None, out: Result, say, tell) -> None:
     """The ablation table and the quantization sweeps the settings ask for, each shown as soon as it
     exists; each sweep is relative to the first row measured before it (the unchanged model)."""
+    assert text is not None  # read whenever something is measured (run)
     work = Workload(corpus_ids(subject, text, s.max_tokens), s.window)
     if s.mmlu_dir is not None and not s.detect_only:
         work.questions = choice_set(subject, s.mmlu_dir, s.subject_name, s.questions)
