@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -14,6 +14,10 @@ from rich.progress import Progress
 
 from ..errors import InputError, Interrupted
 from ..interrupts import SIGNALS, raise_if_interrupted, stage  # noqa: F401 (SIGNALS: for callers)
+
+if TYPE_CHECKING:  # the library is imported inside each command, so --help stays fast
+    from ..model.subject import Subject
+    from ..probes import Probe
 
 out = Console()
 err = Console(stderr=True)
@@ -59,7 +63,13 @@ MmluOpt = typer.Option(
 )
 
 
-def resolve(specs, subject, mmlu_dir, max_new_tokens, decoding):
+def resolve(
+    specs: Sequence[str],
+    subject: Subject,
+    mmlu_dir: Path | None,
+    max_new_tokens: int | None,
+    decoding: str | None,
+) -> list[Probe]:
     """``--probe`` specs resolved for ``subject`` with a spinner, the overrides applied."""
     from ..probes import Decoding, resolve_probes
 

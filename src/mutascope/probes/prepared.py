@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
-from transformers import GenerationConfig, LogitsProcessorList
+from transformers import GenerationConfig, GenerationMixin, LogitsProcessorList
 
 from ..errors import InputError
-from ..model.subject import eos_ids, vocab_size
+from ..model.subject import Subject, eos_ids, vocab_size
 from .chooser import ChooserLogitsProcessor, TokenChooser
 from .probe import Probe, encode_probe
 
@@ -41,7 +41,7 @@ class Generator(Protocol):
     def generate(self, probe: PreparedProbe) -> tuple[int, ...]: ...
 
 
-def context_length(subject) -> int | None:
+def context_length(subject: Subject) -> int | None:
     """The longest sequence the model was built for (its config's position count), if it says."""
     config = getattr(subject.model, "config", None)
     for name in ("max_position_embeddings", "n_positions", "n_ctx"):
@@ -51,7 +51,7 @@ def context_length(subject) -> int | None:
     return None
 
 
-def prepare(subject, probe: Probe) -> PreparedProbe:
+def prepare(subject: Subject, probe: Probe) -> PreparedProbe:
     """``probe`` encoded for ``subject`` with its chooser; no WT output yet.
 
     A prompt whose tokens plus ``max_new_tokens`` exceed the model's context is refused:
@@ -66,7 +66,7 @@ def prepare(subject, probe: Probe) -> PreparedProbe:
     return PreparedProbe(probe, prompt, TokenChooser(probe.decoding, vocab_size(subject)))
 
 
-def prepare_probes(subject, engine: Generator, probes: Sequence[Probe]) -> list[PreparedProbe]:
+def prepare_probes(subject: Subject, engine: Generator, probes: Sequence[Probe]) -> list[PreparedProbe]:
     """Encode each probe and compute its wild-type output with ``engine``."""
     prepared = []
     for probe in probes:
@@ -77,7 +77,7 @@ def prepare_probes(subject, engine: Generator, probes: Sequence[Probe]) -> list[
 
 @torch.inference_mode()
 def generate(
-    subject, probe: PreparedProbe, max_new_tokens: int | None = None, eos: Sequence[int] | None = None
+    subject: Subject, probe: PreparedProbe, max_new_tokens: int | None = None, eos: Sequence[int] | None = None
 ) -> tuple[int, ...]:
     """The model's current output for ``probe`` (its first ``max_new_tokens`` tokens if given).
 
@@ -86,6 +86,7 @@ def generate(
     """
     eos = list(eos_ids(subject) if eos is None else eos)
     model = subject.model
+    assert isinstance(model, GenerationMixin)  # every causal LM transformers builds (Subject types it as a Module)
     device = next(model.parameters()).device
     ids = torch.tensor([probe.prompt], dtype=torch.long, device=device)
     pad = subject.tokenizer.pad_token_id

@@ -13,12 +13,15 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from .files import PROBE_FILE_SUFFIXES, load_probe_file
 from .mmlu import choice_probes, select_mmlu21
 from .probe import BUILTIN_PROBES, Decoding, Probe, builtin_probe
+
+if TYPE_CHECKING:  # the model layer imports torch; resolving a probe file needs none
+    from ..model.subject import Subject
 
 
 def _mmlu_dir(mmlu_dir: str | os.PathLike | None) -> Path:
@@ -28,7 +31,7 @@ def _mmlu_dir(mmlu_dir: str | os.PathLike | None) -> Path:
     return Path(directory)
 
 
-def _wt_answer(subject):
+def _wt_answer(subject: Subject):
     """A function giving the unmutated model's one-token answer to a probe."""
     from ..model.subject import decode_text
     from .prepared import generate, prepare
@@ -41,7 +44,7 @@ def _wt_answer(subject):
 
 def resolve_probes(
     specs: Sequence[str],
-    subject=None,
+    subject: Subject | None = None,
     *,
     mmlu_dir: str | os.PathLike | None = None,
     max_new_tokens: int | None = None,

@@ -253,7 +253,7 @@ def _pass(subject: Subject, cap: _Capture, threshold: float, relative: float, we
     return creators, cancellers, activations
 
 
-def _layer_pair(subject, cap, layer, threshold, relative, weight_z) -> tuple[int, int, int] | None:
+def _layer_pair(subject: Subject, cap, layer, threshold, relative, weight_z) -> tuple[int, int, int] | None:
     """(token, row, col) of the layer's largest output spike that a spiking input and
     an outlier weight explain, or None.
 
