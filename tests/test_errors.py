@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -84,6 +86,27 @@ def test_a_duckdb_file_of_something_else_is_a_results_file_error(tmp_path):
     con.close()
     with pytest.raises(ResultsFileError, match="holds no mutascope screen"):
         ms.open_results(path)
+
+
+def test_a_file_held_by_another_process_is_a_file_in_use_error(tmp_path):
+    path = tmp_path / "busy.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(600)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        with pytest.raises(FileInUseError, match="is in use by"):
+            ms.open_results(path)
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_the_command_line_still_prints_one_line_and_exits_2(tmp_path):
