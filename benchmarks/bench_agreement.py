@@ -119,7 +119,7 @@ def main() -> None:
             continue
         for probe in t.index.get_level_values(0).unique():
 
-            def get(m, c):
+            def get(m, c, t=t, probe=probe):
                 return float(t.loc[(probe, m), c]) if (probe, m) in t.index else float("nan")
 
             chunk = at[(at["probe"] == probe) & (at["order"] == chunks)]["10 %"]

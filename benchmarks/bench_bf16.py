@@ -71,7 +71,8 @@ def main() -> None:
         flush=True,
     )
     print(
-        f"{'detection':<12} {'outputs':<7} {'seconds':>8} {'speed-up':>9} {'re-checked':>14} {'differ':>7} {'exact probes':>13}"
+        f"{'detection':<12} {'outputs':<7} {'seconds':>8} {'speed-up':>9} {'re-checked':>14} {'differ':>7} "
+        f"{'exact probes':>13}"
     )
     for mode in args.modes.split(","):
         for outputs in args.outputs.split(","):
@@ -87,7 +88,8 @@ def main() -> None:
                 differ = sum(a.divergence != b.divergence for a, b in zip(rows, expected))
             rechecked = int(engine.stats["rechecked"])
             print(
-                f"{mode:<12} {outputs:<7} {seconds:8.1f} {ref_s / seconds:8.1f}x {rechecked:>5} ({rechecked / len(rows):4.0%})"
+                f"{mode:<12} {outputs:<7} {seconds:8.1f} {ref_s / seconds:8.1f}x {rechecked:>5} "
+                f"({rechecked / len(rows):4.0%})"
                 f" {differ:>7} {int(engine.stats['probes_exact']):>7} of {len(probes)}",
                 flush=True,
             )

@@ -33,7 +33,8 @@ def main() -> None:
     args = parser.parse_args()
     t0 = time.perf_counter()
     print(
-        f"{'statistic':<12} {'readout':<7} {'draws':>5} {'tests/draw':>10} {'called share':>12} {'draws with a call':>18}"
+        f"{'statistic':<12} {'readout':<7} {'draws':>5} {'tests/draw':>10} {'called share':>12} "
+        f"{'draws with a call':>18}"
     )
     for name, test in TESTS.items():
         draws = args.copa_draws if name == "copa" else args.draws
@@ -44,7 +45,8 @@ def main() -> None:
                 c = int((t["q_value"] < 0.05).sum())
                 calls, total, any_call = calls + c, total + len(t), any_call + (c > 0)
             print(
-                f"{name:<12} {readout:<7} {draws:>5} {total // draws:>10} {calls / total:>12.4f} {any_call / draws:>18.3f}"
+                f"{name:<12} {readout:<7} {draws:>5} {total // draws:>10} {calls / total:>12.4f} "
+                f"{any_call / draws:>18.3f}"
             )
     print(f"({time.perf_counter() - t0:.0f} s)")
 

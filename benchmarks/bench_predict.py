@@ -79,7 +79,8 @@ def main() -> None:
         )
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(
-            f"{r['mode']:>9}: {r['seconds']:7.1f} s ({r['cpu_seconds']:.1f} s of CPU) for 2 probes ({r['rows']} mutant-probe scores of "
+            f"{r['mode']:>9}: {r['seconds']:7.1f} s ({r['cpu_seconds']:.1f} s of CPU) for 2 probes ({r['rows']} "
+            "mutant-probe scores of "
             f"{r['mutants']} mutants), peak memory {r['peak_mib']:.0f} MiB (after loading and preparing: "
             f"{r['after_load_mib']:.0f} MiB)"
         )

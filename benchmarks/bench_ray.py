@@ -88,7 +88,8 @@ def main() -> None:
         # with W workers in parallel the chunks' compute overlaps: the rest is per chunk, per worker slot
         rest = (wall * workers - compute) / chunks
         print(
-            f"Ray, {workers} worker{'s' if workers > 1 else ' '}:    start-up {startup:.1f} s; {n / wall:6.3f} mutants/s; "
+            f"Ray, {workers} worker{'s' if workers > 1 else ' '}:    start-up {startup:.1f} s; {n / wall:6.3f} "
+            "mutants/s; "
             f"{chunks} chunks of {compute / chunks:.2f} s compute, {rest * 1000:.0f} ms per chunk besides "
             f"(Ray overhead {(rest - local_rest) * 1000:+.0f} ms per chunk); tables "
             f"{'identical' if rows == expected else 'DIFFERENT'} to local"

@@ -275,7 +275,10 @@ def measure_browser(html: Path, repeats: int = 3) -> dict:
                 # the largest matrix (most tiles), then a click on its middle tile
                 t1 = page.evaluate("""() => {
                     const D = JSON.parse(document.getElementById('mutascope-data').textContent);
-                    let best = 0; D.matrices.forEach((m, i) => { if (m.rows * m.cols > D.matrices[best].rows * D.matrices[best].cols) best = i; });
+                    let best = 0;
+                    D.matrices.forEach((m, i) => {
+                        if (m.rows * m.cols > D.matrices[best].rows * D.matrices[best].cols) best = i;
+                    });
                     const sel = document.getElementById('matrix-select'); const t = performance.now();
                     sel.value = String(best); sel.dispatchEvent(new Event('change'));
                     return performance.now() - t; }""")

@@ -1,7 +1,8 @@
 """How far the batched engine's decision margins are from the reference's: the float noise the tie tolerance covers.
 
 Usage:
-    .venv/bin/python benchmarks/bench_tie_noise.py [--model ID] [--dtype bfloat16] [--mutations 48] [--tokens 48] [--probe drosophila]
+    .venv/bin/python benchmarks/bench_tie_noise.py [--model ID] [--dtype bfloat16] [--mutations 48] \
+        [--tokens 48] [--probe drosophila]
 
 For random max/min mutations, the batched engine records the top-1/top-2
 score margin at each NSM's divergence step. The reference engine's own scores

@@ -34,7 +34,8 @@ def bias(t: dict[str, pd.DataFrame]) -> None:
             called = g[g["bias"] != "none"]
             print(
                 f"{readout} {probe} {pair}: {len(called)} of {len(g)} called; towards the larger value "
-                f"{int((called['bias'] == called['larger']).sum())}; verdicts {called['size_verdict'].value_counts().to_dict()}"
+                f"{int((called['bias'] == called['larger']).sum())}; verdicts "
+                f"{called['size_verdict'].value_counts().to_dict()}"
             )
     s = t["effect_bias_size"]
     for r in s.itertuples():
@@ -46,7 +47,8 @@ def bias(t: dict[str, pd.DataFrame]) -> None:
     bt = t["effect_bias_by_type"]
     for r in bt[bt["q_value"] < ALPHA].itertuples():
         print(
-            f"effect_bias_by_type {r.probe_id} {r.matrix} {r.pair}: {r.positive}+ / {r.negative}- of {r.layers} layers, "
+            f"effect_bias_by_type {r.probe_id} {r.matrix} {r.pair}: {r.positive}+ / {r.negative}- of {r.layers} "
+            "layers, "
             f"median r {r.median:.2f}, q = {q(r.q_value)}; called a/b {r.called_a}/{r.called_b}, against size "
             f"{r.called_against_size}"
         )
@@ -106,7 +108,8 @@ def rest(t: dict[str, pd.DataFrame]) -> None:
     for r in t["overlap"].itertuples():
         print(
             f"overlap {r.probe_a}/{r.probe_b}: Jaccard {r.jaccard:.3f}, independent {r.expected_jaccard:.3f}, max "
-            f"{r.max_jaccard:.3f}, phi {r.phi:.3f}, OR {r.odds_ratio:.2f} [{r.odds_ratio_low:.2f}, {r.odds_ratio_high:.2f}]"
+            f"{r.max_jaccard:.3f}, phi {r.phi:.3f}, OR {r.odds_ratio:.2f} [{r.odds_ratio_low:.2f}, "
+            f"{r.odds_ratio_high:.2f}]"
         )
     if "writers" in t:
         w = t["writers"]
@@ -125,7 +128,8 @@ def rest(t: dict[str, pd.DataFrame]) -> None:
             if r.matrix == "v" or r.role in ("super weight", "canceller"):
                 print(
                     f"superweights {r.probe_id} {r.matrix} {r.axis} {r.role} ch {r.channel}: top in {r.top_layers} of "
-                    f"{r.layers} (expected {r.expected_top:.2f}), p = {q(r.p_value)}, median pct {r.median_percentile:.0f}"
+                    f"{r.layers} (expected {r.expected_top:.2f}), p = {q(r.p_value)}, median pct "
+                    f"{r.median_percentile:.0f}"
                 )
 
 

@@ -4,9 +4,10 @@
 
 Reads ``docs/zoom/zoom.parquet`` (the ``zoom`` table of the run, as ``read_zoom`` returns it),
 ``docs/zoom/settings.csv`` (the rule and the model), ``docs/zoom/times.csv`` (the count and
-seconds each zoom command printed), ``docs/zoom/reference_check.csv`` (``reference_check.py``) and, for the sites and the atlas's own tile
-effects, ``docs/atlas/tables/tiles.parquet`` through ``sites.py``. What carries each tile's effect
-is computed by mutascope's own rule (``mutascope.analysis.carriers``, docs/methods.md "Zoom").
+seconds each zoom command printed), ``docs/zoom/reference_check.csv`` (``reference_check.py``) and,
+for the sites and the atlas's own tile effects, ``docs/atlas/tables/tiles.parquet`` through
+``sites.py``. What carries each tile's effect is computed by mutascope's own rule
+(``mutascope.analysis.carriers``, docs/methods.md "Zoom").
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ def main() -> None:
     rel = diff / roots["logprob_drop_atlas"].abs()
     print(
         f"tiles also in the atlas: {len(roots)}; |zoom level 0 - atlas| max {diff.max():.2g} "
-        f"(relative {rel.max():.1e}); NSM calls equal: {int((roots['nsm'] == roots['nsm_atlas']).sum())} of {len(roots)}"
+        f"(relative {rel.max():.1e}); NSM calls equal: {int((roots['nsm'] == roots['nsm_atlas']).sum())} of "
+        f"{len(roots)}"
     )
 
     print("\n## the 20 strongest tiles of each probe")
@@ -116,7 +118,8 @@ def main() -> None:
         print(
             f"{probe}: mutants per tile median {m.median():g}, min {m.min()}, max {m.max()}; "
             f"at most {LIMIT}: {int((m <= LIMIT).sum())} of {len(g)}; at most {BOUND}: {int((m <= BOUND).sum())}; "
-            f"verdicts {g['verdict'].value_counts().to_dict()}; carriers {g['shape'].map(lambda s: s.split(' (')[0]).value_counts().to_dict()}"
+            f"verdicts {g['verdict'].value_counts().to_dict()}; carriers "
+            f"{g['shape'].map(lambda s: s.split(' (')[0]).value_counts().to_dict()}"
         )
     print("carrier input columns of the 20 strongest (both probes), by matrix:")
     for (matrix, cols), g in top.assign(matrix=top["site"].str.split(".").str[1]).groupby(["matrix", "carrier_cols"]):

@@ -39,7 +39,7 @@ TYPE_CHECKING = False
 
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
-from .version import __version__  # noqa: F401
+from .version import __version__  # noqa: E402, F401 (after MKL_CBWR is set: on purpose)
 
 # public name -> the module that defines it
 _EXPORTS = {
@@ -48,6 +48,12 @@ _EXPORTS = {
     "MatrixRef": "model.anatomy",
     "anatomy_of": "model.anatomy",
     "MutascopeError": "errors",
+    "InputError": "errors",
+    "ResultsFileError": "errors",
+    "FileInUseError": "errors",
+    "ModelLoadError": "errors",
+    "WorkerError": "errors",
+    "Interrupted": "errors",
     "Kind": "plan.kinds",
     "Mutation": "plan.mutation",
     "TileGrid": "plan.tiles",
@@ -93,7 +99,15 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and editors: the eager imports
     from .backends.base import Placement  # noqa: F401
-    from .errors import MutascopeError  # noqa: F401
+    from .errors import (  # noqa: F401
+        FileInUseError,
+        InputError,
+        Interrupted,
+        ModelLoadError,
+        MutascopeError,
+        ResultsFileError,
+        WorkerError,
+    )
     from .model.anatomy import MATRICES, Anatomy, MatrixRef, anatomy_of  # noqa: F401
     from .model.subject import DEFAULT_MODEL, Subject, load_model  # noqa: F401
     from .plan.build import Plan, PlanSpec, build_plan  # noqa: F401

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
 import typer
 
@@ -48,14 +49,15 @@ for _name in COMMANDS:
     app.command(_name)(getattr(importlib.import_module(f".commands.{_name}", __package__), _name))
 
 
-def _click_errors() -> tuple[type, type]:
+def _click_errors() -> tuple[Any, type[BaseException]]:
     """The usage-error and abort exception types of the click that typer runs on
-    (recent typer vendors its own copy; older ones use click itself)."""
+    (recent typer vendors its own copy; older ones use click itself: two classes of one name,
+    so the usage error is typed loosely)."""
     try:
-        from typer._click.exceptions import UsageError
+        exceptions = importlib.import_module("typer._click.exceptions")
     except ImportError:
-        from click.exceptions import UsageError
-    return UsageError, typer.Abort
+        exceptions = importlib.import_module("click.exceptions")
+    return exceptions.UsageError, typer.Abort
 
 
 def _shown_help(exc: Exception) -> bool:

@@ -41,10 +41,15 @@ from __future__ import annotations
 import os
 import sys
 
-try:  # the C module: ``signal`` imports enum, which costs the first window milliseconds
-    import _signal as signal
-except ImportError:  # pragma: no cover
-    import signal  # type: ignore[no-redef]
+# Not ``from typing import TYPE_CHECKING`` (the cost this module avoids); type checkers read this spelling.
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typeshed describes ``signal``; ``_signal`` has the same functions and constants
+    import signal
+else:
+    try:  # the C module: ``signal`` imports enum, which costs the first window milliseconds
+        import _signal as signal
+    except ImportError:  # pragma: no cover
+        import signal
 
 # Interruption signals received by this process, in order.
 SIGNALS: list[int] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import MutascopeError
+from .errors import InputError
 from .model.anatomy import anatomy_of
 from .model.subject import Subject, parse_dtype
 
@@ -98,7 +98,7 @@ def tiny_model(
     import transformers
 
     if family not in _FAMILIES:
-        raise MutascopeError(f"unknown tiny family {family!r}; use one of {', '.join(_FAMILIES)}")
+        raise InputError(f"unknown tiny family {family!r}; use one of {', '.join(_FAMILIES)}")
     torch_dtype = parse_dtype(dtype)
     tokenizer = tiny_tokenizer()
     config_name, extra = _FAMILIES[family]

@@ -146,7 +146,7 @@ def test_similarities_match_a_direct_computation_keeping_every_map(streamed):
     subject, direct, acc64, acc16, acc2, _ = streamed
     layers, mats = subject.anatomy.n_layers, subject.anatomy.matrices
     flat = {
-        d: [[torch.cat([m[(l, x)].reshape(-1) for x in mats]) for l in range(layers)] for m in maps]
+        d: [[torch.cat([m[(i, x)].reshape(-1) for x in mats]) for i in range(layers)] for m in maps]
         for d, maps in direct.items()
     }
     items = [(d, i) for d in ("prose", "code") for i in range(len(flat[d]))]
@@ -159,7 +159,7 @@ def test_similarities_match_a_direct_computation_keeping_every_map(streamed):
     sim = acc64.similarity().set_index(["layer", "domain_a", "domain_b"])["cosine_mean"]
     for layer in range(layers):
 
-        def mean_cos(a_items, b_items, same):
+        def mean_cos(a_items, b_items, same, layer=layer):
             vals = [
                 _cos(flat[a][i][layer], flat[b][j][layer])
                 for (a, i) in a_items

@@ -27,7 +27,8 @@ def test_read_pairs_finds_columns_by_header_name(tmp_path):
     glue = tmp_path / "sts-b.tsv"  # GLUE STS-B: extra columns, score last, quotes literal
     glue.write_text(
         "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
-        "0\tmain-captions\tMSRvid\t2012test\t0001\tnone\tnone\tA plane is taking off.\tAn air plane is taking off.\t5.000\n"
+        "0\tmain-captions\tMSRvid\t2012test\t0001\tnone\tnone\tA plane is taking off.\tAn air plane is taking "
+        "off.\t5.000\n"
         '1\tmain-captions\tMSRvid\t2012test\t0004\tnone\tnone\tA man said "hi".\tA man plays a flute.\t0.800\n'
         "2\tmain-captions\tMSRvid\t2012test\t0005\tnone\tnone\tA cat eats.\tA kitten eats.\t3.800\n"
     )

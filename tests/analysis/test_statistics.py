@@ -72,7 +72,7 @@ def test_permutations_for_the_family_let_the_floor_pass_bh_alone():
 
 # -- planted effects are found ----------------------------------------------------------------
 def _plant_column(layer=0, matrix="down", col=5, shift=2.0):
-    return lambda l, m, r, c, k, p: shift if (l, m, c) == (layer, matrix, col) else 0.0
+    return lambda lay, m, r, c, k, p: shift if (lay, m, c) == (layer, matrix, col) else 0.0
 
 
 def test_enrichment_finds_a_planted_column_in_both_readouts_and_tests_tiles_not_mutants():
@@ -98,7 +98,7 @@ def test_enrichment_of_rows_is_not_fooled_by_a_sensitive_column():
 
 
 def test_bias_finds_a_planted_kind_and_the_size_matched_control_explains_it():
-    plant = lambda l, m, r, c, k, p: 1.0 if (m == "gate" and k in ("min", "sym:-1")) else 0.0  # noqa: E731
+    plant = lambda lay, m, r, c, k, p: 1.0 if (m == "gate" and k in ("min", "sym:-1")) else 0.0  # noqa: E731
     f = noise_frame(5, kinds=("max", "min", "sym:1", "sym:-1"), plant=plant)
     f.loc[(f["matrix"] == "gate") & (f["kind"] == "max"), "value"] = 0.4  # |min| > |max|; sym is size-matched
     b = bias(f, readout="effect")
@@ -114,7 +114,7 @@ def test_bias_finds_a_planted_kind_and_the_size_matched_control_explains_it():
 
 
 def test_a_bias_that_vanishes_when_size_matched_is_explained_by_size():
-    plant = lambda l, m, r, c, k, p: 1.5 if (m == "up" and k == "max") else 0.0  # noqa: E731
+    plant = lambda lay, m, r, c, k, p: 1.5 if (m == "up" and k == "max") else 0.0  # noqa: E731
     f = noise_frame(6, kinds=("max", "min", "sym:1", "sym:-1"), plant=plant)
     f.loc[(f["matrix"] == "up") & (f["kind"] == "max"), "value"] = 3.0  # max writes 3x the size of min
     b = bias(f, readout="effect").set_index(["probe_id", "layer", "matrix", "pair"])
@@ -124,7 +124,7 @@ def test_a_bias_that_vanishes_when_size_matched_is_explained_by_size():
 
 
 def test_copa_finds_complementary_rows_and_the_layers_agree():
-    def plant(l, m, r, c, k, p):
+    def plant(lay, m, r, c, k, p):
         if m != "gate":
             return 0.0
         return 2.0 if (r % 2 == 0) == (k == "max") else 0.0
@@ -151,7 +151,7 @@ def test_reordering_on_noise_shows_nothing_held_out_and_shared_structure_carries
     held = reorder_holdout_by_type(reorder_holdout(noise, readout="effect"))
     assert (held["q_value"] >= 0.05).all()
 
-    def plant(l, m, r, c, k, p):  # rows 0-11 max-sensitive, 12-23 min-sensitive, in both probes
+    def plant(lay, m, r, c, k, p):  # rows 0-11 max-sensitive, 12-23 min-sensitive, in both probes
         return 1.5 if (r < 12) == (k == "max") else 0.0
 
     shared = noise_frame(10, layers=layers, matrices=("gate",), plant=plant)

@@ -4,7 +4,6 @@ missing a member cannot be built, and the registry requires exactly one backend 
 
 from __future__ import annotations
 
-
 import pytest
 
 from helpers import screen_of, tables, text_probes

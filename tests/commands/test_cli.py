@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from mutascope import cli
+from mutascope.commands import COMMANDS
 
 
 def run(monkeypatch, capsys, *args):
@@ -132,23 +133,19 @@ def test_batched_engine_options(monkeypatch, capsys, tiny_model_dir, tmp_path):
     assert code == 2 and "only apply to the batched engine" in stderr and len(stderr.strip().splitlines()) == 1
 
 
-def test_every_command_has_help(monkeypatch, capsys):
-    for command in (
-        "screen",
-        "plan",
-        "models",
-        "export",
-        "probes",
-        "phenotype",
-        "show",
-        "analyze",
-        "compare",
-        "report",
-        "zoom",
-        "superweights",
-    ):
-        code, stdout, _ = run(monkeypatch, capsys, command, "--help")
-        assert code == 0 and "Usage" in stdout
+def registered() -> list[str]:
+    """The commands the CLI registers (typer's registry), in ``--help`` order."""
+    return [c.name or c.callback.__name__ for c in cli.app.registered_commands]
+
+
+def test_the_cli_registers_every_command_module():
+    assert registered() == list(COMMANDS) and len(COMMANDS) == len(set(COMMANDS))
+
+
+@pytest.mark.parametrize("command", registered())
+def test_every_command_has_help(monkeypatch, capsys, command):
+    code, stdout, _ = run(monkeypatch, capsys, command, "--help")
+    assert code == 0 and "Usage" in stdout
 
 
 def test_phenotype_show_analyze_report_on_a_screen(monkeypatch, capsys, tiny_model_dir, tmp_path):

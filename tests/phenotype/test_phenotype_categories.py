@@ -50,7 +50,8 @@ EXAMPLES = {
         "12 345 6789 0.5 3.14 2718 (99)",
     ],
     "list": [
-        "The life cycle of Drosophila:\n1. Egg: laid by the female.\n2. Larva: hatches and feeds.\n3. Pupa: metamorphosis.",
+        "The life cycle of Drosophila:\n1. Egg: laid by the female.\n2. Larva: hatches and feeds.\n3. Pupa: "
+        "metamorphosis.",
         "- p53 activates p21\n- p53 induces apoptosis via BAX\n- p53 represses survivin",
         "The stages are 1. egg, 2. larva, 3. pupa and 4. adult.",
     ],

@@ -94,12 +94,12 @@ def test_the_predicted_effect_is_the_directional_derivative_in_every_family(case
     chosen = _chosen(subject)
     table = predictions(subject, chosen, probes[:1], (16, 16)).set_index("mutation_id")
     objective = wt_loglik(subject, probes[0])
-    for m, (tile, original, delta) in zip(chosen, _directions(subject, chosen)):
+    for m, (tile, _original, delta) in zip(chosen, _directions(subject, chosen)):
         eps = torch.zeros((), dtype=tile.dtype, requires_grad=True)
         module = subject.model.get_submodule(subject.anatomy.ref(m.layer, m.matrix).module_path)
         r0, c0 = m.r0, m.c0
 
-        def shifted(mod, args, output):
+        def shifted(mod, args, output, m=m, r0=r0, c0=c0, eps=eps, delta=delta):
             x = args[0]
             extra = x[..., c0 : c0 + delta.shape[1]] @ (eps * delta).T
             out = output.clone()

@@ -183,7 +183,10 @@ def test_encode_without_bos_token():
 
 
 def test_encode_chat_uses_template():
-    template = "{% for m in messages %}<|user|> {{ m['content'] }} {% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    template = (
+        "{% for m in messages %}<|user|> {{ m['content'] }} {% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
     tok = make_tokenizer(chat_template=template)
     ids = encode_probe(tok, text_probe("Hi", chat=True))
     assert ids == [9, 11, 10]

@@ -391,7 +391,10 @@ def test_zoomed_regions_are_drawn_inside_their_tile(tmp_path, report, browser):
         canvas = page.locator("#zoommap")
         assert canvas.get_attribute("data-site") == "0.q.0.0" and canvas.get_attribute("data-probe") == "fly"
         cell = int(canvas.get_attribute("data-cell"))
-        at = lambda r, c: pixel(page, "zoommap", (c + 0.5) * cell, (r + 0.5) * cell)
+
+        def at(r, c):
+            return pixel(page, "zoommap", (c + 0.5) * cell, (r + 0.5) * cell)
+
         assert at(*PLANTED) == _rgb(D["cmap"][-1])  # the planted weight: the whole tile's effect
         assert at(40, 40) == _rgb(D["effect_colours"]["nonpositive"])  # a half without it: no effect
         assert "localised" in page.locator("#zoom-sentence").inner_text()

@@ -237,7 +237,7 @@ def test_effect_mode_colours_tiles_by_effect_and_the_tooltip_shows_it(effect_scr
         big, small = tile_pixel(page, 1, 3), tile_pixel(page, 1, 0)
         assert big != small and lightness(big) > lightness(small) + 0.3  # cividis: larger is lighter
         negative = tile_pixel(page, 2, 8)
-        assert "#%02X%02X%02X" % negative == "#F4A6B8"  # zero and negative effects: their own colour
+        assert "#{:02X}{:02X}{:02X}".format(*negative) == "#F4A6B8"  # zero and negative effects: their own colour
         page.mouse.move(*w.tile_point(1, 3))
         tip = page.locator("#tooltip").inner_text()
         shown = float(re.search(r"max: NSM #\d+, effect ([-\d.e+]+) nats", tip).group(1))

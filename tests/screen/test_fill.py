@@ -130,7 +130,7 @@ def test_fill_top_n_per_probe_by_effect(screens, tmp_path):
         full = f.query(
             "SELECT mutation_id, probe_id, output_tokens FROM outcomes WHERE nsm ORDER BY mutation_id, probe_id"
         )
-    for pid, group in nsm.groupby("probe_id"):
+    for _pid, group in nsm.groupby("probe_id"):
         top = group.sort_values(["logprob_drop", "mutation_id"], ascending=[False, True]).head(3)
         assert set(group.loc[group["filled"], "mutation_id"]) >= set(top["mutation_id"])
         filled = group[group["filled"]].sort_values("mutation_id")

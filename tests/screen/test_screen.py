@@ -186,7 +186,7 @@ def test_outcome_table_contents(tmp_path):
             if o.nsm:
                 assert o.divergence == divergence_step(list(o.output_tokens), wt)
         # distinct outputs get distinct phenotype ids per probe, numbered in plan order
-        for pid, group in outcomes.groupby("probe_id"):
+        for _pid, group in outcomes.groupby("probe_id"):
             by_output = group.groupby(group.output_tokens.map(tuple))["phenotype_id"].nunique()
             assert (by_output == 1).all()
             nsms = group[group.phenotype_id > 0].sort_values("mutation_id")

@@ -52,7 +52,7 @@ def planted(tmp_path_factory):
 def test_zoom_finds_exactly_the_planted_weight_in_at_most_60_mutants_per_probe(planted):
     _, _, summary, table = planted
     assert summary.probes == ["hello", "story"] and summary.computed == len(table)
-    for pid, g in table.groupby("probe_id"):
+    for _pid, g in table.groupby("probe_id"):
         assert len(g) <= 60
         assert g["logprob_drop"].iloc[0] > 0
         found = g[g["followed"] & (g["height"] == 1) & (g["width"] == 1)]

@@ -186,6 +186,16 @@ def test_jsonl_concepts_with_listed_controls(tmp_path):
     assert [q.question for q in y.controls] == ["Q1?"]
 
 
+def test_a_bad_jsonl_line_reads_as_in_a_probe_file(tmp_path):
+    """One JSON Lines reader (files/text.py): the same wording for a bad line as a probe file's."""
+    path = tmp_path / "c.jsonl"
+    path.write_text(
+        '{"concept": "x", "question": "Q?", "choices": ["a", "b", "c", "d"], "answer": "A"}\n\n{"concept": \n'
+    )
+    with pytest.raises(MutascopeError, match=r"concept file .*c\.jsonl: entry 2 \(line 3\): invalid JSON: "):
+        sp.load_concepts(path)
+
+
 @pytest.mark.parametrize(
     "text, message",
     [

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.gradients import gradients_on, matrix_params
 from ..model.subject import Subject
 
@@ -42,10 +42,10 @@ def encode(subject: Subject, text: str, max_tokens: int | None = None) -> torch.
     """
     ids = subject.tokenizer(text, return_tensors="pt").input_ids[0]
     if len(ids) == 0:
-        raise MutascopeError("an activation input is empty after tokenization")
+        raise InputError("an activation input is empty after tokenization")
     if max_tokens is not None:
         if max_tokens < 1:
-            raise MutascopeError(f"max tokens must be >= 1, got {max_tokens}")
+            raise InputError(f"max tokens must be >= 1, got {max_tokens}")
         ids = ids[-max_tokens:]
     return ids
 

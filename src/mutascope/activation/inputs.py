@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..files.text import read_text_file
 
 __all__ = ["ALL", "SHIPPED", "Domain", "default_domains", "mmlu_texts", "parse_domain", "read_texts", "shipped_texts"]
@@ -66,14 +66,14 @@ def read_texts(path: str | Path) -> list[str]:
     p = Path(path)
     texts = _split(read_text_file(p, "domain file", "pass a text file or mmlu:DIR:SUBJECT"))
     if not texts:
-        raise MutascopeError(f"domain file {p}: holds no text")
+        raise InputError(f"domain file {p}: holds no text")
     return texts
 
 
 def shipped_texts(name: str) -> list[str]:
     """The paragraphs of a shipped domain (:data:`SHIPPED`): inputs first, held-out after."""
     if name not in SHIPPED:
-        raise MutascopeError(f"no shipped domain {name!r}; have: {', '.join(SHIPPED)}")
+        raise InputError(f"no shipped domain {name!r}; have: {', '.join(SHIPPED)}")
     return _split(resources.files("mutascope").joinpath(f"data/domains/{name}.txt").read_text(encoding="utf-8"))
 
 
@@ -97,10 +97,10 @@ def _mmlu_items(directory: str | Path, subject: str, shots: int = 0, split: str 
     from ..probes.mmlu import LETTERS, five_shot_prompt, load_questions
 
     if shots not in (0, 5):
-        raise MutascopeError(f"MMLU domain shots must be 0 or 5, got {shots}")
+        raise InputError(f"MMLU domain shots must be 0 or 5, got {shots}")
     questions = load_questions(directory, subject, split)
     if not questions:
-        raise MutascopeError(f"MMLU subject {subject!r} has no {split} questions in {directory}")
+        raise InputError(f"MMLU subject {subject!r} has no {split} questions in {directory}")
     if shots == 5:
         dev = load_questions(directory, subject, "dev")
         prompts = [five_shot_prompt(dev, q) for q in questions]
@@ -114,9 +114,9 @@ def _domain(
 ) -> Domain:
     """The first ``limit`` texts as inputs, at most ``heldout`` of the rest held out."""
     if limit is not None and limit < 1:
-        raise MutascopeError(f"inputs per domain must be >= 1, got {limit}")
+        raise InputError(f"inputs per domain must be >= 1, got {limit}")
     if heldout is not None and heldout < 0:
-        raise MutascopeError(f"held-out texts per domain must be >= 0, got {heldout}")
+        raise InputError(f"held-out texts per domain must be >= 0, got {heldout}")
     n = len(texts) if limit is None else min(limit, len(texts))
     stop = len(texts) if heldout is None else n + heldout
     return Domain(
@@ -135,9 +135,9 @@ def parse_domain(spec: str, limit: int | None = None, heldout: int | None = None
     name, sep, source = spec.partition("=")
     name, source = name.strip(), source.strip()
     if not sep or not name or not source:
-        raise MutascopeError(f"bad domain {spec!r}: use NAME=FILE or NAME=mmlu:DIR:SUBJECT")
+        raise InputError(f"bad domain {spec!r}: use NAME=FILE or NAME=mmlu:DIR:SUBJECT")
     if not _NAME_RE.fullmatch(name) or name == ALL:
-        raise MutascopeError(f"bad domain name {name!r}: use letters, digits, _ . - (and not {ALL!r})")
+        raise InputError(f"bad domain name {name!r}: use letters, digits, _ . - (and not {ALL!r})")
     answers = None
     if source.startswith("mmlu:"):
         parts = source[len("mmlu:") :].rsplit(":", 2)
@@ -148,7 +148,7 @@ def parse_domain(spec: str, limit: int | None = None, heldout: int | None = None
         elif len(parts) == 3:
             parts = [parts[0] + ":" + parts[1], parts[2]]
         if len(parts) != 2 or not parts[0] or not parts[1]:
-            raise MutascopeError(f"bad MMLU domain {source!r}: use mmlu:DIR:SUBJECT or mmlu:DIR:SUBJECT:5")
+            raise InputError(f"bad MMLU domain {source!r}: use mmlu:DIR:SUBJECT or mmlu:DIR:SUBJECT:5")
         items = _mmlu_items(parts[0], parts[1], shots)
         texts, answers = [t for t, _ in items], [a for _, a in items]
     else:

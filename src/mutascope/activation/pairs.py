@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..files.text import read_text_file
 from ..model.subject import Subject
 from .gradients import activation_maps, encode
@@ -70,14 +70,14 @@ def _column(header: list[str], names: tuple[str, ...], what: str, where: str) ->
     for name in names:
         if name in lowered:
             return lowered.index(name)
-    raise MutascopeError(f"{where}: no {what} column in the header (looked for {', '.join(names)})")
+    raise InputError(f"{where}: no {what} column in the header (looked for {', '.join(names)})")
 
 
 def _parse(text: str, where: str) -> list[Pair]:
     rows = list(csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE))
     numbered = [(n, r) for n, r in enumerate(rows, 1) if any(c.strip() for c in r)]
     if not numbered:
-        raise MutascopeError(f"{where}: is empty; expected a header with score, sentence1, sentence2")
+        raise InputError(f"{where}: is empty; expected a header with score, sentence1, sentence2")
     (_, header), body = numbered[0], numbered[1:]
     cols = (
         _column(header, SCORE_COLUMNS, "score", where),
@@ -87,21 +87,21 @@ def _parse(text: str, where: str) -> list[Pair]:
     pairs = []
     for line, row in body:
         if len(row) <= max(cols):
-            raise MutascopeError(f"{where} line {line}: has {len(row)} tab-separated fields, the header {len(header)}")
+            raise InputError(f"{where} line {line}: has {len(row)} tab-separated fields, the header {len(header)}")
         raw, s1, s2 = (row[c].strip() for c in cols)
         try:
             score = float(raw)
         except ValueError:
-            raise MutascopeError(f"{where} line {line}: score {raw!r} is not a number") from None
+            raise InputError(f"{where} line {line}: score {raw!r} is not a number") from None
         if not math.isfinite(score):
-            raise MutascopeError(f"{where} line {line}: score {raw!r} is not a finite number")
+            raise InputError(f"{where} line {line}: score {raw!r} is not a finite number")
         if not s1 or not s2:
-            raise MutascopeError(f"{where} line {line}: a sentence is empty")
+            raise InputError(f"{where} line {line}: a sentence is empty")
         pairs.append(Pair(score, s1, s2))
     if len(pairs) < 3:
-        raise MutascopeError(f"{where}: needs at least 3 pairs for a rank correlation, has {len(pairs)}")
+        raise InputError(f"{where}: needs at least 3 pairs for a rank correlation, has {len(pairs)}")
     if len({p.score for p in pairs}) < 2:
-        raise MutascopeError(f"{where}: every pair has the same score; a correlation needs graded scores")
+        raise InputError(f"{where}: every pair has the same score; a correlation needs graded scores")
     return pairs
 
 
@@ -149,7 +149,7 @@ def pair_cosines(
 ) -> np.ndarray:
     """:func:`layer_cosines` of every pair: an array (pairs, layers). The model is only read."""
     if not pairs:
-        raise MutascopeError("no sentence pairs given")
+        raise InputError("no sentence pairs given")
     out = np.empty((len(pairs), subject.anatomy.n_layers))
     for i, pair in enumerate(pairs):
         out[i] = layer_cosines(subject, pair.sentence1, pair.sentence2, max_tokens)
@@ -176,11 +176,11 @@ def semantic_correlation(
     c = np.asarray(cosines, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
     if c.ndim != 2 or c.shape[0] != len(s):
-        raise MutascopeError("need one row of per-layer cosines per scored pair")
+        raise InputError("need one row of per-layer cosines per scored pair")
     if len(s) < 3:
-        raise MutascopeError(f"a rank correlation needs at least 3 pairs, got {len(s)}")
+        raise InputError(f"a rank correlation needs at least 3 pairs, got {len(s)}")
     if permutations < 1:
-        raise MutascopeError(f"permutations must be >= 1, got {permutations}")
+        raise InputError(f"permutations must be >= 1, got {permutations}")
     rs = _ranks(s)
     rs = rs - rs.mean()
     rc = _ranks(c, axis=0)
@@ -188,7 +188,7 @@ def semantic_correlation(
     cnorm = np.sqrt((rc**2).sum(axis=0))
     snorm = math.sqrt(float((rs**2).sum()))
     if snorm == 0:
-        raise MutascopeError("every pair has the same score; a correlation needs graded scores")
+        raise InputError("every pair has the same score; a correlation needs graded scores")
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = (rs @ rc) / (snorm * cnorm)
         rng = np.random.default_rng(seed)

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import Subject
 from .gradients import matrix_params
 
@@ -72,7 +72,7 @@ class LayerSparsity:
 
 def _check_sparsity(s: float, what: str = "sparsity") -> None:
     if not (isinstance(s, (int, float)) and math.isfinite(s) and 0 <= s < 1):
-        raise MutascopeError(f"{what} must be in [0, 1), got {s!r}")
+        raise InputError(f"{what} must be in [0, 1), got {s!r}")
 
 
 def layerwise_sparsities(
@@ -82,10 +82,10 @@ def layerwise_sparsities(
     _check_sparsity(sparsity)
     for name, v in (("alpha", alpha), ("beta", beta)):
         if not math.isfinite(v):
-            raise MutascopeError(f"{name} must be finite, got {v!r}")
+            raise InputError(f"{name} must be finite, got {v!r}")
     n = np.asarray(counts, dtype=np.float64)
     if n.ndim != 1 or len(n) == 0 or not np.isfinite(n).all():
-        raise MutascopeError("layer-wise sparsities need one finite activated count per layer")
+        raise InputError("layer-wise sparsities need one finite activated count per layer")
     L = len(n)
     std = n.std()
     z = (n - n.mean()) / std if std > 0 else np.zeros(L)
@@ -133,7 +133,7 @@ def _block_calls(subject: Subject, calibration: Sequence[torch.Tensor]) -> list[
         first: list[torch.Tensor] = []
         rest: list = []
 
-        def pre(module, args, kwargs):
+        def pre(module, args, kwargs, first=first, rest=rest):  # bound now: hooks of this input only
             if not first:
                 first.append(args[0] if args else kwargs["hidden_states"])
             rest.append((args[1:], {k: v for k, v in kwargs.items() if k != "hidden_states"}, bool(args)))
@@ -172,11 +172,11 @@ def wanda_prune(subject: Subject, sparsities: Sequence[float], calibration: Sequ
     """
     anatomy, model = subject.anatomy, subject.model
     if len(sparsities) != anatomy.n_layers:
-        raise MutascopeError(f"need one sparsity per layer ({anatomy.n_layers}), got {len(sparsities)}")
+        raise InputError(f"need one sparsity per layer ({anatomy.n_layers}), got {len(sparsities)}")
     for s in sparsities:
         _check_sparsity(float(s), "a layer's sparsity")
     if not calibration:
-        raise MutascopeError("Wanda needs calibration text")
+        raise InputError("Wanda needs calibration text")
     calls = _block_calls(subject, calibration)
     hidden = [h for h, _ in calls]
     zeroed = 0
@@ -186,7 +186,7 @@ def wanda_prune(subject: Subject, sparsities: Sequence[float], calibration: Sequ
             refs = [r for r in anatomy.refs() if r.layer == layer]
             sums: dict[str, torch.Tensor] = {}
 
-            def pre_hook(path):
+            def pre_hook(path, sums=sums):  # this layer's sums, bound now (its hooks are removed with it)
                 def hook(module, args):
                     x = args[0].detach().reshape(-1, args[0].shape[-1]).to(torch.float64)
                     sums[path] = sums.get(path, 0) + x.pow(2).sum(0)

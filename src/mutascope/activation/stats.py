@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import Subject
 from .gradients import InputMaps, activation_maps, encode, map_dtype
 from .inputs import ALL, Domain
@@ -70,12 +70,12 @@ def parse_gammas(values: Sequence[float | str] | None) -> tuple[float, ...]:
             try:
                 g = float(part)
             except ValueError:
-                raise MutascopeError(f"gamma {part!r} is not a number") from None
+                raise InputError(f"gamma {part!r} is not a number") from None
             if not (math.isfinite(g) and g >= 0):
-                raise MutascopeError(f"gamma must be a finite number >= 0, got {part!r}")
+                raise InputError(f"gamma must be a finite number >= 0, got {part!r}")
             out.add(g)
     if not out:
-        raise MutascopeError("no gamma given")
+        raise InputError("no gamma given")
     return tuple(sorted(out))
 
 
@@ -115,7 +115,7 @@ class ActivationAccumulator:
 
     def __post_init__(self) -> None:
         if self.similarity_inputs < 0:
-            raise MutascopeError(f"similarity inputs must be >= 0, got {self.similarity_inputs}")
+            raise InputError(f"similarity inputs must be >= 0, got {self.similarity_inputs}")
         self.grams = [[] for _ in range(self.layers)]
 
     @property
@@ -127,7 +127,7 @@ class ActivationAccumulator:
         if isinstance(maps, InputMaps):
             maps = maps.maps
         if set(maps) != set(self.shapes):
-            raise MutascopeError("activation maps do not cover this model's matrices")
+            raise InputError("activation maps do not cover this model's matrices")
         sums = self.sums.setdefault(domain, {})
         for key, m in maps.items():
             if key in sums:
@@ -158,9 +158,9 @@ class ActivationAccumulator:
 
     def _check_domain(self, domain: str) -> None:
         if domain != ALL and domain not in self.counts:
-            raise MutascopeError(f"no inputs for domain {domain!r}; have: {', '.join(self.counts) or 'none'}")
+            raise InputError(f"no inputs for domain {domain!r}; have: {', '.join(self.counts) or 'none'}")
         if not self.counts:
-            raise MutascopeError("no activation inputs were added")
+            raise InputError("no activation inputs were added")
 
     def mean_map(self, domain: str, layer: int, matrix: str) -> torch.Tensor:
         """Mean A over the domain's inputs (``all``: over every input) for one matrix."""
@@ -168,7 +168,9 @@ class ActivationAccumulator:
         key = (layer, matrix)
         if domain == ALL:
             total = sum(self.counts.values())
-            return sum(self.sums[d][key] for d in self.counts) / total
+            summed = sum(self.sums[d][key] for d in self.counts)
+            assert isinstance(summed, torch.Tensor)  # at least one domain (checked above)
+            return summed / total
         return self.sums[domain][key] / self.counts[domain]
 
     def fractions(self, gammas: Sequence[float] = DEFAULT_GAMMAS, domains: Sequence[str] | None = None) -> pd.DataFrame:
@@ -272,10 +274,10 @@ def collect(
     similarities). The model is only read; its gradient flags are restored.
     """
     if not domains:
-        raise MutascopeError("no domains given; pass at least one NAME=PATH")
+        raise InputError("no domains given; pass at least one NAME=PATH")
     names = [d.name for d in domains]
     if len(set(names)) != len(names):
-        raise MutascopeError(f"domain names must be unique, got {', '.join(names)}")
+        raise InputError(f"domain names must be unique, got {', '.join(names)}")
     acc = ActivationAccumulator.for_subject(
         subject, similarity_inputs=similarity_inputs, similarity_dtype=similarity_dtype
     )

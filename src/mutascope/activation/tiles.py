@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError, ResultsFileError
 from .inputs import ALL
 from .stats import ActivationAccumulator
 
@@ -28,7 +28,7 @@ def pool_tiles(a: torch.Tensor, tile: tuple[int, int] = (64, 64)) -> torch.Tenso
     """Mean of ``a`` over each aligned ``tile`` block; edge blocks average only what they hold."""
     h, w = tile
     if h < 1 or w < 1:
-        raise MutascopeError(f"tile must be at least 1x1, got {h}x{w}")
+        raise InputError(f"tile must be at least 1x1, got {h}x{w}")
     rows, cols = a.shape
     nr, nc = -(-rows // h), -(-cols // w)
     padded = torch.zeros(nr * h, nc * w, dtype=torch.float64)
@@ -82,21 +82,22 @@ def screen_nsm_rates(
     with open_results(results_path) as results:
         runs = results.runs
         if runs.empty:
-            raise MutascopeError(f"{results_path}: holds no screen run")
+            raise ResultsFileError(f"{results_path}: holds no screen run")
         run = runs.iloc[0]
         if model_hash is not None and run["model_hash"] != model_hash:
-            raise MutascopeError(
-                f"{results_path}: is a screen of another model ({run['model_id']}, hash {str(run['model_hash'])[:12]}); "
+            raise ResultsFileError(
+                f"{results_path}: is a screen of another model ({run['model_id']}, hash "
+                f"{str(run['model_hash'])[:12]}); "
                 "activation tiles can only be compared with a screen of the same weights"
             )
         if tile is not None and (int(run["tile_h"]), int(run["tile_w"])) != tuple(tile):
-            raise MutascopeError(
+            raise ResultsFileError(
                 f"{results_path}: was screened with {run['tile_h']}x{run['tile_w']} tiles, not {tile[0]}x{tile[1]}; "
                 "pass the same --tile"
             )
         frame = site_frame(results)
     if frame.empty:
-        raise MutascopeError(f"{results_path}: holds no outcomes yet")
+        raise ResultsFileError(f"{results_path}: holds no outcomes yet")
     keys = ["layer", "matrix", "row", "col"]
     per_kind = frame.groupby([*keys, "kind"])["nsm"].agg(nsm_rate="mean", n_outcomes="count").reset_index()
     pooled = frame.groupby(keys)["nsm"].agg(nsm_rate="mean", n_outcomes="count").reset_index().assign(kind="all")

@@ -36,16 +36,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import Subject
 from .gradients import encode
 from .inputs import Domain
 from .pruning import _matrix_sparsity, layerwise_sparsities, pruned
+
+if TYPE_CHECKING:
+    from ..evaluate import ChoiceSet
 
 __all__ = ["DENSE", "METHODS", "Heldout", "TransferResult", "calibration_transfer", "check_heldout", "heldout_set"]
 
@@ -59,7 +63,7 @@ class Heldout:
 
     domain: str
     ids: tuple[torch.Tensor, ...]
-    choices: object | None  # mutascope.evaluate.ChoiceSet, or None (not multiple choice)
+    choices: ChoiceSet | None  # None: not multiple choice
 
     @property
     def n_tokens(self) -> int:
@@ -70,13 +74,13 @@ def check_heldout(domains: Sequence[Domain]) -> None:
     """Every domain has held-out text and none of it repeats one of its calibration inputs."""
     for d in domains:
         if not d.heldout:
-            raise MutascopeError(
+            raise InputError(
                 f"domain {d.name} has no held-out text after its {len(d.texts)} inputs: "
                 "give fewer --inputs-per-domain or a source with more texts"
             )
         overlap = set(d.heldout) & set(d.texts)
         if overlap:
-            raise MutascopeError(f"domain {d.name}: {len(overlap)} held-out text(s) repeat a calibration input")
+            raise InputError(f"domain {d.name}: {len(overlap)} held-out text(s) repeat a calibration input")
 
 
 def heldout_set(subject: Subject, domain: Domain, max_tokens: int | None = None) -> Heldout:
@@ -91,7 +95,7 @@ def heldout_set(subject: Subject, domain: Domain, max_tokens: int | None = None)
         if len(t) >= 2:
             ids.append(t)
     if not ids:
-        raise MutascopeError(f"domain {domain.name}: its held-out texts are too short to score (under 2 tokens)")
+        raise InputError(f"domain {domain.name}: its held-out texts are too short to score (under 2 tokens)")
     choices = choice_prompts(subject, list(domain.heldout), list(domain.answers)) if domain.answers else None
     return Heldout(domain.name, tuple(ids), choices)
 
@@ -137,66 +141,98 @@ class TransferResult:
         per method with ``eval_domain='all'`` pools them: how many domains
         the diagonal wins and the geometric-mean advantage.
         """
-        cols = [
-            "method",
-            "eval_domain",
-            "diagonal_perplexity",
-            "best_other_perplexity",
-            "mean_other_perplexity",
-            "advantage",
-            "wins",
-            "n_wins",
-            "n_domains",
-            "diagonal_accuracy",
-            "mean_other_accuracy",
-        ]
         pruned_rows = self.rows[self.rows["method"] != DENSE]
         out = []
         for method, part in pruned_rows.groupby("method", sort=False):
-            ratios, wins = [], []
-            for eval_domain, sub in part.groupby("eval_domain", sort=False):
-                diag = sub[sub["calibration_domain"] == eval_domain]
-                other = sub[sub["calibration_domain"] != eval_domain]
-                if diag.empty or other.empty:
-                    continue
-                d = float(diag["perplexity"].iloc[0])
-                mean_other = float(np.exp(np.log(other["perplexity"]).mean()))  # geometric mean
-                win = bool(d < other["perplexity"].min())
-                acc = diag["accuracy"].iloc[0]
-                out.append(
-                    (
-                        method,
-                        eval_domain,
-                        d,
-                        float(other["perplexity"].min()),
-                        mean_other,
-                        mean_other / d - 1,
-                        win,
-                        int(win),
-                        1,
-                        float(acc) if pd.notna(acc) else math.nan,
-                        float(other["accuracy"].mean()) if other["accuracy"].notna().any() else math.nan,
-                    )
-                )
-                ratios.append(mean_other / d)
-                wins.append(win)
-            if ratios:
-                out.append(
-                    (
-                        method,
-                        "all",
-                        math.nan,
-                        math.nan,
-                        math.nan,
-                        float(np.exp(np.log(ratios).mean())) - 1,
-                        all(wins),
-                        sum(wins),
-                        len(wins),
-                        math.nan,
-                        math.nan,
-                    )
-                )
-        return pd.DataFrame(out, columns=cols)
+            domain_rows = [
+                _diagonal_row(method, eval_domain, sub) for eval_domain, sub in part.groupby("eval_domain", sort=False)
+            ]
+            kept = [r for r in domain_rows if r is not None]
+            out += kept
+            if kept:
+                out.append(_pooled_row(method, kept))
+        return pd.DataFrame(out, columns=list(SUMMARY_COLUMNS))
+
+
+SUMMARY_COLUMNS = (
+    "method",
+    "eval_domain",
+    "diagonal_perplexity",
+    "best_other_perplexity",
+    "mean_other_perplexity",
+    "advantage",
+    "wins",
+    "n_wins",
+    "n_domains",
+    "diagonal_accuracy",
+    "mean_other_accuracy",
+)
+
+
+def _diagonal_row(method: str, eval_domain: str, sub: pd.DataFrame) -> tuple | None:
+    """One summary row: the model pruned on ``eval_domain`` itself against those pruned on the others
+    (geometric mean of their perplexities: perplexities are ratios); None without both."""
+    diag = sub[sub["calibration_domain"] == eval_domain]
+    other = sub[sub["calibration_domain"] != eval_domain]
+    if diag.empty or other.empty:
+        return None
+    d = float(diag["perplexity"].iloc[0])
+    mean_other = float(np.exp(np.log(other["perplexity"]).mean()))  # geometric mean
+    win = bool(d < other["perplexity"].min())
+    acc = diag["accuracy"].iloc[0]
+    return (
+        method,
+        eval_domain,
+        d,
+        float(other["perplexity"].min()),
+        mean_other,
+        mean_other / d - 1,
+        win,
+        int(win),
+        1,
+        float(acc) if pd.notna(acc) else math.nan,
+        float(other["accuracy"].mean()) if other["accuracy"].notna().any() else math.nan,
+    )
+
+
+def _pooled_row(method: str, rows: list[tuple]) -> tuple:
+    """The ``eval_domain='all'`` row of a method: how many domains the diagonal wins, and the
+    geometric-mean advantage over the domains (from the rows of :func:`_diagonal_row`)."""
+    ratios = [r[4] / r[2] for r in rows]  # mean other / diagonal
+    wins = [r[6] for r in rows]
+    return (
+        method,
+        "all",
+        math.nan,
+        math.nan,
+        math.nan,
+        float(np.exp(np.log(ratios).mean())) - 1,
+        all(wins),
+        sum(wins),
+        len(wins),
+        math.nan,
+        math.nan,
+    )
+
+
+def _check_transfer(
+    domains: Sequence[Domain], counts: Mapping[str, Sequence[float]], sparsity: float, methods: Sequence[str]
+) -> None:
+    """Every argument error in one line before the first (slow) pruning."""
+    if len(domains) < 2:
+        raise InputError("calibration transfer needs at least two domains")
+    names = [d.name for d in domains]
+    if len(set(names)) != len(names):
+        raise InputError(f"domain names must be unique, got {', '.join(names)}")
+    for m in methods:
+        if m not in METHODS:
+            raise InputError(f"unknown pruning method {m!r}; use {', '.join(METHODS)}")
+    if not 0 < sparsity < 1:
+        raise InputError(f"calibration transfer needs a sparsity in (0, 1), got {sparsity}")
+    missing = [n for n in names if n not in counts] if "layerwise" in methods else []
+    if missing:
+        raise InputError(f"no activated counts for domain(s) {', '.join(missing)}")
+    check_heldout(domains)
 
 
 def calibration_transfer(
@@ -218,20 +254,7 @@ def calibration_transfer(
     the layer-wise ratios); calibration inputs are a domain's ``texts``, cut
     to their last ``max_tokens`` tokens as for the activation maps.
     """
-    if len(domains) < 2:
-        raise MutascopeError("calibration transfer needs at least two domains")
-    names = [d.name for d in domains]
-    if len(set(names)) != len(names):
-        raise MutascopeError(f"domain names must be unique, got {', '.join(names)}")
-    for m in methods:
-        if m not in METHODS:
-            raise MutascopeError(f"unknown pruning method {m!r}; use {', '.join(METHODS)}")
-    if not 0 < sparsity < 1:
-        raise MutascopeError(f"calibration transfer needs a sparsity in (0, 1), got {sparsity}")
-    missing = [n for n in names if n not in counts] if "layerwise" in methods else []
-    if missing:
-        raise MutascopeError(f"no activated counts for domain(s) {', '.join(missing)}")
-    check_heldout(domains)
+    _check_transfer(domains, counts, sparsity, methods)
     say = progress or (lambda msg: None)
     before = subject.content_hash()
     heldout = [heldout_set(subject, d, max_tokens) for d in domains]

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import MutascopeError
+from ..errors import InputError, ResultsFileError
 from ..model.anatomy import MATRICES
 from ..model.subject import model_key
 from ..store import open_results
@@ -112,12 +112,12 @@ def _read_export(p: Path) -> Screened:
     names = {f.stem for f in p.glob("*.parquet")}
     missing = [t for t in EXPORT_TABLES if t not in names]
     if missing:
-        raise MutascopeError(f"{p} is a directory but not a compact export of a screen (no {missing[0]}.parquet)")
+        raise ResultsFileError(f"{p} is a directory but not a compact export of a screen (no {missing[0]}.parquet)")
     tables = {
         s.name: pd.read_parquet(p / f"analysis_{s.name}.parquet") for s in STATISTICS if f"analysis_{s.name}" in names
     }
     if not tables:
-        raise MutascopeError(f"{p} holds no analysis table of this version: export an analysed screen")
+        raise ResultsFileError(f"{p} holds no analysis table of this version: export an analysed screen")
     run = pd.read_parquet(p / "runs.parquet").iloc[0]
     config = json.loads(run["config"]) if isinstance(run["config"], str) else {}
     layers = tuple(sorted(int(x) for x in pd.read_parquet(p / "tiles.parquet", columns=["layer"])["layer"].unique()))
@@ -125,7 +125,7 @@ def _read_export(p: Path) -> Screened:
     probes = probes.sort_values("position") if "position" in probes else probes
     probes = probes[["probe_id", "text", "chat", "decoding", "max_new_tokens"]].reset_index(drop=True)
     if not layers:
-        raise MutascopeError(f"{p} has no mutations")
+        raise ResultsFileError(f"{p} has no mutations")
     exact = (config.get("plan") or {}).get("layers") is None
     return Screened(
         p,
@@ -150,19 +150,19 @@ def read_screened(path: str | os.PathLike) -> Screened:
         names = results.table_names()
         missing = [t for t in SCREEN_TABLES if t not in names]
         if missing:
-            raise MutascopeError(f"{p} is not a complete mutascope results file (no table {missing[0]})")
+            raise ResultsFileError(f"{p} is not a complete mutascope results file (no table {missing[0]})")
         analysed = {t.removeprefix("analysis_") for t in names if t.startswith("analysis_")}
         if not analysed:
-            raise MutascopeError(f"{p} is not analysed: run `mutascope analyze {p}` first")
+            raise ResultsFileError(f"{p} is not analysed: run `mutascope analyze {p}` first")
         tables = {s.name: results.table(f"analysis_{s.name}") for s in STATISTICS if s.name in analysed}
         if not tables:
-            raise MutascopeError(f"{p} holds no table of this version's statistics: rerun `mutascope analyze {p}`")
+            raise ResultsFileError(f"{p} holds no table of this version's statistics: rerun `mutascope analyze {p}`")
         run = results.runs.iloc[0]
         config = json.loads(run["config"]) if isinstance(run["config"], str) else {}
         layers = tuple(int(x) for x in results.query("SELECT DISTINCT layer FROM mutations ORDER BY layer")["layer"])
         probes = results.probes[["probe_id", "text", "chat", "decoding", "max_new_tokens"]].reset_index(drop=True)
     if not layers:
-        raise MutascopeError(f"{p} has no mutations: run the screen first")
+        raise ResultsFileError(f"{p} has no mutations: run the screen first")
     exact = (config.get("plan") or {}).get("layers") is None  # --layers all: the screen spans the model
     return Screened(
         p,
@@ -309,7 +309,7 @@ def _bias_size(table, alpha):
 
 def _by_type(table, alpha, axis_col: str, positive: str, negative: str):
     """Tests over layers: one row per probe x canonical matrix type (x pair or axis)."""
-    rows = []
+    rows: list[Row] = []
     if table.empty:
         return rows
     for r in table.itertuples():
@@ -395,7 +395,8 @@ def _superweights(table, alpha):
     rows = []
     for r in table.itertuples():
         key = f"{r.probe_id} {r.matrix} {r.axis} ({r.role}, channel {int(r.channel)})"
-        fig = f"first in {int(r.top_layers)} of {int(r.layers)} layers (expected {r.expected_top:.2f}), p = {_q(r.p_value)}"
+        expected = f"(expected {r.expected_top:.2f})"
+        fig = f"first in {int(r.top_layers)} of {int(r.layers)} layers {expected}, p = {_q(r.p_value)}"
         rows.append(
             (
                 key,
@@ -498,17 +499,17 @@ def summary_rows(name: str, table: pd.DataFrame, alpha: float) -> list[Row]:
 def _position_keys(rows: list[Row], s: Screened) -> list[Row]:
     """Rows keyed by probe position instead of id (files whose probes differ); the id goes into the figure."""
     pos = {str(p): i + 1 for i, p in enumerate(s.probes["probe_id"])}
-    out = []
-    for key, fig, *rest in rows:
+    out: list[Row] = []
+    for key, fig, verdict, hits, tests, value in rows:
         head, _, tail = key.partition(" ")
         if "/" in head and all(h in pos for h in head.split("/")):
             new, ids = "/".join(f"probe {pos[h]}" for h in head.split("/")), head
         elif head in pos:
             new, ids = f"probe {pos[head]}", head
         else:
-            out.append((key, fig, *rest))
+            out.append((key, fig, verdict, hits, tests, value))
             continue
-        out.append((f"{new} {tail}".strip(), f"[{ids}] {fig}", *rest))
+        out.append((f"{new} {tail}".strip(), f"[{ids}] {fig}", verdict, hits, tests, value))
     return out
 
 
@@ -612,7 +613,7 @@ def superactivation_link(s: Screened, alpha: float) -> pd.DataFrame:
     if enr is None or enr.empty:
         return unknown("no effect sizes in this screen")
     summary = s.tables.get("superweight_summary")
-    rows = []
+    rows: list[tuple] = []  # LINK_COLUMNS
     for probe in s.probes["probe_id"]:
         marks = v[v["probe_id"] == probe]
         if marks.empty:
@@ -677,20 +678,20 @@ def superactivation_link(s: Screened, alpha: float) -> pd.DataFrame:
 
 def check_alpha(alpha: float) -> None:
     if not 0 < alpha < 1:
-        raise MutascopeError(f"--alpha must be between 0 and 1 (exclusive), got {alpha}")
+        raise InputError(f"--alpha must be between 0 and 1 (exclusive), got {alpha}")
 
 
 def compare(paths: Sequence[str | os.PathLike], alpha: float = 0.05) -> Comparison:
     """Read every file (refusing one that cannot be compared, in one line) and build the comparison."""
     check_alpha(alpha)
     if len(paths) < 2:
-        raise MutascopeError(f"compare needs at least two results files, got {len(paths)}")
+        raise InputError(f"compare needs at least two results files, got {len(paths)}")
     screens = [read_screened(p) for p in paths]
     _labels(screens)
     names = [s.name for s in STATISTICS]
     common = [n for n in names if all(n in s.tables for s in screens)]
     if not common:
-        raise MutascopeError(
+        raise ResultsFileError(
             f"{', '.join(str(s.path) for s in screens)} have no statistic in common: "
             "analyse them with one version of `mutascope analyze`"
         )

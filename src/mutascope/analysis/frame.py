@@ -28,7 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ..errors import MutascopeError
+from ..errors import InputError
 
 PHENOTYPE_COLUMNS = ("similarity", "severity", "category", "first_word")
 UNGROUPED = "choice"  # the set name of choice probes that name no group (as in the phenotype tables)
@@ -63,7 +63,7 @@ def phenotype_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
 def check_effect(effect: str) -> str:
     """``effect`` if it names a continuous readout, else a one-line error."""
     if effect not in EFFECT_CHOICES:
-        raise MutascopeError(f"effect {effect!r} is not an effect-size column; use one of {', '.join(EFFECT_CHOICES)}")
+        raise InputError(f"effect {effect!r} is not an effect-size column; use one of {', '.join(EFFECT_CHOICES)}")
     return effect
 
 

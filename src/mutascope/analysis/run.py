@@ -12,12 +12,12 @@ effect tables empty, with their columns.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from ..errors import MutascopeError
+from ..errors import InputError, ResultsFileError
 from ..files.outputs import atomic_file, check_output_dir
 from ..store import open_results, write_tables
 from .findings import findings
@@ -29,9 +29,9 @@ from .superweight_tiles import check_same_model, marked_axes, read_superweights
 def check_options(alpha: float, n_perm: int) -> None:
     """One-line errors for a false discovery rate outside (0, 1) or no permutations."""
     if not 0 < alpha < 1:
-        raise MutascopeError(f"--alpha must be between 0 and 1 (exclusive), got {alpha}")
+        raise InputError(f"--alpha must be between 0 and 1 (exclusive), got {alpha}")
     if n_perm < 1:
-        raise MutascopeError(f"--permutations must be at least 1, got {n_perm}")
+        raise InputError(f"--permutations must be at least 1, got {n_perm}")
 
 
 def analysis_tables(
@@ -75,13 +75,13 @@ def control_frames(results, controls, effect: str, frame: pd.DataFrame) -> list[
                 ("tile_w", "tile"),
             ):
                 if other[key] != run[key]:
-                    raise MutascopeError(
+                    raise ResultsFileError(
                         f"control {control} differs from {results.path} in its {what}; "
                         "a control must screen the same model with the same tiles"
                     )
             theirs = c.probes.set_index("probe_id")["wt_tokens"].map(tuple).to_dict()
             if theirs != wt:
-                raise MutascopeError(
+                raise ResultsFileError(
                     f"control {control} has other probes (or WT outputs) than {results.path}; "
                     "screen the control with the same --probe options"
                 )
@@ -105,7 +105,7 @@ def _covering(part: pd.DataFrame, frame: pd.DataFrame, control, path) -> pd.Data
     statistic would otherwise set a handful of control tiles beside the whole screen.
     """
     if part.empty:
-        raise MutascopeError(
+        raise ResultsFileError(
             f"control {control} adds no kind that {path} lacks; a control screens "
             "control kinds (sym:X, noise:X) at the screen's sites"
         )
@@ -115,7 +115,7 @@ def _covering(part: pd.DataFrame, frame: pd.DataFrame, control, path) -> pd.Data
         missing = missing[missing["_merge"] == "left_only"]
         if len(missing):
             first = missing.iloc[0]
-            raise MutascopeError(
+            raise ResultsFileError(
                 f"control {control} does not cover the screen's sites: kind {kind} misses {len(missing)} of "
                 f"{len(sites)} (first: layer {first['layer']} {first['matrix']} tile row {first['row']} col "
                 f"{first['col']}); screen the control with the same --layers/--matrices/--rows/--cols"
@@ -140,7 +140,7 @@ def analyze(
     n_perm: int = 999,
     effect: str = DEFAULT_EFFECT,
     superweights: str | os.PathLike | None = None,
-    controls: list[str | os.PathLike] = (),
+    controls: Sequence[str | os.PathLike] = (),
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Compute all tables for the screen in ``path``; store them in the file (and CSV).
@@ -165,7 +165,7 @@ def analyze(
         predicted = results.predictions
         stale = [t for t in results.table_names() if t.startswith("analysis_")]
     if frame.empty:
-        raise MutascopeError(f"{path} has no outcomes yet: run the screen first")
+        raise ResultsFileError(f"{path} has no outcomes yet: run the screen first")
     tables = analysis_tables(
         frame,
         alpha=alpha,

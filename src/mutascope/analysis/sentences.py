@@ -106,7 +106,8 @@ def enrichment(table: pd.DataFrame, ctx, readout: str) -> list[str]:
         hits = hits.sort_values(["q_value", "score"], ascending=[True, False])
     for r in hits.head(LIMIT).itertuples() if len(hits) else ():
         where = f"In layer {r.layer} {r.matrix}, tile {AXIS_WORD[r.axis]} {r.index}"
-        score = f"mean within-stratum percentile {r.score:.2f} (95 % CI {r.ci_low:.2f}-{r.ci_high:.2f}) over {r.tiles} tiles"
+        ci = f"95 % CI {r.ci_low:.2f}-{r.ci_high:.2f}"
+        score = f"mean within-stratum percentile {r.score:.2f} ({ci}) over {r.tiles} tiles"
         if readout == "nsm":
             out.append(
                 f"{where} has more NSMs than its matrix for probe {r.probe_id} ({r.nsm} of {r.mutants} mutants, "

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import MutascopeError
+from ..errors import InputError, ResultsFileError
 from ..files.outputs import is_duckdb_file
 from ..files.text import read_text_file
 from ..model.subject import model_key
@@ -97,9 +97,9 @@ def read_superweights(path: str | os.PathLike) -> SuperWeights:
     """Read a ``mutascope superweights`` DuckDB file or JSON export (one-line errors)."""
     p = Path(path)
     if not p.exists():
-        raise MutascopeError(f"superweights file {p}: not found; {HOW}")
+        raise InputError(f"superweights file {p}: not found; {HOW}")
     if p.is_dir():
-        raise MutascopeError(f"superweights file {p} is a directory; {HOW}")
+        raise InputError(f"superweights file {p} is a directory; {HOW}")
     return _read_duckdb(p) if is_duckdb_file(p) else _read_json(p)
 
 
@@ -109,12 +109,12 @@ def _read_duckdb(p: Path) -> SuperWeights:
         names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         missing = [t for t in ("superweight_runs", "superweights", "superactivations") if t not in names]
         if missing:
-            raise MutascopeError(
+            raise ResultsFileError(
                 f"superweights file {p} has no table {missing[0]}: it is not a superweights file; {HOW}"
             )
         run = con.execute("SELECT model_id, content_hash, dtype FROM superweight_runs LIMIT 1").fetchone()
         if run is None:
-            raise MutascopeError(f"superweights file {p}: superweight_runs is empty; {HOW}")
+            raise ResultsFileError(f"superweights file {p}: superweight_runs is empty; {HOW}")
         weights, cancellers = (
             con.execute(f"SELECT layer, \"row\", col FROM superweights WHERE kind = '{kind}' ORDER BY ALL").fetchall()
             for kind in ("creator", "canceller")
@@ -138,11 +138,11 @@ def _read_json(p: Path) -> SuperWeights:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise MutascopeError(
+        raise ResultsFileError(
             f"superweights file {p}: neither DuckDB nor JSON ({e.msg} at line {e.lineno}); {HOW}"
         ) from None
     if not isinstance(data, dict) or not str(data.get("format", "")).startswith("mutascope-superweights/"):
-        raise MutascopeError(f"superweights file {p}: not a mutascope super-weights export (no format field); {HOW}")
+        raise ResultsFileError(f"superweights file {p}: not a mutascope super-weights export (no format field); {HOW}")
     try:
         weights, cancellers = (
             tuple((int(w["layer"]), int(w["row"]), int(w["col"])) for w in data.get(key, []))
@@ -151,7 +151,7 @@ def _read_json(p: Path) -> SuperWeights:
         acts = tuple(sorted({(int(a["channel"]), int(a["first_layer"])) for a in data.get("super_activations", [])}))
         model_id = str(data["model_id"])
     except (KeyError, TypeError, ValueError) as e:
-        raise MutascopeError(f"superweights file {p}: malformed entry ({type(e).__name__}: {e}); {HOW}") from None
+        raise ResultsFileError(f"superweights file {p}: malformed entry ({type(e).__name__}: {e}); {HOW}") from None
     return SuperWeights(p, model_id, data.get("content_hash"), data.get("dtype"), weights, acts, cancellers)
 
 
@@ -166,11 +166,11 @@ def check_same_model(sw: SuperWeights, run: dict, screen: str | os.PathLike | No
     theirs = f"{sw.model_id} (weights {str(sw.content_hash or '?')[:12]}, {sw.dtype or '?'})"
     ours = f"{run.get('model_id')} (weights {str(run.get('model_hash'))[:12]}, {run.get('dtype')})"
     if screen is None:
-        raise MutascopeError(
+        raise ResultsFileError(
             f"superweights file {sw.path} describes {theirs}, but the model given (--model) is "
             f"{ours}; detect the super weights of that model (mutascope superweights --model ...)"
         )
-    raise MutascopeError(
+    raise ResultsFileError(
         f"superweights file {sw.path} describes {theirs}, but {screen} screened {ours}; "
         "detect the super weights of the screened model"
     )

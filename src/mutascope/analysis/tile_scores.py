@@ -25,7 +25,6 @@ pooled into the main map.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from .readouts import check_readout, effect_rows
@@ -97,13 +96,3 @@ def kind_values(frame: pd.DataFrame) -> pd.DataFrame:
     if "value" not in frame.columns:
         return pd.DataFrame(columns=["layer", "matrix", "kind", "value"])
     return frame.groupby(["layer", "matrix", "kind"], as_index=False)["value"].first()
-
-
-def stratified_percentiles(tiles: pd.DataFrame, stratum: str) -> np.ndarray:
-    """Each tile's score as a percentile (0-1, mid-ranks) within its matrix and ``stratum``
-    (a tile column for row tests); 0.5 where the stratum has one tile."""
-    by = tiles.groupby(MATRIX_KEYS + [stratum], sort=False)["score"]
-    rank = by.rank(method="average").to_numpy()
-    size = by.transform("size").to_numpy()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(size > 1, (rank - 1) / np.maximum(size - 1, 1), 0.5)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import MutascopeError
+from ..errors import ResultsFileError
 from .exact import bh, permutations_for
 
 COLUMNS = [
@@ -72,7 +72,7 @@ def writer_groups(
 ) -> pd.DataFrame:
     """One row per (probe, first word, category) group of at least ``min_size`` NSMs."""
     if "first_word" not in frame.columns or "category" not in frame.columns:
-        raise MutascopeError("this screen has no phenotypes yet: run `mutascope phenotype FILE` first")
+        raise ResultsFileError("this screen has no phenotypes yet: run `mutascope phenotype FILE` first")
     rng = np.random.default_rng(seed)
     nsm = frame[frame["nsm"] & frame["first_word"].notna()]
     groups = [

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..progress import Status
 from .base import Backend, Placement, Task, chunk_grid
 from .local import LocalBackend
@@ -50,7 +50,7 @@ def backend_class(name: str) -> type[Backend]:
     try:
         entry = BACKENDS[name]
     except KeyError:
-        raise MutascopeError(f"unknown backend {name!r}: choose from {', '.join(BACKENDS)}") from None
+        raise InputError(f"unknown backend {name!r}: choose from {', '.join(BACKENDS)}") from None
     if isinstance(entry, str):
         module, _, attr = entry.partition(":")
         entry = getattr(importlib.import_module(module), attr)
@@ -65,7 +65,7 @@ def chosen_backend(placement: Placement) -> str:
         return placement.backend
     chosen = [name for name in BACKENDS if backend_class(name).chosen(placement)]
     if len(chosen) != 1:
-        raise MutascopeError(
+        raise InputError(
             f"{len(chosen)} backends ({', '.join(chosen) or 'none'}) claim these placement options; "
             "name one with Placement(backend=...)"
         )
@@ -77,7 +77,7 @@ def check_backend(engine_name: str, placement: Placement, name: str | None = Non
     the engine ``engine_name`` (checked before the model loads)."""
     cls = backend_class(name or chosen_backend(placement.check()))
     if cls.engines is not None and engine_name not in cls.engines:
-        raise MutascopeError(f"{cls.asked_by} run the {' or '.join(cls.engines)} engine; drop --engine {engine_name}")
+        raise InputError(f"{cls.asked_by} run the {' or '.join(cls.engines)} engine; drop --engine {engine_name}")
     return cls
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..engine.base import Engine
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..plan.mutation import Mutation
 from ..probes.prepared import PreparedProbe
 from ..progress import Status
@@ -55,9 +55,9 @@ class Placement:
     def check(self) -> Placement:
         """One-line errors for impossible values, before any slow work."""
         if self.workers is not None and self.workers < 1:
-            raise MutascopeError(f"--workers must be at least 1, got {self.workers}")
+            raise InputError(f"--workers must be at least 1, got {self.workers}")
         if self.threads_per_worker < 1:
-            raise MutascopeError(f"--threads-per-worker must be at least 1, got {self.threads_per_worker}")
+            raise InputError(f"--threads-per-worker must be at least 1, got {self.threads_per_worker}")
         if self.ray_address is not None:
             check_address(self.ray_address)
         return self
@@ -75,17 +75,17 @@ def check_address(address: str, timeout: float = 5.0) -> None:
     hint = "give auto or HOST:PORT of `ray start --head` (e.g. 10.0.0.5:6379)"
     text = address.strip()
     if not text:
-        raise MutascopeError(f"--ray-address is empty; {hint}")
+        raise InputError(f"--ray-address is empty; {hint}")
     if text == "auto":
         return
     host, sep, port = text.removeprefix("ray://").rpartition(":")
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise MutascopeError(f"--ray-address {address!r} is not HOST:PORT; {hint}")
+        raise InputError(f"--ray-address {address!r} is not HOST:PORT; {hint}")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             pass
     except OSError as exc:
-        raise MutascopeError(
+        raise InputError(
             f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); "
             "is the Ray head running (`ray start --head`)?"
         ) from None

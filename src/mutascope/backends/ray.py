@@ -37,7 +37,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..engine import DEFAULT_ENGINE
-from ..errors import MutascopeError
+from ..errors import InputError, ModelLoadError, WorkerError
 from ..probes.prepared import PreparedProbe
 from ..progress import Status
 from ..store.rows import OutcomeRow
@@ -52,7 +52,7 @@ def _import_ray():
     try:
         import ray
     except ImportError:
-        raise MutascopeError(f"--workers and --ray-address: {INSTALL_HINT}") from None
+        raise InputError(f"--workers and --ray-address: {INSTALL_HINT}") from None
     return ray
 
 
@@ -216,16 +216,14 @@ class RayBackend(Backend):
                 ray.init(num_cpus=max(cpus, 1), **quiet)
                 self._started_here = True
         except ConnectionError as exc:
-            raise MutascopeError(f"cannot join the Ray cluster at {address!r}: {str(exc).splitlines()[0]}") from None
+            raise InputError(f"cannot join the Ray cluster at {address!r}: {str(exc).splitlines()[0]}") from None
 
     def _default_workers(self) -> int:
         resources = self.ray.cluster_resources()
         if self.gpu:
             n = int(resources.get("GPU", 0))
             if n < 1:
-                raise MutascopeError(
-                    "--device cuda with Ray: the cluster has no GPUs; use --device cpu or add GPU nodes"
-                )
+                raise InputError("--device cuda with Ray: the cluster has no GPUs; use --device cpu or add GPU nodes")
             return n
         return max(1, int(resources.get("CPU", 1)) // self.threads)
 
@@ -248,9 +246,9 @@ class RayBackend(Backend):
         except self.ray.exceptions.RayTaskError as exc:
             cause = exc.as_instanceof_cause()
             first = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
-            raise MutascopeError(f"a Ray worker could not load the model from {self.source!r}: {first}") from None
+            raise ModelLoadError(f"a Ray worker could not load the model from {self.source!r}: {first}") from None
         if who["hash"] != self.expected_hash:
-            raise MutascopeError(
+            raise ModelLoadError(
                 f"the Ray worker on node {who['host']} ({who['node']}, pid {who['pid']}) loaded {self.source!r} "
                 f"with weights {who['hash'][:12]}..., not the driver's {self.expected_hash[:12]}...; "
                 "give every node the same model files"
@@ -302,7 +300,7 @@ class RayBackend(Backend):
                     ) as exc:
                         attempts[task.index] += 1
                         if attempts[task.index] >= MAX_FAILURES_PER_TASK:
-                            raise MutascopeError(
+                            raise WorkerError(
                                 f"chunk {task.index} (mutations {task.mutations[0].mutation_id}-"
                                 f"{task.mutations[-1].mutation_id}) killed its Ray worker {attempts[task.index]} "
                                 f"times ({type(exc).__name__}); the file keeps every finished chunk"
@@ -324,7 +322,7 @@ class RayBackend(Backend):
         bad = self.ray.get(actor.wild_type_mismatches.remote(probes_ref))
         if bad:
             who = self.ray.get(actor.identity.remote())
-            raise MutascopeError(
+            raise WorkerError(
                 f"the Ray worker on node {who['host']} ({who['node']}) computes a different unmutated output for "
                 f"probe {bad[0]!r} than the driver: its numerics differ (another device or library version?)"
             )
@@ -351,7 +349,7 @@ class RayBackend(Backend):
                 return candidate
             except self.ray.exceptions.RayActorError:
                 continue  # out of restarts: replace it
-        raise MutascopeError("a Ray worker died and could not be replaced")  # pragma: no cover
+        raise WorkerError("a Ray worker died and could not be replaced")  # pragma: no cover
 
     def close(self) -> None:
         """Kill the actors; shut down a local instance started here."""

@@ -19,7 +19,8 @@ def activation(
         None,
         "--domain",
         "-d",
-        help="NAME=FILE (one input per paragraph, or per line) or NAME=mmlu:DIR:SUBJECT[:5] (zero-shot, or 5-shot, question prompts). Repeat for several domains. Default: the shipped biology, law and python domains.",
+        help="NAME=FILE (one input per paragraph, or per line) or NAME=mmlu:DIR:SUBJECT[:5] (zero-shot, or 5-shot, "
+        "question prompts). Repeat for several domains. Default: the shipped biology, law and python domains.",
     ),
     model: str | None = ModelOpt,
     dtype: str = DtypeOpt,
@@ -31,7 +32,8 @@ def activation(
     gamma: list[str] | None = typer.Option(
         None,
         "--gamma",
-        help="Activation thresholds (repeat or comma-separate; default: a 1-2-5 grid 1e-9..1e-2 holding the paper's 2e-5 and 2e-6).",
+        help="Activation thresholds (repeat or comma-separate; default: a 1-2-5 grid 1e-9..1e-2 holding the paper's "
+        "2e-5 and 2e-6).",
     ),
     similarity_inputs: int = typer.Option(
         8,
@@ -54,7 +56,8 @@ def activation(
     prune_calibration: bool = typer.Option(
         False,
         "--prune-calibration",
-        help="Wanda-prune (uniform and layer-wise) on each domain's inputs in turn and evaluate each pruned model on every domain's held-out text.",
+        help="Wanda-prune (uniform and layer-wise) on each domain's inputs in turn and evaluate each pruned model on "
+        "every domain's held-out text.",
     ),
     heldout: int = typer.Option(
         8,
@@ -69,7 +72,8 @@ def activation(
     pairs: Path | None = typer.Option(
         None,
         "--pairs",
-        help="Sentence pairs in the STS-B TSV layout (header with score, sentence1, sentence2; STS-B and SICK files as they come). Implies --semantic-pairs. Default: the 48 shipped pairs.",
+        help="Sentence pairs in the STS-B TSV layout (header with score, sentence1, sentence2; STS-B and SICK files as "
+        "they come). Implies --semantic-pairs. Default: the 48 shipped pairs.",
     ),
     max_pairs: int | None = typer.Option(
         None, "--max-pairs", help="Use only the first this many pairs (default: all)."
@@ -84,17 +88,19 @@ def activation(
 ) -> None:
     """Map which parameters each input activates (arXiv 2405.17799) and prune layer-wise by it."""
     from ..activation.run import Settings, run
+    from ..activation.stats import parse_gammas
+    from ..plan.parse import parse_tile
 
     settings = Settings(
-        domain=domain,
+        domain=tuple(domain or ()),
         model=model,
         dtype=dtype,
         device=device,
         inputs_per_domain=inputs_per_domain,
         max_tokens=max_tokens,
-        gamma=gamma,
+        gamma=parse_gammas(gamma),
         similarity_inputs=similarity_inputs,
-        tile=tile,
+        tile=parse_tile(tile),
         screen=screen,
         prune_sparsity=prune_sparsity,
         prune_gamma=prune_gamma,
@@ -125,7 +131,7 @@ def activation(
     with spinner() as status:
         result = run(
             settings,
-            lambda *where: load_subject(*where, status=status),
+            lambda model, dtype, device: load_subject(model, dtype, device, status=status),
             status=status,
             show=lambda name, value: printers[name](value),
         )

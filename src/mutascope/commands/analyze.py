@@ -24,7 +24,8 @@ def analyze(
     superweights: Path | None = typer.Option(
         None,
         "--superweights",
-        help="Super weights of the screened model (the --out DuckDB file or --export JSON of `mutascope superweights`): "
+        help="Super weights of the screened model (the --out DuckDB file or --export JSON of `mutascope "
+        "superweights`): "
         "mark their tiles and rank them (table analysis_superweight_tiles).",
     ),
     control: list[Path] = typer.Option(

@@ -7,14 +7,17 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from ..errors import Interrupted
+from ..errors import InputError, Interrupted
 from ..interrupts import SIGNALS, raise_if_interrupted, stage  # noqa: F401 (SIGNALS: for callers)
+
+if TYPE_CHECKING:  # the library is imported inside each command, so --help stays fast
+    pass
 
 out = Console()
 err = Console(stderr=True)
@@ -62,10 +65,8 @@ MmluOpt = typer.Option(
 
 def check_threads(threads: int | None) -> None:
     """Refuse a ``--threads`` below 1 in one line (without importing torch)."""
-    from ..errors import MutascopeError
-
     if threads is not None and threads < 1:
-        raise MutascopeError(f"--threads must be at least 1, got {threads}")
+        raise InputError(f"--threads must be at least 1, got {threads}")
 
 
 def checked_spec(

@@ -17,7 +17,8 @@ def compare(
         None,
         "--out",
         "-o",
-        help="Also write the tables (CSV), comparison.md and one profile figure per matrix type (PNG) into this directory.",
+        help="Also write the tables (CSV), comparison.md and one profile figure per matrix type (PNG) into this "
+        "directory.",
     ),
     alpha: float = typer.Option(0.05, help="False discovery rate: q-values below it count as hits."),
 ) -> None:

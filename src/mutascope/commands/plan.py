@@ -57,12 +57,12 @@ def plan(
     --outputs, --order, --shard, --chunk-size, --batch-size, --float32-head, --workers,
     --ray-address, --threads-per-worker) are accepted and ignored, with one note on stderr.
     """
-    from ..errors import MutascopeError
+    from ..errors import InputError
 
     selection = {k: v for k, v in locals().items() if k not in common.SCREEN_DEFAULTS}
     config = common.screen_config(selection)  # plan's own: what a screen of this selection would be
     if predicted and not estimate:
-        raise MutascopeError("--predicted needs the time estimate: drop --no-estimate")
+        raise InputError("--predicted needs the time estimate: drop --no-estimate")
     given = {
         "--out": out_file,
         "--engine": engine,

@@ -53,12 +53,12 @@ def predict(
     import time
     from dataclasses import replace
 
-    from ..errors import MutascopeError
+    from ..errors import InputError
 
     if top < 0:
-        raise MutascopeError(f"--top must be 0 or more, got {top}")
+        raise InputError(f"--top must be 0 or more, got {top}")
     if superweights is not None and not superweights.is_file():
-        raise MutascopeError(f"superweights file not found: {superweights}")
+        raise InputError(f"superweights file not found: {superweights}")
     config = common.screen_config(locals())
     from ..screen import Screen, check_screen
 

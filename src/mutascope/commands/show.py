@@ -19,12 +19,14 @@ def show(
     region: str | None = typer.Option(
         None,
         "--region",
-        help="A zoomed region of that tile, as `mutascope zoom` prints it: R0:R1,C0:C1 in the matrix's weights (ends exclusive), e.g. 507:508,90:91, or ROW,COL for one weight.",
+        help="A zoomed region of that tile, as `mutascope zoom` prints it: R0:R1,C0:C1 in the matrix's weights (ends "
+        "exclusive), e.g. 507:508,90:91, or ROW,COL for one weight.",
     ),
     decode: bool = typer.Option(
         False,
         "--decode",
-        help="With --region: load the screen's model and decode the region's mutant (the zoom table keeps calls and effects, no outputs).",
+        help="With --region: load the screen's model and decode the region's mutant (the zoom table keeps calls and "
+        "effects, no outputs).",
     ),
     model: str | None = typer.Option(
         None,
@@ -37,14 +39,14 @@ def show(
     width: int = typer.Option(100, help="Total width of the side-by-side view."),
 ) -> None:
     """Show one mutant: WT and mutant outputs side by side, divergence, similarity, category, scores."""
-    from ..errors import MutascopeError
+    from ..errors import InputError
     from ..phenotype import render_show, show_mutant
 
     if width < 40:
-        raise MutascopeError(f"--width must be at least 40 characters, got {width}")
+        raise InputError(f"--width must be at least 40 characters, got {width}")
     if region is None:
         if decode:
-            raise MutascopeError("--decode needs --region: a tile's outputs are read from the file (`mutascope fill`)")
+            raise InputError("--decode needs --region: a tile's outputs are read from the file (`mutascope fill`)")
         typer.echo(render_show(show_mutant(results_file, site, kind), width=width), nl=False)
         return
     from ..phenotype import render_region, show_region, with_outputs

@@ -35,7 +35,8 @@ def specialization(
         None,
         "--concepts",
         "-c",
-        help="Concept file (.yaml or .jsonl; default: the shipped 10-concept example set, or with --finetune the shipped 30 MMLU subjects x 20 questions, concepts_finetune.jsonl).",
+        help="Concept file (.yaml or .jsonl; default: the shipped 10-concept example set, or with --finetune the "
+        "shipped 30 MMLU subjects x 20 questions, concepts_finetune.jsonl).",
     ),
     concept: list[str] | None = typer.Option(
         None, "--concept", help="Score only this concept (repeatable; default: all)."
@@ -44,7 +45,9 @@ def specialization(
         None,
         "--k",
         "-k",
-        help=f"Number of value vectors to mask (or fine-tune); repeat for a sweep (sizes above a model's count are skipped for it). Default {', '.join(map(str, DEFAULT_KS))}; with --finetune {', '.join(map(str, FINETUNE_KS))}.",
+        help="Number of value vectors to mask (or fine-tune); repeat for a sweep (sizes above a model's count are "
+        f"skipped for it). Default {', '.join(map(str, DEFAULT_KS))}; with --finetune "
+        f"{', '.join(map(str, FINETUNE_KS))}.",
     ),
     random_draws: int = typer.Option(
         DEFAULT_DRAWS, "--random-draws", help="Random masks of each size (the baseline; not used by --finetune)."
@@ -58,7 +61,8 @@ def specialization(
     finetune: bool = typer.Option(
         False,
         "--finetune",
-        help="Run the fine-tuning experiment: per concept, fine-tune only its k most specific value vectors, k random ones and the k most generally active ones, and compare held-out accuracy, interference and hallucination.",
+        help="Run the fine-tuning experiment: per concept, fine-tune only its k most specific value vectors, k random "
+        "ones and the k most generally active ones, and compare held-out accuracy, interference and hallucination.",
     ),
     steps: int = typer.Option(
         DEFAULT_STEPS, "--steps", help="--finetune: training steps per arm (one training question each)."
@@ -88,16 +92,17 @@ def specialization(
     its own shipped set, 30 MMLU subjects x 20 questions (enough concepts for the paired tests to
     have power; --concepts to use another): the defaults (k = 10 and 100, 10 steps, one repeat)
     take about an hour for SmolLM2-135M on one CPU thread; --concept picks a few for a quick look."""
+    from ..specialization.answers import check_method
     from ..specialization.run import Settings, run
 
     settings = Settings(
-        model=model,
+        model=tuple(model),
         concepts=concepts,
-        concept=concept,
-        k=k or None,
+        concept=tuple(concept) if concept else None,
+        k=tuple(k) if k else None,
         random_draws=random_draws,
         seed=seed,
-        method=method,
+        method=check_method(method),
         out_file=out_file,
         figure=figure,
         dtype=dtype,
@@ -129,7 +134,7 @@ def specialization(
     with working("specialization", *columns) as shown:
         run(
             settings,
-            lambda *where: load_subject(*where, status=shown.status),
+            lambda model, dtype, device: load_subject(model, dtype, device, status=shown.status),
             status=shown.status,
             show=lambda name, value: printers[name](value),
             progress=shown.progress,

@@ -45,7 +45,8 @@ def superweights(
     block_size: str = typer.Option(
         "64",
         "--block-size",
-        help="Quantization block size(s): weights per block along a row, per-row or per-tensor; comma-separate to sweep, e.g. 64,128,256,512,per-row,per-tensor.",
+        help="Quantization block size(s): weights per block along a row, per-row or per-tensor; comma-separate to "
+        "sweep, e.g. 64,128,256,512,per-row,per-tensor.",
     ),
     bits: str = typer.Option(
         "4", "--bits", help="Weight bit width(s) for --quantize, 2-8; comma-separate to sweep, e.g. 4,3."
@@ -65,7 +66,8 @@ def superweights(
         None,
         "--out",
         "-o",
-        help="DuckDB file for the tables (superweights, superactivations, ablations, quantization, superweight_quant_sweep, superweight_activation_quant).",
+        help="DuckDB file for the tables (superweights, superactivations, ablations, quantization, "
+        "superweight_quant_sweep, superweight_activation_quant).",
     ),
     export: Path | None = typer.Option(None, "--export", help="JSON file listing the super weights and their tiles."),
     figure: Path | None = typer.Option(
@@ -74,6 +76,8 @@ def superweights(
     tile: str = typer.Option("64", help="Tile size for the export: 64 or HxW."),
 ) -> None:
     """Find super weights (arXiv 2411.07191) and measure what removing them does."""
+    from ..plan.parse import parse_tile
+    from ..superweights.quantize import parse_bits, parse_blocks
     from ..superweights.run import Settings, run
 
     settings = Settings(
@@ -94,15 +98,15 @@ def superweights(
         fraction=fraction,
         check=check,
         quantize=quantize,
-        block_size=block_size,
-        bits=bits,
+        block_size=parse_blocks(block_size),
+        bits=parse_bits(bits),
         clip=clip,
         quantize_activations=quantize_activations,
-        activation_bits=activation_bits,
+        activation_bits=parse_bits(activation_bits, "--activation-bits", 2, 16),
         out_file=out_file,
         export=export,
         figure=figure,
-        tile=tile,
+        tile=parse_tile(tile),
     )
     printers = {
         "detection": _print_detection,
@@ -115,7 +119,7 @@ def superweights(
     with spinner() as status:
         result = run(
             settings,
-            lambda *where: load_subject(*where, status=status),
+            lambda model, dtype, device: load_subject(model, dtype, device, status=status),
             status=status,
             show=lambda name, value: printers[name](value),
         )
@@ -183,7 +187,7 @@ def _print_check(result, model_id: str) -> None:
     if result is None:
         out.print(f"--check: the catalogue has no entry for {model_id}")
         return
-    fmt = lambda cs: ", ".join(f"L{l}[{r},{c}]" for l, r, c in cs) or "none"  # noqa: E731
+    fmt = lambda cs: ", ".join(f"L{layer}[{r},{c}]" for layer, r, c in cs) or "none"  # noqa: E731
     verdict = (
         "[green]all catalogued super weights found[/]" if result.ok else "[red]catalogued super weights missing[/]"
     )
@@ -193,8 +197,8 @@ def _print_check(result, model_id: str) -> None:
 
 def _print_measurements(title: str, rows) -> None:
     table = Table(title=f"{title} (details of each row in the --out file)")
-    words = list(rows[0].stopwords) if rows else []
     base = rows[0] if rows else None
+    words = list(base.stopwords) if base is not None else []
     columns = ["ablation", "perplexity", "x original", "weights changed"]
     if base is not None and base.accuracy is not None:
         columns.append("accuracy")
@@ -202,6 +206,7 @@ def _print_measurements(title: str, rows) -> None:
     for col in columns:
         table.add_column(col, justify="left" if col == "ablation" else "right")
     for m in rows:
+        assert base is not None  # rows is not empty
         cells = [m.name, f"{m.perplexity:.4g}", f"{m.perplexity / base.perplexity:.3g}", str(m.n_changed)]
         if base.accuracy is not None:
             cells.append(f"{m.accuracy:.3f}")

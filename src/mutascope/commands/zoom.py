@@ -25,14 +25,16 @@ def zoom(
     kind: str = typer.Option(
         "max",
         "--kind",
-        help="Mutation kind of every sub-block: max/min write the whole matrix's max/min, as for tiles; zero, value:X, scale:X, sym:X, noise:X.",
+        help="Mutation kind of every sub-block: max/min write the whole matrix's max/min, as for tiles; zero, value:X, "
+        "scale:X, sym:X, noise:X.",
     ),
     probe: list[str] | None = typer.Option(
         None, "--probe", "-p", help="Only this probe id of the screen (repeatable; default: all)."
     ),
     share: float = typer.Option(
         0.5,
-        help="Follow a half whose logprob_drop is at least this share of its parent's (each level cuts a region into top/bottom and left/right halves and keeps the axis whose stronger half carries more).",
+        help="Follow a half whose logprob_drop is at least this share of its parent's (each level cuts a region into "
+        "top/bottom and left/right halves and keeps the axis whose stronger half carries more).",
     ),
     beam: int = typer.Option(2, help="Follow at most this many regions per level (the strongest)."),
     floor: int = typer.Option(1, help="Do not cut regions of at most this many weights (1: down to single weights)."),
@@ -51,18 +53,18 @@ def zoom(
 ) -> None:
     """Where a tile's effect sits: hierarchical refinement into exact sub-block mutants (resumable)."""
     from ..analysis.carriers import carriers, sentence
-    from ..errors import MutascopeError
+    from ..errors import InputError
     from ..plan import Kind
     from ..screen.zoom import ZoomRule
     from ..screen.zoom import zoom as run_zoom
     from ..store import open_results, read_zoom
 
     if not site and top is None:
-        raise MutascopeError("choose what to zoom: --site L.m.r.c (repeatable) or --top N (the strongest sites)")
+        raise InputError("choose what to zoom: --site L.m.r.c (repeatable) or --top N (the strongest sites)")
     parsed = Kind.parse(kind)
     rule = ZoomRule(share, beam, floor).check()
     if top is not None and top < 1:
-        raise MutascopeError(f"--top must be at least 1, got {top}")
+        raise InputError(f"--top must be at least 1, got {top}")
     if figures is not None:
         from ..files.outputs import check_output_dir
 

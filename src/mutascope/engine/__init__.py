@@ -7,7 +7,7 @@ reference engine is the paper's loop and the ground truth for faster ones.
 A new engine is one module plus one entry of :data:`ENGINES`.
 """
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..probes.prepared import PreparedProbe, prepare_probes
 from .base import OUTPUTS, Engine, check_outputs, divergence_step
 from .batched import BatchedEngine, BatchedOutcomeRow
@@ -32,21 +32,21 @@ def check_engine(name: str, *, outputs: str = "full", options: dict | None = Non
     try:
         cls = ENGINES[name]
     except KeyError:
-        raise MutascopeError(f"unknown engine {name!r}: choose from {', '.join(ENGINES)}") from None
+        raise InputError(f"unknown engine {name!r}: choose from {', '.join(ENGINES)}") from None
     check_outputs(outputs)
     if outputs not in cls.outputs:
-        raise MutascopeError(
+        raise InputError(
             f"--outputs {outputs} needs the {_able(lambda c: outputs in c.outputs)} engine "
             f"(the {name} engine always decodes in full)"
         )
     given = {k: v for k, v in (options or {}).items() if v is not None}
     if any(k not in cls.options for k in given):
-        raise MutascopeError(
+        raise InputError(
             f"{', '.join(sorted(given))} only apply to the "
             f"{_able(lambda c: set(given) <= set(c.options))} engine, not {name!r}"
         )
     if given.get("batch_size", 1) < 1:
-        raise MutascopeError(f"batch size must be at least 1, got {given['batch_size']}")
+        raise InputError(f"batch size must be at least 1, got {given['batch_size']}")
     return cls
 
 

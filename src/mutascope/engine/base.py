@@ -15,7 +15,7 @@ from typing import ClassVar, Protocol
 
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..plan.mutation import Mutation
 from ..probes.prepared import PreparedProbe
 from ..store.rows import OutcomeRow
@@ -33,7 +33,7 @@ RowsDone = Callable[[int], None]
 def check_outputs(outputs: str) -> str:
     """``outputs`` if it names a mode of :data:`OUTPUTS`, else a one-line error."""
     if outputs not in OUTPUTS:
-        raise MutascopeError(f"unknown --outputs {outputs!r}: choose full or calls")
+        raise InputError(f"unknown --outputs {outputs!r}: choose full or calls")
     return outputs
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import Subject
 
 
@@ -21,7 +21,7 @@ def token_id(subject: Subject, text: str) -> int:
     if len(ids) != 1:
         stripped = subject.tokenizer(text.strip(), add_special_tokens=False).input_ids
         if len(stripped) != 1:
-            raise MutascopeError(f"{text!r} is not a single token for this tokenizer; pick another word")
+            raise InputError(f"{text!r} is not a single token for this tokenizer; pick another word")
         ids = stripped
     return ids[0]
 
@@ -42,7 +42,7 @@ def choice_set(subject: Subject, mmlu_dir: str | Path, mmlu_subject: str, limit:
     dev = load_questions(mmlu_dir, mmlu_subject, "dev")
     questions = load_questions(mmlu_dir, mmlu_subject, "test")[:limit]
     if not questions:
-        raise MutascopeError(f"MMLU subject {mmlu_subject!r} has no test questions")
+        raise InputError(f"MMLU subject {mmlu_subject!r} has no test questions")
     return choice_prompts(
         subject, [five_shot_prompt(dev, q) for q in questions], [LETTERS.index(q.answer) for q in questions]
     )
@@ -53,7 +53,7 @@ def choice_prompts(subject: Subject, prompts: list[str], answers: list[int]) -> 
     from ..probes.mmlu import LETTERS
 
     if len(prompts) != len(answers) or not prompts:
-        raise MutascopeError("multiple-choice accuracy needs one answer per prompt, and at least one prompt")
+        raise InputError("multiple-choice accuracy needs one answer per prompt, and at least one prompt")
     letters = tuple(token_id(subject, " " + letter) for letter in LETTERS)
     ids = tuple(subject.tokenizer(p, return_tensors="pt").input_ids for p in prompts)
     return ChoiceSet(ids, tuple(int(a) for a in answers), letters)

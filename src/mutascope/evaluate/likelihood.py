@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..files.text import read_text_file
 from ..model.subject import Subject
 
@@ -32,7 +32,7 @@ def read_corpus(path: str | Path | None) -> str:
     p = Path(path)
     text = read_text_file(p, "corpus file", "pass a plain-text file")
     if not text.strip():
-        raise MutascopeError(f"corpus file {p}: is empty")
+        raise InputError(f"corpus file {p}: is empty")
     return text
 
 
@@ -42,7 +42,7 @@ def corpus_ids(subject: Subject, text: str, max_tokens: int | None = None) -> to
     if max_tokens is not None:
         ids = ids[:max_tokens]
     if len(ids) < 2:
-        raise MutascopeError("the corpus is too short: perplexity needs at least 2 tokens")
+        raise InputError("the corpus is too short: perplexity needs at least 2 tokens")
     return ids
 
 
@@ -62,7 +62,7 @@ def nll(subject: Subject, ids: torch.Tensor, window: int = 256) -> tuple[float, 
     Sums (not means) so that several texts can be pooled into one perplexity.
     """
     if window < 2:
-        raise MutascopeError(f"perplexity window must be >= 2 tokens, got {window}")
+        raise InputError(f"perplexity window must be >= 2 tokens, got {window}")
     prefix = _prefix(subject)
     total, n = 0.0, 0
     with torch.no_grad():
@@ -81,7 +81,7 @@ def pooled_perplexity(parts: list[tuple[float, int]]) -> float:
     """exp(summed NLL / summed tokens) of several :func:`nll` results; inf when it overflows."""
     total, n = sum(t for t, _ in parts), sum(k for _, k in parts)
     if n == 0:
-        raise MutascopeError("perplexity needs at least one predicted token")
+        raise InputError("perplexity needs at least one predicted token")
     value = math.exp(total / n) if total / n < 709 else float("inf")
     return value if math.isfinite(value) else float("inf")
 

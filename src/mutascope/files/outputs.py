@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from ..errors import MutascopeError
+from ..errors import InputError
 
 _DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
 
@@ -59,7 +59,7 @@ def refuse_inputs(path: Path, inputs: Iterable[str | os.PathLike], what: str) ->
     """A one-line error when ``path`` is one of a command's ``inputs``."""
     for source in inputs:
         if source is not None and _same(path, Path(source)):
-            raise MutascopeError(f"{what} {path} is also an input of this command; write it somewhere else")
+            raise InputError(f"{what} {path} is also an input of this command; write it somewhere else")
 
 
 def refuse_file_parent(path: Path, what: str, verb: str = "write") -> None:
@@ -68,7 +68,7 @@ def refuse_file_parent(path: Path, what: str, verb: str = "write") -> None:
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if parent.exists() and not parent.is_dir():
-        raise MutascopeError(f"cannot {verb} {what} {path}: {parent} is a file, not a directory")
+        raise InputError(f"cannot {verb} {what} {path}: {parent} is a file, not a directory")
 
 
 def check_output_file(
@@ -82,9 +82,9 @@ def check_output_file(
     p = Path(path)
     refuse_inputs(p, inputs, what)
     if p.is_dir():
-        raise MutascopeError(f"{what} {p} is a directory; give a file name")
+        raise InputError(f"{what} {p} is a directory; give a file name")
     if is_duckdb_file(p):
-        raise MutascopeError(f"{what} {p} is a DuckDB file (a results file?); refusing to write over it")
+        raise InputError(f"{what} {p} is a DuckDB file (a results file?); refusing to write over it")
     refuse_file_parent(p, what)
     return p
 
@@ -96,7 +96,7 @@ def check_output_dir(
     p = Path(path)
     refuse_inputs(p, inputs, what)
     if p.exists() and not p.is_dir():
-        raise MutascopeError(f"{what} {p} is an existing file, not a directory; give a directory")
+        raise InputError(f"{what} {p} is an existing file, not a directory; give a directory")
     refuse_file_parent(p, what, "create")
     return p
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError, ModelLoadError
 from .source import MATRICES  # noqa: F401 (the canonical names; re-exported)
 
 # (path of the submodule inside one decoder block, canonical parts it holds in
@@ -63,6 +63,14 @@ _LAYOUTS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
 _UNSUPPORTED_LEAVES = ("query_key_value",)
 
 
+def weight_of(module: torch.nn.Module) -> torch.Tensor:
+    """A Linear-like module's weight, as a tensor (``nn.Module`` types its attributes as
+    tensor-or-module, so the one narrowing is here)."""
+    weight = module.weight
+    assert isinstance(weight, torch.Tensor), f"{type(module).__name__} has no weight tensor"
+    return weight
+
+
 @dataclass(frozen=True)
 class MatrixRef:
     """One canonical matrix: where its weight is stored and how to slice it."""
@@ -94,17 +102,17 @@ class Anatomy:
     def ref(self, layer: int, matrix: str) -> MatrixRef:
         """Look up one matrix, with errors that list what is valid."""
         if matrix not in MATRICES:
-            raise MutascopeError(f"unknown matrix {matrix!r}; valid names: {', '.join(MATRICES)}")
+            raise InputError(f"unknown matrix {matrix!r}; valid names: {', '.join(MATRICES)}")
         if matrix not in self.matrices:
-            raise MutascopeError(
+            raise InputError(
                 f"matrix {matrix!r} does not exist in this {self.family} model; it has: {', '.join(self.matrices)}"
             )
         try:
             layer = operator.index(layer)
         except TypeError:
-            raise MutascopeError(f"layer must be an integer, got {layer!r}") from None
+            raise InputError(f"layer must be an integer, got {layer!r}") from None
         if not 0 <= layer < self.n_layers:
-            raise MutascopeError(f"layer {layer} out of range; this model has layers 0-{self.n_layers - 1}")
+            raise InputError(f"layer {layer} out of range; this model has layers 0-{self.n_layers - 1}")
         return self._refs[(layer, matrix)]
 
     def weight(self, layer: int, matrix: str) -> torch.Tensor:
@@ -114,7 +122,7 @@ class Anatomy:
         copy of the matrix and cannot drift from what the forward pass uses.
         """
         r = self.ref(layer, matrix)
-        param = self.model.get_submodule(r.module_path).weight.detach()
+        param = weight_of(self.model.get_submodule(r.module_path)).detach()
         n = r.shape[0]
         if r.transposed:
             return param[:, r.offset : r.offset + n].T
@@ -123,7 +131,7 @@ class Anatomy:
     def block_path(self, layer: int) -> str:
         """Dotted path of decoder block ``layer`` (e.g. ``model.layers.3``)."""
         if not 0 <= layer < self.n_layers:
-            raise MutascopeError(f"layer {layer} is out of range: the model has layers 0-{self.n_layers - 1}")
+            raise InputError(f"layer {layer} is out of range: the model has layers 0-{self.n_layers - 1}")
         return f"{self.blocks_path}.{layer}"
 
     def refs(self) -> list[MatrixRef]:
@@ -140,7 +148,7 @@ def anatomy_of(model: torch.nn.Module) -> Anatomy:
     family = getattr(config, "model_type", None) or type(model).__name__
     blocks_path, blocks = _find_blocks(model)
     if blocks is None:
-        raise MutascopeError(
+        raise ModelLoadError(
             f"unrecognised architecture {type(model).__name__}: no list of decoder layers "
             "with known q/k/v/o/gate/up/down submodules was found"
         )
@@ -155,14 +163,14 @@ def anatomy_of(model: torch.nn.Module) -> Anatomy:
         ]
         names = [r.matrix for r in layer_refs]
         if len(set(names)) != len(names):
-            raise MutascopeError(
+            raise ModelLoadError(
                 f"layer {i} of this {family} model has more than one candidate for a matrix "
                 f"({', '.join(sorted(names))}); this layout is not supported yet"
             )
         if first is None:
             first = set(names)
         elif set(names) != first:
-            raise MutascopeError(
+            raise ModelLoadError(
                 f"layer {i} of this {family} model has matrices {sorted(names)}, layer 0 has "
                 f"{sorted(first)}; models whose layers differ are not supported yet"
             )
@@ -184,7 +192,8 @@ def _find_blocks(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList | Non
     Ties go to the longer list, then the first found, so a vision tower in a
     multimodal model loses to its language model.
     """
-    best, best_key = ("", None), (0, 0)
+    best: tuple[str, torch.nn.ModuleList | None] = ("", None)
+    best_key = (0, 0)
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.ModuleList) and len(module) > 0:
             key = (_match_count(module[0]), len(module))
@@ -203,7 +212,7 @@ def _get(block: torch.nn.Module, path: str) -> torch.nn.Module | None:
 def _reject_unsupported(block: torch.nn.Module, family: str) -> None:
     for name, _ in block.named_modules():
         if name.rsplit(".", 1)[-1] in _UNSUPPORTED_LEAVES:
-            raise MutascopeError(
+            raise ModelLoadError(
                 f"{family} models fuse q/k/v interleaved per head ({name}); this layout is not supported yet"
             )
 
@@ -215,7 +224,7 @@ def _layout_refs(block, prefix, layer, path, parts, conv1d, config) -> list[Matr
     weight = getattr(module, "weight", None)
     is_conv1d = type(module).__name__ == "Conv1D"
     if not isinstance(weight, torch.Tensor) or weight.ndim != 2 or conv1d != is_conv1d:
-        raise MutascopeError(
+        raise ModelLoadError(
             f"{prefix}.{path} is a {type(module).__name__}, not the "
             f"{'Conv1D' if conv1d else 'Linear-like'} layer expected there; "
             "this layout is not supported yet"
@@ -249,7 +258,7 @@ def _split_sizes(parts: tuple[str, ...], total: int, config, where: str) -> list
         head_dim = getattr(config, "head_dim", None) or (hidden // heads if heads and hidden else None)
         kv_heads = getattr(config, "num_key_value_heads", None) or heads
         if not (heads and head_dim):
-            raise MutascopeError(f"cannot split fused {where}: the config lacks head counts")
+            raise ModelLoadError(f"cannot split fused {where}: the config lacks head counts")
         sizes = [heads * head_dim, kv_heads * head_dim, kv_heads * head_dim]
     elif parts == ("gate", "up"):
         sizes = [total // 2, total // 2]
@@ -259,7 +268,7 @@ def _split_sizes(parts: tuple[str, ...], total: int, config, where: str) -> list
     else:  # pragma: no cover - the layout table only holds the two shapes above
         raise AssertionError(parts)
     if sum(sizes) != total:
-        raise MutascopeError(
+        raise ModelLoadError(
             f"cannot split fused {where}: the config gives parts {'+'.join(map(str, sizes))} "
             f"but the weight has {total} output features; this layout is not supported yet"
         )

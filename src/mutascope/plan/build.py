@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.source import MATRICES, stated_layers
 from .kinds import Kind, check_representable, kind_value
 from .mutation import Mutation
@@ -105,11 +105,11 @@ class Plan:
         shards record bit-identical numbers; sizes differ by at most one block.
         """
         if count < 1 or not 0 <= index < count:
-            raise MutascopeError(f"bad shard {index}/{count}: need 0 <= index < count")
+            raise InputError(f"bad shard {index}/{count}: need 0 <= index < count")
         n = len(self.mutations)
         blocks = -(-n // SHARD_BLOCK)
         if count > blocks:
-            raise MutascopeError(
+            raise InputError(
                 f"{count} shards is too many for {n} mutants: shards are whole blocks of {SHARD_BLOCK}, "
                 f"so use at most {blocks}"
             )
@@ -134,7 +134,7 @@ def check_layers(spec: PlanSpec, n_layers: int) -> None:
     """Refuse a layer selection beyond a model of ``n_layers`` layers (one line)."""
     bad = [layer for layer in spec.layers or () if not 0 <= layer < n_layers]
     if bad:
-        raise MutascopeError(f"layer {bad[0]} is out of range: the model has layers 0-{n_layers - 1}")
+        raise InputError(f"layer {bad[0]} is out of range: the model has layers 0-{n_layers - 1}")
 
 
 def check_spec_source(spec: PlanSpec, source) -> None:
@@ -158,9 +158,7 @@ def build_plan(spec: PlanSpec, anatomy: Anatomy) -> Plan:
     matrices = list(anatomy.matrices) if spec.matrices is None else list(spec.matrices)
     missing = [m for m in matrices if m not in anatomy.matrices]
     if missing:
-        raise MutascopeError(
-            f"matrix {missing[0]!r} does not exist in this model: it has {', '.join(anatomy.matrices)}"
-        )
+        raise InputError(f"matrix {missing[0]!r} does not exist in this model: it has {', '.join(anatomy.matrices)}")
     matrices = [m for m in MATRICES if m in matrices]
 
     mutations: list[Mutation] = []
@@ -171,7 +169,7 @@ def build_plan(spec: PlanSpec, anatomy: Anatomy) -> Plan:
             # A tile taller (or wider) than a matrix is just one clipped edge tile;
             # one exceeding it both ways cannot be a tile of it at all.
             if spec.tile[0] > shape[0] and spec.tile[1] > shape[1]:
-                raise MutascopeError(
+                raise InputError(
                     f"tile {spec.tile[0]}x{spec.tile[1]} is larger than matrix layer {layer} {matrix} "
                     f"({shape[0]}x{shape[1]}): choose a smaller --tile"
                 )
@@ -201,5 +199,5 @@ def build_plan(spec: PlanSpec, anatomy: Anatomy) -> Plan:
                             )
                         )
     if not mutations:
-        raise MutascopeError("the plan is empty: no tile matches the selected rows/columns; widen --rows/--cols")
+        raise InputError("the plan is empty: no tile matches the selected rows/columns; widen --rows/--cols")
     return Plan(spec=spec, mutations=tuple(mutations), grids=grids)

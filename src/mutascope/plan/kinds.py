@@ -31,7 +31,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import MutascopeError
+from ..errors import InputError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -131,14 +131,14 @@ class Kind:
             try:
                 x = float(arg)
             except ValueError:
-                raise MutascopeError(f"kind {text!r}: {arg!r} is not a number") from None
+                raise InputError(f"kind {text!r}: {arg!r} is not a number") from None
             if not math.isfinite(x):
-                raise MutascopeError(f"kind {text!r}: the number must be finite")
+                raise InputError(f"kind {text!r}: the number must be finite")
             problem = rule.check(x) if rule.check else None
             if problem:
-                raise MutascopeError(f"kind {text!r}: {problem}")
+                raise InputError(f"kind {text!r}: {problem}")
             return cls(head, x)
-        raise MutascopeError(f"unknown kind {text!r}: use {_usage()}")
+        raise InputError(f"unknown kind {text!r}: use {_usage()}")
 
     def __str__(self) -> str:
         return self.name if self.x is None else f"{self.name}:{self.x:g}"
@@ -158,7 +158,7 @@ def check_representable(kind: Kind, value: float, weight: torch.Tensor, n: int, 
     largest = rule.largest(value, weight, n) if rule.largest else abs(value)
     limit = float(torch.finfo(weight.dtype).max) if weight.dtype.is_floating_point else math.inf
     if not largest <= limit:
-        raise MutascopeError(
+        raise InputError(
             f"kind {kind} writes values up to {largest:.3g} into {where}, beyond what "
             f"{str(weight.dtype).removeprefix('torch.')} holds ({limit:.3g}): choose a smaller X"
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.source import MATRICES
 from .kinds import ALIASES, Kind
 
@@ -28,29 +28,29 @@ def parse_indices(text: str | int | Sequence[int] | None, what: str) -> tuple[in
     if not isinstance(text, str):
         items = tuple(sorted(set(int(i) for i in text)))
         if not items:
-            raise MutascopeError(f"the {what} selection is empty: name at least one, or use all")
+            raise InputError(f"the {what} selection is empty: name at least one, or use all")
         return items
     text = text.strip()
     if text in ("all", "*"):
         return None
     if not text.replace(",", "").strip():
-        raise MutascopeError(f"the {what} selection {text!r} is empty: name at least one {what}, e.g. 0-3, or all")
+        raise InputError(f"the {what} selection {text!r} is empty: name at least one {what}, e.g. 0-3, or all")
     out: set[int] = set()
     for part in text.split(","):
         part = part.strip()
         if not part:
-            raise MutascopeError(f"bad {what} selection {text!r}: an empty item between commas")
+            raise InputError(f"bad {what} selection {text!r}: an empty item between commas")
         lo, sep, hi = part.partition("-")
         try:
             if sep:
                 a, b = int(lo), int(hi)
                 if b < a:
-                    raise MutascopeError(f"{what} range {part!r} runs backwards")
+                    raise InputError(f"{what} range {part!r} runs backwards")
                 out.update(range(a, b + 1))
             else:
                 out.add(int(part))
         except ValueError:
-            raise MutascopeError(f"bad {what} selection {text!r}: use e.g. 0-3,7") from None
+            raise InputError(f"bad {what} selection {text!r}: use e.g. 0-3,7") from None
     return tuple(sorted(out))
 
 
@@ -61,14 +61,12 @@ def parse_names(text: str | Sequence[str] | None) -> tuple[str, ...] | None:
     items = [t.strip() for t in text.split(",")] if isinstance(text, str) else [str(t) for t in text]
     items = [t for t in items if t]
     if not items:
-        raise MutascopeError(
-            f"the matrix selection {text!r} is empty: name at least one of {', '.join(MATRICES)}, or all"
-        )
+        raise InputError(f"the matrix selection {text!r} is empty: name at least one of {', '.join(MATRICES)}, or all")
     if items == ["all"]:
         return None
     unknown = [t for t in items if t not in MATRICES]
     if unknown:
-        raise MutascopeError(f"unknown matrix {unknown[0]!r}: choose from {', '.join(MATRICES)}")
+        raise InputError(f"unknown matrix {unknown[0]!r}: choose from {', '.join(MATRICES)}")
     return tuple(dict.fromkeys(items))
 
 
@@ -79,7 +77,7 @@ def parse_kinds(text: str | Sequence[str]) -> tuple[Kind, ...]:
     items = [x for t in items for x in ALIASES.get(str(t).strip(), (t,))]
     kinds = tuple(Kind.parse(t) if not isinstance(t, Kind) else t for t in items if str(t).strip())
     if not kinds:
-        raise MutascopeError("no mutation kinds given: use e.g. --kinds max,min")
+        raise InputError("no mutation kinds given: use e.g. --kinds max,min")
     return tuple(dict.fromkeys(kinds))
 
 
@@ -92,11 +90,11 @@ def parse_tile(text: str | int | Sequence[int]) -> tuple[int, int]:
         try:
             h, w = (int(a), int(b)) if sep else (int(a), int(a))
         except ValueError:
-            raise MutascopeError(f"bad tile size {text!r}: use e.g. 64 or 64x32") from None
+            raise InputError(f"bad tile size {text!r}: use e.g. 64 or 64x32") from None
     else:
         h, w = (int(v) for v in text)
     if h < 1 or w < 1:
-        raise MutascopeError(f"tile size must be positive, got {h}x{w}")
+        raise InputError(f"tile size must be positive, got {h}x{w}")
     return h, w
 
 
@@ -108,7 +106,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     except ValueError:
         index = count = -1
     if not sep or count < 1 or not 0 <= index < count:
-        raise MutascopeError(f"bad --shard {text!r}: use INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4")
+        raise InputError(f"bad --shard {text!r}: use INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4")
     return index, count
 
 
@@ -117,11 +115,11 @@ def parse_site(site: str) -> tuple[int, str, int, int]:
     parts = str(site).strip().split(".")
     hint = "write the site as LAYER.MATRIX.ROW.COL, e.g. 3.down.0.5"
     if len(parts) != 4 or not parts[1]:
-        raise MutascopeError(f"site {site!r} is malformed; {hint}")
+        raise InputError(f"site {site!r} is malformed; {hint}")
     try:
         layer, row, col = int(parts[0]), int(parts[2]), int(parts[3])
     except ValueError:
-        raise MutascopeError(f"site {site!r}: layer, row and column must be integers; {hint}") from None
+        raise InputError(f"site {site!r}: layer, row and column must be integers; {hint}") from None
     if min(layer, row, col) < 0:
-        raise MutascopeError(f"site {site!r}: layer, row and column must be >= 0; {hint}")
+        raise InputError(f"site {site!r}: layer, row and column must be >= 0; {hint}")
     return layer, parts[1].lower(), row, col

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import MutascopeError
+from ..errors import InputError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the anatomy module imports torch; plan/ is imported without it
@@ -76,12 +76,12 @@ class Region:
             else:
                 raise ValueError
         except ValueError:
-            raise MutascopeError(
+            raise InputError(
                 f"bad region {text!r}: use R0:R1,C0:C1 as zoom prints it "
                 "(e.g. [507:508,90:91]) or ROW,COL for one weight"
             ) from None
         if min(bounds) < 0 or bounds[1] <= bounds[0] or bounds[3] <= bounds[2]:
-            raise MutascopeError(f"bad region {text!r}: bounds must be non-negative with each end after its start")
+            raise InputError(f"bad region {text!r}: bounds must be non-negative with each end after its start")
         return cls(*bounds)
 
 
@@ -104,7 +104,7 @@ def region_mutation(
     """
     shape = anatomy.ref(layer, matrix).shape
     if not (0 <= region.r0 < region.r1 <= shape[0] and 0 <= region.c0 < region.c1 <= shape[1]):
-        raise MutascopeError(f"region {region} is outside matrix layer {layer} {matrix} ({shape[0]}x{shape[1]})")
+        raise InputError(f"region {region} is outside matrix layer {layer} {matrix} ({shape[0]}x{shape[1]})")
     weight = anatomy.weight(layer, matrix)
     if value is None:
         value = kind_value(kind, weight)

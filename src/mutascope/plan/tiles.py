@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import MutascopeError
+from ..errors import InputError
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,6 @@ class TileGrid:
     def bounds(self, row: int, col: int) -> tuple[int, int, int, int]:
         """Element bounds ``(r0, r1, c0, c1)`` of tile (row, col), clipped at the edge."""
         if not (0 <= row < self.n_rows and 0 <= col < self.n_cols):
-            raise MutascopeError(f"tile ({row}, {col}) is outside a {self.n_rows}x{self.n_cols} tile grid")
+            raise InputError(f"tile ({row}, {col}) is outside a {self.n_rows}x{self.n_cols} tile grid")
         h, w = self.tile
         return row * h, min((row + 1) * h, self.shape[0]), col * w, min((col + 1) * w, self.shape[1])

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import MutascopeError
+from ..errors import ModelLoadError
 from ..plan.kinds import mutated_tile
 from ..plan.mutation import Mutation
 
@@ -188,14 +188,14 @@ def check_supported(subject, matrix: str) -> None:
     anatomy = subject.anatomy
     if matrix in ("q", "k"):
         if family not in ATTENTION_FAMILIES:
-            raise MutascopeError(
+            raise ModelLoadError(
                 f"the local predicted effect does not cover {family} models' {matrix} matrices yet "
                 f"(their attention is not reproduced); families covered: {', '.join(ATTENTION_FAMILIES)}"
             )
         return
     path = anatomy.ref(0, "down").module_path
     if _activation(subject.model.get_submodule(_parent(path))) is None:
-        raise MutascopeError(
+        raise ModelLoadError(
             f"the local predicted effect does not cover {family} models' {matrix} matrices yet "
             f"(no activation function found beside {path})"
         )
@@ -416,7 +416,7 @@ def local_changes(
     rec = recording.layers[layer]
     readout = "o" if matrix in ("q", "k") else "down"
     if readout not in rec.grads:
-        raise MutascopeError(f"no gradient was recorded at layer {layer}'s {readout} input")
+        raise ModelLoadError(f"no gradient was recorded at layer {layer}'s {readout} input")
     grad = rec.grads[readout].to(torch.float64)
     ms = [m for m in mutations if m.kind.name != "noise"]
     if not ms:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import MutascopeError
+from ..errors import InputError
 
 ORDERS = ("plan", "predicted")
 ORDER_BY = "local"  # the estimate a screen in predicted order ranks chunks by (module docstring)
@@ -45,7 +45,7 @@ def ordering_estimate(predictions: pd.DataFrame) -> pd.Series:
 def check_order(order: str) -> str:
     """A screen's ``order``, or a one-line error naming the choices."""
     if order not in ORDERS:
-        raise MutascopeError(f"unknown order {order!r}: choose from {', '.join(ORDERS)}")
+        raise InputError(f"unknown order {order!r}: choose from {', '.join(ORDERS)}")
     return order
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from .probe import Decoding, Probe
 
 __all__ = [
@@ -54,9 +54,7 @@ class Question:
 def _check_directory(directory: str | Path) -> Path:
     d = Path(directory)
     if not d.is_dir():
-        raise MutascopeError(
-            f"MMLU directory {d}: not found; pass a directory holding dev/, val/ and test/ CSV folders"
-        )
+        raise InputError(f"MMLU directory {d}: not found; pass a directory holding dev/, val/ and test/ CSV folders")
     return d
 
 
@@ -65,17 +63,17 @@ def subjects(directory: str | Path) -> list[str]:
     d = _check_directory(directory)
     found = sorted(p.name[: -len("_test.csv")] for p in (d / "test").glob("*_test.csv") if p.is_file())
     if not found:
-        raise MutascopeError(f"MMLU directory {d}: no subjects found; expected files like test/SUBJECT_test.csv")
+        raise InputError(f"MMLU directory {d}: no subjects found; expected files like test/SUBJECT_test.csv")
     return found
 
 
 def load_questions(directory: str | Path, subject: str, split: str = "test") -> list[Question]:
     """Read one subject's split, checking every row (so a bad file fails at load, not mid-screen)."""
     if split not in SPLITS:
-        raise MutascopeError(f"MMLU split {split!r} is unknown; use one of {', '.join(SPLITS)}")
+        raise InputError(f"MMLU split {split!r} is unknown; use one of {', '.join(SPLITS)}")
     d = _check_directory(directory)
     if not isinstance(subject, str) or not _SUBJECT_RE.fullmatch(subject):
-        raise MutascopeError(f"MMLU subject {subject!r} is invalid; use a name like international_law")
+        raise InputError(f"MMLU subject {subject!r} is invalid; use a name like international_law")
     path = d / split / f"{subject}_{split}.csv"
     if not path.is_file():
         available = sorted(p.name[: -len(f"_{split}.csv")] for p in (d / split).glob(f"*_{split}.csv"))
@@ -83,7 +81,7 @@ def load_questions(directory: str | Path, subject: str, split: str = "test") -> 
         shown = close or available[:5]
         hint = f"; available include {', '.join(shown)}" if shown else f"; {d / split} has no *_{split}.csv files"
         more = f" ({len(available)} in all)" if len(available) > len(shown) else ""
-        raise MutascopeError(f"MMLU file {path}: not found for subject {subject!r}{hint}{more}")
+        raise InputError(f"MMLU file {path}: not found for subject {subject!r}{hint}{more}")
 
     questions: list[Question] = []
     try:
@@ -96,12 +94,12 @@ def load_questions(directory: str | Path, subject: str, split: str = "test") -> 
                 if not row or all(not cell.strip() for cell in row):
                     continue
                 if len(row) != 6:
-                    raise MutascopeError(
+                    raise InputError(
                         f"MMLU file {path}:{line}: expected 6 fields (question, A, B, C, D, answer), got {len(row)}"
                     )
                 answer = row[5].strip()
                 if answer not in LETTERS:
-                    raise MutascopeError(f"MMLU file {path}:{line}: answer must be one of A, B, C, D, got {row[5]!r}")
+                    raise InputError(f"MMLU file {path}:{line}: answer must be one of A, B, C, D, got {row[5]!r}")
                 questions.append(
                     Question(
                         subject=subject,
@@ -112,9 +110,9 @@ def load_questions(directory: str | Path, subject: str, split: str = "test") -> 
                     )
                 )
     except UnicodeDecodeError:
-        raise MutascopeError(f"MMLU file {path}: not valid UTF-8 text") from None
+        raise InputError(f"MMLU file {path}: not valid UTF-8 text") from None
     except csv.Error as e:
-        raise MutascopeError(f"MMLU file {path}:{reader.line_num}: malformed CSV: {e}") from None
+        raise InputError(f"MMLU file {path}:{reader.line_num}: malformed CSV: {e}") from None
     return questions
 
 
@@ -136,7 +134,7 @@ def format_question(q: Question, with_answer: bool) -> str:
 def five_shot_prompt(dev: list[Question], q: Question) -> str:
     """The standard 5-shot MMLU prompt (Hendrycks et al.), ending in ``Answer:`` with no space."""
     if len(dev) < N_SHOTS:
-        raise MutascopeError(
+        raise InputError(
             f"MMLU subject {q.subject!r}: the 5-shot prompt needs {N_SHOTS} dev questions, found {len(dev)}"
         )
     prompt = f"The following are multiple choice questions (with answers) about {format_subject(q.subject)}.\n\n"
@@ -148,11 +146,11 @@ def five_shot_prompt(dev: list[Question], q: Question) -> str:
 def choice_probes(directory: str | Path, subject: str, *, split: str = "test", limit: int | None = None) -> list[Probe]:
     """One greedy, one-token choice probe per question of a subject's split."""
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        raise MutascopeError(f"MMLU limit must be a positive integer or None, got {limit!r}")
+        raise InputError(f"MMLU limit must be a positive integer or None, got {limit!r}")
     dev = load_questions(directory, subject, "dev")
     questions = load_questions(directory, subject, split)
     if not questions:
-        raise MutascopeError(f"MMLU file {Path(directory) / split / f'{subject}_{split}.csv'}: holds no questions")
+        raise InputError(f"MMLU file {Path(directory) / split / f'{subject}_{split}.csv'}: holds no questions")
     if limit is not None:
         questions = questions[:limit]
     return [
@@ -185,9 +183,7 @@ def answer_letter(text: str) -> str | None:
 def _split_choice_id(probe: Probe) -> tuple[str, int]:
     parts = probe.id.split(":")
     if probe.kind != "choice" or len(parts) != 3 or parts[0] != "mmlu" or not parts[2].isdigit():
-        raise MutascopeError(
-            f"probe {probe.id!r} is not an MMLU choice probe; build the candidates with choice_probes()"
-        )
+        raise InputError(f"probe {probe.id!r} is not an MMLU choice probe; build the candidates with choice_probes()")
     return parts[1], int(parts[2])
 
 
@@ -204,15 +200,15 @@ def select_mmlu21(
     """
     for name, n in (("n_right", n_right), ("n_wrong", n_wrong)):
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise MutascopeError(f"select_mmlu21: {name} must be an integer >= 0, got {n!r}")
+            raise InputError(f"select_mmlu21: {name} must be an integer >= 0, got {n!r}")
     if n_right + n_wrong == 0:
-        raise MutascopeError("select_mmlu21: n_right and n_wrong are both 0; nothing to select")
+        raise InputError("select_mmlu21: n_right and n_wrong are both 0; nothing to select")
     if not probes:
-        raise MutascopeError("select_mmlu21: no candidate probes given; build them with choice_probes()")
+        raise InputError("select_mmlu21: no candidate probes given; build them with choice_probes()")
     keys = [_split_choice_id(p) for p in probes]
     subject_names = sorted({s for s, _ in keys})
     if len(subject_names) != 1:
-        raise MutascopeError(f"select_mmlu21: candidates must come from one subject, got {', '.join(subject_names)}")
+        raise InputError(f"select_mmlu21: candidates must come from one subject, got {', '.join(subject_names)}")
     subject = subject_names[0]
 
     right: list[int] = []
@@ -225,7 +221,7 @@ def select_mmlu21(
         if len(bucket) < limit:
             bucket.append(i)
     if len(right) < n_right or len(wrong) < n_wrong:
-        raise MutascopeError(
+        raise InputError(
             f"MMLU subject {subject!r} ran out after {len(probes)} questions: the model answered "
             f"{len(right)} of the {n_right} needed right and {len(wrong)} of the {n_wrong} needed wrong; "
             "use another subject or split"
@@ -238,5 +234,5 @@ def mmlu21_score(correct_right: int, correct_wrong: int) -> str:
     """The paper's ``a|b`` score: correct among the WT-right questions | correct among the WT-wrong ones."""
     for name, n in (("correct_right", correct_right), ("correct_wrong", correct_wrong)):
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise MutascopeError(f"mmlu21_score: {name} must be an integer >= 0, got {n!r}")
+            raise InputError(f"mmlu21_score: {name} must be an integer >= 0, got {n!r}")
     return f"{correct_right}|{correct_wrong}"

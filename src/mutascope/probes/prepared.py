@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
-from transformers import GenerationConfig, LogitsProcessorList
+from transformers import GenerationConfig, GenerationMixin, LogitsProcessorList
 
-from ..errors import MutascopeError
-from ..model.subject import eos_ids, vocab_size
+from ..errors import InputError
+from ..model.subject import Subject, eos_ids, vocab_size
 from .chooser import ChooserLogitsProcessor, TokenChooser
 from .probe import Probe, encode_probe
 
@@ -41,7 +41,7 @@ class Generator(Protocol):
     def generate(self, probe: PreparedProbe) -> tuple[int, ...]: ...
 
 
-def context_length(subject) -> int | None:
+def context_length(subject: Subject) -> int | None:
     """The longest sequence the model was built for (its config's position count), if it says."""
     config = getattr(subject.model, "config", None)
     for name in ("max_position_embeddings", "n_positions", "n_ctx"):
@@ -51,7 +51,7 @@ def context_length(subject) -> int | None:
     return None
 
 
-def prepare(subject, probe: Probe) -> PreparedProbe:
+def prepare(subject: Subject, probe: Probe) -> PreparedProbe:
     """``probe`` encoded for ``subject`` with its chooser; no WT output yet.
 
     A prompt whose tokens plus ``max_new_tokens`` exceed the model's context is refused:
@@ -59,14 +59,14 @@ def prepare(subject, probe: Probe) -> PreparedProbe:
     prompt = tuple(encode_probe(subject.tokenizer, probe))
     limit = context_length(subject)
     if limit is not None and len(prompt) + probe.max_new_tokens > limit:
-        raise MutascopeError(
+        raise InputError(
             f"probe {probe.id!r}: {len(prompt)} prompt tokens + {probe.max_new_tokens} new tokens exceed the "
             f"model's context of {limit} tokens; shorten the probe or lower --max-new-tokens"
         )
     return PreparedProbe(probe=probe, prompt=prompt, chooser=TokenChooser(probe.decoding, vocab_size(subject)))
 
 
-def prepare_probes(subject, engine: Generator, probes: Sequence[Probe]) -> list[PreparedProbe]:
+def prepare_probes(subject: Subject, engine: Generator, probes: Sequence[Probe]) -> list[PreparedProbe]:
     """Encode each probe and compute its wild-type output with ``engine``."""
     prepared = []
     for probe in probes:
@@ -77,7 +77,7 @@ def prepare_probes(subject, engine: Generator, probes: Sequence[Probe]) -> list[
 
 @torch.inference_mode()
 def generate(
-    subject, probe: PreparedProbe, max_new_tokens: int | None = None, eos: Sequence[int] | None = None
+    subject: Subject, probe: PreparedProbe, max_new_tokens: int | None = None, eos: Sequence[int] | None = None
 ) -> tuple[int, ...]:
     """The model's current output for ``probe`` (its first ``max_new_tokens`` tokens if given).
 
@@ -86,6 +86,7 @@ def generate(
     """
     eos = list(eos_ids(subject) if eos is None else eos)
     model = subject.model
+    assert isinstance(model, GenerationMixin)  # every causal LM transformers builds (Subject types it as a Module)
     device = next(model.parameters()).device
     ids = torch.tensor([probe.prompt], dtype=torch.long, device=device)
     pad = subject.tokenizer.pad_token_id

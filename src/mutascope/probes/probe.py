@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import MutascopeError
+from ..errors import InputError, MutascopeError
 
 __all__ = [
     "BUILTIN_PROBES",
@@ -64,14 +64,12 @@ class Decoding:
 
     def __post_init__(self) -> None:
         if self.method not in DECODING_METHODS:
-            raise MutascopeError(
-                f"decoding method {self.method!r} is unknown; use one of {', '.join(DECODING_METHODS)}"
-            )
+            raise InputError(f"decoding method {self.method!r} is unknown; use one of {', '.join(DECODING_METHODS)}")
         t = self.temperature
         if not _is_number(t) or not math.isfinite(t) or t <= 0:
-            raise MutascopeError(f"decoding temperature must be a finite number > 0, got {t!r}")
+            raise InputError(f"decoding temperature must be a finite number > 0, got {t!r}")
         if not _is_int(self.seed) or not 0 <= self.seed < 2**63:
-            raise MutascopeError(f"decoding seed must be an integer in [0, 2**63), got {self.seed!r}")
+            raise InputError(f"decoding seed must be an integer in [0, 2**63), got {self.seed!r}")
         object.__setattr__(self, "temperature", float(t))
 
     def describe(self) -> str:
@@ -87,15 +85,15 @@ class Decoding:
     def from_dict(cls, d: Mapping[str, Any]) -> Decoding:
         """Build from a mapping with keys among method, temperature, seed (others are errors)."""
         if not isinstance(d, Mapping):
-            raise MutascopeError(f"decoding must be a mapping or a string, got {type(d).__name__}")
+            raise InputError(f"decoding must be a mapping or a string, got {type(d).__name__}")
         unknown = sorted(set(map(str, d)) - set(_DECODING_KEYS))
         if unknown:
-            raise MutascopeError(
+            raise InputError(
                 f"decoding has unknown field(s) {', '.join(unknown)}; allowed: {', '.join(_DECODING_KEYS)}"
             )
         method = d.get("method", "greedy")
         if not isinstance(method, str):
-            raise MutascopeError(f"decoding method must be a string, got {method!r}")
+            raise InputError(f"decoding method must be a string, got {method!r}")
         return cls(method=method, temperature=d.get("temperature", 1.0), seed=d.get("seed", 0))
 
     @classmethod
@@ -103,29 +101,29 @@ class Decoding:
         """Parse ``greedy``, ``sample``, ``sample:T`` or ``sample:T:SEED`` (command lines, probe files)."""
         usage = "use greedy, sample, sample:TEMPERATURE or sample:TEMPERATURE:SEED (e.g. sample:0.7:0)"
         if not isinstance(text, str):
-            raise MutascopeError(f"decoding {text!r} is not a string; {usage}")
+            raise InputError(f"decoding {text!r} is not a string; {usage}")
         parts = text.strip().split(":")
         method = parts[0].strip().lower()
         if method == "greedy" and len(parts) == 1:
             return cls()
         if method != "sample" or len(parts) > 3:
-            raise MutascopeError(f"decoding {text!r} is not understood; {usage}")
+            raise InputError(f"decoding {text!r} is not understood; {usage}")
         temperature: float = 1.0
         seed = 0
         if len(parts) >= 2:
             try:
                 temperature = float(parts[1])
             except ValueError:
-                raise MutascopeError(f"decoding {text!r}: temperature {parts[1]!r} is not a number; {usage}") from None
+                raise InputError(f"decoding {text!r}: temperature {parts[1]!r} is not a number; {usage}") from None
         if len(parts) == 3:
             try:
                 seed = int(parts[2])
             except ValueError:
-                raise MutascopeError(f"decoding {text!r}: seed {parts[2]!r} is not an integer; {usage}") from None
+                raise InputError(f"decoding {text!r}: seed {parts[2]!r} is not an integer; {usage}") from None
         try:
             return cls(method="sample", temperature=temperature, seed=seed)
         except MutascopeError as e:
-            raise MutascopeError(f"decoding {text!r}: {e}") from None
+            raise InputError(f"decoding {text!r}: {e}") from None
 
 
 @dataclass(frozen=True)
@@ -147,31 +145,29 @@ class Probe:
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _ID_RE.fullmatch(self.id):
-            raise MutascopeError(f"probe id {self.id!r} is invalid; use letters, digits and _ . : @ - only")
+            raise InputError(f"probe id {self.id!r} is invalid; use letters, digits and _ . : @ - only")
         where = f"probe {self.id!r}"
         if not isinstance(self.text, str) or not self.text.strip():
-            raise MutascopeError(f"{where}: text must be a non-empty string")
+            raise InputError(f"{where}: text must be a non-empty string")
         if not _is_int(self.max_new_tokens) or self.max_new_tokens < 1:
-            raise MutascopeError(f"{where}: max_new_tokens must be an integer >= 1, got {self.max_new_tokens!r}")
+            raise InputError(f"{where}: max_new_tokens must be an integer >= 1, got {self.max_new_tokens!r}")
         if not isinstance(self.decoding, Decoding):
-            raise MutascopeError(f"{where}: decoding must be a Decoding, got {type(self.decoding).__name__}")
+            raise InputError(f"{where}: decoding must be a Decoding, got {type(self.decoding).__name__}")
         if not isinstance(self.chat, bool):
-            raise MutascopeError(f"{where}: chat must be true or false, got {self.chat!r}")
+            raise InputError(f"{where}: chat must be true or false, got {self.chat!r}")
         if self.kind not in PROBE_KINDS:
-            raise MutascopeError(f"{where}: kind {self.kind!r} is unknown; use one of {', '.join(PROBE_KINDS)}")
+            raise InputError(f"{where}: kind {self.kind!r} is unknown; use one of {', '.join(PROBE_KINDS)}")
         if self.kind == "choice":
             if not isinstance(self.answer, str) or not re.fullmatch(r"[A-Z]", self.answer):
-                raise MutascopeError(
-                    f"{where}: a choice probe needs answer set to one capital letter, got {self.answer!r}"
-                )
+                raise InputError(f"{where}: a choice probe needs answer set to one capital letter, got {self.answer!r}")
             if self.max_new_tokens != 1:
-                raise MutascopeError(
+                raise InputError(
                     f"{where}: a choice probe generates exactly 1 new token, got max_new_tokens={self.max_new_tokens}"
                 )
         elif self.answer is not None:
-            raise MutascopeError(f"{where}: only choice probes have an answer; set kind to choice or drop answer")
+            raise InputError(f"{where}: only choice probes have an answer; set kind to choice or drop answer")
         if self.group is not None and (not isinstance(self.group, str) or not self.group):
-            raise MutascopeError(f"{where}: group must be a non-empty string or None, got {self.group!r}")
+            raise InputError(f"{where}: group must be a non-empty string or None, got {self.group!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, for storing a screen's probes with its results."""
@@ -190,14 +186,14 @@ class Probe:
     def from_dict(cls, d: Mapping[str, Any]) -> Probe:
         """Inverse of :meth:`to_dict`; decoding may also be a string as in :meth:`Decoding.parse`."""
         if not isinstance(d, Mapping):
-            raise MutascopeError(f"a stored probe must be a mapping, got {type(d).__name__}")
+            raise InputError(f"a stored probe must be a mapping, got {type(d).__name__}")
         allowed = ("id", "text", "max_new_tokens", "decoding", "chat", "kind", "answer", "group")
         unknown = sorted(set(map(str, d)) - set(allowed))
         if unknown:
-            raise MutascopeError(f"stored probe has unknown field(s) {', '.join(unknown)}")
+            raise InputError(f"stored probe has unknown field(s) {', '.join(unknown)}")
         missing = [k for k in ("id", "text", "max_new_tokens") if k not in d]
         if missing:
-            raise MutascopeError(f"stored probe lacks field(s) {', '.join(missing)}")
+            raise InputError(f"stored probe lacks field(s) {', '.join(missing)}")
         dec = d.get("decoding", None)
         decoding = (
             Decoding() if dec is None else Decoding.parse(dec) if isinstance(dec, str) else Decoding.from_dict(dec)
@@ -241,12 +237,12 @@ def builtin_probe(probe_id: str) -> Probe:
     if isinstance(probe_id, str) and "@" in probe_id:
         base, _, suffix = probe_id.partition("@")
         if f"@{suffix}" != CHAT_SUFFIX:
-            raise MutascopeError(
+            raise InputError(
                 f"probe {probe_id!r}: unknown suffix @{suffix}; the only suffix is {CHAT_SUFFIX} "
                 f"(apply the model's chat template), e.g. drosophila{CHAT_SUFFIX}"
             )
         if base not in BUILTIN_PROBES:
-            raise MutascopeError(
+            raise InputError(
                 f"probe {probe_id!r}: {CHAT_SUFFIX} applies to the built-in probes ({', '.join(BUILTIN_PROBES)}); "
                 "in a probe file set chat: true"
             )
@@ -257,7 +253,7 @@ def builtin_probe(probe_id: str) -> Probe:
     try:
         return BUILTIN_PROBES[probe_id]
     except (KeyError, TypeError):
-        raise MutascopeError(
+        raise InputError(
             f"unknown built-in probe {probe_id!r}; choose one of {', '.join(BUILTIN_PROBES)} (or ID{CHAT_SUFFIX}) "
             "or pass a probe file"
         ) from None
@@ -271,7 +267,7 @@ def encode_probe(tokenizer: Any, probe: Probe) -> list[int]:
     """
     if probe.chat:
         if getattr(tokenizer, "chat_template", None) is None:
-            raise MutascopeError(
+            raise InputError(
                 f"probe {probe.id!r} asks for the chat template but this tokenizer has none; set chat: false"
             )
         out = tokenizer.apply_chat_template(

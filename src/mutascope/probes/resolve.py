@@ -13,21 +13,25 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from .files import PROBE_FILE_SUFFIXES, load_probe_file
 from .mmlu import choice_probes, select_mmlu21
 from .probe import BUILTIN_PROBES, Decoding, Probe, builtin_probe
+
+if TYPE_CHECKING:  # the model layer imports torch; resolving a probe file needs none
+    from ..model.subject import Subject
 
 
 def _mmlu_dir(mmlu_dir: str | os.PathLike | None) -> Path:
     directory = mmlu_dir or os.environ.get("MUTASCOPE_MMLU_DIR")
     if not directory:
-        raise MutascopeError("multiple-choice probes need an MMLU-format directory: pass --mmlu-dir DIR")
+        raise InputError("multiple-choice probes need an MMLU-format directory: pass --mmlu-dir DIR")
     return Path(directory)
 
 
-def _wt_answer(subject):
+def _wt_answer(subject: Subject):
     """A function giving the unmutated model's one-token answer to a probe."""
     from ..model.subject import decode_text
     from .prepared import generate, prepare
@@ -40,7 +44,7 @@ def _wt_answer(subject):
 
 def resolve_probes(
     specs: Sequence[str],
-    subject=None,
+    subject: Subject | None = None,
     *,
     mmlu_dir: str | os.PathLike | None = None,
     max_new_tokens: int | None = None,
@@ -52,31 +56,31 @@ def resolve_probes(
     the unmutated model answers).
     """
     if max_new_tokens is not None and max_new_tokens < 1:
-        raise MutascopeError("--max-new-tokens must be at least 1")
+        raise InputError("--max-new-tokens must be at least 1")
     probes: list[Probe] = []
     for spec in specs:
         if spec.startswith(("mmlu21:", "mmlu:")):
             head, _, rest = spec.partition(":")
             subject_name, _, limit = rest.partition(":")
             if not subject_name:
-                raise MutascopeError(f"probe {spec!r}: name a subject, e.g. {head}:international_law")
+                raise InputError(f"probe {spec!r}: name a subject, e.g. {head}:international_law")
             if head == "mmlu21":
                 if subject is None:
-                    raise MutascopeError("mmlu21 probes need the model to select their questions")
+                    raise InputError("mmlu21 probes need the model to select their questions")
                 candidates = choice_probes(_mmlu_dir(mmlu_dir), subject_name)
                 probes += select_mmlu21(candidates, _wt_answer(subject))
             else:
                 try:
                     n = int(limit) if limit else None
                 except ValueError:
-                    raise MutascopeError(f"probe {spec!r}: {limit!r} is not a question count") from None
+                    raise InputError(f"probe {spec!r}: {limit!r} is not a question count") from None
                 probes += choice_probes(_mmlu_dir(mmlu_dir), subject_name, limit=n)
             continue
         if spec in BUILTIN_PROBES:
             found = [builtin_probe(spec)]
         elif spec.lower().endswith(PROBE_FILE_SUFFIXES):
             if not Path(spec).exists():
-                raise MutascopeError(f"probe file not found: {spec}")
+                raise InputError(f"probe file not found: {spec}")
             found = load_probe_file(spec)
         elif "@" in spec:
             found = [builtin_probe(spec)]  # drosophila@chat, or a one-line error for another suffix
@@ -84,7 +88,7 @@ def resolve_probes(
             builtin_probe(spec)  # raises with the list of valid ids
             continue
         for probe in found:
-            changes = {}
+            changes: dict[str, Any] = {}
             if max_new_tokens is not None:
                 changes["max_new_tokens"] = max_new_tokens
             if decoding is not None:
@@ -93,7 +97,7 @@ def resolve_probes(
     ids = [p.id for p in probes]
     dup = next((i for i in ids if ids.count(i) > 1), None)
     if dup is not None:
-        raise MutascopeError(f"probe id {dup!r} appears twice; give each probe once")
+        raise InputError(f"probe id {dup!r} appears twice; give each probe once")
     return probes
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.patches import Patch
 
 from ..analysis.enrichment import enrichment
@@ -124,7 +125,9 @@ def tile_map_figure(frame: pd.DataFrame, layer: int, matrix: str, probes: Sequen
     fig.suptitle(f"Layer {layer} {matrix}: tile map{more}", fontsize=11)
     present = sorted(set(np.unique(np.concatenate([g.ravel() for g in grids]))) | {SILENT, MAX_ONLY, MIN_ONLY, BOTH})
     _legend(fig, [int(i) for i in present if i != NOT_MUTATED] + ([NOT_MUTATED] if NOT_MUTATED in present else []))
-    fig.get_layout_engine().set(rect=(0, 0.06, 1, 0.94))
+    engine = fig.get_layout_engine()
+    assert isinstance(engine, ConstrainedLayoutEngine)  # layout="constrained" above
+    engine.set(rect=(0, 0.06, 1, 0.94))
     return fig
 
 
@@ -244,14 +247,15 @@ def effect_map_figure(frame: pd.DataFrame, layer: int, matrix: str, probes: Sequ
         positive = p["effect"][p["effect"] > 0]
         if positive.empty:
             continue
-        norm = LogNorm(vmin=max(float(positive.quantile(0.01)), 1e-6), vmax=float(positive.max()))
+        floor = max(float(positive.quantile(0.01)), 1e-6)
+        norm = LogNorm(vmin=floor, vmax=float(positive.max()))
         image = None
         for k_i, kind in enumerate(kinds):
             ax = axes[p_i * len(kinds) + k_i]
             raw = tile_map(p[p["kind"] == kind], "effect", rows=rows, cols=cols)[0]
             # positive effects below the scale's floor take its lowest colour; nonpositive ones go
             # under the floor, to the colour of their own
-            grid = np.where(np.isfinite(raw), np.where(raw > 0, np.maximum(raw, norm.vmin), norm.vmin / 10), np.nan)
+            grid = np.where(np.isfinite(raw), np.where(raw > 0, np.maximum(raw, floor), floor / 10), np.nan)
             image = ax.imshow(grid, cmap=cmap, norm=norm, interpolation="nearest", aspect="equal")
             ax.set_title(f"{probe}, {kind}", fontsize=9)
             ax.set_xlabel("tile col (input features)", fontsize=8)

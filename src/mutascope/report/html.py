@@ -21,7 +21,7 @@ import base64
 import datetime as _dt
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -181,7 +181,7 @@ def check_report(
     out_path: str | Path | None = None,
     *,
     figures_dir: str | Path | None = None,
-    controls: list[str | Path] = (),
+    controls: Sequence[str | Path] = (),
 ) -> Path:
     """Everything ``mutascope report`` can refuse before any work, one line each: the HTML file
     (default: beside the results, ``.html``) and the figures directory may be written, and
@@ -208,7 +208,7 @@ def write_report(
     n_perm: int = 199,
     copa_matrices: int = 12,
     figures_dir: str | Path | None = None,
-    controls: list[str | Path] = (),
+    controls: Sequence[str | Path] = (),
 ) -> Path:
     """Write the screen's report as one offline HTML file; returns its path.
 
@@ -253,45 +253,79 @@ def write_report(
         frame = site_frame(results, DEFAULT_EFFECT)
         names = results.table_names()
         stored = {name: results.table(f"analysis_{name}") for name in STORED if f"analysis_{name}" in names}
-        marks = stored.get("superweight_tiles")
-        advance()
-        with_controls = (
-            pd.concat([frame, *control_frames(results, controls, DEFAULT_EFFECT, frame)], ignore_index=True)
-            if controls
-            else frame
-        )
         predicted = results.predictions
-        tables, scope = report_tables(
-            with_controls,
-            alpha=alpha,
-            n_perm=n_perm,
-            copa_matrices=copa_matrices,
-            stored=stored,
-            probes=probe_context(results),
-            predictions=predicted,
+        advance()
+        tables, scope = _statistics(
+            results, frame, stored, controls, predicted, alpha=alpha, n_perm=n_perm, copa=copa_matrices
         )
-        summary = _summary(results, infos, frame, _findings_html(tables, alpha, DEFAULT_EFFECT))
-        statistics = statistics_section(frame, tables, scope, alpha=alpha, n_perm=n_perm, effect=DEFAULT_EFFECT)
+        sections = {
+            "SUMMARY": _summary(results, infos, frame, _findings_html(tables, alpha, DEFAULT_EFFECT)),
+            "STATISTICS": statistics_section(frame, tables, scope, alpha=alpha, n_perm=n_perm, effect=DEFAULT_EFFECT),
+        }
         advance()
         if figures_dir is not None:
             Path(figures_dir).mkdir(parents=True, exist_ok=True)
-        figures = _figures(
+        sections["FIGURES"] = _figures(
             frame, top_n, tables, alpha, Path(figures_dir) if figures_dir is not None else None, predicted
         )
         advance()
-        payload = build_payload(results.con, infos, max_texts=max_texts, max_chars=max_chars, frame=frame, marks=marks)
-        payload["file"] = str(results_path)
-        payload["effect_name"] = DEFAULT_EFFECT
-        payload["effect_unit"] = UNITS[DEFAULT_EFFECT]
-        payload["effect_colours"] = EFFECT_COLOURS
-        payload["classes"] = [list(c) for c in TILE_CLASSES]
-        payload["cmap"] = _cmap_lut()
-        payload["matrix_order"] = list(MATRIX_ORDER) + sorted(
-            {m["matrix"] for m in payload["matrices"]} - set(MATRIX_ORDER)
-        )
+        payload = _payload(results, infos, frame, stored.get("superweight_tiles"), max_texts, max_chars)
         model = results.runs.iloc[0]["model_id"]
-        zoomed = zoom_section(read_zoom(results.con))
+        sections["ZOOM"] = zoom_section(read_zoom(results.con))
         advance()
+    write_text(out, _page(model, results_path, sections, payload))
+    advance()
+    return out
+
+
+def _statistics(
+    results,
+    frame: pd.DataFrame,
+    stored: dict,
+    controls,
+    predicted: pd.DataFrame | None,
+    *,
+    alpha: float,
+    n_perm: int,
+    copa: int,
+) -> tuple[dict[str, pd.DataFrame], dict]:
+    """The report's statistics tables, computed or read where ``analyze`` stored them, with the
+    controls' kinds joined to the screen's frame (a control adds kinds, never sites)."""
+    with_controls = (
+        pd.concat([frame, *control_frames(results, controls, DEFAULT_EFFECT, frame)], ignore_index=True)
+        if controls
+        else frame
+    )
+    return report_tables(
+        with_controls,
+        alpha=alpha,
+        n_perm=n_perm,
+        copa_matrices=copa,
+        stored=stored,
+        probes=probe_context(results),
+        predictions=predicted,
+    )
+
+
+def _payload(results, infos, frame: pd.DataFrame, marks, max_texts: int, max_chars: int) -> dict:
+    """The interactive maps' data (read by report.js), with what the page needs to draw them: the
+    effect's name and unit, the colours, the tile classes and the matrices in canonical order."""
+    payload = build_payload(results.con, infos, max_texts=max_texts, max_chars=max_chars, frame=frame, marks=marks)
+    payload["file"] = str(results.path)
+    payload["effect_name"] = DEFAULT_EFFECT
+    payload["effect_unit"] = UNITS[DEFAULT_EFFECT]
+    payload["effect_colours"] = EFFECT_COLOURS
+    payload["classes"] = [list(c) for c in TILE_CLASSES]
+    payload["cmap"] = _cmap_lut()
+    payload["matrix_order"] = list(MATRIX_ORDER) + sorted(
+        {m["matrix"] for m in payload["matrices"]} - set(MATRIX_ORDER)
+    )
+    return payload
+
+
+def _page(model: str, results_path: Path, sections: dict[str, str], payload: dict) -> str:
+    """The one HTML file: the template's fields filled in a single pass, so text inserted (probe
+    prompts, outputs) is never scanned for fields."""
     title = f"mutascope report: {model}"
     subtitle = f"{results_path.name} · written {_dt.datetime.now().isoformat(timespec='seconds')}"
     values = {
@@ -299,15 +333,8 @@ def write_report(
         "SUBTITLE": _esc(subtitle),
         "CSS": _asset("report.css"),
         "JS": _asset("report.js"),
-        "SUMMARY": summary,
-        "STATISTICS": statistics,
-        "FIGURES": figures,
-        "ZOOM": zoomed,
-        "ZOOMNAV": '<a href="#zoom">Zoomed tiles</a>' if zoomed else "",
+        **sections,
+        "ZOOMNAV": '<a href="#zoom">Zoomed tiles</a>' if sections["ZOOM"] else "",
         "DATA": to_script_json(payload),
     }
-    # one pass over the template only: text inserted (probe prompts, outputs) is never scanned for fields
-    page = re.sub(r"@@([A-Z]+)@@", lambda m: values[m.group(1)], _asset("template.html"))
-    write_text(out, page)
-    advance()
-    return out
+    return re.sub(r"@@([A-Z]+)@@", lambda m: values[m.group(1)], _asset("template.html"))

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from ..backends import Placement, check_backend
 from ..engine import DEFAULT_ENGINE, check_engine
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..plan import PlanSpec
 from ..probes import Decoding, Probe
 
@@ -109,11 +109,11 @@ class ProbeSet:
 def check_unique(probes: Sequence[Probe]) -> None:
     """One line for no probes or a probe id given twice."""
     if not probes:
-        raise MutascopeError("no probes given: use --probe (e.g. --probe drosophila)")
+        raise InputError("no probes given: use --probe (e.g. --probe drosophila)")
     ids = [p.id for p in probes]
     dup = next((i for i in ids if ids.count(i) > 1), None)
     if dup is not None:
-        raise MutascopeError(f"probe id {dup!r} is given twice")
+        raise InputError(f"probe id {dup!r} is given twice")
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class EngineChoice:
         """One line where the engine cannot run ``outputs`` with these options, or the chunk
         size is impossible."""
         if self.chunk_size is not None and self.chunk_size < 1:
-            raise MutascopeError(f"--chunk-size must be at least 1, got {self.chunk_size}")
+            raise InputError(f"--chunk-size must be at least 1, got {self.chunk_size}")
         check_engine(self.name, outputs=outputs, options=self.options)
 
 
@@ -184,7 +184,7 @@ class ScreenConfig:
             set_(self, "placement", replace(self.placement, source=self.model.name))
         index, count = self.shard
         if count < 1 or not 0 <= index < count:
-            raise MutascopeError(f"bad shard {index}/{count}: use INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4")
+            raise InputError(f"bad shard {index}/{count}: use INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4")
         check_order(self.order)
         self.engine.check(self.outputs)
         check_backend(self.engine.name, self.placement)

@@ -39,7 +39,7 @@ import pandas as pd
 from ..backends import Backend, Placement, Task, check_backend, make_backend
 from ..engine import make_engine
 from ..engine.base import Engine, wild_type_logprob
-from ..errors import MutascopeError
+from ..errors import InputError, ResultsFileError
 from ..model.subject import vocab_size
 from ..plan.parse import parse_indices, parse_names, parse_site
 from ..probes.prepared import PreparedProbe
@@ -76,9 +76,9 @@ class Selection:
     ) -> Selection:
         """From command-line values, with one-line errors for bad ones."""
         if not (all or top is not None or sites):
-            raise MutascopeError("choose what to fill: --all, --top N (per probe, by effect) or --site L.m.r.c")
+            raise InputError("choose what to fill: --all, --top N (per probe, by effect) or --site L.m.r.c")
         if top is not None and top < 1:
-            raise MutascopeError(f"--top must be at least 1, got {top}")
+            raise InputError(f"--top must be at least 1, got {top}")
         for site in sites:
             parse_site(site)
         return cls(
@@ -108,7 +108,7 @@ def select_rows(con, selection: Selection) -> pd.DataFrame:
     probes = [r[0] for r in con.execute("SELECT probe_id FROM probes ORDER BY position").fetchall()]
     unknown = [p for p in selection.probe_ids or () if p not in probes]
     if unknown:
-        raise MutascopeError(f"unknown probe {unknown[0]!r}: this screen has {', '.join(probes)}")
+        raise InputError(f"unknown probe {unknown[0]!r}: this screen has {', '.join(probes)}")
     _check_in_screen(con, selection)
     frame = con.execute(
         "SELECT o.mutation_id, o.probe_id, o.output_tokens IS NOT NULL AS filled, o.logprob_drop, "
@@ -134,7 +134,7 @@ def select_rows(con, selection: Selection) -> pd.DataFrame:
             )
     if selection.top is not None:
         if frame["logprob_drop"].isna().all() and len(frame):
-            raise MutascopeError(
+            raise InputError(
                 "this screen has no effect sizes (reference engine): --top needs them; use --all or --site"
             )
         ranked = frame.sort_values(["probe_id", "logprob_drop", "mutation_id"], ascending=[True, False, True])
@@ -150,15 +150,15 @@ def _check_in_screen(con, selection: Selection) -> None:
     where = f"this screen has layers {_ranges(layers)} and matrices {','.join(matrices)}"
     for layer in selection.layers or ():
         if layer not in layers:
-            raise MutascopeError(f"layer {layer} is not in this screen: {where}")
+            raise InputError(f"layer {layer} is not in this screen: {where}")
     for matrix in selection.matrices or ():
         if matrix not in matrices:
-            raise MutascopeError(f"matrix {matrix!r} is not in this screen: {where}")
+            raise InputError(f"matrix {matrix!r} is not in this screen: {where}")
     sites = set(screened.itertuples(index=False, name=None))
     for site in selection.sites or ():
         layer, matrix, row, col = parse_site(site)
         if (layer, matrix, row, col) not in sites:
-            raise MutascopeError(
+            raise InputError(
                 f"site {site} (layer {layer}, {matrix}, tile row {row}, column {col}) is not in this screen: {where}"
             )
 
@@ -257,7 +257,7 @@ def _check_wild_types(engine: Engine, probes: Sequence[PreparedProbe], used: set
     its numerics differ from the screen's, so the outputs it computes would not be the screen's."""
     for p in probes:
         if p.id in used and engine.generate(p) != p.wt_tokens:
-            raise MutascopeError(
+            raise ResultsFileError(
                 f"{path}: the unmutated model's output for probe {p.id!r} differs from the stored one; "
                 "the numerics of this machine differ from the screen's, so its outputs cannot be filled here"
             )
@@ -266,7 +266,7 @@ def _check_wild_types(engine: Engine, probes: Sequence[PreparedProbe], used: set
 def _check_call(row: OutcomeRow, stored: int | None, path: Path) -> None:
     """Refuse a recomputed call that differs from the stored one (nothing of its chunk is written)."""
     if row.divergence != stored:
-        raise MutascopeError(
+        raise ResultsFileError(
             f"{path}: mutation {row.mutation_id} on probe {row.probe_id!r} now diverges at step "
             f"{row.divergence}, the screen recorded {stored}; the "
             "numerics of this machine differ from the screen's, so its outputs cannot be filled here"

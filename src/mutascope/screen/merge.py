@@ -42,7 +42,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import MutascopeError
+from ..errors import FileInUseError, InputError, ResultsFileError
 from ..files.outputs import is_duckdb_file, refuse_file_parent
 from ..store import SCHEMA_VERSION, Results, Store, config_hash, connect
 from ..store.schema import PREDICTIONS_DDL, create
@@ -78,10 +78,10 @@ def _read_shard(path: Path) -> _Shard:
 def check_shards(paths: Sequence[str | os.PathLike]) -> list[_Shard]:
     """The shards, in index order, after every check of the module docstring (one-line errors)."""
     if len(paths) < 1:
-        raise MutascopeError("give at least one shard file to merge")
+        raise InputError("give at least one shard file to merge")
     resolved = [Path(p).resolve() for p in paths]
     if len(set(resolved)) < len(resolved):
-        raise MutascopeError("the same shard file is given twice")
+        raise InputError("the same shard file is given twice")
     shards = [_read_shard(Path(p)) for p in paths]
     base = shards[0]
     strip = lambda c: {k: v for k, v in c.items() if k != "shard"}  # noqa: E731
@@ -90,30 +90,30 @@ def check_shards(paths: Sequence[str | os.PathLike]) -> list[_Shard]:
             differs = sorted(
                 k for k in set(s.config) | set(base.config) if k != "shard" and s.config.get(k) != base.config.get(k)
             )
-            raise MutascopeError(f"{s.path} holds another screen than {base.path} (differs in: {', '.join(differs)})")
+            raise ResultsFileError(f"{s.path} holds another screen than {base.path} (differs in: {', '.join(differs)})")
         if s.probes != base.probes:
-            raise MutascopeError(f"{s.path} has other wild-type outputs than {base.path}: not shards of one screen")
+            raise ResultsFileError(f"{s.path} has other wild-type outputs than {base.path}: not shards of one screen")
     counts = {s.count for s in shards}
     if len(counts) > 1:
-        raise MutascopeError(f"the shards come from different splits ({', '.join(sorted(f'/{c}' for c in counts))})")
+        raise ResultsFileError(f"the shards come from different splits ({', '.join(sorted(f'/{c}' for c in counts))})")
     count = counts.pop()
     seen: dict[int, Path] = {}
     for s in shards:
         if s.index in seen:
-            raise MutascopeError(f"{s.path} and {seen[s.index]} are both shard {s.index}/{count}: they overlap")
+            raise ResultsFileError(f"{s.path} and {seen[s.index]} are both shard {s.index}/{count}: they overlap")
         seen[s.index] = s.path
     missing = [i for i in range(count) if i not in seen]
     if missing:
         names = ", ".join(f"{i}/{count}" for i in missing)
-        raise MutascopeError(f"shard{'s' if len(missing) > 1 else ''} {names} missing: give all {count} shards")
+        raise InputError(f"shard{'s' if len(missing) > 1 else ''} {names} missing: give all {count} shards")
     shards.sort(key=lambda s: s.index)
     for a, b in zip(shards, shards[1:]):
         if a.last is not None and b.first is not None and a.last >= b.first:
-            raise MutascopeError(f"{a.path} and {b.path} hold overlapping mutations")
+            raise ResultsFileError(f"{a.path} and {b.path} hold overlapping mutations")
     incomplete = [s for s in shards if s.n_done < s.n_mutations]
     if incomplete:
         s = incomplete[0]
-        raise MutascopeError(
+        raise ResultsFileError(
             f"{s.path} (shard {s.index}/{count}) is incomplete: {s.n_mutations - s.n_done} of {s.n_mutations} "
             "mutants have no outcomes; rerun its screen command to finish it, then merge"
         )
@@ -126,9 +126,9 @@ def merge(out: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> Path:
     refuse_file_parent(out, "the merged file", "create")
     if out.exists():
         what = "a DuckDB file" if is_duckdb_file(out) else "a file"
-        raise MutascopeError(f"{out} already exists ({what}); merge writes a new file: choose another name")
+        raise InputError(f"{out} already exists ({what}); merge writes a new file: choose another name")
     if any(Path(p).resolve() == out.resolve() for p in paths):
-        raise MutascopeError(f"{out} is also one of the shards")
+        raise InputError(f"{out} is also one of the shards")
     shards = check_shards(paths)
     config = dict(shards[0].config, shard="0/1")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +139,7 @@ def merge(out: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> Path:
         try:
             os.link(tmp, out)  # never replaces: a merge into the same file that finished first wins
         except FileExistsError:
-            raise MutascopeError(
+            raise FileInUseError(
                 f"{out} was written by another merge meanwhile; it is kept, this merge's result is discarded"
             ) from None
     finally:

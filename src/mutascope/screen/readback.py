@@ -13,7 +13,7 @@ import json
 
 import duckdb
 
-from ..errors import MutascopeError
+from ..errors import ResultsFileError
 from ..probes.chooser import TokenChooser
 from ..probes.prepared import PreparedProbe
 from ..probes.probe import Probe
@@ -44,9 +44,9 @@ def check_model(con: duckdb.DuckDBPyConnection, subject, path) -> None:
     model_id, model_hash, dtype = con.execute("SELECT model_id, model_hash, dtype FROM runs").fetchone()
     have = str(subject.dtype).replace("torch.", "")
     if have != dtype:
-        raise MutascopeError(f"{path} was screened in {dtype}; load the model with --dtype {dtype} (got {have})")
+        raise ResultsFileError(f"{path} was screened in {dtype}; load the model with --dtype {dtype} (got {have})")
     if subject.content_hash() != model_hash:
-        raise MutascopeError(
+        raise ResultsFileError(
             f"{path} was screened on {model_id} with weights {model_hash[:12]}..., "
             f"but the model loaded ({subject.model_id}) has different weights; pass the screen's model with --model"
         )

@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..engine import make_engine
-from ..errors import MutascopeError
+from ..errors import InputError, ResultsFileError
 from ..model.subject import vocab_size
 from ..plan.kinds import Kind
 from ..plan.parse import parse_site
@@ -57,11 +57,11 @@ class ZoomRule:
 
     def check(self) -> ZoomRule:
         if not 0 < self.share <= 1:
-            raise MutascopeError(f"--share must be in (0, 1], got {self.share:g}")
+            raise InputError(f"--share must be in (0, 1], got {self.share:g}")
         if self.beam < 1:
-            raise MutascopeError(f"--beam must be at least 1, got {self.beam}")
+            raise InputError(f"--beam must be at least 1, got {self.beam}")
         if self.floor < 1:
-            raise MutascopeError(f"--floor must be at least 1 weight, got {self.floor}")
+            raise InputError(f"--floor must be at least 1 weight, got {self.floor}")
         return self
 
 
@@ -134,13 +134,13 @@ def top_sites(con, n: int, kind: Kind) -> list[str]:
     """The ``n`` strongest sites of the screen: by their largest ``logprob_drop`` over probes,
     of ``kind`` where the screen has it, else of any kind; ties by site order."""
     if n < 1:
-        raise MutascopeError(f"--top must be at least 1, got {n}")
+        raise InputError(f"--top must be at least 1, got {n}")
     frame = con.execute(
         'SELECT m.layer, m.matrix, m."row", m.col, m.kind, o.logprob_drop FROM outcomes o '
         "JOIN mutations m USING (mutation_id)"
     ).df()
     if frame.empty or frame["logprob_drop"].isna().all():
-        raise MutascopeError("this screen has no effect sizes (reference engine): --top needs them; use --site")
+        raise InputError("this screen has no effect sizes (reference engine): --top needs them; use --site")
     if (frame["kind"] == str(kind)).any():
         frame = frame[frame["kind"] == str(kind)]
     best = frame.groupby(["layer", "matrix", "row", "col"], as_index=False)["logprob_drop"].max()
@@ -157,22 +157,22 @@ def check_zoom(con, subject, sites: Sequence[str], probe_ids: Sequence[str], rul
     probes = [r[0] for r in con.execute("SELECT probe_id FROM probes ORDER BY position").fetchall()]
     unknown = [p for p in probe_ids if p not in probes]
     if unknown:
-        raise MutascopeError(f"unknown probe {unknown[0]!r}: this screen has {', '.join(probes)}")
+        raise InputError(f"unknown probe {unknown[0]!r}: this screen has {', '.join(probes)}")
     tile = tuple(con.execute("SELECT tile_h, tile_w FROM runs").fetchone())
     anatomy = subject.anatomy
     for site in sites:
         layer, matrix, row, col = parse_site(site)
         if not 0 <= layer < anatomy.n_layers:
-            raise MutascopeError(
+            raise InputError(
                 f"site {site}: layer {layer} is out of range (the model has layers 0-{anatomy.n_layers - 1})"
             )
         if matrix not in anatomy.matrices:
-            raise MutascopeError(
+            raise InputError(
                 f"site {site}: matrix {matrix!r} does not exist in this model: it has {', '.join(anatomy.matrices)}"
             )
         grid = TileGrid(tuple(anatomy.ref(layer, matrix).shape), tile)
         if not (row < grid.n_rows and col < grid.n_cols):
-            raise MutascopeError(
+            raise InputError(
                 f"site {site}: tile ({row}, {col}) is outside layer {layer} {matrix}'s "
                 f"{grid.n_rows}x{grid.n_cols} grid of {tile[0]}x{tile[1]} tiles"
             )
@@ -199,7 +199,7 @@ def zoom(
     path = Path(path)
     kind = Kind.parse(kind) if isinstance(kind, str) else kind
     if not sites and top is None:
-        raise MutascopeError("choose what to zoom: --site L.m.r.c (repeatable) or --top N (the strongest sites)")
+        raise InputError("choose what to zoom: --site L.m.r.c (repeatable) or --top N (the strongest sites)")
     with open_results(path) as results:
         check_model(results.con, subject, path)
         chosen = [site_label(*parse_site(s)) for s in sites]
@@ -264,7 +264,7 @@ def zoom(
 def _check_wild_type(engine, probes: dict, probe_ids: Sequence[str], path: Path, what: str) -> None:
     for pid in probe_ids:
         if engine.generate(probes[pid]) != probes[pid].wt_tokens:
-            raise MutascopeError(
+            raise ResultsFileError(
                 f"{path}: the unmutated model's output for probe {pid!r} differs from the stored one; "
                 f"the numerics of this machine differ from the screen's, so it cannot be {what} here"
             )

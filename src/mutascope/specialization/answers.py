@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..evaluate import ChoiceSet, choice_accuracy, token_id
 from ..model.subject import Subject
 from ..probes.mmlu import LETTERS, Question, format_question
@@ -35,7 +35,7 @@ HEADER = "The following is a multiple choice question (with answer).\n\n"
 
 def check_method(method: str) -> str:
     if method not in METHODS:
-        raise MutascopeError(f"unknown answer method {method!r}; use one of {', '.join(METHODS)}")
+        raise InputError(f"unknown answer method {method!r}; use one of {', '.join(METHODS)}")
     return method
 
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..analysis.exact import bh, signed_rank
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import Subject
 from ..probes.mmlu import LETTERS
 from ..progress import Progress
@@ -118,31 +118,31 @@ def check_finetune(
 ) -> list[int]:
     """Every argument error of the experiment, one line each; the sorted distinct ``ks``."""
     if not ks:
-        raise MutascopeError("give at least one --k (number of value vectors to fine-tune)")
+        raise InputError("give at least one --k (number of value vectors to fine-tune)")
     for k in ks:
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= total:
-            raise MutascopeError(f"--k must be an integer from 1 to {total} (the model's value vectors), got {k!r}")
+            raise InputError(f"--k must be an integer from 1 to {total} (the model's value vectors), got {k!r}")
     if not isinstance(repeats, int) or repeats < 1:
-        raise MutascopeError(f"--repeats must be at least 1, got {repeats!r}")
+        raise InputError(f"--repeats must be at least 1, got {repeats!r}")
     if not isinstance(steps, int) or steps < 1:
-        raise MutascopeError(f"--steps must be at least 1, got {steps!r}")
+        raise InputError(f"--steps must be at least 1, got {steps!r}")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise MutascopeError(f"--lr must be a positive number, got {lr!r}")
+        raise InputError(f"--lr must be a positive number, got {lr!r}")
     if not 0 < heldout < 1:
-        raise MutascopeError(f"--heldout must be a share between 0 and 1, got {heldout!r}")
+        raise InputError(f"--heldout must be a share between 0 and 1, got {heldout!r}")
     check_confidence(confidence)
     return sorted(set(ks))
 
 
 def _sets(concept: Concept, seed: int, heldout: float):
     train, held = split(concept.questions, seed, concept.name, heldout)
-    controls = tuple(q for q in dict.fromkeys(concept.controls) if q not in set(concept.questions))
+    controls = tuple(q for q in dict.fromkeys(concept.control_questions) if q not in set(concept.questions))
     return train, held, controls
 
 
 def finetune_work(concepts: Sequence[Concept], ks: Sequence[int], *, repeats: int, steps: int, heldout: float) -> int:
     """Units of work :func:`finetune_experiment` counts: a training step or a question read, each one."""
-    unique = len(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.controls)))
+    unique = len(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.control_questions)))
     total = unique
     for c in concepts:
         train, held, controls = _sets(c, 0, heldout)  # the sizes do not depend on the seed
@@ -171,7 +171,7 @@ def finetune_experiment(
     question reads (:func:`finetune_work` of them in all).
     """
     if not concepts:
-        raise MutascopeError("no concepts to fine-tune on")
+        raise InputError("no concepts to fine-tune on")
     check_method(method)
     n_layers, d_ff = n_vectors(subject)
     ks = check_finetune(
@@ -191,7 +191,7 @@ def finetune_experiment(
         if count:
             count(done[0], total)
 
-    unique = list(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.controls)))
+    unique = list(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.control_questions)))
     row = {q: i for i, q in enumerate(unique)}
     answers = {q: LETTERS.index(q.answer) for q in unique}
     say(f"coefficients on {len(unique)} questions")
@@ -225,8 +225,8 @@ def finetune_experiment(
         for repeat in range(repeats):
             s = seed + repeat
             train, held, controls = _sets(c, s, heldout)
-            specific = rank_vectors(coefs[[row[q] for q in train]], coefs[[row[q] for q in c.controls]])
-            general = general_ranking(coefs[[row[q] for q in (*train, *c.controls)]])
+            specific = rank_vectors(coefs[[row[q] for q in train]], coefs[[row[q] for q in c.control_questions]])
+            general = general_ranking(coefs[[row[q] for q in (*train, *c.control_questions)]])
             order = schedule(len(train), steps, s, c.name)
             examples = [singles[q] for q in train]
             evaluated = (*held, *controls)

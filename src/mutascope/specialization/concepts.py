@@ -30,14 +30,14 @@ is :mod:`.answers`.
 
 from __future__ import annotations
 
-import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ..errors import MutascopeError
-from ..files.text import read_text_file
+from ..errors import InputError
+from ..files.text import read_jsonl, read_text_file
 from ..probes.mmlu import LETTERS, Question
 
 
@@ -48,6 +48,13 @@ class Concept:
     name: str
     questions: tuple[Question, ...]
     controls: tuple[Question, ...] | None = None
+
+    @property
+    def control_questions(self) -> tuple[Question, ...]:
+        """The controls of a resolved concept (:func:`resolve_controls`); what scoring reads."""
+        if self.controls is None:
+            raise ValueError(f"concept {self.name!r} has no controls yet: resolve_controls() first")
+        return self.controls
 
 
 def default_concepts_path() -> Path:
@@ -74,33 +81,33 @@ def load_concepts(path: str | Path | None = None) -> list[Concept]:
     elif p.suffix.lower() in (".yaml", ".yml"):
         concepts = _from_yaml(p, text)
     else:
-        raise MutascopeError(f"concept file {p}: unknown format; use a .yaml, .yml or .jsonl file")
+        raise InputError(f"concept file {p}: unknown format; use a .yaml, .yml or .jsonl file")
     if not concepts:
-        raise MutascopeError(f"concept file {p}: holds no concepts")
+        raise InputError(f"concept file {p}: holds no concepts")
     return concepts
 
 
 def _question(where: str, concept: str, index: int, raw) -> Question:
     if not isinstance(raw, dict):
-        raise MutascopeError(f"{where}: a question must be a mapping with question, choices and answer")
+        raise InputError(f"{where}: a question must be a mapping with question, choices and answer")
     missing = [k for k in ("question", "choices", "answer") if k not in raw]
     if missing:
-        raise MutascopeError(f"{where}: question lacks {', '.join(missing)}")
+        raise InputError(f"{where}: question lacks {', '.join(missing)}")
     text, choices, answer = raw["question"], raw["choices"], raw["answer"]
     if not isinstance(text, str) or not text.strip():
-        raise MutascopeError(f"{where}: question text must be a non-empty string")
+        raise InputError(f"{where}: question text must be a non-empty string")
     if not isinstance(choices, list) or len(choices) != 4:
-        raise MutascopeError(f"{where}: choices must be a list of exactly 4 options (A-D)")
+        raise InputError(f"{where}: choices must be a list of exactly 4 options (A-D)")
     if not all(isinstance(c, str) and c.strip() for c in choices):
-        raise MutascopeError(f"{where}: every choice must be a non-empty string (quote numbers in YAML)")
+        raise InputError(f"{where}: every choice must be a non-empty string (quote numbers in YAML)")
     if answer not in LETTERS:
-        raise MutascopeError(f"{where}: answer must be one of A, B, C, D, got {answer!r}")
+        raise InputError(f"{where}: answer must be one of A, B, C, D, got {answer!r}")
     return Question(subject=concept, index=index, question=text.strip(), choices=tuple(choices), answer=answer)
 
 
 def _concept_name(where: str, raw) -> str:
     if not isinstance(raw, str) or not raw.strip():
-        raise MutascopeError(f"{where}: concept must be a non-empty string")
+        raise InputError(f"{where}: concept must be a non-empty string")
     return raw.strip()
 
 
@@ -111,36 +118,36 @@ def _from_yaml(p: Path, text: str) -> list[Concept]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         first = str(e).replace("\n", " ")
-        raise MutascopeError(f"concept file {p}: malformed YAML: {first}") from None
+        raise InputError(f"concept file {p}: malformed YAML: {first}") from None
     if isinstance(data, dict):
         if "concepts" not in data:
-            raise MutascopeError(f"concept file {p}: expected a top-level 'concepts:' list")
+            raise InputError(f"concept file {p}: expected a top-level 'concepts:' list")
         data = data["concepts"]
     if not isinstance(data, list):
-        raise MutascopeError(f"concept file {p}: expected a list of concepts")
+        raise InputError(f"concept file {p}: expected a list of concepts")
     concepts: list[Concept] = []
     seen: set[str] = set()
     for i, entry in enumerate(data):
         where = f"concept file {p}, entry {i + 1}"
         if not isinstance(entry, dict) or "concept" not in entry:
-            raise MutascopeError(f"{where}: each entry needs 'concept' and 'questions'")
+            raise InputError(f"{where}: each entry needs 'concept' and 'questions'")
         name = _concept_name(where, entry["concept"])
         where = f"concept file {p}, concept {name!r}"
         if name in seen:
-            raise MutascopeError(f"{where}: the name is used twice; concept names must be unique")
+            raise InputError(f"{where}: the name is used twice; concept names must be unique")
         seen.add(name)
         unknown = set(entry) - {"concept", "questions", "controls"}
         if unknown:
-            raise MutascopeError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+            raise InputError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
         raw_q = entry.get("questions")
         if not isinstance(raw_q, list) or not raw_q:
-            raise MutascopeError(f"{where}: 'questions' must be a non-empty list")
+            raise InputError(f"{where}: 'questions' must be a non-empty list")
         questions = tuple(_question(f"{where}, question {j + 1}", name, j, q) for j, q in enumerate(raw_q))
         controls = None
         if entry.get("controls") is not None:
             raw_c = entry["controls"]
             if not isinstance(raw_c, list) or not raw_c:
-                raise MutascopeError(f"{where}: 'controls' must be a non-empty list when given")
+                raise InputError(f"{where}: 'controls' must be a non-empty list when given")
             controls = tuple(
                 _question(f"{where}, control {j + 1}", f"control:{name}", j, q) for j, q in enumerate(raw_c)
             )
@@ -151,30 +158,24 @@ def _from_yaml(p: Path, text: str) -> list[Concept]:
 def _from_jsonl(p: Path, text: str) -> list[Concept]:
     questions: dict[str, list[Question]] = {}
     controls: dict[str, list[Question]] = {}
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for n, raw in read_jsonl(p, text, "concept file"):
         where = f"concept file {p}:{n}"
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise MutascopeError(f"{where}: malformed JSON: {e.msg}") from None
         if not isinstance(raw, dict):
-            raise MutascopeError(f"{where}: each line must be a JSON object")
+            raise InputError(f"{where}: each line must be a JSON object")
         name = _concept_name(where, raw.get("concept"))
         role = raw.get("role", "question")
         if role not in ("question", "control"):
-            raise MutascopeError(f"{where}: role must be 'question' or 'control', got {role!r}")
+            raise InputError(f"{where}: role must be 'question' or 'control', got {role!r}")
         unknown = set(raw) - {"concept", "question", "choices", "answer", "role"}
         if unknown:
-            raise MutascopeError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+            raise InputError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         bucket = questions if role == "question" else controls
         items = bucket.setdefault(name, [])
         subject = name if role == "question" else f"control:{name}"
         items.append(_question(where, subject, len(items), raw))
     orphans = sorted(set(controls) - set(questions))
     if orphans:
-        raise MutascopeError(f"concept file {p}: concept {orphans[0]!r} has controls but no questions")
+        raise InputError(f"concept file {p}: concept {orphans[0]!r} has controls but no questions")
     return [
         Concept(name, tuple(qs), tuple(controls[name]) if name in controls else None) for name, qs in questions.items()
     ]
@@ -193,7 +194,7 @@ def resolve_controls(concepts: list[Concept], seed: int = 0) -> list[Concept]:
             key=lambda q: (q.subject, q.index),
         )
         if not pool:
-            raise MutascopeError(
+            raise InputError(
                 f"concept {c.name!r} lists no controls and there is no other concept to draw them from; "
                 "add a 'controls:' list or more concepts"
             )
@@ -203,12 +204,12 @@ def resolve_controls(concepts: list[Concept], seed: int = 0) -> list[Concept]:
     return out
 
 
-def select(concepts: list[Concept], names: list[str] | None) -> list[Concept]:
+def select(concepts: list[Concept], names: Sequence[str] | None) -> list[Concept]:
     """The named concepts, in the given order (all when ``names`` is empty or None)."""
     if not names:
         return list(concepts)
     by_name = {c.name: c for c in concepts}
     missing = [n for n in names if n not in by_name]
     if missing:
-        raise MutascopeError(f"concept {missing[0]!r} is not in the concept file; it has: {', '.join(by_name)}")
+        raise InputError(f"concept {missing[0]!r} is not in the concept file; it has: {', '.join(by_name)}")
     return [by_name[n] for n in dict.fromkeys(names)]

@@ -17,15 +17,16 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..errors import MutascopeError
+from ..errors import InputError
 
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 
 
 def pss_figure(table: pd.DataFrame) -> Figure:
-    """The figure from :func:`.score.summary`'s table (columns model_id, accuracy, k, pss, pss_random, pss_random_sd)."""
+    """The figure from :func:`.score.summary`'s table (columns model_id, accuracy, k, pss, pss_random,
+    pss_random_sd)."""
     if table.empty:
-        raise MutascopeError("nothing to plot: the summary table is empty")
+        raise InputError("nothing to plot: the summary table is empty")
     fig = Figure(figsize=(6.4, 4.2), dpi=120, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -56,7 +57,7 @@ def finetune_figure(table: pd.DataFrame) -> Figure:
     :func:`.causal.arm_table` (columns model_id, k, arm, heldout_before, heldout_after); the
     base model's held-out accuracy is the grey line."""
     if table.empty:
-        raise MutascopeError("nothing to plot: the fine-tuning table is empty")
+        raise InputError("nothing to plot: the fine-tuning table is empty")
     models = list(dict.fromkeys(table["model_id"]))
     fig = Figure(figsize=(5.2 * len(models), 4.0), dpi=120, layout="constrained")
     FigureCanvasAgg(fig)

@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..evaluate import ChoiceSet
+from ..model.anatomy import weight_of
 from ..model.subject import Subject
 from ..probes.mmlu import Question
 from .coefficients import Ranking
@@ -56,7 +57,7 @@ def split(questions: Sequence[Question], seed: int, name: str, heldout: float) -
     """``(train, held_out)``: a seeded share ``heldout`` of the questions held out (at least one each)."""
     n = len(questions)
     if n < 2:
-        raise MutascopeError(
+        raise InputError(
             f"concept {name!r} has {n} question; the fine-tuning experiment needs at least 2 "
             "(some to train on, some held out)"
         )
@@ -144,11 +145,12 @@ def tuned(
     stops at the lowest of them); their ``requires_grad`` flags and ``.grad`` are put back.
     """
     if not lr > 0:
-        raise MutascopeError(f"the learning rate must be > 0, got {lr}")
+        raise InputError(f"the learning rate must be > 0, got {lr}")
     by_layer = vectors_by_layer(subject, vectors)
     columns = {layer: sorted(set(cols)) for layer, cols in sorted(by_layer.items())}
     params = {
-        layer: subject.model.get_submodule(subject.anatomy.ref(layer, "down").module_path).weight for layer in columns
+        layer: weight_of(subject.model.get_submodule(subject.anatomy.ref(layer, "down").module_path))
+        for layer in columns
     }
     flags = {layer: (p.requires_grad, p.grad) for layer, p in params.items()}
     views = {layer: subject.anatomy.weight(layer, "down") for layer in columns}
@@ -177,7 +179,9 @@ def tuned(
                 loss = example_loss(subject, examples[i])
                 loss.backward()
             for layer, idx in columns.items():
-                master[layer].grad = _canonical(subject, layer, params[layer].grad)[:, idx].float().clone()
+                grad = params[layer].grad
+                assert grad is not None  # every tuned layer is below the loss and requires grad
+                master[layer].grad = _canonical(subject, layer, grad)[:, idx].float().clone()
             optimizer.step()
             log.seen.append(int(i))
             log.losses.append(float(loss.detach()))

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import Subject
 from .answers import choice_scores
 
@@ -36,7 +36,7 @@ DEFAULT_CONFIDENCE = 0.8
 
 def check_confidence(threshold: float) -> float:
     if not 0.25 < threshold < 1:
-        raise MutascopeError(f"--confidence must be above 0.25 (chance over four choices) and below 1, got {threshold}")
+        raise InputError(f"--confidence must be above 0.25 (chance over four choices) and below 1, got {threshold}")
     return threshold
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import Subject
 
 Vector = tuple[int, int]  # (layer, column of the canonical down matrix)
@@ -33,7 +33,7 @@ def vectors_by_layer(subject: Subject, vectors: Iterable[Vector]) -> dict[int, l
     for layer, j in vectors:
         width = subject.anatomy.ref(layer, "down").shape[1]
         if not 0 <= j < width:
-            raise MutascopeError(f"value vector {j} of layer {layer} does not exist; down has {width} columns")
+            raise InputError(f"value vector {j} of layer {layer} does not exist; down has {width} columns")
         by_layer[int(layer)].append(int(j))
     return by_layer
 

@@ -20,11 +20,11 @@ means as ``show("arms", table)`` and the paired tests as ``show("tests", table)`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..files.outputs import check_output_file
 from ..progress import Progress, Show, Status, listeners
 from ..store import check_tables_file
@@ -55,12 +55,13 @@ TINY = "tiny"  # the model name that means a tiny random model (the floor)
 
 @dataclass
 class Settings:
-    """What ``mutascope specialization`` takes (its options, by the same names)."""
+    """What ``mutascope specialization`` takes (its options, by the same names), as values: the
+    command turns repeated options into tuples and checks ``--method`` before anything runs."""
 
-    model: Sequence[str] = ("SmolLM2-135M-Instruct",)
+    model: tuple[str, ...] = ("SmolLM2-135M-Instruct",)  # each a model, or TINY
     concepts: Path | None = None
-    concept: Sequence[str] | None = None
-    k: Sequence[int] | None = None  # None: DEFAULT_KS, or FINETUNE_KS with finetune
+    concept: tuple[str, ...] | None = None  # None: every concept of the file
+    k: tuple[int, ...] | None = None  # None: DEFAULT_KS, or FINETUNE_KS with finetune
     random_draws: int = DEFAULT_DRAWS
     seed: int = 0
     method: str = "cloze"
@@ -105,13 +106,13 @@ def run(
             ks, max(ks), repeats=s.repeats, steps=s.steps, lr=s.lr, heldout=s.heldout, confidence=s.confidence
         )
     if s.random_draws < 0:
-        raise MutascopeError(f"--random-draws must be >= 0, got {s.random_draws}")
+        raise InputError(f"--random-draws must be >= 0, got {s.random_draws}")
     inputs = [s.concepts] if s.concepts is not None else []
     if s.out_file is not None:
         check_tables_file(s.out_file, inputs=inputs)
     if s.figure is not None:
         if s.out_file is not None and s.figure.resolve() == s.out_file.resolve():
-            raise MutascopeError(f"--figure {s.figure} is the --out file; give the figure another name")
+            raise InputError(f"--figure {s.figure} is the --out file; give the figure another name")
         check_output_file(s.figure, inputs=inputs, what="--figure")
     chosen = select(resolve_controls(load_concepts(concepts_file(s)), s.seed), s.concept)
     if s.finetune:
@@ -131,9 +132,12 @@ def run(
             )
         say(f"{name}: starting ...")
 
-        def counted(done: int, total: int, before: int = finished, left: int = len(names) - index) -> None:
-            if progress:
+        def counted(done: int, total: int | None, before: int = finished, left: int = len(names) - index) -> None:
+            if progress and total is not None:
                 progress(before + done, before + total * left)  # later models taken to cost as much
+
+        def said(msg: str, name: str = name) -> None:
+            say(f"{name}: {msg} ...")
 
         result = specialization(
             subject,
@@ -142,7 +146,7 @@ def run(
             random_draws=s.random_draws,
             seed=s.seed,
             method=s.method,
-            progress=lambda msg: say(f"{name}: {msg} ..."),
+            progress=said,
             count=counted,
         )
         finished += work
@@ -173,7 +177,7 @@ def _loaded(name: str, s: Settings, ks: list[int], load: Callable, tell: Show):
     n_layers, d_ff = n_vectors(subject)
     model_ks = [x for x in ks if x <= n_layers * d_ff]
     if not model_ks:
-        raise MutascopeError(f"every --k exceeds the {n_layers * d_ff} value vectors of {subject.model_id}")
+        raise InputError(f"every --k exceeds the {n_layers * d_ff} value vectors of {subject.model_id}")
     if len(model_ks) < len(ks):
         tell("note", f"{subject.model_id} has {n_layers * d_ff} value vectors: k > that skipped")
     return subject, model_ks
@@ -210,9 +214,12 @@ def _run_finetune(
             )
         say(f"{name}: starting ...")
 
-        def counted(done: int, total: int, before: int = finished, left: int = len(names) - index) -> None:
-            if progress:
+        def counted(done: int, total: int | None, before: int = finished, left: int = len(names) - index) -> None:
+            if progress and total is not None:
                 progress(before + done, before + total * left)
+
+        def said(msg: str, name: str = name) -> None:
+            say(f"{name}: {msg} ...")
 
         result = finetune_experiment(
             subject,
@@ -225,7 +232,7 @@ def _run_finetune(
             heldout=s.heldout,
             confidence=s.confidence,
             method=s.method,
-            progress=lambda msg: say(f"{name}: {msg} ..."),
+            progress=said,
             count=counted,
         )
         finished += work
@@ -238,7 +245,7 @@ def _run_finetune(
     tell("tests", out.tests)
     if s.out_file is not None:
         recorded = dict(
-            concepts=str(s.concepts or f"shipped: {concepts_file(s).name}"),
+            concepts=str(s.concepts or f"shipped: {finetune_concepts_path().name}"),
             concept=s.concept,
             k=ks,
             repeats=s.repeats,
@@ -266,6 +273,6 @@ SECONDS_PER_FINETUNE_UNIT = 0.33
 SECONDS_PER_EVALUATION = 0.25
 
 
-def _minutes(evaluations: int) -> str:
+def _minutes(evaluations: float) -> str:
     seconds = evaluations * SECONDS_PER_EVALUATION
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"

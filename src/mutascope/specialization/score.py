@@ -29,7 +29,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import Subject
 from ..progress import Progress
 from .answers import accuracy, check_method, prepare, prompt_ids
@@ -91,11 +91,11 @@ class ModelResult:
 
 def _check_ks(ks: Sequence[int], total: int) -> list[int]:
     if not ks:
-        raise MutascopeError("give at least one k (number of value vectors to mask)")
+        raise InputError("give at least one k (number of value vectors to mask)")
     out = []
     for k in ks:
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= total:
-            raise MutascopeError(f"k must be an integer from 1 to {total} (the model's value vectors), got {k!r}")
+            raise InputError(f"k must be an integer from 1 to {total} (the model's value vectors), got {k!r}")
         out.append(k)
     return sorted(set(out))
 
@@ -120,9 +120,9 @@ def specialization(
     (:func:`evaluations` of them in all), after each one.
     """
     if not concepts:
-        raise MutascopeError("no concepts to score")
+        raise InputError("no concepts to score")
     if not isinstance(random_draws, int) or random_draws < 0:
-        raise MutascopeError(f"random draws must be an integer >= 0, got {random_draws!r}")
+        raise InputError(f"random draws must be an integer >= 0, got {random_draws!r}")
     if any(c.controls is None for c in concepts):
         concepts = resolve_controls(list(concepts), seed)
     n_layers, d_ff = n_vectors(subject)
@@ -135,63 +135,97 @@ def specialization(
     )
 
     # Coefficients of every distinct question, once (controls are often other concepts' questions).
-    unique = list(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.controls)))
-    row = {q: i for i, q in enumerate(unique)}
+    unique = list(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.control_questions)))
     say(f"coefficients on {len(unique)} questions")
     coefs = answer_coefficients(subject, prompt_ids(subject, unique, method))
+    answered = _Answers(
+        subject, {q: prepare(subject, [q], method) for q in unique}, evaluations(concepts, ks, random_draws), count
+    )
+    say("accuracy before masking")
+    before = _unmasked(result, concepts, unique, coefs, answered(unique))
+    for k in ks:
+        _masked_scores(result, subject, concepts, unique, k, before, answered, random_draws, seed, say)
+    return result
 
-    singles = {q: prepare(subject, [q], method) for q in unique}
-    total = evaluations(concepts, ks, random_draws)
-    done = [0]
 
-    def answered(questions) -> dict:
-        """Whether each of ``questions`` is answered right by the model as it stands."""
+@dataclass
+class _Answers:
+    """Whether each question is answered right by the model as it stands, one forward pass each,
+    counted for the caller's progress bar (``count(done, total)``) as it goes."""
+
+    subject: Subject
+    singles: dict
+    total: int
+    count: Progress | None
+    done: int = 0
+
+    def __call__(self, questions) -> dict:
         right = {}
         for q in questions:
-            right[q] = accuracy(subject, singles[q]) == 1.0
-            done[0] += 1
-            if count:
-                count(done[0], total)
+            right[q] = accuracy(self.subject, self.singles[q]) == 1.0
+            self.done += 1
+            if self.count:
+                self.count(self.done, self.total)
         return right
 
-    def share(questions, right: dict) -> float:
-        return sum(right[q] for q in questions) / len(questions)
 
-    say("accuracy before masking")
-    unmasked = answered(unique)
+def _share(questions, right: dict) -> float:
+    return sum(right[q] for q in questions) / len(questions)
+
+
+def _unmasked(
+    result: ModelResult, concepts: Sequence[Concept], unique: list, coefs, right: dict
+) -> dict[str, tuple[float, float]]:
+    """Each concept's (own, control) accuracy unmasked and its ranking of value vectors; the pooled
+    accuracy is the "knowledge accuracy" the paper sets PSS against."""
+    row = {q: i for i, q in enumerate(unique)}
     before: dict[str, tuple[float, float]] = {}
     for c in concepts:
-        before[c.name] = (share(c.questions, unmasked), share(c.controls, unmasked))
+        before[c.name] = (_share(c.questions, right), _share(c.control_questions, right))
         result.rankings[c.name] = rank_vectors(
-            coefs[[row[q] for q in c.questions]], coefs[[row[q] for q in c.controls]]
+            coefs[[row[q] for q in c.questions]], coefs[[row[q] for q in c.control_questions]]
         )
     n_questions = sum(len(c.questions) for c in concepts)
     result.accuracy = sum(before[c.name][0] * len(c.questions) for c in concepts) / n_questions
+    return before
 
-    for k in ks:
-        drawn = []  # per random draw: every distinct question's answer under that mask
-        for d in range(random_draws):
-            say(f"k={k}, random mask {d + 1}/{random_draws}")
-            with masked(subject, random_vectors(subject, k, seed, d)):
-                drawn.append(answered(unique))
-        for c in concepts:
-            c_before, g_before = before[c.name]
-            say(f"{c.name}: k={k}, top mask")
-            with masked(subject, result.rankings[c.name].top(k)):
-                top = answered(dict.fromkeys((*c.questions, *c.controls)))
-            for kind, draw, right in [("top", -1, top)] + [("random", d, r) for d, r in enumerate(drawn)]:
-                c_after, g_after = share(c.questions, right), share(c.controls, right)
-                result.scores.append(
-                    Score(c.name, k, kind, draw, c_before, g_before, c_after, g_after, pss(g_before, g_after, c_after))
-                )
-    return result
+
+def _masked_scores(
+    result: ModelResult,
+    subject: Subject,
+    concepts: Sequence[Concept],
+    unique: list,
+    k: int,
+    before: dict[str, tuple[float, float]],
+    answered: _Answers,
+    random_draws: int,
+    seed: int,
+    say: Callable[[str], None],
+) -> None:
+    """PSS of every concept under its top-k mask and under each random k-mask. A random mask is
+    the same for every concept, so every question is answered once under it and shared."""
+    drawn = []  # per random draw: every distinct question's answer under that mask
+    for d in range(random_draws):
+        say(f"k={k}, random mask {d + 1}/{random_draws}")
+        with masked(subject, random_vectors(subject, k, seed, d)):
+            drawn.append(answered(unique))
+    for c in concepts:
+        c_before, g_before = before[c.name]
+        say(f"{c.name}: k={k}, top mask")
+        with masked(subject, result.rankings[c.name].top(k)):
+            top = answered(dict.fromkeys((*c.questions, *c.control_questions)))
+        for kind, draw, right in [("top", -1, top)] + [("random", d, r) for d, r in enumerate(drawn)]:
+            c_after, g_after = _share(c.questions, right), _share(c.control_questions, right)
+            result.scores.append(
+                Score(c.name, k, kind, draw, c_before, g_before, c_after, g_after, pss(g_before, g_after, c_after))
+            )
 
 
 def evaluations(concepts: Sequence[Concept], ks: Sequence[int], random_draws: int) -> int:
     """Question evaluations (one forward pass each) :func:`specialization` makes: every distinct
     question unmasked and under each random mask, and each concept's own under its top mask."""
-    unique = len(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.controls)))
-    own = sum(len(dict.fromkeys((*c.questions, *c.controls))) for c in concepts)
+    unique = len(dict.fromkeys(q for c in concepts for q in (*c.questions, *c.control_questions)))
+    own = sum(len(dict.fromkeys((*c.questions, *c.control_questions))) for c in concepts)
     return unique + len(set(ks)) * (own + random_draws * unique)
 
 

@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from ..errors import MutascopeError
+from ..errors import FileInUseError, InputError, MutascopeError, ResultsFileError
 from ..files.outputs import is_duckdb_file, refuse_file_parent, refuse_inputs
 
 
@@ -37,13 +37,13 @@ def open_error(path: Path, exc: BaseException, purpose: str = "mutascope results
     if "lock" in first.lower():
         pid = re.search(r"PID (\d+)", first)
         who = f"process {pid.group(1)}" if pid else "another process"
-        return MutascopeError(
+        return FileInUseError(
             f"{path} is in use by {who} (a running screen or another mutascope command); "
             "wait for it to finish or stop it, then retry"
         )
     if path.is_dir():
-        return MutascopeError(f"{path} is a directory, not a {purpose}")
-    return MutascopeError(f"{path} is not a readable {purpose} ({first})")
+        return InputError(f"{path} is a directory, not a {purpose}")
+    return ResultsFileError(f"{path} is not a readable {purpose} ({first})")
 
 
 def connect(path: str | os.PathLike, *, read_only: bool = False, purpose: str = "mutascope results file"):
@@ -118,9 +118,9 @@ def check_tables_file(
     p = Path(path)
     refuse_inputs(p, inputs, what)
     if p.is_dir():
-        raise MutascopeError(f"{what} {p} is a directory; give a DuckDB file name")
+        raise InputError(f"{what} {p} is a directory; give a DuckDB file name")
     if p.exists() and not is_duckdb_file(p):
-        raise MutascopeError(f"{what} {p} exists and is not a DuckDB file; refusing to write tables over it")
+        raise ResultsFileError(f"{what} {p} exists and is not a DuckDB file; refusing to write tables over it")
     refuse_file_parent(p, what)
     if p.exists():
         connect(p, read_only=True, purpose="DuckDB file").close()

@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from ..errors import MutascopeError
+from ..errors import InputError, ResultsFileError
 from ..files.outputs import is_duckdb_file
 from .db import connect, existing_runs
 
@@ -43,7 +43,7 @@ def read_config(path: Path) -> tuple[str, dict] | None:
         if n_tables == 0:
             return None  # an empty database (e.g. a creation that was rolled back): reuse it
         if existing_runs(con) == 0:
-            raise MutascopeError(f"{path} exists but holds no mutascope screen; choose another --out file")
+            raise ResultsFileError(f"{path} exists but holds no mutascope screen; choose another --out file")
         digest, blob = con.execute("SELECT config_hash, config FROM runs").fetchone()
         return digest, json.loads(blob)
     finally:
@@ -75,14 +75,14 @@ def check_target(path: str | os.PathLike, config: dict) -> None:
     path = Path(path)
     if not path.exists():
         if path.parent.exists() and not path.parent.is_dir():
-            raise MutascopeError(f"cannot create {path}: {path.parent} is not a directory")
+            raise InputError(f"cannot create {path}: {path.parent} is not a directory")
         return
     if path.is_dir():
-        raise MutascopeError(f"{path} is a directory; give a file name for the results, e.g. {path / 'screen.duckdb'}")
+        raise InputError(f"{path} is a directory; give a file name for the results, e.g. {path / 'screen.duckdb'}")
     if path.stat().st_size and not is_duckdb_file(
         path
     ):  # DuckDB's own error here is "Cannot launch in-memory database"
-        raise MutascopeError(
+        raise ResultsFileError(
             f"{path} is not a readable mutascope results file: it is not a DuckDB database "
             "(results files are); give a new --out file, e.g. runs/screen.duckdb"
         )
@@ -92,7 +92,7 @@ def check_target(path: str | os.PathLike, config: dict) -> None:
     full = set(config) >= {"model", "plan", "probes", "shard", "dtype", "device", "eos"}
     changed = _diff_keys(existing[1], config) if full else _partial_diff(existing[1], config)
     if (full and existing[0] != config_hash(config)) or changed:
-        raise MutascopeError(
+        raise ResultsFileError(
             f"{path} holds a different screen (differs in: {', '.join(changed) or 'configuration'}); "
             "use a new --out file or rerun the original command to resume"
         )

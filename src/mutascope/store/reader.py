@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import MutascopeError
+from ..errors import InputError, ResultsFileError
 from ..files.outputs import atomic_file, check_output_dir, check_output_file
 from .db import connect, existing_runs
 from .schema import EFFECT_COLUMNS, TABLES
@@ -21,11 +21,11 @@ class Results:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         if not self.path.exists():
-            raise MutascopeError(f"results file not found: {self.path}")
+            raise InputError(f"results file not found: {self.path}")
         self.con = connect(self.path, read_only=True)
         if existing_runs(self.con) == 0:
             self.con.close()
-            raise MutascopeError(f"{self.path} holds no mutascope screen")
+            raise ResultsFileError(f"{self.path} holds no mutascope screen")
 
     def table_names(self) -> list[str]:
         """Every table in the file: the screen's, then phenotypes and analyses if computed."""
@@ -38,7 +38,7 @@ class Results:
     def table(self, name: str) -> pd.DataFrame:
         names = self.table_names()
         if name not in names:
-            raise MutascopeError(f"unknown table {name!r}: choose from {', '.join(names)}")
+            raise InputError(f"unknown table {name!r}: choose from {', '.join(names)}")
         return self.con.execute(f'SELECT * FROM "{name}" ORDER BY ALL').df()
 
     @property

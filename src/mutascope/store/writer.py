@@ -28,7 +28,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from ..errors import MutascopeError
+from ..errors import ResultsFileError
 from ..plan.mutation import Mutation
 from .db import connect, existing_runs, insert
 from .identity import check_target, config_hash
@@ -86,6 +86,7 @@ class Store:
             if existing_runs(con) == 0:
                 store = cls(path, con)
                 store._create(config, digest, run, probes, mutations)
+                store._load_phenotypes()  # the new file's WT outputs (a reopened file's were loaded by cls())
             else:
                 migrate(con)
                 store = cls(path, con)
@@ -95,7 +96,6 @@ class Store:
         except BaseException:
             con.close()
             raise
-        store._load_phenotypes()
         return store
 
     @classmethod
@@ -168,7 +168,7 @@ class Store:
         }
         for p in probes:
             if stored.get(p.probe_id) != tuple(p.wt_tokens):
-                raise MutascopeError(
+                raise ResultsFileError(
                     f"{self.path}: the wild-type output of probe {p.probe_id!r} differs from the stored one; "
                     "the model or its numerics changed, so this screen cannot be resumed here"
                 )
@@ -178,7 +178,7 @@ class Store:
         n, lo, hi = self.con.execute("SELECT count(*), min(mutation_id), max(mutation_id) FROM mutations").fetchone()
         ids = [m.mutation_id for m in mutations]
         if (n, lo, hi) != (len(ids), min(ids, default=None), max(ids, default=None)):
-            raise MutascopeError(
+            raise ResultsFileError(
                 f"{self.path} holds mutations {lo}-{hi} ({n}) but this screen's plan has "
                 f"{min(ids, default=0)}-{max(ids, default=0)} ({len(ids)}): it was written by a mutascope "
                 "that split shards differently; rerun it with that version or start a new --out file"
@@ -257,7 +257,7 @@ class Store:
         }
         unknown = set(frame["probe_id"]) - {r[0] for r in self.con.execute("SELECT probe_id FROM probes").fetchall()}
         if missing or unknown:
-            raise MutascopeError(f"{self.path}: predictions of mutations or probes this screen does not have")
+            raise ResultsFileError(f"{self.path}: predictions of mutations or probes this screen does not have")
         stored = set()
         if self.has_predictions():
             stored = {r[0] for r in self.con.execute("SELECT DISTINCT mutation_id FROM predictions").fetchall()}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from ..errors import MutascopeError
+from ..errors import ResultsFileError
 from .schema import ZOOM_DDL
 
 ZOOM_COLUMNS = (
@@ -55,7 +55,7 @@ def check_settings(con: duckdb.DuckDBPyConnection, site: str, kind: str, share: 
         "SELECT share, beam, floor FROM zoom_settings WHERE site = ? AND kind = ?", [site, kind]
     ).fetchone()
     if row is not None and (float(row[0]), int(row[1]), int(row[2])) != (float(share), int(beam), int(floor)):
-        raise MutascopeError(
+        raise ResultsFileError(
             f"site {site} was zoomed with {kind} at --share {row[0]:g} --beam {row[1]} --floor {row[2]}; "
             "rerun with those to resume it (a zoom table holds one refinement per site and kind)"
         )

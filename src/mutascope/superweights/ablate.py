@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import Subject
 
 Coord = tuple[int, int, int]  # (layer, row, col) in the canonical down matrix
@@ -34,7 +34,7 @@ def _check(subject: Subject, coords: Iterable[Coord]) -> list[Coord]:
     for layer, row, col in coords:
         ref = subject.anatomy.ref(layer, "down")
         if not (0 <= row < ref.shape[0] and 0 <= col < ref.shape[1]):
-            raise MutascopeError(
+            raise InputError(
                 f"super weight ({layer}, {row}, {col}) is outside the {ref.shape[0]}x{ref.shape[1]} down matrix"
             )
         out.append((int(layer), int(row), int(col)))
@@ -59,7 +59,7 @@ def _elements(subject: Subject, items: list[tuple[int, str, int, int]], new_valu
 def scaled(subject: Subject, coords: Iterable[Coord], factor: float) -> Iterator[None]:
     """Multiply the super weights by ``factor`` (0 zeroes them)."""
     if not math.isfinite(factor):
-        raise MutascopeError(f"scale factor must be finite, got {factor}")
+        raise InputError(f"scale factor must be finite, got {factor}")
     items = [(layer, "down", r, c) for layer, r, c in _check(subject, coords)]
     with _elements(subject, items, lambda old: old * factor):
         yield
@@ -76,7 +76,7 @@ def top_weights(
     """The ``ceil(fraction * N)`` largest-magnitude weights over all mutable matrices,
     super weights excluded: ``(layer, matrix, row, col, value)``, largest first."""
     if not 0 < fraction < 1:
-        raise MutascopeError(f"fraction must be in (0, 1), got {fraction}")
+        raise InputError(f"fraction must be in (0, 1), got {fraction}")
     skip = {(layer, "down", r, c) for layer, r, c in _check(subject, exclude)}
     refs = subject.anatomy.refs()
     total = sum(r.shape[0] * r.shape[1] for r in refs)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import Subject
 from .ablate import Coord, _check
 from .export import READS
@@ -109,13 +109,13 @@ def activations_quantized(
     exit, also after an error; weights are never written.
     """
     if not 2 <= bits <= 16:
-        raise MutascopeError(f"activation bits must be in 2..16, got {bits}")
+        raise InputError(f"activation bits must be in 2..16, got {bits}")
     hold = dict(hold or {})
     stats = ActQuantStats()
     paths = sorted({r.module_path for r in subject.anatomy.refs()})
     unknown = set(hold) - set(paths)
     if unknown:
-        raise MutascopeError(f"not projections of this model: {', '.join(sorted(unknown))}")
+        raise InputError(f"not projections of this model: {', '.join(sorted(unknown))}")
 
     def make(path):
         channels = hold.get(path, ())

@@ -65,7 +65,7 @@ def check(model_id: str, found: list[Coord]) -> CheckResult | None:
     if entry is None:
         return None
     source, expected = entry
-    got = set(map(tuple, found))
+    got = {(layer, row, col) for layer, row, col in found}
     return CheckResult(
         model_key=catalogue_key(model_id),
         source=source,

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import Subject
 from .ablate import Coord, zeroed
 
@@ -203,7 +203,7 @@ def encode(subject: Subject, text: str) -> torch.Tensor:
     """Token ids (1, n) with the tokenizer's own special tokens, BOS where it adds one."""
     ids = subject.tokenizer(text, return_tensors="pt").input_ids
     if ids.shape[1] == 0:
-        raise MutascopeError("a probe text encodes to no tokens; give non-empty texts")
+        raise InputError("a probe text encodes to no tokens; give non-empty texts")
     return ids
 
 
@@ -253,7 +253,7 @@ def _pass(subject: Subject, cap: _Capture, threshold: float, relative: float, we
     return creators, cancellers, activations
 
 
-def _layer_pair(subject, cap, layer, threshold, relative, weight_z) -> tuple[int, int, int] | None:
+def _layer_pair(subject: Subject, cap, layer, threshold, relative, weight_z) -> tuple[int, int, int] | None:
     """(token, row, col) of the layer's largest output spike that a spiking input and
     an outlier weight explain, or None.
 
@@ -300,16 +300,16 @@ def detect(
     passes). The model is restored exactly before returning.
     """
     if threshold < 0 or relative < 0 or not (math.isfinite(threshold) and math.isfinite(relative)):
-        raise MutascopeError("spike thresholds must be finite numbers >= 0")
+        raise InputError("spike thresholds must be finite numbers >= 0")
     if threshold == 0 and relative == 0:
-        raise MutascopeError("threshold and relative are both 0: every value would be a spike; set one above 0")
+        raise InputError("threshold and relative are both 0: every value would be a spike; set one above 0")
     if weight_z < 0 or not math.isfinite(weight_z):
-        raise MutascopeError(f"weight_z must be a finite number >= 0, got {weight_z}")
+        raise InputError(f"weight_z must be a finite number >= 0, got {weight_z}")
     if max_iterations < 1:
-        raise MutascopeError(f"max_iterations must be >= 1, got {max_iterations}")
+        raise InputError(f"max_iterations must be >= 1, got {max_iterations}")
     texts = tuple(texts)
     if not texts:
-        raise MutascopeError("detection needs at least one probe text")
+        raise InputError("detection needs at least one probe text")
     found: dict[Coord, SuperWeight] = {}
     activations: list[SuperActivation] = []
     cancellers: dict[Coord, SuperWeight] = {}

@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..errors import MutascopeError
+from ..errors import InputError
 
 __all__ = ["quant_sweep_figure", "write_figure"]
 
@@ -28,7 +28,7 @@ STYLES = ("-", "--", ":", "-.")
 def quant_sweep_figure(sweep: pd.DataFrame, original: float | None = None) -> Figure:
     """The figure from :func:`.store.sweep_frame`'s table (bits, block_size, block_index, method, perplexity)."""
     if sweep.empty:
-        raise MutascopeError("nothing to plot: the quantization sweep is empty")
+        raise InputError("nothing to plot: the quantization sweep is empty")
     fig = Figure(figsize=(7, 4.5), dpi=120, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()

@@ -16,11 +16,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from .. import evaluate
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import Subject
 from . import ablate, quantize
 from .ablate import Coord
@@ -86,7 +87,7 @@ def ablation_table(
     activation, and scale the super weights by each of ``scales`` (1 and 0 reuse
     the original and zero-all rows instead of running again)."""
     if not weights:
-        raise MutascopeError("no super weights to ablate; detection found none")
+        raise InputError("no super weights to ablate; detection found none")
     before = subject.content_hash()
     originals = {c: float(subject.anatomy.weight(c[0], "down")[c[1], c[2]]) for c in weights}
     all_label = ", ".join(map(_label, weights))
@@ -179,7 +180,7 @@ def quantization_table(
         for block in blocks:
             label = quantize.block_label(block)
             suffix = f", block {label}" if len(blocks) > 1 else ""  # one block size: the names as before sweeps
-            cases = [
+            cases: list[tuple[str, str, str, dict[str, Any]]] = [
                 (f"INT{width} RTN naive{suffix}", f"block {label}", NAIVE, dict(clip=None, keep=())),
                 (
                     f"INT{width} RTN + SW handling{suffix}",

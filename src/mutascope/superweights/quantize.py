@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError
 from ..model.subject import Subject
 from .ablate import Coord, _check
 
@@ -38,7 +38,7 @@ def _check_block(block_size) -> None:
     if block_size in (PER_ROW, PER_TENSOR):
         return
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise MutascopeError(f"block size must be an integer >= 1, {PER_ROW} or {PER_TENSOR}, got {block_size!r}")
+        raise InputError(f"block size must be an integer >= 1, {PER_ROW} or {PER_TENSOR}, got {block_size!r}")
 
 
 def parse_blocks(spec: str | int) -> tuple:
@@ -46,9 +46,7 @@ def parse_blocks(spec: str | int) -> tuple:
     (integers ascending, then per-row, then per-tensor)."""
     parts = [p.strip() for p in str(spec).split(",")]
     if not any(parts) or not all(parts):
-        raise MutascopeError(
-            f"bad --block-size {spec!r}: give integers >= 1, {PER_ROW} or {PER_TENSOR}, comma-separated"
-        )
+        raise InputError(f"bad --block-size {spec!r}: give integers >= 1, {PER_ROW} or {PER_TENSOR}, comma-separated")
     blocks: set = set()
     for part in parts:
         word = part.lower()
@@ -58,9 +56,9 @@ def parse_blocks(spec: str | int) -> tuple:
         try:
             value = int(part)
         except ValueError:
-            raise MutascopeError(f"bad --block-size {part!r}: give integers >= 1, {PER_ROW} or {PER_TENSOR}") from None
+            raise InputError(f"bad --block-size {part!r}: give integers >= 1, {PER_ROW} or {PER_TENSOR}") from None
         if value < 1:
-            raise MutascopeError(f"bad --block-size {part!r}: a block holds at least 1 weight")
+            raise InputError(f"bad --block-size {part!r}: a block holds at least 1 weight")
         blocks.add(value)
     order = {PER_ROW: 1, PER_TENSOR: 2}
     return tuple(sorted(blocks, key=lambda b: (order.get(b, 0), b if isinstance(b, int) else 0)))
@@ -70,15 +68,15 @@ def parse_bits(spec: str | int, what: str = "--bits", lo: int = 2, hi: int = 8) 
     """``4`` or ``4,3`` -> bit widths in [lo, hi], de-duplicated, widest first."""
     parts = [p.strip() for p in str(spec).split(",")]
     if not any(parts) or not all(parts):
-        raise MutascopeError(f"bad {what} {spec!r}: give integers in {lo}..{hi}, comma-separated")
+        raise InputError(f"bad {what} {spec!r}: give integers in {lo}..{hi}, comma-separated")
     out = set()
     for part in parts:
         try:
             value = int(part)
         except ValueError:
-            raise MutascopeError(f"bad {what} {part!r}: give integers in {lo}..{hi}") from None
+            raise InputError(f"bad {what} {part!r}: give integers in {lo}..{hi}") from None
         if not lo <= value <= hi:
-            raise MutascopeError(f"bad {what} {part!r}: must be in {lo}..{hi}")
+            raise InputError(f"bad {what} {part!r}: must be in {lo}..{hi}")
         out.add(value)
     return tuple(sorted(out, reverse=True))
 
@@ -96,7 +94,7 @@ def rtn(w: torch.Tensor, block_size=64, bits: int = 4) -> torch.Tensor:
     """
     _check_block(block_size)
     if not 1 <= bits <= 16:
-        raise MutascopeError(f"bits must be in 1..16, got {bits}")
+        raise InputError(f"bits must be in 1..16, got {bits}")
     if block_size == PER_TENSOR:
         return rtn(w.reshape(1, -1), w.numel(), bits).reshape(w.shape)
     rows, cols = w.shape
@@ -140,7 +138,7 @@ def quantized(
     afterwards (the super weights). Naive RTN is ``clip=None, keep=()``.
     """
     if clip is not None and not (clip > 0 and math.isfinite(clip)):
-        raise MutascopeError(f"clip z-score must be a positive number, got {clip}")
+        raise InputError(f"clip z-score must be a positive number, got {clip}")
     _check_block(block_size)
     keep = _check(subject, keep)
     anatomy = subject.anatomy

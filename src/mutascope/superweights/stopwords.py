@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import MutascopeError
+from ..errors import InputError, MutascopeError
 from ..evaluate.choices import token_id
 from ..model.subject import Subject
 
@@ -34,7 +34,7 @@ def stopword_probs(
     probability; it is left out of the result rather than approximated.
     """
     if not prompts:
-        raise MutascopeError("stopword probabilities need at least one prompt")
+        raise InputError("stopword probabilities need at least one prompt")
     ids = {}
     for w in words:
         try:
