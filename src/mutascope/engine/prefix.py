@@ -104,11 +104,12 @@ def capture_wild_type(decoder: torch.nn.Module, blocks: torch.nn.ModuleList, ids
         for h in handles:
             h.remove()
     keys, values = layer_keys_values(cache)
-    if any(h is None for h in hidden_in) or len(keys) != len(blocks):
+    inputs = [h for h in hidden_in if h is not None]
+    if len(inputs) != len(blocks) or len(keys) != len(blocks):
         raise RuntimeError("the wild-type pass did not run every decoder block once")
     return WildTypePass(
-        hidden_in=hidden_in, keys=keys, values=values, last_hidden=out.last_hidden_state, returns_tuple=returns_tuple[0]
-    )  # type: ignore[arg-type]
+        hidden_in=inputs, keys=keys, values=values, last_hidden=out.last_hidden_state, returns_tuple=returns_tuple[0]
+    )
 
 
 @contextlib.contextmanager

@@ -333,11 +333,9 @@ def teacher_forced(
                         decide(flat[part], head, chooser, steps[part], tolerance=tolerance, targets=want[part])
                     )
                 else:
-                    parts.append(
-                        StepScores(
-                            tokens=None, margins=None, relative=None, logprobs=logprobs(flat[part], head, want[part])
-                        )
-                    )  # type: ignore[arg-type]
+                    scored = logprobs(flat[part], head, want[part])
+                    none = torch.empty(0)  # no decisions taken: only the targets' log-probabilities
+                    parts.append(StepScores(tokens=none, margins=none, relative=none, logprobs=scored))
             out_logprobs[rows, s0:s1] = torch.cat([p.target_logprobs for p in parts]).view(len(rows), width)
             if decides:
                 tokens[rows, s0:s1] = torch.cat([p.tokens for p in parts]).view(len(rows), width)

@@ -77,7 +77,7 @@ class PlanSpec:
             rows=tup(d.get("rows")),
             cols=tup(d.get("cols")),
             kinds=tuple(Kind.parse(k) for k in d["kinds"]),
-            tile=tuple(d["tile"]),  # type: ignore[arg-type]
+            tile=tuple(d["tile"]),
         )
 
 

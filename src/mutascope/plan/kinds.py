@@ -61,6 +61,13 @@ class KindRule:
     largest: Callable[[float, torch.Tensor, int], float] | None = None
 
 
+def _given(x: float | None) -> float:
+    """A parametric kind's argument (``NAME:X`` makes it; ``Kind.parse`` refuses one without)."""
+    if x is None:
+        raise ValueError("this kind takes an argument")
+    return x
+
+
 def _extreme(weight: torch.Tensor) -> float:
     """``a = max(|max|, |min|)`` of the matrix: the size the controls are scaled by."""
     return max(abs(float(weight.max().item())), abs(float(weight.min().item())))
@@ -87,13 +94,13 @@ KINDS: dict[str, KindRule] = {
     "max": KindRule(False, lambda x, w: float(w.max().item())),
     "min": KindRule(False, lambda x, w: float(w.min().item())),
     "zero": KindRule(False, lambda x, w: 0.0),
-    "value": KindRule(True, lambda x, w: x),
-    "scale": KindRule(True, lambda x, w: x, tile=_scaled, largest=lambda v, w, n: abs(v) * _extreme(w)),
-    "sym": KindRule(True, lambda x, w: x * _extreme(w)),
+    "value": KindRule(True, lambda x, w: _given(x)),
+    "scale": KindRule(True, lambda x, w: _given(x), tile=_scaled, largest=lambda v, w, n: abs(v) * _extreme(w)),
+    "sym": KindRule(True, lambda x, w: _given(x) * _extreme(w)),
     # an element of a noise tile of RMS v is at most v * sqrt(n) (the whole norm in one element)
     "noise": KindRule(
         True,
-        lambda x, w: x * _extreme(w),
+        lambda x, w: _given(x) * _extreme(w),
         tile=_noisy,
         check=_positive,
         largest=lambda v, w, n: _extreme(w) + abs(v) * math.sqrt(n),

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # the anatomy module imports torch; plan/ is imported without it
-    from ..model.anatomy import Anatomy
 from .kinds import Kind, check_representable, kind_value
 from .mutation import Mutation
 from .tiles import TileGrid
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the anatomy module imports torch; plan/ is imported without it
+    from ..model.anatomy import Anatomy
 
 
 @dataclass(frozen=True, order=True)
@@ -109,7 +110,7 @@ def region_mutation(
     if value is None:
         value = kind_value(kind, weight)
         check_representable(kind, value, weight, region.size, f"layer {layer} {matrix}")
-    grid = TileGrid(tuple(shape), tile)
+    grid = TileGrid((int(shape[0]), int(shape[1])), tile)
     row, col = region.r0 // tile[0], region.c0 // tile[1]
     whole = grid.bounds(row, col) == (region.r0, region.r1, region.c0, region.c1)
     return Mutation(

@@ -101,7 +101,7 @@ class Recording:
         self.subject = subject
         self.layers: dict[int, LayerRecord] = {}
         self.keys = {k for k in keys if k[1] in LOCAL_MATRICES and is_local(subject, k[1])}
-        for layer, matrix in sorted(self.keys):
+        for _layer, matrix in sorted(self.keys):
             check_supported(subject, matrix)
 
     def _hooks(self) -> list:
@@ -394,7 +394,9 @@ class _Mlp:
         at = rows.clamp(max=self.pre.shape[1] - 1)
         pre = self.pre.T[at].transpose(1, 2)  # (B, T, h)
         change = self.act(pre + part) - self.act(pre)
-        return (change * self.up.T[at].transpose(1, 2) if self.gated else change), rows
+        if self.up is None:  # a gateless MLP: the activation's output is the change
+            return change, rows
+        return change * self.up.T[at].transpose(1, 2), rows
 
     def features(self, h: int, matrix: str) -> int:
         return h

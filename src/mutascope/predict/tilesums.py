@@ -91,6 +91,8 @@ def gradient_sums(
     out = GradientSums()
 
     def reduce(param: torch.Tensor, refs) -> None:
+        if param.grad is None:
+            raise RuntimeError(f"{refs[0].param_name}: the backward pass left no gradient")
         grad = param.grad.detach()
         for ref in refs:
             g = canonical(ref, grad)
