@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import InputError
-
 from .kinds import Kind, check_representable, kind_value
 from .mutation import Mutation
 from .tiles import TileGrid
