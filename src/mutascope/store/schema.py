@@ -24,6 +24,10 @@ Tables (one row per thing, like deep-mutational-scanning tables):
                 the first-order predicted ``logprob_drop``, the local one (exact
                 through the mutated block's first nonlinearity; schema 4) and the
                 cheap scores of docs/methods.md, "Predicted maps";
+* ``phenotypes``, ``choice_scores``, ``phenotype_runs`` (only once ``mutascope
+                phenotype`` has run; :data:`PHENOTYPE_DDL`): each outcome's phenotype,
+                each mutant's score on each multiple-choice set, and the run that
+                computed them (:mod:`mutascope.phenotype.store` says what they mean);
 * ``zoom``      (only once ``mutascope zoom`` has run) one row per region and probe
                 of a zoomed site: the region in weights (``row``, ``col`` its first
                 element, ``height``, ``width``), its ``level`` and ``parent`` in the
@@ -40,6 +44,8 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from .db import transaction
+
 SCHEMA_VERSION = 4  # 2: outcomes.filled (calls-only screens) and the fills table; 3: probes.wt_logprob;
 # 4: predictions.local
 # Measurements an engine may report beside the NSM call (the batched engine's
@@ -52,6 +58,7 @@ EFFECT_COLUMNS = {
     "rechecked": pa.bool_(),
 }
 TABLES = ("runs", "probes", "mutations", "outcomes", "progress", "fills")  # every screen has these
+UNGROUPED = "choice"  # the set name of choice probes that name no group (``probes.probe_group`` null)
 
 SCREEN_DDL = """
 CREATE TABLE runs (
@@ -111,6 +118,29 @@ CREATE TABLE IF NOT EXISTS zoom (
 );
 """
 
+# Optional tables (a screen needs none): rebuilt whole by each `mutascope phenotype`.
+PHENOTYPE_TABLES = ("phenotypes", "choice_scores", "phenotype_runs")
+PHENOTYPE_DDL = """
+CREATE TABLE phenotypes (
+    mutation_id INTEGER, probe_id VARCHAR,
+    similarity DOUBLE, severity VARCHAR, edit_distance INTEGER,
+    category VARCHAR, first_word VARCHAR,
+    answer VARCHAR, correct BOOLEAN, malignant BOOLEAN,
+    PRIMARY KEY (mutation_id, probe_id)
+);
+CREATE TABLE choice_scores (
+    mutation_id INTEGER, probe_group VARCHAR, n_questions INTEGER,
+    answers VARCHAR, wt_answers VARCHAR, correct_right INTEGER, correct_wrong INTEGER,
+    score VARCHAR, total INTEGER, changed BOOLEAN, nsm BOOLEAN,
+    PRIMARY KEY (mutation_id, probe_group)
+);
+CREATE TABLE phenotype_runs (
+    embedding_model VARCHAR, batch_size INTEGER, n_outcomes INTEGER, n_distinct INTEGER,
+    n_embedded INTEGER, mutascope_version VARCHAR, seconds DOUBLE,
+    computed_at TIMESTAMP DEFAULT current_timestamp
+);
+"""
+
 
 def create(con: duckdb.DuckDBPyConnection) -> None:
     """Create the tables and keys of a fresh results file (inside the caller's transaction)."""
@@ -131,8 +161,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
     version = con.execute("SELECT max(schema_version) FROM runs").fetchone()[0]
     if version is not None and version >= SCHEMA_VERSION:
         return
-    con.begin()
-    try:
+    with transaction(con):
         con.execute("ALTER TABLE outcomes ADD COLUMN IF NOT EXISTS filled BOOLEAN DEFAULT true")
         con.execute(FILLS_DDL)
         con.execute("ALTER TABLE probes ADD COLUMN IF NOT EXISTS wt_logprob DOUBLE")
@@ -142,7 +171,3 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
         ).fetchone()[0]:
             con.execute('ALTER TABLE predictions ADD COLUMN IF NOT EXISTS "local" DOUBLE')
         con.execute("UPDATE runs SET schema_version = ?", [SCHEMA_VERSION])
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise

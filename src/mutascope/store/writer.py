@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from ..errors import MutascopeError
 from ..plan.mutation import Mutation
-from .db import connect, existing_runs, insert
+from .db import connect, existing_runs, insert, transaction
 from .identity import check_target, config_hash
 from .mutations import mutation_table
 from .reader import Results
@@ -113,8 +113,7 @@ class Store:
 
     def _create(self, config, digest, run, probes, mutations) -> None:
         con = self.con
-        con.begin()
-        try:
+        with transaction(con):
             create(con)
             con.execute(
                 "INSERT INTO runs (schema_version, config_hash, config, model_id, model_hash, dtype, device,"
@@ -154,10 +153,6 @@ class Store:
             )
             insert(con, "probes", probe_table)
             insert(con, "mutations", mutation_table(mutations))
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
 
     def _check_probes(self, probes: Sequence[ProbeRecord]) -> None:
         """On resume, the WT outputs must be what they were (same model, same decoding)."""
@@ -189,16 +184,11 @@ class Store:
         if not values:
             return
         con = self.con
-        con.begin()
-        try:
+        with transaction(con):
             for probe_id, value in values.items():
                 con.execute(
                     "UPDATE probes SET wt_logprob = ? WHERE probe_id = ? AND wt_logprob IS NULL", [value, probe_id]
                 )
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
 
     def _load_phenotypes(self) -> None:
         self._phenotypes = {}
@@ -264,8 +254,7 @@ class Store:
         if fresh.empty and known.empty:
             return 0
         con = self.con
-        con.begin()
-        try:
+        with transaction(con):
             con.execute(PREDICTIONS_DDL)
             added = len(fresh)
             if added:
@@ -281,10 +270,6 @@ class Store:
                 ).fetchall()
                 added += before - con.execute("SELECT count(*) FROM predictions WHERE local IS NULL").fetchall()[0][0]
                 con.unregister("_local")
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
         return added
 
     def fill_superweight_marks(self, marks: dict[int, float]) -> int:
@@ -294,8 +279,7 @@ class Store:
             return 0
         con = self.con
         frame = pd.DataFrame({"mutation_id": list(marks), "mark": list(marks.values())})
-        con.begin()
-        try:
+        with transaction(con):
             con.register("_marks", frame.astype({"mutation_id": "int32", "mark": "float64"}))
             n = con.execute(
                 "UPDATE predictions SET superweight = _marks.mark FROM _marks "
@@ -303,10 +287,6 @@ class Store:
                 "RETURNING 1"
             ).fetchall()
             con.unregister("_marks")
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
         return len(n)
 
     def read_predictions(self) -> pd.DataFrame | None:
@@ -361,18 +341,13 @@ class Store:
         table = self._outcome_table(outcomes, phenotype_ids)
         ids = [o.mutation_id for o in outcomes]
         con = self.con
-        con.begin()
-        try:
+        with transaction(con):
             insert(con, "outcomes", table)
             con.execute(
                 "INSERT INTO progress (first_mutation_id, last_mutation_id, n_mutations, engine, seconds)"
                 " VALUES (?,?,?,?,?)",
                 [min(ids), max(ids), len(set(ids)), engine, seconds],
             )
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
         for pid, new in pending.items():
             self._phenotypes[pid].update(new)
 
@@ -390,8 +365,7 @@ class Store:
         phenotype_ids, pending = self._phenotype_ids(outcomes)
         table = self._outcome_table(outcomes, phenotype_ids)
         con = self.con
-        con.begin()
-        try:
+        with transaction(con):
             con.register("_filled", table)
             n = con.execute(
                 "UPDATE outcomes SET output_tokens = f.output_tokens, output_text = f.output_text, "
@@ -402,13 +376,10 @@ class Store:
             con.unregister("_filled")
             ids = [o.mutation_id for o in outcomes]
             con.execute(
-                "INSERT INTO fills (first_mutation_id, last_mutation_id, n_outcomes, engine, seconds) VALUES (?,?,?,?,?)",
+                "INSERT INTO fills (first_mutation_id, last_mutation_id, n_outcomes, engine, seconds)"
+                " VALUES (?,?,?,?,?)",
                 [min(ids), max(ids), int(n), engine, seconds],
             )
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
         for pid, new in pending.items():
             self._phenotypes[pid].update(new)
         return int(n)
@@ -420,13 +391,8 @@ class Store:
         rows were committed in plan order).
         """
         con = self.con
-        con.begin()
-        try:
+        with transaction(con):
             changed = con.execute(_RENUMBER).fetchone()[0]
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
         self._load_phenotypes()
         return int(changed)
 
