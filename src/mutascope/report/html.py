@@ -21,7 +21,7 @@ import base64
 import datetime as _dt
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from ..analysis.run import control_frames
 from ..analysis.sentences import UNITS
 from ..files.outputs import check_output_dir, check_output_file, save_figure, write_text
 from ..store import open_results, read_zoom
+from ..store.db import no_progress_bar
 from .figures import CONTINUOUS_CMAP, TILE_CLASSES, figure_set, png_bytes
 from .payload import MATRIX_ORDER, ProbeInfo, build_payload, probe_infos, to_script_json
 from .statistics import STORED, report_tables, statistics_section
@@ -181,7 +182,7 @@ def check_report(
     out_path: str | Path | None = None,
     *,
     figures_dir: str | Path | None = None,
-    controls: list[str | Path] = (),
+    controls: Sequence[str | Path] = (),
 ) -> Path:
     """Everything ``mutascope report`` can refuse before any work, one line each: the HTML file
     (default: beside the results, ``.html``) and the figures directory may be written, and
@@ -208,7 +209,7 @@ def write_report(
     n_perm: int = 199,
     copa_matrices: int = 12,
     figures_dir: str | Path | None = None,
-    controls: list[str | Path] = (),
+    controls: Sequence[str | Path] = (),
 ) -> Path:
     """Write the screen's report as one offline HTML file; returns its path.
 
@@ -248,7 +249,7 @@ def write_report(
             progress(step, STAGES)
 
     with open_results(results_path) as results:
-        results.con.execute("SET enable_progress_bar = false")  # library code never prints
+        no_progress_bar(results.con)  # library code never prints
         infos = probe_infos(results.con)
         frame = site_frame(results, DEFAULT_EFFECT)
         names = results.table_names()

@@ -98,8 +98,8 @@ def insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
 
 def existing_runs(con: duckdb.DuckDBPyConnection) -> int:
     """How many ``runs`` rows a connection's database holds (0 when new)."""
-    has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'").fetchone()[0]
-    return con.execute("SELECT count(*) FROM runs").fetchone()[0] if has else 0
+    has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'").fetchall()[0][0]
+    return con.execute("SELECT count(*) FROM runs").fetchall()[0][0] if has else 0
 
 
 def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:

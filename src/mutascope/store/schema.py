@@ -158,7 +158,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
     as they are, and ``mutascope predict`` or a screen in predicted order fills only the
     null ``local`` values, :meth:`~.writer.Store.write_predictions`).
     """
-    version = con.execute("SELECT max(schema_version) FROM runs").fetchone()[0]
+    version = con.execute("SELECT max(schema_version) FROM runs").fetchall()[0][0]
     if version is not None and version >= SCHEMA_VERSION:
         return
     with transaction(con):
@@ -168,6 +168,6 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
         if con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'predictions' "
             "AND table_catalog = current_database()"
-        ).fetchone()[0]:
+        ).fetchall()[0][0]:
             con.execute('ALTER TABLE predictions ADD COLUMN IF NOT EXISTS "local" DOUBLE')
         con.execute("UPDATE runs SET schema_version = ?", [SCHEMA_VERSION])

@@ -168,7 +168,7 @@ class Store:
 
     def _check_mutations(self, mutations: Sequence[Mutation]) -> None:
         """On resume, the plan (or shard) must hold exactly the stored mutations."""
-        n, lo, hi = self.con.execute("SELECT count(*), min(mutation_id), max(mutation_id) FROM mutations").fetchone()
+        n, lo, hi = self.con.execute("SELECT count(*), min(mutation_id), max(mutation_id) FROM mutations").fetchall()[0]
         ids = [m.mutation_id for m in mutations]
         if (n, lo, hi) != (len(ids), min(ids, default=None), max(ids, default=None)):
             raise MutascopeError(
@@ -227,7 +227,7 @@ class Store:
         return (
             self.con.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = 'predictions'"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             > 0
         )
 
@@ -372,7 +372,7 @@ class Store:
                 "phenotype_id = f.phenotype_id, filled = true FROM _filled f "
                 "WHERE outcomes.mutation_id = f.mutation_id AND outcomes.probe_id = f.probe_id "
                 "AND NOT outcomes.filled"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             con.unregister("_filled")
             ids = [o.mutation_id for o in outcomes]
             con.execute(
@@ -392,7 +392,7 @@ class Store:
         """
         con = self.con
         with transaction(con):
-            changed = con.execute(_RENUMBER).fetchone()[0]
+            changed = con.execute(_RENUMBER).fetchall()[0][0]
         self._load_phenotypes()
         return int(changed)
 

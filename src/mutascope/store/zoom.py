@@ -37,7 +37,7 @@ ZOOM_COLUMNS = (
 
 
 def has_zoom(con: duckdb.DuckDBPyConnection) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'zoom'").fetchone()[0] > 0
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'zoom'").fetchall()[0][0] > 0
 
 
 def read_zoom(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
