@@ -1,5 +1,6 @@
 """The package's shape: every import points down the layering of docs/architecture.md, none
-forms a circle, and every folder and module says what it is for.
+forms a circle, every folder and module says what it is for, and the store owns persistence
+(SQL runs only in ``mutascope/store/``, transactions only through its helper).
 
 Imports are read with ``ast`` from the source (module level, inside functions and
 under ``TYPE_CHECKING`` alike), so a late import cannot hide an upward edge.
@@ -182,6 +183,59 @@ def test_the_cli_is_registration_and_main_only():
     tree = ast.parse(MODULES["mutascope.cli"].read_text(encoding="utf-8"))
     functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert functions == {"main", "_click_errors", "_shown_help", "_version", "_options"}  # + --version
+
+
+# The store owns persistence (docs/architecture.md): every table is declared in store/schema.py
+# (or written whole by store.write_tables) and read or written through functions of store/, so
+# only store modules run SQL, and only the transaction helper begins, commits or rolls back.
+SQL_METHODS = ("execute", "executemany", "sql")
+TRANSACTION_METHODS = ("begin", "commit", "rollback")
+TRANSACTION_HELPER = "mutascope.store.db"  # store.db.transaction
+
+
+def method_calls(source: str, methods: tuple[str, ...]) -> list[int]:
+    """Lines of ``source`` that call a method named in ``methods`` on anything (``x.execute(...)``):
+    read with ``ast``, so a call inside a function, a lambda or a comprehension is seen, and one
+    in a string or a comment is not."""
+    return sorted(
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in methods
+    )
+
+
+def _calls_outside(allowed, methods: tuple[str, ...]) -> list[str]:
+    return [
+        f"{MODULES[name].relative_to(ROOT)}:{line}"
+        for name in sorted(MODULES)
+        if not allowed(name)
+        for line in method_calls(MODULES[name].read_text(encoding="utf-8"), methods)
+    ]
+
+
+def test_sql_runs_only_in_the_store():
+    bad = _calls_outside(lambda name: name.startswith("mutascope.store."), SQL_METHODS)
+    assert not bad, "SQL outside mutascope/store/ (move it into a store module and call its function):\n" + "\n".join(
+        bad
+    )
+
+
+def test_transactions_only_through_the_helper():
+    bad = _calls_outside(lambda name: name == TRANSACTION_HELPER, TRANSACTION_METHODS)
+    assert not bad, "a hand-written begin/commit/rollback (use store.db.transaction):\n" + "\n".join(bad)
+
+
+def test_the_sql_check_sees_calls_wherever_they_are():
+    """The reader itself: a call on any object, nested in a function or a comprehension, is found;
+    the word in a string or a comment is not."""
+    source = (
+        "def f(con):\n"
+        "    rows = [con.execute(q).fetchall() for q in QUERIES]  # con.execute( in a comment\n"
+        "    text = 'con.execute(x)'\n"
+        "    return lambda: duckdb.sql('SELECT 1'), con.cursor().executemany('x', [])\n"
+    )
+    assert method_calls(source, SQL_METHODS) == [2, 4, 4]
+    assert method_calls("with x:\n    con.begin()\n    con.commit()\n", TRANSACTION_METHODS) == [2, 3]
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if _is_package(n)))

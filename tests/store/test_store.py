@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from mutascope.errors import MutascopeError
+from mutascope.errors import Interrupted, MutascopeError
 from mutascope.plan import Kind, Mutation
 from mutascope.store import (
     SCHEMA_VERSION,
@@ -27,6 +27,7 @@ from mutascope.store import (
     open_results,
     read_mutations,
     replace_tables,
+    transaction,
     write_tables,
 )
 
@@ -161,6 +162,33 @@ def test_a_failed_chunk_leaves_nothing_behind(store):
         store.write_chunk([row(1, "a", (1,), 0), row(0, "a", (7, 8, 9), None)], engine="e", seconds=0.1)
     assert store.done_mutations() == {0}
     assert store.con.execute("SELECT count(*) FROM progress").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, Interrupted, MutascopeError, duckdb.Error])
+def test_a_transaction_is_all_or_nothing_however_its_block_stops(tmp_path, stop):
+    """The one begin/commit/rollback of the package: whatever escapes the block (Ctrl-C, our
+    Interrupted, a user error, a DuckDB error) rolls back every write in it and is raised again;
+    a block that ends commits, and the connection takes the next transaction."""
+    con = duckdb.connect(str(tmp_path / "t.duckdb"))
+    try:
+        con.execute("CREATE TABLE t (x INTEGER)")
+        with transaction(con):
+            con.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(stop), transaction(con):
+            con.execute("INSERT INTO t VALUES (2)")
+            con.execute("CREATE TABLE u (y INTEGER)")
+            raise stop("stopped")
+        assert con.execute("SELECT x FROM t").fetchall() == [(1,)]
+        assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'u'").fetchone()[0] == 0
+        with transaction(con):
+            con.execute("INSERT INTO t VALUES (3)")
+    finally:
+        con.close()
+    con = duckdb.connect(str(tmp_path / "t.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (3,)]
+    finally:
+        con.close()
 
 
 def test_out_of_order_chunks_are_renumbered_to_the_canonical_ids(store):

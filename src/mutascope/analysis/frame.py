@@ -20,44 +20,23 @@ category, first_word`` (text probes).
 A multiple-choice *set* (e.g. MMLU21) counts as one probe whose NSM is "any
 answer changed", as in the paper; its effect is the sum over its questions
 (null unless every question has one) and it is filled when every question is.
+
+The rows are read by :mod:`mutascope.store.frame` (the store owns the SQL).
 """
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..store.frame import probe_context, site_rows
 
-PHENOTYPE_COLUMNS = ("similarity", "severity", "category", "first_word")
-UNGROUPED = "choice"  # the set name of choice probes that name no group (as in the phenotype tables)
+__all__ = ["DEFAULT_EFFECT", "EFFECT_CHOICES", "check_effect", "probe_context", "site_frame", "tile_map"]
+
 # outcome columns that can serve as the continuous readout (both additive over tokens and questions)
 EFFECT_CHOICES = ("logprob_drop", "logprob_drop_per_token")
 DEFAULT_EFFECT = "logprob_drop"
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return (
-        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0] > 0
-    )
-
-
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    return {
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
-        ).fetchall()
-    }
-
-
-def phenotype_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The phenotype columns this file has (none before ``mutascope phenotype`` ran)."""
-    if not _has_table(con, "phenotypes"):
-        return []
-    have = _columns(con, "phenotypes")
-    return [c for c in PHENOTYPE_COLUMNS if c in have]
 
 
 def check_effect(effect: str) -> str:
@@ -67,42 +46,15 @@ def check_effect(effect: str) -> str:
     return effect
 
 
-def effect_sql(con: duckdb.DuckDBPyConnection, effect: str = DEFAULT_EFFECT) -> str:
-    """SQL for the effect of outcome ``o`` (NULL in files that predate effect sizes)."""
-    check_effect(effect)
-    return f"o.{effect}" if effect in _columns(con, "outcomes") else "CAST(NULL AS DOUBLE)"
-
-
 def site_frame(results, effect: str = DEFAULT_EFFECT) -> pd.DataFrame:
     """The site frame of an open :class:`~mutascope.store.Results` (or a DuckDB connection).
 
-    Built in SQL without output texts or tokens: a full-genome screen has
-    millions of outcome rows, and no analysis needs their texts (phenotype
-    columns carry what they need).
+    Built in SQL without output texts or tokens (:func:`mutascope.store.frame.site_rows`):
+    a full-genome screen has millions of outcome rows, and no analysis needs their texts
+    (phenotype columns carry what they need).
     """
     con = getattr(results, "con", results)
-    eff = effect_sql(con, effect)
-    per_token = effect_sql(con, "logprob_drop_per_token")
-    summed = effect_sql(con, "logprob_drop")
-    ph = phenotype_columns(con)
-    ph_select = "".join(f", f.{c}" for c in ph)
-    ph_join = "LEFT JOIN phenotypes f ON f.mutation_id = o.mutation_id AND f.probe_id = o.probe_id" if ph else ""
-    text = con.execute(
-        f"SELECT o.probe_id, m.layer, m.matrix, m.row, m.col, m.kind, m.value, o.mutation_id, o.nsm, "
-        f"{eff} AS effect, {per_token} AS effect_per_token, o.output_tokens IS NOT NULL AS filled{ph_select} "
-        f"FROM outcomes o JOIN mutations m USING (mutation_id) JOIN probes p USING (probe_id) {ph_join} "
-        "WHERE p.kind <> 'choice' ORDER BY o.mutation_id, p.position"
-    ).df()
-    sets = con.execute(
-        f"SELECT coalesce(p.probe_group, '{UNGROUPED}') AS probe_id, m.layer, m.matrix, m.row, m.col, m.kind, "
-        f"m.value, o.mutation_id, bool_or(o.nsm) AS nsm, "
-        f"CASE WHEN count({eff}) = count(*) THEN sum({eff}) END AS effect, "
-        f"CASE WHEN count({per_token}) = count(*) THEN sum({summed}) / sum(len(p.wt_tokens)) END "
-        "AS effect_per_token, "
-        "bool_and(o.output_tokens IS NOT NULL) AS filled "
-        "FROM outcomes o JOIN mutations m USING (mutation_id) JOIN probes p USING (probe_id) "
-        "WHERE p.kind = 'choice' GROUP BY ALL ORDER BY o.mutation_id, probe_id"
-    ).df()
+    text, sets = site_rows(con, check_effect(effect))
     if sets.empty:
         frame = text
     elif text.empty:
@@ -114,26 +66,6 @@ def site_frame(results, effect: str = DEFAULT_EFFECT) -> pd.DataFrame:
     frame["effect"] = frame["effect"].astype(float)
     frame["effect_per_token"] = frame["effect_per_token"].astype(float)
     return frame.reset_index(drop=True)
-
-
-def probe_context(results) -> pd.DataFrame:
-    """Per probe of the site frame (a multiple-choice set as one): the length of its WT
-    output (``new_tokens``, summed over a set's questions) and the WT output's own
-    log-likelihood under the unmutated model (``wt_logprob``; null in files written
-    before it was recorded). Effect sizes of probes with different lengths or
-    likelihoods are not on one scale: the tables carry these beside their effects."""
-    con = getattr(results, "con", results)
-    wt = "p.wt_logprob" if "wt_logprob" in _columns(con, "probes") else "CAST(NULL AS DOUBLE)"
-    return (
-        con.execute(
-            f"SELECT CASE WHEN p.kind = 'choice' THEN coalesce(p.probe_group, '{UNGROUPED}') ELSE p.probe_id END "
-            f"AS probe_id, sum(len(p.wt_tokens)) AS new_tokens, "
-            f"CASE WHEN count({wt}) = count(*) THEN sum({wt}) END AS wt_logprob, min(p.position) AS _pos "
-            "FROM probes p GROUP BY 1 ORDER BY _pos"
-        )
-        .df()
-        .drop(columns="_pos")
-    )
 
 
 def tile_map(

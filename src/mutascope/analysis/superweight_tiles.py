@@ -51,6 +51,13 @@ from ..files.outputs import is_duckdb_file
 from ..files.text import read_text_file
 from ..model.subject import model_key
 from ..store import connect
+from ..store.superweights import (
+    SUPERWEIGHT_TABLES,
+    superactivation_channels,
+    superweight_positions,
+    superweight_run,
+    table_names,
+)
 from .exact import poisson_binomial_tail
 from .tile_scores import main_kinds
 
@@ -106,20 +113,17 @@ def read_superweights(path: str | os.PathLike) -> SuperWeights:
 def _read_duckdb(p: Path) -> SuperWeights:
     con = connect(p, read_only=True, purpose="superweights file")
     try:
-        names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        missing = [t for t in ("superweight_runs", "superweights", "superactivations") if t not in names]
+        names = table_names(con)
+        missing = [t for t in SUPERWEIGHT_TABLES if t not in names]
         if missing:
             raise ResultsFileError(
                 f"superweights file {p} has no table {missing[0]}: it is not a superweights file; {HOW}"
             )
-        run = con.execute("SELECT model_id, content_hash, dtype FROM superweight_runs LIMIT 1").fetchone()
+        run = superweight_run(con)
         if run is None:
             raise ResultsFileError(f"superweights file {p}: superweight_runs is empty; {HOW}")
-        weights, cancellers = (
-            con.execute(f"SELECT layer, \"row\", col FROM superweights WHERE kind = '{kind}' ORDER BY ALL").fetchall()
-            for kind in ("creator", "canceller")
-        )
-        acts = con.execute("SELECT DISTINCT channel, first_layer FROM superactivations ORDER BY ALL").fetchall()
+        weights, cancellers = (superweight_positions(con, kind) for kind in ("creator", "canceller"))
+        acts = superactivation_channels(con)
     finally:
         con.close()
     return SuperWeights(

@@ -10,8 +10,9 @@ results file without rerunning the screen; :func:`show_mutant` and
 
 Modules, one idea each: :mod:`.similarity` (embeddings, severity, edit
 distance), :mod:`.categories` (the rule-based classifier), :mod:`.choice`
-(multiple-choice scores, malignancy), :mod:`.store` (the tables in the
-results file), :mod:`.show` (one mutant), :mod:`.zoomed` (one region of the ``zoom`` table).
+(multiple-choice scores, malignancy), :mod:`.store` (the phenotypes
+computed and kept in the results file, through :mod:`mutascope.store.phenotypes`),
+:mod:`.show` (one mutant), :mod:`.zoomed` (one region of the ``zoom`` table).
 """
 
 from .categories import CATEGORIES, categorize, first_word

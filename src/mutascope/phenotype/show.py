@@ -28,10 +28,12 @@ from ..errors import InputError, ResultsFileError
 from ..plan.kinds import Kind
 from ..plan.parse import parse_site
 from ..store import open_results
+from ..store.mutants import find_mutation, kinds_at, mutant_outcomes, screen_extent
+from ..store.phenotypes import mutant_phenotypes
+from ..store.schema import UNGROUPED
 from .categories import categorize, first_word
 from .choice import ChoiceScore, score_choices
 from .similarity import token_edit_distance
-from .store import UNGROUPED, has_phenotypes
 
 __all__ = ["DIFF_MARK", "MutantView", "ProbeView", "parse_site", "render_show", "show_mutant"]
 
@@ -81,49 +83,21 @@ class MutantView:
 def _ranges(values: list[int]) -> str:
     values = sorted(set(values))
     out = []
-    for _, run in itertools.groupby(enumerate(values), lambda p: p[1] - p[0]):
-        run = [v for _, v in run]
+    for _, pairs in itertools.groupby(enumerate(values), lambda p: p[1] - p[0]):
+        run = [v for _, v in pairs]
         out.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
     return ",".join(out)
 
 
-def _find_mutation(r, path: Path, site: str, kind: str) -> tuple:
+def _find_mutation(con, path: Path, site: str, kind: str) -> tuple:
     layer, matrix, row, col = parse_site(site)
-    found = next(
-        iter(
-            r.con.execute(
-                'SELECT mutation_id, layer, matrix, "row", col, kind, value, r0, r0 + height, c0, c0 + width '
-                'FROM mutations WHERE layer = ? AND matrix = ? AND "row" = ? AND col = ? AND kind = ?',
-                [layer, matrix, row, col, kind],
-            ).fetchall()
-        ),
-        None,
-    )
+    found = find_mutation(con, layer, matrix, row, col, kind)
     if found is not None:
         return found
-    kinds_here = [
-        k
-        for (k,) in r.con.execute(
-            'SELECT DISTINCT kind FROM mutations WHERE layer = ? AND matrix = ? AND "row" = ? AND col = ? ORDER BY 1',
-            [layer, matrix, row, col],
-        ).fetchall()
-    ]
+    kinds_here = kinds_at(con, layer, matrix, row, col)
     if kinds_here:
         raise InputError(f"{path} has no {kind} mutation at site {site}; kinds screened there: {', '.join(kinds_here)}")
-    layers = [v for (v,) in r.con.execute("SELECT DISTINCT layer FROM mutations").fetchall()]
-    matrices = [v for (v,) in r.con.execute("SELECT DISTINCT matrix FROM mutations ORDER BY 1").fetchall()]
-    rows = [
-        v
-        for (v,) in r.con.execute(
-            'SELECT DISTINCT "row" FROM mutations WHERE layer = ? AND matrix = ?', [layer, matrix]
-        ).fetchall()
-    ]
-    cols = [
-        v
-        for (v,) in r.con.execute(
-            "SELECT DISTINCT col FROM mutations WHERE layer = ? AND matrix = ?", [layer, matrix]
-        ).fetchall()
-    ]
+    layers, matrices, rows, cols = screen_extent(con, layer, matrix)
     where = f"layers {_ranges(layers)}, matrices {','.join(matrices)}"
     if rows:
         where += f"; {layer}.{matrix} has rows {_ranges(rows)}, cols {_ranges(cols)}"
@@ -146,26 +120,14 @@ def show_mutant(path: str | os.PathLike, site: str, kind: str = "max") -> Mutant
     path = Path(path)
     kind_s = str(Kind.parse(str(kind)))
     with open_results(path) as r:
-        mid, layer, matrix, row, col, kind_s, value, r0, r1, c0, c1 = _find_mutation(r, path, site, kind_s)
-        rows = r.con.execute(
-            "SELECT p.probe_id, p.kind, p.probe_group, p.answer, p.wt_tokens, p.wt_text, "
-            "o.nsm, o.divergence, o.output_tokens, o.output_text "
-            "FROM outcomes o JOIN probes p USING (probe_id) WHERE o.mutation_id = ? ORDER BY p.position",
-            [mid],
-        ).fetchall()
+        mid, layer, matrix, row, col, kind_s, value, r0, r1, c0, c1 = _find_mutation(r.con, path, site, kind_s)
+        rows = mutant_outcomes(r.con, mid)
         if not rows:
             raise ResultsFileError(
                 f"the {kind_s} mutation at site {site} has no outcomes yet in {path} "
                 "(the screen stopped before it); rerun the screen command to resume it"
             )
-        stored: dict[str, tuple] = {}
-        if has_phenotypes(r.con):
-            stored = {
-                pid: rest
-                for pid, *rest in r.con.execute(
-                    "SELECT probe_id, similarity, severity, malignant FROM phenotypes WHERE mutation_id = ?", [mid]
-                ).fetchall()
-            }
+        stored = mutant_phenotypes(r.con, mid)
     probes = []
     groups: dict[str, list[tuple[str, str, str]]] = {}
     for pid, pkind, group, answer, wt_tokens, wt_text, nsm, divergence, tokens, text in rows:

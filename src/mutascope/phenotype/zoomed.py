@@ -25,6 +25,7 @@ from ..plan.kinds import Kind
 from ..plan.parse import parse_site
 from ..plan.region import Region
 from ..store import open_results, read_zoom
+from ..store.readback import ordered_probe_ids, wt_texts
 from .categories import categorize, first_word
 from .show import DIFF_MARK, _column, _common_prefix, _side_by_side
 
@@ -105,8 +106,8 @@ def show_region(path: str | os.PathLike, site: str, kind: str, region: str | Reg
     region = region if isinstance(region, Region) else Region.parse(region)
     with open_results(path) as r:
         zoom = read_zoom(r.con)
-        wt = dict(r.con.execute("SELECT probe_id, wt_text FROM probes").fetchall())
-        order = [p for (p,) in r.con.execute("SELECT probe_id FROM probes ORDER BY position").fetchall()]
+        wt = wt_texts(r.con)
+        order = ordered_probe_ids(r.con)
     rows = zoom[(zoom["site"] == site) & (zoom["kind"] == kind_s)] if len(zoom) else zoom
     here = (
         rows[

@@ -33,6 +33,7 @@ from ..analysis.run import control_frames
 from ..analysis.sentences import UNITS
 from ..files.outputs import check_output_dir, check_output_file, save_figure, write_text
 from ..store import open_results, read_zoom
+from ..store.db import no_progress_bar
 from .figures import CONTINUOUS_CMAP, TILE_CLASSES, figure_set, png_bytes
 from .payload import MATRIX_ORDER, ProbeInfo, build_payload, probe_infos, to_script_json
 from .statistics import STORED, report_tables, statistics_section
@@ -248,7 +249,7 @@ def write_report(
             progress(step, STAGES)
 
     with open_results(results_path) as results:
-        results.con.execute("SET enable_progress_bar = false")  # library code never prints
+        no_progress_bar(results.con)  # library code never prints
         infos = probe_infos(results.con)
         frame = site_frame(results, DEFAULT_EFFECT)
         names = results.table_names()

@@ -49,16 +49,27 @@ from __future__ import annotations
 import base64
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from ..analysis.frame import UNGROUPED, phenotype_columns, site_frame
+from ..analysis.frame import site_frame
 from ..model.anatomy import MATRICES as MATRIX_ORDER  # attention before MLP, the paper's order
 from ..plan.kinds import BASE_KINDS
 from ..store import read_zoom
+from ..store.readback import tile_shape
+from ..store.report import (
+    choice_answers,
+    matrix_extents,
+    output_measures,
+    output_texts,
+    report_probes,
+    screened_kinds,
+    text_outcomes,
+)
+from ..store.schema import UNGROUPED
 from .zoom import zoom_payload
 
 UNFILLED_PH = -2  # in the outcome table: an NSM whose output is not stored (calls-only screen)
@@ -91,13 +102,10 @@ class ProbeInfo:
 
 def probe_infos(con: duckdb.DuckDBPyConnection) -> list[ProbeInfo]:
     """Probes in screen order; a choice set appears once, where its first question was."""
-    rows = con.execute(
-        "SELECT probe_id, kind, text, wt_text, decoding, max_new_tokens, probe_group, answer "
-        "FROM probes ORDER BY position"
-    ).fetchall()
+    rows = report_probes(con)
     out: list[ProbeInfo] = []
     sets: dict[str, ProbeInfo] = {}
-    for pid, kind, text, wt, decoding, max_new, group, answer in rows:
+    for pid, kind, text, wt, decoding, max_new, group, _key in rows:
         if kind != "choice":
             out.append(ProbeInfo(pid, "text", text, wt or "", decoding, max_new))
             continue
@@ -148,23 +156,10 @@ def _outcome_table(con: duckdb.DuckDBPyConnection, infos: list[ProbeInfo]) -> tu
     one phenotype (the WT string is 0). Returns the table and, per set, its
     answer strings indexed by id.
     """
-    text = con.execute(
-        "SELECT o.probe_id, o.mutation_id, m.layer, m.matrix, m.row, m.col, m.kind, "
-        f"CASE WHEN o.output_tokens IS NULL AND o.nsm THEN {UNFILLED_PH} "
-        "ELSE coalesce(o.phenotype_id, CASE WHEN o.nsm THEN -1 ELSE 0 END) END AS ph "
-        "FROM outcomes o JOIN mutations m USING (mutation_id) JOIN probes p USING (probe_id) "
-        "WHERE p.kind <> 'choice'"
-    ).df()
+    text = text_outcomes(con, UNFILLED_PH)
     if not any(i.kind == "choice" for i in infos):
         return text, {}
-    answers = con.execute(
-        f"SELECT coalesce(p.probe_group, '{UNGROUPED}') AS probe_id, o.mutation_id, m.layer, m.matrix, m.row, m.col, m.kind, "
-        "string_agg(CASE WHEN trim(coalesce(o.output_text, '')) = '' THEN '∅' "
-        "ELSE replace(trim(o.output_text), ' ', '_') END, ' ' ORDER BY p.position) AS answers, "
-        "bool_or(o.nsm AND o.output_tokens IS NULL) AS unfilled "
-        "FROM outcomes o JOIN mutations m USING (mutation_id) JOIN probes p USING (probe_id) "
-        "WHERE p.kind = 'choice' GROUP BY ALL"
-    ).df()
+    answers = choice_answers(con)
     parts, strings = [text], {}
     wt = {i.probe_id: i.wt for i in infos if i.kind == "choice"}
     for name, g in answers.groupby("probe_id", sort=False):
@@ -195,87 +190,27 @@ def build_payload(
     table, when ``mutascope analyze --superweights`` has run.
     """
     table, choice_strings = _outcome_table(con, infos)
-    extents = con.execute(
-        "SELECT layer, matrix, max(row) + 1 AS nrows, max(col) + 1 AS ncols, "
-        "max(r0 + height) AS height, max(c0 + width) AS width FROM mutations GROUP BY layer, matrix"
-    ).df()
-    extents = extents.assign(_key=extents["matrix"].map(matrix_sort_key)).sort_values(["layer", "_key"])
-    extents = extents.drop(columns="_key").reset_index(drop=True)
-    sizes = (extents["nrows"] * extents["ncols"]).to_numpy(dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    n_tiles = int(sizes.sum())
-    kinds = kind_order(con.execute("SELECT DISTINCT kind FROM mutations").df()["kind"])
-
-    max_ph = int(table["ph"].max()) if len(table) else 0
-    width = 2 if max_ph < 65533 else 4  # three ids reserved: none, unknown, unfilled
-    dtype = "<u2" if width == 2 else "<u4"
-    none = 65535 if width == 2 else 4294967295
-    special = {-1: none - 1, UNFILLED_PH: none - 2}
-
+    extents, offsets, n_tiles = _matrix_layout(con)
+    kinds = kind_order(screened_kinds(con))
+    ids = _IdCodes.fitting(table)
     mat, tile = _tile_index(table, extents, offsets)
     table = table.assign(_mat=mat, _tile=tile)
-
-    ids: dict[str, dict[str, str]] = {}
-    counts: dict[str, dict[str, list[int]]] = {}
-    texts: dict[str, dict[str, list]] = {}
-    omitted: dict[str, int] = {}
-    mutants: dict[str, dict[str, list[int]]] = {}
-    filled: dict[str, list[int]] = {}
-    text_meta = _text_meta(con)
-    for info in infos:
-        p = table[table["probe_id"] == info.probe_id]
-        ids[info.probe_id], counts[info.probe_id], mutants[info.probe_id] = {}, {}, {}
-        for kind in kinds:
-            pk = p[p["kind"] == kind]
-            arr = np.full(n_tiles, none, dtype=np.int64)
-            ph = pk["ph"].to_numpy(dtype=np.int64)
-            arr[pk["_tile"].to_numpy(dtype=np.int64)] = np.where(
-                ph == UNFILLED_PH, special[UNFILLED_PH], np.where(ph < 0, special[-1], ph)
-            )
-            ids[info.probe_id][kind] = _encode(arr, dtype)
-            mats = pk["_mat"].to_numpy(dtype=np.int64)
-            counts[info.probe_id][kind] = np.bincount(mats[ph != 0], minlength=len(extents)).tolist()
-            mutants[info.probe_id][kind] = np.bincount(mats, minlength=len(extents)).tolist()
-        ph_all = p["ph"].to_numpy(dtype=np.int64)
-        filled[info.probe_id] = [int(np.sum((ph_all != 0) & (ph_all != UNFILLED_PH))), int(np.sum(ph_all != 0))]
-        freq = p.loc[p["ph"] > 0, "ph"].value_counts()
-        keep = set(freq.index[:max_texts].tolist()) | {0}
-        omitted[info.probe_id] = int(max(0, len(freq) - max_texts))
-        texts[info.probe_id] = _texts_for(con, info, keep, text_meta, max_chars, choice_strings)
+    maps = _phenotype_maps(table, infos, kinds, len(extents), n_tiles, ids)
+    texts, omitted = _kept_texts(con, table, infos, max_texts, max_chars, choice_strings)
     return {
-        "tile": list(con.execute("SELECT tile_h, tile_w FROM runs").fetchone()),
+        "tile": list(tile_shape(con)),
         "kinds": kinds,
-        "probes": [
-            {
-                "id": i.probe_id,
-                "kind": i.kind,
-                "prompt": _clip(i.prompt, max_chars),
-                "wt": _clip(i.wt, max_chars),
-                "n_questions": i.n_questions,
-            }
-            for i in infos
-        ],
-        "matrices": [
-            {
-                "layer": int(r.layer),
-                "matrix": str(r.matrix),
-                "rows": int(r.nrows),
-                "cols": int(r.ncols),
-                "height": int(r.height),
-                "width": int(r.width),
-                "offset": int(o),
-            }
-            for r, o in zip(extents.itertuples(), offsets)
-        ],
+        "probes": _probe_entries(infos, max_chars),
+        "matrices": _matrix_entries(extents, offsets),
         "n_tiles": n_tiles,
-        "width": width,
-        "none": none,
-        "unknown": none - 1,
-        "unfilled": none - 2,
-        "filled": filled,
-        "ids": ids,
-        "counts": counts,
-        "mutants": mutants,
+        "width": ids.width,
+        "none": ids.none,
+        "unknown": ids.unknown,
+        "unfilled": ids.unfilled,
+        "filled": maps.filled,
+        "ids": maps.ids,
+        "counts": maps.counts,
+        "mutants": maps.mutants,
         "texts": texts,
         "omitted": omitted,
         "max_chars": max_chars,
@@ -284,6 +219,132 @@ def build_payload(
         "marks": _marks(marks, extents),
         "zoom": zoom_payload(read_zoom(con)),
     }
+
+
+def _matrix_layout(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """The mutated matrices in the page's order (layer, then attention before MLP) with their
+    extents, the ``offset`` of each one's first tile in the global row-major tile order, and the
+    number of tiles in all."""
+    extents = matrix_extents(con)
+    extents = extents.assign(_key=extents["matrix"].map(matrix_sort_key)).sort_values(["layer", "_key"])
+    extents = extents.drop(columns="_key").reset_index(drop=True)
+    sizes = (extents["nrows"] * extents["ncols"]).to_numpy(dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return extents, offsets, int(sizes.sum())
+
+
+@dataclass(frozen=True)
+class _IdCodes:
+    """How phenotype ids are encoded: ``width`` bytes each, little-endian, the top three values
+    reserved for a tile not mutated with the kind (``none``), an NSM without an id (``unknown``)
+    and an NSM whose output is not stored (``unfilled``)."""
+
+    width: int
+    dtype: str
+    none: int
+
+    @classmethod
+    def fitting(cls, table: pd.DataFrame) -> _IdCodes:
+        """Two bytes a tile unless some id needs four."""
+        max_ph = int(table["ph"].max()) if len(table) else 0
+        if max_ph < 65533:  # three ids reserved: none, unknown, unfilled
+            return cls(2, "<u2", 65535)
+        return cls(4, "<u4", 4294967295)
+
+    @property
+    def unknown(self) -> int:
+        return self.none - 1
+
+    @property
+    def unfilled(self) -> int:
+        return self.none - 2
+
+    def encode(self, ph: np.ndarray, tiles: np.ndarray, n_tiles: int) -> str:
+        """Base64 of every tile's code: ``ph`` at ``tiles``, ``none`` elsewhere."""
+        arr = np.full(n_tiles, self.none, dtype=np.int64)
+        arr[tiles] = np.where(ph == UNFILLED_PH, self.unfilled, np.where(ph < 0, self.unknown, ph))
+        return _encode(arr, self.dtype)
+
+
+@dataclass
+class _PhenotypeMaps:
+    """Per report probe: ``ids[probe][kind]`` (encoded), ``counts`` and ``mutants`` per matrix
+    and kind, ``filled`` (NSMs with an output stored, all NSMs)."""
+
+    ids: dict[str, dict[str, str]] = field(default_factory=dict)
+    counts: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    mutants: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    filled: dict[str, list[int]] = field(default_factory=dict)
+
+
+def _phenotype_maps(
+    table: pd.DataFrame, infos: list[ProbeInfo], kinds: list[str], n_matrices: int, n_tiles: int, codes: _IdCodes
+) -> _PhenotypeMaps:
+    """Each probe's phenotype id of every tile per kind, and its NSM and mutant counts per matrix."""
+    maps = _PhenotypeMaps()
+    for info in infos:
+        p = table[table["probe_id"] == info.probe_id]
+        maps.ids[info.probe_id], maps.counts[info.probe_id], maps.mutants[info.probe_id] = {}, {}, {}
+        for kind in kinds:
+            pk = p[p["kind"] == kind]
+            ph = pk["ph"].to_numpy(dtype=np.int64)
+            maps.ids[info.probe_id][kind] = codes.encode(ph, pk["_tile"].to_numpy(dtype=np.int64), n_tiles)
+            mats = pk["_mat"].to_numpy(dtype=np.int64)
+            maps.counts[info.probe_id][kind] = np.bincount(mats[ph != 0], minlength=n_matrices).tolist()
+            maps.mutants[info.probe_id][kind] = np.bincount(mats, minlength=n_matrices).tolist()
+        ph_all = p["ph"].to_numpy(dtype=np.int64)
+        maps.filled[info.probe_id] = [int(np.sum((ph_all != 0) & (ph_all != UNFILLED_PH))), int(np.sum(ph_all != 0))]
+    return maps
+
+
+def _kept_texts(
+    con: duckdb.DuckDBPyConnection,
+    table: pd.DataFrame,
+    infos: list[ProbeInfo],
+    max_texts: int,
+    max_chars: int,
+    choice_strings: dict[str, list[str]],
+) -> tuple[dict[str, dict[str, list]], dict[str, int]]:
+    """``texts[probe]`` for each probe's ``max_texts`` most frequent distinct outputs (and WT's), and
+    ``omitted[probe]``, how many distinct outputs were left out."""
+    texts: dict[str, dict[str, list]] = {}
+    omitted: dict[str, int] = {}
+    meta = output_measures(con)
+    for info in infos:
+        p = table[table["probe_id"] == info.probe_id]
+        freq = p.loc[p["ph"] > 0, "ph"].value_counts()
+        keep = set(freq.index[:max_texts].tolist()) | {0}
+        omitted[info.probe_id] = int(max(0, len(freq) - max_texts))
+        texts[info.probe_id] = _texts_for(con, info, keep, meta, max_chars, choice_strings)
+    return texts, omitted
+
+
+def _probe_entries(infos: list[ProbeInfo], max_chars: int) -> list[dict]:
+    return [
+        {
+            "id": i.probe_id,
+            "kind": i.kind,
+            "prompt": _clip(i.prompt, max_chars),
+            "wt": _clip(i.wt, max_chars),
+            "n_questions": i.n_questions,
+        }
+        for i in infos
+    ]
+
+
+def _matrix_entries(extents: pd.DataFrame, offsets: np.ndarray) -> list[dict]:
+    return [
+        {
+            "layer": int(r.layer),
+            "matrix": str(r.matrix),
+            "rows": int(r.nrows),
+            "cols": int(r.ncols),
+            "height": int(r.height),
+            "width": int(r.width),
+            "offset": int(o),
+        }
+        for r, o in zip(extents.itertuples(), offsets)
+    ]
 
 
 def _matrix_index(table: pd.DataFrame, extents: pd.DataFrame) -> np.ndarray:
@@ -347,7 +408,8 @@ def effect_payload(
     if len(sat):
         sat = sat.assign(mat_index=_matrix_index(sat, extents))
     for info in infos:
-        flags, rate = [""] * len(extents), [None] * len(extents)
+        flags: list[str] = [""] * len(extents)
+        rate: list[float | None] = [None] * len(extents)
         for r in sat[sat["probe_id"] == info.probe_id].itertuples() if len(sat) else ():
             flags[r.mat_index], rate[r.mat_index] = r.direction, round(float(r.rate), 4)
         saturated[info.probe_id], rates[info.probe_id] = flags, rate
@@ -371,17 +433,6 @@ def _marks(marks: pd.DataFrame | None, extents: pd.DataFrame) -> list[dict]:
     ]
 
 
-def _text_meta(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
-    """Per (probe, phenotype id): divergence and, when present, similarity, category, severity."""
-    cols = [c for c in phenotype_columns(con) if c in ("similarity", "category", "severity")]
-    sel = "".join(f", any_value(f.{c}) AS {c}" for c in cols)
-    join = "LEFT JOIN phenotypes f ON f.mutation_id = o.mutation_id AND f.probe_id = o.probe_id" if cols else ""
-    return con.execute(
-        f"SELECT o.probe_id, o.phenotype_id AS ph, min(o.divergence) AS divergence{sel} "
-        f"FROM outcomes o {join} WHERE o.phenotype_id > 0 GROUP BY o.probe_id, o.phenotype_id"
-    ).df()
-
-
 def _texts_for(
     con, info: ProbeInfo, keep: set[int], meta: pd.DataFrame, max_chars: int, choice_strings: dict[str, list[str]]
 ) -> dict[str, list]:
@@ -397,15 +448,14 @@ def _texts_for(
     out["0"] = [_clip(info.wt, max_chars), None, None, None, None]
     if not wanted:
         return out
-    rows = con.execute(
-        "SELECT phenotype_id, any_value(output_text) FROM outcomes "
-        "WHERE probe_id = ? AND phenotype_id IN (SELECT unnest(?)) GROUP BY phenotype_id",
-        [info.probe_id, wanted],
-    ).fetchall()
+    rows = output_texts(con, info.probe_id, wanted)
     m = meta[meta["probe_id"] == info.probe_id].set_index("ph")
     for ph, text in rows:
         rec = m.loc[ph] if ph in m.index else None
-        get = lambda c: rec[c] if rec is not None and c in rec.index else None
+
+        def get(c: str, rec=rec):
+            return rec[c] if rec is not None and c in rec.index else None
+
         out[str(int(ph))] = [
             _clip(text or "", max_chars),
             None if get("divergence") is None or pd.isna(get("divergence")) else int(get("divergence")),

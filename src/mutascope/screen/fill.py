@@ -45,6 +45,8 @@ from ..plan.parse import parse_indices, parse_names, parse_site
 from ..probes.prepared import PreparedProbe
 from ..progress import Progress, Status
 from ..store import OutcomeRow, Store, open_results, read_mutations
+from ..store.mutants import nsm_calls, nsm_rows, screened_sites, unfilled_count
+from ..store.readback import ordered_probe_ids
 from .config import EngineChoice
 from .readback import check_model, stored_probes
 
@@ -105,16 +107,12 @@ class FillSummary:
 
 def select_rows(con, selection: Selection) -> pd.DataFrame:
     """``(mutation_id, probe_id, filled, logprob_drop)`` of the NSMs the selection names."""
-    probes = [r[0] for r in con.execute("SELECT probe_id FROM probes ORDER BY position").fetchall()]
+    probes = ordered_probe_ids(con)
     unknown = [p for p in selection.probe_ids or () if p not in probes]
     if unknown:
         raise InputError(f"unknown probe {unknown[0]!r}: this screen has {', '.join(probes)}")
     _check_in_screen(con, selection)
-    frame = con.execute(
-        "SELECT o.mutation_id, o.probe_id, o.output_tokens IS NOT NULL AS filled, o.logprob_drop, "
-        'm.layer, m.matrix, m."row", m.col FROM outcomes o JOIN mutations m USING (mutation_id) '
-        "JOIN probes p USING (probe_id) WHERE o.nsm ORDER BY o.mutation_id, p.position"
-    ).df()
+    frame = nsm_rows(con)
     keep = pd.Series(True, index=frame.index)
     if selection.layers is not None:
         keep &= frame["layer"].isin(selection.layers)
@@ -145,7 +143,7 @@ def select_rows(con, selection: Selection) -> pd.DataFrame:
 
 def _check_in_screen(con, selection: Selection) -> None:
     """A site, layer or matrix the screen never mutated is a mistake, not "nothing to do"."""
-    screened = con.execute('SELECT DISTINCT layer, matrix, "row", col FROM mutations').df()
+    screened = screened_sites(con)
     layers, matrices = sorted(set(screened["layer"])), sorted(set(screened["matrix"]))
     where = f"this screen has layers {_ranges(layers)} and matrices {','.join(matrices)}"
     for layer in selection.layers or ():
@@ -228,8 +226,7 @@ def fill(
         store.record_wt_logprobs({p.id: wild_type_logprob(subject, p) for p in probes})
         mutations = read_mutations(store.con, sorted(set(todo["mutation_id"])))
         tasks = fill_tasks(todo, mutations, [p.id for p in probes], chunk_size)
-        stored_calls = store.con.execute("SELECT mutation_id, probe_id, divergence FROM outcomes WHERE nsm").fetchall()
-        calls = {(m, p): d for m, p, d in stored_calls}
+        calls = nsm_calls(store.con)
         total, done, filled_now = len(todo), 0, 0
         if progress:
             progress(0, total)
@@ -241,7 +238,7 @@ def fill(
             if progress:
                 progress(done, total)
         store.renumber_phenotypes()
-        left = store.con.execute("SELECT count(*) FROM outcomes WHERE nsm AND output_tokens IS NULL").fetchone()[0]
+        left = unfilled_count(store.con)
     return FillSummary(
         path=path,
         selected=len(chosen),

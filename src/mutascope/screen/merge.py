@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import json
 import os
 import uuid
 from collections.abc import Sequence
@@ -44,8 +43,8 @@ from pathlib import Path
 
 from ..errors import FileInUseError, InputError, ResultsFileError
 from ..files.outputs import is_duckdb_file, refuse_file_parent
-from ..store import SCHEMA_VERSION, Results, Store, config_hash, connect
-from ..store.schema import PREDICTIONS_DDL, create
+from ..store import Results
+from ..store.merge import prediction_coverage, shard_facts, write_merged
 
 
 @dataclass(frozen=True)
@@ -66,13 +65,8 @@ def _read_shard(path: Path) -> _Shard:
     with Results(path) as r:
         config = r.config
         index, _, count = str(config.get("shard", "0/1")).partition("/")
-        n_mut, version = r.con.execute("SELECT n_mutations, schema_version FROM runs").fetchone()
-        first, last = r.con.execute("SELECT min(mutation_id), max(mutation_id) FROM mutations").fetchone()
-        n_done = r.con.execute("SELECT count(DISTINCT mutation_id) FROM outcomes").fetchone()[0]
-        probes = r.con.execute(
-            "SELECT probe_id, position, prompt_tokens, wt_tokens FROM probes ORDER BY position"
-        ).fetchall()
-    return _Shard(path, int(index), int(count), config, int(n_mut), int(n_done), first, last, probes, int(version))
+        n_mut, version, first, last, n_done, probes = shard_facts(r.con)
+    return _Shard(path, int(index), int(count), config, n_mut, n_done, first, last, probes, version)
 
 
 def check_shards(paths: Sequence[str | os.PathLike]) -> list[_Shard]:
@@ -158,10 +152,7 @@ def predictions_note(path: str | os.PathLike) -> str | None:
         if "predictions" not in r.table_names():
             return None
         total = int(r.runs["n_mutations"].iloc[0])
-        have, marked = r.con.execute(
-            "SELECT count(DISTINCT mutation_id), count(DISTINCT mutation_id) FILTER (superweight IS NOT NULL) "
-            "FROM predictions"
-        ).fetchone()
+        have, marked = prediction_coverage(r.con)
     parts = []
     if have < total:
         parts.append(f"predictions cover {have} of {total} mutants (not every shard was predicted)")
@@ -203,52 +194,4 @@ def _alive(pid: int) -> bool:
 
 
 def _write(target: Path, shards: list[_Shard], config: dict) -> None:
-    con = connect(target)
-    try:
-        for i, s in enumerate(shards):
-            con.execute(f"ATTACH '{_sql_path(s.path)}' AS s{i} (READ_ONLY)")
-        con.begin()
-        try:
-            create(con)  # the tables and keys a fresh screen has
-            con.execute("ALTER TABLE outcomes ALTER COLUMN filled SET DEFAULT true")  # schema-1 shards: all complete
-            con.execute("INSERT INTO runs SELECT * FROM s0.runs")
-            con.execute(
-                "UPDATE runs SET shard = '0/1', n_mutations = ?, config = ?, config_hash = ?, schema_version = ?",
-                [
-                    sum(s.n_mutations for s in shards),
-                    json.dumps(config, sort_keys=True),
-                    config_hash(config),
-                    SCHEMA_VERSION,
-                ],
-            )
-            con.execute("INSERT INTO probes BY NAME SELECT * FROM s0.probes")
-            if any(_has(con, f"s{i}", "predictions") for i in range(len(shards))):
-                con.execute(PREDICTIONS_DDL)
-            for name in ("mutations", "outcomes", "progress", "fills", "predictions"):
-                for i in range(len(shards)):
-                    if _has(con, f"s{i}", name):
-                        con.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM s{i}."{name}"')
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-        for i in range(len(shards)):
-            con.execute(f"DETACH s{i}")
-    finally:
-        con.close()
-    with Store.open_existing(target) as store:  # phenotype ids: each shard numbered its own outputs
-        store.renumber_phenotypes()
-        store.con.execute("CHECKPOINT")
-
-
-def _has(con, schema: str, table: str) -> bool:
-    return (
-        con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?", [schema, table]
-        ).fetchone()[0]
-        > 0
-    )
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
+    write_merged(target, [s.path for s in shards], n_mutations=sum(s.n_mutations for s in shards), config=config)

@@ -3,13 +3,12 @@
 Commands that continue a screen's work without its original command line
 (``mutascope fill``) rebuild what the engine needs from what the file keeps:
 the probes from the stored configuration, their prompt and WT tokens from
-the ``probes`` table, and the mutations from the ``mutations`` table
-(:func:`mutascope.store.read_mutations`, beside the code that writes it).
+the ``probes`` table (both read by :mod:`mutascope.store.readback`), and the
+mutations from the ``mutations`` table (:func:`mutascope.store.read_mutations`,
+beside the code that writes it).
 """
 
 from __future__ import annotations
-
-import json
 
 import duckdb
 
@@ -17,17 +16,16 @@ from ..errors import ResultsFileError
 from ..probes.chooser import TokenChooser
 from ..probes.prepared import PreparedProbe
 from ..probes.probe import Probe
+from ..store.readback import probe_tokens, screened_model, stored_config
 
-
-def stored_config(con: duckdb.DuckDBPyConnection) -> dict:
-    return json.loads(con.execute("SELECT config FROM runs").fetchone()[0])
+__all__ = ["check_model", "stored_config", "stored_probes"]
 
 
 def stored_probes(con: duckdb.DuckDBPyConnection, vocab_size: int) -> list[PreparedProbe]:
     """The screen's probes, prepared as the engine needs them, in screen order."""
     config = stored_config(con)
     by_id = {d["id"]: Probe.from_dict(d) for d in config["probes"]}
-    rows = con.execute("SELECT probe_id, prompt_tokens, wt_tokens FROM probes ORDER BY position").fetchall()
+    rows = probe_tokens(con)
     prepared = []
     for pid, prompt, wt in rows:
         probe = by_id[pid]
@@ -41,7 +39,7 @@ def stored_probes(con: duckdb.DuckDBPyConnection, vocab_size: int) -> list[Prepa
 
 def check_model(con: duckdb.DuckDBPyConnection, subject, path) -> None:
     """The loaded model must be the screen's (same weights, same dtype): else a one-line error."""
-    model_id, model_hash, dtype = con.execute("SELECT model_id, model_hash, dtype FROM runs").fetchone()
+    model_id, model_hash, dtype = screened_model(con)
     have = str(subject.dtype).replace("torch.", "")
     if have != dtype:
         raise ResultsFileError(f"{path} was screened in {dtype}; load the model with --dtype {dtype} (got {have})")

@@ -42,7 +42,9 @@ from ..plan.parse import parse_site
 from ..plan.region import Region, region_mutation
 from ..plan.tiles import TileGrid
 from ..progress import Progress, Status
-from ..store import OutcomeRow, Store, open_results
+from ..store import MeasuredOutcomeRow, OutcomeRow, Store, open_results
+from ..store.mutants import site_effects
+from ..store.readback import ordered_probe_ids, tile_shape
 from ..store.zoom import check_settings, read_zoom, write_level
 from .readback import check_model, stored_probes
 
@@ -135,10 +137,7 @@ def top_sites(con, n: int, kind: Kind) -> list[str]:
     of ``kind`` where the screen has it, else of any kind; ties by site order."""
     if n < 1:
         raise InputError(f"--top must be at least 1, got {n}")
-    frame = con.execute(
-        'SELECT m.layer, m.matrix, m."row", m.col, m.kind, o.logprob_drop FROM outcomes o '
-        "JOIN mutations m USING (mutation_id)"
-    ).df()
+    frame = site_effects(con)
     if frame.empty or frame["logprob_drop"].isna().all():
         raise InputError("this screen has no effect sizes (reference engine): --top needs them; use --site")
     if (frame["kind"] == str(kind)).any():
@@ -154,11 +153,11 @@ def check_zoom(con, subject, sites: Sequence[str], probe_ids: Sequence[str], rul
     """Every refusal before work: the rule, the probes, each site inside its matrix's tile grid,
     the rule a site was already zoomed with. Returns the probe ids to zoom (all if none named)."""
     rule.check()
-    probes = [r[0] for r in con.execute("SELECT probe_id FROM probes ORDER BY position").fetchall()]
+    probes = ordered_probe_ids(con)
     unknown = [p for p in probe_ids if p not in probes]
     if unknown:
         raise InputError(f"unknown probe {unknown[0]!r}: this screen has {', '.join(probes)}")
-    tile = tuple(con.execute("SELECT tile_h, tile_w FROM runs").fetchone())
+    tile = tile_shape(con)
     anatomy = subject.anatomy
     for site in sites:
         layer, matrix, row, col = parse_site(site)
@@ -207,7 +206,7 @@ def zoom(
             chosen += [s for s in top_sites(results.con, top, kind) if s not in chosen]
         chosen = list(dict.fromkeys(chosen))
         probe_ids = check_zoom(results.con, subject, chosen, probe_ids, rule, kind)
-        tile = tuple(results.con.execute("SELECT tile_h, tile_w FROM runs").fetchone())
+        tile = tile_shape(results.con)
     engine = make_engine("batched", subject, **(engine_options or {}))
     computed = 0
     with Store.open_existing(path) as store:
@@ -228,7 +227,9 @@ def zoom(
             }
             value = None
 
-            def measure(regions: list[Region]) -> list[tuple[bool, float]]:
+            def measure(  # this site and probe's, bound now: it is called only within this iteration
+                regions: list[Region], known=known, layer=layer, matrix=matrix, site=site, pid=pid
+            ) -> list[tuple[bool, float]]:
                 nonlocal computed, value
                 missing = [r for r in regions if r not in known]
                 if missing:
@@ -240,7 +241,10 @@ def zoom(
                     if status:
                         status(f"zoom {site} {kind} {pid}: {len(missing)} regions of {missing[0].size} weights")
                     for m, rows in zip(muts, engine.run(muts, [probes[pid]], outputs="calls")):
-                        known[Region(m.r0, m.r1, m.c0, m.c1)] = (rows[0].nsm, float(rows[0].logprob_drop))
+                        row = rows[0]
+                        if not isinstance(row, MeasuredOutcomeRow):  # the batched engine measures every row
+                            raise TypeError(f"the {engine.name} engine reports no effect sizes")
+                        known[Region(m.r0, m.r1, m.c0, m.c1)] = (row.nsm, float(row.logprob_drop))
                     computed += len(missing)
                 return [known[r] for r in regions]
 
@@ -281,7 +285,7 @@ def region_outputs(
     layer, matrix, _, _ = parse_site(site)
     with open_results(path) as results:
         check_model(results.con, subject, path)
-        tile = tuple(results.con.execute("SELECT tile_h, tile_w FROM runs").fetchone())
+        tile = tile_shape(results.con)
         prepared = {p.id: p for p in stored_probes(results.con, vocab_size(subject))}
     engine = make_engine("batched", subject)
     _check_wild_type(engine, prepared, probe_ids, path, "decoded")

@@ -1,17 +1,24 @@
-"""DuckDB files: connecting with one-line errors, and keeping a command's tables in one.
+"""DuckDB files: connecting with one-line errors, transactions, and keeping a command's tables in one.
 
 Every command that keeps tables (statistics of a screen, phenotypes, super
 weights, activation patterns, specialization) opens and writes DuckDB
 through here, so a file in use, a directory, or a file that is not DuckDB is
 one line that names it, and a command's tables are replaced in one
 transaction.
+
+Every write of the package runs inside :func:`transaction`, the one place
+that begins, commits and rolls back: a failure or an interruption (Ctrl-C,
+SIGTERM, :class:`~mutascope.errors.Interrupted`) anywhere inside leaves the
+file as it was before the block, so no command leaves a half-written
+results file.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -55,6 +62,31 @@ def connect(path: str | os.PathLike, *, read_only: bool = False, purpose: str = 
         raise open_error(path, exc, purpose) from None
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One transaction on ``con``: committed when the block ends, rolled back (and the exception
+    raised again) when anything escapes it, ``KeyboardInterrupt`` and ``Interrupted`` included.
+
+    Every write of a results file or a command's tables goes through here, so what one step
+    writes (a chunk's outcomes and its progress row, a level of a zoom, a command's tables) is
+    all in the file or none of it, however the process stops: a killed process never commits,
+    and DuckDB discards an uncommitted transaction when the file is next opened.
+    """
+    con.begin()
+    try:
+        yield con
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+
+
+def no_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
+    """Turn off DuckDB's progress bar on ``con``: library code never prints (long reads, such as a
+    report's, would draw one on the terminal)."""
+    con.execute("SET enable_progress_bar = false")
+
+
 def insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
     """Append an Arrow table to ``name`` (columns in table order)."""
     con.register("_incoming", table)
@@ -66,8 +98,25 @@ def insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
 
 def existing_runs(con: duckdb.DuckDBPyConnection) -> int:
     """How many ``runs`` rows a connection's database holds (0 when new)."""
-    has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'").fetchone()[0]
-    return con.execute("SELECT count(*) FROM runs").fetchone()[0] if has else 0
+    has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'").fetchall()[0][0]
+    return con.execute("SELECT count(*) FROM runs").fetchall()[0][0] if has else 0
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the connection's database holds a table ``name`` (optional tables: phenotypes, zooms...)."""
+    return (
+        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0] > 0
+    )
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """The columns ``table`` has (files of older schemas lack some)."""
+    return {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+        ).fetchall()
+    }
 
 
 def write_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame], *, drop: Iterable[str] = ()) -> Path:
@@ -82,17 +131,13 @@ def write_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame], *, dr
     p.parent.mkdir(parents=True, exist_ok=True)
     con = connect(p, purpose="DuckDB file")
     try:
-        con.begin()
-        for name in drop:
-            con.execute(f'DROP TABLE IF EXISTS "{name}"')
-        for name, df in tables.items():
-            con.register("_frame", df)
-            con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _frame')
-            con.unregister("_frame")
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
+        with transaction(con):
+            for name in drop:
+                con.execute(f'DROP TABLE IF EXISTS "{name}"')
+            for name, df in tables.items():
+                con.register("_frame", df)
+                con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _frame')
+                con.unregister("_frame")
     finally:
         con.close()
     return p

@@ -114,7 +114,7 @@ class Results:
         targets = [check_output_file(directory / f"{name}.parquet") for name in queries]
         directory.mkdir(parents=True, exist_ok=True)
         stale = earlier_export(directory) - {t.name for t in targets}
-        for (name, query), target in zip(queries.items(), targets):
+        for (_name, query), target in zip(queries.items(), targets):
             tmp = target.with_name(f".{target.name}.tmp")
             escaped = str(tmp).replace("'", "''")
             try:

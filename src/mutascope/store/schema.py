@@ -24,6 +24,10 @@ Tables (one row per thing, like deep-mutational-scanning tables):
                 the first-order predicted ``logprob_drop``, the local one (exact
                 through the mutated block's first nonlinearity; schema 4) and the
                 cheap scores of docs/methods.md, "Predicted maps";
+* ``phenotypes``, ``choice_scores``, ``phenotype_runs`` (only once ``mutascope
+                phenotype`` has run; :data:`PHENOTYPE_DDL`): each outcome's phenotype,
+                each mutant's score on each multiple-choice set, and the run that
+                computed them (:mod:`mutascope.phenotype.store` says what they mean);
 * ``zoom``      (only once ``mutascope zoom`` has run) one row per region and probe
                 of a zoomed site: the region in weights (``row``, ``col`` its first
                 element, ``height``, ``width``), its ``level`` and ``parent`` in the
@@ -40,6 +44,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from .db import transaction
 from .rows import EFFECT_FIELDS
 
 SCHEMA_VERSION = 4  # 2: outcomes.filled (calls-only screens) and the fills table; 3: probes.wt_logprob;
@@ -50,6 +55,7 @@ SCHEMA_VERSION = 4  # 2: outcomes.filled (calls-only screens) and the fills tabl
 _ARROW = {"float": pa.float64(), "float | None": pa.float64(), "bool": pa.bool_()}
 EFFECT_COLUMNS = {name: _ARROW[annotation] for name, annotation in EFFECT_FIELDS}
 TABLES = ("runs", "probes", "mutations", "outcomes", "progress", "fills")  # every screen has these
+UNGROUPED = "choice"  # the set name of choice probes that name no group (``probes.probe_group`` null)
 
 SCREEN_DDL = """
 CREATE TABLE runs (
@@ -109,6 +115,29 @@ CREATE TABLE IF NOT EXISTS zoom (
 );
 """
 
+# Optional tables (a screen needs none): rebuilt whole by each `mutascope phenotype`.
+PHENOTYPE_TABLES = ("phenotypes", "choice_scores", "phenotype_runs")
+PHENOTYPE_DDL = """
+CREATE TABLE phenotypes (
+    mutation_id INTEGER, probe_id VARCHAR,
+    similarity DOUBLE, severity VARCHAR, edit_distance INTEGER,
+    category VARCHAR, first_word VARCHAR,
+    answer VARCHAR, correct BOOLEAN, malignant BOOLEAN,
+    PRIMARY KEY (mutation_id, probe_id)
+);
+CREATE TABLE choice_scores (
+    mutation_id INTEGER, probe_group VARCHAR, n_questions INTEGER,
+    answers VARCHAR, wt_answers VARCHAR, correct_right INTEGER, correct_wrong INTEGER,
+    score VARCHAR, total INTEGER, changed BOOLEAN, nsm BOOLEAN,
+    PRIMARY KEY (mutation_id, probe_group)
+);
+CREATE TABLE phenotype_runs (
+    embedding_model VARCHAR, batch_size INTEGER, n_outcomes INTEGER, n_distinct INTEGER,
+    n_embedded INTEGER, mutascope_version VARCHAR, seconds DOUBLE,
+    computed_at TIMESTAMP DEFAULT current_timestamp
+);
+"""
+
 
 def create(con: duckdb.DuckDBPyConnection) -> None:
     """Create the tables and keys of a fresh results file (inside the caller's transaction)."""
@@ -126,21 +155,16 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
     as they are, and ``mutascope predict`` or a screen in predicted order fills only the
     null ``local`` values, :meth:`~.writer.Store.write_predictions`).
     """
-    version = con.execute("SELECT max(schema_version) FROM runs").fetchone()[0]
+    version = con.execute("SELECT max(schema_version) FROM runs").fetchall()[0][0]
     if version is not None and version >= SCHEMA_VERSION:
         return
-    con.begin()
-    try:
+    with transaction(con):
         con.execute("ALTER TABLE outcomes ADD COLUMN IF NOT EXISTS filled BOOLEAN DEFAULT true")
         con.execute(FILLS_DDL)
         con.execute("ALTER TABLE probes ADD COLUMN IF NOT EXISTS wt_logprob DOUBLE")
         if con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'predictions' "
             "AND table_catalog = current_database()"
-        ).fetchone()[0]:
+        ).fetchall()[0][0]:
             con.execute('ALTER TABLE predictions ADD COLUMN IF NOT EXISTS "local" DOUBLE')
         con.execute("UPDATE runs SET schema_version = ?", [SCHEMA_VERSION])
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise

@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from ..errors import ResultsFileError
 from ..plan.mutation import Mutation
-from .db import connect, existing_runs, insert
+from .db import connect, existing_runs, insert, transaction
 from .identity import check_target, config_hash
 from .mutations import mutation_table
 from .reader import Results
@@ -115,8 +115,7 @@ class Store:
         self, config: dict, digest: str, run: RunRecord, probes: Sequence[ProbeRecord], mutations: Sequence[Mutation]
     ) -> None:
         con = self.con
-        con.begin()
-        try:
+        with transaction(con):
             create(con)
             con.execute(
                 "INSERT INTO runs (schema_version, config_hash, config, model_id, model_hash, dtype, device,"
@@ -156,10 +155,6 @@ class Store:
             )
             insert(con, "probes", probe_table)
             insert(con, "mutations", mutation_table(mutations))
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
 
     def _check_probes(self, probes: Sequence[ProbeRecord]) -> None:
         """On resume, the WT outputs must be what they were (same model, same decoding)."""
@@ -175,7 +170,7 @@ class Store:
 
     def _check_mutations(self, mutations: Sequence[Mutation]) -> None:
         """On resume, the plan (or shard) must hold exactly the stored mutations."""
-        n, lo, hi = self.con.execute("SELECT count(*), min(mutation_id), max(mutation_id) FROM mutations").fetchone()
+        n, lo, hi = self.con.execute("SELECT count(*), min(mutation_id), max(mutation_id) FROM mutations").fetchall()[0]
         ids = [m.mutation_id for m in mutations]
         if (n, lo, hi) != (len(ids), min(ids, default=None), max(ids, default=None)):
             raise ResultsFileError(
@@ -191,16 +186,11 @@ class Store:
         if not values:
             return
         con = self.con
-        con.begin()
-        try:
+        with transaction(con):
             for probe_id, value in values.items():
                 con.execute(
                     "UPDATE probes SET wt_logprob = ? WHERE probe_id = ? AND wt_logprob IS NULL", [value, probe_id]
                 )
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
 
     def _load_phenotypes(self) -> None:
         self._phenotypes = {}
@@ -239,7 +229,7 @@ class Store:
         return (
             self.con.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = 'predictions'"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             > 0
         )
 
@@ -266,8 +256,7 @@ class Store:
         if fresh.empty and known.empty:
             return 0
         con = self.con
-        con.begin()
-        try:
+        with transaction(con):
             con.execute(PREDICTIONS_DDL)
             added = len(fresh)
             if added:
@@ -283,10 +272,6 @@ class Store:
                 ).fetchall()
                 added += before - con.execute("SELECT count(*) FROM predictions WHERE local IS NULL").fetchall()[0][0]
                 con.unregister("_local")
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
         return added
 
     def fill_superweight_marks(self, marks: dict[int, float]) -> int:
@@ -296,8 +281,7 @@ class Store:
             return 0
         con = self.con
         frame = pd.DataFrame({"mutation_id": list(marks), "mark": list(marks.values())})
-        con.begin()
-        try:
+        with transaction(con):
             con.register("_marks", frame.astype({"mutation_id": "int32", "mark": "float64"}))
             n = con.execute(
                 "UPDATE predictions SET superweight = _marks.mark FROM _marks "
@@ -305,10 +289,6 @@ class Store:
                 "RETURNING 1"
             ).fetchall()
             con.unregister("_marks")
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
         return len(n)
 
     def read_predictions(self) -> pd.DataFrame | None:
@@ -363,18 +343,13 @@ class Store:
         table = self._outcome_table(outcomes, phenotype_ids)
         ids = [o.mutation_id for o in outcomes]
         con = self.con
-        con.begin()
-        try:
+        with transaction(con):
             insert(con, "outcomes", table)
             con.execute(
                 "INSERT INTO progress (first_mutation_id, last_mutation_id, n_mutations, engine, seconds)"
                 " VALUES (?,?,?,?,?)",
                 [min(ids), max(ids), len(set(ids)), engine, seconds],
             )
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
         for pid, new in pending.items():
             self._phenotypes[pid].update(new)
 
@@ -392,25 +367,21 @@ class Store:
         phenotype_ids, pending = self._phenotype_ids(outcomes)
         table = self._outcome_table(outcomes, phenotype_ids)
         con = self.con
-        con.begin()
-        try:
+        with transaction(con):
             con.register("_filled", table)
             n = con.execute(
                 "UPDATE outcomes SET output_tokens = f.output_tokens, output_text = f.output_text, "
                 "phenotype_id = f.phenotype_id, filled = true FROM _filled f "
                 "WHERE outcomes.mutation_id = f.mutation_id AND outcomes.probe_id = f.probe_id "
                 "AND NOT outcomes.filled"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             con.unregister("_filled")
             ids = [o.mutation_id for o in outcomes]
             con.execute(
-                "INSERT INTO fills (first_mutation_id, last_mutation_id, n_outcomes, engine, seconds) VALUES (?,?,?,?,?)",
+                "INSERT INTO fills (first_mutation_id, last_mutation_id, n_outcomes, engine, seconds)"
+                " VALUES (?,?,?,?,?)",
                 [min(ids), max(ids), int(n), engine, seconds],
             )
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
         for pid, new in pending.items():
             self._phenotypes[pid].update(new)
         return int(n)
@@ -422,13 +393,8 @@ class Store:
         rows were committed in plan order).
         """
         con = self.con
-        con.begin()
-        try:
-            changed = con.execute(_RENUMBER).fetchone()[0]
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
+        with transaction(con):
+            changed = con.execute(_RENUMBER).fetchall()[0][0]
         self._load_phenotypes()
         return int(changed)
 

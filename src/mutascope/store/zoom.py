@@ -15,6 +15,7 @@ import duckdb
 import pandas as pd
 
 from ..errors import ResultsFileError
+from .db import transaction
 from .schema import ZOOM_DDL
 
 ZOOM_COLUMNS = (
@@ -36,7 +37,7 @@ ZOOM_COLUMNS = (
 
 
 def has_zoom(con: duckdb.DuckDBPyConnection) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'zoom'").fetchone()[0] > 0
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'zoom'").fetchall()[0][0] > 0
 
 
 def read_zoom(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -63,8 +64,7 @@ def check_settings(con: duckdb.DuckDBPyConnection, site: str, kind: str, share: 
 
 def write_level(con: duckdb.DuckDBPyConnection, settings: tuple[str, str, float, int, int], rows: pd.DataFrame) -> None:
     """Add one level's rows of a refinement (and its settings row, once), all or nothing."""
-    con.begin()
-    try:
+    with transaction(con):
         con.execute(ZOOM_DDL)
         con.execute(
             "INSERT INTO zoom_settings SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS "
@@ -75,7 +75,3 @@ def write_level(con: duckdb.DuckDBPyConnection, settings: tuple[str, str, float,
             con.register("_zoom", rows[list(ZOOM_COLUMNS)])
             con.execute("INSERT INTO zoom BY NAME SELECT * FROM _zoom")
             con.unregister("_zoom")
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
