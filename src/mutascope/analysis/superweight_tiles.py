@@ -42,6 +42,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -60,6 +61,10 @@ from ..store.superweights import (
 )
 from .exact import poisson_binomial_tail
 from .tile_scores import main_kinds
+
+if TYPE_CHECKING:  # annotations only: the model module imports torch and transformers
+    from ..model.subject import Subject
+
 
 READS = ("q", "k", "v", "gate", "up")  # input columns are hidden (residual) channels
 WRITES = ("o",)  # output rows are hidden channels (down is marked through its super weights)
@@ -335,7 +340,7 @@ def superweight_summary(tiles: pd.DataFrame) -> pd.DataFrame:
 
 
 def subject_marks(
-    path: str | os.PathLike, subject, matrices: Iterable[tuple[int, str]], tile: tuple[int, int]
+    path: str | os.PathLike, subject: Subject, matrices: Iterable[tuple[int, str]], tile: tuple[int, int]
 ) -> set[tuple[int, str, str, int]]:
     """The (layer, matrix, axis, index) axes of ``matrices`` that the super weights in ``path``
     mark, for a loaded model (refusing another model's file): the predictions' ``superweight``."""

@@ -24,11 +24,16 @@ declares every member the registry and the screen use) plus one entry of
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..progress import Status
 from .base import Backend, Placement, Task, chunk_grid
 from .local import LocalBackend
+
+if TYPE_CHECKING:  # annotations only: the model module imports torch and transformers
+    from ..model.subject import Subject
+
 
 # name -> a Backend subclass, or "module:class" imported on first use (Ray is optional).
 # Exactly one backend must say it is chosen for a placement, so the order does not matter.
@@ -82,7 +87,7 @@ def check_backend(engine_name: str, placement: Placement, name: str | None = Non
 
 
 def make_backend(
-    subject,
+    subject: Subject,
     engine,
     *,
     engine_options: dict | None = None,

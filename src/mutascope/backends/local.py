@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from ..engine.base import Engine
 from ..probes.prepared import PreparedProbe
 from ..progress import Status
 from ..store.rows import OutcomeRow
 from .base import Backend, Placement, Task, TaskRowsDone
+
+if TYPE_CHECKING:  # annotations only: the model module imports torch and transformers
+    from ..model.subject import Subject
 
 
 def select_probes(probes: Sequence[PreparedProbe], ids: tuple[str, ...] | None) -> list[PreparedProbe]:
@@ -45,7 +49,7 @@ class LocalBackend(Backend):
 
     @classmethod
     def build(
-        cls, subject, engine: Engine, engine_options: dict, placement: Placement, status: Status | None = None
+        cls, subject: Subject, engine: Engine, engine_options: dict, placement: Placement, status: Status | None = None
     ) -> LocalBackend:
         return cls(engine)
 

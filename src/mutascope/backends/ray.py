@@ -35,6 +35,7 @@ import socket
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..engine import DEFAULT_ENGINE
 from ..errors import InputError, ModelLoadError, WorkerError
@@ -43,6 +44,10 @@ from ..progress import Status
 from ..store.rows import OutcomeRow
 from .base import Backend, Placement, Task, TaskRowsDone
 from .local import run_task
+
+if TYPE_CHECKING:  # annotations only: the model module imports torch and transformers
+    from ..model.subject import Subject
+
 
 INSTALL_HINT = "the Ray backend needs Ray: pip install 'mutascope[ray]'"
 MAX_FAILURES_PER_TASK = 3
@@ -173,7 +178,7 @@ class RayBackend(Backend):
 
     @classmethod
     def build(
-        cls, subject, engine, engine_options: dict, placement: Placement, status: Status | None = None
+        cls, subject: Subject, engine, engine_options: dict, placement: Placement, status: Status | None = None
     ) -> RayBackend:
         """Workers for ``placement`` running the driver's ``engine`` with ``engine_options``.
 

@@ -7,12 +7,20 @@ reference engine is the paper's loop and the ground truth for faster ones.
 A new engine is one module plus one entry of :data:`ENGINES`.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from ..errors import InputError
 from ..probes.prepared import PreparedProbe, prepare_probes
 from .base import OUTPUTS, Engine, check_outputs, divergence_step
 from .batched import BatchedEngine, BatchedOutcomeRow
 from .estimate import estimate_seconds
 from .reference import ReferenceEngine
+
+if TYPE_CHECKING:  # annotations only: the model module imports torch and transformers
+    from ..model.subject import Subject
+
 
 EngineClass = type[BatchedEngine] | type[ReferenceEngine]
 ENGINES: dict[str, EngineClass] = {
@@ -50,7 +58,7 @@ def check_engine(name: str, *, outputs: str = "full", options: dict | None = Non
     return cls
 
 
-def make_engine(name: str, subject, **options) -> Engine:
+def make_engine(name: str, subject: Subject, **options) -> Engine:
     """Build the engine called ``name`` for ``subject``; ``options`` (None values dropped) go to it.
 
     Batched options: ``batch_size`` (rows per pass, at least 1; default from

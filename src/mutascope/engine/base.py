@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import torch
 
@@ -19,6 +19,10 @@ from ..errors import InputError
 from ..plan.mutation import Mutation
 from ..probes.prepared import PreparedProbe
 from ..store.rows import OutcomeRow
+
+if TYPE_CHECKING:  # annotations only: the model module imports torch and transformers
+    from ..model.subject import Subject
+
 
 # What a run computes: every output ("full"), or the NSM calls and effect sizes only ("calls").
 OUTPUTS = ("full", "calls")
@@ -93,7 +97,7 @@ def one_thread():
         torch.set_num_threads(threads)
 
 
-def wild_type_logprob(subject, probe: PreparedProbe) -> float:
+def wild_type_logprob(subject: Subject, probe: PreparedProbe) -> float:
     """log p(WT output | prompt) under the unmutated model: the scale every effect size of the
     probe is a drop from. Teacher-forced, float32 log-softmax at temperature 1 (what
     ``logprob_drop`` measures), on one thread so that it never depends on the thread count."""

@@ -48,7 +48,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from transformers import DynamicCache
@@ -71,6 +71,10 @@ from .prefix import (
 from .reference import ReferenceEngine
 from .rowwise import row_dependent
 from .scoring import LogitHead, teacher_forced
+
+if TYPE_CHECKING:  # annotations only: the model module imports torch and transformers
+    from ..model.subject import Subject
+
 
 # Decisions whose top-1/top-2 decoder-score margin is below this fraction of
 # the largest |score| at that step are re-checked with the reference engine.
@@ -142,7 +146,7 @@ class BatchedEngine:
 
     def __init__(
         self,
-        subject,
+        subject: Subject,
         *,
         batch_size: int | None = None,
         tie_tolerance: float | None = None,
@@ -588,7 +592,7 @@ def available_memory(device: torch.device) -> int:
     return int(psutil.virtual_memory().available)
 
 
-def row_bytes(subject, seq_len: int) -> int:
+def row_bytes(subject: Subject, seq_len: int) -> int:
     """A generous estimate of the memory one batch row needs at ``seq_len`` positions."""
     config = subject.model.config.get_text_config()
     itemsize = torch.finfo(subject.dtype).bits // 8
@@ -604,7 +608,7 @@ def row_bytes(subject, seq_len: int) -> int:
     return activations + attention + cache + logits
 
 
-def auto_batch_size(subject, seq_len: int, fraction: float = 0.3) -> int:
+def auto_batch_size(subject: Subject, seq_len: int, fraction: float = 0.3) -> int:
     """The batch size that fits ``fraction`` of free memory, capped where speed saturates."""
     device = next(subject.model.parameters()).device
     cap = MAX_BATCH.get(device.type, 64)

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import random
 import time
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..probes.prepared import PreparedProbe, prepare_probes
 from .batched import BatchedEngine, auto_batch_size
 
+if TYPE_CHECKING:  # annotations only: the model module imports torch and transformers
+    from ..model.subject import Subject
+
 
 def estimate_seconds(
-    subject,
+    subject: Subject,
     probes,
     plan,
     *,

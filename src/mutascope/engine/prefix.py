@@ -20,13 +20,16 @@ import functools
 import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import DynamicCache
 
+if TYPE_CHECKING:  # annotations only: the model module imports torch and transformers
+    from ..model.subject import Subject
 
-def decoder_blocks(subject) -> torch.nn.ModuleList:
+
+def decoder_blocks(subject: Subject) -> torch.nn.ModuleList:
     """The model's list of decoder blocks, as the anatomy found it."""
     return subject.model.get_submodule(subject.anatomy.blocks_path)
 

@@ -9,13 +9,16 @@ that every faster engine is tested against. It always decodes in full.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..model.subject import decode_text, eos_ids
 from ..plan.mutation import Mutation, applied
 from ..probes.prepared import PreparedProbe, generate
 from ..store.rows import OutcomeRow
 from .base import RowsDone, divergence_step
+
+if TYPE_CHECKING:  # annotations only: the model module imports torch and transformers
+    from ..model.subject import Subject
 
 
 class ReferenceEngine:
@@ -26,7 +29,7 @@ class ReferenceEngine:
     outputs: ClassVar[tuple[str, ...]] = ("full",)
     options: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, subject):
+    def __init__(self, subject: Subject):
         self.subject = subject
         self.eos = eos_ids(subject)
 

@@ -42,7 +42,9 @@ _DTYPES = {
 class Subject:
     """A loaded model with what is needed to probe and mutate it."""
 
-    model: torch.nn.Module
+    # A transformers causal LM. Typed Any: what the engines read of it (its config's fields, its
+    # decoder, its head) depends on the architecture, and is checked by the anatomy at load time.
+    model: Any
     tokenizer: Any
     anatomy: Anatomy
     model_id: str

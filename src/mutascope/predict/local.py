@@ -36,12 +36,17 @@ import math
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..errors import ModelLoadError
 from ..plan.kinds import mutated_tile
 from ..plan.mutation import Mutation
+
+if TYPE_CHECKING:  # annotations only: the model module imports torch and transformers
+    from ..model.subject import Subject
+
 
 Key = tuple[int, str]
 # Families whose attention (query/key norm, rotary embedding, scaling) this module reproduces;
@@ -97,7 +102,7 @@ class LayerRecord:
 class Recording:
     """Per layer, the projections' inputs and outputs and the gradients at ``o``'s and ``down``'s inputs."""
 
-    def __init__(self, subject, keys: set[Key]):
+    def __init__(self, subject: Subject, keys: set[Key]):
         self.subject = subject
         self.layers: dict[int, LayerRecord] = {}
         self.keys = {k for k in keys if k[1] in LOCAL_MATRICES and is_local(subject, k[1])}
@@ -164,7 +169,7 @@ class Recording:
 
 
 @contextlib.contextmanager
-def recording(subject, keys: set[Key]) -> Iterator[Recording]:
+def recording(subject: Subject, keys: set[Key]) -> Iterator[Recording]:
     """Hooks on the real modules for the duration of one forward and backward pass of an objective."""
     rec = Recording(subject, keys)
     handles = rec._hooks()
@@ -175,14 +180,14 @@ def recording(subject, keys: set[Key]) -> Iterator[Recording]:
             h.remove()
 
 
-def is_local(subject, matrix: str) -> bool:
+def is_local(subject: Subject, matrix: str) -> bool:
     """Whether ``matrix`` has an exact step: q, k, gate, and ``up`` only where no gate follows."""
     if matrix == "up":
         return "gate" not in subject.anatomy.matrices
     return matrix in ("q", "k", "gate")
 
 
-def check_supported(subject, matrix: str) -> None:
+def check_supported(subject: Subject, matrix: str) -> None:
     """A one-line refusal for a (family, matrix) this module does not reproduce exactly."""
     family = subject.anatomy.family
     anatomy = subject.anatomy
@@ -204,7 +209,7 @@ def check_supported(subject, matrix: str) -> None:
 # -- the exact step ----------------------------------------------------------------------
 
 
-def _weight_changes(subject, ms: Sequence[Mutation]) -> tuple[torch.Tensor, int, int]:
+def _weight_changes(subject: Subject, ms: Sequence[Mutation]) -> tuple[torch.Tensor, int, int]:
     """(B, h, w) float64 changes V - W of each tile, zero-padded to the largest tile: what the tile
     holds once written (:func:`~mutascope.plan.kinds.mutated_tile`, in the weight's own dtype)
     minus what it held."""
@@ -229,7 +234,7 @@ def _weight_changes(subject, ms: Sequence[Mutation]) -> tuple[torch.Tensor, int,
     return out, h, w
 
 
-def _output_changes(subject, x: torch.Tensor, ms: Sequence[Mutation]) -> tuple[torch.Tensor, torch.Tensor]:
+def _output_changes(subject: Subject, x: torch.Tensor, ms: Sequence[Mutation]) -> tuple[torch.Tensor, torch.Tensor]:
     """Each tile's change of its projection's output on the inputs ``x`` (T, in): (B, T, h) values at
     output features (B, h) (the tile's rows; padding rows, past the edge, carry zero)."""
     dw, h, w = _weight_changes(subject, ms)
@@ -248,11 +253,12 @@ def dense(part: torch.Tensor, index: torch.Tensor, width: int) -> torch.Tensor:
 class _Attention:
     """One layer's attention as the model computes it, from the recorded projections."""
 
-    def __init__(self, subject, rec: LayerRecord, layer: int):
+    def __init__(self, subject: Subject, rec: LayerRecord, layer: int):
         anatomy = subject.anatomy
         self.family = anatomy.family
         self.refs = {m: anatomy.ref(layer, m) for m in ("q", "k", "v")}
-        self.module = subject.model.get_submodule(_parent(self.refs["q"].module_path))
+        # the attention module of any family: which attributes it has (num_heads, scaling ...) varies
+        self.module: Any = subject.model.get_submodule(_parent(self.refs["q"].module_path))
         self.rec = rec
         out = {m: self._part(m) for m in ("q", "k", "v")}
         self.x = rec.inputs[self.refs["q"].module_path].to(torch.float64)
@@ -309,7 +315,7 @@ class _Attention:
             scores = torch.tanh(scores / self.softcap) * self.softcap
         return torch.softmax(scores + self.mask, dim=-1) @ v
 
-    def changes(self, subject, ms: Sequence[Mutation], matrix: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def changes(self, subject: Subject, ms: Sequence[Mutation], matrix: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Each mutant's exact change of the attention output (``o``'s input): (B, T, n) values at
         features (B, n), the columns of the query heads it changes."""
         width = self.pre[matrix].shape[1]
@@ -373,7 +379,7 @@ class _Attention:
 class _Mlp:
     """One layer's MLP up to ``down``'s input, from the recorded projections."""
 
-    def __init__(self, subject, rec: LayerRecord, layer: int):
+    def __init__(self, subject: Subject, rec: LayerRecord, layer: int):
         anatomy = subject.anatomy
         self.gated = "gate" in anatomy.matrices
         self.refs = {m: anatomy.ref(layer, m) for m in ("gate", "up") if m in anatomy.matrices}
@@ -388,7 +394,7 @@ class _Mlp:
             else None
         )
 
-    def changes(self, subject, ms: Sequence[Mutation], matrix: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def changes(self, subject: Subject, ms: Sequence[Mutation], matrix: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Each mutant's exact change of ``down``'s input: (B, T, h) values at the tile's channels (B, h)."""
         part, rows = _output_changes(subject, self.x, ms)
         at = rows.clamp(max=self.pre.shape[1] - 1)
@@ -402,12 +408,12 @@ class _Mlp:
         return h
 
 
-def _stage(subject, rec: LayerRecord, layer: int, matrix: str):
+def _stage(subject: Subject, rec: LayerRecord, layer: int, matrix: str):
     return _Attention(subject, rec, layer) if matrix in ("q", "k") else _Mlp(subject, rec, layer)
 
 
 def local_changes(
-    subject, recording: Recording, layer: int, matrix: str, mutations: Sequence[Mutation]
+    subject: Subject, recording: Recording, layer: int, matrix: str, mutations: Sequence[Mutation]
 ) -> Iterator[tuple[list[Mutation], torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Batches of (mutants, their exact changes (B, T, n) at readout features (B, n), the gradient
     there (T, width)); :func:`dense` makes the changes whole.
@@ -433,7 +439,7 @@ def local_changes(
             yield chunk, part, index, grad
 
 
-def local_effects(subject, recording: Recording, by_key: dict[Key, list[Mutation]]) -> dict[int, float]:
+def local_effects(subject: Subject, recording: Recording, by_key: dict[Key, list[Mutation]]) -> dict[int, float]:
     """The local estimate of ``logprob_drop`` (minus the change of the recorded objective) of every
     mutant of a matrix with an exact step; the others are first order (the caller's)."""
     out: dict[int, float] = {}

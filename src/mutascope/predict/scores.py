@@ -35,6 +35,7 @@ import math
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -46,12 +47,16 @@ from ..probes.prepared import PreparedProbe
 from .local import local_effects, recording
 from .tilesums import GradientSums, gradient_sums, tile_sums
 
+if TYPE_CHECKING:  # annotations only: the model module imports torch and transformers
+    from ..model.subject import Subject
+
+
 SCORES = ("predicted", "local", "magnitude", "change", "wanda", "activation", "superweight")
 COLUMNS = ["mutation_id", "probe_id", *SCORES]
 Progress = Callable[[str], None]
 
 
-def _sequence(subject, probe: PreparedProbe) -> torch.Tensor:
+def _sequence(subject: Subject, probe: PreparedProbe) -> torch.Tensor:
     device = next(subject.model.parameters()).device
     return torch.tensor([list(probe.prompt) + list(probe.wt_tokens[:-1])], dtype=torch.long, device=device)
 
@@ -60,7 +65,7 @@ def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
-def wt_loglik(subject, probe: PreparedProbe) -> Callable[[], torch.Tensor]:
+def wt_loglik(subject: Subject, probe: PreparedProbe) -> Callable[[], torch.Tensor]:
     """The objective log p(WT output | prompt), teacher-forced at temperature 1."""
 
     def objective():
@@ -72,7 +77,7 @@ def wt_loglik(subject, probe: PreparedProbe) -> Callable[[], torch.Tensor]:
     return objective
 
 
-def top_logit(subject, probe: PreparedProbe) -> Callable[[], torch.Tensor]:
+def top_logit(subject: Subject, probe: PreparedProbe) -> Callable[[], torch.Tensor]:
     """The objective D of arXiv 2405.17799: the largest logit at the prompt's last position."""
 
     def objective():
@@ -83,7 +88,7 @@ def top_logit(subject, probe: PreparedProbe) -> Callable[[], torch.Tensor]:
     return objective
 
 
-def input_norms(subject, probe: PreparedProbe, keys: set) -> dict:
+def input_norms(subject: Subject, probe: PreparedProbe, keys: set) -> dict:
     """||X_j||_2 of each matrix's input features over the probe's teacher-forced sequence."""
     anatomy = subject.anatomy
     squares: dict[str, torch.Tensor] = {}
@@ -119,7 +124,7 @@ class ProbeSums:
     local: dict
 
 
-def probe_sums(subject, probe: PreparedProbe, by_key: dict, tile: tuple[int, int]) -> ProbeSums:
+def probe_sums(subject: Subject, probe: PreparedProbe, by_key: dict, tile: tuple[int, int]) -> ProbeSums:
     """One forward and backward pass for each objective (the log-likelihood's also records what the
     local estimate needs), and one forward for the input norms."""
     keys = set(by_key)
@@ -158,7 +163,7 @@ def superweight_mark(m: Mutation, marked: AbstractSet[tuple[int, str, str, int]]
 
 
 def predictions(
-    subject,
+    subject: Subject,
     mutations: Sequence[Mutation],
     probes: Sequence[PreparedProbe],
     tile: tuple[int, int],

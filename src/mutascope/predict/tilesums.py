@@ -22,12 +22,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..engine.base import one_thread
 from ..model.gradients import gradients_on
+
+if TYPE_CHECKING:  # annotations only: the model module imports torch and transformers
+    from ..model.subject import Subject
+
 
 Key = tuple[int, str]
 
@@ -75,7 +80,7 @@ class GradientSums:
 
 
 def gradient_sums(
-    subject, objective: Callable[[], torch.Tensor], tile: tuple[int, int], matrices: set[Key] | None = None
+    subject: Subject, objective: Callable[[], torch.Tensor], tile: tuple[int, int], matrices: set[Key] | None = None
 ) -> GradientSums:
     """Run ``objective()`` (a scalar built by a forward pass) backward once, reducing each
     matrix's gradient to :class:`GradientSums` as it is accumulated.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
-from transformers import GenerationConfig, GenerationMixin, LogitsProcessorList
+from transformers import GenerationConfig, LogitsProcessorList
 
 from ..errors import InputError
 from ..model.subject import Subject, eos_ids, vocab_size
@@ -86,7 +86,6 @@ def generate(
     """
     eos = list(eos_ids(subject) if eos is None else eos)
     model = subject.model
-    assert isinstance(model, GenerationMixin)  # every causal LM transformers builds (Subject types it as a Module)
     device = next(model.parameters()).device
     ids = torch.tensor([probe.prompt], dtype=torch.long, device=device)
     pad = subject.tokenizer.pad_token_id

@@ -10,6 +10,8 @@ beside the code that writes it).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import duckdb
 
 from ..errors import ResultsFileError
@@ -17,6 +19,10 @@ from ..probes.chooser import TokenChooser
 from ..probes.prepared import PreparedProbe
 from ..probes.probe import Probe
 from ..store.readback import probe_tokens, screened_model, stored_config
+
+if TYPE_CHECKING:  # annotations only: the model module imports torch and transformers
+    from ..model.subject import Subject
+
 
 __all__ = ["check_model", "stored_config", "stored_probes"]
 
@@ -37,7 +43,7 @@ def stored_probes(con: duckdb.DuckDBPyConnection, vocab_size: int) -> list[Prepa
     return prepared
 
 
-def check_model(con: duckdb.DuckDBPyConnection, subject, path) -> None:
+def check_model(con: duckdb.DuckDBPyConnection, subject: Subject, path) -> None:
     """The loaded model must be the screen's (same weights, same dtype): else a one-line error."""
     model_id, model_hash, dtype = screened_model(con)
     have = str(subject.dtype).replace("torch.", "")

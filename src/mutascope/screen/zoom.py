@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -47,6 +48,9 @@ from ..store.mutants import site_effects
 from ..store.readback import ordered_probe_ids, tile_shape
 from ..store.zoom import check_settings, read_zoom, write_level
 from .readback import check_model, stored_probes
+
+if TYPE_CHECKING:  # annotations only: the model module imports torch and transformers
+    from ..model.subject import Subject
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,9 @@ def top_sites(con, n: int, kind: Kind) -> list[str]:
     return [site_label(*r) for r in best[["layer", "matrix", "row", "col"]].itertuples(index=False, name=None)]
 
 
-def check_zoom(con, subject, sites: Sequence[str], probe_ids: Sequence[str], rule: ZoomRule, kind: Kind) -> list[str]:
+def check_zoom(
+    con, subject: Subject, sites: Sequence[str], probe_ids: Sequence[str], rule: ZoomRule, kind: Kind
+) -> list[str]:
     """Every refusal before work: the rule, the probes, each site inside its matrix's tile grid,
     the rule a site was already zoomed with. Returns the probe ids to zoom (all if none named)."""
     rule.check()
@@ -169,7 +175,7 @@ def check_zoom(con, subject, sites: Sequence[str], probe_ids: Sequence[str], rul
             raise InputError(
                 f"site {site}: matrix {matrix!r} does not exist in this model: it has {', '.join(anatomy.matrices)}"
             )
-        grid = TileGrid(tuple(anatomy.ref(layer, matrix).shape), tile)
+        grid = TileGrid(anatomy.ref(layer, matrix).shape, tile)
         if not (row < grid.n_rows and col < grid.n_cols):
             raise InputError(
                 f"site {site}: tile ({row}, {col}) is outside layer {layer} {matrix}'s "
@@ -181,7 +187,7 @@ def check_zoom(con, subject, sites: Sequence[str], probe_ids: Sequence[str], rul
 
 def zoom(
     path: str | os.PathLike,
-    subject,
+    subject: Subject,
     *,
     sites: Sequence[str] = (),
     top: int | None = None,
@@ -218,7 +224,7 @@ def zoom(
             progress(0, len(jobs))
         for done, (site, pid) in enumerate(jobs):
             layer, matrix, row, col = parse_site(site)
-            root = Region(*TileGrid(tuple(subject.anatomy.ref(layer, matrix).shape), tile).bounds(row, col))
+            root = Region(*TileGrid(subject.anatomy.ref(layer, matrix).shape, tile).bounds(row, col))
             known = {
                 Region(r.row, r.row + r.height, r.col, r.col + r.width): (bool(r.nsm), float(r.logprob_drop))
                 for r in stored[
@@ -275,7 +281,7 @@ def _check_wild_type(engine, probes: dict, probe_ids: Sequence[str], path: Path,
 
 
 def region_outputs(
-    path: str | os.PathLike, subject, site: str, kind: str | Kind, region: Region, probe_ids: Sequence[str]
+    path: str | os.PathLike, subject: Subject, site: str, kind: str | Kind, region: Region, probe_ids: Sequence[str]
 ) -> tuple[float, dict[str, OutcomeRow]]:
     """The output of one zoomed region's mutant for each of ``probe_ids``, decoded in full
     (the zoom table keeps calls and effects only): what ``mutascope show --region --decode``
