@@ -31,7 +31,7 @@ def test_the_probes_come_back_as_the_screen_prepared_them(screened):
     with open_results(path) as r:
         back = stored_probes(r.con, vocab_size(subject))
         config = stored_config(r.con)
-    assert config == job.config()
+    assert config == job.identity()
     ran = job.prepared()
     assert [p.probe for p in back] == [p.probe for p in ran]
     assert [(p.prompt, p.wt_tokens) for p in back] == [(p.prompt, p.wt_tokens) for p in ran]
