@@ -45,7 +45,7 @@ def bias(t: dict[str, pd.DataFrame]) -> None:
             f"floor {q(r.p_floor_spearman)})"
         )
     bt = t["effect_bias_by_type"]
-    for r in bt[bt["q_value"] < ALPHA].itertuples():
+    for r in bt[(bt["q_value"] < ALPHA) | (bt["matrix"] == "gate")].itertuples():
         print(
             f"effect_bias_by_type {r.probe_id} {r.matrix} {r.pair}: {r.positive}+ / {r.negative}- of {r.layers} "
             "layers, "
@@ -59,6 +59,17 @@ def bias(t: dict[str, pd.DataFrame]) -> None:
             f"  e.g. {r.probe_id} L{r.layer} {r.matrix}: median max-min {r.median_difference:.3g} "
             f"[{r.ci_low:.3g}, {r.ci_high:.3g}] over {r.tiles} tiles, r = {r.rank_biserial:.2f}, "
             f"|max|/|min| = {r.size_ratio:.2f}, q = {q(r.q_value)}, {r.size_verdict}"
+        )
+    pairs = eb[eb["pair"] == "max/min"]
+    tiles = pairs.groupby("matrix")["tiles"].unique()
+    shown = ", ".join(f"{m} {'/'.join(str(int(n)) for n in v)}" for m, v in tiles.items())
+    print(f"  tiles per matrix (the unit of each paired test): {shown}")
+    for probe, g in pairs[pairs["bias"] != "none"].groupby("probe_id", sort=False):
+        r = g.loc[g["median_difference"].abs().idxmax()]
+        print(
+            f"  largest called bias, {probe}: L{r.layer} {r.matrix}, median max-min {r.median_difference:.3g} "
+            f"[{r.ci_low:.3g}, {r.ci_high:.3g}] nats over {r.tiles} tiles, |max|/|min| = {r.size_ratio:.2f}, "
+            f"{r.size_verdict or 'no verdict'}"
         )
 
 
