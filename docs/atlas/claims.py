@@ -5,7 +5,8 @@
 Reads the Parquet files `mutascope export --compact` wrote (the per-tile table and every
 analysis table) and prints, claim by claim, the figures the atlas quotes. Nothing here
 recomputes a test: it reads the tables mutascope analyze produced, so the doc's verdicts can
-be checked against them line by line.
+be checked against them line by line. One estimate is computed here from the per-tile table:
+the overlap's odds ratio within layer x matrix (Mantel-Haenszel), which analyze does not report.
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ def bias(t: dict[str, pd.DataFrame]) -> None:
             f"[{r.ci_low:.3g}, {r.ci_high:.3g}] over {r.tiles} tiles, r = {r.rank_biserial:.2f}, "
             f"|max|/|min| = {r.size_ratio:.2f}, q = {q(r.q_value)}, {r.size_verdict}"
         )
+    for probe, g in eb.groupby("probe_id", sort=False):
+        called = {
+            pair: set(map(tuple, h.loc[h["bias"] != "none", ["layer", "matrix"]].values))
+            for pair, h in g.groupby("pair")
+        }
+        both = called.get("max/min", set()) & called.get("sym:1/sym:-1", set())
+        print(f"  {probe}: biased under the size-matched pair and called under max/min: {len(both)}")
     pairs = eb[eb["pair"] == "max/min"]
     tiles = pairs.groupby("matrix")["tiles"].unique()
     shown = ", ".join(f"{m} {'/'.join(str(int(n)) for n in v)}" for m, v in tiles.items())
@@ -114,6 +122,20 @@ def copa(t: dict[str, pd.DataFrame]) -> None:
             )
 
 
+def stratified_odds_ratio(tiles: pd.DataFrame, pair) -> float:
+    """The two probes' NSM association within each layer x matrix, pooled (Mantel-Haenszel): the
+    pooled odds ratio also counts the matrices' different NSM rates, which this one removes."""
+    calls = tiles.pivot_table(index=["layer", "matrix", "row", "col", "kind"], columns="probe_id", values="nsm")
+    calls = calls.reset_index()
+    num = den = 0.0
+    for _, g in calls.groupby(["layer", "matrix"]):
+        a, b = g[pair.probe_a].astype(bool), g[pair.probe_b].astype(bool)
+        n = len(g)
+        num += (a & b).sum() * (~a & ~b).sum() / n
+        den += (a & ~b).sum() * (~a & b).sum() / n
+    return num / den
+
+
 def rest(t: dict[str, pd.DataFrame]) -> None:
     print("## overlap, writers, super weights")
     for r in t["overlap"].itertuples():
@@ -122,6 +144,7 @@ def rest(t: dict[str, pd.DataFrame]) -> None:
             f"{r.max_jaccard:.3f}, phi {r.phi:.3f}, OR {r.odds_ratio:.2f} [{r.odds_ratio_low:.2f}, "
             f"{r.odds_ratio_high:.2f}]"
         )
+        print(f"  odds ratio within layer x matrix (Mantel-Haenszel): {stratified_odds_ratio(t['tiles'], r):.2f}")
     if "writers" in t:
         w = t["writers"]
         hits = w[(w["q_row"] < ALPHA) | (w["q_col"] < ALPHA)]
