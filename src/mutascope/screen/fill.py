@@ -208,7 +208,7 @@ def fill(
     """
     start = time.perf_counter()
     path = Path(path)
-    check_fill(engine, placement)
+    engine.check()  # the backend is checked where it is built (make_backend)
     chunk_size = engine.chunk_size or DEFAULT_CHUNK
     with open_results(path) as results:
         check_model(results.con, subject, path)
