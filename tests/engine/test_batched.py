@@ -137,6 +137,7 @@ def test_bfloat16_incremental_detection_is_the_reference_bit_for_bit(family):
     assert engine.detection == "incremental" and BatchedEngine(tiny_model(family)).detection == "forced"
     assert outcomes(engine, mutations, probes) == outcomes(reference, mutations, probes)
     assert engine.stats["probes_exact"] == len(probes)
+    assert all(state.ragged for state in engine._states.values())  # NSMs of all lengths continued together
     forced = BatchedEngine(subject, batch_size=8, detection="forced")
     outcomes(forced, mutations, probes)
     assert engine.stats["rechecked"] <= forced.stats["rechecked"]
@@ -341,3 +342,47 @@ def test_the_reference_engine_reports_each_probe_run():
     heard = []
     rows = [r for rs in reference.run(mutations, probes, rows_done=heard.append) for r in rs]
     assert heard == list(range(1, len(rows) + 1)) == list(range(1, 3 * len(probes) + 1))
+
+
+def test_bfloat16_incremental_rows_skip_the_blocks_below_their_layer():
+    """Where a probe is exact, an incremental batch's rows start at their own layer: rows of layer 1
+    never compute block 0 (it runs on an empty batch), and outcomes stay the reference's."""
+    subject = tiny_model("llama", dtype="bfloat16")
+    reference = ReferenceEngine(subject)
+    probes = prepare_probes(subject, reference, text_probes(2))
+    plan = build_plan(PlanSpec.parse(layers="0,1", kinds="max,min"), subject.anatomy)
+    mutations = [m for m in plan.mutations if m.layer == 1][:6] + [m for m in plan.mutations if m.layer == 0][:2]
+    engine = BatchedEngine(subject, batch_size=8)
+    rows_in_block = {0: [], 1: []}
+    blocks = engine.blocks
+    hooks = [
+        blocks[i].mlp.register_forward_hook(lambda m, a, out, i=i: rows_in_block[i].append(a[0].shape[0]))
+        for i in (0, 1)
+    ]
+    try:
+        calls = [r.divergence for rows in engine.run(mutations, probes, outputs="calls") for r in rows]
+    finally:
+        for h in hooks:
+            h.remove()
+    assert calls == [r.divergence for rows in reference.run(mutations, probes) for r in rows]
+    assert engine.stats["probes_exact"] == len(probes)
+    # one detection batch of 8 rows, 2 of layer 0 and 6 of layer 1: block 0 computes 2 rows, block 1 all 8
+    assert 2 in rows_in_block[0] and 8 not in rows_in_block[0]
+    assert 8 in rows_in_block[1]
+    # a batch with no row of layer 0 computes block 0 for no row, and still decodes as the reference
+    upper = [m for m in plan.mutations if m.layer == 1][6:12]
+    assert outcomes(BatchedEngine(subject, batch_size=8), upper, probes) == outcomes(reference, upper, probes)
+
+
+def test_bfloat16_without_the_attention_registry_continues_rows_of_one_length_together():
+    """A model whose attention is its own function ("eager", not in transformers' registry) cannot
+    have its attention computed per row length: NSMs are continued by divergence step, still exactly."""
+    subject = tiny_model("llama", dtype="bfloat16")
+    subject.model.config._attn_implementation = "eager"
+    reference = ReferenceEngine(subject)
+    probes = prepare_probes(subject, reference, text_probes(6))
+    mutations = covering_mutations(build_plan(PlanSpec.parse(kinds="max,min"), subject.anatomy))
+    engine = BatchedEngine(subject, batch_size=8)
+    assert outcomes(engine, mutations, probes) == outcomes(reference, mutations, probes)
+    assert engine.stats["probes_exact"] == len(probes)
+    assert not any(state.ragged for state in engine._states.values())

@@ -25,3 +25,18 @@ def test_row_dependent_names_only_projections_and_is_repeatable():
     kinds = {type(model.get_submodule(p)).__name__ for p in found}
     assert kinds <= {"Linear", "Conv1D"}
     assert row_dependent(model) == found
+
+
+def test_one_row_at_a_time_follows_a_weight_changed_in_place():
+    """A prepacked copy of the weight (where the math library keeps one) is made again when the
+    weight changes in place, as the reference engine's tile writes do: rows stay the module's own."""
+    model = tiny_model("llama", dtype="bfloat16").model
+    path = "model.layers.0.mlp.down_proj"
+    module = model.get_submodule(path)
+    x = torch.randn(4, 1, module.in_features).to(torch.bfloat16)
+    for change in (0.0, 3.0):
+        with torch.no_grad():
+            module.weight[:8, :8] += change
+        alone = torch.cat([module(x[i : i + 1]) for i in range(4)])
+        with torch.inference_mode(), one_row_at_a_time(model, [path]):
+            assert torch.equal(module(x), alone)

@@ -59,7 +59,7 @@ from ..store.rows import MeasuredOutcomeRow, OutcomeRow
 from .base import OUTPUTS, PreparedProbe, RowsDone, check_outputs, divergence_step, one_thread
 from .continuation import RowState, Seed, continue_seeds
 from .deltas import TileDelta, row_deltas
-from .incremental import incremental_pass, reference_logits
+from .incremental import IncrementalPass, Starts, capture_incremental, incremental_pass, reference_logits
 from .prefix import (
     WildTypePass,
     cache_kwargs,
@@ -68,6 +68,7 @@ from .prefix import (
     layer_keys_values,
     skipping_below,
 )
+from .ragged import supported
 from .reference import ReferenceEngine
 from .rowwise import row_dependent
 from .scoring import LogitHead, teacher_forced
@@ -112,6 +113,8 @@ class _ProbeState:
     wt_logprob: float
     wt_min_margin: float
     exact: bool  # detection and continuation compute the reference's logits bit for bit on this probe
+    steps: WildTypePass | None = None  # where exact: the WT's incremental pass (what rows skip below their layer)
+    ragged: bool = False  # where exact: NSMs of different lengths continue together (:mod:`.ragged`)
 
     @property
     def tolerance(self) -> float:
@@ -131,7 +134,9 @@ class BatchedEngine:
             fraction of the largest |score| at its step is re-checked with the
             reference engine; ``None`` uses a default for the model's dtype.
         prefix_reuse: skip the unmutated layers below each batch's lowest
-            mutated layer (teacher-forced detection; off only for testing the engine against itself).
+            mutated layer (teacher-forced detection), or below each row's own
+            (incremental detection, where it is exact); off only for testing
+            the engine against itself.
         fast_head: decide from bfloat16 logits plus float32 candidates
             (:mod:`.scoring`); ``None`` uses it where bfloat16 is faster.
         detection: ``"forced"`` (one teacher-forced pass, with prefix reuse) or
@@ -236,16 +241,18 @@ class BatchedEngine:
         size = self.batch_size or auto_batch_size(self.subject, len(probe.prompt) + probe.probe.max_new_tokens)
         full = outputs == "full"
         states: dict[int, RowState] = {}
-        pools: dict[int, list[Seed]] = {}  # by divergence step where exact (no padding), else one pool
+        pools: dict[int, list[Seed]] = {}  # by divergence step where exact and not ragged, else one pool
         for batch in self._detection_batches(mutations, size):
             deltas = [TileDelta.of(self.subject.anatomy, mutations[i]) for i in batch]
             layer = min(mutations[i].layer for i in batch) if self._skips else 0
+            starts = self._starts(state, [mutations[i].layer for i in batch])
             t0 = time.perf_counter()
             finished = 0
-            for i, row_state, seed in self._detect(probe, state, batch, deltas, layer, seeds=full):
+            for i, row_state, seed in self._detect(probe, state, batch, deltas, layer, starts, seeds=full):
                 states[i] = row_state
                 if seed is not None:
-                    pools.setdefault(row_state.divergence if state.exact else 0, []).append(seed)  # type: ignore[arg-type]
+                    by_step = state.exact and not state.ragged
+                    pools.setdefault(row_state.divergence if by_step else 0, []).append(seed)  # type: ignore[arg-type]
                 elif not _needs_recheck(row_state, full):
                     finished += 1
             self.stats["detect_s"] += time.perf_counter() - t0
@@ -263,16 +270,29 @@ class BatchedEngine:
                 tally.add(1)
 
     def _detection_batches(self, mutations: list[Mutation], size: int) -> list[list[int]]:
-        """Indices of ``mutations`` in batches of one layer each (of at most ``size``).
+        """Indices of ``mutations`` in batches of at most ``size``, in layer order.
 
-        With prefix reuse a batch costs its rows times the layers from its lowest
-        one up, so mixing layers wastes work; small batches cost little here
-        because every row already spans all positions of the probe.
+        Teacher-forced: one layer per batch. With prefix reuse a batch costs
+        its rows times the layers from its lowest one up, so mixing layers
+        wastes work; small batches cost little here because every row
+        already spans all positions of the probe. Incremental: full batches,
+        each row starting at its own layer (:class:`.incremental.Starts`
+        needs them sorted), since every step of a small batch costs nearly
+        as much as a full one's.
         """
         by_layer: dict[int, list[int]] = {}
         for i, m in enumerate(mutations):
             by_layer.setdefault(m.layer if self._skips else 0, []).append(i)
+        if not self._skips:
+            by_layer = {0: sorted(range(len(mutations)), key=lambda i: mutations[i].layer)}
         return [ids[j : j + size] for _, ids in sorted(by_layer.items()) for j in range(0, len(ids), size)]
+
+    def _starts(self, state: _ProbeState, layers: list[int]) -> Starts | None:
+        """Where an incremental batch's rows start: at their own layers where the probe is
+        exact and layers are skipped; None (every row from the first block) otherwise."""
+        if self.detection != "incremental" or not self.prefix_reuse or state.steps is None or not any(layers):
+            return None
+        return Starts(blocks=self.blocks, layers=layers, wt=state.steps)
 
     @property
     def _skips(self) -> bool:
@@ -373,11 +393,17 @@ class BatchedEngine:
                 targets,
                 tolerance=self.tie_tolerance,
             )
-        exact = self.detection == "incremental" and self._given_tolerance is None and self._matches_reference(probe, wt)
+        checked = None
+        if self.detection == "incremental" and self._given_tolerance is None:
+            checked = self._matches_reference(probe)
+        steps, ragged = checked if checked is not None else (None, False)
+        exact = steps is not None
         self.stats["probes_exact"] += exact
         return _ProbeState(
             ids=ids,
             wt=wt,
+            steps=steps,
+            ragged=ragged,
             wt_logprob=float(scores.target_logprobs.sum()),
             wt_min_margin=float(scores.margins.min()),
             exact=exact,
@@ -389,32 +415,61 @@ class BatchedEngine:
             self._single_row = row_dependent(self.model)
         return self._single_row
 
-    def _matches_reference(self, probe: PreparedProbe, wt: WildTypePass, rows: int = 3) -> bool:
-        """Whether this engine's logits for the wild type equal ``generate``'s, bit for bit.
+    def _matches_reference(self, probe: PreparedProbe) -> tuple[WildTypePass, bool] | None:
+        """The wild type's incremental pass, if this engine's logits for it equal ``generate``'s
+        bit for bit (None if not), and whether that holds for NSMs of different lengths continued
+        together (each attending to its own positions, :mod:`.ragged`).
 
-        The unmutated model runs in a batch of ``rows``: the incremental
-        detection pass over every WT token, and a continuation from the
-        second step on. Kernels that depend on shapes only then give every
-        mutant the reference's logits too, and decisions need re-checking
-        only at exact ties.
+        The unmutated model runs alone (the pass rows start from below their
+        layer), then in a batch of three rows starting at the second, a middle
+        and the last block: the incremental detection pass over every WT
+        token, and a continuation from the second step on. Kernels that
+        depend on shapes only then give every mutant the reference's logits
+        too, and decisions need re-checking only at exact ties.
         """
         steps = len(probe.wt_tokens)
         pad = self.subject.tokenizer.pad_token_id or 0
         expected = reference_logits(self.model, probe.prompt, steps, probe.chooser, pad).float()
         if expected.shape[0] != steps:
-            return False
-        run = incremental_pass(self.decoder_model, probe.prompt, probe.wt_tokens, rows, self._single_rows(), self.model)
+            return None
+        single = self._single_rows()
+        alone = capture_incremental(self.decoder_model, self.blocks, probe.prompt, probe.wt_tokens, single, self.model)
+        if not torch.equal(self.head(alone.last_hidden[0]).float(), expected):
+            return None
+        last = len(self.blocks) - 1  # no row from the first block, so one block runs no row at all
+        layers = [min(1, last), len(self.blocks) // 2, last] if self.prefix_reuse else [0, 0, 0]
+        rows = len(layers)
+        starts = Starts(blocks=self.blocks, layers=layers, wt=alone)
+        run = incremental_pass(self.decoder_model, probe.prompt, probe.wt_tokens, rows, single, self.model, starts)
         if not all(torch.equal(self.head(run.hidden[r]).float(), expected) for r in range(rows)):
-            return False
+            return None
         if steps < 3:
-            return True
-        n = len(probe.prompt) + 1
+            return alone, False
+        ragged = (
+            steps > 3 and supported(self.model) and self._continues_exactly(probe, alone, run, layers, expected, True)
+        )
+        if not ragged and not self._continues_exactly(probe, alone, run, layers, expected, False):
+            return None
+        return alone, ragged
+
+    def _continues_exactly(
+        self,
+        probe: PreparedProbe,
+        alone: WildTypePass,
+        run: IncrementalPass,
+        layers: list[int],
+        expected: torch.Tensor,
+        ragged: bool,
+    ) -> bool:
+        """Whether continuing the wild type's rows of ``run`` (from the second step on; one
+        row from the third where ``ragged``) gives ``generate``'s logits bit for bit."""
+        divergences = [1, 2] + [1] * (len(layers) - 2) if ragged else [1] * len(layers)
         cached_keys, cached_values = layer_keys_values(run.cache)
         seeds = [
             Seed(
                 state=RowState(
-                    divergence=1,
-                    tokens=list(probe.wt_tokens[:2]),
+                    divergence=d,
+                    tokens=list(probe.wt_tokens[: d + 1]),
                     margin=None,
                     min_margin=math.inf,
                     call_tie=None,
@@ -422,31 +477,34 @@ class BatchedEngine:
                     finished=False,
                 ),
                 delta=None,
-                layer=0,
-                keys=[k[r : r + 1, :, :n].clone() for k in cached_keys],
-                values=[v[r : r + 1, :, :n].clone() for v in cached_values],
+                layer=layers[r],
+                keys=_own(cached_keys, r, layers[r], len(probe.prompt) + d),
+                values=_own(cached_values, r, layers[r], len(probe.prompt) + d),
             )
-            for r in range(rows)
+            for r, d in enumerate(divergences)
         ]
-        seen: list[torch.Tensor] = []
+        same = [True]
+
+        def observe(hidden: torch.Tensor, states: list[RowState]) -> None:
+            logits = self.head(hidden).float()
+            same[0] &= all(torch.equal(logits[i], expected[len(s.tokens)]) for i, s in enumerate(states))
+
         continue_seeds(
             self.model,
             self.decoder_model,
             self.head,
             probe.chooser,
-            wt,
+            alone,
             len(probe.prompt),
             probe.probe.max_new_tokens,
             self.eos,
             seeds,
             0.0,
             self._single_rows(),
-            observe=lambda hidden: seen.append(self.head(hidden).float()),
+            observe=observe,
+            ragged=ragged,
         )
-        return len(seen) == steps - 2 and all(
-            h.shape[0] == rows and all(torch.equal(h[r], expected[2 + i]) for r in range(rows))
-            for i, h in enumerate(seen)
-        )
+        return same[0] and all(len(s.state.tokens) == len(probe.wt_tokens) for s in seeds)
 
     # -- detection -----------------------------------------------------------
 
@@ -457,20 +515,24 @@ class BatchedEngine:
         batch: list[int],
         deltas: list[TileDelta],
         layer: int,
+        starts: Starts | None = None,
         seeds: bool = True,
     ) -> Iterator[tuple[int, RowState, Seed | None]]:
         """Teacher-force the WT tokens through every mutant of the batch at once.
 
         Yields each row's state and, for NSMs that need more tokens (when
         ``seeds``), a seed holding its keys/values for the continuation.
+        ``layer`` is the batch's first computed layer (teacher-forced),
+        ``starts`` each row's (incremental).
         """
         b = len(deltas)
         p, wt = len(probe.prompt), probe.wt_tokens
         need_cache = seeds and probe.probe.max_new_tokens > 1
         cache: DynamicCache | None
         if self.detection == "incremental":
-            with row_deltas(self.model, deltas):
-                run = incremental_pass(self.decoder_model, probe.prompt, wt, b, self._single_rows(), self.model)
+            computing = [sum(s <= own for s in starts.layers) for own in starts.layers] if starts else None
+            with row_deltas(self.model, deltas, computing):
+                run = incremental_pass(self.decoder_model, probe.prompt, wt, b, self._single_rows(), self.model, starts)
             final, cache = run.hidden, run.cache
         else:
             cache = DynamicCache() if need_cache else None
@@ -526,11 +588,10 @@ class BatchedEngine:
             seed = None
             if not done and need_cache:
                 n = p + d  # positions whose keys/values the mutant shares with this pass
-                keys: list[torch.Tensor | None] = [None] * layer  # below the mutated layer: the WT's
-                values: list[torch.Tensor | None] = [None] * layer
-                keys += [k[row : row + 1, :, :n].clone() for k in cached_keys]
-                values += [v[row : row + 1, :, :n].clone() for v in cached_values]
-                seed = Seed(state=s, delta=deltas[row], layer=layer, keys=keys, values=values)
+                own = starts.layers[row] if starts else layer  # below: the WT's
+                keys = _own(cached_keys, row, own, n, layer)
+                values = _own(cached_values, row, own, n, layer)
+                seed = Seed(state=s, delta=deltas[row], layer=own, keys=keys, values=values)
             yield i, s, seed
 
     def _continue(
@@ -548,18 +609,27 @@ class BatchedEngine:
             self.decoder_model,
             self.head,
             probe.chooser,
-            state.wt,
+            state.steps or state.wt,  # the keys/values below a seed's layer, from the pass its rows skipped
             len(probe.prompt),
             probe.probe.max_new_tokens,
             self.eos,
             seeds,
             state.tolerance,
             self._single_rows() if state.exact else None,
+            ragged=state.ragged,
         )
         self.stats["continue_s"] += time.perf_counter() - t0
         self.stats["continued"] += len(seeds)
         if tally is not None:
             tally.add(sum(not _needs_recheck(s.state, full) for s in seeds))
+
+
+def _own(cached: list[torch.Tensor], row: int, own: int, n: int, first: int = 0) -> list[torch.Tensor | None]:
+    """A row's keys (or values) over its first ``n`` positions, per layer: None below ``own``
+    (the wild type's), then copies from ``cached``, whose entry ``i`` is layer ``first + i``.
+    A cache layer holds the batch's rows from the first on (every row computing it)."""
+    below: list[torch.Tensor | None] = [None] * own
+    return below + [c[row : row + 1, :, :n].clone() for c in cached[own - first :]]
 
 
 def _needs_recheck(s: RowState, full: bool) -> bool:

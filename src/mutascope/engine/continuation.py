@@ -9,12 +9,14 @@ batched generation, and decoded together, each with its own tile delta.
 
 Padding changes the attention's arithmetic, by whole steps in bfloat16. Where
 an engine needs the reference's arithmetic bit for bit (:mod:`.incremental`),
-it continues only rows of one length together (no padding) and names the
-projections to run row by row (``single_row``).
+it names the projections to run row by row (``single_row``) and either
+computes each row's attention over its own positions (``ragged``,
+:mod:`.ragged`) or continues only rows of one length together.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +26,7 @@ from transformers.cache_utils import DynamicLayer
 from ..probes.chooser import TokenChooser
 from .deltas import TileDelta, row_deltas
 from .prefix import WildTypePass, cache_kwargs
+from .ragged import attention_per_length
 from .rowwise import one_row_at_a_time
 from .scoring import LogitHead, decide
 
@@ -165,21 +168,24 @@ def continue_seeds(
     tolerance: float = 0.0,
     single_row: list[str] | None = None,
     observe=None,
+    ragged: bool = False,
 ) -> None:
     """Decode every seed to end-of-sequence or ``max_new`` tokens, updating its state.
 
-    With ``single_row`` (the reference's arithmetic) every seed must have
-    diverged at the same step, and those projections run row by row.
+    With ``single_row`` (the reference's arithmetic) those projections run row
+    by row, and seeds that diverged at different steps need ``ragged``
+    (each row's attention over its own positions, :mod:`.ragged`).
     ``observe``, if given, sees each step's final hidden states of the rows
-    still decoding (the engine's check against the reference uses it).
+    still decoding and their states (the engine's check against the reference uses it).
     """
     device = wt.keys[0].device
     steps = [_divergence(s) for s in seeds]
     lengths = [prompt_len + d for d in steps]
-    if single_row is not None and len(set(lengths)) > 1:
-        raise ValueError("rows continued with the reference's arithmetic must share their length")
+    if single_row is not None and len(set(lengths)) > 1 and not ragged:
+        raise ValueError("rows continued with the reference's arithmetic must share their length, or be ragged")
     room = max_new - min(steps)
     cache, layers, mask = _cache_for(seeds, wt, lengths, room)
+    padding = [max(lengths) - n for n in lengths]  # each row's left padding, in cache order
     rows = list(seeds)  # in cache order; finished rows stay until compaction
     while True:
         live = [i for i, s in enumerate(rows) if not s.state.finished]
@@ -190,12 +196,14 @@ def continue_seeds(
             for layer in layers:
                 layer.select_rows(index)
             mask = mask[index]
+            padding = [padding[i] for i in live]
             rows = [rows[i] for i in live]
             live = list(range(len(rows)))
         feed = torch.tensor([[s.state.tokens[-1]] for s in rows], device=device)
         pos = torch.tensor([[prompt_len + len(s.state.tokens) - 1] for s in rows], device=device)
         mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
-        with row_deltas(model, [s.delta for s in rows]), one_row_at_a_time(model, single_row or []):
+        own_attention = attention_per_length(model, padding) if ragged else contextlib.nullcontext()
+        with row_deltas(model, [s.delta for s in rows]), one_row_at_a_time(model, single_row or []), own_attention:
             out = decoder_model(
                 input_ids=feed,
                 attention_mask=mask,
@@ -208,5 +216,5 @@ def continue_seeds(
         if len(live) < len(rows):
             hidden = hidden[torch.tensor(live, device=device)]
         if observe is not None:
-            observe(hidden)
+            observe(hidden, [rows[i].state for i in live])
         decide_rows(hidden, head, chooser, [rows[i].state for i in live], eos, max_new, tolerance)

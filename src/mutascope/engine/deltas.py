@@ -93,20 +93,27 @@ def _add_deltas(entries: list[tuple[int, TileDelta]], batch: int):
 
 
 @contextlib.contextmanager
-def row_deltas(model: torch.nn.Module, deltas: Sequence[TileDelta | None]) -> Iterator[None]:
+def row_deltas(
+    model: torch.nn.Module, deltas: Sequence[TileDelta | None], computing: Sequence[int] | None = None
+) -> Iterator[None]:
     """While active, batch row ``b`` of every forward pass runs mutant ``deltas[b]``.
 
-    ``None`` rows run the unmutated model. Hooks are removed on exit, whatever
-    happens; no parameter is ever touched.
+    ``None`` rows run the unmutated model. ``computing[b]``, if given, is how
+    many rows (the first ones) the block of row ``b``'s module computes, where
+    rows start at different blocks (:func:`.prefix.rows_starting_at`); by
+    default every row. Hooks are removed on exit, whatever happens; no
+    parameter is ever touched.
     """
     by_module: dict[str, list[tuple[int, TileDelta]]] = {}
+    batch: dict[str, int] = {}
     for row, d in enumerate(deltas):
         if d is not None:
             by_module.setdefault(d.module_path, []).append((row, d))
+            batch[d.module_path] = len(deltas) if computing is None else computing[row]
     handles = []
     try:
         for path, entries in by_module.items():
-            handles.append(model.get_submodule(path).register_forward_hook(_add_deltas(entries, len(deltas))))
+            handles.append(model.get_submodule(path).register_forward_hook(_add_deltas(entries, batch[path])))
         yield
     finally:
         for h in handles:

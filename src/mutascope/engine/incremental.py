@@ -16,10 +16,16 @@ Where the kernels depend on shapes only, a row's logits are then those of
 the reference with the mutant's tile written, bit for bit, which
 :func:`matches_reference` checks on the wild type before an engine relies on
 it.
+
+Rows start at their mutated layer (:func:`.prefix.rows_starting_at`): below
+it a mutant fed the WT tokens computes the wild type, which one pass of the
+unmutated model (:func:`capture_incremental`, the same arithmetic) records
+once per probe.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +33,24 @@ import torch
 from transformers import DynamicCache, GenerationConfig, LogitsProcessorList
 
 from ..probes.chooser import ChooserLogitsProcessor
-from .prefix import cache_kwargs
+from .prefix import WildTypePass, cache_kwargs, layer_keys_values, recording_block_inputs, rows_starting_at
 from .rowwise import one_row_at_a_time
+
+
+@dataclass(kw_only=True)
+class Starts:
+    """Where each row of an incremental pass starts: ``layers[r]`` (sorted), the decoder's
+    ``blocks``, and the wild type's pass (:func:`capture_incremental`) supplying what is below."""
+
+    blocks: torch.nn.ModuleList
+    layers: list[int]
+    wt: WildTypePass
+
+    def applied(self, positions: slice):
+        """The context in which a call at ``positions`` skips each row's blocks below its start."""
+        if not any(self.layers):
+            return contextlib.nullcontext()
+        return rows_starting_at(self.blocks, self.layers, self.wt, positions)
 
 
 @dataclass(kw_only=True)
@@ -47,31 +69,57 @@ def incremental_pass(
     rows: int,
     single_row: list[str],
     root: torch.nn.Module,
+    starts: Starts | None = None,
 ) -> IncrementalPass:
     """Feed ``prompt`` then the WT tokens one at a time to ``rows`` copies of the decoder.
 
     Whatever per-row mutants are active (:func:`.deltas.row_deltas`) apply.
     ``single_row`` names the modules of ``root`` run row by row in the steps.
+    With ``starts``, row ``r`` computes only the blocks from ``starts.layers[r]``
+    on, and the cache's layer ``l`` holds only the rows computing it.
     """
     device = next(decoder.parameters()).device
     ids = torch.tensor([prompt], dtype=torch.long, device=device).expand(rows, -1)
     cache = DynamicCache()
-    out = decoder(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True, **cache_kwargs(decoder, cache))
+    with starts.applied(slice(0, len(prompt))) if starts else contextlib.nullcontext():
+        out = decoder(
+            input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True, **cache_kwargs(decoder, cache)
+        )
     hidden = [out.last_hidden_state[:, -1:]]
     with one_row_at_a_time(root, single_row):
         for step, token in enumerate(wt[:-1]):
             n = len(prompt) + step
             feed = torch.full((rows, 1), token, dtype=torch.long, device=device)
             mask = torch.ones(rows, n + 1, dtype=torch.long, device=device)
-            out = decoder(
-                input_ids=feed,
-                attention_mask=mask,
-                use_cache=True,
-                cache_position=torch.tensor([n], device=device),
-                **cache_kwargs(decoder, cache),
-            )
+            with starts.applied(slice(n, n + 1)) if starts else contextlib.nullcontext():
+                out = decoder(
+                    input_ids=feed,
+                    attention_mask=mask,
+                    use_cache=True,
+                    cache_position=torch.tensor([n], device=device),
+                    **cache_kwargs(decoder, cache),
+                )
             hidden.append(out.last_hidden_state)
     return IncrementalPass(hidden=torch.cat(hidden, dim=1), cache=cache)
+
+
+def capture_incremental(
+    decoder: torch.nn.Module,
+    blocks: torch.nn.ModuleList,
+    prompt: tuple[int, ...],
+    wt: tuple[int, ...],
+    single_row: list[str],
+    root: torch.nn.Module,
+) -> WildTypePass:
+    """The unmutated model's incremental pass over ``prompt + WT[:-1]``, one row, with each
+    block's input at every position and every layer's keys/values (``last_hidden`` holds
+    the final hidden states at the decision positions only)."""
+    with recording_block_inputs(blocks) as seen:
+        run = incremental_pass(decoder, prompt, wt, 1, single_row, root)
+    keys, values = layer_keys_values(run.cache)
+    return WildTypePass(
+        hidden_in=seen.hidden_in(), keys=keys, values=values, last_hidden=run.hidden, returns_tuple=seen.returns_tuple
+    )
 
 
 @torch.inference_mode()
