@@ -151,8 +151,13 @@ def test_bfloat16_falls_back_to_the_bound_where_the_arithmetic_differs(monkeypat
     subject = tiny_model("llama", dtype="bfloat16")
     reference = ReferenceEngine(subject)
     probes = prepare_probes(subject, reference, text_probes(4))
-    real = batched.reference_logits
-    monkeypatch.setattr(batched, "reference_logits", lambda *a, **k: real(*a, **k) + 2.0**-6)
+    real = batched.reference_run
+
+    def shifted(*args, **kwargs):
+        run = real(*args, **kwargs)
+        return dataclasses.replace(run, logits=run.logits + 2.0**-6)
+
+    monkeypatch.setattr(batched, "reference_run", shifted)
     mutations = covering_mutations(build_plan(PlanSpec.parse(kinds="max,min"), subject.anatomy))
     engine = BatchedEngine(subject, batch_size=8)
     assert outcomes(engine, mutations, probes) == outcomes(reference, mutations, probes)

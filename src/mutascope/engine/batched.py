@@ -59,7 +59,7 @@ from ..store.rows import MeasuredOutcomeRow, OutcomeRow
 from .base import OUTPUTS, PreparedProbe, RowsDone, check_outputs, divergence_step, one_thread
 from .continuation import RowState, Seed, continue_seeds
 from .deltas import TileDelta, row_deltas
-from .incremental import IncrementalPass, Starts, capture_incremental, incremental_pass, reference_logits
+from .incremental import IncrementalPass, Starts, capture_incremental, incremental_pass, reference_run
 from .prefix import (
     WildTypePass,
     cache_kwargs,
@@ -420,8 +420,8 @@ class BatchedEngine:
         bit for bit (None if not), and whether that holds for NSMs of different lengths continued
         together (each attending to its own positions, :mod:`.ragged`).
 
-        The unmutated model runs alone (the pass rows start from below their
-        layer), then in a batch of three rows starting at the second, a middle
+        The unmutated model runs alone (``generate`` itself, whose pass rows
+        start from below their layer), then in a batch of three rows starting at the second, a middle
         and the last block: the incremental detection pass over every WT
         token, and a continuation from the second step on. Kernels that
         depend on shapes only then give every mutant the reference's logits
@@ -429,11 +429,14 @@ class BatchedEngine:
         """
         steps = len(probe.wt_tokens)
         pad = self.subject.tokenizer.pad_token_id or 0
-        expected = reference_logits(self.model, probe.prompt, steps, probe.chooser, pad).float()
+        reference = reference_run(self.model, self.blocks, probe.prompt, steps, probe.chooser, pad)
+        expected = reference.logits.float()
         if expected.shape[0] != steps:
             return None
         single = self._single_rows()
-        alone = capture_incremental(self.decoder_model, self.blocks, probe.prompt, probe.wt_tokens, single, self.model)
+        alone = reference.wt or capture_incremental(
+            self.decoder_model, self.blocks, probe.prompt, probe.wt_tokens, single, self.model
+        )
         if not torch.equal(self.head(alone.last_hidden[0]).float(), expected):
             return None
         last = len(self.blocks) - 1  # no row from the first block, so one block runs no row at all

@@ -122,9 +122,22 @@ def capture_incremental(
     )
 
 
+@dataclass(kw_only=True)
+class ReferenceRun:
+    """The reference's own decoding of a probe's wild type: its ``logits`` (steps, V) and, where its
+    cache kept every position, the pass itself as a :class:`WildTypePass` (each block's input,
+    keys/values, the final hidden states at the decision positions), else None."""
+
+    logits: torch.Tensor
+    wt: WildTypePass | None
+
+
 @torch.inference_mode()
-def reference_logits(model: Any, prompt: tuple[int, ...], steps: int, chooser, pad: int) -> torch.Tensor:
-    """The reference's own logits (``generate``, greedy under the probe's chooser) for ``steps`` steps: (steps, V)."""
+def reference_run(
+    model: Any, blocks: torch.nn.ModuleList, prompt: tuple[int, ...], steps: int, chooser, pad: int
+) -> ReferenceRun:
+    """``generate``, greedy under the probe's chooser, for ``steps`` steps, recording what rows that
+    start above the first block need from it (:class:`Starts`)."""
     ids = torch.tensor([prompt], device=next(model.parameters()).device)
     config = GenerationConfig(
         max_new_tokens=steps,
@@ -132,10 +145,25 @@ def reference_logits(model: Any, prompt: tuple[int, ...], steps: int, chooser, p
         num_beams=1,
         pad_token_id=pad,
         output_logits=True,
+        output_hidden_states=True,
         return_dict_in_generate=True,
     )
     processors = LogitsProcessorList([ChooserLogitsProcessor(chooser, len(prompt))])
-    out = model.generate(
-        ids, attention_mask=torch.ones_like(ids), generation_config=config, logits_processor=processors
+    with recording_block_inputs(blocks) as seen:
+        out = model.generate(
+            ids, attention_mask=torch.ones_like(ids), generation_config=config, logits_processor=processors
+        )
+    logits = torch.cat([step[:1] for step in out.logits])
+    length = len(prompt) + len(out.logits) - 1  # the last token is never fed
+    try:
+        keys, values = layer_keys_values(out.past_key_values)
+        hidden_in = seen.hidden_in()
+    except (RuntimeError, AttributeError, TypeError):  # a cache of another kind, or blocks not run every step
+        return ReferenceRun(logits=logits, wt=None)
+    if any(k.shape[-2] != length for k in keys) or any(h.shape[1] != length for h in hidden_in):
+        return ReferenceRun(logits=logits, wt=None)  # e.g. a sliding window dropped positions
+    final = torch.cat([step[-1][:, -1:] for step in out.hidden_states], dim=1)
+    wt = WildTypePass(
+        hidden_in=hidden_in, keys=keys, values=values, last_hidden=final, returns_tuple=seen.returns_tuple
     )
-    return torch.cat([step[:1] for step in out.logits])
+    return ReferenceRun(logits=logits, wt=wt)
