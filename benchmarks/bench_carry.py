@@ -19,6 +19,7 @@ the agreement with the atlas's exact effects beside today's, by matrix type and 
 
     PYTHONPATH=src python benchmarks/bench_carry.py /tmp/atlas-predict.duckdb \
         --exact docs/atlas/tables/tiles.parquet
+    PYTHONPATH=src python benchmarks/bench_carry.py --check   # r + dh and n(r + dh) against hooks
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ def rms_jvp(x: torch.Tensor, dx: torch.Tensor, weight: torch.Tensor, eps: float)
     return weight * (dx / s - x * (x * dx).mean(-1, keepdim=True) / s**3)
 
 
-def carry(subject, probe, by_key: dict, threads: int = 1) -> dict[int, tuple[float, float]]:
-    """Per mutant of ``by_key`` (v/o/up/down keys): (first order from dh, carried) for one probe."""
+def carry(subject, probe, by_key: dict, seen: dict | None = None) -> dict[int, tuple[float, float]]:
+    """Per mutant of ``by_key`` (v/o/up/down keys): (first order from dh, carried) for one probe.
+    ``seen``, if given, gets per key its first mutant's (mutant, r + dh, n(r), the norm module)."""
     from mutascope.predict.local import _Attention, _Mlp, _output_changes, dense, recording
     from mutascope.predict.scores import wt_loglik
     from mutascope.predict.tilesums import gradient_sums
@@ -128,6 +130,8 @@ def carry(subject, probe, by_key: dict, threads: int = 1) -> dict[int, tuple[flo
                     at = rows.clamp(max=act.shape[1] - 1)
                     d_in = dense(part * act.T[at].transpose(1, 2), rows, act.shape[1])
                     dh = d_in @ w_down.T
+                if seen is not None:
+                    seen.setdefault((layer, matrix), (chunk[0], r + dh[0], n_r, module))
                 first = -(g_r[None] * dh).sum(dim=(1, 2))
                 curv = rms(r[None] + dh, weight, eps) - n_r[None] - rms_jvp(r[None], dh, weight, eps)
                 carried = first - (g_n[None] * curv).sum(dim=(1, 2))
@@ -136,15 +140,57 @@ def carry(subject, probe, by_key: dict, threads: int = 1) -> dict[int, tuple[flo
     return out
 
 
+def check_against_hooks(layers: str = "3,29") -> None:
+    """For one mutant per (layer, matrix): the residual r + dh and the norm's change n(r + dh) - n(r)
+    this script computes, against writing the tile and running the model (hooks on the real norm)."""
+    import mutascope as ms
+    from mutascope.engine import ReferenceEngine, prepare_probes
+    from mutascope.plan import PlanSpec, build_plan
+    from mutascope.plan.mutation import applied
+    from mutascope.probes import Decoding
+
+    subject = ms.load_model()
+    [probe] = ms.resolve_probes(["drosophila"], subject, max_new_tokens=24, decoding=Decoding("greedy"))
+    [prepared] = prepare_probes(subject, ReferenceEngine(subject), [probe])
+    by_key: dict = {}
+    for m in build_plan(PlanSpec.parse(layers=layers, kinds="max,min"), subject.anatomy).mutations:
+        if m.matrix in CARRIED and len(by_key.get((m.layer, m.matrix), [])) < 6:
+            by_key.setdefault((m.layer, m.matrix), []).append(m)
+    by_key = {k: v[5:] for k, v in by_key.items()}
+    seen: dict = {}
+    carry(subject, prepared, by_key, seen)
+    ids = torch.tensor([list(prepared.prompt) + list(prepared.wt_tokens[:-1])])
+    for m, r_dh, n_r, module in seen.values():
+        got: dict = {}
+        handle = module.register_forward_hook(
+            lambda mod, a, o, got=got: got.update(r=a[0][0].double(), n=o[0].double())
+        )
+        with torch.no_grad(), applied(subject.anatomy.weight(m.layer, m.matrix), m):
+            subject.model(input_ids=ids, use_cache=False)
+        handle.remove()
+        mine = rms(r_dh, module.weight.detach().double(), module.variance_epsilon) - n_r
+        actual = got["n"] - n_r
+        print(
+            f"{m.label()}: r + dh off by {float((got['r'] - r_dh).abs().max() / got['r'].abs().max()):.1e}, "
+            f"n(r + dh) - n(r) off by {float((mine - actual).abs().max() / actual.abs().max()):.1e} (relative)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results")
-    parser.add_argument("--exact", required=True)
+    parser.add_argument("results", nargs="?")
+    parser.add_argument("--exact")
     parser.add_argument("--layers", default="all")
     parser.add_argument("--save", default=None, help="keep the carried estimates as Parquet (and reuse them)")
+    parser.add_argument("--check", action="store_true", help="only check r + dh and the norm's change, by hooks")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     torch.set_num_threads(1)
+    if args.check:
+        check_against_hooks()
+        return
+    if not args.results or not args.exact:
+        parser.error("a results file and --exact are needed (or --check alone)")
 
     from bench_agreement import exact_frame
 
@@ -176,9 +222,9 @@ def main() -> None:
         rows = []
         for p in prepared:
             t0 = time.process_time()
-            for mid, (first, carried) in carry(subject, p, by_key).items():
-                rows.append((mid, p.id, first, carried))
-            print(f"{p.id}: carried estimates of {len(rows)} mutants, {time.process_time() - t0:.1f} s CPU", flush=True)
+            estimates = carry(subject, p, by_key)
+            rows += [(mid, p.id, first, carried) for mid, (first, carried) in estimates.items()]
+            print(f"{p.id}: {len(estimates)} carried estimates, {time.process_time() - t0:.1f} s CPU", flush=True)
         got = pd.DataFrame(rows, columns=["mutation_id", "probe_id", "first", "carried"])
         if args.save:
             got.to_parquet(args.save)
