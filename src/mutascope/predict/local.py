@@ -324,8 +324,11 @@ class _Attention:
         if self.rec.rotary is not None:
             cos, sin = (r.to(torch.float64) for r in self.rec.rotary)
             rotate = sys.modules[type(self.module).__module__].apply_rotary_pos_emb
-            dims = cos.shape[-1]  # Phi-1/2 rotate the first dims of each head only
-            t = torch.cat([rotate(t[..., :dims], t[..., :dims], cos, sin)[0], t[..., dims:]], -1)
+            dims = cos.shape[-1]
+            if dims == self.hd:
+                t = rotate(t, t, cos, sin)[0]
+            else:  # Phi-1/2 rotate the first dims of each head only
+                t = torch.cat([rotate(t[..., :dims], t[..., :dims], cos, sin)[0], t[..., dims:]], -1)
         return t
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
