@@ -6,7 +6,10 @@ Each measurement runs in a fresh process so its peak resident memory is its own:
   teacher-forced forward pass of each probe's WT output;
 * ``predict``: load the model, prepare the probes and compute every score of every
   mutant of the plan (two backward passes and one forward pass per probe, the first recording what
-  the local estimate needs, then its exact step per mutant).
+  the local estimate needs, then its exact step per mutant);
+* ``first-order``: the same without the local estimate (its recording and exact step left out, so
+  ``local`` is the first-order term): the figure issue 30's cost bound is stated against, measured
+  again beside the others on the same machine.
 
 The CPU time is printed beside the wall time: on a machine shared with other work, it is the
 figure that compares.
@@ -48,6 +51,13 @@ def child(mode: str, layers: str, tokens: int) -> dict:
                 wt_loglik(subject, p)()
         n = 0
     else:
+        if mode == "first-order":
+            import contextlib
+
+            from mutascope.predict import scores
+
+            scores.recording = lambda subject, keys: contextlib.nullcontext()  # type: ignore[assignment]
+            scores.local_effects = lambda subject, record, by_key: {}  # type: ignore[assignment]
         n = len(predictions(subject, plan.mutations, prepared, plan.spec.tile))
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {
@@ -70,7 +80,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, args.layers, args.tokens)))
         return
-    for mode in ("inference", "predict"):
+    for mode in ("inference", "first-order", "predict"):
         out = subprocess.run(
             [sys.executable, __file__, "--child", mode, "--layers", args.layers, "--tokens", str(args.tokens)],
             capture_output=True,
@@ -79,7 +89,7 @@ def main() -> None:
         )
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(
-            f"{r['mode']:>9}: {r['seconds']:7.1f} s ({r['cpu_seconds']:.1f} s of CPU) for 2 probes ({r['rows']} "
+            f"{r['mode']:>11}: {r['seconds']:7.1f} s ({r['cpu_seconds']:.1f} s of CPU) for 2 probes ({r['rows']} "
             "mutant-probe scores of "
             f"{r['mutants']} mutants), peak memory {r['peak_mib']:.0f} MiB (after loading and preparing: "
             f"{r['after_load_mib']:.0f} MiB)"

@@ -55,15 +55,17 @@ _FAMILIES: dict[str, tuple[str, dict]] = {
             init_std=0.2,
         ),
     ),
+    # Phi-1/2 (gateless MLP, partial rotary); with the optional per-head query/key LayerNorm
+    "phi": ("PhiConfig", dict(qk_layernorm=True)),
     "gptj": (
         "GPTJConfig",
         dict(n_embd=96, n_inner=200, n_layer=3, n_head=4, n_positions=512, rotary_dim=16, initializer_range=0.2),
     ),
 }
-# The families every pipeline test runs on; `gptj` is built for the tests of single layers
-# (the local predicted effect) that cover it.
-TINY_FAMILIES = tuple(f for f in _FAMILIES if f != "gptj")
-EXTRA_FAMILIES = ("gptj",)
+# The families every pipeline test runs on; `gptj` and `phi` are built for the tests of single
+# layers (the local predicted effect) that cover them.
+EXTRA_FAMILIES = ("phi", "gptj")
+TINY_FAMILIES = tuple(f for f in _FAMILIES if f not in EXTRA_FAMILIES)
 
 
 def _bytes_to_unicode() -> dict[int, str]:

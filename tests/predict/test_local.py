@@ -133,3 +133,32 @@ def test_an_uncovered_family_is_refused_in_one_line(monkeypatch):
         with recording(subject, {(LAYER, "q")}):
             pass
     assert "\n" not in str(err.value)
+
+
+def test_an_mlp_without_a_known_activation_is_refused_in_one_line(monkeypatch):
+    subject = tiny_model("llama", dtype="float64")
+    monkeypatch.delattr(subject.model.model.layers[0].mlp, "act_fn")
+    with pytest.raises(MutascopeError, match="llama models' gate matrices") as err:
+        with recording(subject, {(LAYER, "gate")}):
+            pass
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("matrix", ["q", "k"])
+def test_a_float32_layernorm_on_queries_and_keys(matrix):
+    """Phi's optional query/key norm is an ``nn.LayerNorm``, which refuses the float64 changes with
+    a float32 model's weights: the exact step casts its weight and bias, and still matches writing
+    the tile (to float32's tolerance)."""
+    subject = tiny_model("phi", dtype="float32")
+    probe = prepare_probes(subject, ReferenceEngine(subject), text_probes(1))[0]
+    assert isinstance(subject.model.model.layers[LAYER].self_attn.q_layernorm, torch.nn.LayerNorm)
+    mutations = _plan(subject, matrix)[::5][:6]
+    rec = _recorded(subject, wt_loglik(subject, probe), {(LAYER, matrix)})
+    module = _readout(subject, matrix)
+    wt = _run(subject, probe, module)
+    for chunk, part, index, _grad in local_changes(subject, rec, LAYER, matrix, mutations):
+        for m, mine in zip(chunk, dense(part, index, wt.shape[1])):
+            with applied(subject.anatomy.weight(m.layer, m.matrix), m):
+                actual = (_run(subject, probe, module) - wt).to(torch.float64)
+            assert actual.abs().max() > 1e-3, m.label()
+            torch.testing.assert_close(mine, actual, rtol=1e-3, atol=1e-4, msg=m.label)

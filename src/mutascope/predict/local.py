@@ -11,8 +11,9 @@ nonlinearity exactly and linearises only downstream (docs/methods.md,
 
 * ``q``, ``k``: the tile's change of the projection's output on the probe's
   teacher-forced sequence, through the model's own query/key norm and
-  rotary embedding; then the exact attention of every head it feeds (a ``k``
-  tile feeds the whole group of query heads sharing its key/value head).
+  rotary embedding (partial where the model rotates part of each head);
+  then the exact attention of every head it feeds (a ``k`` tile feeds the
+  whole group of query heads sharing its key/value head).
   The change of those heads' outputs is dotted with the gradient of the
   objective at the input of ``o``.
 * ``gate`` (and a gateless MLP's input projection, canonical ``up``): the
@@ -20,7 +21,9 @@ nonlinearity exactly and linearises only downstream (docs/methods.md,
   gate) with the model's own activation, dotted with the gradient at
   ``down``'s input.
 * ``v``, ``o``, ``up`` (gated), ``down``: linear up to the block's output, so
-  the first-order term is already exact there and is used as it is.
+  the first-order term is already exact there and is used as it is
+  (carrying it exactly through the next norm was measured and does not
+  help: docs/predicted-maps.md, ``benchmarks/bench_carry.py``).
 
 What it needs is recorded during the one forward and backward pass per probe
 the first-order map already makes (:func:`recording`, hooks on the real
@@ -61,6 +64,7 @@ ATTENTION_FAMILIES = (
     "gemma3_text",
     "olmo",
     "olmo2",
+    "phi",
     "phi3",
     "gpt2",
     "opt",
@@ -250,6 +254,16 @@ def dense(part: torch.Tensor, index: torch.Tensor, width: int) -> torch.Tensor:
     return out.scatter_add_(2, index.clamp(max=width - 1)[:, None, :].expand(-1, part.shape[1], -1), part)
 
 
+def _normed(norm: torch.nn.Module, t: torch.Tensor) -> torch.Tensor:
+    """The model's query/key norm applied to float64 ``t`` (a LayerNorm's own weight and bias, cast,
+    since ``nn.LayerNorm`` refuses mixed dtypes; RMSNorms handle the cast themselves)."""
+    if isinstance(norm, torch.nn.LayerNorm):
+        weight = None if norm.weight is None else norm.weight.to(t.dtype)
+        bias = None if norm.bias is None else norm.bias.to(t.dtype)
+        return torch.nn.functional.layer_norm(t, norm.normalized_shape, weight, bias, norm.eps)
+    return norm(t)
+
+
 class _Attention:
     """One layer's attention as the model computes it, from the recorded projections."""
 
@@ -284,15 +298,20 @@ class _Attention:
         ref = self.refs[m]
         return self.rec.outputs[ref.module_path][:, ref.offset : ref.offset + ref.shape[0]].to(torch.float64)
 
+    def norm(self, which: str) -> Any:
+        """The query/key norm: ``q_norm`` (Qwen 3, Gemma 3, OLMo 2) or ``q_layernorm`` (Phi-1/2)."""
+        norm = getattr(self.module, f"{which}_norm", None)
+        return norm if norm is not None else getattr(self.module, f"{which}_layernorm", None)
+
     def prepare(self, t: torch.Tensor, which: str) -> torch.Tensor:
         """(B, T, H*hd) projection outputs -> (B, H, T, hd) as the attention is given them."""
-        norm = getattr(self.module, f"{which}_norm", None)
+        norm = self.norm(which)
         b, n = t.shape[0], t.shape[1]
         if norm is not None and norm.weight.numel() != self.hd:  # OLMo 2: one norm over all heads
-            t = norm(t)
+            t = _normed(norm, t)
         t = t.reshape(b, n, -1, self.hd)
-        if norm is not None and norm.weight.numel() == self.hd:  # Qwen 3, Gemma 3: per head
-            t = norm(t)
+        if norm is not None and norm.weight.numel() == self.hd:  # Qwen 3, Gemma 3, Phi: per head
+            t = _normed(norm, t)
         if self.family == "gptj" and self.rec.rotary is not None:  # rotates (B, T, H, hd), every two dims
             sin, cos = (r.to(torch.float64) for r in self.rec.rotary)
             rotate = sys.modules[type(self.module).__module__].apply_rotary_pos_emb
@@ -303,9 +322,13 @@ class _Attention:
         if which == "q" and self.family == "opt":
             t = t * self.module.scaling
         if self.rec.rotary is not None:
-            cos, sin = self.rec.rotary
+            cos, sin = (r.to(torch.float64) for r in self.rec.rotary)
             rotate = sys.modules[type(self.module).__module__].apply_rotary_pos_emb
-            t = rotate(t, t, cos.to(torch.float64), sin.to(torch.float64))[0]
+            dims = cos.shape[-1]
+            if dims == self.hd:
+                t = rotate(t, t, cos, sin)[0]
+            else:  # Phi-1/2 rotate the first dims of each head only
+                t = torch.cat([rotate(t[..., :dims], t[..., :dims], cos, sin)[0], t[..., dims:]], -1)
         return t
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -361,7 +384,7 @@ class _Attention:
 
     def full_norm(self, matrix: str) -> bool:
         """Whether a norm over all heads (OLMo 2) follows the projection, so a tile changes every head."""
-        norm = getattr(self.module, f"{matrix}_norm", None)
+        norm = self.norm(matrix)
         return norm is not None and norm.weight.numel() != self.hd
 
     def affected(self, m: Mutation, matrix: str, n_heads: int) -> range:
