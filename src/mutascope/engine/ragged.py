@@ -38,8 +38,8 @@ def _implementation(model: torch.nn.Module) -> str | None:
     config = getattr(model, "config", None)
     name = getattr(config, "_attn_implementation", None)
     registry = _registry()
-    if registry is None or not isinstance(name, str):
-        return None
+    if registry is None or not isinstance(name, str) or not isinstance(getattr(registry, "_local_mapping", None), dict):
+        return None  # no registry, or one whose per-instance overrides this code does not know
     try:
         registry[name]
     except KeyError:  # "eager": the model's own function, not in the registry
