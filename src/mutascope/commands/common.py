@@ -123,6 +123,10 @@ SCREEN_DEFAULTS: dict[str, Any] = {
     "workers": None,
     "ray_address": None,
     "threads_per_worker": 1,
+    "budget": None,
+    "seed": None,
+    "audit": None,
+    "replay": None,
 }
 
 
@@ -150,9 +154,13 @@ def screen_config(cli: dict[str, Any]) -> Any:
     )
     from ..backends import Placement
     from ..probes import Decoding
-    from ..screen import EngineChoice, ModelSource, ProbeSet, ScreenConfig
+    from ..screen import Adaptive, EngineChoice, ModelSource, ProbeSet, ScreenConfig
 
     decoding = cli["decoding"]
+    adaptive = None
+    if given["order"] == "adaptive" or any(given[k] is not None for k in ("budget", "seed", "audit")):
+        adaptive = Adaptive(budget=given["budget"], seed=given["seed"] or 0, audit=given["audit"])
+    replay = given["replay"]
     return ScreenConfig(
         probes=ProbeSet(
             tuple(cli["probe"]),
@@ -172,9 +180,13 @@ def screen_config(cli: dict[str, Any]) -> Any:
         ),
         outputs=given["outputs"],
         placement=Placement(
-            workers=given["workers"], ray_address=given["ray_address"], threads_per_worker=given["threads_per_worker"]
+            workers=given["workers"],
+            ray_address=given["ray_address"],
+            threads_per_worker=given["threads_per_worker"],
+            replay=None if replay is None else str(replay),
         ),
         order=given["order"],
+        adaptive=adaptive,
     )
 
 
