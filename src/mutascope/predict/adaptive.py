@@ -24,8 +24,10 @@ a uniform sample of chunks, so the share of it above T estimates 1 %, with a
 standard error from the spread between audit chunks (mutants of one chunk
 are correlated; a cluster estimate, never below the binomial one). The 95 %
 interval for T runs between the audit quantiles at 1 % -/+ 1.96 standard
-errors, and since S falls as t rises, the share found lies between
-S(T_high) and S(T_low) over 1 % of the plan. The NSM call is the same with
+errors (Student's t over audit chunks), and since S falls as t rises, the share found lies between
+S(T_high) and S(T_low) over 1 % of the plan; since one audit chunk can hold
+most of the sample's top (effects cluster by tile), the interval also spans
+the estimate with any one audit chunk left out (a jackknife over chunks). The NSM call is the same with
 the total estimated as the plan's size times the audit's NSM rate (interval
 from the same cluster standard error).
 """
@@ -157,6 +159,14 @@ class Found:
         return f"{self.probe_id}: {self.what} found {self.share:.0%} (95% CI {self.low:.0%}-{self.high:.0%})"
 
 
+def _critical(k: int) -> float:
+    """The two-sided 95 % critical value for a standard error from ``k`` audit chunks (Student's
+    t with k - 1 degrees of freedom: a few dozen chunks make the normal's 1.96 too narrow)."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, max(1, k - 1))) if k > 1 else Z95
+
+
 def _cluster_se(hits: np.ndarray, sizes: np.ndarray, rate: float) -> float:
     """Standard error of a share estimated from ``hits`` of ``sizes`` mutants per audit chunk
     (a ratio estimator over chunks), never below the binomial one."""
@@ -193,9 +203,17 @@ def found_share(outcomes: pd.DataFrame, chunk_of: pd.Series, audit: Sequence[int
         per = by_chunk.groupby("c").agg(n=("hit", "size"), hit=("hit", "sum"), nsm=("nsm", "sum"))
         sizes = per["n"].to_numpy(dtype=float)
         se = _cluster_se(per["hit"].to_numpy(dtype=float), sizes, TOP)
-        upper_q, lower_q = 1 - TOP + Z95 * se, 1 - TOP - Z95 * se  # T between these audit quantiles
+        z = _critical(len(sizes))
+        upper_q, lower_q = 1 - TOP + z * se, 1 - TOP - z * se  # T between these audit quantiles
         low_share = found_above(float(np.quantile(sample, upper_q))) if upper_q < 1 else 0.0
         high_share = found_above(float(np.quantile(sample, lower_q))) if lower_q > 0 else 1.0
+        # One audit chunk can hold most of the sample's top (effects cluster by tile): the interval
+        # also spans the share with any one audit chunk left out of the threshold's estimate.
+        sample_chunk = chunk[in_audit]
+        for c in per.index if len(per) > 1 else ():
+            t_c = float(np.quantile(sample[sample_chunk != c], 1 - TOP))
+            share_c = found_above(t_c)
+            low_share, high_share = min(low_share, share_c), max(high_share, share_c)
         out.append(Found(what="top 1%", probe_id=str(pid), share=found_above(t_hat), low=low_share, high=high_share))
 
         rate = float(per["nsm"].sum() / sizes.sum())
@@ -210,8 +228,8 @@ def found_share(outcomes: pd.DataFrame, chunk_of: pd.Series, audit: Sequence[int
                 what="NSM",
                 probe_id=str(pid),
                 share=nsm_share(rate),
-                low=nsm_share(rate + Z95 * se_n),
-                high=nsm_share(max(0.0, rate - Z95 * se_n)),
+                low=nsm_share(rate + z * se_n),
+                high=nsm_share(max(0.0, rate - z * se_n)),
             )
         )
     return out
