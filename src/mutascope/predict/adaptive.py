@@ -102,11 +102,18 @@ class Schedule:
 
 
 def top_threshold(maps: dict[str, ProbeMap], audit: np.ndarray) -> dict[str, float]:
-    """Per probe, the audit's estimate of the genome's top-1 % threshold (signed log scale)."""
+    """Per probe, the estimate of the genome's top-1 % threshold (signed log scale): the audit's
+    99th percentile, raised to the 1 %-of-the-plan-th largest measured effect once the screen has
+    measured that many (the genome's threshold can be no lower: that many lie above it already)."""
     out = {}
     for pid, m in maps.items():
         values = m.mean[audit & m.measured]
-        out[pid] = float(np.quantile(values, 1 - TOP)) if len(values) else float(np.quantile(m.mean, 1 - TOP))
+        tau = float(np.quantile(values, 1 - TOP)) if len(values) else float(np.quantile(m.mean, 1 - TOP))
+        k = int(np.ceil(TOP * len(m.mean)))
+        measured = np.sort(m.mean[m.measured])
+        if len(measured) >= k:
+            tau = max(tau, float(measured[-k]))
+        out[pid] = tau
     return out
 
 
