@@ -83,28 +83,24 @@ def main() -> None:
                 flush=True,
             )
 
-    top_budget = max(budgets)
-    big = Schedule.of(sorted(sizes), size, int(np.ceil(top_budget / 100 * n)), args.seed)
-    audit = big.audit
-    audit_mask = np.isin(sites.chunk, audit)
-    sequence = list(audit)
-    fit_s: list[float] = []
-    pending = list(budgets)
-    while pending:
-        used = sum(sizes[c] for c in sequence)
-        b = int(np.ceil(pending[0] / 100 * n))
-        got = tiles[tiles.mutation_id.isin(chunk_of.index[chunk_of.isin(sequence)])]
-        t0 = time.perf_counter()
-        maps = fit_maps(sites, probes, pred, got, audit)
-        taken = set(sequence)
-        candidates = [c for c in sizes if c not in taken]
-        if used >= b:
-            evaluate(f"adaptive {pending.pop(0):g}%", sequence, audit, fit_s)
-            continue
-        room = b - used
-        nxt = next_round(maps, sites.chunk, audit_mask, candidates, sizes, big.round_chunks, room)
-        fit_s.append(time.perf_counter() - t0)
-        sequence += nxt
+    for budget in budgets:  # each budget its own run, as `screen --budget` would do it
+        b = int(np.ceil(budget / 100 * n))
+        schedule = Schedule.of(sorted(sizes), size, b, args.seed)
+        audit_mask = np.isin(sites.chunk, schedule.audit)
+        sequence = list(schedule.audit)
+        fit_s: list[float] = []
+        while True:
+            used = sum(sizes[c] for c in sequence)
+            if used >= b:
+                break
+            got = tiles[tiles.mutation_id.isin(chunk_of.index[chunk_of.isin(sequence)])]
+            t0 = time.perf_counter()
+            maps = fit_maps(sites, probes, pred, got, schedule.audit)
+            taken = set(sequence)
+            candidates = [c for c in sizes if c not in taken]
+            sequence += next_round(maps, sites.chunk, audit_mask, candidates, sizes, schedule.round_chunks, b - used)
+            fit_s.append(time.perf_counter() - t0)
+        evaluate(f"adaptive {budget:g}%", sequence, schedule.audit, fit_s)
 
     for p in probes:
         pp = pred[pred.probe_id == p]

@@ -58,6 +58,21 @@ def test_replayed_adaptive_screen_is_identical_after_interruption_and_at_two_thr
     estimates = _rows(whole, "estimates")
     assert len(estimates) == 56 * 2 and {r[5] for r in estimates} == {"measured", "estimated"}
     assert {r[0] for r in estimates if r[5] == "measured"} == ids
+    with duckdb.connect(str(whole), read_only=True) as con:  # a measured row's estimate is its measurement
+        differ = con.execute(
+            "SELECT count(*) FROM estimates e JOIN outcomes o USING (mutation_id, probe_id) WHERE e.source = "
+            "'measured' AND NOT (e.effect = o.logprob_drop AND e.low = e.effect AND e.high = e.effect)"
+        ).fetchall()[0][0]
+    assert differ == 0
+    unmeasured = next(m for m in range(56) if m not in ids)
+    with duckdb.connect(str(whole), read_only=True) as con:
+        layer, matrix, row, col, kind = con.execute(
+            'SELECT layer, matrix, "row", col, kind FROM mutations WHERE mutation_id = ?', [unmeasured]
+        ).fetchall()[0]
+    from mutascope.phenotype.show import show_mutant
+
+    with pytest.raises(ResultsFileError, match="not measured by the adaptive screen.*hello .*95% CI"):
+        show_mutant(whole, f"{layer}.{matrix}.{row}.{col}", kind)
 
     stopped = tmp_path / "stopped.duckdb"
 

@@ -156,6 +156,7 @@ class ProbeMap:
     mean: np.ndarray
     measured: np.ndarray
     residuals: np.ndarray
+    effect: np.ndarray  # the measured effects in nats (NaN where unmeasured), stored as measured
 
     def bounds(self, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
         """``(low, high)`` of every mutant (zero width where measured; unbounded with too few residuals)."""
@@ -198,7 +199,9 @@ def fit_probe(
         model = _regressor().fit(X[known], z[known])
         mean = model.predict(X)
         residuals = _audit_residuals(sites, X, z, known, audit & known)
-    return ProbeMap(mean=np.where(known, z, mean), measured=known, residuals=residuals)
+    return ProbeMap(
+        mean=np.where(known, z, mean), measured=known, residuals=residuals, effect=np.where(known, effect, np.nan)
+    )
 
 
 def _audit_residuals(sites: Sites, X: np.ndarray, z: np.ndarray, known: np.ndarray, audit: np.ndarray) -> np.ndarray:
@@ -255,9 +258,10 @@ def estimate_frame(sites: Sites, maps: dict[str, ProbeMap]) -> pd.DataFrame:
                 {
                     "mutation_id": sites.mutation_id,
                     "probe_id": pid,
-                    "effect": signed_exp(m.mean),
-                    "low": signed_exp(low),
-                    "high": signed_exp(high),
+                    # measured rows keep their value bit for bit (no round trip through the log scale)
+                    "effect": np.where(m.measured, m.effect, signed_exp(m.mean)),
+                    "low": np.where(m.measured, m.effect, signed_exp(low)),
+                    "high": np.where(m.measured, m.effect, signed_exp(high)),
                     "source": np.where(m.measured, "measured", "estimated"),
                     "_order": np.arange(len(sites)) * len(maps) + len(parts),
                 }

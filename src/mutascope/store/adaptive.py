@@ -70,3 +70,18 @@ def estimate_counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int] | None:
     estimated = con.execute("SELECT count(*) FROM estimates WHERE source = 'estimated'").fetchall()[0][0]
     measured = con.execute("SELECT count(DISTINCT mutation_id) FROM outcomes").fetchall()[0][0]
     return int(measured), int(estimated)
+
+
+def mutant_estimates(con: duckdb.DuckDBPyConnection, mutation_id: int) -> list[tuple[str, float, float, float, str]]:
+    """One mutant's rows of ``estimates`` in screen order: ``(probe_id, effect, low, high, source)``
+    (empty in a file without the table)."""
+    if not has_table(con, "estimates"):
+        return []
+    return [
+        (str(p), float(e), float(lo), float(hi), str(s))
+        for p, e, lo, hi, s in con.execute(
+            "SELECT e.probe_id, e.effect, e.low, e.high, e.source FROM estimates e JOIN probes p USING (probe_id) "
+            "WHERE e.mutation_id = ? ORDER BY p.position",
+            [mutation_id],
+        ).fetchall()
+    ]
