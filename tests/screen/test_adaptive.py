@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import screen_of, text_probes
+from helpers import run_cli, screen_of, text_probes
 from mutascope.errors import InputError, ResultsFileError
 from mutascope.model.subject import load_model
 from mutascope.plan import PlanSpec
@@ -104,6 +104,14 @@ def test_a_replay_from_the_compact_export_chooses_the_same_rounds(full_file, tmp
     calls = "mutation_id, probe_id, nsm, divergence, logprob_drop, margin, min_margin"
     assert _rows(from_export, "outcomes", "") and [r for r in _select(from_export, calls)] == _select(from_file, calls)
     assert _rows(from_export, "estimates") == _rows(from_file, "estimates")
+    again = tmp_path / "again"
+    with open_results(from_file) as results:
+        results.export(again, compact=True)
+    assert len(pd.read_parquet(again / "estimates.parquet")) == 56 * 2  # export carries the table
+    code, out, err = run_cli(["analyze", str(from_file), "--permutations", "99"])
+    assert code == 0, err
+    said = " ".join(out.split())  # the console wraps long lines
+    assert "every table rests on the" in said and "measured mutants only" in said and "enter no test" in said
 
 
 def _select(path, columns):
