@@ -247,7 +247,7 @@ LATER_CASES = [
 # -- issue 27 ----------------------------------------------------------------------------
 # issue 31: adaptive screens and replays ({results} is a complete screen: layers 0-1, q and down,
 # max and min, probes python and newton at 4 tokens)
-REPLAY = "screen --model {model} --probe python --probe newton --max-new-tokens 4 --layers 0-1 --matrices q,down"
+REPLAY = "screen --probe python --probe newton --max-new-tokens 4 --layers 0-1 --matrices q,down"  # no --model
 ADAPTIVE_CASES = [
     case("adaptive-without-budget", SCREEN + " --order adaptive", "--order adaptive needs --budget"),
     case("budget-without-adaptive", SCREEN + " --budget 10%", "are for --order adaptive"),
@@ -278,6 +278,16 @@ ADAPTIVE_CASES = [
     ),
     case("replay-with-workers", REPLAY + " --replay {results} --workers 2 --out {tmp}/r.duckdb", "drop --workers"),
     case("replay-into-its-source", REPLAY + " --replay {results} --out {results}", "is the --replay source"),
+    # issue 31, what was left: a --model beside --replay (it was silently ignored), a plan-order file
+    # resumed adaptively, plan's --budget without --order adaptive and --order adaptive without a budget
+    case("replay-with-a-model", REPLAY + " --model {model} --replay {results} --out {tmp}/r.duckdb", "drop --model"),
+    case(
+        "adaptive-resume-of-a-plan-order-file",
+        REPLAY.replace("screen", "screen --model {model}") + " --order adaptive --budget 50% --out {results}",
+        "begun in another order",
+    ),
+    case("plan-budget-without-adaptive", "plan --model {model} --probe python --budget 10%", "for --order adaptive"),
+    case("plan-adaptive-without-budget", "plan --model {model} --probe python --order adaptive", "needs --budget"),
 ]
 
 ROUND3_CASES = [

@@ -5,6 +5,8 @@ interval covers the truth on synthetic maps with a known answer; refusals are on
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -257,3 +259,123 @@ def test_refusals_are_one_line(full_file, tiny_model_dir, tmp_path):
     _replay(full_file, stopped).run()
     with pytest.raises(ResultsFileError, match="--seed 0"):
         _replay(full_file, stopped, Adaptive(budget="24", audit=AUDIT, seed=5)).run()
+
+
+def _digest(path):
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_an_adaptive_file_is_resumed_only_adaptively_and_a_plan_order_file_never(full_file, tmp_path):
+    """Resuming an adaptive screen's file in plan or predicted order would leave its table
+    estimates stale (the newly measured mutants still estimated there): refused in one line,
+    the file untouched; so is resuming a plan-order file adaptively (its outcomes are no audit)."""
+    from mutascope.store.adaptive import check_resume
+
+    adaptive = tmp_path / "adaptive.duckdb"
+    _replay(full_file, adaptive).run()
+    before = _digest(adaptive)
+    for order in ("plan", "predicted"):
+        with pytest.raises(ResultsFileError, match=f"holds an adaptive screen .*stale under --order {order}"):
+            ReplayScreen(replay_config(full_file, adaptive, order=order, chunk_size=4)).run()
+        with pytest.raises(ResultsFileError, match="holds an adaptive screen"):  # what check_screen asks first
+            check_resume(adaptive, order)
+    assert _digest(adaptive) == before
+    planned = tmp_path / "planned.duckdb"
+
+    def stop(done, total):
+        if done >= 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ReplayScreen(replay_config(full_file, planned, chunk_size=4)).run(progress=stop)
+    before = _digest(planned)
+    with pytest.raises(ResultsFileError, match="begun in another order"):
+        _replay(full_file, planned).run()
+    assert _digest(planned) == before
+
+
+def test_a_resume_whose_budget_would_draw_another_audit_is_refused(full_file, tmp_path):
+    """A budget under the audit caps the audit, so the audit drawn depends on the budget: the file
+    records it, and a resume with a budget that would draw another audit is refused in one line."""
+    small = tmp_path / "small.duckdb"
+    first = _replay(full_file, small, Adaptive(budget="4", audit=AUDIT)).run()  # one chunk of 4: the audit capped
+    assert first.rounds is not None and first.rounds.audit_mutants == 4 and first.n_done == 4
+    with duckdb.connect(str(small), read_only=True) as con:
+        assert con.execute("SELECT budget, audit_chunks, audit_mutants FROM adaptive_settings").fetchall() == [
+            (4, 1, 4)
+        ]
+    before = _digest(small)
+    with pytest.raises(ResultsFileError, match=r"audit \(1 chunks, 4 mutants\) was drawn for --budget 4.*--budget 4,"):
+        _replay(full_file, small, Adaptive(budget="24", audit=AUDIT)).run()
+    assert _digest(small) == before
+    again = _replay(full_file, small, Adaptive(budget="4", audit=AUDIT)).run()  # the same budget resumes
+    assert again.n_run_now == 0
+    big = tmp_path / "big.duckdb"
+    _replay(full_file, big).run()  # an audit of 2 chunks, not capped by the budget of 24
+    with pytest.raises(ResultsFileError, match="at least 8"):
+        _replay(full_file, big, Adaptive(budget="4", audit=AUDIT)).run()
+    more = _replay(full_file, big, Adaptive(budget="40", audit=AUDIT)).run()  # a larger budget continues
+    assert more.n_run_now > 0
+
+
+def test_the_outlook_of_a_budget_is_what_the_screen_then_does(full_file, tmp_path):
+    """``plan --budget`` says what an adaptive screen will screen (screen.adaptive.outlook): the
+    audit, the rounds and the mutants screened are those of the screen itself."""
+    from mutascope.screen.adaptive import outlook
+
+    for budget in ("4", "24", "50%"):
+        adaptive = Adaptive(budget=budget, audit=AUDIT)
+        job = _replay(full_file, tmp_path / f"b{budget.strip('%')}.duckdb", adaptive)
+        seen = outlook(adaptive, job.mutations, 4)
+        summary = job.run()
+        assert summary.rounds is not None
+        assert (seen.audit_mutants, seen.rounds + 1, seen.screened) == (
+            summary.rounds.audit_mutants,
+            summary.rounds.rounds,
+            summary.n_done,
+        ), budget
+
+
+def test_a_replay_refuses_a_model(full_file, tmp_path):
+    """A replay runs no model: a --model given with it would be silently ignored, so it is refused."""
+    from mutascope.backends import Placement
+    from mutascope.screen import ModelSource
+
+    with pytest.raises(InputError, match="without a model; drop --model"):
+        ScreenConfig(
+            probes=text_probes(6),
+            plan=SPEC,
+            out=tmp_path / "x.duckdb",
+            model=ModelSource(name="some/model"),
+            placement=Placement(replay=str(full_file)),
+        )
+
+
+def test_the_cli_says_what_a_budget_screens_and_a_replay_times_its_fits_in_seconds(tiny_model_dir, tmp_path):
+    """On the command line: ``plan --order adaptive --budget`` says the audit, rounds and mutants the
+    screen then runs, and what the SmolLM2 replay leads one to expect; a replay's summary gives its
+    fits in seconds (its screening is a read, so a share of it would mean nothing: it read 806.9 %)."""
+    selection = ["--probe", "python", "--max-new-tokens", "3", "--layers", "0", "--matrices", "q,down"]
+    full = tmp_path / "full.duckdb"
+    code, _, err = run_cli(["screen", "--model", str(tiny_model_dir), *selection, "--out", str(full)])
+    assert code == 0, err
+    adaptive = ["--order", "adaptive", "--budget", "40%", "--audit", "4", "--chunk-size", "4"]
+    code, planned, err = run_cli(["plan", "--model", str(tiny_model_dir), *selection, *adaptive, "--no-estimate"])
+    assert code == 0 and not err.strip(), err
+    planned = " ".join(planned.split())
+    code, replayed, err = run_cli(
+        ["screen", "--replay", str(full), *selection, *adaptive, "--out", str(tmp_path / "a.duckdb")]
+    )
+    assert code == 0, err
+    replayed = " ".join(replayed.split())
+    rounds, audit = (int(x) for x in re.search(r"adaptive: (\d+) rounds \(audit (\d+) mutants\)", replayed).groups())
+    done = int(re.search(r"(\d+)/\d+ mutants done", replayed).group(1))
+    assert f"an audit of 1 chunks ({audit} mutants, seed 0), then {rounds - 1} round" in planned, planned
+    assert f"about {done} mutants" in planned, planned
+    assert "SmolLM2-135M atlas replay" in planned and "not a promise" in planned
+    assert re.search(r"surrogate fits and chunk choices took [\d.]+ s \(a replay reads its outcomes", replayed)
+    assert "of the rounds' screening time" not in replayed, replayed
+    code, _, err = run_cli(["plan", "--model", str(tiny_model_dir), *selection, "--budget", "10%", "--no-estimate"])
+    assert code == 2 and "are for --order adaptive" in err

@@ -84,7 +84,8 @@ def screen(
     from ..screen import check_screen
     from ..store import open_results
 
-    if config.placement.replay is not None:
+    replayed = config.placement.replay is not None
+    if replayed:
         with resumable(out_file):
             summary = _replay(config)
     else:
@@ -93,7 +94,7 @@ def screen(
         with resumable(out_file):
             summary = _run(config)
     with open_results(summary.path) as results:
-        _print_summary(results, summary)
+        _print_summary(results, summary, replayed)
 
 
 def _run(config):
@@ -126,7 +127,25 @@ def _replay(config):
         return job.run(shown.progress, shown.status)
 
 
-def _print_summary(results, summary) -> None:
+def _choice_timing(rounds, replayed: bool) -> str:
+    """The surrogate's fits and chunk choices, in seconds; for a real screen also as a share of
+    the rounds' screening time. A replay's screening is a read of the source, so a share of it
+    means nothing (it can exceed 100 %): seconds alone."""
+    fit = sum(rounds.fit_seconds)
+    if not rounds.fit_seconds:
+        return ""
+    if replayed:
+        return f"; surrogate fits and chunk choices took {fit:.1f} s (a replay reads its outcomes: no screening time)"
+    share = rounds.choice_share
+    if share != share:
+        return f"; surrogate fits and chunk choices took {fit:.1f} s"
+    return (
+        f"; surrogate fits and chunk choices took {fit:.1f} s, {share:.1%} of the rounds' screening time "
+        f"({sum(rounds.screen_seconds[1:]):.1f} s)"
+    )
+
+
+def _print_summary(results, summary, replayed: bool = False) -> None:
     counts = results.query(
         "SELECT m.matrix, m.kind, count(DISTINCT m.mutation_id) AS mutants,"
         " count(DISTINCT CASE WHEN o.nsm THEN m.mutation_id END) AS nsm_mutants"
@@ -147,10 +166,7 @@ def _print_summary(results, summary) -> None:
     if rounds is not None:
         for f in rounds.found:
             out.print(f"audited: {f.describe()}")
-        share = rounds.choice_share
-        timing = (
-            "" if share != share else f"; surrogate fits and choices took {share:.1%} of the rounds' screening time"
-        )
+        timing = _choice_timing(rounds, replayed)
         out.print(
             f"adaptive: {rounds.rounds} rounds (audit {rounds.audit_mutants} mutants), budget {rounds.budget}{timing}; "
             "every mutant's effect, measured or estimated, is in the table estimates"

@@ -51,6 +51,31 @@ TOP = 0.01
 Z95 = 1.959964
 
 
+# What the SmolLM2-135M atlas replay measured (docs/adaptive.md, "Measured": 51,840 mutants x 2
+# probes, 24 greedy tokens, chunks of 32, audit seed 0), per budget (a share of the plan) and probe:
+# the share of the exact top 1 % found by the adaptive screen, by predicted order and by random
+# order at the same budget, and the Spearman of the estimated map over the unscreened mutants.
+# `plan --budget` quotes it as an expectation from one model's replay, not a promise for another.
+SMOLLM2_REPLAY: dict[float, dict[str, tuple[float, float, float, float]]] = {
+    0.02: {"drosophila": (0.008, 0.539, 0.022, 0.576), "python": (0.013, 0.439, 0.021, 0.524)},
+    0.05: {"drosophila": (0.528, 0.657, 0.049, 0.607), "python": (0.455, 0.638, 0.050, 0.564)},
+    0.10: {"drosophila": (0.852, 0.802, 0.093, 0.617), "python": (0.792, 0.782, 0.093, 0.579)},
+    0.20: {"drosophila": (0.967, 0.898, 0.213, 0.607), "python": (0.958, 0.881, 0.213, 0.566)},
+}
+
+
+def replay_budgets(share: float) -> list[float]:
+    """The budgets of :data:`SMOLLM2_REPLAY` nearest to ``share`` of a plan: the one equal to it,
+    else the two around it (one at either end of the measured range)."""
+    measured = sorted(SMOLLM2_REPLAY)
+    exact = [b for b in measured if math.isclose(b, share, rel_tol=1e-3)]
+    if exact:
+        return exact
+    below = [b for b in measured if b < share]
+    above = [b for b in measured if b > share]
+    return ([below[-1]] if below else []) + ([above[0]] if above else [])
+
+
 def parse_budget(text: str | int | None, n_mutations: int) -> int:
     """``--budget``: a count of mutants (``5000``) or a share of the plan (``10%``), as mutants."""
     if text is None:

@@ -25,7 +25,7 @@ from ..predict.surrogate import Sites, estimate_frame, fit_maps
 from ..probes.prepared import PreparedProbe
 from ..progress import Progress, Status
 from ..store import Store
-from ..store.adaptive import check_settings, measured_effects, write_estimates
+from ..store.adaptive import AdaptiveSettings, check_settings, measured_effects, write_estimates
 from .config import Adaptive
 
 
@@ -48,6 +48,70 @@ class Rounds:
         return sum(self.fit_seconds) / screened if screened > 0 else float("nan")
 
 
+def schedule_of(settings: Adaptive, mutations: Sequence[Any], chunk_size: int) -> tuple[Schedule, AdaptiveSettings]:
+    """The :class:`Schedule` of an adaptive screen of ``mutations`` on chunks of ``chunk_size``,
+    and the settings its file records (what fixes its rounds)."""
+    grid = chunk_grid(mutations, chunk_size)
+    sizes = {t.index: len(t.mutations) for t in grid}
+    budget = parse_budget(settings.budget, len(mutations))
+    audit_minimum = AUDIT_MINIMUM if settings.audit is None else settings.audit
+    schedule = Schedule.of(list(sizes), chunk_size, budget, settings.seed, audit_minimum=audit_minimum)
+    recorded = AdaptiveSettings(
+        seed=settings.seed,
+        audit=audit_minimum,
+        chunk_size=chunk_size,
+        budget=budget,
+        audit_chunks=len(schedule.audit),
+        audit_mutants=sum(sizes[c] for c in schedule.audit),
+    )
+    return schedule, recorded
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outlook:
+    """What an adaptive screen of a plan will screen, known before it runs (``plan --budget``):
+    the audit exactly (it is drawn from the seed), the rounds and mutants as they come out when
+    every chunk chosen is a full one (the rounds pick chunks by score, so a short last chunk of
+    the plan can shift the count by a few mutants)."""
+
+    n_mutations: int
+    n_chunks: int
+    chunk_size: int
+    budget: int
+    audit_chunks: int
+    audit_mutants: int
+    rounds: int  # after the audit
+    round_chunks: int
+    screened: int  # mutants, about
+
+    @property
+    def share(self) -> float:
+        """The share of the plan screened."""
+        return self.screened / self.n_mutations if self.n_mutations else 0.0
+
+
+def outlook(settings: Adaptive, mutations: Sequence[Any], chunk_size: int) -> Outlook:
+    """The :class:`Outlook` of an adaptive screen of ``mutations`` (the rounds' loop in
+    :func:`run_rounds`, with full chunks: a round takes its chunks until the budget is spent)."""
+    schedule, recorded = schedule_of(settings, mutations, chunk_size)
+    n_chunks = len({m.mutation_id // chunk_size for m in mutations})
+    used, chunks, rounds = recorded.audit_mutants, recorded.audit_chunks, 0
+    while used < schedule.budget and chunks < n_chunks:
+        take = min(schedule.round_chunks, n_chunks - chunks, -(-(schedule.budget - used) // chunk_size))
+        used, chunks, rounds = used + take * chunk_size, chunks + take, rounds + 1
+    return Outlook(
+        n_mutations=len(mutations),
+        n_chunks=n_chunks,
+        chunk_size=chunk_size,
+        budget=schedule.budget,
+        audit_chunks=recorded.audit_chunks,
+        audit_mutants=recorded.audit_mutants,
+        rounds=rounds,
+        round_chunks=schedule.round_chunks,
+        screened=min(used, len(mutations)),
+    )
+
+
 def run_rounds(
     settings: Adaptive,
     mutations: Sequence[Any],
@@ -67,10 +131,9 @@ def run_rounds(
     grid = {t.index: t for t in chunk_grid(mutations, chunk_size)}
     sizes = {k: len(t.mutations) for k, t in grid.items()}
     total = len(mutations)
-    budget = parse_budget(settings.budget, total)
-    audit_minimum = AUDIT_MINIMUM if settings.audit is None else settings.audit
-    check_settings(store.con, str(store.path), settings.seed, audit_minimum, chunk_size)
-    schedule = Schedule.of(list(grid), chunk_size, budget, settings.seed, audit_minimum=audit_minimum)
+    schedule, recorded = schedule_of(settings, mutations, chunk_size)
+    budget = schedule.budget
+    check_settings(store.con, str(store.path), recorded)
     frame = pd.DataFrame(
         [(m.mutation_id, m.layer, m.matrix, m.row, m.col, str(m.kind)) for m in mutations],
         columns=["mutation_id", "layer", "matrix", "row", "col", "kind"],

@@ -216,6 +216,12 @@ class ScreenConfig:
         if count < 1 or not 0 <= index < count:
             raise InputError(f"bad shard {index}/{count}: use INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4")
         check_order(self.order)
+        if self.placement.replay is not None and self.model.name is not None:
+            # a replay runs no model: a --model would be silently ignored, so it is refused
+            raise InputError(
+                f"--replay answers every chunk from {self.placement.replay} without a model; drop --model "
+                "(the replayed file records the source's model)"
+            )
         self._check_adaptive()
         self.engine.check(self.outputs)
         check_backend(self.engine.name, self.placement)
@@ -270,5 +276,7 @@ class ScreenConfig:
     def check_out_file(self) -> None:
         """Refuse an ``out`` file that cannot take this screen, before the model loads."""
         from ..store import check_target
+        from ..store.adaptive import check_resume
 
         check_target(self.out, self.identity())
+        check_resume(self.out, self.order)  # the order now; the adaptive settings once the plan is built

@@ -213,6 +213,7 @@ class Screen:
         (the chunk's finished probe runs over the number of probes, short of the whole chunk
         until it is committed). Reporting changes nothing that is computed or stored."""
         start = time.perf_counter()
+        self._check_resume()
         with self._backend(status) as backend:
             if status and self._prepared is None:
                 status("running the unmutated model on the probes ...")
@@ -253,6 +254,20 @@ class Screen:
         return ScreenSummary(
             path=self.out, n_mutations=total, n_done=finished, n_run_now=n_todo, seconds=time.perf_counter() - start
         )
+
+    def _check_resume(self) -> None:
+        """Refuse, before anything starts, a resume that would leave the file incoherent: an
+        adaptive file in another order, or with settings that would choose other rounds
+        (:func:`mutascope.store.adaptive.check_resume`)."""
+        from ..store.adaptive import check_resume
+
+        settings = None
+        if self.config.order == "adaptive":
+            from .adaptive import schedule_of
+
+            assert self.config.adaptive is not None  # the configuration checked it
+            settings = schedule_of(self.config.adaptive, self.mutations, self.chunk_size)[1]
+        check_resume(self.out, self.config.order, settings)
 
     def _run_adaptive(
         self,

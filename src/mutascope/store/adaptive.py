@@ -8,16 +8,20 @@ reads and writes them, each write in one transaction.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from ..errors import ResultsFileError
-from .db import has_table, transaction
+from .db import connect, has_table, transaction
 from .schema import ESTIMATES_DDL
 
 ESTIMATE_COLUMNS = ("mutation_id", "probe_id", "effect", "low", "high", "source")
+SETTINGS_COLUMNS = ("seed", "audit", "chunk_size", "budget", "audit_chunks", "audit_mutants")
 
 
 def measured_effects(con: duckdb.DuckDBPyConnection, mutation_ids: Iterable[int]) -> pd.DataFrame:
@@ -44,22 +48,94 @@ def write_estimates(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None
         con.unregister("_estimates")
 
 
-def check_settings(con: duckdb.DuckDBPyConnection, path: str, seed: int, audit: int, chunk_size: int) -> None:
-    """Record an adaptive screen's ``seed``, ``audit`` size and ``chunk_size`` in a file that has
-    none; a file that holds others is refused in one line (they fix the rounds already run)."""
-    if has_table(con, "adaptive_settings"):
-        rows = con.execute("SELECT seed, audit, chunk_size FROM adaptive_settings").fetchall()
-        if rows and tuple(rows[0]) != (seed, audit, chunk_size):
-            s, a, c = rows[0]
-            raise ResultsFileError(
-                f"{path} holds an adaptive screen run with --seed {s}, an audit of at least {a} mutants and "
-                f"--chunk-size {c} (these fix its rounds); resume it with those, or use another --out"
+@dataclass(frozen=True, kw_only=True)
+class AdaptiveSettings:
+    """What fixes an adaptive screen's rounds, as ``adaptive_settings`` records it: the audit's
+    ``seed``, its least size ``audit`` (mutants), the ``chunk_size``, and the audit as drawn:
+    ``audit_chunks`` chunks (``audit_mutants`` mutants) for the first run's ``budget`` (mutants).
+    A budget smaller than the audit caps the audit, so the drawn audit depends on the budget
+    there; a resume whose budget would draw another audit is refused (:func:`check_resume`)."""
+
+    seed: int
+    audit: int
+    chunk_size: int
+    budget: int
+    audit_chunks: int
+    audit_mutants: int
+
+    def differs(self, held: AdaptiveSettings, path: str) -> str | None:
+        """The one-line refusal of resuming ``held`` (a file's settings) with these, or None."""
+        if (held.seed, held.audit, held.chunk_size) != (self.seed, self.audit, self.chunk_size):
+            return (
+                f"{path} holds an adaptive screen run with --seed {held.seed}, an audit of at least {held.audit} "
+                f"mutants and --chunk-size {held.chunk_size} (these fix its rounds); resume it with those, or use "
+                "another --out"
             )
-        if rows:
+        if held.audit_chunks != self.audit_chunks:
+            capped = held.audit_mutants >= held.budget  # the first budget capped the audit
+            fix = f"--budget {held.budget}" if capped else f"a --budget of at least {held.audit_mutants}"
+            return (
+                f"{path} holds an adaptive screen whose audit ({held.audit_chunks} chunks, {held.audit_mutants} "
+                f"mutants) was drawn for --budget {held.budget}; --budget {self.budget} would draw another audit "
+                f"({self.audit_chunks} chunks): resume it with {fix}, or use another --out"
+            )
+        return None
+
+
+def _held_settings(con: duckdb.DuckDBPyConnection) -> AdaptiveSettings | None:
+    """A file's ``adaptive_settings`` (None: no adaptive screen began in it)."""
+    if not has_table(con, "adaptive_settings"):
+        return None
+    rows = con.execute(f"SELECT {', '.join(SETTINGS_COLUMNS)} FROM adaptive_settings").fetchall()
+    return AdaptiveSettings(**dict(zip(SETTINGS_COLUMNS, (int(v) for v in rows[0])))) if rows else None
+
+
+def check_resume(path: str | os.PathLike, order: str, settings: AdaptiveSettings | None = None) -> None:
+    """Refuse, in one line and touching nothing, a screen that would leave ``path`` incoherent:
+    an adaptive screen's file resumed in another order (its ``estimates`` would go stale: the
+    newly measured mutants would stay estimated there), a file begun in another order resumed
+    adaptively (its outcomes are no audit and no round), or an adaptive one resumed with
+    ``settings`` that would choose other rounds (:meth:`AdaptiveSettings.differs`; None: not
+    known yet, the order alone is checked)."""
+    path = Path(path)
+    if not path.exists() or not path.stat().st_size:
+        return
+    with connect(path, read_only=True) as con:
+        if not has_table(con, "outcomes"):
             return
+        held = _held_settings(con)
+        measured = con.execute("SELECT count(*) FROM outcomes").fetchall()[0][0]
+    if held is not None and order != "adaptive":
+        raise ResultsFileError(
+            f"{path} holds an adaptive screen (its table estimates would go stale under --order {order}); "
+            "resume it with --order adaptive and a larger --budget (100% screens the rest), or use another --out"
+        )
+    if held is None and order == "adaptive" and measured:
+        raise ResultsFileError(
+            f"{path} holds a screen begun in another order (its outcomes are no audit sample); "
+            "resume it in that order, or write the adaptive screen to another --out"
+        )
+    if held is not None and settings is not None:
+        refusal = settings.differs(held, str(path))
+        if refusal:
+            raise ResultsFileError(refusal)
+
+
+def check_settings(con: duckdb.DuckDBPyConnection, path: str, settings: AdaptiveSettings) -> None:
+    """Record an adaptive screen's ``settings`` in a file that has none; a file that holds
+    others that would choose other rounds is refused in one line."""
+    held = _held_settings(con)
+    if held is not None:
+        refusal = settings.differs(held, path)
+        if refusal:
+            raise ResultsFileError(refusal)
+        return
     with transaction(con):
         con.execute(ESTIMATES_DDL)
-        con.execute("INSERT INTO adaptive_settings VALUES (?, ?, ?)", [seed, audit, chunk_size])
+        con.execute(
+            f"INSERT INTO adaptive_settings ({', '.join(SETTINGS_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)",
+            [getattr(settings, c) for c in SETTINGS_COLUMNS],
+        )
 
 
 def estimate_counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int] | None:
@@ -85,3 +161,15 @@ def mutant_estimates(con: duckdb.DuckDBPyConnection, mutation_id: int) -> list[t
             [mutation_id],
         ).fetchall()
     ]
+
+
+def estimated_tiles(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """``layer, matrix, row, col, kind, probe_id, effect`` of every estimated (never measured)
+    row of ``estimates``, for the report's map (empty in a file without the table)."""
+    columns = ["layer", "matrix", "row", "col", "kind", "probe_id", "effect"]
+    if not has_table(con, "estimates"):
+        return pd.DataFrame(columns=columns)
+    return con.execute(
+        'SELECT m.layer, m.matrix, m."row", m.col, m.kind, e.probe_id, e.effect FROM estimates e '
+        "JOIN mutations m USING (mutation_id) WHERE e.source = 'estimated' ORDER BY e.mutation_id, e.probe_id"
+    ).df()

@@ -31,7 +31,10 @@ Tables (one row per thing, like deep-mutational-scanning tables):
                 its ``source`` (``measured`` or ``estimated``); replaced whole at the
                 end of each adaptive run, and read by no statistic;
                 ``adaptive_settings`` the seed, audit size and chunk size that fix
-                the rounds (a resume with other ones is refused);
+                the rounds, and the audit as drawn for the first run's budget (its
+                chunks and mutants; a budget under the audit caps it); a resume
+                with settings that would choose other rounds, or in another order,
+                is refused;
 * ``phenotypes``, ``choice_scores``, ``phenotype_runs`` (only once ``mutascope
                 phenotype`` has run; :data:`PHENOTYPE_DDL`): each outcome's phenotype,
                 each mutant's score on each multiple-choice set, and the run that
@@ -106,7 +109,9 @@ CREATE TABLE IF NOT EXISTS estimates (
     mutation_id INTEGER, probe_id VARCHAR, effect DOUBLE, low DOUBLE, high DOUBLE, source VARCHAR,
     PRIMARY KEY (mutation_id, probe_id)
 );
-CREATE TABLE IF NOT EXISTS adaptive_settings (seed BIGINT, audit INTEGER, chunk_size INTEGER);
+CREATE TABLE IF NOT EXISTS adaptive_settings (
+    seed BIGINT, audit INTEGER, chunk_size INTEGER, budget BIGINT, audit_chunks INTEGER, audit_mutants INTEGER
+);
 """
 
 # An optional table (a screen needs none): created when predictions are first written.
