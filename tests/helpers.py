@@ -37,6 +37,7 @@ def screen_of(
     order: str = "plan",
     marked=None,
     placement=None,
+    adaptive=None,
 ):
     """A :class:`~mutascope.Screen` as the tests spell it: flat arguments sorted into the
     configuration's concerns (:class:`~mutascope.screen.config.ScreenConfig`)."""
@@ -53,6 +54,7 @@ def screen_of(
         order=order,
         marked=marked,
         placement=placement or Placement(),
+        adaptive=adaptive,
     )
     return Screen(subject, config, backend=backend)
 

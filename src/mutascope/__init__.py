@@ -71,6 +71,7 @@ _EXPORTS = {
     "ModelSource": "screen.config",
     "ProbeSet": "screen.config",
     "EngineChoice": "screen.config",
+    "Adaptive": "screen.config",
     "Placement": "backends.base",
     "Results": "store.reader",
     "open_results": "store.reader",
@@ -117,6 +118,6 @@ if TYPE_CHECKING:  # for type checkers and editors: the eager imports
     from .probes.files import load_probe_file  # noqa: F401
     from .probes.probe import BUILTIN_PROBES, Decoding, Probe  # noqa: F401
     from .probes.resolve import resolve_probes  # noqa: F401
-    from .screen.config import EngineChoice, ModelSource, ProbeSet, ScreenConfig  # noqa: F401
+    from .screen.config import Adaptive, EngineChoice, ModelSource, ProbeSet, ScreenConfig  # noqa: F401
     from .screen.screen import Screen, ScreenSummary  # noqa: F401
     from .store.reader import Results, open_results  # noqa: F401

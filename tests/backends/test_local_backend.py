@@ -74,8 +74,9 @@ def test_the_chunk_grid_is_fixed_whatever_is_done(setup):
 
 def test_the_library_chooses_the_backend_from_plain_arguments(setup):
     subject, engine, _, _ = setup
-    assert list(BACKENDS) == ["ray", "local"]
+    assert list(BACKENDS) == ["ray", "replay", "local"]
     assert chosen_backend(Placement()) == "local"
+    assert chosen_backend(Placement(replay="docs/atlas/tables")) == "replay"
     assert chosen_backend(Placement(workers=2)) == "ray" == chosen_backend(Placement(ray_address="auto"))
     assert backend_class("local") is LocalBackend
     with make_backend(subject, engine) as backend:

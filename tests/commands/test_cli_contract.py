@@ -245,6 +245,51 @@ LATER_CASES = [
 ]
 
 # -- issue 27 ----------------------------------------------------------------------------
+# issue 31: adaptive screens and replays ({results} is a complete screen: layers 0-1, q and down,
+# max and min, probes python and newton at 4 tokens)
+REPLAY = "screen --probe python --probe newton --max-new-tokens 4 --layers 0-1 --matrices q,down"  # no --model
+ADAPTIVE_CASES = [
+    case("adaptive-without-budget", SCREEN + " --order adaptive", "--order adaptive needs --budget"),
+    case("budget-without-adaptive", SCREEN + " --budget 10%", "are for --order adaptive"),
+    case("audit-without-adaptive", SCREEN + " --audit 20", "are for --order adaptive"),
+    case("adaptive-with-shard", SCREEN + " --order adaptive --budget 10% --shard 0/2", "drop --shard"),
+    case("adaptive-reference", SCREEN + " --order adaptive --budget 10% --engine reference", "reference engine"),
+    case("budget-not-a-count", SCREEN + " --order adaptive --budget ten", "is not a count of mutants"),
+    case("budget-over-all", SCREEN + " --order adaptive --budget 150%", "is not a count of mutants"),
+    case("audit-zero", SCREEN + " --order adaptive --budget 10% --audit 0", "at least 1 mutant"),
+    case("replay-missing", REPLAY + " --replay {tmp}/none --out {tmp}/r.duckdb", "no such results file"),
+    case(
+        "replay-not-an-export", REPLAY + " --replay {tmp}/adir --out {tmp}/r.duckdb", "not a compact export", ("adir/",)
+    ),
+    case(
+        "replay-of-another-plan",
+        REPLAY.replace("0-1", "0") + " --replay {results} --out {tmp}/r.duckdb",
+        "another plan",
+    ),
+    case(
+        "replay-of-other-probes",
+        REPLAY.replace("--probe newton", "") + " --replay {results} --out {tmp}/r.duckdb",
+        "holds probes",
+    ),
+    case(
+        "replay-at-other-tokens",
+        REPLAY.replace("--max-new-tokens 4", "--max-new-tokens 5") + " --replay {results} --out {tmp}/r.duckdb",
+        "holds probes",
+    ),
+    case("replay-with-workers", REPLAY + " --replay {results} --workers 2 --out {tmp}/r.duckdb", "drop --workers"),
+    case("replay-into-its-source", REPLAY + " --replay {results} --out {results}", "is the --replay source"),
+    # issue 31, what was left: a --model beside --replay (it was silently ignored), a plan-order file
+    # resumed adaptively, plan's --budget without --order adaptive and --order adaptive without a budget
+    case("replay-with-a-model", REPLAY + " --model {model} --replay {results} --out {tmp}/r.duckdb", "drop --model"),
+    case(
+        "adaptive-resume-of-a-plan-order-file",
+        REPLAY.replace("screen", "screen --model {model}") + " --order adaptive --budget 50% --out {results}",
+        "begun in another order",
+    ),
+    case("plan-budget-without-adaptive", "plan --model {model} --probe python --budget 10%", "for --order adaptive"),
+    case("plan-adaptive-without-budget", "plan --model {model} --probe python --order adaptive", "needs --budget"),
+]
+
 ROUND3_CASES = [
     case("kind-value-beyond-float32", SCREEN + " --kinds value:1e39", "beyond what float32 holds"),
     case("kind-sym-beyond-float32", SCREEN + " --kinds sym:1e40", "beyond what float32 holds"),
@@ -335,7 +380,7 @@ def digests(root) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("c", CORE_CASES + ANALYSIS_CASES + METHOD_CASES + LATER_CASES + ROUND3_CASES)
+@pytest.mark.parametrize("c", CORE_CASES + ANALYSIS_CASES + METHOD_CASES + LATER_CASES + ROUND3_CASES + ADAPTIVE_CASES)
 def test_bad_input_is_one_line_exit_2_and_no_file_changes(c: Case, tmp_path, tiny_model_dir, results_file):
     results = tmp_path / "results.duckdb"
     shutil.copy(results_file, results)

@@ -14,7 +14,8 @@ the arguments call for it and requires exactly one yes. Backends are context
 managers: ``with make_backend(...) as backend``.
 
 * :mod:`.local`: one engine in this process, tasks in order;
-* :mod:`.ray`: one actor per worker, each holding its own model replica.
+* :mod:`.ray`: one actor per worker, each holding its own model replica;
+* :mod:`.replay`: rows read from a complete screen (a results file or its compact export).
 
 A new backend is one module (a subclass of :class:`~.base.Backend`, which
 declares every member the registry and the screen use) plus one entry of
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # annotations only: the model module imports torch and transf
 # Exactly one backend must say it is chosen for a placement, so the order does not matter.
 BACKENDS: dict[str, str | type[Backend]] = {
     "ray": "mutascope.backends.ray:RayBackend",
+    "replay": "mutascope.backends.replay:ReplayBackend",
     "local": "mutascope.backends.local:LocalBackend",
 }
 

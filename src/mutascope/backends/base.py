@@ -43,7 +43,9 @@ class Placement:
     ``source`` is where other processes load the model from (the driver's
     ``--model``; None: the default model). ``backend`` names a registered
     backend outright (as an HTTP client takes ``transport=``); None lets the
-    other fields choose.
+    other fields choose. ``replay`` is a complete screen (a results file or its
+    compact export) whose rows answer every task instead of a model (the
+    replay backend, :mod:`.replay`).
     """
 
     workers: int | None = None
@@ -51,6 +53,7 @@ class Placement:
     threads_per_worker: int = 1
     source: str | None = None
     backend: str | None = None  # a registered backend by name, instead of the one the others call for
+    replay: str | None = None  # a complete screen that answers every task (the replay backend)
 
     def check(self) -> Placement:
         """One-line errors for impossible values, before any slow work."""
@@ -58,6 +61,8 @@ class Placement:
             raise InputError(f"--workers must be at least 1, got {self.workers}")
         if self.threads_per_worker < 1:
             raise InputError(f"--threads-per-worker must be at least 1, got {self.threads_per_worker}")
+        if self.replay is not None and self.distributed:
+            raise InputError("--replay answers every chunk from a file in this process; drop --workers/--ray-address")
         if self.ray_address is not None:
             check_address(self.ray_address)
         return self

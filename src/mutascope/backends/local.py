@@ -44,8 +44,8 @@ class LocalBackend(Backend):
 
     @classmethod
     def chosen(cls, placement: Placement) -> bool:
-        """The backend when no workers are asked for."""
-        return not placement.distributed
+        """The backend when no workers (and no replay source) are asked for."""
+        return not placement.distributed and placement.replay is None
 
     @classmethod
     def build(

@@ -56,6 +56,7 @@ def analyze(
             progress=lambda name: status.update(f"analysing: {name} ..."),
         )
     out.print(f"analysis of {results_file} (q below {alpha} counted as hits):")
+    _estimates_note(results_file)
     for stat in STATISTICS:
         if stat.name not in tables:
             continue
@@ -76,3 +77,19 @@ def analyze(
     else:
         out.print(f"no finding survives the false discovery rate {alpha}")
     out.print(f"tables stored in {results_file} and as CSV in {target}")
+
+
+def _estimates_note(results_file: Path) -> None:
+    """An adaptive screen's file holds estimated effects (table ``estimates``): say that every
+    table rests on the measured mutants only (the statistics read ``outcomes``, never ``estimates``)."""
+    from ..store import open_results
+    from ..store.adaptive import estimate_counts
+
+    with open_results(results_file) as results:
+        counts = estimate_counts(results.con)
+    if counts is not None:
+        measured, estimated = counts
+        out.print(
+            f"every table rests on the {measured} measured mutants only; the {estimated} estimated effects of the "
+            "table estimates (an adaptive screen's surrogate) enter no test"
+        )

@@ -84,13 +84,15 @@ def checked_spec(
     mmlu_dir: Path | None = None,
     threads: int | None = None,
     shard: str | None = None,
+    replay: bool = False,
 ) -> tuple[Any, tuple[int, int] | None]:
     """The plan selection a command line gives, after everything that can be refused from the
     arguments and the model's config is refused: before torch is imported and before any model
     loads (issue 27, item 7: these took 11-22 s on a loaded machine). Checked here: the selection
     (layers, matrices, rows, columns, kinds, tile), ``--shard``, ``--threads``, the probes with
     ``--max-new-tokens`` and ``--decoding``, ``--model`` (a missing path) and the layers against
-    the count its config states. Returns ``(spec, shard)``; the shard is None when not given."""
+    the count its config states (not for a ``--replay``, which runs no model: its source's plan is
+    compared instead). Returns ``(spec, shard)``; the shard is None when not given."""
     from ..plan import PlanSpec, check_spec_source, parse_shard
     from ..probes import Decoding, count_probes
 
@@ -104,7 +106,8 @@ def checked_spec(
             max_new_tokens=max_new_tokens,
             decoding=Decoding.parse(decoding) if decoding else None,
         )
-    check_spec_source(spec, model)
+    if not replay:
+        check_spec_source(spec, model)
     stage("arguments")
     return spec, shard_pair
 
@@ -123,6 +126,10 @@ SCREEN_DEFAULTS: dict[str, Any] = {
     "workers": None,
     "ray_address": None,
     "threads_per_worker": 1,
+    "budget": None,
+    "seed": None,
+    "audit": None,
+    "replay": None,
 }
 
 
@@ -147,12 +154,17 @@ def screen_config(cli: dict[str, Any]) -> Any:
         mmlu_dir=cli["mmlu_dir"],
         threads=cli["threads"],
         shard=given["shard"],
+        replay=given["replay"] is not None,
     )
     from ..backends import Placement
     from ..probes import Decoding
-    from ..screen import EngineChoice, ModelSource, ProbeSet, ScreenConfig
+    from ..screen import Adaptive, EngineChoice, ModelSource, ProbeSet, ScreenConfig
 
     decoding = cli["decoding"]
+    adaptive = None
+    if given["order"] == "adaptive" or any(given[k] is not None for k in ("budget", "seed", "audit")):
+        adaptive = Adaptive(budget=given["budget"], seed=given["seed"] or 0, audit=given["audit"])
+    replay = given["replay"]
     return ScreenConfig(
         probes=ProbeSet(
             tuple(cli["probe"]),
@@ -172,9 +184,13 @@ def screen_config(cli: dict[str, Any]) -> Any:
         ),
         outputs=given["outputs"],
         placement=Placement(
-            workers=given["workers"], ray_address=given["ray_address"], threads_per_worker=given["threads_per_worker"]
+            workers=given["workers"],
+            ray_address=given["ray_address"],
+            threads_per_worker=given["threads_per_worker"],
+            replay=None if replay is None else str(replay),
         ),
         order=given["order"],
+        adaptive=adaptive,
     )
 
 

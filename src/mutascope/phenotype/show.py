@@ -28,6 +28,7 @@ from ..errors import InputError, ResultsFileError
 from ..plan.kinds import Kind
 from ..plan.parse import parse_site
 from ..store import open_results
+from ..store.adaptive import mutant_estimates
 from ..store.mutants import find_mutation, kinds_at, mutant_outcomes, screen_extent
 from ..store.phenotypes import mutant_phenotypes
 from ..store.schema import UNGROUPED
@@ -122,6 +123,13 @@ def show_mutant(path: str | os.PathLike, site: str, kind: str = "max") -> Mutant
     with open_results(path) as r:
         mid, layer, matrix, row, col, kind_s, value, r0, r1, c0, c1 = _find_mutation(r.con, path, site, kind_s)
         rows = mutant_outcomes(r.con, mid)
+        estimated = mutant_estimates(r.con, mid) if not rows else []
+        if estimated:  # an adaptive screen left it unmeasured: its estimate, never shown as a measurement
+            values = "; ".join(f"{p} {e:.3g} (95% CI {lo:.3g} to {hi:.3g})" for p, e, lo, hi, _ in estimated)
+            raise ResultsFileError(
+                f"the {kind_s} mutation at site {site} was not measured by the adaptive screen in {path}; "
+                f"its estimated logprob_drop (table estimates): {values}; a larger --budget would measure it"
+            )
         if not rows:
             raise ResultsFileError(
                 f"the {kind_s} mutation at site {site} has no outcomes yet in {path} "

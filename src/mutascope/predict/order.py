@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..errors import InputError
 
-ORDERS = ("plan", "predicted")
+ORDERS = ("plan", "predicted", "adaptive")  # adaptive: rounds chosen by a surrogate (.adaptive)
 ORDER_BY = "local"  # the estimate a screen in predicted order ranks chunks by (module docstring)
 
 

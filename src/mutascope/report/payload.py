@@ -36,6 +36,11 @@ The payload the page's script reads (one JSON object):
 * ``saturated[probe]``: per matrix, ``"high"``/``"low"`` where the NSM rate
   of max/min mutants is above 0.9 / below 0.1 (else ``""``), ``nsm_rate``
   the rate itself;
+* ``estimated[probe][kind]`` (only for an adaptive screen's file, which has the
+  table ``estimates``): base64 of little-endian float16 like ``effects``, the
+  surrogate's estimated effect of every tile the screen did not measure (NaN
+  elsewhere). The page draws these tiles apart from measured ones (lighter
+  and hatched, with their own legend entry), never as measurements;
 * ``marks``: axes marked by super weights (``analysis_superweight_tiles``):
   matrix index, axis, tile index and why;
 * ``zoom``: one entry per zoomed (site, kind, probe) of the file's ``zoom``
@@ -59,6 +64,7 @@ from ..analysis.frame import site_frame
 from ..model.anatomy import MATRICES as MATRIX_ORDER  # attention before MLP, the paper's order
 from ..plan.kinds import BASE_KINDS
 from ..store import read_zoom
+from ..store.adaptive import estimated_tiles
 from ..store.readback import tile_shape
 from ..store.report import (
     choice_answers,
@@ -216,6 +222,7 @@ def build_payload(
         "max_chars": max_chars,
         "max_texts": max_texts,
         **effect_payload(frame if frame is not None else site_frame(con), infos, kinds, extents, offsets, n_tiles),
+        "estimated": estimated_payload(con, infos, kinds, extents, offsets, n_tiles),
         "marks": _marks(marks, extents),
         "zoom": zoom_payload(read_zoom(con)),
     }
@@ -414,6 +421,37 @@ def effect_payload(
             flags[r.mat_index], rate[r.mat_index] = r.direction, round(float(r.rate), 4)
         saturated[info.probe_id], rates[info.probe_id] = flags, rate
     return {"effects": effects, "effect_scale": scales, "saturated": saturated, "nsm_rate": rates}
+
+
+def estimated_payload(
+    con: duckdb.DuckDBPyConnection,
+    infos: list[ProbeInfo],
+    kinds: list[str],
+    extents: pd.DataFrame,
+    offsets: np.ndarray,
+    n_tiles: int,
+) -> dict[str, dict[str, str]]:
+    """``estimated`` (module docstring): per text probe and kind, the estimated effects of the
+    tiles an adaptive screen left unmeasured; empty for any other file."""
+    rows = estimated_tiles(con)
+    if not len(rows):
+        return {}
+    _, tile = _tile_index(rows, extents, offsets)
+    rows = rows.assign(_tile=tile)
+    out: dict[str, dict[str, str]] = {}
+    for info in infos:
+        p = rows[rows["probe_id"] == info.probe_id]
+        if info.kind != "text" or not len(p):
+            continue
+        out[info.probe_id] = {}
+        for kind in kinds:
+            pk = p[p["kind"] == kind]
+            arr = np.full(n_tiles, np.nan, dtype=np.float32)
+            arr[pk["_tile"].to_numpy(dtype=np.int64)] = np.clip(
+                pk["effect"].to_numpy(dtype=float), -FLOAT16_MAX, FLOAT16_MAX
+            )
+            out[info.probe_id][kind] = _encode(arr, "<f2")
+    return out
 
 
 def _marks(marks: pd.DataFrame | None, extents: pd.DataFrame) -> list[dict]:

@@ -5,11 +5,12 @@ to hold it (:class:`ModelSource`), which probes (:class:`ProbeSet`), which
 mutations (:class:`~mutascope.plan.PlanSpec` and a shard), which engine with
 which options (:class:`EngineChoice`), where chunks run
 (:class:`~mutascope.backends.Placement`), what to store (``outputs``) and in
-what order (``order``). :class:`ScreenConfig` holds one object per concern,
-as an HTTP client holds a timeout, limits and a transport. It is checked once,
-when it is built, and the screen's identity (what a results file must match
-to be resumed) is computed from it in one place (:meth:`ScreenConfig.identity`),
-both before the model loads and after.
+what order (``order``; an adaptive screen's budget: :class:`Adaptive`).
+:class:`ScreenConfig` holds one object per concern, as an HTTP client holds a
+timeout, limits and a transport. It is checked once, when it is built, and
+the screen's identity (what a results file must match to be resumed) is
+computed from it in one place (:meth:`ScreenConfig.identity`), both before the
+model loads and after.
 
 ``Screen``, ``predict`` and ``plan --predicted`` take a :class:`ScreenConfig`;
 ``fill`` takes the two concerns it shares with a screen (:class:`EngineChoice`
@@ -30,7 +31,7 @@ from ..plan import PlanSpec
 from ..probes import Decoding, Probe
 
 Outputs = Literal["full", "calls"]
-Order = Literal["plan", "predicted"]
+Order = Literal["plan", "predicted", "adaptive"]
 Shard = tuple[int, int]  # (index, count): the contiguous part of the plan a file holds
 
 
@@ -144,6 +145,34 @@ class EngineChoice:
         check_engine(self.name, outputs=outputs, options=self.options)
 
 
+ADAPTIVE_CHUNK_SIZE = 32  # an adaptive screen's default chunk size (docs/adaptive.md: measured against 16 and 64)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Adaptive:
+    """An adaptive screen's budget and rounds (``order="adaptive"``; docs/adaptive.md).
+
+    ``budget``: the mutants to screen, a count (``5000``) or a share of the plan
+    (``"10%"``). ``seed`` draws the audit sample; ``audit`` is its least number
+    of mutants (None: :data:`~mutascope.predict.adaptive.AUDIT_MINIMUM`; a
+    smaller one for small plans, where the default would be the whole budget).
+    The seed and the audit size fix the rounds, so a file is resumed only with
+    the same ones (the budget may change: a larger one continues the rounds).
+    """
+
+    budget: str | int | None = None
+    seed: int = 0
+    audit: int | None = None
+
+    def check(self) -> None:
+        """One line for a missing or malformed budget or an audit under one mutant."""
+        from ..predict.adaptive import parse_budget
+
+        if self.audit is not None and self.audit < 1:
+            raise InputError(f"--audit {self.audit}: the audit sample needs at least 1 mutant")
+        parse_budget(self.budget, 1 << 30)
+
+
 @dataclass(frozen=True)
 class ScreenConfig:
     """Everything that defines a screen, one object per concern (module docstring).
@@ -154,11 +183,11 @@ class ScreenConfig:
     :class:`ProbeSet` and a :class:`~pathlib.Path`. The placement's
     ``source`` defaults to ``model.name`` (where workers load the model from).
 
-    ``outputs`` (``"full"`` or ``"calls"``) and ``order`` (``"plan"`` or
-    ``"predicted"``) are not part of the screen's identity: a file may be
-    resumed with either. ``marked`` holds the ``(layer, matrix, axis, index)``
-    axes a super-weights file marks, for the predictions' ``superweight``
-    score (None: left null).
+    ``outputs`` (``"full"`` or ``"calls"``) and ``order`` (``"plan"``,
+    ``"predicted"`` or ``"adaptive"``, with its :class:`Adaptive` settings) are
+    not part of the screen's identity: a file may be resumed with either.
+    ``marked`` holds the ``(layer, matrix, axis, index)`` axes a super-weights
+    file marks, for the predictions' ``superweight`` score (None: left null).
     """
 
     probes: ProbeSet
@@ -171,6 +200,7 @@ class ScreenConfig:
     placement: Placement = field(default_factory=Placement)
     order: Order = "plan"
     marked: frozenset[tuple[int, str, str, int]] | None = None
+    adaptive: Adaptive | None = None
 
     def __post_init__(self) -> None:
         from ..predict.order import check_order
@@ -186,8 +216,32 @@ class ScreenConfig:
         if count < 1 or not 0 <= index < count:
             raise InputError(f"bad shard {index}/{count}: use INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4")
         check_order(self.order)
+        if self.placement.replay is not None and self.model.name is not None:
+            # a replay runs no model: a --model would be silently ignored, so it is refused
+            raise InputError(
+                f"--replay answers every chunk from {self.placement.replay} without a model; drop --model "
+                "(the replayed file records the source's model)"
+            )
+        self._check_adaptive()
         self.engine.check(self.outputs)
         check_backend(self.engine.name, self.placement)
+
+    def _check_adaptive(self) -> None:
+        """One line for what an adaptive screen cannot do: no budget, a budget with another
+        order, a shard (rounds span the whole plan), an engine without effect sizes."""
+        if self.order != "adaptive":
+            if self.adaptive is not None:
+                raise InputError("--budget, --audit and --seed are for --order adaptive")
+            return
+        if self.adaptive is None:
+            raise InputError("--order adaptive needs --budget (a count of mutants, or a share such as 10%)")
+        self.adaptive.check()
+        if tuple(self.shard) != (0, 1):
+            raise InputError("--order adaptive chooses chunks from the whole plan round by round; drop --shard")
+        if self.engine.name == "reference":
+            raise InputError(
+                "--order adaptive needs effect sizes, which the reference engine does not record; use --engine batched"
+            )
 
     def identity(self, subject: Any = None, probes: Sequence[Probe] | None = None) -> dict[str, Any]:
         """What a results file must match to take this screen.
@@ -222,5 +276,7 @@ class ScreenConfig:
     def check_out_file(self) -> None:
         """Refuse an ``out`` file that cannot take this screen, before the model loads."""
         from ..store import check_target
+        from ..store.adaptive import check_resume
 
         check_target(self.out, self.identity())
+        check_resume(self.out, self.order)  # the order now; the adaptive settings once the plan is built

@@ -14,6 +14,11 @@ in the file (:meth:`Screen.predict`) and read back on resume, so the order is
 a deterministic function of the screen's configuration and each mutant's
 outcome is the plan-order screen's. The order is not part of the screen's
 identity: a file may be resumed in either order.
+
+``order="adaptive"`` (:mod:`.adaptive`) runs an audit sample and then rounds
+of chunks a surrogate chooses from the outcomes so far, up to a budget, on
+the same grid (by default of :data:`~.config.ADAPTIVE_CHUNK_SIZE`), and stores
+every mutant's effect, measured or estimated, as ``estimates``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import platform
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backends import Backend, Task, chunk_grid, make_backend
 from ..engine import make_engine
@@ -36,7 +41,10 @@ from ..probes.prepared import PreparedProbe, prepare_probes
 from ..progress import Progress, Status
 from ..store import ProbeRecord, RunRecord, Store
 from ..version import __version__
-from .config import ScreenConfig
+from .config import ADAPTIVE_CHUNK_SIZE, ScreenConfig
+
+if TYPE_CHECKING:
+    from .adaptive import Rounds
 
 
 def _versions() -> dict[str, str]:
@@ -80,6 +88,7 @@ class ScreenSummary:
     n_done: int
     n_run_now: int
     seconds: float
+    rounds: Rounds | None = None  # an adaptive screen's rounds (None for plan or predicted order)
 
 
 class Screen:
@@ -102,7 +111,8 @@ class Screen:
         self.engine = make_engine(config.engine.name, subject, **config.engine.options)
         self.plan: Plan = build_plan(config.plan, subject.anatomy)
         self.mutations = self.plan.shard(*config.shard)
-        self.chunk_size = config.engine.chunk_size or self.engine.chunk_size
+        default = ADAPTIVE_CHUNK_SIZE if config.order == "adaptive" else self.engine.chunk_size
+        self.chunk_size = config.engine.chunk_size or default
         self._prepared: list[PreparedProbe] | None = None
 
     @property
@@ -203,11 +213,14 @@ class Screen:
         (the chunk's finished probe runs over the number of probes, short of the whole chunk
         until it is committed). Reporting changes nothing that is computed or stored."""
         start = time.perf_counter()
+        self._check_resume()
         with self._backend(status) as backend:
             if status and self._prepared is None:
                 status("running the unmutated model on the probes ...")
             prepared = self.prepared()
             with self._open_store() as store:
+                if self.config.order == "adaptive":
+                    return self._run_adaptive(backend, store, prepared, progress, status, start)
                 tasks = self._ordered(
                     [
                         replace(t, outputs=self.config.outputs)
@@ -240,6 +253,56 @@ class Screen:
                 store.renumber_phenotypes()
         return ScreenSummary(
             path=self.out, n_mutations=total, n_done=finished, n_run_now=n_todo, seconds=time.perf_counter() - start
+        )
+
+    def _check_resume(self) -> None:
+        """Refuse, before anything starts, a resume that would leave the file incoherent: an
+        adaptive file in another order, or with settings that would choose other rounds
+        (:func:`mutascope.store.adaptive.check_resume`)."""
+        from ..store.adaptive import check_resume
+
+        settings = None
+        if self.config.order == "adaptive":
+            from .adaptive import schedule_of
+
+            assert self.config.adaptive is not None  # the configuration checked it
+            settings = schedule_of(self.config.adaptive, self.mutations, self.chunk_size)[1]
+        check_resume(self.out, self.config.order, settings)
+
+    def _run_adaptive(
+        self,
+        backend: Backend,
+        store: Store,
+        prepared: list[PreparedProbe],
+        progress: Progress | None,
+        status: Status | None,
+        start: float,
+    ) -> ScreenSummary:
+        from .adaptive import run_rounds
+
+        assert self.config.adaptive is not None  # the configuration checked it
+        predicted = self._predictions(store, None, status)
+        finished, run_now, rounds = run_rounds(
+            self.config.adaptive,
+            self.mutations,
+            self.chunk_size,
+            store,
+            backend,
+            prepared,
+            predicted,
+            outputs=self.config.outputs,
+            suffix="; calls only" if self.config.outputs == "calls" else "",
+            progress=progress,
+            status=status,
+        )
+        store.renumber_phenotypes()
+        return ScreenSummary(
+            path=self.out,
+            n_mutations=len(self.mutations),
+            n_done=finished,
+            n_run_now=run_now,
+            seconds=time.perf_counter() - start,
+            rounds=rounds,
         )
 
 

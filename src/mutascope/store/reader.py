@@ -89,7 +89,8 @@ class Results:
         ``compact``: only what the statistics read, small enough to publish: ``tiles``
         (one row per mutation and probe: site, kind, value, the call, divergence step,
         margins and effect sizes, without output tokens or texts), ``runs``, ``probes``
-        (without token arrays), ``predictions`` and every ``analysis_`` table.
+        (without token arrays), ``predictions``, ``estimates`` (an adaptive screen's
+        map) and every ``analysis_`` table.
         Each file is written beside its target and renamed into place (see
         :mod:`mutascope.files.outputs`); a DuckDB file in the way is refused.
         """
@@ -108,7 +109,7 @@ class Results:
                 "tiles": "SELECT o.mutation_id, o.probe_id, m.layer, m.matrix, m.row, m.col, m.kind, m.value, "
                 f"o.nsm, o.divergence{effects} FROM outcomes o JOIN mutations m USING (mutation_id) "
                 "ORDER BY o.mutation_id, o.probe_id",
-                **{n: q for n, q in queries.items() if n.startswith("analysis_") or n == "predictions"},
+                **{n: q for n, q in queries.items() if n.startswith("analysis_") or n in ("predictions", "estimates")},
             }
         directory = check_output_dir(directory, inputs=[self.path], what="export directory")
         targets = [check_output_file(directory / f"{name}.parquet") for name in queries]

@@ -24,6 +24,17 @@ Tables (one row per thing, like deep-mutational-scanning tables):
                 the first-order predicted ``logprob_drop``, the local one (exact
                 through the mutated block's first nonlinearity; schema 4) and the
                 cheap scores of docs/methods.md, "Predicted maps";
+* ``estimates`` (only after ``screen --order adaptive``; :data:`ESTIMATES_DDL`) one row
+                per (mutation, probe), keyed like ``outcomes``: every mutant's effect
+                (``logprob_drop``), measured or estimated by the surrogate, its 95 %
+                interval (``low``, ``high``; equal to the effect where measured) and
+                its ``source`` (``measured`` or ``estimated``); replaced whole at the
+                end of each adaptive run, and read by no statistic;
+                ``adaptive_settings`` the seed, audit size and chunk size that fix
+                the rounds, and the audit as drawn for the first run's budget (its
+                chunks and mutants; a budget under the audit caps it); a resume
+                with settings that would choose other rounds, or in another order,
+                is refused;
 * ``phenotypes``, ``choice_scores``, ``phenotype_runs`` (only once ``mutascope
                 phenotype`` has run; :data:`PHENOTYPE_DDL`): each outcome's phenotype,
                 each mutant's score on each multiple-choice set, and the run that
@@ -92,6 +103,17 @@ CREATE TABLE IF NOT EXISTS fills (
     engine VARCHAR, seconds DOUBLE, finished_at TIMESTAMP DEFAULT current_timestamp
 );
 """
+# An adaptive screen's optional tables (docs/adaptive.md), created when first written.
+ESTIMATES_DDL = """
+CREATE TABLE IF NOT EXISTS estimates (
+    mutation_id INTEGER, probe_id VARCHAR, effect DOUBLE, low DOUBLE, high DOUBLE, source VARCHAR,
+    PRIMARY KEY (mutation_id, probe_id)
+);
+CREATE TABLE IF NOT EXISTS adaptive_settings (
+    seed BIGINT, audit INTEGER, chunk_size INTEGER, budget BIGINT, audit_chunks INTEGER, audit_mutants INTEGER
+);
+"""
+
 # An optional table (a screen needs none): created when predictions are first written.
 PREDICTIONS_DDL = """
 CREATE TABLE IF NOT EXISTS predictions (

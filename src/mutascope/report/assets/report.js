@@ -6,6 +6,8 @@
 // "effect:KIND" (the effect size on a log scale shared by all matrices of a probe).
 // Beside the map, two marginal strips summarise each tile row and column in the
 // current mode (NSM rate, or median effect); super-weight axes are marked.
+// An adaptive screen's unmeasured tiles carry an estimated effect (D.estimated): they are
+// drawn lighter and hatched, with their own legend entry, never as measured tiles.
 // Tiles refined by `mutascope zoom` are drawn at the resolution of single weights
 // in their own section (D.zoom), reachable from a zoomed tile's detail.
 (function () {
@@ -19,7 +21,8 @@
     return D.probes.some(function (p) { return D.effects[p.id] && D.effects[p.id][k]; });
   });
   var MARK_COLOUR = "#000000";
-  var cache = {}, fcache = {}, HALF = null;
+  var cache = {}, fcache = {}, ecache = {}, HALF = null;
+  var ESTIMATED = D.estimated || {}, HATCH = "#555555";
   var state = { probe: 0, matrix: 0, mode: hasMaxMin ? "paper" : D.kinds[0], tile: -1, cell: 10 };
 
   function $(id) { return document.getElementById(id); }
@@ -55,16 +58,25 @@
     return HALF;
   }
   function effects(p, kind) {
-    var probe = D.probes[p].id, enc = D.effects[probe] && D.effects[probe][kind];
+    var probe = D.probes[p].id;
+    return halfArray(D.effects[probe] && D.effects[probe][kind], p + "\u0000" + kind, fcache);
+  }
+  // The estimated effects of an adaptive screen's unmeasured tiles (NaN where measured).
+  function estimates(p, kind) {
+    var probe = D.probes[p].id;
+    return halfArray(ESTIMATED[probe] && ESTIMATED[probe][kind], p + "\u0000" + kind, ecache);
+  }
+  function estimatedAt(p, kind, t) { var a = estimates(p, kind); return a ? a[t] : NaN; }
+  function halfArray(enc, key, store) {
     if (!enc) return null;
-    var key = p + "\u0000" + kind, a = fcache[key];
+    var a = store[key];
     if (a) return a;
     var bin = atob(enc), n = bin.length, buf = new Uint8Array(n);
     for (var i = 0; i < n; i++) buf[i] = bin.charCodeAt(i);
     var u = new Uint16Array(buf.buffer), table = halfTable();
     a = new Float32Array(u.length);
     for (var j = 0; j < u.length; j++) a[j] = table[u[j]];
-    fcache[key] = a;
+    store[key] = a;
     return a;
   }
   function effectAt(p, kind, t) { var a = effects(p, kind); return a ? a[t] : NaN; }
@@ -84,6 +96,37 @@
     if (!sc) return D.effect_colours.unmeasured;
     var lo = Math.log(sc[0]), hi = Math.log(sc[1]);
     return cmap((Math.log(Math.max(v, sc[0])) - lo) / (hi - lo));
+  }
+  // An estimated tile: its colour halfway to white, under dark diagonal hatching.
+  function lighten(hex) {
+    var n = parseInt(hex.slice(1), 16), out = "#";
+    [16, 8, 0].forEach(function (sh) {
+      var v = (n >> sh) & 255;
+      out += ("0" + Math.round(v + (255 - v) * 0.55).toString(16)).slice(-2);
+    });
+    return out;
+  }
+  function hatch(ctx, x0, y0, w, h) {
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(x0, y0, w, h);
+    ctx.clip();
+    ctx.strokeStyle = HATCH;
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    var step = Math.max(3, Math.floor(Math.min(w, h) / 3));
+    for (var d = -h; d < w; d += step) { ctx.moveTo(x0 + d, y0 + h); ctx.lineTo(x0 + d + h, y0); }
+    ctx.stroke();
+    ctx.restore();
+  }
+  // Whether tile t of probe p has an estimate under the kinds shown (an unmeasured adaptive tile).
+  function isEstimated(p, t, kind) {
+    var kinds = kind === "paper" ? D.kinds : [kind];
+    for (var k = 0; k < kinds.length; k++) {
+      var e = estimatedAt(p, kinds[k], t);
+      if (e === e) return true;
+    }
+    return false;
   }
   function median(values) {
     if (!values.length) return NaN;
@@ -199,16 +242,29 @@
     var ctx = canvas.getContext("2d"), gap = cell >= 6 ? 1 : 0;
     ctx.fillStyle = "#ffffff";
     ctx.fillRect(0, 0, canvas.width, canvas.height);
-    var present = {}, effectMode = isEffectMode(), kind = modeKind();
+    var present = {}, effectMode = isEffectMode(), kind = modeKind(), nEstimated = 0;
     canvas.dataset.mode = state.mode;
     for (var r = 0; r < x.rows; r++) {
       for (var c = 0; c < x.cols; c++) {
         var t = x.offset + r * x.cols + c;
         if (effectMode) {
-          if (ids(state.probe, kind)[t] === NONE) continue;
+          if (ids(state.probe, kind)[t] === NONE) {
+            var est = estimatedAt(state.probe, kind, t);
+            if (est !== est) continue;
+            ctx.fillStyle = lighten(effectColour(state.probe, est));  // estimated: lighter, hatched
+            ctx.fillRect(c * cell, r * cell, cell - gap, cell - gap);
+            hatch(ctx, c * cell, r * cell, cell - gap, cell - gap);
+            nEstimated++;
+            continue;
+          }
           ctx.fillStyle = effectColour(state.probe, effectAt(state.probe, kind, t));
         } else {
           var cls = tileClass(state.probe, t);
+          if (cls === NOT_MUTATED && isEstimated(state.probe, t, state.mode)) {
+            hatch(ctx, c * cell, r * cell, cell - gap, cell - gap);  // unmeasured: no call, an estimate only
+            nEstimated++;
+            continue;
+          }
           present[cls] = true;
           if (cls === NOT_MUTATED) continue;
           ctx.fillStyle = CLASSES[cls][1];
@@ -216,6 +272,7 @@
         ctx.fillRect(c * cell, r * cell, cell - gap, cell - gap);
       }
     }
+    canvas.dataset.estimated = String(nEstimated);
     var marks = marksOf(state.matrix);
     canvas.dataset.marks = marks.map(function (k) { return k.axis + ":" + k.index; }).join(";");
     ctx.save();
@@ -238,6 +295,7 @@
       " tiles of " + D.tile[0] + " x " + D.tile[1] + " (matrix " + x.height + " x " + x.width +
       "), " + c2[0] + " NSM of " + c2[1] + " mutants for " + D.probes[state.probe].id;
     if (effectMode) drawEffectLegend(); else drawLegend(present);
+    if (nEstimated) estimatedLegend(effectMode);
     drawStrips(x, cell, marks);
     showNotice();
   }
@@ -341,6 +399,19 @@
     });
   }
 
+  // The legend entry of estimated tiles: a hatched swatch, drawn like the tiles.
+  function estimatedLegend(effectMode) {
+    var box = $("legend"), sw = el("canvas", { "class": "sw estimated", width: "12", height: "12" });
+    var ctx = sw.getContext("2d");
+    ctx.fillStyle = effectMode ? lighten(cmap(0.5)) : "#ffffff";
+    ctx.fillRect(0, 0, 12, 12);
+    hatch(ctx, 0, 0, 12, 12);
+    box.appendChild(sw);
+    box.appendChild(el("span", { id: "legend-estimated" }, effectMode ?
+      "estimated (not measured): an adaptive screen's surrogate, colour lightened" :
+      "estimated (not measured): no call; its estimated effect is in the effect view"));
+  }
+
   function drawLegend(present) {
     var box = $("legend");
     box.textContent = "";
@@ -398,6 +469,11 @@
         if (isNsm(w)) across++;
       }
       var e = v === NONE ? NaN : effectAt(state.probe, kind, hit.t);
+      var est = v === NONE ? estimatedAt(state.probe, kind, hit.t) : NaN;
+      if (est === est) {
+        lines.push(kind + ": not measured; estimated effect " + fmtEffect(est) + " (an estimate, not a measurement)");
+        return;
+      }
       lines.push(kind + ": " + describe(v) + (e === e ? ", effect " + fmtEffect(e) : "") +
         (mutated ? "; NSM in " + across + " of " + mutated + " probes" : ""));
     });
@@ -435,7 +511,13 @@
     box.appendChild(wt);
     D.kinds.forEach(function (kind) {
       var v = ids(state.probe, kind)[hit.t];
-      if (v === NONE) return;
+      if (v === NONE) {
+        var est = estimatedAt(state.probe, kind, hit.t);
+        if (est === est) box.appendChild(el("div", { "class": "mutant estimated", "data-kind": kind }, kind +
+          " mutant: not measured by the adaptive screen; estimated effect (" + D.effect_name + "): " + fmtEffect(est) +
+          " (an estimate, not a measurement; `mutascope show` gives its interval)"));
+        return;
+      }
       var div = el("div", { "class": "mutant" }), e = effectAt(state.probe, kind, hit.t);
       div.appendChild(el("h4", null, kind + " mutant: " + (v === 0 ? "silent (output identical to WT)" :
         v === UNFILLED ? "NSM (output not filled)" : "NSM")));
