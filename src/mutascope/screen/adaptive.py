@@ -149,8 +149,9 @@ def run_rounds(
     sequence: list[int] = []
     chunks = list(schedule.audit)
     maps = None
+    goal = min(total, budget)  # what progress counts towards: the budget, not the plan (its ETA too)
     if progress:
-        progress(finished, total)
+        progress(finished, max(goal, finished))
     while chunks:
         t0 = time.perf_counter()
         tasks = [
@@ -161,7 +162,7 @@ def run_rounds(
             store.write_chunk(rows, engine=backend.description + suffix, seconds=seconds)
             finished += len(task.mutations)
             if progress:
-                progress(finished, total)
+                progress(finished, max(goal, finished))  # whole chunks may end past the budget
         report.screen_seconds.append(time.perf_counter() - t0)
         sequence += chunks
         report.rounds += 1
