@@ -128,3 +128,18 @@ def test_residual_is_fit_within_each_probe_and_matrix_with_kinds_together():
     # a residual near zero in mean within each matrix
     means = with_residual(frame, scrambled).groupby(["probe_id", "layer", "matrix"])["residual"].mean()
     assert means.abs().max() == pytest.approx(0, abs=1e-12)
+
+
+def test_a_baseline_with_structure_the_map_lacks_leaves_at_most_a_weak_mirror():
+    """On a map of pure noise, a baseline's axes leave no axis in the residual, and its max/min
+    difference only a weak lean the other way (a monotone fit follows noise upwards; readouts.py
+    says so). The effect's rank minus the baseline's would mirror it in full."""
+    frame = noise_frame(0, layers=LAYERS)
+    rng = np.random.default_rng(100)
+    noise = (
+        rng.normal(size=len(frame)) + np.where(frame["col"] == 2, 3.0, 0.0) + np.where(frame["kind"] == "max", 1.5, 0)
+    )
+    tables = _tables(frame, frame[["mutation_id", "probe_id"]].assign(predicted=noise, local=noise))
+    assert _calls(tables["residual_enrichment"]) == 0
+    lean = tables["residual_bias"]["rank_biserial"].median()
+    assert -0.25 < lean < 0
