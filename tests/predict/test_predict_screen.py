@@ -213,7 +213,13 @@ def test_analyze_and_report_use_the_predictions(tmp_path, subject):
 
     out = tmp_path / "a.duckdb"
     screen_of(subject, text_probes(6), SPEC, out, chunk_size=CHUNK, order="predicted").run()
-    table = analyze(out, n_perm=99)["prediction_agreement"]
+    tables = analyze(out, n_perm=99)
+    # the residual readout (beyond the local estimate) runs every readout statistic
+    residual = {n.removeprefix("residual_") for n in tables if n.startswith("residual_")}
+    assert residual == {n.removeprefix("effect_") for n in tables if n.startswith("effect_")}
+    assert {"enrichment", "bias", "copa", "recurrence", "reorder_holdout_by_type"} <= residual
+    assert len(tables["residual_enrichment"]) == len(tables["effect_enrichment"])
+    table = tables["prediction_agreement"]
     assert set(table["score"]) >= {
         "predicted",
         "predicted_abs",
@@ -230,7 +236,8 @@ def test_analyze_and_report_use_the_predictions(tmp_path, subject):
     figures = tmp_path / "figures"
     write_report(out, tmp_path / "r.html", figures_dir=figures)
     assert (figures / "predicted_scatter.png").exists() and (figures / "recall_curves.png").exists()
-    assert "analysis_prediction_agreement" in (tmp_path / "r.html").read_text()
+    html = (tmp_path / "r.html").read_text()
+    assert "analysis_prediction_agreement" in html and "analysis_residual_enrichment" in html
 
 
 def test_predict_with_superweights_fills_the_marks_of_stored_predictions(tmp_path, tiny_model_dir):

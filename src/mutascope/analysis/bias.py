@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .exact import bh, mcnemar, signed_rank
-from .readouts import check_readout, effect_rows
+from .readouts import check_readout, effect_rows, value_column
 from .tile_scores import MATRIX_KEYS, kind_pairs, kind_values, paired
 
 PAIR = ["pair", "kind_a", "kind_b", "value_a", "value_b", "size_ratio", "larger"]
@@ -56,7 +56,7 @@ SIZE_MATCHED = ("sym:1", "sym:-1")
 def bias(frame: pd.DataFrame, alpha: float = 0.05, readout: str = "nsm") -> pd.DataFrame:
     """One row per (probe, layer, matrix, kind pair): the paired test, q and the call."""
     check_readout(readout)
-    source = frame if readout == "nsm" else effect_rows(frame)
+    source = frame if readout == "nsm" else effect_rows(frame, readout)
     columns = (NSM_COLUMNS if readout == "nsm" else EFFECT_COLUMNS) + CALL
     parts = [_pair_tests(source, pair, readout) for pair in kind_pairs(source)]
     parts = [p for p in parts if len(p)]
@@ -74,7 +74,7 @@ def bias(frame: pd.DataFrame, alpha: float = 0.05, readout: str = "nsm") -> pd.D
 
 
 def _pair_tests(frame: pd.DataFrame, pair: tuple[str, str], readout: str) -> pd.DataFrame:
-    column = "nsm" if readout == "nsm" else "effect"
+    column = value_column(readout)
     wide = paired(frame, pair, column)
     if readout == "effect" and "effect_per_token" in frame.columns:
         per_token = paired(frame, pair, "effect_per_token")

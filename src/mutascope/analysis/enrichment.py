@@ -53,7 +53,7 @@ def enrichment(
     axis of every matrix of a probe (see the module docstring)."""
     check_readout(readout)
     columns = NSM_COLUMNS if readout == "nsm" else EFFECT_COLUMNS
-    source = frame if readout == "nsm" else effect_rows(frame)
+    source = frame if readout == "nsm" else effect_rows(frame, readout)
     kinds = main_kinds(source)
     tiles = tile_scores(source, readout, kinds)
     mutants = kind_scores(source, readout, kinds)

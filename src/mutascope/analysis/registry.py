@@ -6,9 +6,10 @@ family, with which test, and how it is said in words.
 one-line description, and the findings are the sentences of their
 significant rows. A new statistic is one module plus one entry here.
 
-Most statistics come in two readouts (:mod:`.readouts`): the paper's NSM call
-and the effect size. :func:`_both` makes the two entries of one
-implementation (the effect one named ``effect_<name>``).
+Most statistics come in three readouts (:mod:`.readouts`): the paper's NSM call,
+the effect size, and the effect beyond the activation baseline (the residual,
+where the screen has predictions). :func:`_both` makes the entries of one
+implementation (named ``<name>``, ``effect_<name>`` and ``residual_<name>``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .counts import nsm_counts
 from .enrichment import enrichment
 from .layers import bias_by_type
 from .overlap import overlap
+from .readouts import with_residual
 from .recurrence import recurrence, recurrent_axes
 from .reorder import reorder_holdout, reorder_holdout_by_type, reordered_table
 from .saturation import saturation
@@ -72,7 +74,8 @@ class Statistic:
     family: str
     test: str
     compute: Callable[[Context], pd.DataFrame]
-    needs: str = ""  # "phenotypes", "superweights", "predictions", "probes" (two or more), or "" (always)
+    # "phenotypes", "superweights", "predictions", "probes" (two or more), "residual" (a baseline), or "" (always)
+    needs: str = ""
     sentences: Callable[[pd.DataFrame, Context], list[str]] | None = None
     effect_scale: bool = False  # carries effect sizes: the probes' WT length and likelihood are joined
 
@@ -82,34 +85,46 @@ class Statistic:
 
 
 def _both(name, title, unit, family, test, compute, sentences=None, needs="", effect_test=None):
-    """The NSM and the effect entries of one statistic (``compute(ctx, readout)``)."""
+    """The NSM, the effect and the residual entries of one statistic (``compute(ctx, readout)``);
+    the residual one (named ``residual_<name>``) only where the screen has a baseline."""
+    effect_test = effect_test or test
+
+    def said(readout):
+        if sentences is None:
+            return None
+        if readout == "residual":
+            return lambda t, c: say.beyond_baseline(sentences(t, c, readout))
+        return lambda t, c: sentences(t, c, readout)
+
     return [
-        Statistic(
-            name,
-            title,
-            unit,
-            family,
-            test,
-            lambda c: compute(c, "nsm"),
-            needs,
-            (lambda t, c: sentences(t, c, "nsm")) if sentences else None,
-        ),
+        Statistic(name, title, unit, family, test, lambda c: compute(c, "nsm"), needs, said("nsm")),
         Statistic(
             f"effect_{name}",
             f"{title} (effect size)",
             unit,
             family,
-            effect_test or test,
+            effect_test,
             lambda c: compute(c, "effect"),
             needs,
-            (lambda t, c: sentences(t, c, "effect")) if sentences else None,
+            said("effect"),
+            effect_scale=True,
+        ),
+        Statistic(
+            f"residual_{name}",
+            f"{title} (beyond the activation baseline)",
+            unit,
+            family,
+            f"{effect_test}, on the rank residual of the effect on the baseline",
+            lambda c: compute(c, "residual"),
+            "residual" if needs == "" else needs,
+            said("residual"),
             effect_scale=True,
         ),
     ]
 
 
 def _prefix(readout: str) -> str:
-    return "" if readout == "nsm" else "effect_"
+    return {"nsm": "", "effect": "effect_", "residual": "residual_"}[readout]
 
 
 STATISTICS: list[Statistic] = [
@@ -320,12 +335,24 @@ def available(stat: Statistic, ctx: Context) -> bool:
     if stat.needs == "predictions":
         return ctx.predictions is not None and "effect" in ctx.frame.columns
     if stat.needs == "probes":
+        if stat.name.startswith("residual_") and not has_residual(ctx.frame):
+            return False
         return ctx.frame["probe_id"].nunique() >= 2 if len(ctx.frame) else False
+    if stat.needs == "residual":
+        return has_residual(ctx.frame)
     return True
 
 
+def has_residual(frame: pd.DataFrame) -> bool:
+    """Whether the site frame carries the residual readout (a screen with predictions)."""
+    return "residual" in frame.columns and bool(frame["residual"].notna().any())
+
+
 def compute_all(ctx: Context, progress: Callable[[str], None] | None = None) -> dict[str, pd.DataFrame]:
-    """Every available statistic, in order (later ones may read earlier tables)."""
+    """Every available statistic, in order (later ones may read earlier tables). A frame without a
+    ``residual`` column gets one from ``ctx.predictions`` (:func:`~.readouts.with_residual`)."""
+    if ctx.predictions is not None and "residual" not in ctx.frame.columns and len(ctx.frame):
+        ctx.frame = with_residual(ctx.frame, ctx.predictions)
     for stat in STATISTICS:
         if not available(stat, ctx):
             continue

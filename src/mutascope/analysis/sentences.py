@@ -13,9 +13,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .readouts import readout_words
+
 LIMIT = 3
 UNITS = {"logprob_drop": "nats", "logprob_drop_per_token": "nats per token"}
 AXIS_WORD = {"row": "row", "col": "column"}
+
+
+def beyond_baseline(sentences: list[str]) -> list[str]:
+    """A residual-readout table's sentences, each marked as said beyond the activation baseline."""
+    return [f"Beyond the activation baseline: {s[0].lower()}{s[1:]}" for s in sentences]
 
 
 def q_text(q: float) -> str:
@@ -48,6 +55,7 @@ def bias(table: pd.DataFrame, ctx, readout: str) -> list[str]:
                 f"; |{r.kind_a}|/|{r.kind_b}| = {num(r.size_ratio)}" + (f", {r.size_verdict}" if r.size_verdict else "")
             )
         )
+        unit = _unit(ctx) if readout == "effect" else "(residual percentile)"
         if readout == "nsm":
             out.append(
                 f"In layer {r.layer} {r.matrix}, {big} mutations are NSMs where {small} ones are not more "
@@ -58,7 +66,7 @@ def bias(table: pd.DataFrame, ctx, readout: str) -> list[str]:
             out.append(
                 f"In layer {r.layer} {r.matrix}, {big} mutations have larger effects than {small} ones of the "
                 f"same tiles for probe {r.probe_id} (median paired {r.kind_a} - {r.kind_b} difference "
-                f"{num(r.median_difference)} {_unit(ctx)}, 95 % CI {num(r.ci_low)} to {num(r.ci_high)}, "
+                f"{num(r.median_difference)} {unit}, 95 % CI {num(r.ci_low)} to {num(r.ci_high)}, "
                 f"over {r.tiles} tiles, q = {q_text(r.q_value)}{size})."
             )
     return out
@@ -78,7 +86,7 @@ def bias_size(table: pd.DataFrame, ctx, readout: str) -> list[str]:
             )
         )
         out.append(
-            f"Of the {r.called} {r.pair} biases called on the {'NSM call' if readout == 'nsm' else 'effect'} "
+            f"Of the {r.called} {r.pair} biases called on the {readout_words(readout)} "
             f"for probe {r.probe_id}, {r.towards_larger} point to the kind writing the larger |value| and "
             f"{r.against_larger} against it (exact binomial p = {q_text(r.p_direction)}){rho}."
         )
@@ -127,7 +135,7 @@ def recurrence(table: pd.DataFrame, ctx, readout: str) -> list[str]:
         if r.shared == 0 and r.expected == 0:
             continue  # nothing enriched in one of the two probes: nothing to compare
         out.append(
-            f"{'NSM' if readout == 'nsm' else 'Effect'}-enriched axes shared by {r.probe_a} and {r.probe_b}: "
+            f"{readout_words(readout).capitalize()}-enriched axes shared by {r.probe_a} and {r.probe_b}: "
             f"{r.shared} observed against {num(r.expected)} expected from their hit rates within each matrix "
             f"({num(r.ratio)}x, exact p = {q_text(r.p_value)})."
         )
@@ -140,7 +148,7 @@ def copa_by_type(table: pd.DataFrame, ctx, readout: str) -> list[str]:
     for r in hits.head(LIMIT).itertuples() if len(hits) else ():
         side = "complementary (negative)" if r.negative > r.positive else "co-located (positive)"
         out.append(
-            f"Max and min {'NSM' if readout == 'nsm' else 'effect'} profiles along {r.matrix} "
+            f"Max and min {readout_words(readout)} profiles along {r.matrix} "
             f"{AXIS_WORD[r.axis]}s are {side} for probe {r.probe_id} in {max(r.negative, r.positive)} of "
             f"{r.layers} layers (median r = {r.median:.2f}, sign test q = {q_text(r.q_value)})."
         )

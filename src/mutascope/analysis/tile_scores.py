@@ -15,7 +15,9 @@ counts each tile twice and overstates its evidence. So:
 Per-kind scores, by readout (see :mod:`.readouts`): ``nsm``, the call (0 or 1);
 ``effect``, the effect's percentile rank among the mutants of that kind in
 the same matrix (0 to 1), so that each kind counts equally however its
-effects are scaled and a few huge effects cannot dominate.
+effects are scaled and a few huge effects cannot dominate; ``residual``, the
+same percentile rank of the residual (the effect beyond the activation
+baseline).
 
 Which kinds: the screen's *main* kinds are ``max`` and ``min`` where the
 frame has them (the paper's screen), otherwise every kind it has. Control
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .readouts import check_readout, effect_rows
+from .readouts import check_readout, effect_rows, value_column
 
 MATRIX_KEYS = ["probe_id", "layer", "matrix"]
 TILE_KEYS = MATRIX_KEYS + ["row", "col"]
@@ -60,8 +62,8 @@ def kind_scores(frame: pd.DataFrame, readout: str, kinds: list[str] | None = Non
     sub = frame[frame["kind"].isin(kinds)]
     if readout == "nsm":
         return sub.assign(score=sub["nsm"].astype(float))
-    sub = effect_rows(sub)
-    return sub.assign(score=sub.groupby(MATRIX_KEYS + ["kind"])["effect"].rank(pct=True))
+    sub = effect_rows(sub, readout)
+    return sub.assign(score=sub.groupby(MATRIX_KEYS + ["kind"])[value_column(readout)].rank(pct=True))
 
 
 def tile_scores(frame: pd.DataFrame, readout: str, kinds: list[str] | None = None) -> pd.DataFrame:

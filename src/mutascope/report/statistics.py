@@ -63,13 +63,14 @@ def report_tables(
             else f"the {len(effect_top)} matrices (of {n_all}) with the largest median effect"
         ),
     }
+    scope["residual_copa"] = scope["effect_copa"]
     ctx = Context(
         frame=frame,
         alpha=alpha,
         n_perm=n_perm,
         probes=probes,
         predictions=predictions,
-        scope={"copa": nsm_top, "effect_copa": effect_top},
+        scope={"copa": nsm_top, "effect_copa": effect_top, "residual_copa": effect_top},
     )
     tables = compute_all(ctx)
     for name in STORED:
@@ -113,7 +114,7 @@ def statistics_section(
     for stat in STATISTICS:
         table = tables.get(stat.name)
         if table is None:
-            if stat.needs in MISSING:
+            if stat.needs in MISSING and not stat.name.startswith("residual_"):  # residual: no baseline, no note
                 blocks.append(block(stat.title, MISSING[stat.needs], "", anchor=stat.name.replace("_", "-")))
             continue
         shown, which = _shown(table, alpha)
