@@ -119,9 +119,10 @@ def copa(t: dict[str, pd.DataFrame]) -> None:
             )
             for (matrix, axis), h in g[g["matrix"].isin(["gate", "o"])].groupby(["matrix", "axis"]):
                 print(
-                    f"  {matrix} {axis}: median r {h['copa'].median():.2f}, median null (whole tiles permuted) "
+                    f"  {matrix} {axis}: r < 0 in {int((h['copa'] < 0).sum())} of {int(h['copa'].notna().sum())} "
+                    f"layers, median r {h['copa'].median():.2f}, median null (whole tiles permuted) "
                     f"{h['null_mean'].median():.2f}, median excess {h['excess'].median():.2f}; "
-                    f"{int((h['q_value'] < ALPHA).sum())} of {len(h)} layers at q < {ALPHA}"
+                    f"{int((h['q_value'] < ALPHA).sum())} of {int(h['q_value'].notna().sum())} layers at q < {ALPHA}"
                 )
     for readout in ("copa", "effect_copa"):
         worst = sign_test_over_layers(t[readout], "excess", ["probe_id", "matrix", "axis"], layer_r=0.84)
@@ -193,7 +194,7 @@ def rest(t: dict[str, pd.DataFrame]) -> None:
         s = t["superweight_summary"]
         print(f"superweight_summary: {len(s)} tests, families per probe {s['probe_id'].value_counts().to_dict()}")
         for r in s.itertuples():
-            if r.matrix == "v" or r.role in ("super weight", "canceller") or (r.channel == 507 and r.q_value < ALPHA):
+            if r.matrix == "v" or r.role in ("super weight", "canceller") or r.channel == 507:
                 print(
                     f"superweights {r.probe_id} {r.matrix} {r.axis} {r.role} ch {r.channel}: top in {r.top_layers} of "
                     f"{r.layers} (expected {r.expected_top:.2f}), p = {q(r.p_value)}, q = {q(r.q_value)}, median "
