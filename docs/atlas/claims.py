@@ -120,8 +120,8 @@ def copa(t: dict[str, pd.DataFrame]) -> None:
             for (matrix, axis), h in g[g["matrix"].isin(["gate", "o"])].groupby(["matrix", "axis"]):
                 print(
                     f"  {matrix} {axis}: r < 0 in {int((h['copa'] < 0).sum())} of {int(h['copa'].notna().sum())} "
-                    f"layers, median r {h['copa'].median():.2f}, median null (whole tiles permuted) "
-                    f"{h['null_mean'].median():.2f}, median excess {h['excess'].median():.2f}; "
+                    f"layers, median r {h['copa'].median():.2f}, null median (whole tiles permuted) "
+                    f"{h['null_median'].median():.2f}, median excess {h['excess'].median():.2f}; "
                     f"{int((h['q_value'] < ALPHA).sum())} of {int(h['q_value'].notna().sum())} layers at q < {ALPHA}"
                 )
     for readout in ("copa", "effect_copa"):

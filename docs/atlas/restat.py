@@ -8,8 +8,8 @@ library's current tests this rewrites, in place:
 
 * `analysis_copa`, `analysis_effect_copa`: COPA with the null that permutes whole tiles (a
   tile's max and min together), recomputed from `tiles` (the slow part, a few minutes: about
-  34,000 permutations for each of 840 tests per readout; skipped when the table already has
-  the `excess` column);
+  34,000 permutations for each of 840 tests per readout; skipped when the table already has the
+  `null_median` column);
 * `analysis_[effect_]copa_by_type`, `analysis_[effect_]bias_by_type`,
   `analysis_[effect_]reorder_holdout_by_type`: the sign tests over layers against an AR(1)
   across layers, from the per-layer tables;
@@ -56,7 +56,7 @@ def main() -> None:
     probes = read("analysis_effect_copa")[["probe_id", "new_tokens", "wt_logprob"]].drop_duplicates("probe_id")
     for prefix, readout in (("", "nsm"), ("effect_", "effect")):
         table = read(f"analysis_{prefix}copa")
-        if "excess" not in table:  # written with the first null: recompute (rerunning skips this)
+        if "null_median" not in table:  # written with an earlier null: recompute (rerunning skips this)
             t0 = time.perf_counter()
             table = copa(frame, n_perm=999, readout=readout)
             if prefix:

@@ -15,8 +15,12 @@ so the null keeps the pairing inside each tile and scrambles only the axis
 under test. A tile whose max and min are (anti)correlated, with no row or
 column structure, is then no complementary axis: permuting the min map alone
 (this module's first null) broke that pairing and called 63 % of such tests
-in every draw. ``null_mean`` is where the tiles' own pairing puts the
-correlation; ``excess`` = ``copa`` - ``null_mean`` is what the axes add. **Permutations**: chosen
+in every draw. ``null_mean`` and ``null_median`` are where the tiles' own
+pairing puts the correlation; ``excess`` = ``copa`` - ``null_median`` is what
+the axes add. The median, not the mean: a correlation's null is skewed near
++-1 (tiles whose kinds correlate), and only the median makes a positive and a
+negative excess equally likely in a layer without axis structure, which the
+sign test over layers needs. **Permutations**: chosen
 from the family (:func:`.exact.permutations_for`: at least 4 m / alpha for
 m tests, so that a test at the floor survives BH on its own), and stated in
 ``permutations`` with the floor ``p_floor`` = 1 / (permutations + 1).
@@ -39,7 +43,17 @@ from .layers import sign_test_over_layers
 from .readouts import check_readout
 from .tile_scores import MATRIX_KEYS, kind_scores
 
-COLUMNS = MATRIX_KEYS + ["axis", "copa", "null_mean", "excess", "permutations", "p_value", "p_floor", "q_value"]
+COLUMNS = MATRIX_KEYS + [
+    "axis",
+    "copa",
+    "null_mean",
+    "null_median",
+    "excess",
+    "permutations",
+    "p_value",
+    "p_floor",
+    "q_value",
+]
 BLOCK = 2000  # permutations drawn at once (bounds memory on large grids)
 
 
@@ -108,9 +122,9 @@ def copa(
             ok = ~(np.isnan(a) | np.isnan(b))
             observed = float(_corr(a[ok], b[ok][None])[0]) if ok.sum() > 2 else float("nan")
             if np.isnan(observed):
-                rows.append((probe, layer, matrix, axis_name, observed, np.nan, np.nan, n, np.nan, np.nan))
+                rows.append((probe, layer, matrix, axis_name, observed, np.nan, np.nan, np.nan, n, np.nan, np.nan))
                 continue
-            below, total, null_sum = 0, 0, 0.0
+            below, total, nulls = 0, 0, []
             for start in range(0, n, BLOCK):
                 perm_max, perm_min = _permuted((grid_max, grid_min), axis, min(BLOCK, n - start), rng)
                 null_a, null_b = _profile(perm_max, axis), _profile(perm_min, axis)
@@ -119,9 +133,11 @@ def copa(
                 null = null[~np.isnan(null)]
                 below += int(np.sum(null <= observed + 1e-12))
                 total += len(null)
-                null_sum += float(null.sum())
+                nulls.append(null)
             p = (1 + below) / (1 + total)
-            null_mean = null_sum / total if total else np.nan
+            everything = np.concatenate(nulls) if nulls else np.array([])
+            null_mean = float(everything.mean()) if total else np.nan
+            null_median = float(np.median(everything)) if total else np.nan
             rows.append(
                 (
                     probe,
@@ -130,7 +146,8 @@ def copa(
                     axis_name,
                     observed,
                     null_mean,
-                    observed - null_mean,
+                    null_median,
+                    observed - null_median,
                     n,
                     p,
                     1 / (1 + total),
