@@ -4,9 +4,12 @@
 
 Reads the Parquet files `mutascope export --compact` wrote (the per-tile table and every
 analysis table) and prints, claim by claim, the figures the atlas quotes. Nothing here
-recomputes a test: it reads the tables mutascope analyze produced, so the doc's verdicts can
-be checked against them line by line. One estimate is computed here from the per-tile table:
-the overlap's odds ratio within layer x matrix (Mantel-Haenszel), which analyze does not report.
+recomputes a test: it reads the tables mutascope analyze produced (those of the tests issue 32
+changed rewritten from the shipped tiles and per-layer tables by docs/atlas/restat.py, with the
+library's current tests), so the doc's verdicts can be checked against them line by line. Two
+figures are computed here: the overlap's odds ratio within layer x matrix (Mantel-Haenszel), which
+analyze does not report, and the `gate` tests over layers with the layer-to-layer correlation
+fixed at 0.84 (the maps' own, a worst case for the per-layer statistics).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+
+from mutascope.analysis.layers import sign_test_over_layers
 
 ALPHA = 0.05
 
@@ -46,12 +51,17 @@ def bias(t: dict[str, pd.DataFrame]) -> None:
             f"floor {q(r.p_floor_spearman)})"
         )
     bt = t["effect_bias_by_type"]
+    print(
+        f"effect_bias_by_type: layer-to-layer r {bt['layer_r'].min():.2f}-{bt['layer_r'].max():.2f} (AR(1) null "
+        "of the sign count)"
+    )
     for r in bt[(bt["q_value"] < ALPHA) | (bt["matrix"] == "gate")].itertuples():
         print(
             f"effect_bias_by_type {r.probe_id} {r.matrix} {r.pair}: {r.positive}+ / {r.negative}- of {r.layers} "
             "layers, "
-            f"median r {r.median:.2f}, q = {q(r.q_value)}; called a/b {r.called_a}/{r.called_b}, against size "
-            f"{r.called_against_size}"
+            f"median r {r.median:.2f}, layer r {r.layer_r:.2f}, p = {q(r.p_value)} (floor {q(r.p_floor)}), "
+            f"q = {q(r.q_value)}; called a/b "
+            f"{r.called_a}/{r.called_b}, against size {r.called_against_size}"
         )
     eb = t["effect_bias"]
     top = eb[eb["pair"] == "max/min"].sort_values("p_value").head(3)
@@ -107,18 +117,41 @@ def copa(t: dict[str, pd.DataFrame]) -> None:
                 f"{readout} {probe}: {int((g['q_value'] < ALPHA).sum())} of {len(g)} at q < {ALPHA}; median r "
                 f"{g['copa'].median():.2f}; permutations {int(g['permutations'].max())}"
             )
+            for (matrix, axis), h in g[g["matrix"].isin(["gate", "o"])].groupby(["matrix", "axis"]):
+                print(
+                    f"  {matrix} {axis}: r < 0 in {int((h['copa'] < 0).sum())} of {int(h['copa'].notna().sum())} "
+                    f"layers, median r {h['copa'].median():.2f}, null median (whole tiles permuted) "
+                    f"{h['null_median'].median():.2f}, median excess {h['excess'].median():.2f}; "
+                    f"{int((h['q_value'] < ALPHA).sum())} of {int(h['q_value'].notna().sum())} layers at q < {ALPHA}"
+                )
+    for readout in ("copa", "effect_copa"):
+        worst = sign_test_over_layers(t[readout], "excess", ["probe_id", "matrix", "axis"], layer_r=0.84)
+        for r in worst[worst["matrix"] == "gate"].itertuples():
+            print(
+                f"{readout}_by_type if layers were as dependent as the maps (r 0.84) {r.probe_id} gate {r.axis}: "
+                f"{r.negative}- / {r.positive}+, p = {q(r.p_value)}, q = {q(r.q_value)}"
+            )
     for readout in ("copa_by_type", "effect_copa_by_type"):
-        for r in t[readout].sort_values("q_value").itertuples():
-            if r.q_value < ALPHA:
+        c = t[readout]
+        print(
+            f"{readout}: sign of the excess over layers; layer-to-layer r {c['layer_r'].min():.2f}-"
+            f"{c['layer_r'].max():.2f}"
+        )
+        for r in c.sort_values("q_value").itertuples():
+            if r.q_value < ALPHA or (r.matrix, r.axis) in (("gate", "col"), ("o", "row")):
                 print(
                     f"{readout} {r.probe_id} {r.matrix} {r.axis}: {r.negative}- / {r.positive}+ of {r.layers}, "
-                    f"median {r.median:.2f}, q = {q(r.q_value)}"
+                    f"median excess {r.median:.2f}, layer r {r.layer_r:.2f}, p = {q(r.p_value)} (floor "
+                    f"{q(r.p_floor)}), q = {q(r.q_value)}"
                 )
     for readout in ("reorder_holdout_by_type", "effect_reorder_holdout_by_type"):
-        for r in t[readout].itertuples():
+        h = t[readout]
+        print(f"{readout}: layer-to-layer r {h['layer_r'].min():.2f}-{h['layer_r'].max():.2f}")
+        for r in h.itertuples():
             print(
                 f"{readout} {r.probe_id} {r.axis}: {r.positive}+ / {r.negative}- of {r.layers}, median rho "
-                f"{r.median:.2f}, q = {q(r.q_value)}"
+                f"{r.median:.2f}, layer r {r.layer_r:.2f}, p = {q(r.p_value)} (floor {q(r.p_floor)}), "
+                f"q = {q(r.q_value)}"
             )
 
 
@@ -158,13 +191,19 @@ def rest(t: dict[str, pd.DataFrame]) -> None:
                 f"x{r.top_row_count} q {q(r.q_row)}; col {r.top_col} x{r.top_col_count} q {q(r.q_col)}"
             )
     if "superweight_summary" in t:
-        for r in t["superweight_summary"].itertuples():
-            if r.matrix == "v" or r.role in ("super weight", "canceller"):
+        s = t["superweight_summary"]
+        print(f"superweight_summary: {len(s)} tests, families per probe {s['probe_id'].value_counts().to_dict()}")
+        for r in s.itertuples():
+            if r.matrix == "v" or r.role in ("super weight", "canceller") or r.channel == 507:
                 print(
                     f"superweights {r.probe_id} {r.matrix} {r.axis} {r.role} ch {r.channel}: top in {r.top_layers} of "
-                    f"{r.layers} (expected {r.expected_top:.2f}), p = {q(r.p_value)}, median pct "
-                    f"{r.median_percentile:.0f}"
+                    f"{r.layers} (expected {r.expected_top:.2f}), p = {q(r.p_value)}, q = {q(r.q_value)}, median "
+                    f"pct {r.median_percentile:.0f}"
                 )
+        tiles = t["superweight_tiles"]
+        gone = tiles[tiles["role"] == "cancelled"]
+        for channel, g in gone.groupby("channel"):
+            print(f"  channel {channel}: not carried (after a canceller) in layers {sorted(g['layer'].unique())}")
 
 
 def predictions(t: dict[str, pd.DataFrame]) -> None:

@@ -146,7 +146,7 @@ def test_recurrence_counts_shared_axes_against_their_stratified_expectation():
 
 
 def test_reordering_on_noise_shows_nothing_held_out_and_shared_structure_carries_over():
-    layers = tuple(range(8))
+    layers = tuple(range(16))
     noise = noise_frame(9, layers=layers, matrices=("gate",))
     held = reorder_holdout_by_type(reorder_holdout(noise, readout="effect"))
     assert (held["q_value"] >= 0.05).all()
@@ -156,7 +156,7 @@ def test_reordering_on_noise_shows_nothing_held_out_and_shared_structure_carries
 
     shared = noise_frame(10, layers=layers, matrices=("gate",), plant=plant)
     held = reorder_holdout_by_type(reorder_holdout(shared, readout="effect")).set_index(["probe_id", "axis"])
-    assert held.loc[("a", "row"), "positive"] == 8 and held.loc[("a", "row"), "q_value"] < 0.05
+    assert held.loc[("a", "row"), "positive"] == 16 and held.loc[("a", "row"), "q_value"] < 0.05
 
 
 def test_overlap_of_independent_calls_sits_at_its_baseline():
@@ -189,10 +189,8 @@ def test_noise_stays_below_the_fdr_in_the_tests_over_layers_probes_and_groups():
 
     layered = [noise_frame(200 + i, layers=tuple(range(6)), matrices=("gate", "v")) for i in range(4)]
     assert _called_share([bias_by_type(bias(f, readout="effect")) for f in layered]) <= 0.05
-    # COPA's null is "max and min maps unrelated": tiles sensitive to both kinds (tile_corr > 0) are
-    # co-location, which the two-sided sign test over layers rightly calls
-    unrelated = [noise_frame(250 + i, layers=tuple(range(6)), matrices=("gate", "v"), tile_corr=0.0) for i in range(4)]
-    assert _called_share([copa_by_type(copa(f, readout="effect", n_perm=99)) for f in unrelated]) <= 0.05
+    # COPA's null keeps each tile's max/min pairing: tiles sensitive to both kinds are no co-located axis
+    assert _called_share([copa_by_type(copa(f, readout="effect", n_perm=99)) for f in layered]) <= 0.05
     assert _called_share([recurrence(enrichment(f, "effect")) for f in layered]) <= 0.05
     rng = np.random.default_rng(0)
     shares = []
@@ -204,3 +202,90 @@ def test_noise_stays_below_the_fdr_in_the_tests_over_layers_probes_and_groups():
         w = writer_groups(nsm, n_draws=99)
         shares.append(float(((w["q_row"] < 0.05) | (w["q_col"] < 0.05)).mean()))
     assert np.mean(shares) <= 0.05
+
+
+# -- COPA keeps a tile's max and min together -----------------------------------------------
+def test_copa_finds_no_axis_in_tile_level_anticorrelation():
+    """Max and min anticorrelated inside each tile, no row or column structure: no complementary
+    axis (the first null, the min map permuted alone, called 57 % of these tests in every draw)."""
+    with_a_call = 0
+    for i in range(8):
+        c = copa(noise_frame(400 + i, matrices=("gate", "q", "v"), tile_corr=-0.7), readout="effect")
+        with_a_call += bool((c["q_value"] < 0.05).any())
+        assert abs(c["excess"].median()) < 0.2  # the null sits where the tiles' pairing puts r
+    assert with_a_call <= 2  # family-wise: draws with any call (the benchmark measures the rate)
+
+
+def test_copa_finds_planted_complementary_columns_despite_tile_level_anticorrelation():
+    def plant(lay, m, r, c, k, p):  # even gate columns max-sensitive, odd ones min-sensitive
+        return 2.0 if m == "gate" and (c % 2 == 0) == (k == "max") else 0.0
+
+    c = copa(noise_frame(500, matrices=("gate", "q", "v"), tile_corr=-0.7, plant=plant), readout="effect")
+    gate_cols = c[(c["matrix"] == "gate") & (c["axis"] == "col")]
+    assert (gate_cols["q_value"] < 0.05).all() and (gate_cols["excess"] < 0).all()
+    assert (c.loc[c["matrix"] != "gate", "q_value"] < 0.05).sum() <= 1
+
+
+# -- tests over layers with dependent layers ------------------------------------------------
+def _ar1(rng, groups: int, layers: int, r: float) -> np.ndarray:
+    z = np.empty((groups, layers))
+    z[:, 0] = rng.normal(size=groups)
+    for i in range(1, layers):
+        z[:, i] = r * z[:, i - 1] + np.sqrt(1 - r * r) * rng.normal(size=groups)
+    return z
+
+
+def _series_table(z: np.ndarray, shift: float = 0.0):
+    import pandas as pd
+
+    groups, layers = z.shape
+    return pd.DataFrame(
+        {
+            "probe_id": "a",
+            "matrix": np.repeat([f"m{g}" for g in range(groups)], layers),
+            "axis": "col",
+            "layer": np.tile(np.arange(layers), groups),
+            "value": (z + shift).ravel(),
+        }
+    )
+
+
+def test_the_ar1_null_of_a_sign_count_matches_its_known_extremes():
+    from mutascope.analysis import layers
+
+    independent = layers.ar1_sign_null(10, 0.0)  # binomial(10, 1/2): P(all one side) = 2 / 1024
+    assert (independent >= 10).mean() == pytest.approx(2 / 1024, rel=0.15)
+    # r = 0.84 over 30 layers: a run of one sign is common; the binomial's 1.9e-9 is far off
+    p, floor = layers.sign_p(30, 0, 0.84)
+    assert p == floor and 0.005 < p < 0.05
+    assert layers.sign_p(15, 15, 0.84)[0] == 1.0
+
+
+def test_the_layer_correlation_is_estimated_from_the_groups_not_from_their_means():
+    from mutascope.analysis.layers import layer_correlation
+
+    rng = np.random.default_rng(3)
+    z = _ar1(rng, 28, 30, 0.84)
+    assert layer_correlation(list(z)) == pytest.approx(0.84, abs=0.08)
+    assert layer_correlation(list(z + 3.0)) == layer_correlation(list(z))  # a shift is an effect
+    assert layer_correlation(list(rng.normal(size=(28, 30)))) < 0.15
+
+
+def test_sign_tests_over_ar1_layers_keep_the_family_wise_rate_and_find_a_consistent_effect():
+    """Noise with the measured layer-to-layer correlation (AR(1), r = 0.84): the binomial sign
+    test called in about half of such families; this one at most its nominal 5 %."""
+    from mutascope.analysis.layers import sign_test_over_layers
+
+    rng = np.random.default_rng(4)
+    draws = 60
+    with_a_call = 0
+    for _ in range(draws):
+        t = sign_test_over_layers(_series_table(_ar1(rng, 28, 30, 0.84)), "value", ["probe_id", "matrix", "axis"])
+        with_a_call += bool((t["q_value"] < 0.05).any())
+        assert t["layer_r"].iloc[0] > 0.6
+    assert with_a_call / draws <= 0.05
+    z = 0.3 * _ar1(rng, 6, 30, 0.5)
+    z[:3] += 1.0  # three groups positive in every layer, moderately dependent layers
+    t = sign_test_over_layers(_series_table(z), "value", ["probe_id", "matrix", "axis"])
+    assert (t["positive"].iloc[:3] == 30).all()
+    assert (t["q_value"].iloc[:3] < 0.05).all() and (t["q_value"].iloc[3:] >= 0.05).all()

@@ -124,3 +124,37 @@ def test_a_different_model_is_refused_and_the_same_model_in_another_dtype_accept
         check_same_model(LLAMA2, {**run, "model_id": "other", "model_hash": "c" * 64}, "screen.duckdb")
     with pytest.raises(MutascopeError, match="detect the super weights of the screened model"):
         check_same_model(LLAMA2, {**run, "model_hash": "c" * 64}, "screen.duckdb")  # same id, other weights
+
+
+SMOLLM2 = SuperWeights(  # channel 507: made in layer 2, cancelled in 9, made again in 11, cancelled in 28
+    path=None,
+    model_id="smollm2",
+    content_hash=None,
+    dtype=None,
+    weights=((2, 507, 90), (11, 507, 1229)),
+    activations=((507, 2), (507, 11)),
+    cancellers=((9, 507, 200), (28, 507, 678)),
+)
+
+
+def test_layers_after_a_canceller_do_not_carry_the_super_activation():
+    marks = marked_axes(SMOLLM2, [(layer, "v") for layer in range(30)], (64, 64))
+    role = marks.set_index("layer")["role"]
+    assert (role.loc[[0, 1, 2]] == "before").all()
+    assert (role.loc[list(range(3, 10)) + list(range(12, 29))] == "super activation").all()
+    assert (role.loc[[10, 11, 29]] == "cancelled").all()  # inputs after the cancellers of layers 9 and 28
+    assert "canceller in layer 9" in marks.set_index("layer").loc[10, "reason"]
+
+
+def test_rechecking_an_old_table_relabels_the_cancelled_layers_and_the_summary_has_q_values():
+    from mutascope.analysis.superweight_tiles import recheck_carriers, superweight_summary
+
+    matrices = [(layer, m) for layer in range(30) for m in ("v", "down")]
+    marks = marked_axes(SMOLLM2, matrices, (64, 64))
+    old = marks.replace({"role": {"cancelled": "super activation"}})  # as written before the check
+    tiles = old.assign(probe_id="p", mutants=2, median_effect=1.0, effect_rank=1.0, effect_percentile=100.0, axes=3)
+    fixed = recheck_carriers(tiles)
+    assert fixed[["layer", "role"]].equals(marks[["layer", "role"]])
+    summary = superweight_summary(fixed).set_index(["matrix", "role"])
+    assert summary.loc[("v", "cancelled"), "layers"] == 3 and summary.loc[("v", "super activation"), "layers"] == 24
+    assert summary["q_value"].notna().all() and (summary["q_value"] >= summary["p_value"]).all()

@@ -211,13 +211,13 @@ def writers(table: pd.DataFrame, ctx) -> list[str]:
 def superweights(table: pd.DataFrame, ctx) -> list[str]:
     out = []
     for r in table.sort_values("p_value").itertuples() if len(table) else ():
-        if r.p_value >= ctx.alpha or r.role == "before":
+        if getattr(r, "q_value", r.p_value) >= ctx.alpha or r.role in ("before", "cancelled"):
             continue
         out.append(
             f"The {r.matrix} {AXIS_WORD[r.axis]} tile of channel {r.channel} ({r.role}) is the most sensitive "
             f"of its matrix in {r.top_layers} of {r.layers} marked layers for probe {r.probe_id} "
-            f"({num(r.expected_top)} expected by chance, p = {q_text(r.p_value)}; median percentile "
-            f"{r.median_percentile:.0f})."
+            f"({num(r.expected_top)} expected by chance, q = {q_text(getattr(r, 'q_value', r.p_value))}; "
+            f"median percentile {r.median_percentile:.0f})."
         )
     before = table[table["role"] == "before"] if len(table) else table
     for r in before.itertuples() if len(before) else ():

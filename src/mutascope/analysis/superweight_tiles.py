@@ -18,6 +18,12 @@ stream through every later layer). This module makes that link a test:
   super activation are marked as a control (role ``before``): a channel
   that is sensitive there too is sensitive for another reason than the
   super activation riding the residual stream;
+* a later layer carries the super activation only if it is present at its
+  input, not cancelled: after a canceller of the channel (in an earlier
+  layer) and until a super weight of that channel creates it again, the same
+  axes are marked ``cancelled`` (a second control), never ``super
+  activation`` (:func:`carries`; SmolLM2's channel 507 is cancelled in layer
+  9 and made again in layer 11, so layers 10 and 11 do not carry it);
 * each marked axis gets its median effect and NSM rate, ranked among the
   axes of the same kind (rows or columns) of its matrix, as a percentile
   (100 = the most sensitive axis of that matrix).
@@ -26,7 +32,8 @@ stream through every later layer). This module makes that link a test:
 and role, how many layers rank the marked axis first by median effect,
 against the number expected if its rank were uniform among its matrix's
 axes (exact Poisson-binomial tail; the denominator is the layers marked,
-never all layers).
+never all layers). **Family**: every row of a probe (each matrix x axis x
+role x channel, controls included), BH q-values in ``q_value``.
 
 A super-weights file is what ``mutascope superweights`` writes: its DuckDB
 ``--out`` file (tables ``superweights``, ``superactivations``,
@@ -59,7 +66,7 @@ from ..store.superweights import (
     superweight_run,
     table_names,
 )
-from .exact import poisson_binomial_tail
+from .exact import bh, poisson_binomial_tail
 from .tile_scores import main_kinds
 
 if TYPE_CHECKING:  # annotations only: the model module imports torch and transformers
@@ -69,7 +76,7 @@ if TYPE_CHECKING:  # annotations only: the model module imports torch and transf
 READS = ("q", "k", "v", "gate", "up")  # input columns are hidden (residual) channels
 WRITES = ("o",)  # output rows are hidden channels (down is marked through its super weights)
 MARK_COLUMNS = ["layer", "matrix", "axis", "index", "role", "channel", "reason"]
-ROLES = ("super weight", "canceller", "super activation", "before")
+ROLES = ("super weight", "canceller", "super activation", "cancelled", "before")
 COLUMNS = [
     "probe_id",
     "layer",
@@ -185,6 +192,15 @@ def check_same_model(sw: SuperWeights, run: dict, screen: str | os.PathLike | No
     )
 
 
+def carries(channel: int, layer: int, created: Iterable[int], cancelled: Iterable[int]) -> bool:
+    """Whether the input of ``layer`` carries the super activation of ``channel``: the last
+    event before ``layer`` is a creation (a super weight of the channel, or the super
+    activation's first layer; ``created``), not a cancellation (``cancelled``: layers of the
+    channel's cancellers). A layer's own super weight or canceller acts on its output."""
+    events = [(c, 1) for c in created if c < layer] + [(c, 0) for c in cancelled if c < layer]
+    return bool(events) and max(events)[1] == 1
+
+
 def marked_axes(sw: SuperWeights, matrices: Iterable[tuple[int, str]], tile: tuple[int, int]) -> pd.DataFrame:
     """The axes to mark in the screened ``matrices`` ((layer, matrix) pairs), with why.
 
@@ -212,13 +228,16 @@ def marked_axes(sw: SuperWeights, matrices: Iterable[tuple[int, str]], tile: tup
         made.setdefault(channel, []).append(first)
     for channel, firsts in sorted(made.items()):
         first, where = min(firsts), ", ".join(map(str, sorted(firsts)))
+        created = firsts + [lay for lay, row, _ in sw.weights if row == channel]
+        cancelled = [lay for lay, row, _ in sw.cancellers if row == channel]
         for layer in layers:
-            role = "super activation" if layer > first else "before"
-            reason = (
-                f"super-activation channel {channel} (from layer {where})"
-                if layer > first
-                else f"channel {channel} before its super activation (made in layer {where})"
-            )
+            if layer <= first:
+                role, reason = "before", f"channel {channel} before its super activation (made in layer {where})"
+            elif carries(channel, layer, created, cancelled):
+                role, reason = "super activation", f"super-activation channel {channel} (from layer {where})"
+            else:
+                last = max(c for c in cancelled if c < layer)
+                role, reason = "cancelled", f"channel {channel} after its canceller in layer {last}, not made again"
             for matrix in READS:
                 mark(layer, matrix, "col", channel // w, role, channel, reason)
             for matrix in WRITES:
@@ -297,6 +316,7 @@ SUMMARY_COLUMNS = [
     "p_floor",
     "median_percentile",
     "median_effect",
+    "q_value",
 ]
 
 
@@ -331,12 +351,34 @@ def superweight_summary(tiles: pd.DataFrame) -> pd.DataFrame:
             )
         )
     order = {r: i for i, r in enumerate(ROLES)}
-    out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS[:-1])
+    out["q_value"] = np.nan
+    for _, idx in out.groupby("probe_id", sort=False).indices.items():
+        out.loc[out.index[idx], "q_value"] = bh(out["p_value"].to_numpy()[idx])
     return out.sort_values(
         ["probe_id", "role", "channel", "matrix"],
         key=lambda s: s.map(order) if s.name == "role" else s,
         ignore_index=True,
     )
+
+
+def recheck_carriers(tiles: pd.DataFrame) -> pd.DataFrame:
+    """A ``superweight_tiles`` table with its ``super activation`` rows in layers that do not
+    carry the activation (:func:`carries`) relabelled ``cancelled``, from the super weights and
+    cancellers the table itself marks: for tables written before that check existed."""
+    out = tiles.copy()
+    weights = out[out["role"].isin(["super weight", "canceller"])]
+    for channel in out.loc[out["role"] == "super activation", "channel"].unique():
+        own = weights[weights["channel"] == channel]
+        created = own.loc[own["role"] == "super weight", "layer"].tolist()
+        before = out.loc[(out["channel"] == channel) & (out["role"] == "before"), "layer"]
+        created += [int(before.max())] if len(before) else []
+        cancelled = own.loc[own["role"] == "canceller", "layer"].tolist()
+        rows = (out["role"] == "super activation") & (out["channel"] == channel)
+        kept = [carries(int(channel), int(lay), created, cancelled) for lay in out["layer"]]
+        gone = rows & ~pd.Series(kept, index=out.index)
+        out.loc[gone, "role"] = "cancelled"
+    return out
 
 
 def subject_marks(

@@ -38,17 +38,33 @@ def noise_frame(
     kinds=("max", "min"),
     nsm_rate: float = 0.5,
     tile_corr: float = 0.7,
+    layer_corr: float = 0.0,
     plant=None,
 ) -> pd.DataFrame:
     """A site frame of log-normal effects with no structure: each tile has a sensitivity
     shared by its kinds (correlation ``tile_corr`` on the log scale, as max and min of one tile
     correlate in real screens) and NSM calls thresholded from the same numbers.
 
+    A negative ``tile_corr`` makes the kinds of a tile anticorrelated (every second kind
+    gets the shared part with the opposite sign): structure inside tiles, none along axes.
+    ``layer_corr`` makes each tile's numbers an AR(1) across ``layers`` (in the order given)
+    with that lag-1 correlation, as neighbouring layers of a real model resemble each other
+    (SmolLM2: about 0.8); 0 draws every layer afresh.
+
     ``plant(layer, matrix, row, col, kind, probe) -> float`` adds to an effect's log (a
     planted effect); it is applied before the NSM call, which follows the effect.
     """
     rng = np.random.default_rng(seed)
     threshold = float(np.quantile(rng.normal(size=100_000), 1 - nsm_rate))
+    loading, own = np.sqrt(abs(tile_corr)), np.sqrt(1 - abs(tile_corr))
+    innovation = np.sqrt(1 - layer_corr**2)
+    state: dict[tuple, float] = {}
+
+    def draw(key: tuple) -> float:  # the AR(1) across layers (a fresh normal for the first layer)
+        x = rng.normal()
+        state[key] = x if key not in state else layer_corr * state[key] + innovation * x
+        return state[key]
+
     rows = []
     for probe in probes:
         mid = 0
@@ -58,9 +74,10 @@ def noise_frame(
                 values = {kind: (1.0 + 0.1 * layer) * _sign(kind) for kind in kinds}
                 for col in range(n_cols):
                     for row in range(n_rows):
-                        shared = rng.normal()
-                        for kind in kinds:
-                            z = np.sqrt(tile_corr) * shared + np.sqrt(1 - tile_corr) * rng.normal()
+                        shared = draw((probe, matrix, row, col))
+                        for i, kind in enumerate(kinds):
+                            sign = -1.0 if tile_corr < 0 and i % 2 else 1.0
+                            z = sign * loading * shared + own * draw((probe, matrix, row, col, kind))
                             if plant is not None:
                                 z += plant(layer, matrix, row, col, kind, probe)
                             effect = float(np.exp(z))

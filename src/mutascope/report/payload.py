@@ -460,7 +460,7 @@ def _marks(marks: pd.DataFrame | None, extents: pd.DataFrame) -> list[dict]:
     if marks is None or marks.empty:
         return []
     if "role" in marks.columns:
-        marks = marks[marks["role"] != "before"]
+        marks = marks[~marks["role"].isin(["before", "cancelled"])]
     key = extents[["layer", "matrix"]].assign(mat_index=np.arange(len(extents)))
     distinct = (
         marks[["layer", "matrix", "axis", "index", "reason"]].drop_duplicates().merge(key, on=["layer", "matrix"])

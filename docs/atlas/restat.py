@@ -1,0 +1,78 @@
+"""Rewrite the atlas's tables of the tests issue 32 changed, from the tables shipped beside them.
+
+    python docs/atlas/restat.py [docs/atlas/tables]
+
+The results file is not in the repository, but what these tests read is: the per-tile table
+(`tiles`: every mutant's NSM call and effect) and the per-layer and per-axis tables. With the
+library's current tests this rewrites, in place:
+
+* `analysis_copa`, `analysis_effect_copa`: COPA with the null that permutes whole tiles (a
+  tile's max and min together), recomputed from `tiles` (the slow part, a few minutes: about
+  34,000 permutations for each of 840 tests per readout; skipped when the table already has the
+  `null_median` column);
+* `analysis_[effect_]copa_by_type`, `analysis_[effect_]bias_by_type`,
+  `analysis_[effect_]reorder_holdout_by_type`: the sign tests over layers against an AR(1)
+  across layers, from the per-layer tables;
+* `analysis_superweight_tiles`, `analysis_superweight_summary`: layers after a canceller
+  relabelled `cancelled`, and the summary with its family and BH q-values.
+
+`python docs/atlas/claims.py` then prints the atlas's numbers from them.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from mutascope.analysis.copa import copa, copa_by_type
+from mutascope.analysis.layers import bias_by_type
+from mutascope.analysis.reorder import reorder_holdout_by_type
+from mutascope.analysis.superweight_tiles import recheck_carriers, superweight_summary
+
+
+def site_frame(tiles: pd.DataFrame) -> pd.DataFrame:
+    """The analysis's site frame rebuilt from the compact per-tile table (effect = logprob_drop)."""
+    return tiles.rename(columns={"logprob_drop": "effect", "logprob_drop_per_token": "effect_per_token"}).assign(
+        nsm=lambda f: f["nsm"].astype(bool)
+    )
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    directory = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "tables")
+
+    def read(name: str) -> pd.DataFrame:
+        return pd.read_parquet(directory / f"{name}.parquet")
+
+    def write(name: str, table: pd.DataFrame) -> None:
+        table.reset_index(drop=True).to_parquet(directory / f"{name}.parquet", index=False)
+        print(f"wrote {name} ({len(table)} rows)", flush=True)
+
+    frame = site_frame(read("tiles"))
+    probes = read("analysis_effect_copa")[["probe_id", "new_tokens", "wt_logprob"]].drop_duplicates("probe_id")
+    for prefix, readout in (("", "nsm"), ("effect_", "effect")):
+        table = read(f"analysis_{prefix}copa")
+        if "null_median" not in table:  # written with an earlier null: recompute (rerunning skips this)
+            t0 = time.perf_counter()
+            table = copa(frame, n_perm=999, readout=readout)
+            if prefix:
+                table = table.merge(probes, on="probe_id", how="left")
+            write(f"analysis_{prefix}copa", table)
+            print(f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        write(f"analysis_{prefix}copa_by_type", copa_by_type(table))
+        write(f"analysis_{prefix}bias_by_type", bias_by_type(read(f"analysis_{prefix}bias")))
+        write(
+            f"analysis_{prefix}reorder_holdout_by_type",
+            reorder_holdout_by_type(read(f"analysis_{prefix}reorder_holdout")),
+        )
+    tiles = recheck_carriers(read("analysis_superweight_tiles"))
+    write("analysis_superweight_tiles", tiles)
+    write("analysis_superweight_summary", superweight_summary(tiles))
+
+
+if __name__ == "__main__":
+    main()
