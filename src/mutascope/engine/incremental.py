@@ -156,9 +156,10 @@ def reference_run(
     logits = torch.cat([step[:1] for step in out.logits])
     length = len(prompt) + len(out.logits) - 1  # the last token is never fed
     try:
-        keys, values = layer_keys_values(out.past_key_values)
+        # recent transformers name the returned cache ``cache`` (and warn about ``past_key_values``)
+        keys, values = layer_keys_values(out["cache"] if "cache" in out else out["past_key_values"])
         hidden_in = seen.hidden_in()
-    except (RuntimeError, AttributeError, TypeError):  # a cache of another kind, or blocks not run every step
+    except (RuntimeError, AttributeError, TypeError, KeyError):  # no cache, another kind, or blocks not run every step
         return ReferenceRun(logits=logits, wt=None)
     if any(k.shape[-2] != length for k in keys) or any(h.shape[1] != length for h in hidden_in):
         return ReferenceRun(logits=logits, wt=None)  # e.g. a sliding window dropped positions
