@@ -38,7 +38,6 @@ from mutascope.analysis.reorder import reorder_holdout, reorder_holdout_by_type
 ALPHA = 0.05
 TILE = 64
 CHANNEL_TILE = 7  # channel 507, SmolLM2's super activation (docs/atlas.md)
-FIRST_AFTER = 3  # the first layer after layer 2's super weight writes it
 KEYS = ["mutation_id", "probe_id"]
 
 
@@ -202,7 +201,7 @@ def choose(frame: pd.DataFrame, base: pd.DataFrame) -> None:
         print(f"{probe}: " + "; ".join(out))
 
 
-def claims(frame: pd.DataFrame, base: pd.DataFrame, column: str, n_perm: int) -> None:
+def claims(frame: pd.DataFrame, base: pd.DataFrame, column: str, n_perm: int, roles: pd.Series) -> None:
     """Every claim of the table on the residual readout against one baseline."""
     f = with_residual(frame, base, column)
     print(f"## beyond the baseline `{column}` ({int(f['residual'].notna().sum())} of {len(f)} mutants)")
@@ -222,7 +221,7 @@ def claims(frame: pd.DataFrame, base: pd.DataFrame, column: str, n_perm: int) ->
     for r in bt[(bt["q_value"] < ALPHA) | (bt["matrix"] == "gate")].itertuples():
         print(
             f"bias_by_type {r.probe_id} {r.matrix} {r.pair}: {r.positive}+ / {r.negative}- of {r.layers}, "
-            f"q = {q(r.q_value)}"
+            f"layer r {r.layer_r:.2f}, q = {q(r.q_value)}"
         )
     e = enrichment(f, "residual", ALPHA)
     for (probe, axis), g in e.groupby(["probe_id", "axis"], sort=False):
@@ -242,21 +241,28 @@ def claims(frame: pd.DataFrame, base: pd.DataFrame, column: str, n_perm: int) ->
             f"copa {probe}: {int((g['q_value'] < ALPHA).sum())} of {len(g)} at q < {ALPHA}; "
             f"median r {g['copa'].median():.2f}"
         )
+    # over layers: the sign of r's excess over the whole-tile null's median (copa_by_type); r itself
+    # and the null's median beside it, since most of a max/min anticorrelation is each tile's own pairing
+    raw = c.groupby(["probe_id", "matrix", "axis"]).agg(
+        below=("copa", lambda s: int((s < 0).sum())), r=("copa", "median"), null=("null_median", "median")
+    )
     ct = copa_by_type(c)
     for r in ct.sort_values(["matrix", "axis", "probe_id"]).itertuples():
         if r.q_value < ALPHA or r.matrix in ("gate", "o"):
+            w = raw.loc[(r.probe_id, r.matrix, r.axis)]
             print(
-                f"copa_by_type {r.probe_id} {r.matrix} {r.axis}: {r.negative}- / {r.positive}+ of {r.layers}, "
-                f"median {r.median:.2f}, q = {q(r.q_value)}"
+                f"copa_by_type {r.probe_id} {r.matrix} {r.axis}: excess {r.negative}- / {r.positive}+ of {r.layers}, "
+                f"median excess {r.median:.2f}, layer r {r.layer_r:.2f}, q = {q(r.q_value)}; "
+                f"r < 0 in {int(w['below'])}, median r {w['r']:.2f}, null median {w['null']:.2f}"
             )
     h = reorder_holdout_by_type(reorder_holdout(f, "gate", "residual"))
     for r in h.itertuples():
         print(
             f"reorder_holdout {r.probe_id} {r.axis}: {r.positive}+ / {r.negative}- of {r.layers}, "
-            f"median rho {r.median:.2f}, q = {q(r.q_value)}"
+            f"median rho {r.median:.2f}, layer r {r.layer_r:.2f}, q = {q(r.q_value)}"
         )
     overlap(f)
-    superactivation(f)
+    superactivation(f, roles)
 
 
 def overlap(f: pd.DataFrame) -> None:
@@ -276,20 +282,33 @@ def overlap(f: pd.DataFrame) -> None:
     print("between probes, within matrix and kind: " + "; ".join(out))
 
 
-def superactivation(f: pd.DataFrame) -> None:
-    """`v` column tile 7 (channel 507) ranked among `v`'s columns by median, per layer."""
+def superactivation(f: pd.DataFrame, roles: pd.Series) -> None:
+    """`v` column tile 7 (channel 507) ranked among `v`'s columns by median, per layer, by the
+    layer's role in the super-weight summary (``roles``: layer -> "super activation" where the
+    layer's input carries it, "cancelled" after a canceller until it is made again, "before")."""
     v = f[(f["matrix"] == "v")]
     for col in ("effect", "residual"):
         med = v.groupby(["probe_id", "layer", "col"])[col].median()
         first = med.groupby(level=[0, 1]).idxmax().map(lambda k: k[2] == CHANNEL_TILE)
         cells = []
         for probe, g in first.groupby(level=0):
-            layers = g.index.get_level_values(1)
-            cells.append(
-                f"{probe} {int(g[layers >= FIRST_AFTER].sum())} of {int((layers >= FIRST_AFTER).sum())} after, "
-                f"{int(g[layers < FIRST_AFTER].sum())} of {int((layers < FIRST_AFTER).sum())} before"
+            role = roles.reindex(g.index.get_level_values(1)).to_numpy()
+            counts = ", ".join(
+                f"{int(g[role == name].sum())} of {int((role == name).sum())} {label}"
+                for name, label in (("super activation", "carrying"), ("cancelled", "cancelled"), ("before", "before"))
             )
+            cells.append(f"{probe} {counts}")
         print(f"v column {CHANNEL_TILE} first by median {col}: " + "; ".join(cells))
+
+
+def roles_of(directory: Path) -> pd.Series:
+    """Each layer's role for channel 507's `v` column, as the shipped super-weight table marks it."""
+    t = pd.read_parquet(directory / "analysis_superweight_tiles.parquet")
+    mine = t[(t["matrix"] == "v") & (t["axis"] == "col") & (t["index"] == CHANNEL_TILE)]
+    roles = mine.drop_duplicates("layer").set_index("layer")["role"]
+    if mine.groupby("layer")["role"].nunique().max() > 1:
+        raise SystemExit("analysis_superweight_tiles.parquet gives a layer of v column 7 two roles")
+    return roles
 
 
 def main() -> None:
@@ -299,9 +318,10 @@ def main() -> None:
         return
     directory = Path(args[0]) if args else Path(__file__).parent / "tables"
     frame, base = load(directory)
+    roles = roles_of(directory)
     choose(frame, base)
     for column in ("local", "input_sum", "input_norm"):
-        claims(frame, base, column, n_perm=999)
+        claims(frame, base, column, n_perm=999, roles=roles)
 
 
 if __name__ == "__main__":
