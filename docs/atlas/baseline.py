@@ -34,6 +34,7 @@ from mutascope.analysis.layers import bias_by_type
 from mutascope.analysis.readouts import isotonic, with_residual
 from mutascope.analysis.recurrence import recurrence
 from mutascope.analysis.reorder import reorder_holdout, reorder_holdout_by_type
+from mutascope.analysis.synthetic import COLUMNS as SITE_COLUMNS  # the site frame's columns
 
 ALPHA = 0.05
 TILE = 64
@@ -131,22 +132,7 @@ def load(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = tiles[tiles["kind"].isin(["max", "min"])].rename(
         columns={"logprob_drop": "effect", "logprob_drop_per_token": "effect_per_token"}
     )
-    frame = frame.assign(filled=True)[
-        [
-            "probe_id",
-            "layer",
-            "matrix",
-            "row",
-            "col",
-            "kind",
-            "value",
-            "mutation_id",
-            "nsm",
-            "effect",
-            "effect_per_token",
-            "filled",
-        ]
-    ].reset_index(drop=True)
+    frame = frame.assign(filled=True)[SITE_COLUMNS].reset_index(drop=True)
     pred = pd.read_parquet(directory / "predictions.parquet", columns=[*KEYS, "predicted"])
     local = pd.read_parquet(directory / "predictions_local.parquet")
     base = pred.merge(local, on=KEYS, how="left")
