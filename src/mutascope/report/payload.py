@@ -402,12 +402,7 @@ def effect_payload(
             p = measured[measured["probe_id"] == info.probe_id]
             effects[info.probe_id] = {}
             for kind in kinds:
-                pk = p[p["kind"] == kind]
-                arr = np.full(n_tiles, np.nan, dtype=np.float32)
-                arr[pk["_tile"].to_numpy(dtype=np.int64)] = np.clip(
-                    pk["effect"].to_numpy(dtype=float), -FLOAT16_MAX, FLOAT16_MAX
-                )
-                effects[info.probe_id][kind] = _encode(arr, "<f2")
+                effects[info.probe_id][kind] = _tile_effects(p[p["kind"] == kind], n_tiles)
             scales[info.probe_id] = effect_scale(p["effect"].to_numpy(dtype=float))
     saturated: dict[str, list[str]] = {}
     rates: dict[str, list[float | None]] = {}
@@ -421,6 +416,15 @@ def effect_payload(
             flags[r.mat_index], rate[r.mat_index] = r.direction, round(float(r.rate), 4)
         saturated[info.probe_id], rates[info.probe_id] = flags, rate
     return {"effects": effects, "effect_scale": scales, "saturated": saturated, "nsm_rate": rates}
+
+
+def _tile_effects(rows: pd.DataFrame, n_tiles: int) -> str:
+    """Effects of ``rows`` (one kind, with ``_tile``) per tile as base64 float16, NaN where none."""
+    arr = np.full(n_tiles, np.nan, dtype=np.float32)
+    arr[rows["_tile"].to_numpy(dtype=np.int64)] = np.clip(
+        rows["effect"].to_numpy(dtype=float), -FLOAT16_MAX, FLOAT16_MAX
+    )
+    return _encode(arr, "<f2")
 
 
 def estimated_payload(
@@ -445,12 +449,7 @@ def estimated_payload(
             continue
         out[info.probe_id] = {}
         for kind in kinds:
-            pk = p[p["kind"] == kind]
-            arr = np.full(n_tiles, np.nan, dtype=np.float32)
-            arr[pk["_tile"].to_numpy(dtype=np.int64)] = np.clip(
-                pk["effect"].to_numpy(dtype=float), -FLOAT16_MAX, FLOAT16_MAX
-            )
-            out[info.probe_id][kind] = _encode(arr, "<f2")
+            out[info.probe_id][kind] = _tile_effects(p[p["kind"] == kind], n_tiles)
     return out
 
 
