@@ -5,6 +5,7 @@ many more draws are printed by benchmarks/bench_calibration.py)."""
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
@@ -166,6 +167,42 @@ def test_overlap_of_independent_calls_sits_at_its_baseline():
     assert o["jaccard"] == pytest.approx(o["expected_jaccard"], abs=0.02)
     assert o["max_jaccard"] == pytest.approx(o["nsm_b"] / o["nsm_a"]) and abs(o["phi"]) < 0.05
     assert o["odds_ratio_low"] < 1 < o["odds_ratio_high"]
+    assert o["odds_ratio_mh_low"] < 1 < o["odds_ratio_mh_high"]
+
+
+def test_overlap_stratified_odds_ratio_removes_the_matrices_rates_and_keeps_a_planted_association():
+    f = noise_frame(12, tile_corr=0.0)
+    rng = np.random.default_rng(1)
+    # both probes call most of q and little of down, independently within each matrix
+    rate = np.where(f["matrix"] == "q", 0.9, np.where(f["matrix"] == "down", 0.1, 0.5))
+    f["nsm"] = rng.random(len(f)) < rate
+    o = overlap(f).iloc[0]
+    assert o["odds_ratio_low"] > 1.3  # pooled over matrices: the rates look like association
+    assert o["odds_ratio_mh_low"] < 1 < o["odds_ratio_mh_high"]
+    # probe b copies a's call on a third of mutants: an association within every matrix
+    a = f[f["probe_id"] == "a"].set_index(["mutation_id"])["nsm"]
+    copy = (f["probe_id"] == "b") & (rng.random(len(f)) < 1 / 3)
+    f.loc[copy, "nsm"] = a.loc[f.loc[copy, "mutation_id"]].to_numpy()
+    planted = overlap(f).iloc[0]
+    assert planted["odds_ratio_mh_low"] > 1.5
+
+
+def test_mantel_haenszel_equals_the_hand_computed_estimate():
+    from mutascope.analysis.overlap import mantel_haenszel
+
+    def stratum(a, b, c, d):
+        x = [True] * (a + b) + [False] * (c + d)
+        y = [True] * a + [False] * b + [True] * c + [False] * d
+        return pd.DataFrame({"x": x, "y": y})
+
+    tables = [(10, 5, 3, 12), (2, 8, 4, 16), (7, 7, 7, 7)]
+    strata = [(i, stratum(*t)) for i, t in enumerate(tables)]
+    num = sum(a * d / (a + b + c + d) for a, b, c, d in tables)
+    den = sum(b * c / (a + b + c + d) for a, b, c, d in tables)
+    estimate, low, high = mantel_haenszel(strata)
+    assert estimate == pytest.approx(num / den)
+    assert low < estimate < high
+    assert np.isnan(mantel_haenszel([(0, stratum(3, 0, 0, 0))])[0])  # no informative stratum
 
 
 # -- pure noise stays at or below the FDR --------------------------------------------------

@@ -173,7 +173,8 @@ def overlap(table: pd.DataFrame, ctx) -> list[str]:
         out.append(
             f"NSM sets of {r.probe_a} and {r.probe_b} overlap with Jaccard {r.jaccard:.2f}, against "
             f"{r.expected_jaccard:.2f} if independent within matrices and at most {r.max_jaccard:.2f} for "
-            f"their sizes (phi {r.phi:.2f}, odds ratio {num(r.odds_ratio)})."
+            f"their sizes (phi {r.phi:.2f}, odds ratio {num(r.odds_ratio)} pooled over matrices, "
+            f"{num(getattr(r, 'odds_ratio_mh', np.nan))} within them)."
         )
     return out[:LIMIT]
 
