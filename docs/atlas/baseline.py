@@ -54,8 +54,6 @@ def write(predict_file: Path, directory: Path) -> None:
     import duckdb
     import torch
 
-    from mutascope.model.subject import load_model
-
     with duckdb.connect(str(predict_file), read_only=True) as con:
         pred = con.execute("SELECT mutation_id, probe_id, predicted, local FROM predictions").df()
         mutations = con.execute("SELECT mutation_id, layer, matrix, row, col, kind FROM mutations").df()
@@ -82,12 +80,27 @@ def write(predict_file: Path, directory: Path) -> None:
     print(f"predictions_local.parquet: {len(differs)} of {len(pred)} rows (local differs from predicted)")
 
     torch.set_num_threads(1)
-    subject = load_model()
     texts = pd.read_parquet(directory / "probes.parquet").set_index("probe_id")["wt_text"]
-    rows = []
     for p in probes.itertuples():
         if texts[p.probe_id] != p.wt_text:
             raise SystemExit(f"probe {p.probe_id}: the predict file's WT output is not the atlas's")
+    inputs = input_statistics(probes)
+    inputs.to_parquet(directory / "inputs.parquet", index=False)
+    print(f"inputs.parquet: {len(inputs)} rows")
+
+
+def input_statistics(probes: pd.DataFrame) -> pd.DataFrame:
+    """Per probe and tile column of every matrix: what a constant tile of 1 writes (the norm over
+    positions of the tile's summed input columns), the norm and the sum of those input columns,
+    from one forward pass of SmolLM2 (one thread) over each probe's prompt and WT output
+    (``probes``: ``probe_id``, ``prompt_tokens``, ``wt_tokens``, as a results file stores them)."""
+    import torch
+
+    from mutascope.model.subject import load_model
+
+    subject = load_model()
+    rows = []
+    for p in probes.itertuples():
         ids = torch.tensor([list(p.prompt_tokens) + list(p.wt_tokens[:-1])])
         seen: dict[str, torch.Tensor] = {}
         handles = []
@@ -118,9 +131,7 @@ def write(predict_file: Path, directory: Path) -> None:
                         float(part.sum()),
                     )
                 )
-    inputs = pd.DataFrame(rows, columns=["probe_id", "layer", "matrix", "col", "sum_norm", "norm", "sum"])
-    inputs.to_parquet(directory / "inputs.parquet", index=False)
-    print(f"inputs.parquet: {len(inputs)} rows")
+    return pd.DataFrame(rows, columns=["probe_id", "layer", "matrix", "col", "sum_norm", "norm", "sum"])
 
 
 # ---------------------------------------------------------------------------------------- reading
