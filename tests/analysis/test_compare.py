@@ -265,3 +265,81 @@ def test_compact_exports_compare_as_their_files(screens, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     _refused(["compare", str(dirs[0]), str(empty)], tmp_path, "not a compact export of a screen (no runs.parquet)")
+
+
+def _summary_of_ten_tests():
+    """A super-weight summary of one probe, built by the library from per-layer ranks: one axis first
+    in 2 of its 3 layers among 10 axes (p = 0.028), nine never first (p = 1); BH over the ten
+    makes the first q = 0.28; and a second probe whose one axis is first in all 6 of its layers."""
+    from mutascope.analysis.superweight_tiles import superweight_summary
+
+    rows = []
+    for test in range(10):
+        for layer in range(3):
+            rank = 1 if test == 0 and layer < 2 else 5
+            rows.append(("hello", layer, "v", "col", "super activation", test, rank, 10, 50.0, 1.0))
+    rows += [("story", layer, "v", "col", "super activation", 0, 1, 10, 100.0, 9.0) for layer in range(6)]
+    tiles = pd.DataFrame(
+        rows,
+        columns=[
+            "probe_id",
+            "layer",
+            "matrix",
+            "axis",
+            "role",
+            "channel",
+            "effect_rank",
+            "axes",
+            "effect_percentile",
+            "median_effect",
+        ],
+    )
+    return superweight_summary(tiles)
+
+
+def test_super_weight_verdicts_read_the_summary_q_values_not_its_p_values():
+    from mutascope.analysis.compare import summary_rows
+
+    summary = _summary_of_ten_tests()
+    first = summary[(summary["probe_id"] == "hello") & (summary["channel"] == 0)].iloc[0]
+    assert first["p_value"] < 0.05 < first["q_value"]  # the case the verdict must not call
+    for table in (summary, summary.drop(columns="q_value")):  # a table analysed before it had q-values
+        rows = {
+            key: (fig, verdict, hits)
+            for key, fig, verdict, hits, _, _ in summary_rows("superweight_summary", table, 0.05)
+        }
+        fig, verdict, hits = rows["hello v col (super activation, channel 0)"]
+        assert (verdict, hits) == ("n.s.", 0)
+        assert "q = 0.28 (BH over every matrix x axis x role x channel of a probe)" in fig
+        assert rows["story v col (super activation, channel 0)"][1:] == ("top axis", 1)  # p = q = 1e-6
+        assert sum(h for _, _, h in rows.values()) == 1
+
+
+def test_the_super_activation_link_states_the_summary_q_value(screens):
+    llama, _, _ = screens
+    c = compare([llama, screens[1]])
+    summary = c.inputs[0].tables["superweight_summary"]
+    for r in c.link[c.link["model"] == "tiny-llama-seed0"].itertuples():
+        own = summary[
+            (summary["probe_id"] == r.probe_id) & (summary["matrix"] == "v") & (summary["role"] == "super activation")
+        ]
+        assert r.q_value == pytest.approx(own["q_value"].min())
+        assert "(BH over every matrix x axis x role x channel of a probe)" in r.figure
+
+
+def test_residual_tables_get_the_figures_of_their_statistic():
+    """The readout beyond the activation baseline (``residual_*``) is summarised as its statistic is,
+    not as a generic table of rows."""
+    from mutascope.analysis.compare import summary_rows
+
+    bias = pd.DataFrame(
+        {
+            "probe_id": ["hello"] * 3,
+            "pair": ["max/min"] * 3,
+            "bias": ["max", "none", "min"],
+            "larger": ["max", "max", "max"],
+            "q_value": [0.01, 0.5, 0.02],
+        }
+    )
+    assert summary_rows("residual_bias", bias, 0.05) == summary_rows("effect_bias", bias, 0.05)
+    assert summary_rows("residual_bias", bias, 0.05)[0][1].startswith("2 of 3 matrices biased")

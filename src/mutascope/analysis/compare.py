@@ -39,6 +39,7 @@ from ..errors import InputError, ResultsFileError
 from ..model.anatomy import MATRICES
 from ..model.subject import model_key
 from ..store import open_results
+from .exact import bh
 from .registry import STATISTICS
 
 DEPTH_PARTS = (("early", 0.0, 1 / 3), ("middle", 1 / 3, 2 / 3), ("late", 2 / 3, 1.0 + 1e-9))
@@ -58,7 +59,7 @@ LINK_COLUMNS = [
     "top_layers",
     "layers",
     "holds",
-    "p_value",
+    "q_value",
     "figure",
 ]
 SCREEN_TABLES = ("runs", "probes", "mutations", "outcomes")
@@ -391,18 +392,41 @@ def _holdout(table, alpha):
     return _per_probe(table, one)
 
 
+SUPERWEIGHT_FAMILY = "every matrix x axis x role x channel of a probe"  # the summary's BH family
+
+
+def superweight_q(table: pd.DataFrame) -> pd.Series:
+    """The super-weight summary's BH q-values over its family (:data:`SUPERWEIGHT_FAMILY`): the
+    table's own ``q_value``, or, for a table analysed before the summary had one, BH over the
+    p-values of each probe's rows (the same family: the summary holds every test of it)."""
+    if "q_value" in table.columns:
+        return pd.to_numeric(table["q_value"], errors="coerce")
+    q = pd.Series(np.nan, index=table.index, dtype=float)
+    for _, idx in table.groupby("probe_id", sort=False).indices.items():
+        q.iloc[idx] = bh(pd.to_numeric(table["p_value"], errors="coerce").to_numpy()[idx])
+    return q
+
+
 def _superweights(table, alpha):
+    """Each marked axis over its layers: "top axis" where its BH q-value (family: every matrix x
+    axis x role x channel of the probe) is below ``alpha``, not its p-value: the summary runs dozens
+    of tests per probe, and a p below alpha among them is expected by chance."""
     rows = []
-    for r in table.itertuples():
+    qs = superweight_q(table)
+    for r, q in zip(table.itertuples(), qs):
         key = f"{r.probe_id} {r.matrix} {r.axis} ({r.role}, channel {int(r.channel)})"
         expected = f"(expected {r.expected_top:.2f})"
-        fig = f"first in {int(r.top_layers)} of {int(r.layers)} layers {expected}, p = {_q(r.p_value)}"
+        fig = (
+            f"first in {int(r.top_layers)} of {int(r.layers)} layers {expected}, p = {_q(r.p_value)}, "
+            f"q = {_q(q)} (BH over {SUPERWEIGHT_FAMILY})"
+        )
+        hit = bool(q < alpha)
         rows.append(
             (
                 key,
                 fig,
-                "top axis" if r.p_value < alpha else "n.s.",
-                int(r.p_value < alpha),
+                "top axis" if hit else ("n.s." if np.isfinite(q) else "untested"),
+                int(hit),
                 1,
                 float(r.top_layers) / r.layers if r.layers else np.nan,
             )
@@ -440,7 +464,7 @@ def _generic(table, alpha):
 
 def summary_rows(name: str, table: pd.DataFrame, alpha: float) -> list[Row]:
     """One model's figure and verdict for the table of statistic ``name`` (keyed by probe, pair or type)."""
-    base = name.removeprefix("effect_")
+    base = name.removeprefix("effect_").removeprefix("residual_")  # every readout of a statistic alike
     if base == "counts":
         return _counts(table, alpha)
     if base == "saturation":
@@ -640,21 +664,17 @@ def superactivation_link(s: Screened, alpha: float) -> pd.DataFrame:
         top = int(sorted(counts.index, key=lambda i: (-counts[i], mean_rank.get(i, np.inf), i))[0])
         channels = sorted(set(int(c) for c in marks["channel"]))
         channel_tiles = sorted(set(int(i) for i in marks["index"]))
-        p = np.nan
+        q = np.nan  # the summary's BH q-value of this probe's v-column test (the least, over channels)
         if summary is not None and len(summary):
-            sub = summary[
-                (summary["probe_id"] == probe)
-                & (summary["matrix"] == "v")
-                & (summary["axis"] == "col")
-                & (summary["role"] == "super activation")
-            ]
-            p = float(sub["p_value"].min()) if len(sub) else np.nan
+            sub = (summary["probe_id"] == probe) & (summary["matrix"] == "v") & (summary["axis"] == "col")
+            sub &= summary["role"] == "super activation"
+            q = float(superweight_q(summary)[sub].min()) if sub.any() else np.nan
         holds = "yes" if top in channel_tiles else "no"
         own = ", ".join(f"{c} (tile {c // s.tile[1]})" for c in channels)
         fig = (
             f"tile {top} first in {int(counts[top])} of {len(first)} layers; channel {own}"
             + (f" first in {int(sum(counts.get(t, 0) for t in channel_tiles))}" if holds == "no" else "")
-            + (f"; p = {_q(p)}" if np.isfinite(p) else "")
+            + (f"; q = {_q(q)} (BH over {SUPERWEIGHT_FAMILY})" if np.isfinite(q) else "")
         )
         rows.append(
             (
@@ -666,7 +686,7 @@ def superactivation_link(s: Screened, alpha: float) -> pd.DataFrame:
                 int(counts[top]),
                 len(first),
                 holds,
-                p,
+                q,
                 fig,
             )
         )
