@@ -11,7 +11,7 @@ STAMP := $(VENV)/.mutascope-installed
 DEMO_OUT ?= runs/demo.duckdb
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install demo lint test test-fast clean chromium atlas atlas-run
+.PHONY: install demo lint test test-fast clean chromium atlas atlas-run atlas-probes
 comma := ,
 
 install: $(STAMP)
@@ -95,6 +95,22 @@ atlas-run:
 	$(MUTASCOPE) report $(ATLAS_DIR)/atlas.duckdb $(if $(ATLAS_CONTROL),--control $(ATLAS_DIR)/control.duckdb) \
 		--out $(ATLAS_DIR)/atlas.html --figures $(ATLAS_FIGURES)
 	$(MUTASCOPE) export $(ATLAS_DIR)/atlas.duckdb --compact --out $(ATLAS_TABLES)
+
+# Three more probes for the atlas (docs/atlas.md, "Five probes"): java, newton and p53
+# screened like the atlas (calls only, greedy, 24 tokens) on every third layer, their
+# predicted maps and input statistics; docs/atlas/probes.py then compares every pair of
+# the five. About an hour and a half of one core; rerunning continues where it stopped.
+PROBES_PLAN = $(ATLAS_OPT) --probe java --probe newton --probe p53 --decoding greedy \
+	--max-new-tokens $(ATLAS_TOKENS) --layers 0,3,6,9,12,15,18,21,24,27 --matrices all --tile $(ATLAS_TILE) --kinds max,min
+
+atlas-probes: install
+	mkdir -p $(ATLAS_DIR)
+	$(MUTASCOPE) screen $(PROBES_PLAN) --outputs calls --threads 1 --out $(ATLAS_DIR)/probes.duckdb
+	test -f $(ATLAS_DIR)/probes-predict.duckdb || \
+		$(MUTASCOPE) predict $(PROBES_PLAN) --threads 1 --out $(ATLAS_DIR)/probes-predict.duckdb
+	$(PY) docs/atlas/probes.py --write $(ATLAS_DIR)/probes.duckdb $(ATLAS_DIR)/probes-predict.duckdb \
+		$(ATLAS_TABLES) $(ATLAS_FIGURES)/probes
+	$(PY) docs/atlas/probes.py $(ATLAS_TABLES) $(ATLAS_FIGURES)/probes
 
 # The report is tested in a real headless browser: Debian's chromium (root in CI).
 # Not root: the browser tests skip with a reason instead.
