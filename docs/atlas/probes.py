@@ -112,22 +112,35 @@ def five(atlas: Path, extra: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return frame.reset_index(drop=True), base
 
 
-def at_least(e: pd.DataFrame, k: int) -> tuple[int, float]:
-    """Axes enriched in at least ``k`` probes, and the number expected if each probe's hits fell
-    independently within each matrix and axis (its own number of hits there, at random): per
-    stratum, every axis is a Poisson-binomial draw over the probes with p = hits / axes."""
+def at_least(e: pd.DataFrame, ks=(2, 3, 4, 5), draws: int = 1999, seed: int = 0) -> pd.DataFrame:
+    """Axes enriched in at least k probes, against each probe's hits falling at random within each
+    matrix and axis (its own number of hits there): the expected count (per stratum every axis is
+    a Poisson-binomial draw with p = hits / axes) and a permutation p (each probe's hits placed at
+    random in each stratum, ``draws`` times; floor 1 / (draws + 1))."""
     hit = e.assign(enriched=e["enriched"].astype(bool))
-    counts = hit.groupby(["layer", "matrix", "axis", "index"])["enriched"].sum()
-    observed = int((counts >= k).sum())
-    expected = 0.0
+    rng = np.random.default_rng(seed)
+    observed = dict.fromkeys(ks, 0)
+    expected = dict.fromkeys(ks, 0.0)
+    null = {k: np.zeros(draws, dtype=np.int64) for k in ks}
     for _, g in hit.groupby(["layer", "matrix", "axis"]):
-        n = g["index"].nunique()
+        table = g.pivot_table(index="index", columns="probe_id", values="enriched", aggfunc="first")
+        table = table.fillna(False).astype(bool)
+        n = len(table)
+        counts = table.to_numpy().sum(axis=1)
         pmf = np.array([1.0])
-        for _, p in g.groupby("probe_id"):
-            rate = p["enriched"].sum() / n
-            pmf = np.convolve(pmf, [1 - rate, rate])
-        expected += n * pmf[k:].sum()
-    return observed, expected
+        shuffled = np.zeros((draws, n), dtype=np.int64)
+        for column in table.columns:
+            h = int(table[column].sum())
+            pmf = np.convolve(pmf, [1 - h / n, h / n])
+            if h:
+                order = rng.random((draws, n)).argsort(axis=1)  # a random subset of h axes per draw
+                shuffled += order < h
+        for k in ks:
+            observed[k] += int((counts >= k).sum())
+            expected[k] += n * pmf[k:].sum()
+            null[k] += (shuffled >= k).sum(axis=1)
+    rows = [(k, observed[k], expected[k], (1 + int((null[k] >= observed[k]).sum())) / (draws + 1)) for k in ks]
+    return pd.DataFrame(rows, columns=["k", "observed", "expected", "p_value"])
 
 
 def spearman_pairs(f: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -159,9 +172,11 @@ def readout_report(f: pd.DataFrame, readout: str, label: str) -> None:
         f"recurrence {label}: {int((r['q_value'] < ALPHA).sum())} of {len(r)} pairs at q < {ALPHA}, "
         f"ratio {r['ratio'].min():.2f}-{r['ratio'].max():.2f} (median {r['ratio'].median():.2f})"
     )
-    for k in (2, 3, 4, 5):
-        observed, expected = at_least(e, k)
-        print(f"  axes enriched in at least {k} of 5 probes: {observed} vs {expected:.1f} expected")
+    for r in at_least(e).itertuples():
+        print(
+            f"  axes enriched in at least {r.k} of 5 probes: {r.observed} vs {r.expected:.1f} expected, "
+            f"permutation p = {q(r.p_value)}"
+        )
 
 
 def report(atlas: Path, extra: Path) -> None:
