@@ -20,6 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from mutascope.analysis.layers import sign_test_over_layers
+from mutascope.analysis.writers import writer_groups
+from mutascope.phenotype.categories import CATEGORIES
 
 ALPHA = 0.05
 
@@ -78,6 +80,7 @@ def bias(t: dict[str, pd.DataFrame]) -> None:
         }
         both = called.get("max/min", set()) & called.get("sym:1/sym:-1", set())
         print(f"  {probe}: biased under the size-matched pair and called under max/min: {len(both)}")
+    size_matched(t)
     pairs = eb[eb["pair"] == "max/min"]
     tiles = pairs.groupby("matrix")["tiles"].unique()
     shown = ", ".join(f"{m} {'/'.join(str(int(n)) for n in v)}" for m, v in tiles.items())
@@ -89,6 +92,36 @@ def bias(t: dict[str, pd.DataFrame]) -> None:
             f"[{r.ci_low:.3g}, {r.ci_high:.3g}] nats over {r.tiles} tiles, |max|/|min| = {r.size_ratio:.2f}, "
             f"{r.size_verdict or 'no verdict'}"
         )
+
+
+def size_matched(t: dict[str, pd.DataFrame]) -> None:
+    """The size-matched control's own tiles, and the direct paired test of each matrix's max - min
+    difference against its sym:1 - sym:-1 one (what "explained by size" rests on)."""
+    if "control_tiles" not in t:
+        print("  (no control_tiles.parquet shipped: the control's tiles and the direct size-matched test are absent)")
+        return
+    for probe, g in t["control_tiles"].groupby("probe_id"):
+        print(
+            f"  control {probe}: {len(g)} mutants ({', '.join(sorted(g['kind'].unique()))}), NSM {int(g['nsm'].sum())} "
+            f"({g['nsm'].mean():.1%}), effect median {g['logprob_drop'].median():.3g}"
+        )
+    for readout in ("size_matched", "effect_size_matched"):
+        if readout not in t:
+            print(f"  (no analysis_{readout}: run docs/atlas/restat.py)")
+            continue
+        sm = t[readout]
+        called = t[readout.replace("size_matched", "bias")]
+        called = called[(called["pair"] == "max/min") & (called["bias"] != "none")]
+        for probe, g in sm.groupby("probe_id", sort=False):
+            hits = g[g["excess"] != "none"]
+            mine = g.merge(called[called["probe_id"] == probe][["layer", "matrix", "bias"]], on=["layer", "matrix"])
+            print(
+                f"{readout} {probe}: max - min differs from sym:1 - sym:-1 in {len(hits)} of {len(g)} matrices "
+                f"(q < {ALPHA}), {int((hits['excess'] == hits['larger']).sum())} towards the larger |value|; of the "
+                f"{len(mine)} called max/min biases, {int((mine['excess'] == mine['bias']).sum())} exceed the "
+                f"size-matched difference in the bias's direction, median excess "
+                f"{mine['median_excess'].median():.3g}"
+            )
 
 
 def enrichment(t: dict[str, pd.DataFrame]) -> None:
@@ -179,17 +212,7 @@ def rest(t: dict[str, pd.DataFrame]) -> None:
         )
         print(f"  odds ratio within layer x matrix (Mantel-Haenszel): {stratified_odds_ratio(t['tiles'], r):.2f}")
     if "writers" in t:
-        w = t["writers"]
-        hits = w[(w["q_row"] < ALPHA) | (w["q_col"] < ALPHA)]
-        print(
-            f"writers: {len(hits)} of {len(w)} groups with q < {ALPHA} (draws {int(w['draws'].max())}); "
-            f"poem/dialogue/first-person groups: {int(w['category'].isin(['poem', 'dialogue', 'first-person']).sum())}"
-        )
-        for r in hits.sort_values("q_row").head(4).itertuples():
-            print(
-                f"  e.g. {r.probe_id} {r.first_word!r} ({r.category}, {r.nsm} in {r.matrices}): row {r.top_row} "
-                f"x{r.top_row_count} q {q(r.q_row)}; col {r.top_col} x{r.top_col_count} q {q(r.q_col)}"
-            )
+        writers(t)
     if "superweight_summary" in t:
         s = t["superweight_summary"]
         print(f"superweight_summary: {len(s)} tests, families per probe {s['probe_id'].value_counts().to_dict()}")
@@ -204,6 +227,54 @@ def rest(t: dict[str, pd.DataFrame]) -> None:
         gone = tiles[tiles["role"] == "cancelled"]
         for channel, g in gone.groupby("channel"):
             print(f"  channel {channel}: not carried (after a canceller) in layers {sorted(g['layer'].unique())}")
+
+
+NARRATIVE = ("poem", "dialogue", "first-person narrative")  # the paper's hand labels, as categorize names them
+assert set(NARRATIVE) <= set(CATEGORIES)
+
+
+def writers(t: dict[str, pd.DataFrame]) -> None:
+    """The writers table, and, where the filled outputs are shipped (`outputs`: each filled NSM's
+    text, first word and category), the same statistic recomputed from them and `tiles`."""
+    w = t["writers"]
+    hits = w[(w["q_row"] < ALPHA) | (w["q_col"] < ALPHA)]
+    rows = w[w["q_row"] < ALPHA]
+    print(
+        f"writers: {len(hits)} of {len(w)} groups with q < {ALPHA} (draws {int(w['draws'].max())}); by category "
+        f"{hits['category'].value_counts().to_dict()}; sharing a row: {len(rows)}, all in `down` "
+        f"{int((rows['matrices'] == 'down').sum())}, with `down` {int(rows['matrices'].str.contains('down').sum())}"
+    )
+    for r in hits.sort_values("q_row").head(4).itertuples():
+        print(
+            f"  e.g. {r.probe_id} {r.first_word[:20]!r} ({r.category}, {r.nsm} in {r.matrices}): row {r.top_row} "
+            f"x{r.top_row_count} q {q(r.q_row)}; col {r.top_col} x{r.top_col_count} q {q(r.q_col)}"
+        )
+    for r in w[w["category"].isin(NARRATIVE)].itertuples():
+        print(
+            f"  {r.category} group {r.probe_id} {r.first_word[:20]!r}: {r.nsm} NSMs in {r.matrices}; row {r.top_row} "
+            f"x{r.top_row_count} q {q(r.q_row)}, col {r.top_col} x{r.top_col_count} q {q(r.q_col)}"
+        )
+    if "outputs" not in t:
+        print("  (no outputs.parquet shipped: the writers statistic cannot be recomputed here)")
+        return
+    frame = t["tiles"].merge(
+        t["outputs"][["mutation_id", "probe_id", "first_word", "category"]], on=["mutation_id", "probe_id"], how="left"
+    )
+    frame = frame.assign(nsm=frame["nsm"].astype(bool)).sort_values(["mutation_id", "probe_id"], ignore_index=True)
+    again = writer_groups(frame, n_draws=999, alpha=ALPHA)
+    keys = ["probe_id", "first_word", "category"]
+    same = again[keys + ["nsm", "q_row", "q_col"]].merge(w[keys + ["nsm", "q_row", "q_col"]], on=keys, how="outer")
+    agree = bool(
+        len(same) == len(w) == len(again)
+        and (same["nsm_x"] == same["nsm_y"]).all()
+        and ((same["q_row_x"] - same["q_row_y"]).abs() < 1e-12).all()
+        and ((same["q_col_x"] - same["q_col_y"]).abs() < 1e-12).all()
+    )
+    print(
+        f"  recomputed from tiles + outputs ({len(t['outputs'])} filled NSMs): {len(again)} groups, "
+        f"{int(((again['q_row'] < ALPHA) | (again['q_col'] < ALPHA)).sum())} with q < {ALPHA}; identical to "
+        f"analysis_writers: {agree}"
+    )
 
 
 def predictions(t: dict[str, pd.DataFrame]) -> None:

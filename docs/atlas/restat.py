@@ -14,7 +14,12 @@ library's current tests this rewrites, in place:
   `analysis_[effect_]reorder_holdout_by_type`: the sign tests over layers against an AR(1)
   across layers, from the per-layer tables;
 * `analysis_superweight_tiles`, `analysis_superweight_summary`: layers after a canceller
-  relabelled `cancelled`, and the summary with its family and BH q-values.
+  relabelled `cancelled`, and the summary with its family and BH q-values;
+* where the size-matched control's tiles are shipped (`control_tiles`, written by
+  `mutascope export ATLAS --compact --control CONTROL --only control_tiles`):
+  `analysis_[effect_]bias` and `analysis_[effect_]bias_size` from `tiles` and `control_tiles`
+  (the size verdicts resting on the direct test), and `analysis_[effect_]size_matched`, the
+  direct paired test of each matrix's max - min difference against its sym:1 - sym:-1 one.
 
 `python docs/atlas/claims.py` then prints the atlas's numbers from them.
 """
@@ -28,6 +33,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from mutascope.analysis.bias import bias, bias_size, size_matched
 from mutascope.analysis.copa import copa, copa_by_type
 from mutascope.analysis.layers import bias_by_type
 from mutascope.analysis.reorder import reorder_holdout_by_type
@@ -54,6 +60,10 @@ def main() -> None:
 
     frame = site_frame(read("tiles"))
     probes = read("analysis_effect_copa")[["probe_id", "new_tokens", "wt_logprob"]].drop_duplicates("probe_id")
+    if (directory / "control_tiles.parquet").is_file():
+        control(site_frame(pd.concat([read("tiles"), read("control_tiles")], ignore_index=True)), probes, write)
+    else:
+        print("no control_tiles.parquet: the bias tables and the size-matched test are left as they are")
     for prefix, readout in (("", "nsm"), ("effect_", "effect")):
         table = read(f"analysis_{prefix}copa")
         if "null_median" not in table:  # written with an earlier null: recompute (rerunning skips this)
@@ -72,6 +82,19 @@ def main() -> None:
     tiles = recheck_carriers(read("analysis_superweight_tiles"))
     write("analysis_superweight_tiles", tiles)
     write("analysis_superweight_summary", superweight_summary(tiles))
+
+
+def control(frame: pd.DataFrame, probes: pd.DataFrame, write) -> None:
+    """The bias tables with the size-matched pair, and the direct size-matched test, both readouts."""
+    for prefix, readout in (("", "nsm"), ("effect_", "effect")):
+        table = bias(frame, readout=readout)
+        sized = size_matched(frame, readout=readout)
+        summary = bias_size(table)
+        if prefix:  # the effect tables carry the probes' WT length and likelihood, as analyze writes them
+            table, sized, summary = (t.merge(probes, on="probe_id", how="left") for t in (table, sized, summary))
+        write(f"analysis_{prefix}bias", table)
+        write(f"analysis_{prefix}bias_size", summary)
+        write(f"analysis_{prefix}size_matched", sized)
 
 
 if __name__ == "__main__":

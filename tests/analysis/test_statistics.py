@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import wilcoxon
 
 from mutascope.analysis import exact
-from mutascope.analysis.bias import bias
+from mutascope.analysis.bias import bias, size_matched
 from mutascope.analysis.copa import copa, copa_by_type
 from mutascope.analysis.enrichment import enrichment
 from mutascope.analysis.overlap import overlap
@@ -122,6 +122,34 @@ def test_a_bias_that_vanishes_when_size_matched_is_explained_by_size():
     row = b.loc[("a", 0, "up", "max/min")]
     assert row["bias"] == "max" and row["larger"] == "max" and row["size_ratio"] == pytest.approx(3.0)
     assert row["size_verdict"] == "explained by size"
+
+
+def test_the_direct_size_matched_test_finds_a_planted_excess_and_calls_none_where_there_is_none():
+    """max - min against sym:1 - sym:-1, paired by tile: a max-only effect in `up` (what a larger
+    |max| makes) is an excess towards max in every `up`; an effect on min and sym:-1 alike (the
+    sign, not the size) in `gate` is called as a bias but is no excess; noise is none."""
+
+    def plant(lay, m, r, c, k, p):
+        return 1.5 if (m == "up" and k == "max") or (m == "gate" and k in ("min", "sym:-1")) else 0.0
+
+    f = noise_frame(6, kinds=("max", "min", "sym:1", "sym:-1"), plant=plant)
+    f.loc[(f["matrix"] == "up") & (f["kind"] == "max"), "value"] = 3.0
+    f.loc[(f["matrix"] == "gate") & (f["kind"] == "max"), "value"] = 0.4  # |min| > |max|
+    t = size_matched(f, readout="effect")
+    assert len(t) == 2 * 2 * 7 and set(t["control"]) == {"sym:1/sym:-1"} and (t["tiles"] > 0).all()
+    up, gate = t[t["matrix"] == "up"], t[t["matrix"] == "gate"]
+    assert (up["excess"] == "max").all() and (up["larger"] == "max").all()
+    assert (up["median_excess"] > 1).all() and (up["ci_low"] > 0).all()
+    assert (gate["excess"] == "none").all()
+    assert (t.loc[~t["matrix"].isin(["up", "gate"]), "excess"] != "none").sum() <= 1
+    b = bias(f, readout="effect").set_index(["probe_id", "layer", "matrix", "pair"])
+    assert b.loc[("a", 0, "up", "max/min"), "size_verdict"] == "explained by size"
+    assert b.loc[("a", 0, "gate", "max/min"), "size_verdict"] == "survives size matching"
+    for seed in range(DRAWS // 3):
+        noise = size_matched(noise_frame(100 + seed, kinds=("max", "min", "sym:1", "sym:-1")), readout="effect")
+        assert (noise["excess"] != "none").sum() <= 1
+    assert size_matched(noise_frame(1), readout="effect").empty  # no size-matched pair: nothing to test
+    assert len(size_matched(f, readout="nsm")) == len(t)
 
 
 def test_copa_finds_complementary_rows_and_the_layers_agree():

@@ -207,3 +207,35 @@ def test_smollm2_calls_only_and_fill_equal_a_full_screen(tmp_path):
         assert b.query("SELECT count(*) AS n FROM outcomes WHERE NOT filled")["n"][0] > 0
     fill(tmp_path / "calls.duckdb", subject, Selection(all=True))
     assert all_rows(tmp_path / "calls.duckdb") == all_rows(tmp_path / "full.duckdb")
+
+
+def test_fill_completes_a_screen_replayed_from_its_compact_export(screens, tmp_path):
+    """An export keeps no token arrays, so a screen replayed from it (``screen --replay DIR``) had
+    no prompt or WT tokens to fill from: the fill takes them from the screen's model, checks the
+    WT text against the stored one, stores them, and fills outputs identical to a full screen's."""
+    from mutascope.screen.replay import ReplayScreen, replay_config
+
+    subject, tmp = screens
+    with open_results(tmp / "calls.duckdb") as r:
+        r.export(tmp_path / "export", compact=True)
+    path = tmp_path / "replayed.duckdb"
+    ReplayScreen(replay_config(tmp_path / "export", path)).run()
+    with open_results(path) as r:
+        assert all(len(p) == 0 for p in r.probes["prompt_tokens"])
+    summary = fill(path, subject, Selection(all=True))
+    assert summary.filled_now > 0 and summary.unfilled_left == 0
+    query = (
+        "SELECT mutation_id, probe_id, nsm, divergence, output_tokens, phenotype_id FROM outcomes "
+        "ORDER BY mutation_id, probe_id"
+    )
+    probes = "SELECT probe_id, prompt_tokens, wt_tokens, wt_text FROM probes ORDER BY position"
+    with open_results(path) as r, open_results(tmp / "full.duckdb") as f:
+        assert r.con.execute(query).fetchall() == f.con.execute(query).fetchall()
+        assert r.con.execute(probes).fetchall() == f.con.execute(probes).fetchall()
+    import duckdb
+
+    with duckdb.connect(str(path)) as con:  # a stored WT text the model does not produce is refused
+        con.execute("UPDATE probes SET prompt_tokens = [], wt_text = 'something else'")
+        con.execute("UPDATE outcomes SET filled = false, output_tokens = NULL, phenotype_id = NULL WHERE nsm")
+    with pytest.raises(MutascopeError, match="not the stored"):
+        fill(path, subject, Selection(all=True))

@@ -375,3 +375,34 @@ def test_the_effect_columns_are_the_measured_rows_fields_and_the_tables():
     create(con)
     columns = {r[0] for r in con.execute("DESCRIBE outcomes").fetchall()}
     assert set(EFFECT_COLUMNS) <= columns
+
+
+def test_a_compact_export_carries_the_texts_and_the_controls_tiles_and_only_adds_a_table(tmp_path):
+    """``outputs``: each filled NSM's text (a calls-only screen's unfilled NSMs have none);
+    ``--control``: another screen's tiles as ``control_tiles``, refused for another model or
+    probes; ``only``: one table added to an export, the others left as they are."""
+
+    def screen(name, model_hash=RUN.model_hash):
+        run = dataclasses.replace(RUN, model_hash=model_hash)
+        with Store.open(tmp_path / f"{name}.duckdb", CONFIG, run=run, probes=PROBES, mutations=mutations()) as s:
+            s.write_chunk(
+                [row(0, "a", (7, 8, 9), None), row(0, "b", (5,), 0), row(1, "a", None, 1)], engine="e", seconds=0
+            )
+            return s.path
+
+    main, control = screen("main"), screen("control")
+    with open_results(main) as r:
+        written = r.export(tmp_path / "x", compact=True, control=control)
+        assert {p.stem for p in written} == {"runs", "probes", "tiles", "outputs", "control_tiles"}
+        texts = pd.read_parquet(tmp_path / "x" / "outputs.parquet")
+        assert list(zip(texts["mutation_id"], texts["probe_id"])) == [(0, "b")]  # the filled NSM, not (1, a)
+        assert len(pd.read_parquet(tmp_path / "x" / "control_tiles.parquet")) == 3
+        (tmp_path / "x" / "mine.txt").write_text("kept")
+        r.export(tmp_path / "x", compact=True, only=["outputs"])  # tiles etc. stay
+        assert (tmp_path / "x" / "control_tiles.parquet").is_file() and (tmp_path / "x" / "tiles.parquet").is_file()
+        with pytest.raises(MutascopeError, match="--only nope"):
+            r.export(tmp_path / "x", compact=True, only=["nope"])
+        with pytest.raises(MutascopeError, match="add --compact"):
+            r.export(tmp_path / "y", control=control)
+        with pytest.raises(MutascopeError, match="another model"):
+            r.export(tmp_path / "y", compact=True, control=screen("other", model_hash="d" * 16))

@@ -15,11 +15,18 @@ equal in size, and a larger value is a larger perturbation: a bias towards
 the kind with the larger |value| may be nothing but size. Every row carries
 ``size_ratio`` = |value of the first kind| / |value of the second| and the
 kind whose value is larger; ``size_verdict`` says, for a called bias,
-whether it is *explained by size* (a size-matched pair ``sym:1``/``sym:-1``
-of the same matrix and probe shows no bias), *survives size matching* (that
-pair is biased the same way: the sign matters, not only the size), or, with
-no size-matched pair in the screen, whether it points *towards* or *against*
-the larger value (only the latter excludes size as the explanation).
+whether size accounts for it. With a size-matched pair ``sym:x``/``sym:-x``
+in the screen this rests on a direct test (:func:`size_matched`): per tile,
+the max - min difference minus the sym:x - sym:-x difference, Wilcoxon's
+signed rank over the matrix's tiles. A bias is *explained by size* when
+max - min exceeds the size-matched difference towards the larger value and
+the size-matched pair itself is not biased; *size and sign* when it exceeds
+it and the pair is biased the same way; *survives size matching* when the
+pair is biased the same way and max - min does not exceed it; *reversed
+when size-matched* when the pair is biased the other way; *not separated
+from size* when neither test decides. With no size-matched pair in the
+screen, whether it points *towards* or *against* the larger value (only the
+latter excludes size as the explanation).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import pandas as pd
 
 from .exact import bh, mcnemar, signed_rank
 from .readouts import check_readout, effect_rows, value_column
-from .tile_scores import MATRIX_KEYS, kind_pairs, kind_values, paired
+from .tile_scores import MATRIX_KEYS, TILE_KEYS, kind_pairs, kind_values, paired
 
 PAIR = ["pair", "kind_a", "kind_b", "value_a", "value_b", "size_ratio", "larger"]
 NSM_COLUMNS = MATRIX_KEYS + PAIR + ["tiles", "both", "a_only", "b_only", "neither", "p_value", "p_floor"]
@@ -69,7 +76,7 @@ def bias(frame: pd.DataFrame, alpha: float = 0.05, readout: str = "nsm") -> pd.D
         out.loc[out.index[idx], "q_value"] = bh(out["p_value"].to_numpy()[idx])
     first_larger = out["a_only"] > out["b_only"] if readout == "nsm" else out["rank_biserial"] > 0
     out["bias"] = np.where(out["q_value"] < alpha, np.where(first_larger, out["kind_a"], out["kind_b"]), "none")
-    out["size_verdict"] = _size_verdicts(out)
+    out["size_verdict"] = _size_verdicts(out, size_matched(frame, alpha, readout))
     return out[columns]
 
 
@@ -128,27 +135,118 @@ def _with_values(out: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _size_verdicts(out: pd.DataFrame) -> np.ndarray:
-    matched = out[out["pair"] == "/".join(SIZE_MATCHED)].set_index(MATRIX_KEYS)["bias"]
+def _size_verdicts(out: pd.DataFrame, direct: pd.DataFrame) -> np.ndarray:
+    """Each called bias's verdict on size (module docstring): from the direct paired test
+    against the size-matched pair where the screen has one, else towards/against the larger value."""
+    control_pair = "/".join(SIZE_MATCHED)
+    matched = out[out["pair"] == control_pair].set_index(MATRIX_KEYS)["bias"]
+    excess = (
+        direct[direct["control"] == control_pair].set_index(MATRIX_KEYS + ["pair"])["excess"]
+        if len(direct)
+        else pd.Series(dtype=object)
+    )
     verdicts = []
     for r in out.itertuples(index=False):
         if r.bias == "none":
             verdicts.append("")
-        elif r.kind_a == r.kind_b or r.pair == "/".join(SIZE_MATCHED) or r.larger == "equal":
+        elif r.kind_a == r.kind_b or r.pair == control_pair or r.larger == "equal":
             verdicts.append("size-matched" if r.larger == "equal" else "")
         elif (r.probe_id, r.layer, r.matrix) in matched.index:
             control = matched.loc[(r.probe_id, r.layer, r.matrix)]
-            same = (control == SIZE_MATCHED[0]) == (r.bias == r.kind_a)
-            verdicts.append(
-                "explained by size"
-                if control == "none"
-                else "survives size matching"
-                if same
-                else "reversed when size-matched"
-            )
+            same = control != "none" and (control == SIZE_MATCHED[0]) == (r.bias == r.kind_a)
+            beyond = excess.get((r.probe_id, r.layer, r.matrix, r.pair), "none")
+            if control != "none" and not same:
+                verdicts.append("reversed when size-matched")
+            elif beyond == r.bias and r.bias == r.larger:
+                verdicts.append("size and sign" if same else "explained by size")
+            elif same:
+                verdicts.append("survives size matching")
+            elif beyond == r.bias:
+                verdicts.append("against the larger value")
+            else:
+                verdicts.append("not separated from size")
         else:
             verdicts.append("towards the larger value" if r.bias == r.larger else "against the larger value")
     return np.array(verdicts, dtype=object)
+
+
+SIZE_MATCHED_COLUMNS = MATRIX_KEYS + [
+    "pair",
+    "control",
+    "larger",
+    "tiles",
+    "difference",
+    "control_difference",
+    "median_excess",
+    "ci_low",
+    "ci_high",
+    "rank_biserial",
+    "p_value",
+    "p_floor",
+    "q_value",
+    "excess",
+]
+
+
+def size_matched(frame: pd.DataFrame, alpha: float = 0.05, readout: str = "nsm") -> pd.DataFrame:
+    """Is a matrix's max - min difference larger than its size-matched difference? The direct test
+    behind "explained by size" (module docstring), one row per (probe, layer, matrix, size-matched pair).
+
+    **Unit**: the tile; per tile ``(max - min) - (sym:x - sym:-x)`` of the readout (the call as 0/1,
+    the effect, or the residual), one paired observation. **Test**: Wilcoxon's signed rank over the
+    matrix's tiles, exact, two-sided (:func:`.exact.signed_rank`). **Effect size**: the median of
+    those per-tile excesses with its 95 % interval and the rank-biserial correlation; ``difference``
+    and ``control_difference`` are the medians of the two paired differences. **Family**: every
+    matrix of a probe, per size-matched pair; ``q_value`` is BH over it. ``excess`` names the kind
+    the max - min difference leans towards beyond the size-matched one (``max`` where it is larger,
+    ``min`` where smaller) at q < ``alpha``, else ``none``; ``larger`` is the kind of the pair that
+    writes the larger |value|. If the effect depended on |value| alone, max - min would exceed the
+    size-matched difference towards ``larger``; if only on the sign, the two would be equal.
+    """
+    check_readout(readout)
+    source = frame if readout == "nsm" else effect_rows(frame, readout)
+    column = value_column(readout)
+    pairs = kind_pairs(source) if len(source) else []
+    main = [p for p in pairs if p[0] == "max"]
+    controls = [p for p in pairs if p[0].startswith("sym:")]
+    if not main or not controls:
+        return pd.DataFrame(columns=SIZE_MATCHED_COLUMNS)
+    wide_main = paired(source, main[0], column)
+    values = kind_values(frame)
+    rows = []
+    for control in controls:
+        wide = wide_main.merge(paired(source, control, column), on=TILE_KEYS, suffixes=("", "_c"))
+        for key, g in wide.groupby(MATRIX_KEYS, sort=True):
+            d = g["a"].to_numpy(dtype=float) - g["b"].to_numpy(dtype=float)
+            dc = g["a_c"].to_numpy(dtype=float) - g["b_c"].to_numpy(dtype=float)
+            t = signed_rank(d - dc)
+            rows.append(
+                (
+                    *key,
+                    "/".join(main[0]),
+                    "/".join(control),
+                    len(g),
+                    float(np.median(d)),
+                    float(np.median(dc)),
+                    t["median_difference"],
+                    t["ci_low"],
+                    t["ci_high"],
+                    t["rank_biserial"],
+                    t["p_value"],
+                    t["p_floor"],
+                )
+            )
+    names = [c for c in SIZE_MATCHED_COLUMNS if c not in ("larger", "q_value", "excess")]
+    out = pd.DataFrame(rows, columns=names)
+    if out.empty:
+        return pd.DataFrame(columns=SIZE_MATCHED_COLUMNS)
+    sized = _with_values(out.assign(kind_a=main[0][0], kind_b=main[0][1]), values)
+    out["larger"] = sized["larger"].to_numpy()
+    out["q_value"] = np.nan
+    for _, idx in out.groupby(["probe_id", "control"], sort=False).indices.items():
+        out.loc[out.index[idx], "q_value"] = bh(out["p_value"].to_numpy()[idx])
+    out["excess"] = np.where(out["q_value"] < alpha, np.where(out["rank_biserial"] > 0, main[0][0], main[0][1]), "none")
+    return out[SIZE_MATCHED_COLUMNS]
 
 
 SIZE_COLUMNS = [

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..predict.agreement import agreement
 from . import sentences as say
-from .bias import bias, bias_size
+from .bias import bias, bias_size, size_matched
 from .copa import copa, copa_by_type
 from .counts import nsm_counts
 from .enrichment import enrichment
@@ -173,6 +173,16 @@ STATISTICS: list[Statistic] = [
         lambda c, r: bias(c.frame, c.alpha, readout=r),
         say.bias,
         effect_test="Wilcoxon signed-rank, exact, two-sided",
+    ),
+    *_both(
+        "size_matched",
+        "Max/min bias against its size-matched pair",
+        "tile (its max - min and sym:x - sym:-x differences are one paired observation)",
+        "every matrix of a probe, per size-matched pair",
+        "Wilcoxon signed-rank of (max - min) - (sym:x - sym:-x) of the 0/1 calls, exact, two-sided",
+        lambda c, r: size_matched(c.frame, c.alpha, readout=r),
+        say.size_matched,
+        effect_test="Wilcoxon signed-rank of (max - min) - (sym:x - sym:-x), exact, two-sided",
     ),
     *_both(
         "bias_size",

@@ -93,6 +93,20 @@ def bias_size(table: pd.DataFrame, ctx, readout: str) -> list[str]:
     return out[:LIMIT]
 
 
+def size_matched(table: pd.DataFrame, ctx, readout: str) -> list[str]:
+    """Per probe, how many matrices' max - min difference exceeds the size-matched one."""
+    out = []
+    for (probe, control), g in table.groupby(["probe_id", "control"], sort=False) if len(table) else ():
+        hits = g[g["excess"] != "none"]
+        towards = int((hits["excess"] == hits["larger"]).sum())
+        out.append(
+            f"For probe {probe}, the max - min difference of the {readout_words(readout)} differs from the "
+            f"size-matched {control} difference over the tiles of {len(hits)} of {len(g)} matrices (signed rank, "
+            f"q < {ctx.alpha}), {towards} of them towards the kind writing the larger |value|."
+        )
+    return out[:LIMIT]
+
+
 def by_type(table: pd.DataFrame, ctx, readout: str) -> list[str]:
     out = []
     hits = _hits(table, ctx.alpha)

@@ -18,7 +18,21 @@ def export(
         False,
         "--compact",
         help="Only what the statistics read: one row per mutant and probe "
-        "without output texts (table tiles), runs, probes and the analysis tables.",
+        "without output texts (table tiles), runs, probes, the analysis tables and the filled NSMs' "
+        "texts with their first words and categories (table outputs).",
+    ),
+    control: Path | None = typer.Option(
+        None,
+        "--control",
+        dir_okay=False,
+        help="With --compact: another screen of the same model, probes and tile (the size-matched control), "
+        "whose per-tile rows are written as control_tiles.",
+    ),
+    only: list[str] | None = typer.Option(
+        None,
+        "--only",
+        help="Write only this table (repeatable), e.g. outputs or control_tiles, leaving the directory's "
+        "other files alone: adds a table to a published export.",
     ),
 ) -> None:
     """Write every table of a results file as Parquet."""
@@ -26,5 +40,5 @@ def export(
 
     target = out_dir or results_file.with_suffix("").with_name(results_file.stem + "_parquet")
     with open_results(results_file) as results:
-        for path in results.export(target, compact=compact):
+        for path in results.export(target, compact=compact, control=control, only=only or ()):
             out.print(str(path))

@@ -192,6 +192,31 @@ class Store:
                     "UPDATE probes SET wt_logprob = ? WHERE probe_id = ? AND wt_logprob IS NULL", [value, probe_id]
                 )
 
+    def restore_probe_tokens(self, tokens: dict[str, tuple[Sequence[int], Sequence[int]]]) -> int:
+        """Store ``{probe_id: (prompt_tokens, wt_tokens)}`` where a probe has none (a screen replayed
+        from a compact export, which keeps no token arrays), and the WT output on its silent rows,
+        whose output the replay stored empty. A probe that has tokens is never changed. One
+        transaction; returns the number of probes restored."""
+        con = self.con
+        empty = {
+            pid for pid, prompt in con.execute("SELECT probe_id, prompt_tokens FROM probes").fetchall() if not prompt
+        }
+        chosen = {pid: v for pid, v in tokens.items() if pid in empty}
+        with transaction(con):
+            for pid, (prompt, wt) in chosen.items():
+                con.execute(
+                    "UPDATE probes SET prompt_tokens = ?, wt_tokens = ? WHERE probe_id = ?",
+                    [list(prompt), list(wt), pid],
+                )
+                con.execute(
+                    "UPDATE outcomes SET output_tokens = ? WHERE probe_id = ? AND divergence IS NULL "
+                    "AND len(output_tokens) = 0",
+                    [list(wt), pid],
+                )
+        if chosen:
+            self._load_phenotypes()
+        return len(chosen)
+
     def _load_phenotypes(self) -> None:
         self._phenotypes = {}
         if existing_runs(self.con) == 0:
