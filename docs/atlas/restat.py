@@ -19,7 +19,10 @@ library's current tests this rewrites, in place:
   `mutascope export ATLAS --compact --control CONTROL --only control_tiles`):
   `analysis_[effect_]bias` and `analysis_[effect_]bias_size` from `tiles` and `control_tiles`
   (the size verdicts resting on the direct test), and `analysis_[effect_]size_matched`, the
-  direct paired test of each matrix's max - min difference against its sym:1 - sym:-1 one.
+  direct paired test of each matrix's max - min difference against its sym:1 - sym:-1 one;
+* where the filled outputs are shipped (`outputs`: each filled NSM's text, first word and
+  category): `analysis_writers` from `tiles` and `outputs`, with as many draws as the table had,
+  so that the writers row rests on texts a reader can see.
 
 `python docs/atlas/claims.py` then prints the atlas's numbers from them.
 """
@@ -38,6 +41,7 @@ from mutascope.analysis.copa import copa, copa_by_type
 from mutascope.analysis.layers import bias_by_type
 from mutascope.analysis.reorder import reorder_holdout_by_type
 from mutascope.analysis.superweight_tiles import recheck_carriers, superweight_summary
+from mutascope.analysis.writers import writer_groups
 
 
 def site_frame(tiles: pd.DataFrame) -> pd.DataFrame:
@@ -79,6 +83,12 @@ def main() -> None:
             f"analysis_{prefix}reorder_holdout_by_type",
             reorder_holdout_by_type(read(f"analysis_{prefix}reorder_holdout")),
         )
+    if (directory / "outputs.parquet").is_file():
+        draws = int(read("analysis_writers")["draws"].max())
+        outputs = read("outputs")[["mutation_id", "probe_id", "first_word", "category"]]
+        filled = frame.merge(outputs, on=["mutation_id", "probe_id"], how="left")
+        filled = filled.sort_values(["mutation_id", "probe_id"], ignore_index=True)
+        write("analysis_writers", writer_groups(filled, n_draws=draws))
     tiles = recheck_carriers(read("analysis_superweight_tiles"))
     write("analysis_superweight_tiles", tiles)
     write("analysis_superweight_summary", superweight_summary(tiles))
