@@ -198,7 +198,7 @@ STATISTICS: list[Statistic] = [
         "Bias per matrix type over layers",
         "layer",
         "every matrix type x kind pair x probe",
-        "sign test over layers against an AR(1) across layers (lag-1 r from the family), two-sided",
+        "sign test over layers against an AR(1) across layers (r: own lag-1 or the family's bound), two-sided",
         lambda c, r: bias_by_type(c.tables[f"{_prefix(r)}bias"]),
         say.by_type,
     ),
