@@ -2,6 +2,7 @@
 
     python docs/atlas/probes.py [docs/atlas/tables] [docs/atlas/probes]
     python docs/atlas/probes.py --write SCREEN.duckdb PREDICT.duckdb [docs/atlas/tables] [docs/atlas/probes]
+    python docs/atlas/probes.py --mmlu-cost MMLU_DIR    # why MMLU21 was not screened
 
 The atlas screened two probes, so its recurrence and overlap rested on one pair. The three other
 built-in probes (`java`, `newton`, `p53`, greedy, 24 new tokens, raw text) were screened calls-only
@@ -160,8 +161,11 @@ def spearman_pairs(f: pd.DataFrame, column: str) -> pd.DataFrame:
 def readout_report(f: pd.DataFrame, readout: str, label: str) -> None:
     """Enrichment, pairwise recurrence and multi-probe recurrence of one readout."""
     e = enrichment(f, readout, ALPHA)
-    per = e.groupby("probe_id", sort=False)["enriched"].sum()
-    print(f"## {label}: enriched axes per probe: " + ", ".join(f"{p} {int(n)}" for p, n in per.items()))
+    per = e.groupby("probe_id", sort=False)["enriched"].agg(["sum", "size"])
+    print(
+        f"## {label}: enriched axes per probe (of its family): "
+        + ", ".join(f"{p} {int(r['sum'])} of {int(r['size'])}" for p, r in per.iterrows())
+    )
     r = recurrence(e)
     for x in r.itertuples():
         print(
@@ -223,6 +227,22 @@ def report(atlas: Path, extra: Path) -> None:
         readout_report(f, "residual", f"beyond {c}")
 
 
+def mmlu_cost(directory: Path, subject: str = "high_school_biology") -> None:
+    """Why MMLU21 was not screened: the tokens one mutant runs on it against a built-in probe."""
+    from mutascope.model.subject import load_model
+    from mutascope.probes import BUILTIN_PROBES
+    from mutascope.probes.mmlu import choice_probes
+
+    tokenizer = load_model().tokenizer
+    questions = choice_probes(directory, subject, limit=21)
+    tokens = sum(len(tokenizer(p.text)["input_ids"]) + p.max_new_tokens for p in questions)
+    builtin = {p.id: p for p in BUILTIN_PROBES} if not isinstance(BUILTIN_PROBES, dict) else BUILTIN_PROBES
+    for name in NEW:
+        own = len(tokenizer(builtin[name].text)["input_ids"]) + 24
+        print(f"{name}: {own} token positions per mutant (prompt + 24 new tokens)")
+    print(f"mmlu21 {subject}: {len(questions)} five-shot prompts, {tokens} token positions per mutant")
+
+
 def main() -> None:
     here = Path(__file__).parent
     args = sys.argv[1:]
@@ -231,6 +251,11 @@ def main() -> None:
             raise SystemExit("usage: probes.py --write SCREEN.duckdb PREDICT.duckdb [ATLAS_TABLES] [OUT]")
         atlas = Path(args[3]) if len(args) > 3 else here / "tables"
         write(Path(args[1]), Path(args[2]), atlas, Path(args[4]) if len(args) > 4 else here / "probes")
+        return
+    if args[:1] == ["--mmlu-cost"]:
+        if len(args) < 2:
+            raise SystemExit("usage: probes.py --mmlu-cost MMLU_DIR")
+        mmlu_cost(Path(args[1]))
         return
     atlas = Path(args[0]) if args else here / "tables"
     report(atlas, Path(args[1]) if len(args) > 1 else here / "probes")
