@@ -71,37 +71,10 @@ def ar1_sign_null(n: int, r: float, draws: int = NULL_DRAWS) -> np.ndarray:
     return out
 
 
-def layer_correlation(series: list[np.ndarray]) -> float:
-    """Lag-1 correlation of a statistic between adjacent layers, pooled over ``series``
-    (one array per group, in layer order), each demeaned; corrected for the downward bias
-    of a lag-1 estimate from ``m`` points (r + (1 + 4 r) / m, m the mean length; Kendall's
-    first-order bias) and clipped to [0, 0.99]. 0 when there are too few layers to estimate it."""
-    num = den = 0.0
-    points = []
-    for v in series:
-        v = v[np.isfinite(v)]
-        if len(v) < 3:
-            continue
-        d = v - v.mean()
-        num += float((d[1:] * d[:-1]).sum())
-        den += float((d * d).sum())
-        points.append(len(v))
-    if not points or den <= 0:
-        return 0.0
-    m = float(np.mean(points))
-    r = num / den
-    r += (1 + 4 * r) / m
-    return float(np.clip(r, 0.0, MAX_R))
-
-
-def family_layer_correlation(series: list[np.ndarray], lags: int = FAMILY_LAGS, z: float = MARGIN_Z) -> float:
-    """An upper bound on the layer-to-layer correlation shared by ``series`` (one array per
-    group of a family, in layer order): the largest AR(1) correlation implied by lags 1 to
-    ``lags`` of the pooled, demeaned autocorrelation (r_k^(1/k), each raised by the lag-1
-    estimate's bias correction (1 + 4 r_1) / m), plus ``z`` standard errors
-    (sqrt((1 - r^2) / points)); clipped to [0, 0.99]. A statistic whose correlation decays
-    more slowly than an AR(1)'s (a sum of thresholded tiles) is then not read as less
-    dependent than it is (module docstring)."""
+def _autocovariances(series: list[np.ndarray], lags: int) -> tuple[np.ndarray, float, list[int]]:
+    """Pooled over ``series`` (one array per group, in layer order, each demeaned, at least 3
+    finite layers): the lag-k cross products (index k, 1..``lags``), the sum of squares, and each
+    used series' length."""
     num = np.zeros(lags + 1)
     den = 0.0
     points = []
@@ -114,6 +87,32 @@ def family_layer_correlation(series: list[np.ndarray], lags: int = FAMILY_LAGS, 
             num[k] += float((d[k:] * d[:-k]).sum())
         den += float((d * d).sum())
         points.append(len(v))
+    return num, den, points
+
+
+def layer_correlation(series: list[np.ndarray]) -> float:
+    """Lag-1 correlation of a statistic between adjacent layers, pooled over ``series``
+    (one array per group, in layer order), each demeaned; corrected for the downward bias
+    of a lag-1 estimate from ``m`` points (r + (1 + 4 r) / m, m the mean length; Kendall's
+    first-order bias) and clipped to [0, 0.99]. 0 when there are too few layers to estimate it."""
+    num, den, points = _autocovariances(series, 1)
+    if not points or den <= 0:
+        return 0.0
+    m = float(np.mean(points))
+    r = num[1] / den
+    r += (1 + 4 * r) / m
+    return float(np.clip(r, 0.0, MAX_R))
+
+
+def family_layer_correlation(series: list[np.ndarray], lags: int = FAMILY_LAGS, z: float = MARGIN_Z) -> float:
+    """An upper bound on the layer-to-layer correlation shared by ``series`` (one array per
+    group of a family, in layer order): the largest AR(1) correlation implied by lags 1 to
+    ``lags`` of the pooled, demeaned autocorrelation (r_k^(1/k), each raised by the lag-1
+    estimate's bias correction (1 + 4 r_1) / m), plus ``z`` standard errors
+    (sqrt((1 - r^2) / points)); clipped to [0, 0.99]. A statistic whose correlation decays
+    more slowly than an AR(1)'s (a sum of thresholded tiles) is then not read as less
+    dependent than it is (module docstring)."""
+    num, den, points = _autocovariances(series, lags)
     if not points or den <= 0:
         return 0.0
     m = float(np.mean(points))
