@@ -215,13 +215,16 @@ def rest(t: dict[str, pd.DataFrame]) -> None:
         writers(t)
     if "superweight_summary" in t:
         s = t["superweight_summary"]
-        print(f"superweight_summary: {len(s)} tests, families per probe {s['probe_id'].value_counts().to_dict()}")
+        print(
+            f"superweight_summary: {len(s)} tests, families per probe {s['probe_id'].value_counts().to_dict()}, "
+            f"q < {ALPHA}: {int((s['q_value'] < ALPHA).sum())}"
+        )
         for r in s.itertuples():
             if r.matrix == "v" or r.role in ("super weight", "canceller") or r.channel == 507:
                 print(
                     f"superweights {r.probe_id} {r.matrix} {r.axis} {r.role} ch {r.channel}: top in {r.top_layers} of "
-                    f"{r.layers} (expected {r.expected_top:.2f}), p = {q(r.p_value)}, q = {q(r.q_value)}, median "
-                    f"pct {r.median_percentile:.0f}"
+                    f"{r.layers} (expected {r.expected_top:.2f}), layer r {getattr(r, 'layer_r', 0.0):.2f}, "
+                    f"p = {q(r.p_value)}, q = {q(r.q_value)}, median pct {r.median_percentile:.0f}"
                 )
         tiles = t["superweight_tiles"]
         gone = tiles[tiles["role"] == "cancelled"]

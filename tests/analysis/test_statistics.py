@@ -400,3 +400,29 @@ def test_sign_tests_over_layers_keep_the_family_wise_rate_on_thresholded_ar1_map
         )
         with_a_call += bool((t["q_value"] < 0.05).any())
     assert with_a_call / draws <= 0.05
+
+
+def test_counts_of_top_layers_are_referred_to_an_ar1_null_that_keeps_their_rate():
+    """The super-weight summary's count of layers in which one axis ranks first: with neighbouring
+    layers alike the hits come in runs, and an independent (Poisson-binomial) tail calls noise far
+    more often than its level; the latent AR(1) tail at the series' correlation does not."""
+    from mutascope.analysis.layers import threshold_count_p
+
+    chance = np.full(24, 1 / 9)  # v's 9 column tiles over 24 layers
+    tail = exact.poisson_binomial_tail(chance)
+    for top in (0, 3, 8):
+        assert threshold_count_p(top, chance, 0.0) == (pytest.approx(tail[top]), pytest.approx(tail[24]))
+    # r 0 through the simulation agrees with the exact tail (the threshold model is the same)
+    p, _ = threshold_count_p(6, chance, 1e-9, draws=200_000)
+    assert p == pytest.approx(tail[6], rel=0.05)
+    rng = np.random.default_rng(3)
+    r, series = 0.84, 400
+    z = rng.standard_normal(series)
+    hits = (z > 1.2206).astype(int)  # Phi^-1(1 - 1/9)
+    for _ in range(23):
+        z = r * z + np.sqrt(1 - r * r) * rng.standard_normal(series)
+        hits += z > 1.2206
+    independent = np.mean([tail[h] < 0.05 for h in hits])
+    dependent = np.mean([threshold_count_p(int(h), chance, r, draws=20_000)[0] < 0.05 for h in hits])
+    assert independent > 0.1  # the independent tail is anti-conservative here
+    assert dependent <= 0.06

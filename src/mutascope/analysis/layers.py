@@ -45,7 +45,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from .exact import bh
+from .exact import bh, poisson_binomial_tail
 
 COLUMNS = ["layers", "positive", "negative", "median", "layer_r", "p_value", "p_floor", "q_value"]
 NULL_DRAWS = 100_000  # AR(1) series per (layers, r): p resolution 1e-5
@@ -69,6 +69,37 @@ def ar1_sign_null(n: int, r: float, draws: int = NULL_DRAWS) -> np.ndarray:
     out = np.abs(2 * positive - n)
     out.flags.writeable = False
     return out
+
+
+def threshold_count_p(top: int, chance: np.ndarray, r: float, draws: int = NULL_DRAWS) -> tuple[float, float]:
+    """One-sided p of ``top`` or more hits among layers whose hit probabilities are ``chance``
+    (in layer order) when hits are a latent Gaussian AR(1) across layers with lag-1 correlation
+    ``r`` crossing each layer's threshold (``z > Phi^-1(1 - chance)``), and its floor (the p of
+    every layer a hit). With ``r`` 0 this is the exact Poisson-binomial tail; with ``r`` above 0
+    neighbouring layers' hits come together, as a count of layers in which one axis ranks first
+    does when the layers' maps are alike, and the tail is simulated (``draws`` series, fixed seed:
+    a p of ``1 / draws`` is the simulation's resolution)."""
+    from scipy.stats import norm
+
+    chance = np.asarray(chance, dtype=float)
+    n = len(chance)
+    if n == 0:
+        return 1.0, 1.0
+    if r <= 0:
+        tail = poisson_binomial_tail(chance)
+        return float(tail[min(top, n)]), float(tail[n])
+    rng = np.random.default_rng(NULL_SEED)
+    thresholds = norm.isf(chance)
+    z = rng.standard_normal(draws)
+    hits = (z > thresholds[0]).astype(np.int64)
+    innovation = np.sqrt(1 - r * r)
+    for t in thresholds[1:]:
+        z = r * z + innovation * rng.standard_normal(draws)
+        hits += z > t
+    resolution = 1 / draws
+    p = max(float((hits >= top).mean()), resolution)
+    floor = max(float((hits >= n).mean()), resolution)
+    return p, floor
 
 
 def _autocovariances(series: list[np.ndarray], lags: int) -> tuple[np.ndarray, float, list[int]]:

@@ -66,7 +66,8 @@ from ..store.superweights import (
     superweight_run,
     table_names,
 )
-from .exact import bh, poisson_binomial_tail
+from .exact import bh
+from .layers import family_layer_correlation, layer_correlation, threshold_count_p
 from .tile_scores import main_kinds
 
 if TYPE_CHECKING:  # annotations only: the model module imports torch and transformers
@@ -312,6 +313,7 @@ SUMMARY_COLUMNS = [
     "layers",
     "top_layers",
     "expected_top",
+    "layer_r",
     "p_value",
     "p_floor",
     "median_percentile",
@@ -323,17 +325,31 @@ SUMMARY_COLUMNS = [
 def superweight_summary(tiles: pd.DataFrame) -> pd.DataFrame:
     """Per probe, matrix, axis, role and channel: in how many of its marked layers the marked
     axis is its matrix's most sensitive by median effect (rank 1), against chance (rank uniform
-    among the matrix's axes of that kind), with the exact one-sided p (Poisson-binomial).
-    ``layers`` counts marked axes (a layer with two super weights marks two columns)."""
+    among the matrix's axes of that kind), one-sided. ``layers`` counts marked axes (a layer with
+    two super weights marks two columns). Neighbouring layers' maps are alike, so their hits are
+    not independent: the count is referred to a latent AR(1) across layers
+    (:func:`.layers.threshold_count_p`) whose correlation is the larger of the group's own and
+    its family's upper bound (:func:`.layers.family_layer_correlation`), both from the marked
+    axis's effect percentile layer by layer; where no correlation is found this is the exact
+    Poisson-binomial tail. **Family**: every matrix x axis x role x channel of a probe, BH."""
     if tiles.empty or tiles["effect_rank"].isna().all():
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    groups = [
+        (key, g.sort_values("layer", kind="stable"))
+        for key, g in tiles.dropna(subset=["effect_rank"]).groupby(
+            ["probe_id", "matrix", "axis", "role", "channel"], sort=False
+        )
+    ]
+    series: dict[str, list[np.ndarray]] = {key[0]: [] for key, _ in groups}
+    for key, g in groups:
+        series[key[0]].append(g["effect_percentile"].to_numpy(dtype=float))
+    bound = {probe: family_layer_correlation(v) for probe, v in series.items()}
     rows = []
-    for (probe, matrix, axis, role, channel), g in tiles.dropna(subset=["effect_rank"]).groupby(
-        ["probe_id", "matrix", "axis", "role", "channel"], sort=False
-    ):
+    for (probe, matrix, axis, role, channel), g in groups:
         chance = 1 / g["axes"].to_numpy(dtype=float)
-        tail = poisson_binomial_tail(chance)
+        r = max(bound[probe], layer_correlation([g["effect_percentile"].to_numpy(dtype=float)]))
         top = int((g["effect_rank"] == 1).sum())
+        p, floor = threshold_count_p(top, chance, r)
         rows.append(
             (
                 probe,
@@ -344,8 +360,9 @@ def superweight_summary(tiles: pd.DataFrame) -> pd.DataFrame:
                 len(g),
                 top,
                 float(chance.sum()),
-                float(tail[top]),
-                float(tail[len(g)]),
+                r,
+                p,
+                floor,
                 float(g["effect_percentile"].median()),
                 float(g["median_effect"].median()),
             )
