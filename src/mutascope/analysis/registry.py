@@ -317,7 +317,8 @@ STATISTICS: list[Statistic] = [
         "Super-weight axes over layers",
         "layer",
         "every matrix x axis x role x channel of a probe (controls included), BH",
-        "layers where the marked axis ranks first, against a uniform rank (Poisson-binomial, exact, one-sided); "
+        "layers where the marked axis ranks first, against a uniform rank, one-sided, referred to a latent "
+        "AR(1) across layers (r: own lag-1 or the family's bound; Poisson-binomial where none); "
         "a layer carries the super activation only where it is not cancelled",
         lambda c: superweight_summary(c.tables["superweight_tiles"]),
         "superweights",
