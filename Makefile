@@ -109,7 +109,7 @@ atlas-probes: install
 	test -f $(ATLAS_DIR)/probes-predict.duckdb || \
 		$(MUTASCOPE) predict $(PROBES_PLAN) --threads 1 --out $(ATLAS_DIR)/probes-predict.duckdb
 	$(PY) docs/atlas/probes.py --write $(ATLAS_DIR)/probes.duckdb $(ATLAS_DIR)/probes-predict.duckdb \
-		$(ATLAS_TABLES) $(ATLAS_FIGURES)/probes
+		$(ATLAS_FIGURES)/probes
 	$(PY) docs/atlas/probes.py $(ATLAS_TABLES) $(ATLAS_FIGURES)/probes
 
 # The report is tested in a real headless browser: Debian's chromium (root in CI).

@@ -1,7 +1,7 @@
 """docs/atlas.md's "Five probes": recurrence and overlap over every pair of five probes.
 
     python docs/atlas/probes.py [docs/atlas/tables] [docs/atlas/probes]
-    python docs/atlas/probes.py --write SCREEN.duckdb PREDICT.duckdb [docs/atlas/tables] [docs/atlas/probes]
+    python docs/atlas/probes.py --write SCREEN.duckdb PREDICT.duckdb [docs/atlas/probes]
     python docs/atlas/probes.py --mmlu-cost MMLU_DIR    # why MMLU21 was not screened
 
 The atlas screened two probes, so its recurrence and overlap rested on one pair. The three other
@@ -43,7 +43,7 @@ NEW = ("java", "newton", "p53")
 # ---------------------------------------------------------------------------------------- writing
 
 
-def write(screen: Path, predict_file: Path, atlas: Path, out: Path) -> None:
+def write(screen: Path, predict_file: Path, out: Path) -> None:
     """The three probes' tables in ``out`` from their screen and a predict file of its plan."""
     import duckdb
     import torch
@@ -248,9 +248,8 @@ def main() -> None:
     args = sys.argv[1:]
     if args[:1] == ["--write"]:
         if len(args) < 3:
-            raise SystemExit("usage: probes.py --write SCREEN.duckdb PREDICT.duckdb [ATLAS_TABLES] [OUT]")
-        atlas = Path(args[3]) if len(args) > 3 else here / "tables"
-        write(Path(args[1]), Path(args[2]), atlas, Path(args[4]) if len(args) > 4 else here / "probes")
+            raise SystemExit("usage: probes.py --write SCREEN.duckdb PREDICT.duckdb [OUT]")
+        write(Path(args[1]), Path(args[2]), Path(args[3]) if len(args) > 3 else here / "probes")
         return
     if args[:1] == ["--mmlu-cost"]:
         if len(args) < 2:
