@@ -158,3 +158,31 @@ def test_rechecking_an_old_table_relabels_the_cancelled_layers_and_the_summary_h
     summary = superweight_summary(fixed).set_index(["matrix", "role"])
     assert summary.loc[("v", "cancelled"), "layers"] == 3 and summary.loc[("v", "super activation"), "layers"] == 24
     assert summary["q_value"].notna().all() and (summary["q_value"] >= summary["p_value"]).all()
+
+
+def test_the_before_sentence_only_accompanies_a_called_super_activation_axis():
+    from types import SimpleNamespace
+
+    from mutascope.analysis.sentences import superweights as say
+
+    def row(role, top, q):
+        return dict(
+            probe_id="p",
+            matrix="k",
+            axis="col",
+            role=role,
+            channel=540,
+            layers=17 if role != "before" else 1,
+            top_layers=top,
+            expected_top=1.7,
+            p_value=q,
+            q_value=q,
+            median_percentile=60.0,
+        )
+
+    ctx = SimpleNamespace(alpha=0.05)
+    uncalled = pd.DataFrame([row("super activation", 0, 1.0), row("before", 1, 1.0)])
+    assert say(uncalled, ctx) == []
+    called = pd.DataFrame([row("super activation", 12, 0.001), row("before", 1, 0.3)])
+    lines = say(called, ctx)
+    assert len(lines) == 2 and "already the most sensitive in 1 of the 1 layers" in lines[1] and "q = 0.3" in lines[1]

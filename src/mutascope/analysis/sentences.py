@@ -224,10 +224,15 @@ def writers(table: pd.DataFrame, ctx) -> list[str]:
 
 
 def superweights(table: pd.DataFrame, ctx) -> list[str]:
+    """The called super-weight axes; for a called super-activation axis, also how often the same
+    axis was already first before the activation exists (context for that finding only, with its
+    own q: an uncalled axis gets no sentence, whatever its count before)."""
     out = []
+    called = set()
     for r in table.sort_values("p_value").itertuples() if len(table) else ():
         if getattr(r, "q_value", r.p_value) >= ctx.alpha or r.role in ("before", "cancelled"):
             continue
+        called.add((r.probe_id, r.matrix, r.axis, r.channel))
         out.append(
             f"The {r.matrix} {AXIS_WORD[r.axis]} tile of channel {r.channel} ({r.role}) is the most sensitive "
             f"of its matrix in {r.top_layers} of {r.layers} marked layers for probe {r.probe_id} "
@@ -236,11 +241,11 @@ def superweights(table: pd.DataFrame, ctx) -> list[str]:
         )
     before = table[table["role"] == "before"] if len(table) else table
     for r in before.itertuples() if len(before) else ():
-        if r.top_layers:
+        if r.top_layers and (r.probe_id, r.matrix, r.axis, r.channel) in called:
             out.append(
                 f"The same {r.matrix} {AXIS_WORD[r.axis]} tile of channel {r.channel} is already the most "
                 f"sensitive in {r.top_layers} of the {r.layers} layers before its super activation exists "
-                f"(probe {r.probe_id})."
+                f"(probe {r.probe_id}; q = {q_text(getattr(r, 'q_value', r.p_value))})."
             )
     return out[: LIMIT + 1]
 
