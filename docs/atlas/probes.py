@@ -243,21 +243,31 @@ def mmlu_cost(directory: Path, subject: str = "high_school_biology") -> None:
     print(f"mmlu21 {subject}: {len(questions)} five-shot prompts, {tokens} token positions per mutant")
 
 
+def fail(message: str) -> None:
+    """A bad input: one line on stderr and exit code 2, as the mutascope CLI does."""
+    print(f"probes.py: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main() -> None:
     here = Path(__file__).parent
     args = sys.argv[1:]
     if args[:1] == ["--write"]:
         if len(args) < 3:
-            raise SystemExit("usage: probes.py --write SCREEN.duckdb PREDICT.duckdb [OUT]")
+            fail("usage: probes.py --write SCREEN.duckdb PREDICT.duckdb [OUT]")
         write(Path(args[1]), Path(args[2]), Path(args[3]) if len(args) > 3 else here / "probes")
         return
     if args[:1] == ["--mmlu-cost"]:
         if len(args) < 2:
-            raise SystemExit("usage: probes.py --mmlu-cost MMLU_DIR")
+            fail("usage: probes.py --mmlu-cost MMLU_DIR")
         mmlu_cost(Path(args[1]))
         return
     atlas = Path(args[0]) if args else here / "tables"
-    report(atlas, Path(args[1]) if len(args) > 1 else here / "probes")
+    extra = Path(args[1]) if len(args) > 1 else here / "probes"
+    for directory in (atlas, extra):
+        if not (directory / "tiles.parquet").is_file():
+            fail(f"{directory}: no tiles.parquet (usage: probes.py [ATLAS_TABLES] [PROBES_TABLES])")
+    report(atlas, extra)
 
 
 if __name__ == "__main__":
